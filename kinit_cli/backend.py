@@ -1,0 +1,80 @@
+"""The one place TensorFlow and Keras are imported: lazily, once, without native log noise."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from contextlib import contextmanager
+from types import ModuleType
+from typing import Any
+
+_keras: ModuleType | None = None
+
+
+def keras() -> ModuleType:
+    """Import TensorFlow and Keras on first use and return the `keras` module.
+
+    TensorFlow's C++ runtime writes INFO lines (oneDNN, CUDA stubs) to file descriptor 2
+    before its logging is configured, so no environment variable silences them; they are
+    captured during the import and shown only if the import fails or KINIT_DEBUG is set.
+    """
+    global _keras
+    if _keras is None:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        debug = bool(os.environ.get("KINIT_DEBUG"))
+        with _captured_native_stderr(show=debug) as replay:
+            try:
+                import keras as keras_module
+                import tensorflow as tf
+
+                # Device discovery (cuInit and friends) logs at first use: do it here, quietly.
+                tf.config.list_physical_devices()
+            except BaseException:
+                replay()
+                raise
+        _keras = keras_module
+    return _keras
+
+
+def tensorflow() -> Any:
+    """The `tensorflow` module, imported through keras() so the same quiet import applies."""
+    keras()
+    import tensorflow as tf
+
+    return tf
+
+
+@contextmanager
+def _captured_native_stderr(show: bool):
+    """Point fd 2 at a temporary file for the duration; yield a function that prints what came."""
+    try:
+        fd = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):
+        fd = -1  # stderr replaced (pytest capture, CliRunner): nothing native to redirect
+    if fd < 0 or show:
+        yield lambda: None
+        return
+    sys.stderr.flush()
+    saved = os.dup(fd)
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), fd)
+        restored = False
+
+        def restore() -> None:
+            nonlocal restored
+            if not restored:
+                sys.stderr.flush()
+                os.dup2(saved, fd)
+                restored = True
+
+        def replay() -> None:
+            restore()
+            sink.seek(0)
+            sys.stderr.write(sink.read().decode(errors="replace"))
+
+        try:
+            yield replay
+        finally:
+            restore()
+            os.close(saved)

@@ -1,0 +1,86 @@
+"""kinit's exceptions: what went wrong, where, and how to fix it; rendered once by the CLI."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a config: where it is (file, line, column, key path) and what."""
+
+    message: str
+    path: str = ""
+    file: str | None = None
+    line: int | None = None
+    column: int | None = None
+
+    def location(self) -> str:
+        """`file:line:column` as far as it is known ('' when nothing is)."""
+        parts = [p for p in (self.file, self.line, self.column) if p is not None]
+        return ":".join(str(p) for p in parts)
+
+    def __str__(self) -> str:
+        where = self.location()
+        head = f"{where}: " if where else ""
+        key = f"{self.path}: " if self.path else ""
+        return f"{head}{key}{self.message}"
+
+
+class KinitError(Exception):
+    """Base of every error kinit reports to the user without a traceback."""
+
+    exit_code = 1
+
+    @property
+    def message(self) -> str:
+        return str(self)
+
+
+class UsageError(KinitError):
+    """A command was asked for something it cannot do with the given arguments."""
+
+    exit_code = 2
+
+
+class ConfigError(KinitError):
+    """A config file is unreadable or invalid; carries every problem found, not just the first."""
+
+    exit_code = 2
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = list(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class PluginError(KinitError):
+    """A plugin could not be found or imported, or two plugins claim the same name."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, plugin: str | None = None) -> None:
+        self.plugin = plugin
+        super().__init__(message)
+
+
+class ResolveError(KinitError):
+    """A name in a config does not resolve to exactly one registered object."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, name: str, kind: str) -> None:
+        self.name = name
+        self.kind = kind
+        super().__init__(message)
+
+
+def did_you_mean(word: str, choices: list[str] | set[str] | tuple[str, ...]) -> str:
+    """' Did you mean 'x'?' for the closest choices (case-insensitive), or '' when none is close."""
+    import difflib
+
+    by_lower = {c.lower(): c for c in choices}
+    close = difflib.get_close_matches(word.lower(), list(by_lower), n=3, cutoff=0.6)
+    if not close:
+        return ""
+    quoted = " or ".join(f"'{by_lower[c]}'" for c in close)
+    return f" Did you mean {quoted}?"

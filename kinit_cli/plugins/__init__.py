@@ -1,0 +1,1 @@
+"""kinit's built-in plugin pack: the documented custom-initializer and custom-layer patterns."""

@@ -1,0 +1,83 @@
+"""From a config file to a built model: the steps every config-taking command shares."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kinit_cli import config as config_mod
+from kinit_cli import schema
+from kinit_cli.errors import ConfigError
+
+
+@dataclass
+class Prepared:
+    """A validated config with its plugins loaded and its model built."""
+
+    config: config_mod.Config
+    resolved: dict[str, Any]
+    registry: Any
+    plugins: list[Any]
+    built: Any = None
+    compile_args: dict[str, Any] = field(default_factory=dict)
+
+
+def load_config(
+    path: str | Path, overrides: Sequence[str] = ()
+) -> tuple[config_mod.Config, dict[str, Any]]:
+    """Read, override and check the structure of a config (no TensorFlow needed)."""
+    config = config_mod.load(path, overrides)
+    return config, schema.validate(config)
+
+
+def prepare(
+    path: str | Path, overrides: Sequence[str] = (), plugins: Sequence[str] = (), build: bool = True
+) -> Prepared:
+    """Load the config and its plugins, resolve every name, and build the model."""
+    from kinit_cli.registry import Registry, load_plugins
+
+    config, resolved = load_config(path, overrides)
+    loaded = load_plugins(list(resolved["plugins"]), base_dir=config.base_dir)
+    # --plugin paths are the user's, typed relative to where they stand.
+    loaded += load_plugins(list(plugins), base_dir=Path.cwd(), entry_points=False)
+    registry = Registry()
+    prepared = Prepared(config, resolved, registry, loaded)
+    problems = []
+    try:
+        prepared.compile_args = compile_arguments(config, resolved, registry)
+    except ConfigError as exc:
+        problems += exc.problems
+    if build:
+        from kinit_cli.model import build as build_model
+
+        try:
+            prepared.built = build_model(config, resolved, registry)
+        except ConfigError as exc:
+            problems = exc.problems + problems
+    if problems:
+        raise ConfigError(problems)
+    return prepared
+
+
+def compile_arguments(
+    config: config_mod.Config, resolved: dict[str, Any], registry: Any
+) -> dict[str, Any]:
+    """`model.compile` keyword arguments from the `compile:` section; ConfigError if any fails."""
+    from kinit_cli.specs import FAILED, SpecBuilder
+
+    builder = SpecBuilder(registry, config)
+    section = resolved["compile"]
+    args: dict[str, Any] = {
+        "optimizer": builder.build("optimizer", section["optimizer"], ("compile", "optimizer"))
+    }
+    if section.get("loss") is not None:
+        args["loss"] = builder.build("loss", section["loss"], ("compile", "loss"))
+    args["metrics"] = [
+        builder.build("metric", m, ("compile", "metrics", i))
+        for i, m in enumerate(section["metrics"])
+    ]
+    if builder.problems or FAILED in args.values() or FAILED in args["metrics"]:
+        raise ConfigError(builder.problems)
+    return args

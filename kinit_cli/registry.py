@@ -1,0 +1,501 @@
+"""Everything a config can name: Keras built-ins and plugins, found by one resolver.
+
+Plugins register through Keras's own registry (`keras.saving.register_keras_serializable`,
+keys `package>Name`), so models saved with plugin objects load back. kinit adds what
+Keras lacks: the kind of each object, bare-name and alias lookup (case-insensitive),
+did-you-mean, and loading plugins from files, modules and the `kinit.plugins` entry points.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import importlib.util
+import inspect
+import sys
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from kinit_cli.errors import PluginError, ResolveError, did_you_mean
+
+ENTRY_POINT_GROUP = "kinit.plugins"
+BUILTIN_PLUGINS = ("kinit_cli.plugins.initializers", "kinit_cli.plugins.layers")
+
+
+@dataclass(frozen=True)
+class Kind:
+    """A family of nameable objects: where Keras keeps its own and which base class marks them."""
+
+    name: str
+    plural: str
+    module: str  # attribute of `keras` holding the built-ins
+    base: str | None  # attribute of that module: the base class (None: plain functions)
+    functions: bool  # whether plain functions are members too
+
+
+KINDS: dict[str, Kind] = {
+    k.name: k
+    for k in (
+        Kind("layer", "layers", "layers", "Layer", False),
+        Kind("initializer", "initializers", "initializers", "Initializer", True),
+        Kind("regularizer", "regularizers", "regularizers", "Regularizer", False),
+        Kind("constraint", "constraints", "constraints", "Constraint", False),
+        Kind("activation", "activations", "activations", None, True),
+        Kind("loss", "losses", "losses", "Loss", True),
+        Kind("metric", "metrics", "metrics", "Metric", True),
+        Kind("optimizer", "optimizers", "optimizers", "Optimizer", False),
+        Kind("schedule", "schedules", "optimizers.schedules", "LearningRateSchedule", False),
+    )
+}
+
+# Registered key ('package>Name') -> kind, for objects registered through kinit's decorators.
+_DECLARED_KINDS: dict[str, str] = {}
+# Module name -> how the user named the plugin that defined it (for the 'source' column).
+_PLUGIN_ORIGINS: dict[str, str] = {}
+_KERAS_API = {"get", "serialize", "deserialize"}
+
+T = TypeVar("T")
+
+
+def register(
+    kind: str, obj: T | None = None, *, name: str | None = None, package: str | None = None
+) -> Any:
+    """Register `obj` as a `kind` in Keras's serialization registry (usable as a decorator).
+
+    `package` defaults to the top-level package of the module defining `obj` (`kinit` for
+    the built-in pack); `name` to its `__name__`. A plain function registered as an
+    initializer is wrapped in an Initializer subclass so models using it serialize.
+    """
+    if kind not in KINDS:
+        raise ValueError(f"unknown kind {kind!r}; expected one of {', '.join(KINDS)}")
+
+    def decorate(target: T) -> T:
+        from kinit_cli.backend import keras
+
+        pkg = package or _package_of(target)
+        bare = name or target.__name__
+        registered: Any = target
+        if kind == "initializer" and not inspect.isclass(target):
+            registered = _function_initializer(target, bare)
+        keras().saving.register_keras_serializable(package=pkg, name=bare)(registered)
+        _DECLARED_KINDS[f"{pkg}>{bare}"] = kind
+        return target
+
+    return decorate(obj) if obj is not None else decorate
+
+
+def _kind_decorator(kind: str) -> Callable[..., Any]:
+    def decorator(obj: Any = None, *, name: str | None = None, package: str | None = None) -> Any:
+        return register(kind, obj, name=name, package=package)
+
+    decorator.__name__ = f"register_{kind}"
+    decorator.__doc__ = f"Register a {kind} (decorator; optional name= and package=)."
+    return decorator
+
+
+register_layer = _kind_decorator("layer")
+register_initializer = _kind_decorator("initializer")
+register_regularizer = _kind_decorator("regularizer")
+register_constraint = _kind_decorator("constraint")
+register_activation = _kind_decorator("activation")
+register_loss = _kind_decorator("loss")
+register_metric = _kind_decorator("metric")
+register_optimizer = _kind_decorator("optimizer")
+
+
+def _package_of(obj: Any) -> str:
+    module = getattr(obj, "__module__", None) or "Custom"
+    return "kinit" if module.startswith("kinit_cli") else module.split(".")[0]
+
+
+def _function_initializer(fn: Callable[..., Any], name: str) -> type:
+    """An Initializer subclass calling `fn(shape, dtype)`: serializable where a function is not."""
+    from kinit_cli.backend import keras
+
+    def call(self: Any, shape: Any, dtype: Any = None) -> Any:
+        return fn(shape, dtype=dtype)
+
+    def get_config(self: Any) -> dict[str, Any]:
+        return {}
+
+    cls = type(
+        name,
+        (keras().initializers.Initializer,),
+        {
+            "__call__": call,
+            "get_config": get_config,
+            "__doc__": fn.__doc__,
+            "__module__": fn.__module__,
+            "wrapped_function": staticmethod(fn),
+        },
+    )
+    return cls
+
+
+# --------------------------------------------------------------------------- plugin loading
+
+
+@dataclass
+class LoadedPlugin:
+    spec: str
+    module: str
+    registered: list[str] = field(default_factory=list)
+
+
+def load_plugins(
+    specs: Iterable[str], base_dir: Path | None = None, entry_points: bool = True
+) -> list[LoadedPlugin]:
+    """Import the built-in pack, the given plugins and the installed entry points, once each.
+
+    A spec ending in `.py` (or holding a path separator) is a file, relative to `base_dir`;
+    anything else is a dotted module name. Raises PluginError naming the plugin.
+    """
+    from kinit_cli.backend import keras
+
+    registry = keras().saving.get_custom_objects()
+    loaded: list[LoadedPlugin] = []
+    sources: list[tuple[str, Callable[[], str]]] = [
+        (m, lambda m=m: _import_module(m, m)) for m in BUILTIN_PLUGINS
+    ]
+    for spec in specs:
+        if spec.endswith(".py") or "/" in spec or "\\" in spec:
+            path = Path(spec).expanduser()
+            if not path.is_absolute():
+                path = (base_dir or Path.cwd()) / path
+            sources.append((spec, lambda s=spec, p=path: _import_file(s, p)))
+        else:
+            sources.append((spec, lambda s=spec: _import_module(s, s)))
+    if entry_points:
+        for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+            label = f"{ep.name} (entry point {ep.value})"
+            sources.append((label, lambda ep=ep, label=label: _load_entry_point(ep, label)))
+    for spec, load in sources:
+        before = dict(registry)
+        module = load()
+        _PLUGIN_ORIGINS.setdefault(module, spec)
+        clashes = [k for k, v in before.items() if registry.get(k) is not v]
+        if clashes:
+            key = clashes[0]
+            raise PluginError(
+                f"plugin '{spec}' registers '{key}', which "
+                f"{_describe_source(before[key])} already registered. Give one of them another "
+                "package or name (register_*(package=...) or name=...).",
+                plugin=spec,
+            )
+        loaded.append(LoadedPlugin(spec, module, sorted(set(registry) - set(before))))
+    return loaded
+
+
+def _describe_source(obj: Any) -> str:
+    module = getattr(obj, "__module__", "?")
+    return f"plugin '{_PLUGIN_ORIGINS.get(module, module)}'"
+
+
+def _import_module(spec: str, module: str) -> str:
+    if module in sys.modules:
+        return module
+    try:
+        importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name and (module == exc.name or module.startswith(exc.name + ".")):
+            raise PluginError(
+                f"plugin '{spec}': no module named '{exc.name}'. Give an importable module "
+                "name, or a path to a .py file (relative to the config file's folder).",
+                plugin=spec,
+            ) from exc
+        raise _import_failure(spec, exc) from exc
+    except Exception as exc:
+        raise _import_failure(spec, exc) from exc
+    return module
+
+
+def _import_file(spec: str, path: Path) -> str:
+    if not path.is_file():
+        raise PluginError(f"plugin file '{spec}' not found (looked for {path})", plugin=spec)
+    path = path.resolve()
+    module = path.stem
+    existing = sys.modules.get(module)
+    if existing is not None:
+        if Path(getattr(existing, "__file__", "") or "").resolve() == path:
+            return module
+        raise PluginError(
+            f"plugin file '{spec}' would be imported as module '{module}', a name already "
+            f"taken by {getattr(existing, '__file__', None) or 'a built-in module'}. "
+            "Rename the file.",
+            plugin=spec,
+        )
+    loader_spec = importlib.util.spec_from_file_location(module, path)
+    if loader_spec is None or loader_spec.loader is None:
+        raise PluginError(f"plugin file '{spec}' cannot be imported as Python", plugin=spec)
+    mod = importlib.util.module_from_spec(loader_spec)
+    sys.modules[module] = mod
+    try:
+        loader_spec.loader.exec_module(mod)
+    except BaseException as exc:
+        del sys.modules[module]
+        if not isinstance(exc, Exception):
+            raise
+        raise _import_failure(spec, exc) from exc
+    return module
+
+
+def _load_entry_point(ep: importlib.metadata.EntryPoint, label: str) -> str:
+    try:
+        obj = ep.load()
+    except Exception as exc:
+        raise _import_failure(label, exc) from exc
+    return getattr(obj, "__name__", ep.module) if inspect.ismodule(obj) else ep.module
+
+
+def _import_failure(spec: str, exc: BaseException) -> PluginError:
+    return PluginError(
+        f"plugin '{spec}' failed to import: {type(exc).__name__}: {exc} "
+        "(run with --debug for the traceback)",
+        plugin=spec,
+    )
+
+
+# --------------------------------------------------------------------------- the catalog
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One nameable object: canonical name, the other names it answers to, and where it lives."""
+
+    kind: str
+    name: str
+    obj: Any
+    aliases: tuple[str, ...] = ()
+    key: str | None = None  # 'package>Name' for plugins; None for Keras built-ins
+    source: str = "keras"
+
+    @property
+    def qualified(self) -> str:
+        return self.key or f"keras>{self.name}"
+
+    @property
+    def builtin(self) -> bool:
+        return self.key is None
+
+    def names(self) -> tuple[str, ...]:
+        return (self.name, *self.aliases)
+
+
+class Registry:
+    """Every nameable object, from Keras's modules and its registry once plugins are loaded."""
+
+    def __init__(self) -> None:
+        from kinit_cli.backend import keras
+
+        self._keras = keras()
+        self.entries: dict[str, list[Entry]] = {k: [] for k in KINDS}
+        for kind in KINDS.values():
+            self.entries[kind.name].extend(self._builtins(kind))
+        for key, obj in self._keras.saving.get_custom_objects().items():
+            for kind in self._kinds_of(key, obj):
+                package, _, bare = key.rpartition(">")
+                module = getattr(obj, "__module__", None) or package
+                source = (
+                    "kinit (built-in)"
+                    if module.startswith("kinit_cli")
+                    else f"plugin {_PLUGIN_ORIGINS.get(module, module)}"
+                )
+                self.entries[kind].append(Entry(kind, bare, obj, (), key, source))
+
+    def _builtins(self, kind: Kind) -> list[Entry]:
+        module: Any = self._keras
+        for part in kind.module.split("."):
+            module = getattr(module, part)
+        base = getattr(module, kind.base) if kind.base else None
+        by_obj: dict[int, list[str]] = {}
+        objs: dict[int, Any] = {}
+        for attr in dir(module):
+            if attr.startswith("_") or attr in _KERAS_API:
+                continue
+            obj = getattr(module, attr)
+            if inspect.isclass(obj):
+                if base is None or not issubclass(obj, base) or obj is base:
+                    continue
+            elif not (kind.functions and inspect.isfunction(obj)):
+                continue
+            by_obj.setdefault(id(obj), []).append(attr)
+            objs[id(obj)] = obj
+        entries = []
+        for oid, names in by_obj.items():
+            obj = objs[oid]
+            canonical = obj.__name__ if obj.__name__ in names else names[0]
+            aliases = tuple(sorted(n for n in names if n != canonical))
+            entries.append(Entry(kind.name, canonical, obj, aliases))
+        return sorted(entries, key=lambda e: e.name.lower())
+
+    def _kinds_of(self, key: str, obj: Any) -> list[str]:
+        if key in _DECLARED_KINDS:
+            return [_DECLARED_KINDS[key]]
+        k = self._keras
+        bases = {
+            "layer": k.layers.Layer,
+            "initializer": k.initializers.Initializer,
+            "regularizer": k.regularizers.Regularizer,
+            "constraint": k.constraints.Constraint,
+            "loss": k.losses.Loss,
+            "metric": k.metrics.Metric,
+            "optimizer": k.optimizers.Optimizer,
+            "schedule": k.optimizers.schedules.LearningRateSchedule,
+        }
+        if inspect.isclass(obj):
+            return [kind for kind, base in bases.items() if issubclass(obj, base)][:1]
+        # A bare function registered with Keras's own decorator: usable wherever functions are.
+        return [kind.name for kind in KINDS.values() if kind.functions]
+
+    def resolve(self, kind: str, name: str) -> Entry:
+        """The one entry of `kind` that `name` means; ResolveError if none or several."""
+        entries = self.entries[kind]
+        if ">" in name:
+            package, _, bare = name.rpartition(">")
+            if package.lower() == "keras":
+                matches = [e for e in entries if e.builtin and _named(e, bare, exact=False)]
+            else:
+                matches = [e for e in entries if e.key and e.key.lower() == name.lower()]
+        else:
+            matches = [e for e in entries if _named(e, name, exact=True)]
+            if not matches:
+                matches = [e for e in entries if _named(e, name, exact=False)]
+        if len(matches) > 1 and all(e.builtin for e in matches):
+            # Keras itself has pairs differing only by case (losses.Huber / losses.huber):
+            # a class is what a capitalised or mixed-case spelling most likely means.
+            matches = [e for e in matches if inspect.isclass(e.obj)][:1] or matches[:1]
+        if len(matches) == 1:
+            return matches[0]
+        info = KINDS[kind]
+        if matches:
+            listed = ", ".join(f"'{e.qualified}' ({e.source})" for e in matches)
+            raise ResolveError(
+                f"'{name}' is ambiguous: {listed} all claim it. Write the package>Name form, "
+                f"e.g. '{matches[-1].qualified}'.",
+                name,
+                kind,
+            )
+        everything = [n for e in entries for n in e.names()]
+        hint = did_you_mean(name.rpartition(">")[2], everything)
+        raise ResolveError(
+            f"unknown {kind} '{name}'.{hint} See `kinit list-{info.plural}` for every {kind} "
+            "kinit knows (Keras built-ins and loaded plugins).",
+            name,
+            kind,
+        )
+
+    def catalog(self, kind: str) -> list[Entry]:
+        return sorted(self.entries[kind], key=lambda e: (not e.builtin, e.name.lower()))
+
+
+def _named(entry: Entry, name: str, exact: bool) -> bool:
+    if exact:
+        return name in entry.names()
+    low = name.lower()
+    return any(n.lower() == low for n in entry.names())
+
+
+# --------------------------------------------------------------------------- signatures
+
+
+@dataclass(frozen=True)
+class Parameter:
+    name: str
+    default: Any = inspect.Parameter.empty
+
+    @property
+    def required(self) -> bool:
+        return self.default is inspect.Parameter.empty
+
+
+# Keras's Layer.__init__ takes these from **kwargs besides its named parameters.
+_LAYER_EXTRA_KWARGS = ("input_dim", "input_shape")
+
+
+def parameters(obj: Any) -> tuple[list[Parameter], bool]:
+    """Constructor (or function) parameters along the MRO, and whether any others are accepted.
+
+    A class whose `__init__` takes `**kwargs` passes them up to its base, so the walk goes
+    on to the base's `__init__` until one has no `**kwargs`: that set is what Keras accepts.
+    """
+    if not inspect.isclass(obj):
+        return _own_parameters(obj)
+    seen: dict[str, Parameter] = {}
+    for klass in obj.__mro__:
+        if "__init__" not in vars(klass):
+            continue
+        if klass is object:
+            return list(seen.values()), True
+        params, open_kwargs = _own_parameters(klass.__init__, skip_first=True)
+        for p in params:
+            seen.setdefault(p.name, p)
+        if klass.__name__ == "Layer" and klass.__module__.startswith("keras"):
+            for extra in _LAYER_EXTRA_KWARGS:
+                seen.setdefault(extra, Parameter(extra, None))
+            return list(seen.values()), False
+        if not open_kwargs:
+            return list(seen.values()), False
+    return list(seen.values()), True
+
+
+def _own_parameters(fn: Any, skip_first: bool = False) -> tuple[list[Parameter], bool]:
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return [], True
+    out, open_kwargs = [], False
+    items = list(sig.parameters.values())[1 if skip_first else 0 :]
+    for p in items:
+        if p.kind is p.VAR_KEYWORD:
+            open_kwargs = True
+        elif p.kind is not p.VAR_POSITIONAL:
+            out.append(Parameter(p.name, p.default))
+    return out, open_kwargs
+
+
+def own_parameters(obj: Any) -> list[Parameter]:
+    """The parameters a class's own constructor names (what a catalog shows first)."""
+    if inspect.isclass(obj):
+        for klass in obj.__mro__:
+            if "__init__" in vars(klass) and klass is not object:
+                return _own_parameters(klass.__init__, skip_first=True)[0]
+        return []
+    return _own_parameters(obj)[0]
+
+
+def summary(obj: Any) -> str:
+    """First line of the docstring."""
+    doc = inspect.getdoc(obj) or ""
+    return doc.strip().splitlines()[0] if doc.strip() else ""
+
+
+def describe(entry: Entry) -> dict[str, Any]:
+    """Plain data about an entry, for `list-*` tables and their `--json`."""
+    params = []
+    for p in own_parameters(entry.obj):
+        item: dict[str, Any] = {"name": p.name, "required": p.required}
+        if not p.required:
+            item["default"] = _jsonable(p.default)
+        params.append(item)
+    return {
+        "name": entry.name,
+        "kind": entry.kind,
+        "qualified_name": entry.qualified,
+        "aliases": list(entry.aliases),
+        "source": entry.source,
+        "summary": summary(entry.obj),
+        "parameters": params,
+        "doc": inspect.getdoc(entry.obj) or "",
+    }
+
+
+def _jsonable(value: Any) -> Any:
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    return repr(value)

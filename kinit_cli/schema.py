@@ -1,0 +1,425 @@
+"""The shape of a kinit config: sections, keys, types and defaults; checked before TensorFlow loads.
+
+Names inside `{class_name, config}` specs are resolved later (registry and specs); here
+only the structure is checked, so a config with a typo fails in milliseconds.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from kinit_cli.config import Config, KeyPath, kind_of
+from kinit_cli.errors import ConfigError, Problem, did_you_mean
+
+Check = Callable[[Any], str | None]
+_REQUIRED = object()
+
+
+@dataclass(frozen=True)
+class Field:
+    """One key of a section: how to check its value, and its default (or required)."""
+
+    check: Check
+    default: Any = None
+    doc: str = ""
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def string(v: Any) -> str | None:
+    return None if isinstance(v, str) else f"expected text, got {kind_of(v)}"
+
+
+def optional_string(v: Any) -> str | None:
+    return None if v is None else string(v)
+
+
+def boolean(v: Any) -> str | None:
+    return None if isinstance(v, bool) else f"expected true or false, got {kind_of(v)}"
+
+
+def integer(minimum: int | None = None, optional: bool = False) -> Check:
+    def check(v: Any) -> str | None:
+        if optional and v is None:
+            return None
+        if not _is_int(v):
+            return f"expected an integer, got {kind_of(v)}"
+        if minimum is not None and v < minimum:
+            return f"expected an integer >= {minimum}, got {v}"
+        return None
+
+    return check
+
+
+def string_list(v: Any) -> str | None:
+    if not isinstance(v, list) or not all(isinstance(i, str) for i in v):
+        return f"expected a list of text items, got {kind_of(v)}"
+    return None
+
+
+def shape(v: Any) -> str | None:
+    ok = isinstance(v, list) and all(i is None or (_is_int(i) and i > 0) for i in v)
+    return None if ok else f"expected a shape (a list of positive integers), got {kind_of(v)}"
+
+
+def spec(v: Any) -> str | None:
+    """A name (`adam`) or a Keras-style `{class_name, config}` mapping."""
+    if isinstance(v, str):
+        return None
+    if isinstance(v, dict):
+        return None  # keys are checked by check_spec_keys, with their own paths
+    return f"expected a name or a {{class_name, config}} mapping, got {kind_of(v)}"
+
+
+def spec_list(v: Any) -> str | None:
+    return None if isinstance(v, list) else f"expected a list, got {kind_of(v)}"
+
+
+SCHEMA: dict[str, Any] = {
+    "name": Field(optional_string, doc="run name; defaults to the config file's name"),
+    "seed": Field(integer(0, optional=True), doc="seeds Python, NumPy and Keras"),
+    "deterministic": Field(boolean, False, "TensorFlow op determinism"),
+    "plugins": Field(string_list, [], "modules or .py files (relative to the config's folder)"),
+    "data": {
+        "name": Field(optional_string, doc="data set name"),
+        "path": Field(optional_string, doc="local data set file or folder"),
+    },
+    "model": Field(
+        lambda v: None if isinstance(v, dict) else f"expected a mapping, got {kind_of(v)}",
+        _REQUIRED,
+        "the model: Sequential (input_shape + layers) or functional",
+    ),
+    "compile": {
+        "optimizer": Field(spec, "rmsprop", "optimizer name or {class_name, config}"),
+        "loss": Field(lambda v: None if v is None else spec(v), None, "loss name or spec"),
+        "metrics": Field(spec_list, [], "list of metric names or specs"),
+    },
+    "train": {
+        "epochs": Field(integer(1), 1),
+        "batch_size": Field(integer(1), 32),
+    },
+}
+
+SPEC_KEYS = ("class_name", "config")
+SEQUENTIAL_LAYER_KEYS = ("class_name", "config")
+FUNCTIONAL_LAYER_KEYS = ("name", "class_name", "config", "inputs", "shares")
+MODEL_KEYS = ("name", "input_shape", "inputs", "layers", "outputs")
+INPUT_KEYS = ("name", "shape", "dtype")
+
+
+def validate(config: Config) -> dict[str, Any]:
+    """Check the whole config, collecting every problem; return the data with defaults filled."""
+    problems: list[Problem] = []
+    resolved = _section(config, SCHEMA, (), config.data, problems)
+    if isinstance(config.data.get("model"), dict):
+        _model(config, config.data["model"], problems)
+    for key in ("optimizer", "loss"):
+        value = config.get(("compile", key))
+        if isinstance(value, dict):
+            check_spec_keys(config, ("compile", key), value, problems)
+    metrics = config.get(("compile", "metrics"))
+    if isinstance(metrics, list):
+        for i, m in enumerate(metrics):
+            path = ("compile", "metrics", i)
+            if isinstance(m, dict):
+                check_spec_keys(config, path, m, problems)
+            elif (msg := spec(m)) is not None:
+                problems.append(config.problem(path, msg))
+    if problems:
+        raise ConfigError(problems)
+    if resolved.get("name") is None and config.file:
+        resolved["name"] = _stem(config.file)
+    return resolved
+
+
+def check_spec_keys(
+    config: Config, path: KeyPath, value: dict[str, Any], problems: list[Problem]
+) -> None:
+    """A `{class_name, config}` mapping: class_name is text, config a mapping, nothing else."""
+    _unknown_keys(config, path, value, SPEC_KEYS, problems)
+    if "class_name" not in value:
+        problems.append(config.problem(path, "missing 'class_name'"))
+    elif not isinstance(value["class_name"], str):
+        problems.append(
+            config.problem(
+                path + ("class_name",), f"expected text, got {kind_of(value['class_name'])}"
+            )
+        )
+    if "config" in value and not isinstance(value["config"], dict | None):
+        problems.append(
+            config.problem(
+                path + ("config",), f"expected a mapping, got {kind_of(value['config'])}"
+            )
+        )
+
+
+def _section(
+    config: Config, schema: dict[str, Any], path: KeyPath, value: Any, problems: list[Problem]
+) -> dict[str, Any]:
+    if value is None:
+        value = {}
+    if not isinstance(value, dict):
+        problems.append(config.problem(path, f"expected a mapping, got {kind_of(value)}"))
+        return {}
+    _unknown_keys(config, path, value, tuple(schema), problems)
+    out: dict[str, Any] = {}
+    for key, rule in schema.items():
+        if isinstance(rule, dict):
+            if key in value or path == ():
+                out[key] = _section(config, rule, path + (key,), value.get(key), problems)
+            continue
+        if key not in value:
+            if rule.default is _REQUIRED:
+                problems.append(config.problem(path, f"missing required key '{key}'"))
+            else:
+                out[key] = copy.deepcopy(rule.default)
+            continue
+        message = rule.check(value[key])
+        if message:
+            problems.append(config.problem(path + (key,), message))
+        out[key] = value[key]
+    for key in value:
+        if key not in out and key in schema:
+            out[key] = value[key]
+    return out
+
+
+def _unknown_keys(
+    config: Config,
+    path: KeyPath,
+    value: dict[str, Any],
+    allowed: tuple[str, ...],
+    problems: list[Problem],
+) -> None:
+    for key in value:
+        if key not in allowed:
+            hint = did_you_mean(key, allowed) or f" Allowed keys: {', '.join(allowed)}."
+            problems.append(
+                config.problem(path + (key,), f"unknown key '{key}'.{hint}", at_key=True)
+            )
+
+
+def _model(config: Config, model: dict[str, Any], problems: list[Problem]) -> None:
+    path: KeyPath = ("model",)
+    _unknown_keys(config, path, model, MODEL_KEYS, problems)
+    if "name" in model and (msg := string(model["name"])):
+        problems.append(config.problem(path + ("name",), msg))
+    functional = "inputs" in model
+    if functional and "input_shape" in model:
+        problems.append(
+            config.problem(
+                path, "give either 'input_shape' (Sequential) or 'inputs' (functional), not both"
+            )
+        )
+    if not functional and "input_shape" not in model:
+        problems.append(
+            config.problem(
+                path, "missing 'input_shape' (Sequential model) or 'inputs' (functional model)"
+            )
+        )
+    if "input_shape" in model and (msg := shape(model["input_shape"])):
+        problems.append(config.problem(path + ("input_shape",), msg))
+    layers = model.get("layers")
+    if not isinstance(layers, list) or not layers:
+        problems.append(
+            config.problem(
+                path + ("layers",) if "layers" in model else path,
+                "expected a non-empty list of layers"
+                if "layers" in model
+                else "missing required key 'layers'",
+            )
+        )
+        layers = []
+    if functional:
+        _functional(config, model, layers, problems)
+    else:
+        if "outputs" in model:
+            problems.append(
+                config.problem(
+                    path + ("outputs",),
+                    "'outputs' belongs to a functional "
+                    "model (with 'inputs'); a Sequential model's output is "
+                    "its last layer",
+                    at_key=True,
+                )
+            )
+        for i, layer in enumerate(layers):
+            lpath = path + ("layers", i)
+            if not isinstance(layer, dict):
+                problems.append(
+                    config.problem(
+                        lpath, f"expected a {{class_name, config}} mapping, got {kind_of(layer)}"
+                    )
+                )
+                continue
+            if "shares" in layer or "inputs" in layer:
+                key = "shares" if "shares" in layer else "inputs"
+                problems.append(
+                    config.problem(
+                        lpath + (key,),
+                        f"'{key}' needs the functional form "
+                        "(model.inputs, named layers, model.outputs)",
+                        at_key=True,
+                    )
+                )
+                continue
+            check_spec_keys(config, lpath, layer, problems)
+
+
+def _functional(
+    config: Config, model: dict[str, Any], layers: list[Any], problems: list[Problem]
+) -> None:
+    path: KeyPath = ("model",)
+    known: dict[str, str] = {}  # node name -> 'input' | 'layer' | 'call'
+    inputs = model["inputs"]
+    if not isinstance(inputs, list) or not inputs:
+        problems.append(
+            config.problem(path + ("inputs",), "expected a non-empty list of {name, shape} inputs")
+        )
+        inputs = []
+    for i, item in enumerate(inputs):
+        ipath = path + ("inputs", i)
+        if not isinstance(item, dict):
+            problems.append(
+                config.problem(ipath, f"expected a {{name, shape}} mapping, got {kind_of(item)}")
+            )
+            continue
+        _unknown_keys(config, ipath, item, INPUT_KEYS, problems)
+        for key, check in (("name", string), ("shape", shape)):
+            if key not in item:
+                problems.append(config.problem(ipath, f"missing required key '{key}'"))
+            elif msg := check(item[key]):
+                problems.append(config.problem(ipath + (key,), msg))
+        if "dtype" in item and (msg := string(item["dtype"])):
+            problems.append(config.problem(ipath + ("dtype",), msg))
+        _define(config, known, item.get("name"), "input", ipath, problems)
+    for i, layer in enumerate(layers):
+        lpath = path + ("layers", i)
+        if not isinstance(layer, dict):
+            problems.append(
+                config.problem(
+                    lpath,
+                    f"expected a mapping with name, class_name, config "
+                    f"and inputs, got {kind_of(layer)}",
+                )
+            )
+            continue
+        _unknown_keys(config, lpath, layer, FUNCTIONAL_LAYER_KEYS, problems)
+        if "shares" in layer:
+            for key in ("class_name", "config"):
+                if key in layer:
+                    problems.append(
+                        config.problem(
+                            lpath + (key,),
+                            f"a layer entry with 'shares' "
+                            f"reuses another layer and takes no '{key}'",
+                            at_key=True,
+                        )
+                    )
+            target = layer["shares"]
+            if not isinstance(target, str) or known.get(target) != "layer":
+                layer_names = [n for n, k in known.items() if k == "layer"]
+                hint = did_you_mean(str(target), layer_names) or (
+                    f" Layers defined above: {', '.join(layer_names) or 'none'}."
+                )
+                problems.append(
+                    config.problem(
+                        lpath + ("shares",), f"'{target}' is not a layer defined above.{hint}"
+                    )
+                )
+        else:
+            sub = {k: v for k, v in layer.items() if k in SPEC_KEYS}
+            if "class_name" not in layer:
+                problems.append(
+                    config.problem(
+                        lpath, "missing 'class_name' (or 'shares' to reuse a layer defined above)"
+                    )
+                )
+            else:
+                check_spec_keys(config, lpath, sub, problems)
+            cfg_name = (
+                (layer.get("config") or {}).get("name")
+                if isinstance(layer.get("config"), dict)
+                else None
+            )
+            if cfg_name is not None and cfg_name != layer.get("name"):
+                problems.append(
+                    config.problem(
+                        lpath + ("config", "name"),
+                        f"differs from the entry's name '{layer.get('name')}'; give the name once",
+                    )
+                )
+        if "name" not in layer:
+            problems.append(config.problem(lpath, "missing required key 'name'"))
+        if "inputs" not in layer:
+            problems.append(config.problem(lpath, "missing required key 'inputs'"))
+        else:
+            _references(config, known, layer["inputs"], lpath + ("inputs",), problems)
+        _define(
+            config,
+            known,
+            layer.get("name"),
+            "call" if "shares" in layer else "layer",
+            lpath,
+            problems,
+        )
+    if "outputs" not in model:
+        problems.append(
+            config.problem(
+                path, "missing required key 'outputs' (the functional model's output layer names)"
+            )
+        )
+    else:
+        _references(config, known, model["outputs"], path + ("outputs",), problems)
+
+
+def _define(
+    config: Config,
+    known: dict[str, str],
+    name: Any,
+    kind: str,
+    path: KeyPath,
+    problems: list[Problem],
+) -> None:
+    if not isinstance(name, str):
+        return
+    if name in known:
+        problems.append(
+            config.problem(
+                path + ("name",),
+                f"the name '{name}' is used twice; "
+                "names must be unique (use 'shares' to apply a layer again)",
+            )
+        )
+    known[name] = kind
+
+
+def _references(
+    config: Config, known: dict[str, str], value: Any, path: KeyPath, problems: list[Problem]
+) -> None:
+    names = [value] if isinstance(value, str) else value
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+        problems.append(
+            config.problem(path, f"expected a name or a list of names, got {kind_of(value)}")
+        )
+        return
+    for i, name in enumerate(names):
+        if name not in known:
+            hint = did_you_mean(name, list(known)) or (
+                f" Defined above: {', '.join(known) or 'nothing'}."
+            )
+            where = path if isinstance(value, str) else path + (i,)
+            problems.append(
+                config.problem(where, f"'{name}' is not an input or layer defined above.{hint}")
+            )
+
+
+def _stem(file: str) -> str:
+    from pathlib import Path
+
+    return Path(file).stem
