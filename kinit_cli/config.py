@@ -133,7 +133,7 @@ def loads(text: str, file: str | None = None) -> Config:
         data = _construct(loader, node, (), config)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        message = " ".join(p for p in (exc.context, exc.problem) if p)
+        message = ": ".join(p for p in (exc.context, exc.problem) if p)
         line, col = (mark.line + 1, mark.column + 1) if mark else (None, None)
         raise ConfigError([Problem(f"invalid YAML: {message}", "", file, line, col)]) from None
     except yaml.YAMLError as exc:

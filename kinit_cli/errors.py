@@ -49,7 +49,8 @@ class ConfigError(KinitError):
     exit_code = 2
 
     def __init__(self, problems: list[Problem]) -> None:
-        self.problems = list(problems)
+        # In file order; problems without a line (from --set) last.
+        self.problems = sorted(problems, key=lambda p: (p.line is None, p.line or 0, p.column or 0))
         super().__init__("\n".join(str(p) for p in self.problems))
 
 

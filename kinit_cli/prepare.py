@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -9,7 +10,7 @@ from typing import Any
 
 from kinit_cli import config as config_mod
 from kinit_cli import schema
-from kinit_cli.errors import ConfigError
+from kinit_cli.errors import ConfigError, Problem
 
 
 @dataclass
@@ -24,41 +25,43 @@ class Prepared:
     compile_args: dict[str, Any] = field(default_factory=dict)
 
 
-def load_config(
-    path: str | Path, overrides: Sequence[str] = ()
-) -> tuple[config_mod.Config, dict[str, Any]]:
-    """Read, override and check the structure of a config (no TensorFlow needed)."""
-    config = config_mod.load(path, overrides)
-    return config, schema.validate(config)
-
-
 def prepare(
     path: str | Path, overrides: Sequence[str] = (), plugins: Sequence[str] = (), build: bool = True
 ) -> Prepared:
     """Load the config and its plugins, resolve every name, and build the model."""
     from kinit_cli.registry import Registry, load_plugins
 
-    config, resolved = load_config(path, overrides)
+    config = config_mod.load(path, overrides)
+    resolved, problems = schema.check(config)
+    # Names can still be resolved in sections whose structure is sound, so that one run
+    # reports everything; only a broken plugin list or top level stops here.
+    broken = {_section_of(p) for p in problems}
+    if broken & {"", "plugins"}:
+        raise ConfigError(problems)
     loaded = load_plugins(list(resolved["plugins"]), base_dir=config.base_dir)
     # --plugin paths are the user's, typed relative to where they stand.
     loaded += load_plugins(list(plugins), base_dir=Path.cwd(), entry_points=False)
     registry = Registry()
     prepared = Prepared(config, resolved, registry, loaded)
-    problems = []
-    try:
-        prepared.compile_args = compile_arguments(config, resolved, registry)
-    except ConfigError as exc:
-        problems += exc.problems
-    if build:
+    if "compile" not in broken:
+        try:
+            prepared.compile_args = compile_arguments(config, resolved, registry)
+        except ConfigError as exc:
+            problems += exc.problems
+    if build and "model" not in broken:
         from kinit_cli.model import build as build_model
 
         try:
             prepared.built = build_model(config, resolved, registry)
         except ConfigError as exc:
-            problems = exc.problems + problems
+            problems += exc.problems
     if problems:
         raise ConfigError(problems)
     return prepared
+
+
+def _section_of(problem: Problem) -> str:
+    return re.split(r"[.\[]", problem.path, maxsplit=1)[0]
 
 
 def compile_arguments(

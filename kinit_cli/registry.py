@@ -423,11 +423,15 @@ def parameters(obj: Any) -> tuple[list[Parameter], bool]:
     if not inspect.isclass(obj):
         return _own_parameters(obj)
     seen: dict[str, Parameter] = {}
+    last: type | None = None
     for klass in obj.__mro__:
         if "__init__" not in vars(klass):
             continue
         if klass is object:
-            return list(seen.values()), True
+            # Keras's own base classes (Optimizer, Loss, ...) take **kwargs only to reject
+            # unknown ones with their own message: what they name is the whole set.
+            keras_root = last is not None and last.__module__.split(".")[0] == "keras"
+            return list(seen.values()), not keras_root
         params, open_kwargs = _own_parameters(klass.__init__, skip_first=True)
         for p in params:
             seen.setdefault(p.name, p)
@@ -437,6 +441,7 @@ def parameters(obj: Any) -> tuple[list[Parameter], bool]:
             return list(seen.values()), False
         if not open_kwargs:
             return list(seen.values()), False
+        last = klass
     return list(seen.values()), True
 
 

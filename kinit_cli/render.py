@@ -15,11 +15,14 @@ from kinit_cli.errors import ConfigError, KinitError
 
 
 def console(stderr: bool = False) -> Console:
-    """A Console on stdout or stderr; rich drops colour for NO_COLOR and non-terminals."""
+    """A Console on stdout or stderr; rich drops colour for NO_COLOR and non-terminals.
+
+    stderr carries messages, which must not be hard-wrapped mid-sentence.
+    """
     stream = sys.stderr if stderr else sys.stdout
     # Piped output has no width to follow; 120 columns keeps the weight tables unwrapped.
     width = None if stream.isatty() or os.environ.get("COLUMNS") else 120
-    return Console(file=stream, highlight=False, soft_wrap=False, width=width)
+    return Console(file=stream, highlight=False, soft_wrap=stderr, width=width)
 
 
 def print_json(data: Any, out: Console | None = None) -> None:

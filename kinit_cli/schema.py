@@ -113,7 +113,15 @@ INPUT_KEYS = ("name", "shape", "dtype")
 
 
 def validate(config: Config) -> dict[str, Any]:
-    """Check the whole config, collecting every problem; return the data with defaults filled."""
+    """Check the whole config; return the data with defaults filled, or raise every problem."""
+    resolved, problems = check(config)
+    if problems:
+        raise ConfigError(problems)
+    return resolved
+
+
+def check(config: Config) -> tuple[dict[str, Any], list[Problem]]:
+    """The data with defaults filled, and every structural problem found."""
     problems: list[Problem] = []
     resolved = _section(config, SCHEMA, (), config.data, problems)
     if isinstance(config.data.get("model"), dict):
@@ -130,11 +138,9 @@ def validate(config: Config) -> dict[str, Any]:
                 check_spec_keys(config, path, m, problems)
             elif (msg := spec(m)) is not None:
                 problems.append(config.problem(path, msg))
-    if problems:
-        raise ConfigError(problems)
     if resolved.get("name") is None and config.file:
         resolved["name"] = _stem(config.file)
-    return resolved
+    return resolved, problems
 
 
 def check_spec_keys(

@@ -1,0 +1,68 @@
+"""Shared fixtures: real config and plugin files written into tmp_path, and plugin clean-up."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+MNIST_LIKE = """\
+name: tiny
+model:
+  input_shape: [8]
+  layers:
+    - class_name: SimpleDense
+      config:
+        units: 4
+        activation: relu
+        kernel_initializer: {class_name: ExampleRandomNormal, config: {mean: 0.0, stddev: 0.05}}
+    - {class_name: Dense, config: {units: 3, activation: softmax}}
+compile:
+  optimizer: {class_name: rmsprop, config: {learning_rate: 0.001}}
+  loss: sparse_categorical_crossentropy
+  metrics: [accuracy]
+"""
+
+
+@pytest.fixture
+def write(tmp_path: Path) -> Callable[[str, str], Path]:
+    """write(name, text) -> path of a dedented file in tmp_path."""
+
+    def _write(name: str, text: str) -> Path:
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text))
+        return path
+
+    return _write
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def forget_plugins(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Unregister what a test's plugins registered, so plugin files can reuse names."""
+    modules = set(sys.modules)
+    yield
+    new = set(sys.modules) - modules
+    if "keras" in sys.modules:
+        from kinit_cli import registry
+
+        custom = sys.modules["keras"].saving.get_custom_objects()
+        for key, obj in list(custom.items()):
+            if getattr(obj, "__module__", None) in new:
+                del custom[key]
+                registry._DECLARED_KINDS.pop(key, None)
+    for name in new:
+        if not name.startswith(("kinit_cli", "keras", "tensorflow")) and "." not in name:
+            module = sys.modules.get(name)
+            base = str(tmp_path_factory.getbasetemp())
+            if module is not None and str(getattr(module, "__file__", "")).startswith(base):
+                del sys.modules[name]
