@@ -79,7 +79,7 @@ class Config:
 
     def problem(self, path: KeyPath, message: str, at_key: bool = False) -> Problem:
         """A Problem at `path`, located at its value (or at its key, for unknown keys)."""
-        for end in range(len(path), -1, -1):
+        for end in range(len(path), 0 if path else -1, -1):
             prefix = path[:end]
             if prefix in self.overrides:
                 return Problem(message, format_path(path), file=self.overrides[prefix])

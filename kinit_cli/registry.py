@@ -377,8 +377,8 @@ class Registry:
                 name,
                 kind,
             )
-        everything = [n for e in entries for n in e.names()]
-        hint = did_you_mean(name.rpartition(">")[2], everything)
+        bare = name.rpartition(">")[2]
+        hint = did_you_mean(bare, [_closest_name(e, bare) for e in entries])
         raise ResolveError(
             f"unknown {kind} '{name}'.{hint} See `kinit list-{info.plural}` for every {kind} "
             "kinit knows (Keras built-ins and loaded plugins).",
@@ -388,6 +388,14 @@ class Registry:
 
     def catalog(self, kind: str) -> list[Entry]:
         return sorted(self.entries[kind], key=lambda e: (not e.builtin, e.name.lower()))
+
+
+def _closest_name(entry: Entry, name: str) -> str:
+    """The one of an entry's names nearest to `name`, so suggestions never repeat an object."""
+    import difflib
+
+    low = name.lower()
+    return max(entry.names(), key=lambda n: difflib.SequenceMatcher(None, low, n.lower()).ratio())
 
 
 def _named(entry: Entry, name: str, exact: bool) -> bool:

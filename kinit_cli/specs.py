@@ -24,6 +24,10 @@ class _Failed:
 
 FAILED: Any = _Failed()
 
+# Metric names `model.compile` itself turns into the binary, categorical or sparse
+# variant that fits the loss; resolving them to keras.metrics.Accuracy would be wrong.
+COMPILE_METRICS = ("accuracy", "acc", "crossentropy", "ce")
+
 _SUFFIX_KINDS = (
     ("_initializer", "initializer"),
     ("_regularizer", "regularizer"),
@@ -62,6 +66,8 @@ class SpecBuilder:
         string semantics, such as the metric 'accuracy', still apply); plugin names and
         mappings become objects.
         """
+        if kind == "metric" and isinstance(value, str) and value.lower() in COMPILE_METRICS:
+            return value.lower()
         if isinstance(value, str):
             entry = self._resolve(kind, value, path)
             if entry is None:

@@ -48,21 +48,22 @@ def runner() -> CliRunner:
 
 @pytest.fixture(autouse=True)
 def forget_plugins(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """Unregister what a test's plugins registered, so plugin files can reuse names."""
-    modules = set(sys.modules)
+    """Unload the plugin modules a test wrote, and unregister what they registered."""
+    before = set(sys.modules)
     yield
-    new = set(sys.modules) - modules
+    base = str(tmp_path_factory.getbasetemp())
+    written = {
+        name
+        for name in set(sys.modules) - before
+        if str(getattr(sys.modules[name], "__file__", None) or "").startswith(base)
+    }
     if "keras" in sys.modules:
         from kinit_cli import registry
 
         custom = sys.modules["keras"].saving.get_custom_objects()
         for key, obj in list(custom.items()):
-            if getattr(obj, "__module__", None) in new:
+            if getattr(obj, "__module__", None) in written:
                 del custom[key]
                 registry._DECLARED_KINDS.pop(key, None)
-    for name in new:
-        if not name.startswith(("kinit_cli", "keras", "tensorflow")) and "." not in name:
-            module = sys.modules.get(name)
-            base = str(tmp_path_factory.getbasetemp())
-            if module is not None and str(getattr(module, "__file__", "")).startswith(base):
-                del sys.modules[name]
+    for name in written:
+        del sys.modules[name]
