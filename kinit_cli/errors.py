@@ -85,3 +85,13 @@ def did_you_mean(word: str, choices: list[str] | set[str] | tuple[str, ...]) -> 
         return ""
     quoted = " or ".join(f"'{by_lower[c]}'" for c in close)
     return f" Did you mean {quoted}?"
+
+
+def keras_message(exc: BaseException) -> str:
+    """A Keras/TensorFlow exception as one line: no ANSI styling, no call-argument dump."""
+    import re
+
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))
+    text = re.sub(r"^Exception encountered when calling [\w.]+\(\)\.", "", text.strip())
+    text = text.split("Arguments received by", 1)[0]
+    return " ".join(text.split())

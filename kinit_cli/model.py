@@ -8,6 +8,7 @@ the report can say which initializer made each variable, including for custom la
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -15,7 +16,7 @@ from typing import Any
 
 from kinit_cli.backend import keras
 from kinit_cli.config import Config, KeyPath
-from kinit_cli.errors import ConfigError
+from kinit_cli.errors import ConfigError, keras_message
 from kinit_cli.registry import Registry
 from kinit_cli.specs import FAILED, SpecBuilder
 
@@ -88,13 +89,14 @@ def _keras_name(text: str) -> str:
 def _sequential(spec: dict[str, Any], builder: SpecBuilder, name: str):
     k = keras()
     layers = []
+    taken: set[str] = set()
     for i, layer_spec in enumerate(spec["layers"]):
-        layer = builder.build("layer", layer_spec, ("model", "layers", i))
+        layer = builder.build("layer", _named_layer(layer_spec, taken), ("model", "layers", i))
         layers.append(layer)
     if builder.problems:
         return None, {}, {}
     model = k.Sequential(name=name)
-    model.add(k.Input(shape=tuple(spec["input_shape"])))
+    model.add(k.Input(shape=tuple(spec["input_shape"]), name="input_layer"))
     for i, layer in enumerate(layers):
         try:
             model.add(layer)
@@ -103,6 +105,31 @@ def _sequential(spec: dict[str, Any], builder: SpecBuilder, name: str):
             return None, {}, {}
     shapes = {layer.name: [tuple(layer.output.shape)] for layer in model.layers}
     return model, {}, shapes
+
+
+def _named_layer(layer_spec: dict[str, Any], taken: set[str]) -> dict[str, Any]:
+    """The spec with a layer name unique within this model (dense, dense_1, ...).
+
+    Keras numbers unnamed layers across the whole process, so the second model built in
+    one process would get dense_2 where the first got dense; weight paths must not depend
+    on what was built before.
+    """
+    config = dict(layer_spec.get("config") or {})
+    if not config.get("name"):
+        base = _snake_case(str(layer_spec.get("class_name", "layer")).rpartition(">")[2])
+        candidate, n = base, 0
+        while candidate in taken:
+            n += 1
+            candidate = f"{base}_{n}"
+        config["name"] = candidate
+    taken.add(config["name"])
+    return {**layer_spec, "config": config}
+
+
+def _snake_case(name: str) -> str:
+    """Keras's own rule: SimpleDense -> simple_dense, LSTM -> lstm, SimpleRNN -> simple_rnn."""
+    name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
 
 
 def _functional(spec: dict[str, Any], builder: SpecBuilder, name: str):
@@ -160,7 +187,7 @@ def _first(out: Any) -> Any:
 
 
 def _call_failure(layer: Any, exc: Exception) -> str:
-    message = " ".join(str(exc).split())
+    message = keras_message(exc)
     return f"applying {type(layer).__name__} '{layer.name}' failed: {message}"
 
 

@@ -322,6 +322,15 @@ class Registry:
                 continue
             by_obj.setdefault(id(obj), []).append(attr)
             objs[id(obj)] = obj
+        for alias, obj in _keras_alias_table(kind).items():
+            # Keras's own table adds short aliases ('mse', 'normal'); its generated
+            # snake_case names ('binary_io_u') are left out, as Keras's public API does.
+            if (
+                id(obj) in by_obj
+                and "_" not in alias
+                and alias.lower() not in {n.lower() for n in by_obj[id(obj)]}
+            ):
+                by_obj[id(obj)].append(alias.lower())
         entries = []
         for oid, names in by_obj.items():
             obj = objs[oid]
@@ -396,6 +405,15 @@ def _closest_name(entry: Entry, name: str) -> str:
 
     low = name.lower()
     return max(entry.names(), key=lambda n: difflib.SequenceMatcher(None, low, n.lower()).ratio())
+
+
+def _keras_alias_table(kind: Kind) -> dict[str, Any]:
+    """Keras's ALL_OBJECTS_DICT for a kind (what its `get()` accepts), where it has one."""
+    try:
+        module = importlib.import_module(f"keras.src.{kind.module}")
+    except ImportError:
+        return {}
+    return dict(getattr(module, "ALL_OBJECTS_DICT", {}))
 
 
 def _named(entry: Entry, name: str, exact: bool) -> bool:

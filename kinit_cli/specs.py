@@ -13,7 +13,7 @@ import inspect
 from typing import Any
 
 from kinit_cli.config import Config, KeyPath, kind_of
-from kinit_cli.errors import Problem, ResolveError, did_you_mean
+from kinit_cli.errors import Problem, ResolveError, did_you_mean, keras_message
 from kinit_cli.registry import Entry, Registry, parameters
 
 
@@ -140,7 +140,7 @@ class SpecBuilder:
         try:
             return obj(**args)
         except Exception as exc:  # Keras validates values in constructors: report, don't crash
-            message = " ".join(str(exc).split())
+            message = keras_message(exc)
             self.problem(path, f"{entry.name} rejected its arguments: {message}")
             return FAILED
 

@@ -15,13 +15,16 @@ def problems_of(path, overrides=()):
 
 
 def test_values_remember_file_line_and_column(write):
-    path = write("c.yaml", """\
+    path = write(
+        "c.yaml",
+        """\
         model:
           input_shape: [4]
           layers:
             - class_name: Dense
               config: {units: 2}
-        """)
+        """,
+    )
     cfg = config.load(path)
     assert cfg.get(("model", "layers", 0, "config", "units")) == 2
     p = cfg.problem(("model", "layers", 0, "config", "units"), "bad")
@@ -44,7 +47,9 @@ def test_defaults_are_filled_and_name_comes_from_the_file(write):
 
 
 def test_every_problem_is_reported_at_once_with_suggestions(write):
-    path = write("c.yaml", """\
+    path = write(
+        "c.yaml",
+        """\
         sed: 1
         deterministic: yes please
         model:
@@ -52,7 +57,8 @@ def test_every_problem_is_reported_at_once_with_suggestions(write):
           layers:
             - {class_name: Dense, confg: {units: 3}}
         train: {epochs: 0, batch_sise: 128}
-        """)
+        """,
+    )
     assert problems_of(path) == [
         f"{path}:1:1: sed: unknown key 'sed'. Did you mean 'seed'?",
         f"{path}:2:16: deterministic: expected true or false, got 'yes please'",
@@ -65,27 +71,46 @@ def test_every_problem_is_reported_at_once_with_suggestions(write):
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("model: [1, 2\n", "c.yaml:2:1: invalid YAML: while parsing a flow sequence: expected "
-                           "',' or ']', but got '<stream end>'"),
-        ("model: !!python/object/apply:os.system ['echo hi']\n",
-         "c.yaml:1:8: invalid YAML: the tag !!python/object/apply:os.system is not allowed"),
-        ("model: !!python/name:os.system\n",
-         "c.yaml:1:8: invalid YAML: the tag !!python/name:os.system is not allowed"),
-        ("- a\n- b\n", "c.yaml:1:1: expected a mapping of sections (model:, compile:, ...), "
-                       "got a list"),
+        (
+            "model: [1, 2\n",
+            "c.yaml:2:1: invalid YAML: while parsing a flow sequence: expected "
+            "',' or ']', but got '<stream end>'",
+        ),
+        (
+            "model: !!python/object/apply:os.system ['echo hi']\n",
+            "c.yaml:1:8: invalid YAML: the tag !!python/object/apply:os.system is not allowed",
+        ),
+        (
+            "model: !!python/name:os.system\n",
+            "c.yaml:1:8: invalid YAML: the tag !!python/name:os.system is not allowed",
+        ),
+        (
+            "- a\n- b\n",
+            "c.yaml:1:1: expected a mapping of sections (model:, compile:, ...), got a list",
+        ),
         ("", "c.yaml: the file is empty; a config needs at least a 'model:' section"),
         ("# only a comment\n", "c.yaml: the file is empty"),
         ("model: {}\nmodel: {}\n", "c.yaml:2:1: invalid YAML: duplicate key 'model'"),
-        ("model: {input_shape: [3], layers: {class_name: Dense}}\n",
-         "c.yaml:1:35: model.layers: expected a non-empty list of layers"),
-        ("plugins: a.py\nmodel: {input_shape: [3], layers: [{class_name: Dense}]}\n",
-         "c.yaml:1:10: plugins: expected a list of text items, got 'a.py'"),
-        ("model: {layers: [{class_name: Dense}]}\n",
-         "c.yaml:1:8: model: missing 'input_shape' (Sequential model) or 'inputs'"),
-        ("model: {input_shape: [3, -1], layers: [{class_name: Dense}]}\n",
-         "model.input_shape: expected a shape (a list of positive integers), got a list"),
-        ("train: 5\nmodel: {input_shape: [3], layers: [Dense]}\n",
-         "c.yaml:1:8: train: expected a mapping, got the number 5"),
+        (
+            "model: {input_shape: [3], layers: {class_name: Dense}}\n",
+            "c.yaml:1:35: model.layers: expected a non-empty list of layers",
+        ),
+        (
+            "plugins: a.py\nmodel: {input_shape: [3], layers: [{class_name: Dense}]}\n",
+            "c.yaml:1:10: plugins: expected a list of text items, got 'a.py'",
+        ),
+        (
+            "model: {layers: [{class_name: Dense}]}\n",
+            "c.yaml:1:8: model: missing 'input_shape' (Sequential model) or 'inputs'",
+        ),
+        (
+            "model: {input_shape: [3, -1], layers: [{class_name: Dense}]}\n",
+            "model.input_shape: expected a shape (a list of positive integers), got a list",
+        ),
+        (
+            "train: 5\nmodel: {input_shape: [3], layers: [Dense]}\n",
+            "c.yaml:1:8: train: expected a mapping, got the number 5",
+        ),
     ],
 )
 def test_bad_files_get_one_clear_message(write, text, expected):
@@ -101,7 +126,9 @@ def test_binary_and_missing_files(write, tmp_path):
     latin = tmp_path / "l.yaml"
     latin.write_bytes(b"name: caf\xe9\n")
     assert problems_of(latin) == [f"{latin}:1: not a UTF-8 text file (byte 0xe9)"]
-    assert problems_of(tmp_path / "nope.yaml") == [f"{tmp_path / 'nope.yaml'}: config file not found"]
+    assert problems_of(tmp_path / "nope.yaml") == [
+        f"{tmp_path / 'nope.yaml'}: config file not found"
+    ]
 
 
 def test_python_tags_never_run(write, tmp_path):
@@ -112,32 +139,50 @@ def test_python_tags_never_run(write, tmp_path):
 
 
 def test_overrides_parse_yaml_and_reach_into_lists(write):
-    path = write("c.yaml", """\
+    path = write(
+        "c.yaml",
+        """\
         model:
           input_shape: [4]
           layers: [{class_name: Dense, config: {units: 2}}]
-        """)
-    cfg = config.load(path, ["train.epochs=3", "model.layers[0].config.units=64",
-                             "compile.metrics=[accuracy, mae]", "compile.optimizer.config.x=1e-4"])
+        """,
+    )
+    cfg = config.load(
+        path,
+        [
+            "train.epochs=3",
+            "model.layers[0].config.units=64",
+            "compile.metrics=[accuracy, mae]",
+            "compile.optimizer.config.x=1e-4",
+        ],
+    )
     assert cfg.data["train"] == {"epochs": 3}
     assert cfg.data["model"]["layers"][0]["config"]["units"] == 64
-    assert cfg.data["compile"] == {"metrics": ["accuracy", "mae"],
-                                   "optimizer": {"config": {"x": 0.0001}}}
+    assert cfg.data["compile"] == {
+        "metrics": ["accuracy", "mae"],
+        "optimizer": {"config": {"x": 0.0001}},
+    }
 
 
 def test_problems_in_overridden_values_point_at_the_override(write):
     path = write("c.yaml", "model: {input_shape: [3], layers: [{class_name: Dense}]}\n")
     assert problems_of(path, ["train.epochs=abc"]) == [
-        "--set train.epochs=abc: train.epochs: expected an integer, got 'abc'"]
+        "--set train.epochs=abc: train.epochs: expected an integer, got 'abc'"
+    ]
 
 
 @pytest.mark.parametrize(
     ("override", "message"),
     [
         ("train.epochs", "--set train.epochs: expected KEY.PATH=VALUE"),
-        ("model.layers[5].config.units=3", "--set model.layers[5].config.units=3: "
-                                           "model.layers[5] does not exist"),
-        ("model.input_shape.x=3", "--set model.input_shape.x=3: model.input_shape.x does not exist"),
+        (
+            "model.layers[5].config.units=3",
+            "--set model.layers[5].config.units=3: model.layers[5] does not exist",
+        ),
+        (
+            "model.input_shape.x=3",
+            "--set model.input_shape.x=3: model.input_shape.x does not exist",
+        ),
         ("name.x=1", "--set name.x=1: name is 'n', not a mapping"),
         ("a..b=1", "--set a..b=1: malformed key path 'a..b'"),
     ],
@@ -150,7 +195,9 @@ def test_bad_overrides(write, override, message):
 
 
 def test_functional_structure_is_checked(write):
-    path = write("c.yaml", """\
+    path = write(
+        "c.yaml",
+        """\
         model:
           inputs: [{name: a, shape: [4]}]
           layers:
@@ -158,7 +205,8 @@ def test_functional_structure_is_checked(write):
             - {name: again, shares: encc, inputs: b}
             - {name: enc, class_name: Dense, inputs: [enc]}
           outputs: [enc, missing]
-        """)
+        """,
+    )
     assert problems_of(path) == [
         f"{path}:5:29: model.layers[1].shares: 'encc' is not a layer defined above. "
         "Did you mean 'enc'?",
@@ -172,14 +220,18 @@ def test_functional_structure_is_checked(write):
 
 
 def test_sharing_needs_the_functional_form(write):
-    path = write("c.yaml", """\
+    path = write(
+        "c.yaml",
+        """\
         model:
           input_shape: [4]
           layers: [{class_name: Dense, config: {units: 4}}, {shares: dense}]
-        """)
+        """,
+    )
     assert problems_of(path) == [
         f"{path}:3:54: model.layers[1].shares: 'shares' needs the functional form "
-        "(model.inputs, named layers, model.outputs)"]
+        "(model.inputs, named layers, model.outputs)"
+    ]
 
 
 def test_dump_keeps_key_order(write):

@@ -82,7 +82,8 @@ def test_unknown_name_suggests_and_says_where_to_look(reg):
         "unknown initializer 'glorot_unifrom'. Did you mean 'glorot_uniform' or 'glorot_normal' "
         "or 'random_uniform'? "
         "See `kinit list-initializers` for every initializer kinit knows (Keras built-ins and "
-        "loaded plugins).")
+        "loaded plugins)."
+    )
 
 
 def test_file_plugin_registers_class_and_function_initializers(write):
@@ -117,31 +118,45 @@ def test_two_plugins_with_one_bare_name_need_the_package_form(write):
         reg.resolve("initializer", "Gauss")
     assert str(info.value) == (
         f"'Gauss' is ambiguous: 'plug_a>Gauss' (plugin {a}), 'plug_b>Gauss' (plugin {b}) all "
-        "claim it. Write the package>Name form, e.g. 'plug_b>Gauss'.")
+        "claim it. Write the package>Name form, e.g. 'plug_b>Gauss'."
+    )
     assert reg.resolve("initializer", "plug_b>Gauss").obj.__module__ == "plug_b"
 
 
 def test_same_registered_key_from_two_plugins_is_refused(write):
-    a = write("dup_one.py", PLUGIN.replace("@register_initializer\n",
-                                           "@register_initializer(package='shared')\n", 1))
-    b = write("dup_two.py", PLUGIN.replace("@register_initializer\n",
-                                           "@register_initializer(package='shared')\n", 1))
+    a = write(
+        "dup_one.py",
+        PLUGIN.replace("@register_initializer\n", "@register_initializer(package='shared')\n", 1),
+    )
+    b = write(
+        "dup_two.py",
+        PLUGIN.replace("@register_initializer\n", "@register_initializer(package='shared')\n", 1),
+    )
     with pytest.raises(PluginError) as info:
         load_plugins([str(a), str(b)])
     assert str(info.value).startswith(
-        f"plugin '{b}' registers 'shared>Gauss', which plugin '{a}' already registered.")
+        f"plugin '{b}' registers 'shared>Gauss', which plugin '{a}' already registered."
+    )
 
 
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
-        ("missing_plugin.py", "plugin file 'missing_plugin.py' not found (looked for {tmp}/"
-                              "missing_plugin.py)"),
-        ("no_such_module_kinit", "plugin 'no_such_module_kinit': no module named "
-                                 "'no_such_module_kinit'. Give an importable module name, or a "
-                                 "path to a .py file (relative to the config file's folder)."),
-        ("raising_plugin.py", "plugin 'raising_plugin.py' failed to import: ValueError: "
-                              "bad plugin state (run with --debug for the traceback)"),
+        (
+            "missing_plugin.py",
+            "plugin file 'missing_plugin.py' not found (looked for {tmp}/missing_plugin.py)",
+        ),
+        (
+            "no_such_module_kinit",
+            "plugin 'no_such_module_kinit': no module named "
+            "'no_such_module_kinit'. Give an importable module name, or a "
+            "path to a .py file (relative to the config file's folder).",
+        ),
+        (
+            "raising_plugin.py",
+            "plugin 'raising_plugin.py' failed to import: ValueError: "
+            "bad plugin state (run with --debug for the traceback)",
+        ),
         ("broken_syntax.py", "plugin 'broken_syntax.py' failed to import: SyntaxError: "),
     ],
 )
@@ -158,8 +173,11 @@ def test_entry_points_are_discovered(write, tmp_path, monkeypatch):
     write("ep_pack.py", PLUGIN.replace("Gauss", "EpGauss"))
     monkeypatch.syspath_prepend(str(tmp_path))
     ep = importlib.metadata.EntryPoint("ep", "ep_pack", registry.ENTRY_POINT_GROUP)
-    monkeypatch.setattr(importlib.metadata, "entry_points",
-                        lambda group: [ep] if group == registry.ENTRY_POINT_GROUP else [])
+    monkeypatch.setattr(
+        importlib.metadata,
+        "entry_points",
+        lambda group: [ep] if group == registry.ENTRY_POINT_GROUP else [],
+    )
     loaded = load_plugins([])
     assert loaded[-1].spec == "ep (entry point ep_pack)"
     entry = Registry().resolve("initializer", "EpGauss")
@@ -173,11 +191,14 @@ def test_failing_entry_point_names_its_distribution_entry(monkeypatch):
         load_plugins([])
     assert str(info.value).startswith(
         "plugin 'bad (entry point kinit_no_such_pkg.mod)' failed to import: "
-        "ModuleNotFoundError: No module named 'kinit_no_such_pkg'")
+        "ModuleNotFoundError: No module named 'kinit_no_such_pkg'"
+    )
 
 
 def test_keras_decorator_registrations_are_found_by_kind(write):
-    path = write("keras_style.py", """\
+    path = write(
+        "keras_style.py",
+        """\
         import keras
 
         @keras.saving.register_keras_serializable(package="ks")
@@ -188,7 +209,8 @@ def test_keras_decorator_registrations_are_found_by_kind(write):
         @keras.saving.register_keras_serializable(package="ks")
         def clipped_relu(x):
             return keras.ops.minimum(keras.ops.relu(x), 6.0)
-        """)
+        """,
+    )
     load_plugins([str(path)])
     reg = Registry()
     assert reg.resolve("layer", "doubler").key == "ks>Doubler"
@@ -205,13 +227,16 @@ def test_parameters_follow_kwargs_up_the_hierarchy():
     params, open_kwargs = registry.parameters(keras.optimizers.RMSprop)
     assert "learning_rate" in [p.name for p in params] and not open_kwargs
     assert [p.name for p in registry.own_parameters(keras.initializers.RandomNormal)] == [
-        "mean", "stddev", "seed"]
+        "mean",
+        "stddev",
+        "seed",
+    ]
 
 
 def test_describe_gives_plain_data(reg):
     item = registry.describe(reg.resolve("initializer", "random_normal"))
     assert item["name"] == "RandomNormal"
-    assert item["aliases"] == ["random_normal"]
+    assert item["aliases"] == ["normal", "random_normal"]
     assert item["parameters"] == [
         {"name": "mean", "required": False, "default": 0.0},
         {"name": "stddev", "required": False, "default": 0.05},
