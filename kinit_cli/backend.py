@@ -10,6 +10,8 @@ from types import ModuleType
 from typing import Any
 
 _keras: ModuleType | None = None
+# Set by --debug (or KINIT_DEBUG=1): let TensorFlow's native start-up logs through.
+show_native_logs = bool(os.environ.get("KINIT_DEBUG"))
 
 
 def keras() -> ModuleType:
@@ -17,13 +19,12 @@ def keras() -> ModuleType:
 
     TensorFlow's C++ runtime writes INFO lines (oneDNN, CUDA stubs) to file descriptor 2
     before its logging is configured, so no environment variable silences them; they are
-    captured during the import and shown only if the import fails or KINIT_DEBUG is set.
+    captured during the import and shown only if the import fails or with --debug.
     """
     global _keras
     if _keras is None:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        debug = bool(os.environ.get("KINIT_DEBUG"))
-        with _captured_native_stderr(show=debug) as replay:
+        with _captured_native_stderr(show=show_native_logs) as replay:
             try:
                 import keras as keras_module
                 import tensorflow as tf

@@ -6,7 +6,6 @@ command imports the core it needs when it runs.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from typing import Any
 
@@ -21,8 +20,10 @@ _DEBUG = "kinit.debug"
 
 def _set_debug(ctx: click.Context, _param: click.Parameter, value: bool) -> bool:
     if value:
+        from kinit_cli import backend
+
         ctx.meta[_DEBUG] = True
-        os.environ["KINIT_DEBUG"] = "1"
+        backend.show_native_logs = True
     return value
 
 
