@@ -64,6 +64,12 @@ class PluginError(KinitError):
         super().__init__(message)
 
 
+class DataError(KinitError):
+    """A data set cannot be found, downloaded or read, or does not fit the model."""
+
+    exit_code = 1
+
+
 class ResolveError(KinitError):
     """A name in a config does not resolve to exactly one registered object."""
 

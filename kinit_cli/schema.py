@@ -56,6 +56,15 @@ def integer(minimum: int | None = None, optional: bool = False) -> Check:
     return check
 
 
+def fraction(v: Any) -> str | None:
+    ok = isinstance(v, int | float) and not isinstance(v, bool) and 0 <= v < 1
+    return None if ok else f"expected a number from 0 up to (not including) 1, got {kind_of(v)}"
+
+
+def optional_boolean(v: Any) -> str | None:
+    return None if v is None else boolean(v)
+
+
 def string_list(v: Any) -> str | None:
     if not isinstance(v, list) or not all(isinstance(i, str) for i in v):
         return f"expected a list of text items, got {kind_of(v)}"
@@ -86,8 +95,13 @@ SCHEMA: dict[str, Any] = {
     "deterministic": Field(boolean, False, "TensorFlow op determinism"),
     "plugins": Field(string_list, [], "modules or .py files (relative to the config's folder)"),
     "data": {
-        "name": Field(optional_string, doc="data set name"),
-        "path": Field(optional_string, doc="local data set file or folder"),
+        "name": Field(optional_string, "digits", "digits, mnist, fashion_mnist or cifar10"),
+        "path": Field(optional_string, doc="a folder of IDX files or an .npz (overrides name)"),
+        "normalize": Field(boolean, True, "scale pixel values to [0, 1]"),
+        "flatten": Field(optional_boolean, doc="flatten images; default: follow the model input"),
+        "validation_split": Field(fraction, 0.0, "fraction of training data held out"),
+        "limit": Field(integer(1, optional=True), doc="use at most this many examples per split"),
+        "shuffle": Field(boolean, True, "shuffle training data each epoch with the run's seed"),
     },
     "model": Field(
         lambda v: None if isinstance(v, dict) else f"expected a mapping, got {kind_of(v)}",
