@@ -10,6 +10,7 @@ from importlib.metadata import PackageNotFoundError, version
 from kinit_cli.registry import (
     register,
     register_activation,
+    register_callback,
     register_constraint,
     register_initializer,
     register_layer,
@@ -28,6 +29,7 @@ __all__ = [
     "__version__",
     "register",
     "register_activation",
+    "register_callback",
     "register_constraint",
     "register_initializer",
     "register_layer",

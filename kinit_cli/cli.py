@@ -161,3 +161,104 @@ for _kind in KINDS.values():
 
 def main() -> None:
     cli(prog_name="kinit")
+
+
+@cli.command()
+@click.argument("config_file", metavar="[CONFIG]", required=False, type=click.Path())
+@config_options
+@click.option(
+    "--device",
+    type=click.Choice(["auto", "cpu", "gpu"]),
+    default="auto",
+    show_default=True,
+    help="auto uses a GPU when TensorFlow sees one.",
+)
+@click.option("--seed", type=int, help="Seed for Python, NumPy and Keras (overrides seed:).")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(file_okay=False),
+    help="Run directory (default: runs/<name>-<timestamp>).",
+)
+@click.option("--overwrite", is_flag=True, help="Allow a non-empty --output directory.")
+@click.option(
+    "--resume",
+    type=click.Path(exists=True, file_okay=False),
+    metavar="RUN_DIR",
+    help="Continue an interrupted run from its last full epoch.",
+)
+@click.option("--quiet", "-q", is_flag=True, help="Print only the final results.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
+def train(
+    config_file: str | None,
+    overrides: tuple[str, ...],
+    plugins: tuple[str, ...],
+    device: str,
+    seed: int | None,
+    output: str | None,
+    overwrite: bool,
+    resume: str | None,
+    quiet: bool,
+    as_json: bool,
+) -> None:
+    """Train the model CONFIG describes, evaluate it, and keep the run in a run directory.
+
+    Shows the weight statistics at initialization, a live progress display, the test
+    metrics, and the statistics after training with how far each weight moved.
+    """
+    from kinit_cli import render
+    from kinit_cli.train import Trainer, TrainOptions
+
+    trainer = Trainer(
+        config_file, overrides, plugins, TrainOptions(device, seed, output, overwrite, resume)
+    )
+    trainer.setup()
+    out, err = render.console(), render.console(stderr=True)
+    tables = not (quiet or as_json)
+    header = {
+        "run": str(trainer.run_dir),
+        "devices": ", ".join(trainer.devices),
+        "seed": trainer.seed,
+        "data": trainer.data.source,
+        "train/val/test": f"{len(trainer.data.x_train)}/"
+        f"{0 if trainer.data.x_val is None else len(trainer.data.x_val)}/"
+        f"{len(trainer.data.x_test)}",
+    }
+    if trainer.initial_epoch:
+        header["resuming after epoch"] = trainer.initial_epoch
+    if tables:
+        render.run_header(header, out)
+        render.weight_stats(trainer.initial_report, "Weights at initialization", out)
+    callbacks = []
+    if not quiet:
+        from kinit_cli.progress import ProgressDisplay
+
+        t = trainer.resolved["train"]
+        callbacks.append(
+            ProgressDisplay(
+                err,
+                t["epochs"],
+                trainer.steps_per_epoch,
+                t["batch_size"],
+                len(trainer.data.x_train),
+                lambda line: err.print(line),
+            )
+        )
+    trainer.fit(callbacks)
+    result = trainer.finish()
+    if as_json:
+        from kinit_cli import stats
+
+        render.print_json(
+            {
+                "run_dir": str(result.run_dir),
+                "metrics": result.metrics,
+                "weights_final": stats.report_json(result.final_report)["variables"],
+                "relative_change": {p: rel for p, (_, rel) in result.changes.items()},
+            }
+        )
+        return
+    if tables:
+        render.weight_stats(result.final_report, "Weights after training", out, result.changes)
+    render.metrics_table(result.metrics, out)
+    out.print(f"Run saved in {result.run_dir}")

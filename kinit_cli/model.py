@@ -90,9 +90,12 @@ def _sequential(spec: dict[str, Any], builder: SpecBuilder, name: str):
     k = keras()
     layers = []
     taken: set[str] = set()
+    last = len(spec["layers"]) - 1
     for i, layer_spec in enumerate(spec["layers"]):
-        layer = builder.build("layer", _named_layer(layer_spec, taken), ("model", "layers", i))
-        layers.append(layer)
+        layer_spec = _named_layer(layer_spec, taken)
+        if i == last:
+            layer_spec = _float32_output(layer_spec)
+        layers.append(builder.build("layer", layer_spec, ("model", "layers", i)))
     if builder.problems:
         return None, {}, {}
     model = k.Sequential(name=name)
@@ -126,6 +129,16 @@ def _named_layer(layer_spec: dict[str, Any], taken: set[str]) -> dict[str, Any]:
     return {**layer_spec, "config": config}
 
 
+def _float32_output(layer_spec: dict[str, Any]) -> dict[str, Any]:
+    """Under a mixed-precision policy an output layer computes in float32 (softmax and the
+    loss lose too much in float16), unless its config names a dtype itself."""
+    if not keras().mixed_precision.dtype_policy().name.startswith("mixed"):
+        return layer_spec
+    config = dict(layer_spec.get("config") or {})
+    config.setdefault("dtype", "float32")
+    return {**layer_spec, "config": config}
+
+
 def _snake_case(name: str) -> str:
     """Keras's own rule: SimpleDense -> simple_dense, LSTM -> lstm, SimpleRNN -> simple_rnn."""
     name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
@@ -134,6 +147,7 @@ def _snake_case(name: str) -> str:
 
 def _functional(spec: dict[str, Any], builder: SpecBuilder, name: str):
     k = keras()
+    outputs = [spec["outputs"]] if isinstance(spec["outputs"], str) else spec["outputs"]
     tensors: dict[str, Any] = {}
     for item in spec["inputs"]:
         tensors[item["name"]] = k.Input(
@@ -152,6 +166,8 @@ def _functional(spec: dict[str, Any], builder: SpecBuilder, name: str):
                 "class_name": entry["class_name"],
                 "config": {**(entry.get("config") or {}), "name": node},
             }
+            if node in outputs:
+                layer_spec = _float32_output(layer_spec)
             layer = builder.build("layer", layer_spec, path)
             layer = None if layer is FAILED else layer
             if layer is not None:
@@ -170,7 +186,6 @@ def _functional(spec: dict[str, Any], builder: SpecBuilder, name: str):
         shapes.setdefault(layer.name, []).append(tuple(_first(out).shape))
     if builder.problems:
         return None, {}, {}
-    outputs = [spec["outputs"]] if isinstance(spec["outputs"], str) else spec["outputs"]
     inputs = [tensors[item["name"]] for item in spec["inputs"]]
     model = k.Model(
         inputs=inputs[0] if len(inputs) == 1 else inputs,

@@ -47,6 +47,7 @@ KINDS: dict[str, Kind] = {
         Kind("metric", "metrics", "metrics", "Metric", True),
         Kind("optimizer", "optimizers", "optimizers", "Optimizer", False),
         Kind("schedule", "schedules", "optimizers.schedules", "LearningRateSchedule", False),
+        Kind("callback", "callbacks", "callbacks", "Callback", False),
     )
 }
 
@@ -103,6 +104,7 @@ register_activation = _kind_decorator("activation")
 register_loss = _kind_decorator("loss")
 register_metric = _kind_decorator("metric")
 register_optimizer = _kind_decorator("optimizer")
+register_callback = _kind_decorator("callback")
 
 
 def _package_of(obj: Any) -> str:
@@ -352,6 +354,7 @@ class Registry:
             "metric": k.metrics.Metric,
             "optimizer": k.optimizers.Optimizer,
             "schedule": k.optimizers.schedules.LearningRateSchedule,
+            "callback": k.callbacks.Callback,
         }
         if inspect.isclass(obj):
             return [kind for kind, base in bases.items() if issubclass(obj, base)][:1]

@@ -148,3 +148,71 @@ def _params(params: list[dict[str, Any]]) -> str:
     return ", ".join(
         p["name"] if p["required"] else f"{p['name']}={p['default']!r}" for p in params
     )
+
+
+def _num(x: float | None) -> str:
+    if x is None:
+        return "n/a"
+    return f"{x:.4g}"
+
+
+def weight_stats(
+    report: list[Any],
+    title: str,
+    out: Console,
+    changes: dict[str, tuple[float, float | None]] | None = None,
+) -> None:
+    """Per-variable statistics; with `changes`, how far training moved each variable."""
+    table = Table(title=title, title_justify="left")
+    for col in (
+        "Variable",
+        "Shape",
+        "Initializer",
+        "Mean",
+        "Std",
+        "Min",
+        "Max",
+        "L2",
+        "Zeros",
+        "Non-finite",
+    ) + (("Rel. change",) if changes is not None else ()):
+        table.add_column(
+            col, justify="left" if col in ("Variable", "Initializer") else "right", overflow="fold"
+        )
+    for v in report:
+        s = v.stats
+        row = [
+            v.path + ("" if len(v.layers) < 2 else f" ({', '.join(v.layers)})"),
+            _shape(v.shape),
+            format_initializer(v.initializer),
+            _num(s.mean),
+            _num(s.std),
+            _num(s.min),
+            _num(s.max),
+            _num(s.l2),
+            f"{s.zero_fraction:.1%}",
+            str(s.nonfinite),
+        ]
+        if changes is not None:
+            absolute, relative = changes[v.path]
+            row.append(_num(relative) if relative is not None else f"|Δ| {_num(absolute)}")
+        table.add_row(*row)
+    out.print(table)
+
+
+def run_header(info: dict[str, Any], out: Console) -> None:
+    out.print(" · ".join(f"{k}: {v}" for k, v in info.items()))
+
+
+def metrics_table(metrics: dict[str, Any], out: Console) -> None:
+    """Final metrics per split (train, validation, test)."""
+    splits = [s for s in ("train", "validation", "test") if s in metrics]
+    names: list[str] = []
+    for s in splits:
+        names += [n for n in metrics[s] if n not in names]
+    table = Table(
+        "Metric", *[s.capitalize() for s in splits], title="Results", title_justify="left"
+    )
+    for n in names:
+        table.add_row(n, *[_num(metrics[s].get(n)) for s in splits])
+    out.print(table)

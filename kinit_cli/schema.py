@@ -61,6 +61,16 @@ def fraction(v: Any) -> str | None:
     return None if ok else f"expected a number from 0 up to (not including) 1, got {kind_of(v)}"
 
 
+def choice(*options: str) -> Check:
+    def check(v: Any) -> str | None:
+        if v in options:
+            return None
+        hint = did_you_mean(str(v), options) if isinstance(v, str) else ""
+        return f"expected one of {', '.join(options)}, got {kind_of(v)}.{hint}"
+
+    return check
+
+
 def optional_boolean(v: Any) -> str | None:
     return None if v is None else boolean(v)
 
@@ -116,6 +126,14 @@ SCHEMA: dict[str, Any] = {
     "train": {
         "epochs": Field(integer(1), 1),
         "batch_size": Field(integer(1), 32),
+        "steps_per_execution": Field(integer(1), 1, "training steps per compiled call"),
+        "jit_compile": Field(boolean, False, "compile the training step with XLA"),
+        "precision": Field(
+            choice("float32", "mixed_float16", "mixed_bfloat16"),
+            "float32",
+            "Keras dtype policy; the model's outputs stay float32",
+        ),
+        "callbacks": Field(spec_list, [], "Keras callbacks as names or {class_name, config}"),
     },
 }
 

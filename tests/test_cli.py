@@ -67,7 +67,14 @@ def test_print_config_applies_overrides_and_defaults(runner):
     )
     assert result.exit_code == 0, result.output
     printed = yaml.safe_load(result.stdout)
-    assert printed["train"] == {"epochs": 1, "batch_size": 128}
+    assert printed["train"] == {
+        "epochs": 1,
+        "batch_size": 128,
+        "steps_per_execution": 1,
+        "jit_compile": False,
+        "precision": "float32",
+        "callbacks": [],
+    }
     assert printed["compile"]["optimizer"] == {
         "class_name": "rmsprop",
         "config": {"learning_rate": 0.01},

@@ -41,7 +41,23 @@ def test_defaults_are_filled_and_name_comes_from_the_file(write):
     path = write("my-run.yaml", "model: {input_shape: [3], layers: [{class_name: Dense}]}\n")
     resolved = schema.validate(config.load(path))
     assert resolved["name"] == "my-run"
-    assert resolved["train"] == {"epochs": 1, "batch_size": 32}
+    assert resolved["train"] == {
+        "epochs": 1,
+        "batch_size": 32,
+        "steps_per_execution": 1,
+        "jit_compile": False,
+        "precision": "float32",
+        "callbacks": [],
+    }
+    assert resolved["data"] == {
+        "name": "digits",
+        "path": None,
+        "normalize": True,
+        "flatten": None,
+        "validation_split": 0.0,
+        "limit": None,
+        "shuffle": True,
+    }
     assert resolved["compile"] == {"optimizer": "rmsprop", "loss": None, "metrics": []}
     assert resolved["plugins"] == [] and resolved["deterministic"] is False
 

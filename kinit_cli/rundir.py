@@ -1,0 +1,101 @@
+"""The run directory: where a run's config, model, history and reports land, written atomically."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from kinit_cli.errors import UsageError
+
+CONFIG = "config.yaml"
+MODEL = "model.keras"
+HISTORY = "history.csv"
+METRICS = "metrics.json"
+WEIGHTS_INIT = "weights-init.json"
+WEIGHTS_FINAL = "weights-final.json"
+BACKUP = "backup"  # Keras BackupAndRestore's folder: the state after the last full epoch
+
+
+def default_path(name: str) -> Path:
+    return Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def create(path: Path, overwrite: bool) -> None:
+    """Make the run directory; never reuse a non-empty one without `overwrite`."""
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"--output {path} exists and is not a directory")
+    if path.is_dir() and any(path.iterdir()):
+        if not overwrite:
+            raise UsageError(
+                f"run directory {path} already exists and is not empty; give another "
+                "--output, add --overwrite to replace kinit's files in it, or continue it "
+                f"with --resume {path}"
+            )
+        # A stale checkpoint would make the new run resume the old one.
+        shutil.rmtree(path / BACKUP, ignore_errors=True)
+    path.mkdir(parents=True, exist_ok=True)
+
+
+def write_text(path: Path, text: str) -> None:
+    """Write via a temporary file and a rename, so readers never see half a file."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, data: Any) -> None:
+    write_text(path, json.dumps(data, indent=2, sort_keys=False, allow_nan=True) + "\n")
+
+
+def save_model(model: Any, path: Path) -> None:
+    """`model.save` to a temporary `.keras` file beside `path`, then rename over it."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".keras")
+    os.close(fd)
+    try:
+        model.save(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_history(path: Path, rows: list[dict[str, Any]]) -> None:
+    """One row per epoch (`epoch` first, then every logged value)."""
+    keys: list[str] = ["epoch"]
+    for row in rows:
+        keys += [k for k in row if k not in keys]
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=keys, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text(path, out.getvalue())
+
+
+def read_history(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    with path.open(newline="") as f:
+        return [
+            {k: (int(v) if k == "epoch" else float(v)) for k, v in row.items() if v != ""}
+            for row in csv.DictReader(f)
+        ]
+
+
+def completed_epochs(run_dir: Path) -> int:
+    """Epochs the last checkpoint holds (0 when there is none)."""
+    meta = run_dir / BACKUP / "training_metadata.json"
+    if not meta.exists():
+        return 0
+    return int(json.loads(meta.read_text())["epoch"])

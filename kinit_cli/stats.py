@@ -1,0 +1,156 @@
+"""Weight statistics: NumPy in, plain data out; shared by `train` and `inspect-weights`.
+
+Each variable is read from the device once and scanned in fixed-size chunks with float64
+accumulators, so a 100M-parameter model needs no full-size temporary copies (a plain
+`a.astype(float64).std()` would allocate two arrays of 8 bytes per parameter).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+CHUNK = 1 << 20  # elements per scan step: 8 MiB of float64 temporaries
+
+
+@dataclass(frozen=True)
+class ArrayStats:
+    """Moments and health of one array; computed over its finite values."""
+
+    size: int
+    mean: float
+    std: float
+    min: float
+    max: float
+    l2: float
+    zero_fraction: float
+    nonfinite: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class VariableStats:
+    """Statistics of one weight variable, with what made it and which layers use it."""
+
+    path: str
+    shape: tuple[int, ...]
+    dtype: str
+    trainable: bool
+    initializer: dict[str, Any] | None
+    layers: tuple[str, ...]
+    stats: ArrayStats
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "shape": list(self.shape),
+            "dtype": self.dtype,
+            "trainable": self.trainable,
+            "initializer": self.initializer,
+            "layers": list(self.layers),
+            **asdict(self.stats),
+        }
+
+
+def _chunks(flat: np.ndarray) -> Iterator[np.ndarray]:
+    for start in range(0, flat.size, CHUNK):
+        yield flat[start : start + CHUNK]
+
+
+def array_stats(array: np.ndarray) -> ArrayStats:
+    """One pass over `array` (a view, never a full copy) for every statistic at once."""
+    flat = np.ascontiguousarray(array).reshape(-1)
+    digest = hashlib.sha256()
+    n = 0
+    mean = m2 = sumsq = 0.0
+    lo, hi = math.inf, -math.inf
+    zeros = nonfinite = 0
+    for chunk in _chunks(flat):
+        digest.update(memoryview(chunk).cast("B"))
+        values = chunk.astype(np.float64)
+        finite = np.isfinite(values)
+        if not finite.all():
+            nonfinite += int(values.size - np.count_nonzero(finite))
+            values = values[finite]
+        if values.size == 0:
+            continue
+        # Chan et al.'s pairwise update of mean and sum of squared deviations.
+        c_mean = float(values.mean())
+        c_m2 = float(np.square(values - c_mean).sum())
+        total = n + values.size
+        delta = c_mean - mean
+        mean += delta * values.size / total
+        m2 += c_m2 + delta * delta * n * values.size / total
+        n = total
+        sumsq += float(np.dot(values, values))
+        lo, hi = min(lo, float(values.min())), max(hi, float(values.max()))
+        zeros += int(values.size - np.count_nonzero(values))
+    if n == 0:
+        nan = float("nan")
+        return ArrayStats(flat.size, nan, nan, nan, nan, nan, 0.0, nonfinite, digest.hexdigest())
+    return ArrayStats(
+        size=int(flat.size),
+        mean=mean,
+        std=math.sqrt(m2 / n),
+        min=lo,
+        max=hi,
+        l2=math.sqrt(sumsq),
+        zero_fraction=zeros / flat.size,
+        nonfinite=nonfinite,
+        sha256=digest.hexdigest(),
+    )
+
+
+def relative_change(initial: np.ndarray, final: np.ndarray) -> tuple[float, float | None]:
+    """(||final - initial||, that divided by ||initial||; None when the initial norm is 0)."""
+    a = np.ascontiguousarray(initial).reshape(-1)
+    b = np.ascontiguousarray(final).reshape(-1)
+    diff = base = 0.0
+    for start in range(0, a.size, CHUNK):
+        x = a[start : start + CHUNK].astype(np.float64)
+        d = b[start : start + CHUNK].astype(np.float64) - x
+        diff += float(np.dot(d, d))
+        base += float(np.dot(x, x))
+    absolute = math.sqrt(diff)
+    return absolute, (absolute / math.sqrt(base) if base > 0 else None)
+
+
+def values(weights: Iterable[Any]) -> dict[str, np.ndarray]:
+    """Host copies of every variable's value, by path (each read from the device once)."""
+    return {w.path: np.asarray(w.variable.numpy()) for w in weights}
+
+
+def report(
+    weights: Iterable[Any], arrays: dict[str, np.ndarray] | None = None
+) -> list[VariableStats]:
+    """Statistics of every weight (model.WeightInfo); `arrays` reuses values already read."""
+    out = []
+    for w in weights:
+        array = arrays[w.path] if arrays is not None else np.asarray(w.variable.numpy())
+        out.append(
+            VariableStats(
+                w.path,
+                tuple(w.shape),
+                w.dtype,
+                w.trainable,
+                w.initializer,
+                tuple(w.layers),
+                array_stats(array),
+            )
+        )
+    return out
+
+
+def report_json(stats: list[VariableStats]) -> dict[str, Any]:
+    """The weights-*.json document: a pure function of the weights (no times, no paths)."""
+    trainable = sum(s.stats.size for s in stats if s.trainable)
+    total = sum(s.stats.size for s in stats)
+    return {
+        "variables": [s.to_json() for s in stats],
+        "totals": {"parameters": total, "trainable": trainable, "non_trainable": total - trainable},
+    }

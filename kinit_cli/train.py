@@ -1,0 +1,480 @@
+"""`kinit train`: devices, seeds, compile, fit, evaluate, the run directory, resume.
+
+The work is split into steps (`Trainer.setup`, `fit`, `finish`) so the command can show
+the initial weights before training starts, while this module never prints.
+"""
+
+from __future__ import annotations
+
+import math
+import platform
+import random
+import signal
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from kinit_cli import config as config_mod
+from kinit_cli import rundir, schema, stats
+from kinit_cli.backend import keras, tensorflow
+from kinit_cli.errors import ConfigError, KinitError, UsageError
+
+# Constructor arguments of Keras callbacks that name files: relative ones go in the run dir.
+_PATH_ARGUMENTS = ("filename", "filepath", "log_dir", "backup_dir")
+
+
+class DeviceError(KinitError):
+    """The requested device is not available."""
+
+
+class TrainingInterrupted(KinitError):
+    """Training was stopped by a signal; the last full epoch is saved for --resume."""
+
+    exit_code = 130
+
+
+class TrainingDiverged(KinitError):
+    """The loss became NaN or infinite."""
+
+
+@dataclass
+class TrainOptions:
+    device: str = "auto"
+    seed: int | None = None
+    output: str | None = None
+    overwrite: bool = False
+    resume: str | None = None
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    status: str  # completed | interrupted | diverged
+    seed: int
+    devices: list[str]
+    initial_epoch: int
+    epochs: int
+    history: list[dict[str, Any]]
+    metrics: dict[str, Any]
+    final_report: list[stats.VariableStats] = field(default_factory=list)
+    changes: dict[str, tuple[float, float | None]] = field(default_factory=dict)
+
+
+def select_devices(device: str) -> list[str]:
+    """Make only the asked-for devices visible; return their names (`CPU:0`, `GPU:0`, ...)."""
+    tf = tensorflow()
+    gpus = tf.config.list_physical_devices("GPU")
+    if device == "gpu" and not gpus:
+        seen = ", ".join(d.name for d in tf.config.list_physical_devices()) or "nothing"
+        raise DeviceError(
+            f"--device gpu: TensorFlow sees no GPU (it sees: {seen}). Install GPU support "
+            "with `pip install 'kinit[gpu]'` (NVIDIA driver required), or use --device cpu."
+        )
+    if device == "cpu" and gpus:
+        tf.config.set_visible_devices([], "GPU")
+    kinds = ("CPU",) if device == "cpu" or not gpus else ("GPU",)
+    return [
+        d.name.removeprefix("/physical_device:")
+        for k in kinds
+        for d in tf.config.list_physical_devices(k)
+    ]
+
+
+def resume_config(
+    run_dir: Path, config_path: str | None, overrides: Sequence[str]
+) -> config_mod.Config:
+    """The run's own config, after checking that what was given alongside changes only epochs."""
+    saved_path = run_dir / rundir.CONFIG
+    if not saved_path.exists():
+        raise UsageError(
+            f"--resume {run_dir}: no {rundir.CONFIG} there; is it a kinit run directory?"
+        )
+    saved = config_mod.load(saved_path)
+    given = config_mod.load(config_path or saved_path, overrides)
+    old, new = schema.validate(saved), schema.validate(given)
+    if new["seed"] is None:
+        new["seed"] = old["seed"]
+    if config_path is not None and not given.data.get("name"):
+        new["name"] = old["name"]
+    differences = [
+        f"{path}: {a!r} in the run, {b!r} now"
+        for path, a, b in _diff(old, new, "")
+        if path != "train.epochs"
+    ]
+    if differences:
+        raise UsageError(
+            f"--resume {run_dir}: only train.epochs may change when resuming; "
+            "these differ:\n  " + "\n  ".join(differences)
+        )
+    for text in overrides:
+        if text.partition("=")[0].strip() == "train.epochs":
+            config_mod.apply_overrides(saved, [text])
+    return saved
+
+
+def _diff(a: Any, b: Any, path: str) -> list[tuple[str, Any, Any]]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = []
+        for key in list(a) + [k for k in b if k not in a]:
+            sub = f"{path}.{key}" if path else key
+            out += _diff(a.get(key), b.get(key), sub)
+        return out
+    return [] if a == b else [(path, a, b)]
+
+
+class _Backup:
+    """Keras's BackupAndRestore, told to skip the epoch a signal or a NaN cut short."""
+
+    def __new__(cls, backup_dir: Path) -> Any:
+        base = keras().callbacks.BackupAndRestore
+
+        class Backup(base):
+            skip = False
+
+            def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+                if not self.skip:
+                    super().on_epoch_end(epoch, logs)
+
+            def on_train_end(self, logs: Any = None) -> None:
+                if not self.skip:
+                    super().on_train_end(logs)
+
+        return Backup(str(backup_dir), double_checkpoint=True)
+
+
+class _Guard:
+    """Stops at the first non-finite loss and keeps the weights of the last full epoch."""
+
+    def __new__(cls, backup: Any) -> Any:
+        base = keras().callbacks.Callback
+
+        class Guard(base):
+            def on_train_begin(self, logs: Any = None) -> None:
+                self.good = self.model.get_weights()
+                self.epoch = 0
+                self.failed: tuple[int, int, float] | None = None
+                self.interrupted: int | None = None
+
+            def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
+                self.epoch = epoch
+
+            def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
+                loss = (logs or {}).get("loss")
+                if loss is not None and not math.isfinite(float(loss)) and not self.failed:
+                    self.failed = (self.epoch, batch, float(loss))
+                    backup.skip = True
+                    self.model.stop_training = True
+
+            def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+                if not self.failed and self.interrupted is None:
+                    self.good = self.model.get_weights()
+
+            def interrupt(self, signum: int) -> None:
+                self.interrupted = signum
+                backup.skip = True
+                self.model.stop_training = True
+
+        return Guard()
+
+
+class Trainer:
+    """One training run, step by step: setup(), fit(callbacks), finish()."""
+
+    def __init__(
+        self,
+        config_path: str | None,
+        overrides: Sequence[str],
+        plugins: Sequence[str],
+        options: TrainOptions,
+    ) -> None:
+        self.config_path = config_path
+        self.overrides = list(overrides)
+        self.plugins = list(plugins)
+        self.options = options
+
+    def setup(self) -> None:
+        """Load everything, build the model, create the run directory; nothing trained yet."""
+        from kinit_cli import data
+        from kinit_cli.model import build
+        from kinit_cli.prepare import prepare
+
+        k, tf = keras(), tensorflow()
+        opts = self.options
+        if opts.resume:
+            self.run_dir = Path(opts.resume)
+            saved = resume_config(self.run_dir, self.config_path, self.overrides)
+            self.prepared = prepare(
+                saved.file, _epoch_overrides(self.overrides), self.plugins, build=False
+            )
+        else:
+            if self.config_path is None:
+                raise UsageError("give a CONFIG file, or --resume RUN_DIR")
+            self.prepared = prepare(self.config_path, self.overrides, self.plugins, build=False)
+        config, resolved = self.prepared.config, self.prepared.resolved
+        self.devices = select_devices(opts.device)
+        if opts.seed is not None and not opts.resume:
+            resolved["seed"] = opts.seed
+        if resolved["seed"] is None:
+            resolved["seed"] = random.SystemRandom().randrange(2**31)
+        self.seed = int(resolved["seed"])
+        k.utils.set_random_seed(self.seed)
+        if resolved["deterministic"]:
+            tf.config.experimental.enable_op_determinism()
+        train = resolved["train"]
+        self._previous_policy = k.mixed_precision.dtype_policy()
+        k.mixed_precision.set_dtype_policy(train["precision"])
+        self.built = build(config, resolved, self.prepared.registry)
+        model = self.built.model
+        if len(model.inputs) != 1 or len(model.outputs) != 1:
+            raise UsageError(
+                f"kinit train feeds one input and one output; the model has "
+                f"{len(model.inputs)} inputs and {len(model.outputs)} outputs"
+            )
+        self.data = data.load(
+            resolved["data"], tuple(model.inputs[0].shape[1:]), self.seed, config.base_dir
+        )
+        if not opts.resume:
+            self.run_dir = (
+                Path(opts.output) if opts.output else rundir.default_path(resolved["name"])
+            )
+        self.callbacks = self._config_callbacks()
+        model.compile(
+            **self.prepared.compile_args,
+            steps_per_execution=train["steps_per_execution"],
+            jit_compile=train["jit_compile"],
+        )
+        self.initial_arrays = stats.values(self.built.weights)
+        self.initial_report = stats.report(self.built.weights, self.initial_arrays)
+        if not opts.resume:
+            rundir.create(self.run_dir, opts.overwrite)
+            rundir.write_text(
+                self.run_dir / rundir.CONFIG, config_mod.dump(_portable(resolved, config.base_dir))
+            )
+            rundir.write_json(
+                self.run_dir / rundir.WEIGHTS_INIT, stats.report_json(self.initial_report)
+            )
+        self.initial_epoch = min(rundir.completed_epochs(self.run_dir), train["epochs"])
+
+    @property
+    def resolved(self) -> dict[str, Any]:
+        return self.prepared.resolved
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return math.ceil(len(self.data.x_train) / self.resolved["train"]["batch_size"])
+
+    def _config_callbacks(self) -> list[Any]:
+        from kinit_cli.specs import FAILED, SpecBuilder
+
+        builder = SpecBuilder(self.prepared.registry, self.prepared.config)
+        out = []
+        for i, spec in enumerate(self.resolved["train"]["callbacks"]):
+            spec = _in_run_dir(spec, self.run_dir)
+            callback = builder.build(
+                "callback", spec, ("train", "callbacks", i), keep_builtin_names=False
+            )
+            if callback is not FAILED:
+                out.append(callback)
+        if builder.problems:
+            raise ConfigError(builder.problems)
+        return out
+
+    def fit(self, callbacks: Sequence[Any] = ()) -> None:
+        """Train from the last saved epoch to `train.epochs`, stopping cleanly on a signal."""
+        from kinit_cli import data
+
+        train = self.resolved["train"]
+        model = self.built.model
+        d = self.data
+        backup = _Backup(self.run_dir / rundir.BACKUP)
+        self.guard = _Guard(backup)
+        dataset = data.train_dataset(
+            d.x_train,
+            d.y_train,
+            train["batch_size"],
+            self.seed,
+            self.resolved["data"]["shuffle"],
+            self.initial_epoch,
+            train["epochs"],
+        )
+        validation = (
+            data.eval_dataset(d.x_val, d.y_val, train["batch_size"])
+            if d.x_val is not None
+            else None
+        )
+        history = keras().callbacks.History()
+        previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        start = time.perf_counter()
+        try:
+            if self.initial_epoch < train["epochs"]:
+                model.fit(
+                    dataset,
+                    epochs=train["epochs"],
+                    initial_epoch=self.initial_epoch,
+                    steps_per_epoch=self.steps_per_epoch,
+                    validation_data=validation,
+                    callbacks=[backup, self.guard, history, *self.callbacks, *callbacks],
+                    verbose=0,
+                )
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+        self.fit_seconds = time.perf_counter() - start
+        self.history = history
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        # A second signal gets the default behaviour: stop now, whatever the state.
+        signal.signal(
+            signum, signal.default_int_handler if signum == signal.SIGINT else signal.SIG_DFL
+        )
+        self.guard.interrupt(signum)
+
+    def finish(self) -> TrainResult:
+        """Evaluate, write the run directory, and report; raise if the run did not complete."""
+        from kinit_cli import data
+
+        k = keras()
+        model, guard, train = self.built.model, self.guard, self.resolved["train"]
+        rows = [
+            r
+            for r in rundir.read_history(self.run_dir / rundir.HISTORY)
+            if r["epoch"] < self.initial_epoch
+        ]
+        for i, epoch in enumerate(self.history.epoch):
+            if guard.failed and epoch == guard.failed[0]:
+                break
+            if guard.interrupted is not None and i == len(self.history.epoch) - 1:
+                break  # the epoch the signal cut short is not a finished epoch
+            rows.append(
+                {"epoch": epoch, **{key: float(v[i]) for key, v in self.history.history.items()}}
+            )
+        rundir.write_history(self.run_dir / rundir.HISTORY, rows)
+        status = "completed"
+        if guard.failed:
+            status = "diverged"
+            bad = [
+                w.path
+                for w in self.built.weights
+                if not np.isfinite(np.asarray(w.variable.numpy())).all()
+            ]
+            model.set_weights(guard.good)
+        elif guard.interrupted is not None:
+            status = "interrupted"
+        metrics: dict[str, Any] = {"status": status}
+        if rows:
+            last = rows[-1]
+            metrics["train"] = {
+                k2: v for k2, v in last.items() if k2 != "epoch" and not k2.startswith("val_")
+            }
+            val = {k2[4:]: v for k2, v in last.items() if k2.startswith("val_")}
+            if val:
+                metrics["validation"] = val
+        if status != "interrupted":
+            test = model.evaluate(
+                data.eval_dataset(self.data.x_test, self.data.y_test, train["batch_size"]),
+                return_dict=True,
+                verbose=0,
+            )
+            metrics["test"] = {key: float(v) for key, v in test.items()}
+        epochs_run = len(rows) - sum(1 for r in rows if r["epoch"] < self.initial_epoch)
+        samples = epochs_run * len(self.data.x_train)
+        metrics.update(
+            {
+                "epochs": len(rows),
+                "initial_epoch": self.initial_epoch,
+                "wall_time_s": round(self.fit_seconds, 3),
+                "samples_per_second": round(samples / self.fit_seconds, 1)
+                if self.fit_seconds > 0 and samples
+                else None,
+                "seed": self.seed,
+                "devices": self.devices,
+                "data": {
+                    "name": self.data.name,
+                    "source": self.data.source,
+                    "train": len(self.data.x_train),
+                    "validation": 0 if self.data.x_val is None else len(self.data.x_val),
+                    "test": len(self.data.x_test),
+                },
+                "versions": _versions(),
+            }
+        )
+        result = TrainResult(
+            self.run_dir,
+            status,
+            self.seed,
+            self.devices,
+            self.initial_epoch,
+            train["epochs"],
+            rows,
+            metrics,
+        )
+        if status != "interrupted":
+            final = stats.values(self.built.weights)
+            result.final_report = stats.report(self.built.weights, final)
+            result.changes = {
+                p: stats.relative_change(self.initial_arrays[p], final[p]) for p in final
+            }
+            rundir.save_model(model, self.run_dir / rundir.MODEL)
+            rundir.write_json(
+                self.run_dir / rundir.WEIGHTS_FINAL, stats.report_json(result.final_report)
+            )
+        rundir.write_json(self.run_dir / rundir.METRICS, metrics)
+        k.mixed_precision.set_dtype_policy(self._previous_policy)
+        if status == "diverged":
+            epoch, step, loss = guard.failed
+            raise TrainingDiverged(
+                f"the loss became {loss} at epoch {epoch + 1}, step {step + 1}; non-finite "
+                f"values in: {', '.join(bad) or 'no weight (the loss alone)'}. The weights "
+                f"after the last full epoch were kept in {self.run_dir / rundir.MODEL}."
+            )
+        if status == "interrupted":
+            done = rundir.completed_epochs(self.run_dir)
+            raise TrainingInterrupted(
+                f"interrupted by {signal.Signals(guard.interrupted).name}; {done} of "
+                f"{train['epochs']} epochs are saved. Continue with: kinit train --resume "
+                f"{self.run_dir}"
+            )
+        return result
+
+
+def _epoch_overrides(overrides: Sequence[str]) -> list[str]:
+    return [o for o in overrides if o.partition("=")[0].strip() == "train.epochs"]
+
+
+def _in_run_dir(spec: Any, run_dir: Path) -> Any:
+    """A callback spec whose relative file arguments are moved into the run directory."""
+    if not isinstance(spec, dict) or not isinstance(spec.get("config"), dict):
+        return spec
+    config = dict(spec["config"])
+    for key in _PATH_ARGUMENTS:
+        if isinstance(config.get(key), str) and not Path(config[key]).is_absolute():
+            config[key] = str(run_dir / config[key])
+    return {**spec, "config": config}
+
+
+def _portable(resolved: dict[str, Any], base_dir: Path) -> dict[str, Any]:
+    """The resolved config with file paths made absolute, so the run dir's copy reruns as is."""
+    import copy
+
+    out = copy.deepcopy(resolved)
+    out["plugins"] = [
+        str((base_dir / p).resolve()) if p.endswith(".py") else p for p in out["plugins"]
+    ]
+    if out["data"].get("path"):
+        out["data"]["path"] = str((base_dir / out["data"]["path"]).resolve())
+    return out
+
+
+def _versions() -> dict[str, str]:
+    from kinit_cli import __version__
+
+    return {
+        "python": platform.python_version(),
+        "tensorflow": tensorflow().__version__,
+        "keras": keras().__version__,
+        "kinit": __version__,
+    }
