@@ -16,8 +16,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: install
-	$(BIN)/kinit validate configs/mnist.yaml
-	$(BIN)/kinit validate configs/functional.yaml
+	$(BIN)/kinit train configs/digits.yaml
 
 test: install
 	$(BIN)/python -m pytest -q

@@ -20,8 +20,8 @@ def console(stderr: bool = False) -> Console:
     stderr carries messages, which must not be hard-wrapped mid-sentence.
     """
     stream = sys.stderr if stderr else sys.stdout
-    # Piped output has no width to follow; 120 columns keeps the weight tables unwrapped.
-    width = None if stream.isatty() or os.environ.get("COLUMNS") else 120
+    # Piped output has no width to follow; 160 columns keeps the weight tables unwrapped.
+    width = None if stream.isatty() or os.environ.get("COLUMNS") else 160
     return Console(file=stream, highlight=False, soft_wrap=stderr, width=width)
 
 
@@ -174,10 +174,13 @@ def weight_stats(
         "Max",
         "L2",
         "Zeros",
-        "Non-finite",
+        "NaN/Inf",
     ) + (("Rel. change",) if changes is not None else ()):
         table.add_column(
-            col, justify="left" if col in ("Variable", "Initializer") else "right", overflow="fold"
+            col,
+            justify="left" if col in ("Variable", "Initializer") else "right",
+            overflow="fold",
+            no_wrap=col in ("Variable", "Shape"),
         )
     for v in report:
         s = v.stats

@@ -301,6 +301,9 @@ class Trainer:
             self.initial_epoch,
             train["epochs"],
         )
+        # Keras looks one batch ahead at the end of training and warns when the data set is
+        # exhausted: repeating it keeps that look-ahead quiet (the extra batch is never used).
+        dataset = dataset.repeat()
         validation = (
             data.eval_dataset(d.x_val, d.y_val, train["batch_size"])
             if d.x_val is not None
@@ -316,6 +319,7 @@ class Trainer:
                     epochs=train["epochs"],
                     initial_epoch=self.initial_epoch,
                     steps_per_epoch=self.steps_per_epoch,
+                    shuffle=False,  # the dataset is already shuffled, per epoch and seed
                     validation_data=validation,
                     callbacks=[backup, self.guard, history, *self.callbacks, *callbacks],
                     verbose=0,

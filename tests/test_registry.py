@@ -243,3 +243,10 @@ def test_describe_gives_plain_data(reg):
         {"name": "seed", "required": False, "default": None},
     ]
     assert item["summary"].startswith("Random normal initializer")
+
+
+def test_base_class_required_parameters_are_the_subclass_business():
+    params, _ = registry.parameters(keras.layers.Conv2D)
+    required = [p.name for p in params if p.required]
+    assert required == ["filters", "kernel_size"]
+    assert "rank" in [p.name for p in params]  # accepted by the base, supplied by Conv2D

@@ -1,0 +1,215 @@
+"""kinit train: real training on the bundled digits, the run directory, determinism, resume."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from kinit_cli.cli import cli
+
+ROOT = Path(__file__).resolve().parent.parent
+DIGITS = str(ROOT / "configs" / "digits.yaml")
+KINIT = Path(sys.executable).parent / "kinit"
+
+
+def train(runner, *args):
+    return runner.invoke(cli, ["train", DIGITS, *args])
+
+
+def test_digits_run_directory_holds_everything(runner, tmp_path):
+    out = tmp_path / "run"
+    result = train(runner, "--set", "train.epochs=3", "--output", str(out))
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir()) == [
+        "config.yaml",
+        "history.csv",
+        "metrics.json",
+        "model.keras",
+        "weights-final.json",
+        "weights-init.json",
+    ]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["status"] == "completed" and metrics["seed"] == 42
+    assert metrics["data"] == {
+        "name": "digits",
+        "source": metrics["data"]["source"],
+        "train": 1294,
+        "validation": 143,
+        "test": 360,
+    }
+    assert set(metrics["test"]) == {"loss", "accuracy"}
+    assert metrics["test"]["accuracy"] > 0.85
+    assert set(metrics["train"]) == {"loss", "accuracy"} and set(metrics["validation"]) == {
+        "loss",
+        "accuracy",
+    }
+    assert metrics["epochs"] == 3 and metrics["devices"] == ["CPU:0"]
+    assert set(metrics["versions"]) == {"python", "tensorflow", "keras", "kinit"}
+    with (out / "history.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert [r["epoch"] for r in rows] == ["0", "1", "2"]
+    assert list(rows[0]) == ["epoch", "accuracy", "loss", "val_accuracy", "val_loss"]
+    assert float(rows[2]["loss"]) < float(rows[0]["loss"])
+    model = keras.saving.load_model(out / "model.keras", safe_mode=True)
+    assert [layer.name for layer in model.layers] == ["dense", "dense_1", "dense_2"]
+    final = json.loads((out / "weights-final.json").read_text())
+    assert [v["path"] for v in final["variables"]] == [
+        "dense/kernel",
+        "dense/bias",
+        "dense_1/kernel",
+        "dense_1/bias",
+        "dense_2/kernel",
+        "dense_2/bias",
+    ]
+    np.testing.assert_allclose(
+        final["variables"][0]["mean"], float(np.mean(model.layers[0].kernel.numpy())), rtol=1e-6
+    )
+    # The printed report: initial and final weight tables, then the results.
+    assert "Weights at initialization" in result.stdout
+    assert "Weights after training" in result.stdout
+    assert "HeNormal()" in result.stdout and "Rel. change" in result.stdout
+    assert "epoch 3/3" in result.stderr
+
+
+def test_same_seed_and_determinism_give_identical_weights(runner, tmp_path):
+    for name in ("a", "b"):
+        result = train(
+            runner, "--set", "train.epochs=2", "--output", str(tmp_path / name), "--quiet"
+        )
+        assert result.exit_code == 0, result.output
+    for report in ("weights-init.json", "weights-final.json"):
+        a = (tmp_path / "a" / report).read_bytes()
+        assert a == (tmp_path / "b" / report).read_bytes()
+    other = train(
+        runner, "--set", "train.epochs=2", "--output", str(tmp_path / "c"), "--quiet", "--seed", "7"
+    )
+    assert other.exit_code == 0
+    assert (tmp_path / "c" / "weights-init.json").read_bytes() != (
+        tmp_path / "a" / "weights-init.json"
+    ).read_bytes()
+
+
+def test_json_output_is_one_document(runner, tmp_path):
+    result = train(runner, "--set", "train.epochs=1", "--output", str(tmp_path / "r"), "--json")
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert doc["run_dir"] == str(tmp_path / "r")
+    assert doc["metrics"]["test"]["accuracy"] > 0.5
+    assert sorted(doc["relative_change"]) == sorted(v["path"] for v in doc["weights_final"])
+    assert all(0 < c < 10 for c in [doc["relative_change"]["dense/kernel"]])
+
+
+def test_existing_run_directory_is_not_overwritten(runner, tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    result = train(runner, "--set", "train.epochs=1", "--output", str(out))
+    assert result.exit_code == 2
+    assert f"run directory {out} already exists and is not empty" in result.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+    result = train(runner, "--set", "train.epochs=1", "--output", str(out), "--overwrite", "-q")
+    assert result.exit_code == 0
+    assert (out / "notes.txt").read_text() == "mine" and (out / "model.keras").exists()
+
+
+def test_non_finite_loss_stops_and_keeps_good_weights(runner, tmp_path):
+    out = tmp_path / "nan"
+    result = train(
+        runner,
+        "--set",
+        "compile.optimizer={class_name: SGD, config: {learning_rate: 1.0e+12}}",
+        "--set",
+        "train.epochs=3",
+        "--output",
+        str(out),
+        "-q",
+    )
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: the loss became nan at epoch 1, step ")
+    assert "non-finite values in: dense/kernel" in result.stderr
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["status"] == "diverged"
+    model = keras.saving.load_model(out / "model.keras")
+    assert all(np.isfinite(w.numpy()).all() for w in model.weights)
+
+
+def test_gpu_requested_without_one(runner):
+    result = train(runner, "--device", "gpu")
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: --device gpu: TensorFlow sees no GPU (it sees: ")
+    assert "pip install 'kinit[gpu]'" in result.stderr
+
+
+def test_resume_refuses_changes_other_than_epochs(runner, tmp_path):
+    out = tmp_path / "run"
+    assert train(runner, "--set", "train.epochs=1", "--output", str(out), "-q").exit_code == 0
+    result = runner.invoke(
+        cli, ["train", "--resume", str(out), "--set", "train.batch_size=64", "--set", "seed=3"]
+    )
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [
+        f"error: --resume {out}: only train.epochs may change when resuming; these differ:",
+        "  seed: 42 in the run, 3 now",
+        "  train.batch_size: 32 in the run, 64 now",
+    ]
+
+
+@pytest.mark.slow
+def test_interrupted_run_resumes_to_the_uninterrupted_weights(tmp_path):
+    args = ["--set", "train.epochs=8", "--set", "train.batch_size=8", "-q"]
+    env = {**os.environ, "COLUMNS": "200"}
+    full = subprocess.run(
+        [str(KINIT), "train", DIGITS, *args, "--output", str(tmp_path / "full")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert full.returncode == 0, full.stderr
+    run = tmp_path / "cut"
+    proc = subprocess.Popen(
+        [str(KINIT), "train", DIGITS, *args, "--output", str(run)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    meta = run / "backup" / "training_metadata.json"
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and proc.poll() is None:
+        if meta.exists() and json.loads(meta.read_text() or "{}").get("epoch", 0) >= 2:
+            break
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr
+    assert "interrupted by SIGINT;" in stderr and f"kinit train --resume {run}" in stderr
+    assert json.loads((run / "metrics.json").read_text())["status"] == "interrupted"
+    done = json.loads(meta.read_text())["epoch"]
+    assert 2 <= done < 8
+    resumed = subprocess.run(
+        [str(KINIT), "train", "--resume", str(run), "-q"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["initial_epoch"] == done and metrics["epochs"] == 8
+    assert (run / "weights-final.json").read_bytes() == (
+        tmp_path / "full" / "weights-final.json"
+    ).read_bytes()
+    with (run / "history.csv").open() as f:
+        assert [r["epoch"] for r in csv.DictReader(f)] == [str(e) for e in range(8)]
+    assert not (run / "backup").exists()
