@@ -464,7 +464,9 @@ def parameters(obj: Any) -> tuple[list[Parameter], bool]:
         params, open_kwargs = _own_parameters(klass.__init__, skip_first=True)
         for p in params:
             # A base's required parameter (BaseConv's `rank`) is the subclass's to supply.
-            seen.setdefault(p.name, p if last is None or not p.required else Parameter(p.name, None))
+            seen.setdefault(
+                p.name, p if last is None or not p.required else Parameter(p.name, None)
+            )
         if klass.__name__ == "Layer" and klass.__module__.startswith("keras"):
             for extra in _LAYER_EXTRA_KWARGS:
                 seen.setdefault(extra, Parameter(extra, None))

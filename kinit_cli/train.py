@@ -301,9 +301,6 @@ class Trainer:
             self.initial_epoch,
             train["epochs"],
         )
-        # Keras looks one batch ahead at the end of training and warns when the data set is
-        # exhausted: repeating it keeps that look-ahead quiet (the extra batch is never used).
-        dataset = dataset.repeat()
         validation = (
             data.eval_dataset(d.x_val, d.y_val, train["batch_size"])
             if d.x_val is not None

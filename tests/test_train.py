@@ -213,3 +213,52 @@ def test_interrupted_run_resumes_to_the_uninterrupted_weights(tmp_path):
     with (run / "history.csv").open() as f:
         assert [r["epoch"] for r in csv.DictReader(f)] == [str(e) for e in range(8)]
     assert not (run / "backup").exists()
+
+
+def test_config_callbacks_write_into_the_run_directory(runner, tmp_path):
+    out = tmp_path / "cb"
+    callbacks = (
+        "train.callbacks=[{class_name: TensorBoard, config: {log_dir: tb, histogram_freq: 1}},"
+        " {class_name: CSVLogger, config: {filename: log.csv}},"
+        " {class_name: EarlyStopping, config: {monitor: loss, patience: 0, min_delta: 10.0}}]"
+    )
+    result = train(
+        runner, "--set", "train.epochs=5", "--set", callbacks, "--output", str(out), "-q"
+    )
+    assert result.exit_code == 0, result.output
+    # With an impossible min_delta, the first epoch sets the baseline and the second stops.
+    assert json.loads((out / "metrics.json").read_text())["epochs"] == 2
+    assert (out / "log.csv").read_text().splitlines()[0].startswith("epoch,accuracy,loss")
+    events = list((out / "tb" / "train").glob("events.out.tfevents.*"))
+    assert events and events[0].stat().st_size > 1000  # histograms of every weight
+
+
+def test_unknown_callback_is_a_config_error(runner):
+    result = train(runner, "--set", "train.callbacks=[EarlyStoping]")
+    assert result.exit_code == 2
+    assert result.stderr.startswith(
+        "error: --set train.callbacks=[EarlyStoping]: train.callbacks[0]: unknown callback "
+        "'EarlyStoping'. Did you mean 'EarlyStopping'?"
+    )
+
+
+def test_mixed_precision_keeps_the_output_in_float32(runner, tmp_path):
+    out = tmp_path / "mixed"
+    result = train(
+        runner,
+        "--set",
+        "train.precision=mixed_bfloat16",
+        "--set",
+        "train.epochs=1",
+        "--output",
+        str(out),
+        "-q",
+    )
+    assert result.exit_code == 0, result.output
+    model = keras.saving.load_model(out / "model.keras")
+    assert [layer.dtype_policy.name for layer in model.layers] == [
+        "mixed_bfloat16",
+        "mixed_bfloat16",
+        "float32",
+    ]
+    assert keras.mixed_precision.dtype_policy().name == "float32"  # restored afterwards
