@@ -12,7 +12,7 @@ import keras
 import numpy as np
 import pytest
 
-from kinit_cli import data
+from kinit_cli import data, schema
 from kinit_cli.errors import DataError
 
 FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
@@ -25,15 +25,7 @@ Y_TEST = np.array([2, 1, 0], dtype=np.uint8)
 
 def section(**overrides: Any) -> dict[str, Any]:
     """A `data:` section as schema.py resolves it: every key, defaults filled."""
-    base = {
-        "name": "digits",
-        "path": None,
-        "normalize": True,
-        "flatten": None,
-        "validation_split": 0.0,
-        "limit": None,
-        "shuffle": True,
-    }
+    base = {key: field.default for key, field in schema.SCHEMA["data"].items()}
     return {**base, **overrides}
 
 
