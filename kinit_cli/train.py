@@ -54,10 +54,6 @@ class TrainOptions:
 class TrainResult:
     run_dir: Path
     status: str  # completed | interrupted | diverged
-    seed: int
-    devices: list[str]
-    initial_epoch: int
-    epochs: int
     history: list[dict[str, Any]]
     metrics: dict[str, Any]
     final_report: list[stats.VariableStats] = field(default_factory=list)
@@ -225,9 +221,14 @@ class Trainer:
         if resolved["deterministic"]:
             tf.config.experimental.enable_op_determinism()
         train = resolved["train"]
-        self._previous_policy = k.mixed_precision.dtype_policy()
+        # Layers take the global dtype policy when they are made and keep it: set it for
+        # the build only, so nothing else in the process changes precision.
+        previous = k.mixed_precision.dtype_policy()
         k.mixed_precision.set_dtype_policy(train["precision"])
-        self.built = build(config, resolved, self.prepared.registry)
+        try:
+            self.built = build(config, resolved, self.prepared.registry)
+        finally:
+            k.mixed_precision.set_dtype_policy(previous)
         model = self.built.model
         if len(model.inputs) != 1 or len(model.outputs) != 1:
             raise UsageError(
@@ -338,21 +339,19 @@ class Trainer:
         """Evaluate, write the run directory, and report; raise if the run did not complete."""
         from kinit_cli import data
 
-        k = keras()
         model, guard, train = self.built.model, self.guard, self.resolved["train"]
-        rows = [
+        earlier = [
             r
             for r in rundir.read_history(self.run_dir / rundir.HISTORY)
             if r["epoch"] < self.initial_epoch
         ]
-        for i, epoch in enumerate(self.history.epoch):
-            if guard.failed and epoch == guard.failed[0]:
-                break
-            if guard.interrupted is not None and i == len(self.history.epoch) - 1:
-                break  # the epoch the signal cut short is not a finished epoch
-            rows.append(
-                {"epoch": epoch, **{key: float(v[i]) for key, v in self.history.history.items()}}
-            )
+        new = [
+            {"epoch": epoch, **{key: float(v[i]) for key, v in self.history.history.items()}}
+            for i, epoch in enumerate(self.history.epoch)
+        ]
+        if guard.failed or guard.interrupted is not None:
+            new = new[:-1]  # the epoch that was cut short is not a finished epoch
+        rows = earlier + new
         rundir.write_history(self.run_dir / rundir.HISTORY, rows)
         status = "completed"
         if guard.failed:
@@ -381,8 +380,7 @@ class Trainer:
                 verbose=0,
             )
             metrics["test"] = {key: float(v) for key, v in test.items()}
-        epochs_run = len(rows) - sum(1 for r in rows if r["epoch"] < self.initial_epoch)
-        samples = epochs_run * len(self.data.x_train)
+        samples = len(new) * len(self.data.x_train)
         metrics.update(
             {
                 "epochs": len(rows),
@@ -403,16 +401,7 @@ class Trainer:
                 "versions": _versions(),
             }
         )
-        result = TrainResult(
-            self.run_dir,
-            status,
-            self.seed,
-            self.devices,
-            self.initial_epoch,
-            train["epochs"],
-            rows,
-            metrics,
-        )
+        result = TrainResult(self.run_dir, status, rows, metrics)
         if status != "interrupted":
             final = stats.values(self.built.weights)
             result.final_report = stats.report(self.built.weights, final)
@@ -424,7 +413,6 @@ class Trainer:
                 self.run_dir / rundir.WEIGHTS_FINAL, stats.report_json(result.final_report)
             )
         rundir.write_json(self.run_dir / rundir.METRICS, metrics)
-        k.mixed_precision.set_dtype_policy(self._previous_policy)
         if status == "diverged":
             epoch, step, loss = guard.failed
             raise TrainingDiverged(
