@@ -79,7 +79,7 @@ def build(config: Config, resolved: dict[str, Any], registry: Registry) -> Built
             model, calls, shapes = _sequential(spec, builder, name)
     if builder.problems or model is None:
         raise ConfigError(builder.problems)
-    return BuiltModel(model, _layer_infos(model, calls, shapes), _weight_infos(model, records))
+    return BuiltModel(model, _layer_infos(model, calls, shapes), weight_infos(model, records))
 
 
 def _keras_name(text: str) -> str:
@@ -250,11 +250,20 @@ def describe_initializer(initializer: Any) -> dict[str, Any] | None:
     return None  # an initial value (array) rather than an initializer
 
 
-def _weight_infos(model: Any, records: dict[int, tuple[Any, Any]]) -> list[WeightInfo]:
+def weight_infos(
+    model: Any, records: dict[int, tuple[Any, Any]] | None = None
+) -> list[WeightInfo]:
+    """Every variable of `model` once, with its layers and the initializer that made it.
+
+    `records` (from recording_weights) are exact; without them (a model loaded from a
+    file) the owning layer's `<name>_initializer` attribute is used, Keras's convention.
+    """
     users: dict[int, list[str]] = {}
+    owners: dict[int, Any] = {}
     for layer in model.layers:
         for v in layer.weights:
             names = users.setdefault(id(v), [])
+            owners.setdefault(id(v), layer)
             if layer.name not in names:
                 names.append(layer.name)
     infos, seen = [], set()
@@ -262,7 +271,10 @@ def _weight_infos(model: Any, records: dict[int, tuple[Any, Any]]) -> list[Weigh
         if id(v) in seen:
             continue
         seen.add(id(v))
-        init = describe_initializer(records[id(v)][1]) if id(v) in records else None
+        if records is not None and id(v) in records:
+            init = describe_initializer(records[id(v)][1])
+        else:
+            init = _attribute_initializer(owners.get(id(v)), v.name)
         path = v.path.removeprefix(f"{model.name}/")
         infos.append(
             WeightInfo(
@@ -270,6 +282,15 @@ def _weight_infos(model: Any, records: dict[int, tuple[Any, Any]]) -> list[Weigh
             )
         )
     return infos
+
+
+def _attribute_initializer(layer: Any, name: str) -> dict[str, Any] | None:
+    """`kernel` -> layer.kernel_initializer; `recurrent_kernel` -> recurrent_initializer."""
+    for attr in (f"{name}_initializer", f"{name.removesuffix('_kernel')}_initializer"):
+        initializer = getattr(layer, attr, None)
+        if initializer is not None:
+            return describe_initializer(initializer)
+    return None
 
 
 def _layer_infos(

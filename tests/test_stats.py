@@ -70,3 +70,19 @@ def test_weights_json_is_a_pure_function_of_the_weights():
     (var,) = first["variables"]
     assert var["path"] == "d/kernel" and var["shape"] == [2, 3] and var["mean"] == 2.5
     assert first["totals"] == {"parameters": 6, "trainable": 6, "non_trainable": 0}
+
+
+@pytest.mark.parametrize("shape", [(64, 32), (5, 300), (3, 3, 8, 16)])
+def test_spectral_norm_matches_the_svd(shape):
+    a = np.random.default_rng(1).normal(size=shape).astype(np.float32)
+    expected = np.linalg.norm(a.reshape(-1, shape[-1]).astype(np.float64), 2)
+    assert stats.array_stats(a).spectral_norm == pytest.approx(expected, rel=1e-4)
+    assert stats.array_stats(a[0] if len(shape) == 2 else a[0, 0, 0]).spectral_norm is None
+
+
+def test_histogram_counts_every_finite_value(chunk):
+    a = np.array([0.0, 0.1, 0.5, 0.99, 1.0, np.nan], np.float32)
+    s = stats.array_stats(a)
+    assert sum(s.histogram) == 5 and len(s.histogram) == stats.BINS
+    assert (s.histogram[0], s.histogram[1], s.histogram[8], s.histogram[-1]) == (1, 1, 1, 2)
+    assert stats.array_stats(np.ones(4, np.float32)).histogram[0] == 4
