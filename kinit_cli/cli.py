@@ -254,7 +254,7 @@ def train(
                 "run_dir": str(result.run_dir),
                 "metrics": result.metrics,
                 "weights_final": stats.report_json(result.final_report)["variables"],
-                "relative_change": {p: rel for p, (_, rel) in result.changes.items()},
+                "relative_change": {p: c.relative for p, c in result.changes.items()},
             }
         )
         return
@@ -262,3 +262,50 @@ def train(
         render.weight_stats(result.final_report, "Weights after training", out, result.changes)
     render.metrics_table(result.metrics, out)
     out.print(f"Run saved in {result.run_dir}")
+
+
+@cli.command("inspect-weights")
+@click.argument("target")
+@config_options
+@click.option("--layer", metavar="GLOB", help="Only variables whose path or layer matches.")
+@click.option("--trainable-only", is_flag=True, help="Only trainable variables.")
+@click.option(
+    "--check",
+    is_flag=True,
+    help="Compare each variable with its initializer's theory; exit 1 on a FAIL.",
+)
+@click.option(
+    "--against",
+    metavar="OTHER",
+    help="Compare with another target: relative change and cosine per variable.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+def inspect_weights(
+    target: str,
+    overrides: tuple[str, ...],
+    plugins: tuple[str, ...],
+    layer: str | None,
+    trainable_only: bool,
+    check: bool,
+    against: str | None,
+    as_json: bool,
+) -> None:
+    """Statistics of every weight of TARGET: a config (built, not trained), a saved .keras
+    model, a run directory, or a .weights.h5 checkpoint in a run directory."""
+    from kinit_cli import inspection, render
+
+    result = inspection.inspect(
+        target,
+        overrides,
+        plugins,
+        layer=layer,
+        trainable_only=trainable_only,
+        check=check,
+        against=against,
+    )
+    if as_json:
+        render.print_json(result.document)
+    else:
+        render.inspection(result, render.console())
+    if result.failed:
+        raise click.exceptions.Exit(1)

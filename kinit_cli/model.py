@@ -32,6 +32,7 @@ class WeightInfo:
     initializer: dict[str, Any] | None  # {class_name, config} of what made it; None: unknown
     layers: list[str]
     variable: Any = field(repr=False, compare=False, default=None)
+    loaded_from: str | None = None  # 'source.keras:layer/variable' when init_from filled it
 
     @property
     def size(self) -> int:
@@ -79,7 +80,12 @@ def build(config: Config, resolved: dict[str, Any], registry: Registry) -> Built
             model, calls, shapes = _sequential(spec, builder, name)
     if builder.problems or model is None:
         raise ConfigError(builder.problems)
-    return BuiltModel(model, _layer_infos(model, calls, shapes), weight_infos(model, records))
+    built = BuiltModel(model, _layer_infos(model, calls, shapes), weight_infos(model, records))
+    if resolved.get("init_from"):
+        from kinit_cli import transfer
+
+        transfer.apply(built, resolved["init_from"], config)
+    return built
 
 
 def _keras_name(text: str) -> str:
@@ -250,9 +256,7 @@ def describe_initializer(initializer: Any) -> dict[str, Any] | None:
     return None  # an initial value (array) rather than an initializer
 
 
-def weight_infos(
-    model: Any, records: dict[int, tuple[Any, Any]] | None = None
-) -> list[WeightInfo]:
+def weight_infos(model: Any, records: dict[int, tuple[Any, Any]] | None = None) -> list[WeightInfo]:
     """Every variable of `model` once, with its layers and the initializer that made it.
 
     `records` (from recording_weights) are exact; without them (a model loaded from a

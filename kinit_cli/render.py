@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Sequence
 from typing import Any
 
 from rich.console import Console
@@ -49,8 +50,11 @@ def unexpected(exc: BaseException, out: Console) -> None:
     )
 
 
-def format_initializer(spec: dict[str, Any] | None) -> str:
-    """{class_name: RandomNormal, config: {stddev: 0.05}} -> 'RandomNormal(stddev=0.05)'."""
+def format_initializer(spec: dict[str, Any] | None, loaded_from: str | None = None) -> str:
+    """{class_name: RandomNormal, config: {stddev: 0.05}} -> 'RandomNormal(stddev=0.05)'; a
+    variable init_from filled shows where its values came from instead."""
+    if loaded_from:
+        return f"loaded from {loaded_from}"
     if spec is None:
         return "(initial value)"
     args = ", ".join(f"{k}={v!r}" for k, v in spec["config"].items())
@@ -103,7 +107,7 @@ def model_summary(built: Any, title: str, out: Console) -> None:
             _shape(w.shape),
             w.dtype,
             "yes" if w.trainable else "no",
-            format_initializer(w.initializer),
+            format_initializer(w.initializer, w.loaded_from),
         ]
         weights.add_row(*row, *([used_by(w)] if sharing else []))
     out.print(weights)
@@ -150,17 +154,17 @@ def _params(params: list[dict[str, Any]]) -> str:
     )
 
 
-def _num(x: float | None) -> str:
+def _num(x: float | None, digits: int = 4) -> str:
     if x is None:
         return "n/a"
-    return f"{x:.4g}"
+    return f"{x:.{digits}g}"
 
 
 def weight_stats(
     report: list[Any],
     title: str,
     out: Console,
-    changes: dict[str, tuple[float, float | None]] | None = None,
+    changes: dict[str, Any] | None = None,
 ) -> None:
     """Per-variable statistics; with `changes`, how far training moved each variable."""
     table = Table(title=title, title_justify="left")
@@ -187,7 +191,7 @@ def weight_stats(
         row = [
             v.path + ("" if len(v.layers) < 2 else f" ({', '.join(v.layers)})"),
             _shape(v.shape),
-            format_initializer(v.initializer),
+            format_initializer(v.initializer, v.loaded_from),
             _num(s.mean),
             _num(s.std),
             _num(s.min),
@@ -197,8 +201,12 @@ def weight_stats(
             str(s.nonfinite),
         ]
         if changes is not None:
-            absolute, relative = changes[v.path]
-            row.append(_num(relative) if relative is not None else f"|Δ| {_num(absolute)}")
+            moved = changes[v.path]
+            row.append(
+                _num(moved.relative)
+                if moved.relative is not None
+                else f"|Δ| {_num(moved.absolute)}"
+            )
         table.add_row(*row)
     out.print(table)
 
@@ -219,3 +227,147 @@ def metrics_table(metrics: dict[str, Any], out: Console) -> None:
     for n in names:
         table.add_row(n, *[_num(metrics[s].get(n)) for s in splits])
     out.print(table)
+
+
+_BLOCKS = " ▁▂▃▄▅▆▇█"
+
+
+def sparkline(counts: Sequence[int]) -> str:
+    """Histogram counts as one line of block characters (empty bins stay blank)."""
+    top = max(counts, default=0)
+    if top == 0:
+        return ""
+    return "".join(_BLOCKS[0 if c == 0 else 1 + round((c / top) * 7)] for c in counts)
+
+
+def inspection(result: Any, out: Console) -> None:
+    """inspect-weights: variables, layer totals, then the theory check and the comparison."""
+    doc = result.document
+    out.print(f"{doc['source']}")
+    variables = doc["variables"]
+    optional = {
+        "Dtype": any(v["dtype"] != "float32" for v in variables),
+        "Train": any(not v["trainable"] for v in variables),
+        "Std@init": any("initial" in v for v in variables),
+    }
+    columns = [
+        "Variable",
+        "Shape",
+        "Dtype",
+        "Train",
+        "Initializer",
+        "Fans",
+        "Mean",
+        "Std",
+        "Std@init",
+        "Min",
+        "Max",
+        "L2",
+        "σmax",
+        "Zeros",
+        "NaN",
+        "Histogram",
+    ]
+    columns = [c for c in columns if optional.get(c, True)]
+    table = Table(title="Weights", title_justify="left")
+    for col in columns:
+        table.add_column(
+            col,
+            justify="left" if col in ("Variable", "Initializer", "Histogram", "Train") else "right",
+            overflow="fold",
+            no_wrap=col != "Initializer",  # the only column that may wrap
+        )
+    for v in variables:
+        cells = {
+            "Variable": v["path"]
+            + ("" if len(v["layers"]) < 2 else f" ({', '.join(v['layers'])})"),
+            "Shape": _shape(tuple(v["shape"])),
+            "Dtype": v["dtype"],
+            "Train": "yes" if v["trainable"] else "no",
+            "Initializer": format_initializer(v["initializer"], v.get("loaded_from")),
+            "Fans": f"{v['fan_in']}/{v['fan_out']}",
+            "Std@init": _num((v.get("initial") or {}).get("std")),
+            "σmax": _num(v["spectral_norm"]),
+            "Zeros": f"{v['zero_fraction']:.1%}",
+            "NaN": str(v["nonfinite"]),
+            "Histogram": sparkline(v["histogram"]),
+        }
+        for key in ("mean", "std", "min", "max", "l2"):
+            cells[key.capitalize() if key != "l2" else "L2"] = _num(v[key])
+        table.add_row(*[cells[c] for c in columns])
+    out.print(table)
+    layers = Table(
+        "Layer",
+        "Params",
+        "Trainable",
+        "Non-trainable",
+        "Bytes",
+        title="Totals",
+        title_justify="left",
+    )
+    for item in [*doc["layers"], {"name": "total", **doc["totals"]}]:
+        layers.add_row(
+            item["name"],
+            f"{item['parameters']:,}",
+            f"{item['trainable']:,}",
+            f"{item['non_trainable']:,}",
+            f"{item['bytes']:,}",
+        )
+    out.print(layers)
+    if "check" in doc:
+        checks = Table(
+            "Variable",
+            "Theory",
+            "Expected",
+            "Observed",
+            "Status",
+            "Why",
+            title="Check against the initializers' theory",
+            title_justify="left",
+        )
+        for c in doc["check"]:
+            theory, observed = c["theory"] or {}, c["observed"]
+            checks.add_row(
+                c["path"],
+                theory.get("description", ""),
+                f"mean {_num(theory.get('mean'))}, std {_num(theory.get('std'))}" if theory else "",
+                f"mean {_num(observed.get('mean'))}, std {_num(observed.get('std'))}",
+                Text(c["status"], style=_STATUS_STYLE.get(c["status"], "")),
+                "; ".join(c["reasons"]),
+            )
+        out.print(checks)
+    if "against" in doc:
+        other = doc["against"]
+        compared = Table(
+            "Variable",
+            "Shape",
+            "Rel. change",
+            "Cosine",
+            title=f"Against {other['source']}",
+            title_justify="left",
+        )
+        for row in other["variables"]:
+            if "other_shape" in row:
+                compared.add_row(
+                    row["path"],
+                    f"{_shape(tuple(row['shape']))} vs {_shape(tuple(row['other_shape']))}",
+                    "shape differs",
+                    "",
+                )
+            else:
+                compared.add_row(
+                    row["path"],
+                    _shape(tuple(row["shape"])),
+                    _num(row["relative_change"]),
+                    _num(row["cosine"]),
+                )
+        out.print(compared)
+        for key, label in (
+            ("only_in_target", "only in the target"),
+            ("only_in_other", "only in the other"),
+        ):
+            if other[key]:
+                out.print(f"{label}: {', '.join(other[key])}")
+
+
+_STATUS_STYLE = {"PASS": "green", "WARN": "yellow", "FAIL": "bold red", "NO THEORY": "dim"}

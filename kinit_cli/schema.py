@@ -75,6 +75,12 @@ def optional_boolean(v: Any) -> str | None:
     return None if v is None else boolean(v)
 
 
+def name_map(v: Any) -> str | None:
+    if isinstance(v, dict) and all(isinstance(x, str) for x in v.values()):
+        return None
+    return f"expected a mapping of layer names to layer names, got {kind_of(v)}"
+
+
 def string_list(v: Any) -> str | None:
     if not isinstance(v, list) or not all(isinstance(i, str) for i in v):
         return f"expected a list of text items, got {kind_of(v)}"
@@ -135,7 +141,26 @@ SCHEMA: dict[str, Any] = {
         ),
         "callbacks": Field(spec_list, [], "Keras callbacks as names or {class_name, config}"),
     },
+    "init_from": {
+        "source": Field(
+            string, _REQUIRED, "a run directory or a .keras model to take weights from"
+        ),
+        "layers": Field(
+            lambda v: None if v is None else string_list(v),
+            None,
+            "layers to load (default: every layer the source has by the same name)",
+        ),
+        "map": Field(name_map, {}, "target layer -> source layer, where the names differ"),
+        "freeze": Field(
+            lambda v: None if isinstance(v, bool) else string_list(v),
+            False,
+            "true, or a list of layers: make loaded layers non-trainable",
+        ),
+    },
 }
+
+# Sections that stay absent from the resolved config unless the file has them.
+OPTIONAL_SECTIONS = ("init_from",)
 
 SPEC_KEYS = ("class_name", "config")
 SEQUENTIAL_LAYER_KEYS = ("class_name", "config")
@@ -208,7 +233,7 @@ def _section(
     out: dict[str, Any] = {}
     for key, rule in schema.items():
         if isinstance(rule, dict):
-            if key in value or path == ():
+            if key in value or (path == () and key not in OPTIONAL_SECTIONS):
                 out[key] = _section(config, rule, path + (key,), value.get(key), problems)
             continue
         if key not in value:
@@ -221,9 +246,6 @@ def _section(
         if message:
             problems.append(config.problem(path + (key,), message))
         out[key] = value[key]
-    for key in value:
-        if key not in out and key in schema:
-            out[key] = value[key]
     return out
 
 

@@ -47,17 +47,39 @@ class VariableStats:
     initializer: dict[str, Any] | None
     layers: tuple[str, ...]
     stats: ArrayStats
+    loaded_from: str | None = None
+
+    @property
+    def fans(self) -> tuple[int, int]:
+        return fans(self.shape)
 
     def to_json(self) -> dict[str, Any]:
+        fan_in, fan_out = self.fans
+        data = asdict(self.stats)
+        data["histogram"] = list(data["histogram"])
         return {
             "path": self.path,
             "shape": list(self.shape),
             "dtype": self.dtype,
             "trainable": self.trainable,
             "initializer": self.initializer,
+            "loaded_from": self.loaded_from,
             "layers": list(self.layers),
-            **asdict(self.stats),
+            "fan_in": fan_in,
+            "fan_out": fan_out,
+            **data,
         }
+
+
+def fans(shape: tuple[int, ...]) -> tuple[int, int]:
+    """(fan_in, fan_out) as Keras's initializers compute them: a conv kernel's receptive
+    field multiplies both (keras.src.initializers.random_initializers.compute_fans)."""
+    if len(shape) < 1:
+        return 1, 1
+    if len(shape) == 1:
+        return shape[0], shape[0]
+    receptive = math.prod(shape[:-2])
+    return shape[-2] * receptive, shape[-1] * receptive
 
 
 def _chunks(flat: np.ndarray) -> Iterator[np.ndarray]:
@@ -150,18 +172,34 @@ def spectral_norm(array: np.ndarray, iterations: int = 200, tol: float = 1e-6) -
     return float(f"{sigma:.6g}")
 
 
-def relative_change(initial: np.ndarray, final: np.ndarray) -> tuple[float, float | None]:
-    """(||final - initial||, that divided by ||initial||; None when the initial norm is 0)."""
+@dataclass(frozen=True)
+class Change:
+    """How far a variable moved from `initial` to `final`."""
+
+    absolute: float  # ||final - initial||
+    relative: float | None  # absolute / ||initial||; None when the initial norm is 0
+    cosine: float | None  # cos of the angle between them; None when either is all zeros
+
+
+def change(initial: np.ndarray, final: np.ndarray) -> Change:
+    """One chunked pass over both arrays (no full-size temporaries)."""
     a = np.ascontiguousarray(initial).reshape(-1)
     b = np.ascontiguousarray(final).reshape(-1)
-    diff = base = 0.0
+    diff = aa = bb = ab = 0.0
     for start in range(0, a.size, CHUNK):
         x = a[start : start + CHUNK].astype(np.float64)
-        d = b[start : start + CHUNK].astype(np.float64) - x
+        y = b[start : start + CHUNK].astype(np.float64)
+        d = y - x
         diff += float(np.dot(d, d))
-        base += float(np.dot(x, x))
+        aa += float(np.dot(x, x))
+        bb += float(np.dot(y, y))
+        ab += float(np.dot(x, y))
     absolute = math.sqrt(diff)
-    return absolute, (absolute / math.sqrt(base) if base > 0 else None)
+    return Change(
+        absolute,
+        absolute / math.sqrt(aa) if aa > 0 else None,
+        ab / math.sqrt(aa * bb) if aa > 0 and bb > 0 else None,
+    )
 
 
 def values(weights: Iterable[Any]) -> dict[str, np.ndarray]:
@@ -185,16 +223,32 @@ def report(
                 w.initializer,
                 tuple(w.layers),
                 array_stats(array),
+                getattr(w, "loaded_from", None),
             )
         )
     return out
 
 
-def report_json(stats: list[VariableStats]) -> dict[str, Any]:
-    """The weights-*.json document: a pure function of the weights (no times, no paths)."""
+def totals(stats: Iterable[VariableStats]) -> dict[str, int]:
+    stats = list(stats)
     trainable = sum(s.stats.size for s in stats if s.trainable)
     total = sum(s.stats.size for s in stats)
     return {
+        "parameters": total,
+        "trainable": trainable,
+        "non_trainable": total - trainable,
+        "bytes": sum(s.stats.size * np.dtype(s.dtype).itemsize for s in stats),
+    }
+
+
+def report_json(stats: list[VariableStats]) -> dict[str, Any]:
+    """The weights report (weights-*.json, inspect-weights --json): a pure function of the
+    weights, with no times or file paths. A shared variable counts for its first layer."""
+    layers: dict[str, list[VariableStats]] = {}
+    for s in stats:
+        layers.setdefault(s.layers[0] if s.layers else "", []).append(s)
+    return {
         "variables": [s.to_json() for s in stats],
-        "totals": {"parameters": total, "trainable": trainable, "non_trainable": total - trainable},
+        "layers": [{"name": name, **totals(group)} for name, group in layers.items()],
+        "totals": totals(stats),
     }

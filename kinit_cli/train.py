@@ -57,7 +57,7 @@ class TrainResult:
     history: list[dict[str, Any]]
     metrics: dict[str, Any]
     final_report: list[stats.VariableStats] = field(default_factory=list)
-    changes: dict[str, tuple[float, float | None]] = field(default_factory=dict)
+    changes: dict[str, stats.Change] = field(default_factory=dict)
 
 
 def select_devices(device: str) -> list[str]:
@@ -405,9 +405,7 @@ class Trainer:
         if status != "interrupted":
             final = stats.values(self.built.weights)
             result.final_report = stats.report(self.built.weights, final)
-            result.changes = {
-                p: stats.relative_change(self.initial_arrays[p], final[p]) for p in final
-            }
+            result.changes = {p: stats.change(self.initial_arrays[p], final[p]) for p in final}
             rundir.save_model(model, self.run_dir / rundir.MODEL)
             rundir.write_json(
                 self.run_dir / rundir.WEIGHTS_FINAL, stats.report_json(result.final_report)
@@ -455,6 +453,8 @@ def _portable(resolved: dict[str, Any], base_dir: Path) -> dict[str, Any]:
     ]
     if out["data"].get("path"):
         out["data"]["path"] = str((base_dir / out["data"]["path"]).resolve())
+    if out.get("init_from"):
+        out["init_from"]["source"] = str((base_dir / out["init_from"]["source"]).resolve())
     return out
 
 

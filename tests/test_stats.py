@@ -44,14 +44,21 @@ def test_non_finite_values_are_counted_and_left_out_of_the_moments(chunk):
     assert all_bad.nonfinite == 3 and math.isnan(all_bad.mean)
 
 
-def test_relative_change(chunk):
+def test_change(chunk):
     init = np.array([[3.0, 4.0]], np.float32)
-    assert stats.relative_change(init, init + np.array([[0.3, 0.4]], np.float32)) == (
+    moved = stats.change(init, init + np.array([[0.3, 0.4]], np.float32))
+    assert (moved.absolute, moved.relative, moved.cosine) == (
         pytest.approx(0.5),
         pytest.approx(0.1),
+        pytest.approx(1.0),
     )
-    assert stats.relative_change(np.zeros(3, np.float32), np.ones(3, np.float32)) == (
+    turned = stats.change(init, np.array([[-4.0, 3.0]], np.float32))
+    assert turned.cosine == pytest.approx(0.0, abs=1e-12)
+    assert turned.absolute == pytest.approx(math.sqrt(50))
+    from_zero = stats.change(np.zeros(3, np.float32), np.ones(3, np.float32))
+    assert (from_zero.absolute, from_zero.relative, from_zero.cosine) == (
         pytest.approx(math.sqrt(3)),
+        None,
         None,
     )
 
@@ -69,7 +76,8 @@ def test_weights_json_is_a_pure_function_of_the_weights():
     assert first == second
     (var,) = first["variables"]
     assert var["path"] == "d/kernel" and var["shape"] == [2, 3] and var["mean"] == 2.5
-    assert first["totals"] == {"parameters": 6, "trainable": 6, "non_trainable": 0}
+    assert first["totals"] == {"parameters": 6, "trainable": 6, "non_trainable": 0, "bytes": 24}
+    assert first["layers"] == [{"name": "d", **first["totals"]}]
 
 
 @pytest.mark.parametrize("shape", [(64, 32), (5, 300), (3, 3, 8, 16)])

@@ -1,0 +1,234 @@
+"""`kinit inspect-weights`: find the weights a target names and report on them.
+
+A target is a config file (the model is built, not trained: exactly what the initializers
+made), a saved `.keras` model, a run directory from `kinit train` (its model.keras, with
+weights-init.json for comparison), or a `.weights.h5` checkpoint inside a run directory.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kinit_cli import rundir, stats
+from kinit_cli.errors import KinitError, UsageError, keras_message
+
+CONFIG_SUFFIXES = (".yaml", ".yml")
+
+
+@dataclass
+class Inspected:
+    """A model's weights and where they came from."""
+
+    kind: str  # config | model | run | checkpoint
+    source: str
+    model: Any
+    weights: list[Any]  # model.WeightInfo
+    initial: dict[str, dict[str, Any]] | None = None  # weights-init.json entries by path
+
+
+def load(target: str, overrides: Sequence[str] = (), plugins: Sequence[str] = ()) -> Inspected:
+    """Load `target`'s model and weights; UsageError when it is none of the known kinds."""
+    path = Path(target)
+    if not path.exists():
+        raise UsageError(f"{target} does not exist")
+    if path.is_dir():
+        return _run_directory(path, plugins)
+    if path.name.endswith(".weights.h5"):
+        return _checkpoint(path, plugins)
+    if path.suffix == ".keras":
+        _load_plugins([], plugins, None)
+        return _saved_model(path, "model", str(path))
+    if path.suffix in CONFIG_SUFFIXES:
+        built = _build_seeded(path, overrides, plugins)
+        return Inspected("config", f"{path} (built, not trained)", built.model, built.weights)
+    raise UsageError(
+        f"{target}: expected a config (.yaml), a saved model (.keras), a run directory or a "
+        "checkpoint (.weights.h5)"
+    )
+
+
+def _build_seeded(path: Path, overrides: Sequence[str], plugins: Sequence[str]) -> Any:
+    """Build the config's model as `kinit train` does: seeded first, so the same seed gives
+    the same initial weights a run started from."""
+    from kinit_cli.backend import keras
+    from kinit_cli.model import build
+    from kinit_cli.prepare import prepare
+
+    prepared = prepare(path, overrides, plugins, build=False)
+    if prepared.resolved["seed"] is not None:
+        keras().utils.set_random_seed(prepared.resolved["seed"])
+    return build(prepared.config, prepared.resolved, prepared.registry)
+
+
+def _load_plugins(config_plugins: Sequence[str], plugins: Sequence[str], base: Path | None) -> None:
+    from kinit_cli.registry import load_plugins
+
+    load_plugins(list(config_plugins), base_dir=base)
+    load_plugins(list(plugins), base_dir=Path.cwd(), entry_points=False)
+
+
+def _run_config(run_dir: Path, plugins: Sequence[str]) -> Any:
+    from kinit_cli import config, schema
+
+    path = run_dir / rundir.CONFIG
+    if not path.exists():
+        raise UsageError(f"{run_dir} has no {rundir.CONFIG}: is it a kinit run directory?")
+    resolved = schema.validate(config.load(path))
+    _load_plugins(resolved["plugins"], plugins, run_dir)
+    return path
+
+
+def _run_directory(run_dir: Path, plugins: Sequence[str]) -> Inspected:
+    _run_config(run_dir, plugins)
+    model_path = run_dir / rundir.MODEL
+    if not model_path.exists():
+        raise UsageError(
+            f"{run_dir} has no {rundir.MODEL} (the run did not finish); inspect its checkpoint "
+            f"{run_dir / rundir.BACKUP / 'latest.weights.h5'} instead"
+        )
+    inspected = _saved_model(model_path, "run", str(run_dir))
+    init = run_dir / rundir.WEIGHTS_INIT
+    if init.exists():
+        inspected.initial = {v["path"]: v for v in json.loads(init.read_text())["variables"]}
+    return inspected
+
+
+def _saved_model(path: Path, kind: str, source: str) -> Inspected:
+    from kinit_cli.backend import keras
+    from kinit_cli.model import weight_infos
+
+    try:
+        model = keras().saving.load_model(path, safe_mode=True)
+    except Exception as exc:
+        raise KinitError(
+            f"cannot load {path}: {keras_message(exc)}. If it uses plugin objects, load the "
+            "plugin with --plugin."
+        ) from exc
+    return Inspected(kind, source, model, weight_infos(model))
+
+
+def _checkpoint(path: Path, plugins: Sequence[str]) -> Inspected:
+    from kinit_cli.prepare import prepare
+
+    run_dir = next((p for p in path.resolve().parents if (p / rundir.CONFIG).exists()), None)
+    if run_dir is None:
+        raise UsageError(
+            f"{path}: a checkpoint holds weights only; kinit finds the model in the "
+            f"{rundir.CONFIG} of the run directory it sits in, and none of its folders has one"
+        )
+    prepared = prepare(run_dir / rundir.CONFIG, (), plugins)
+    model = prepared.built.model
+    # Keras's BackupAndRestore checkpoints hold the optimizer's state as well.
+    model.compile(**prepared.compile_args)
+    model.optimizer.build(model.trainable_variables)
+    try:
+        model.load_weights(path)
+    except Exception as exc:
+        raise KinitError(f"cannot load the checkpoint {path}: {keras_message(exc)}") from exc
+    return Inspected("checkpoint", str(path), model, prepared.built.weights)
+
+
+def select(
+    weights: Sequence[Any], layer: str | None = None, trainable_only: bool = False
+) -> list[Any]:
+    """The variables whose path or one of whose layers matches the glob `layer`."""
+    out = []
+    for w in weights:
+        if trainable_only and not w.trainable:
+            continue
+        if layer and not (
+            fnmatch.fnmatchcase(w.path, layer)
+            or any(fnmatch.fnmatchcase(n, layer) for n in w.layers)
+        ):
+            continue
+        out.append(w)
+    return out
+
+
+def compare(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    """Per shared variable: change and cosine similarity; and who exists on one side only."""
+    rows = []
+    for path in [p for p in a if p in b]:
+        x, y = a[path], b[path]
+        row: dict[str, Any] = {"path": path, "shape": list(x.shape)}
+        if x.shape != y.shape:
+            row["other_shape"] = list(y.shape)
+        else:
+            moved = stats.change(x, y)
+            row.update(change=moved.absolute, relative_change=moved.relative, cosine=moved.cosine)
+        rows.append(row)
+    return {
+        "variables": rows,
+        "only_in_target": [p for p in a if p not in b],
+        "only_in_other": [p for p in b if p not in a],
+    }
+
+
+@dataclass
+class Result:
+    """Everything inspect-weights found, as objects and as the one JSON document."""
+
+    inspected: Inspected
+    report: list[stats.VariableStats]
+    document: dict[str, Any]
+    verdicts: dict[str, Any] | None = None  # path -> theory.Verdict
+    comparison: dict[str, Any] | None = None
+
+    @property
+    def failed(self) -> bool:
+        return any(v.status == "FAIL" for v in (self.verdicts or {}).values())
+
+
+def inspect(
+    target: str,
+    overrides: Sequence[str] = (),
+    plugins: Sequence[str] = (),
+    layer: str | None = None,
+    trainable_only: bool = False,
+    check: bool = False,
+    against: str | None = None,
+) -> Result:
+    """Load, select, measure; check against theory and compare with another target on demand."""
+    inspected = load(target, overrides, plugins)
+    weights = select(inspected.weights, layer, trainable_only)
+    arrays = stats.values(weights)
+    report = stats.report(weights, arrays)
+    document: dict[str, Any] = {
+        "source": inspected.source,
+        "kind": inspected.kind,
+        **stats.report_json(report),
+    }
+    if inspected.initial:
+        for item in document["variables"]:
+            if item["path"] in inspected.initial:
+                init = inspected.initial[item["path"]]
+                item["initial"] = {k: init.get(k) for k in ("mean", "std", "l2", "sha256")}
+    result = Result(inspected, report, document)
+    if check:
+        from kinit_cli import theory
+
+        result.verdicts = {w.path: theory.check(w.initializer, arrays[w.path]) for w in weights}
+        document["check"] = [_verdict_json(p, v) for p, v in result.verdicts.items()]
+    if against:
+        other = load(against, overrides, plugins)
+        other_arrays = stats.values(select(other.weights, layer, trainable_only))
+        result.comparison = {"source": other.source, **compare(arrays, other_arrays)}
+        document["against"] = result.comparison
+    return result
+
+
+def _verdict_json(path: str, verdict: Any) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    return {
+        "path": path,
+        "status": verdict.status,
+        "theory": asdict(verdict.theory) if verdict.theory else None,
+        "observed": verdict.observed,
+        "reasons": list(verdict.reasons),
+    }

@@ -1,0 +1,281 @@
+"""inspect-weights: configs, saved models, run directories, checkpoints; sharing; compare."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from kinit_cli import inspection
+from kinit_cli.cli import cli
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIGS = ROOT / "configs"
+
+TIED_PLUGIN = '''
+import keras
+from kinit_cli import register_layer
+
+
+@register_layer(package="tied_test")
+class TiedTranspose(keras.layers.Layer):
+    """Decodes with the transpose of the kernel of the layer that feeds it (tied weights)."""
+
+    def __call__(self, inputs, *args, **kwargs):
+        if not self.built:
+            self.source = inputs._keras_history.operation
+        return super().__call__(inputs, *args, **kwargs)
+
+    def build(self, input_shape):
+        self.kernel = self.source.kernel  # the same variable, not a copy
+        self.bias = self.add_weight(name="bias", shape=(self.kernel.shape[0],),
+                                    initializer="zeros")
+
+    def call(self, x):
+        return keras.ops.matmul(x, keras.ops.transpose(self.kernel)) + self.bias
+'''
+
+SHARED = """\
+plugins: [tied_plugin.py]
+model:
+  inputs: [{name: a, shape: [6]}, {name: b, shape: [6]}]
+  layers:
+    - {name: encoder, class_name: Dense, config: {units: 3, kernel_initializer: {class_name: RandomNormal, config: {stddev: 0.1}}}, inputs: a}
+    - {name: encoder_b, shares: encoder, inputs: b}
+    - {name: decoder, class_name: TiedTranspose, inputs: encoder}
+    - {name: both, class_name: Concatenate, inputs: [decoder, encoder_b]}
+  outputs: both
+"""
+
+
+def inspect_json(runner, *args):
+    result = runner.invoke(cli, ["inspect-weights", *map(str, args), "--json"])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def test_config_target_reports_what_the_initializers_made(runner):
+    doc = inspect_json(runner, CONFIGS / "mnist.yaml")
+    assert doc["kind"] == "config"
+    kernel, bias, dense_kernel, dense_bias = doc["variables"]
+    assert (kernel["path"], kernel["shape"], kernel["fan_in"], kernel["fan_out"]) == (
+        "simple_dense/kernel",
+        [784, 512],
+        784,
+        512,
+    )
+    assert kernel["initializer"] == {
+        "class_name": "kinit>ExampleRandomNormal",
+        "config": {"mean": 0.0, "stddev": 0.05},
+    }
+    assert abs(kernel["mean"]) < 4 * 0.05 / np.sqrt(784 * 512)
+    assert kernel["std"] == pytest.approx(0.05, rel=0.01)
+    assert kernel["spectral_norm"] == pytest.approx(0.05 * (np.sqrt(784) + np.sqrt(512)), rel=0.05)
+    assert sum(kernel["histogram"]) == 784 * 512 and len(kernel["histogram"]) == 16
+    assert (bias["zero_fraction"], bias["spectral_norm"]) == (1.0, None)
+    assert dense_kernel["initializer"]["class_name"] == "GlorotUniform"
+    assert doc["layers"] == [
+        {
+            "name": "simple_dense",
+            "parameters": 401920,
+            "trainable": 401920,
+            "non_trainable": 0,
+            "bytes": 1607680,
+        },
+        {
+            "name": "dense",
+            "parameters": 5130,
+            "trainable": 5130,
+            "non_trainable": 0,
+            "bytes": 20520,
+        },
+    ]
+    assert doc["totals"]["parameters"] == 407050
+
+
+def test_table_output(runner):
+    result = runner.invoke(
+        cli, ["inspect-weights", str(CONFIGS / "mnist.yaml"), "--layer", "simple*"]
+    )
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert "simple_dense/kernel" in out and "dense/kernel" not in out.replace("simple_dense/", "")
+    assert "784/512" in out and "ExampleRandomNormal(" in out and "stddev=0.05)" in out
+    assert "Totals" in out and "401,920" in out
+
+
+def test_shared_variables_appear_once_with_every_user(runner, write):
+    write("tied_plugin.py", TIED_PLUGIN)
+    config = write("shared.yaml", SHARED)
+    doc = inspect_json(runner, config)
+    paths = [v["path"] for v in doc["variables"]]
+    assert paths == ["encoder/kernel", "encoder/bias", "decoder/bias"]
+    kernel = doc["variables"][0]
+    assert kernel["layers"] == ["encoder", "decoder"] and kernel["shape"] == [6, 3]
+    assert doc["totals"]["parameters"] == 6 * 3 + 3 + 6
+    table = runner.invoke(cli, ["inspect-weights", str(config)]).stdout
+    assert "encoder/kernel (encoder, decoder)" in table
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    from click.testing import CliRunner
+
+    out = tmp_path_factory.mktemp("inspect") / "run"
+    result = CliRunner().invoke(
+        cli,
+        [
+            "train",
+            str(CONFIGS / "digits.yaml"),
+            "--set",
+            "train.epochs=2",
+            "--output",
+            str(out),
+            "-q",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_saved_model_and_run_directory(runner, trained_run):
+    saved = inspect_json(runner, trained_run / "model.keras")
+    assert saved["kind"] == "model"
+    assert [v["initializer"]["class_name"] for v in saved["variables"]] == [
+        "HeNormal",
+        "Zeros",
+        "HeNormal",
+        "Zeros",
+        "GlorotUniform",
+        "Zeros",
+    ]
+    final = json.loads((trained_run / "weights-final.json").read_text())
+    assert [v["sha256"] for v in saved["variables"]] == [v["sha256"] for v in final["variables"]]
+    run = inspect_json(runner, trained_run)
+    assert run["kind"] == "run"
+    init = json.loads((trained_run / "weights-init.json").read_text())["variables"]
+    assert [v["initial"]["std"] for v in run["variables"]] == [v["std"] for v in init]
+
+
+def test_checkpoint_in_a_run_directory(runner, trained_run, tmp_path):
+    model = keras.saving.load_model(trained_run / "model.keras")
+    backup = trained_run / "backup"
+    backup.mkdir(exist_ok=True)
+    model.save_weights(backup / "latest.weights.h5")
+    doc = inspect_json(runner, backup / "latest.weights.h5")
+    assert doc["kind"] == "checkpoint"
+    assert [v["sha256"] for v in doc["variables"]] == [
+        v["sha256"] for v in inspect_json(runner, trained_run / "model.keras")["variables"]
+    ]
+    (backup / "latest.weights.h5").unlink()
+
+
+def test_against_reports_change_and_cosine(runner, trained_run):
+    # The run's own config, built again with its seed, gives the initial weights back.
+    doc = inspect_json(runner, trained_run, "--against", trained_run / "config.yaml")
+    against = doc["against"]
+    assert against["only_in_target"] == [] and against["only_in_other"] == []
+    rows = {row["path"]: row for row in against["variables"]}
+    assert list(rows) == [v["path"] for v in doc["variables"]]
+    assert 0 < rows["dense/kernel"]["relative_change"] < 5
+    assert 0 < rows["dense/kernel"]["cosine"] < 1
+    assert rows["dense/bias"]["relative_change"] > 0 and rows["dense/bias"]["cosine"] is None
+    other = inspect_json(runner, trained_run, "--against", CONFIGS / "mnist.yaml")["against"]
+    assert other["only_in_target"] == [
+        "dense_1/kernel",
+        "dense_1/bias",
+        "dense_2/kernel",
+        "dense_2/bias",
+    ]
+    assert other["only_in_other"] == ["simple_dense/kernel", "simple_dense/bias"]
+    shapes = {r["path"]: r for r in other["variables"]}
+    assert (shapes["dense/kernel"]["shape"], shapes["dense/kernel"]["other_shape"]) == (
+        [64, 128],
+        [512, 10],
+    )
+
+
+def test_filters_and_bad_targets(runner, tmp_path):
+    doc = inspect_json(runner, CONFIGS / "mnist.yaml", "--trainable-only", "--layer", "dense")
+    assert [v["path"] for v in doc["variables"]] == ["dense/kernel", "dense/bias"]
+    result = runner.invoke(cli, ["inspect-weights", str(tmp_path / "nope.keras")])
+    assert result.exit_code == 2 and "does not exist" in result.stderr
+    (tmp_path / "x.txt").write_text("hi")
+    result = runner.invoke(cli, ["inspect-weights", str(tmp_path / "x.txt")])
+    assert result.exit_code == 2
+    assert "expected a config (.yaml), a saved model (.keras), a run directory" in result.stderr
+    result = runner.invoke(cli, ["inspect-weights", str(tmp_path)])
+    assert result.exit_code == 2 and "is it a kinit run directory?" in result.stderr
+
+
+def test_select_matches_paths_and_layers():
+    class W:
+        def __init__(self, path, layers, trainable=True):
+            self.path, self.layers, self.trainable = path, layers, trainable
+
+    weights = [W("enc/kernel", ["enc", "dec"]), W("dec/bias", ["dec"]), W("bn/mean", ["bn"], False)]
+    assert [w.path for w in inspection.select(weights, "dec")] == ["enc/kernel", "dec/bias"]
+    assert [w.path for w in inspection.select(weights, "*/kernel")] == ["enc/kernel"]
+    assert [w.path for w in inspection.select(weights, trainable_only=True)] == [
+        "enc/kernel",
+        "dec/bias",
+    ]
+
+
+def transfer_config(write, run, extra=""):
+    return write(
+        "transfer.yaml",
+        f"""\
+        seed: 5
+        init_from:
+          source: {run}
+        {extra}
+        model:
+          input_shape: [64]
+          layers:
+            - {{class_name: Dense, config: {{units: 128, activation: relu}}}}
+            - {{class_name: Dense, config: {{units: 64, activation: relu}}}}
+            - {{class_name: Dense, config: {{units: 5, activation: softmax}}}}
+        """,
+    )
+
+
+def test_init_from_loads_matching_layers_and_says_so(runner, write, trained_run):
+    path = transfer_config(write, trained_run, "  layers: [dense, dense_1]\n          freeze: true")
+    doc = inspect_json(runner, path)
+    final = {
+        v["path"]: v
+        for v in json.loads((trained_run / "weights-final.json").read_text())["variables"]
+    }
+    by_path = {v["path"]: v for v in doc["variables"]}
+    for name in ("dense/kernel", "dense/bias", "dense_1/kernel", "dense_1/bias"):
+        assert by_path[name]["sha256"] == final[name]["sha256"]
+        assert by_path[name]["loaded_from"] == f"{trained_run}/model.keras:{name}"
+        assert by_path[name]["trainable"] is False
+    head = by_path["dense_2/kernel"]
+    assert head["loaded_from"] is None and head["trainable"] is True
+    assert head["shape"] == [64, 5] and head["initializer"]["class_name"] == "GlorotUniform"
+    table = runner.invoke(cli, ["inspect-weights", str(path)]).stdout
+    assert table.count("loaded from") == 4 and "Train" in table  # the frozen column appears
+
+
+def test_init_from_maps_names_and_reports_shape_mismatches(runner, write, trained_run):
+    path = transfer_config(write, trained_run, "  map: {dense_2: dense_1}")
+    result = runner.invoke(cli, ["validate", str(path)])
+    assert result.exit_code == 2
+    assert result.stderr.splitlines()[1:] == [
+        f"  {path}:4:18: init_from.map.dense_2: dense_2/kernel has shape (64, 5) here but "
+        f"(128, 64) in {trained_run}/model.keras:dense_1/kernel",
+        f"  {path}:4:18: init_from.map.dense_2: dense_2/bias has shape (5,) here but (64,) in "
+        f"{trained_run}/model.keras:dense_1/bias",
+    ]
+    path = transfer_config(write, trained_run, "  map: {dens: dense}")
+    result = runner.invoke(cli, ["validate", str(path)])
+    assert result.exit_code == 2
+    assert (
+        "init_from.map.dens: this model has no layer 'dens' with weights. Did you mean "
+        "'dense'" in result.stderr
+    )
