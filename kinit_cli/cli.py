@@ -279,6 +279,12 @@ def train(
     metavar="OTHER",
     help="Compare with another target: relative change and cosine per variable.",
 )
+@click.option(
+    "--activations",
+    is_flag=True,
+    help="Push one batch through the model (config TARGET): per-layer output mean and std, "
+    "per-weight gradient norms.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 def inspect_weights(
     target: str,
@@ -288,6 +294,7 @@ def inspect_weights(
     trainable_only: bool,
     check: bool,
     against: str | None,
+    activations: bool,
     as_json: bool,
 ) -> None:
     """Statistics of every weight of TARGET: a config (built, not trained), a saved .keras
@@ -302,6 +309,7 @@ def inspect_weights(
         trainable_only=trainable_only,
         check=check,
         against=against,
+        activations=activations,
     )
     if as_json:
         render.print_json(result.document)

@@ -29,6 +29,7 @@ class Inspected:
     model: Any
     weights: list[Any]  # model.WeightInfo
     initial: dict[str, dict[str, Any]] | None = None  # weights-init.json entries by path
+    prepared: Any = None  # prepare.Prepared, for a config target
 
 
 def load(target: str, overrides: Sequence[str] = (), plugins: Sequence[str] = ()) -> Inspected:
@@ -44,15 +45,17 @@ def load(target: str, overrides: Sequence[str] = (), plugins: Sequence[str] = ()
         _load_plugins([], plugins, None)
         return _saved_model(path, "model", str(path))
     if path.suffix in CONFIG_SUFFIXES:
-        built = _build_seeded(path, overrides, plugins)
-        return Inspected("config", f"{path} (built, not trained)", built.model, built.weights)
+        prepared, built = _build_seeded(path, overrides, plugins)
+        return Inspected(
+            "config", f"{path} (built, not trained)", built.model, built.weights, None, prepared
+        )
     raise UsageError(
         f"{target}: expected a config (.yaml), a saved model (.keras), a run directory or a "
         "checkpoint (.weights.h5)"
     )
 
 
-def _build_seeded(path: Path, overrides: Sequence[str], plugins: Sequence[str]) -> Any:
+def _build_seeded(path: Path, overrides: Sequence[str], plugins: Sequence[str]) -> tuple[Any, Any]:
     """Build the config's model as `kinit train` does: seeded first, so the same seed gives
     the same initial weights a run started from."""
     from kinit_cli.backend import keras
@@ -62,7 +65,7 @@ def _build_seeded(path: Path, overrides: Sequence[str], plugins: Sequence[str]) 
     prepared = prepare(path, overrides, plugins, build=False)
     if prepared.resolved["seed"] is not None:
         keras().utils.set_random_seed(prepared.resolved["seed"])
-    return build(prepared.config, prepared.resolved, prepared.registry)
+    return prepared, build(prepared.config, prepared.resolved, prepared.registry)
 
 
 def _load_plugins(config_plugins: Sequence[str], plugins: Sequence[str], base: Path | None) -> None:
@@ -192,9 +195,15 @@ def inspect(
     trainable_only: bool = False,
     check: bool = False,
     against: str | None = None,
+    activations: bool = False,
 ) -> Result:
     """Load, select, measure; check against theory and compare with another target on demand."""
     inspected = load(target, overrides, plugins)
+    if activations and inspected.prepared is None:
+        raise UsageError(
+            "--activations needs a config TARGET: it pushes a batch through the "
+            "model as its config builds it"
+        )
     weights = select(inspected.weights, layer, trainable_only)
     arrays = stats.values(weights)
     report = stats.report(weights, arrays)
@@ -209,6 +218,10 @@ def inspect(
                 init = inspected.initial[item["path"]]
                 item["initial"] = {k: init.get(k) for k in ("mean", "std", "l2", "sha256")}
     result = Result(inspected, report, document)
+    if activations:
+        from kinit_cli.propagation import propagate
+
+        document["activations"] = propagate(inspected.prepared, _built(inspected))
     if check:
         from kinit_cli import theory
 
@@ -220,6 +233,12 @@ def inspect(
         result.comparison = {"source": other.source, **compare(arrays, other_arrays)}
         document["against"] = result.comparison
     return result
+
+
+def _built(inspected: Inspected) -> Any:
+    from kinit_cli.model import BuiltModel
+
+    return BuiltModel(inspected.model, [], inspected.weights)
 
 
 def _verdict_json(path: str, verdict: Any) -> dict[str, Any]:

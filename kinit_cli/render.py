@@ -314,6 +314,8 @@ def inspection(result: Any, out: Console) -> None:
             f"{item['bytes']:,}",
         )
     out.print(layers)
+    if "activations" in doc:
+        activations(doc["activations"], out)
     if "check" in doc:
         checks = Table(
             "Variable",
@@ -368,6 +370,38 @@ def inspection(result: Any, out: Console) -> None:
         ):
             if other[key]:
                 out.print(f"{label}: {', '.join(other[key])}")
+
+
+def activations(doc: dict[str, Any], out: Console) -> None:
+    """The one-batch signal check: layer outputs, then gradient norms."""
+    signal = Table(
+        "Layer",
+        "Class",
+        "Output shape",
+        "Mean",
+        "Std",
+        title=f"Signal at initialization ({doc['input']})",
+        title_justify="left",
+    )
+    for layer in doc["layers"]:
+        signal.add_row(
+            layer["name"],
+            layer["class_name"],
+            _shape(tuple(layer["shape"])),
+            _num(layer["mean"]),
+            _num(layer["std"]),
+        )
+    out.print(signal)
+    grads = Table(
+        "Variable",
+        "||grad||",
+        "||grad|| / ||W||",
+        title=f"Gradients of {doc['loss']['name']} = {_num(doc['loss']['value'])}",
+        title_justify="left",
+    )
+    for g in doc["gradients"]:
+        grads.add_row(g["path"], _num(g["norm"]), _num(g["relative"]))
+    out.print(grads)
 
 
 _STATUS_STYLE = {"PASS": "green", "WARN": "yellow", "FAIL": "bold red", "NO THEORY": "dim"}

@@ -279,3 +279,55 @@ def test_init_from_maps_names_and_reports_shape_mismatches(runner, write, traine
         "init_from.map.dens: this model has no layer 'dens' with weights. Did you mean "
         "'dense'" in result.stderr
     )
+
+
+def test_activations_push_one_batch_of_the_configured_data(runner):
+    doc = inspect_json(runner, CONFIGS / "digits.yaml", "--activations")["activations"]
+    assert doc["input"] == "scikit-learn digits (bundled, 1,797 images): first 32 examples"
+    assert doc["batch_size"] == 32
+    assert [(layer["name"], layer["shape"]) for layer in doc["layers"]] == [
+        ("dense", [32, 128]),
+        ("dense_1", [32, 64]),
+        ("dense_2", [32, 10]),
+    ]
+    softmax = doc["layers"][-1]
+    assert softmax["mean"] == pytest.approx(0.1, abs=1e-6)  # rows of a softmax sum to 1
+    assert doc["loss"]["name"] == "sparse_categorical_crossentropy"
+    assert 1.0 < doc["loss"]["value"] < 5.0  # near ln(10) for an untrained classifier
+    assert [g["path"] for g in doc["gradients"]] == [
+        "dense/kernel",
+        "dense/bias",
+        "dense_1/kernel",
+        "dense_1/bias",
+        "dense_2/kernel",
+        "dense_2/bias",
+    ]
+    assert all(g["norm"] > 0 for g in doc["gradients"])
+    assert doc["gradients"][1]["relative"] is None  # zero-initialized bias
+
+
+def test_activations_fall_back_to_gaussian_input(runner, write):
+    path = write(
+        "offline.yaml",
+        """\
+        data: {path: missing-folder}
+        model:
+          input_shape: [16]
+          layers: [{class_name: Dense, config: {units: 8, activation: tanh}}]
+        """,
+    )
+    doc = inspect_json(runner, path, "--activations")["activations"]
+    assert doc["input"].startswith("unit-Gaussian input, 32 examples (data.path 'missing-folder'")
+    assert doc["loss"]["name"] == "0.5 * mean(output^2) (no compile.loss)"
+    assert doc["layers"][0]["shape"] == [32, 8] and 0 < doc["layers"][0]["std"] < 1
+    result = runner.invoke(
+        cli,
+        [
+            "inspect-weights",
+            str(CONFIGS / "mnist.yaml"),
+            "--against",
+            str(CONFIGS / "mnist.yaml"),
+            "--activations",
+        ],
+    )
+    assert result.exit_code == 0, result.output
