@@ -55,16 +55,13 @@ def _pairs(
     targets = {layer.name: layer for layer in model.layers if layer.weights}
     origins = {layer.name: layer for layer in source.layers if layer.weights}
     mapping: dict[str, str] = dict(section["map"])
+
+    def missing(name: str) -> str:
+        return f"this model has no layer '{name}' with weights.{did_you_mean(name, list(targets))}"
+
     for name in mapping:
         if name not in targets:
-            problems.append(
-                config.problem(
-                    SECTION + ("map", name),
-                    f"this model has no layer "
-                    f"'{name}' with weights.{did_you_mean(name, list(targets))}",
-                    at_key=True,
-                )
-            )
+            problems.append(config.problem(SECTION + ("map", name), missing(name), at_key=True))
     chosen = section["layers"]
     wanted: dict[str, KeyPath] = {}
     if chosen is None:
@@ -72,13 +69,7 @@ def _pairs(
     else:
         for i, name in enumerate(chosen):
             if name not in targets:
-                problems.append(
-                    config.problem(
-                        SECTION + ("layers", i),
-                        f"this model has no "
-                        f"layer '{name}' with weights.{did_you_mean(name, list(targets))}",
-                    )
-                )
+                problems.append(config.problem(SECTION + ("layers", i), missing(name)))
             else:
                 wanted[name] = SECTION + ("layers", i)
     for name in mapping:

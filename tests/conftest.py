@@ -10,6 +10,16 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+# The variables of configs/digits.yaml's model, in order.
+DIGITS_PATHS = [
+    "dense/kernel",
+    "dense/bias",
+    "dense_1/kernel",
+    "dense_1/bias",
+    "dense_2/kernel",
+    "dense_2/bias",
+]
+
 MNIST_LIKE = """\
 name: tiny
 model:

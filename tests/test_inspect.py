@@ -11,6 +11,7 @@ import pytest
 
 from kinit_cli import inspection
 from kinit_cli.cli import cli
+from tests.conftest import DIGITS_PATHS
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = ROOT / "configs"
@@ -294,14 +295,7 @@ def test_activations_push_one_batch_of_the_configured_data(runner):
     assert softmax["mean"] == pytest.approx(0.1, abs=1e-6)  # rows of a softmax sum to 1
     assert doc["loss"]["name"] == "sparse_categorical_crossentropy"
     assert 1.0 < doc["loss"]["value"] < 5.0  # near ln(10) for an untrained classifier
-    assert [g["path"] for g in doc["gradients"]] == [
-        "dense/kernel",
-        "dense/bias",
-        "dense_1/kernel",
-        "dense_1/bias",
-        "dense_2/kernel",
-        "dense_2/bias",
-    ]
+    assert [g["path"] for g in doc["gradients"]] == DIGITS_PATHS
     assert all(g["norm"] > 0 for g in doc["gradients"])
     assert doc["gradients"][1]["relative"] is None  # zero-initialized bias
 

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from kinit_cli.cli import cli
+from tests.conftest import DIGITS_PATHS
 
 ROOT = Path(__file__).resolve().parent.parent
 DIGITS = str(ROOT / "configs" / "digits.yaml")
@@ -63,14 +64,7 @@ def test_digits_run_directory_holds_everything(runner, tmp_path):
     model = keras.saving.load_model(out / "model.keras", safe_mode=True)
     assert [layer.name for layer in model.layers] == ["dense", "dense_1", "dense_2"]
     final = json.loads((out / "weights-final.json").read_text())
-    assert [v["path"] for v in final["variables"]] == [
-        "dense/kernel",
-        "dense/bias",
-        "dense_1/kernel",
-        "dense_1/bias",
-        "dense_2/kernel",
-        "dense_2/bias",
-    ]
+    assert [v["path"] for v in final["variables"]] == DIGITS_PATHS
     np.testing.assert_allclose(
         final["variables"][0]["mean"], float(np.mean(model.layers[0].kernel.numpy())), rtol=1e-6
     )
