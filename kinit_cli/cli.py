@@ -285,6 +285,13 @@ def train(
     help="Push one batch through the model (config TARGET): per-layer output mean and std, "
     "per-weight gradient norms.",
 )
+@click.option(
+    "--plot",
+    type=click.Path(dir_okay=False),
+    metavar="FILE.png",
+    help="Draw per-variable histograms with the theoretical density (needs kinit[plot]).",
+)
+@click.option("--overwrite", is_flag=True, help="Let --plot replace an existing file.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 def inspect_weights(
     target: str,
@@ -295,6 +302,8 @@ def inspect_weights(
     check: bool,
     against: str | None,
     activations: bool,
+    plot: str | None,
+    overwrite: bool,
     as_json: bool,
 ) -> None:
     """Statistics of every weight of TARGET: a config (built, not trained), a saved .keras
@@ -310,6 +319,8 @@ def inspect_weights(
         check=check,
         against=against,
         activations=activations,
+        plot=plot,
+        overwrite=overwrite,
     )
     if as_json:
         render.print_json(result.document)

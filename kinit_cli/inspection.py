@@ -196,6 +196,8 @@ def inspect(
     check: bool = False,
     against: str | None = None,
     activations: bool = False,
+    plot: str | None = None,
+    overwrite: bool = False,
 ) -> Result:
     """Load, select, measure; check against theory and compare with another target on demand."""
     inspected = load(target, overrides, plugins)
@@ -227,6 +229,18 @@ def inspect(
 
         result.verdicts = {w.path: theory.check(w.initializer, arrays[w.path]) for w in weights}
         document["check"] = [_verdict_json(p, v) for p, v in result.verdicts.items()]
+    if plot:
+        from kinit_cli import plot as plotting
+        from kinit_cli.theory import theory_for
+
+        plotting.histograms(
+            [
+                (f"{w.path} {tuple(w.shape)}", arrays[w.path], theory_for(w.initializer, w.shape))
+                for w in weights
+            ],
+            Path(plot),
+            overwrite,
+        )
     if against:
         other = load(against, overrides, plugins)
         other_arrays = stats.values(select(other.weights, layer, trainable_only))

@@ -250,6 +250,9 @@ def describe_initializer(initializer: Any) -> dict[str, Any] | None:
     if isinstance(initializer, k.initializers.Initializer):
         name = k.saving.get_registered_name(type(initializer))
         config = {key: v for key, v in initializer.get_config().items() if v is not None}
+        if isinstance(initializer, k.initializers.Identity) and "gain" not in config:
+            # Keras's Identity.get_config() leaves its gain out; the theory check needs it.
+            config["gain"] = float(initializer.gain)
         return {"class_name": name, "config": config}
     if callable(initializer):
         return {"class_name": k.saving.get_registered_name(initializer), "config": {}}

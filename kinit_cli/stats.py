@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from kinit_cli.theory import fans
+
 CHUNK = 1 << 20  # elements per scan step: 8 MiB of float64 temporaries
 BINS = 16
 
@@ -51,6 +53,7 @@ class VariableStats:
 
     @property
     def fans(self) -> tuple[int, int]:
+        """(fan_in, fan_out) as Keras's initializers compute them for this shape."""
         return fans(self.shape)
 
     def to_json(self) -> dict[str, Any]:
@@ -69,17 +72,6 @@ class VariableStats:
             "fan_out": fan_out,
             **data,
         }
-
-
-def fans(shape: tuple[int, ...]) -> tuple[int, int]:
-    """(fan_in, fan_out) as Keras's initializers compute them: a conv kernel's receptive
-    field multiplies both (keras.src.initializers.random_initializers.compute_fans)."""
-    if len(shape) < 1:
-        return 1, 1
-    if len(shape) == 1:
-        return shape[0], shape[0]
-    receptive = math.prod(shape[:-2])
-    return shape[-2] * receptive, shape[-1] * receptive
 
 
 def _chunks(flat: np.ndarray) -> Iterator[np.ndarray]:

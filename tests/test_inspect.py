@@ -325,3 +325,73 @@ def test_activations_fall_back_to_gaussian_input(runner, write):
         ],
     )
     assert result.exit_code == 0, result.output
+
+
+def test_check_passes_fresh_initializers_and_fails_a_scaled_kernel(runner, trained_run, tmp_path):
+    doc = inspect_json(runner, CONFIGS / "mnist.yaml", "--check")
+    assert [(c["path"], c["status"]) for c in doc["check"]] == [
+        ("simple_dense/kernel", "PASS"),
+        ("simple_dense/bias", "PASS"),
+        ("dense/kernel", "PASS"),
+        ("dense/bias", "PASS"),
+    ]
+    kernel = doc["check"][0]
+    assert kernel["theory"]["std"] == 0.05 and kernel["observed"]["std"] == pytest.approx(
+        0.05, rel=0.01
+    )
+    model = keras.saving.load_model(trained_run / "model.keras")
+    fresh = keras.saving.load_model(trained_run / "model.keras")
+    for layer, source in zip(model.layers, fresh.layers, strict=True):
+        layer.kernel.assign(source.kernel_initializer(layer.kernel.shape))
+    model.layers[0].kernel.assign(model.layers[0].kernel * 1.5)
+    path = tmp_path / "scaled.keras"
+    model.save(path)
+    result = runner.invoke(cli, ["inspect-weights", str(path), "--check", "--json"])
+    assert result.exit_code == 1
+    statuses = {c["path"]: c["status"] for c in json.loads(result.stdout)["check"]}
+    assert statuses["dense/kernel"] == "FAIL"
+    assert statuses["dense_1/kernel"] == statuses["dense_2/kernel"] == "PASS"
+    table = runner.invoke(cli, ["inspect-weights", str(path), "--check"])
+    assert table.exit_code == 1 and "FAIL" in table.stdout and "PASS" in table.stdout
+
+
+def test_plot_draws_a_png_and_keeps_existing_files(runner, tmp_path, monkeypatch):
+    out = tmp_path / "weights.png"
+    result = runner.invoke(
+        cli, ["inspect-weights", str(CONFIGS / "digits.yaml"), "--plot", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 20_000
+    again = runner.invoke(
+        cli, ["inspect-weights", str(CONFIGS / "digits.yaml"), "--plot", str(out)]
+    )
+    assert again.exit_code == 2 and f"{out} already exists" in again.stderr
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_matplotlib(name, *args, **kwargs):
+        if name.startswith("matplotlib"):
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_matplotlib)
+    missing = runner.invoke(
+        cli,
+        ["inspect-weights", str(CONFIGS / "digits.yaml"), "--plot", str(tmp_path / "other.png")],
+    )
+    assert missing.exit_code == 2
+    assert missing.stderr.strip() == (
+        "error: --plot needs matplotlib, an optional extra: pip install 'kinit[plot]'"
+    )
+
+
+def test_plot_density_matches_the_theory():
+    from kinit_cli.plot import density
+    from kinit_cli.theory import theory_for
+
+    x = np.linspace(-1, 1, 2001)
+    for name in ("glorot_uniform", "he_normal", "truncated_normal"):
+        theory = theory_for(name, (30, 20))
+        area = np.trapezoid(density(theory, x), x)
+        assert area == pytest.approx(1.0, abs=0.01), name

@@ -35,6 +35,10 @@ class ExampleRandomNormal(keras.initializers.Initializer):
     def get_config(self) -> dict[str, Any]:
         return {"mean": self.mean, "stddev": self.stddev, "seed": self.seed}
 
+    def expected_moments(self, shape: tuple[int, ...]) -> dict[str, float]:
+        """The moments `inspect-weights --check` holds samples to (kinit's theory hook)."""
+        return {"mean": self.mean, "std": self.stddev, "kurtosis": 3.0}
+
 
 @register_initializer
 def unit_normal(shape: Any, dtype: Any = None) -> Any:
