@@ -30,6 +30,7 @@ class Inspected:
     weights: list[Any]  # model.WeightInfo
     initial: dict[str, dict[str, Any]] | None = None  # weights-init.json entries by path
     prepared: Any = None  # prepare.Prepared, for a config target
+    calls: dict[str, list[str]] | None = None  # layer -> where it is applied (config target)
 
 
 def load(target: str, overrides: Sequence[str] = (), plugins: Sequence[str] = ()) -> Inspected:
@@ -46,8 +47,15 @@ def load(target: str, overrides: Sequence[str] = (), plugins: Sequence[str] = ()
         return _saved_model(path, "model", str(path))
     if path.suffix in CONFIG_SUFFIXES:
         prepared, built = _build_seeded(path, overrides, plugins)
+        calls = {info.name: info.calls for info in built.layers}
         return Inspected(
-            "config", f"{path} (built, not trained)", built.model, built.weights, None, prepared
+            "config",
+            f"{path} (built, not trained)",
+            built.model,
+            built.weights,
+            None,
+            prepared,
+            calls,
         )
     raise UsageError(
         f"{target}: expected a config (.yaml), a saved model (.keras), a run directory or a "
@@ -214,6 +222,11 @@ def inspect(
         "kind": inspected.kind,
         **stats.report_json(report),
     }
+    for item in document["variables"]:
+        # A layer applied at several places uses its variables at each of them.
+        sites = {n: (inspected.calls or {}).get(n, []) for n in item["layers"]}
+        if any(len(s) > 1 for s in sites.values()):
+            item["call_sites"] = {n: s for n, s in sites.items() if s}
     if inspected.initial:
         for item in document["variables"]:
             if item["path"] in inspected.initial:

@@ -116,6 +116,8 @@ def test_shared_variables_appear_once_with_every_user(runner, write):
     assert paths == ["encoder/kernel", "encoder/bias", "decoder/bias"]
     kernel = doc["variables"][0]
     assert kernel["layers"] == ["encoder", "decoder"] and kernel["shape"] == [6, 3]
+    assert kernel["call_sites"] == {"encoder": ["encoder", "encoder_b"], "decoder": ["decoder"]}
+    assert "call_sites" not in doc["variables"][2]
     assert doc["totals"]["parameters"] == 6 * 3 + 3 + 6
     table = runner.invoke(cli, ["inspect-weights", str(config)]).stdout
     assert "encoder/kernel (encoder, decoder)" in table
