@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.kinit-installed
 
-.PHONY: install demo test test-fast lint format clean
+.PHONY: install demo test test-fast lint format bench clean
 
 install: $(STAMP)
 
@@ -31,6 +31,12 @@ lint: install
 format: install
 	$(BIN)/ruff format kinit_cli tests
 	$(BIN)/ruff check --fix kinit_cli tests
+
+# Benchmarks print figures (see BENCHMARKS.md); DATA=/usr/share/datasets/fashion-mnist
+# uses real images instead of synthetic ones.
+bench: install
+	$(BIN)/python bench/train_vs_fit.py $(if $(DATA),--data $(DATA))
+	$(BIN)/python bench/inspect_speed.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
