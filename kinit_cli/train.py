@@ -122,61 +122,6 @@ def _diff(a: Any, b: Any, path: str) -> list[tuple[str, Any, Any]]:
     return [] if a == b else [(path, a, b)]
 
 
-class _Backup:
-    """Keras's BackupAndRestore, told to skip the epoch a signal or a NaN cut short."""
-
-    def __new__(cls, backup_dir: Path) -> Any:
-        base = keras().callbacks.BackupAndRestore
-
-        class Backup(base):
-            skip = False
-
-            def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
-                if not self.skip:
-                    super().on_epoch_end(epoch, logs)
-
-            def on_train_end(self, logs: Any = None) -> None:
-                if not self.skip:
-                    super().on_train_end(logs)
-
-        return Backup(str(backup_dir), double_checkpoint=True)
-
-
-class _Guard:
-    """Stops at the first non-finite loss and keeps the weights of the last full epoch."""
-
-    def __new__(cls, backup: Any) -> Any:
-        base = keras().callbacks.Callback
-
-        class Guard(base):
-            def on_train_begin(self, logs: Any = None) -> None:
-                self.good = self.model.get_weights()
-                self.epoch = 0
-                self.failed: tuple[int, int, float] | None = None
-                self.interrupted: int | None = None
-
-            def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
-                self.epoch = epoch
-
-            def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
-                loss = (logs or {}).get("loss")
-                if loss is not None and not math.isfinite(float(loss)) and not self.failed:
-                    self.failed = (self.epoch, batch, float(loss))
-                    backup.skip = True
-                    self.model.stop_training = True
-
-            def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
-                if not self.failed and self.interrupted is None:
-                    self.good = self.model.get_weights()
-
-            def interrupt(self, signum: int) -> None:
-                self.interrupted = signum
-                backup.skip = True
-                self.model.stop_training = True
-
-        return Guard()
-
-
 class Trainer:
     """One training run, step by step: setup(), fit(callbacks), finish()."""
 
@@ -287,12 +232,13 @@ class Trainer:
     def fit(self, callbacks: Sequence[Any] = ()) -> None:
         """Train from the last saved epoch to `train.epochs`, stopping cleanly on a signal."""
         from kinit_cli import data
+        from kinit_cli.callbacks import EpochBackup, Guard
 
         train = self.resolved["train"]
         model = self.built.model
         d = self.data
-        backup = _Backup(self.run_dir / rundir.BACKUP)
-        self.guard = _Guard(backup)
+        backup = EpochBackup(self.run_dir / rundir.BACKUP)
+        self.guard = Guard(backup)
         dataset = data.train_dataset(
             d.x_train,
             d.y_train,
