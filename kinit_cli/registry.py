@@ -80,7 +80,13 @@ def register(
         registered: Any = target
         if kind == "initializer" and not inspect.isclass(target):
             registered = _function_initializer(target, bare)
-        keras().saving.register_keras_serializable(package=pkg, name=bare)(registered)
+        saving = keras().saving
+        if kind == "callback" and not hasattr(registered, "get_config"):
+            # Callbacks never go into a saved model, so Keras's get_config requirement for
+            # serializable objects does not apply; they still live in its registry.
+            saving.get_custom_objects()[f"{pkg}>{bare}"] = registered
+        else:
+            saving.register_keras_serializable(package=pkg, name=bare)(registered)
         _DECLARED_KINDS[f"{pkg}>{bare}"] = kind
         return target
 

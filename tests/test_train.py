@@ -256,3 +256,48 @@ def test_mixed_precision_keeps_the_output_in_float32(runner, tmp_path):
         "float32",
     ]
     assert keras.mixed_precision.dtype_policy().name == "float32"  # restored afterwards
+
+
+def test_plugin_callback_from_the_config(runner, write, tmp_path):
+    write(
+        "epoch_log.py",
+        """\
+        import json
+        import keras
+        from kinit_cli import register_callback
+
+
+        @register_callback(package="cb_test")
+        class EpochLog(keras.callbacks.Callback):
+            \"\"\"Writes the epochs it saw to a JSON file.\"\"\"
+
+            def __init__(self, filename="epochs.json"):
+                super().__init__()
+                self.filename, self.seen = filename, []
+
+            def on_epoch_end(self, epoch, logs=None):
+                self.seen.append([epoch, round(float(logs["loss"]), 6)])
+
+            def on_train_end(self, logs=None):
+                with open(self.filename, "w") as f:
+                    json.dump(self.seen, f)
+        """,
+    )
+    out = tmp_path / "run"
+    result = train(
+        runner,
+        "--plugin",
+        str(tmp_path / "epoch_log.py"),
+        "--set",
+        "train.epochs=2",
+        "--set",
+        "train.callbacks=[{class_name: EpochLog, config: {filename: seen.json}}]",
+        "--output",
+        str(out),
+        "-q",
+    )
+    assert result.exit_code == 0, result.output
+    seen = json.loads((out / "seen.json").read_text())
+    with (out / "history.csv").open() as f:
+        losses = [round(float(r["loss"]), 6) for r in csv.DictReader(f)]
+    assert seen == [[0, losses[0]], [1, losses[1]]]
