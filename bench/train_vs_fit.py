@@ -113,6 +113,14 @@ def main() -> None:
     parser.add_argument("--data")
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--pairs", type=int, default=3)
+    parser.add_argument(
+        "--set",
+        dest="sets",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra --set for the kinit side (e.g. train.steps_per_execution=16)",
+    )
     parser.add_argument("--worker", choices=["plain"])
     parser.add_argument("--npz")
     a = parser.parse_args()
@@ -123,10 +131,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         npz = Path(tmp) / "data.npz"
         described = write_npz(a.data, npz)
-        print(f"data: {described}; model: {CONFIG.name}; {a.epochs} epochs; {a.pairs} pairs")
+        print(
+            f"data: {described}; model: {CONFIG.name}; {a.epochs} epochs; {a.pairs} pairs"
+            + (f"; kinit --set {' '.join(a.sets)}" if a.sets else "")
+        )
         rows = []
         for i in range(a.pairs):
-            k_res, k_mem = run_kinit(kinit, npz, a.epochs, Path(tmp) / f"run{i}")
+            k_res, k_mem = run_kinit(kinit, npz, a.epochs, Path(tmp) / f"run{i}", a.sets)
             p_res, p_mem = run_plain(npz, a.epochs)
             rows.append((k_res, k_mem, p_res, p_mem))
             print(
@@ -144,7 +155,7 @@ def main() -> None:
     print(f"ratio kinit/plain (median over pairs): {statistics.median(ratios):.2f}")
 
 
-def run_kinit(kinit: str, npz: Path, epochs: int, out: Path) -> tuple[dict, float]:
+def run_kinit(kinit: str, npz: Path, epochs: int, out: Path, sets: list[str]) -> tuple[dict, float]:
     args = [
         kinit,
         "train",
@@ -158,6 +169,8 @@ def run_kinit(kinit: str, npz: Path, epochs: int, out: Path) -> tuple[dict, floa
         "--set",
         f"train.epochs={epochs}",
     ]
+    for item in sets:
+        args += ["--set", item]
 
     def parse(stdout: str) -> dict:
         m = json.loads(stdout)["metrics"]
