@@ -37,6 +37,7 @@ format: install
 bench: install
 	$(BIN)/python bench/train_vs_fit.py $(if $(DATA),--data $(DATA))
 	$(BIN)/python bench/inspect_speed.py
+	$(BIN)/python bench/startup.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
