@@ -31,7 +31,7 @@ def apply(built: Any, section: dict[str, Any], config: Config) -> None:
     pairs = _pairs(built.model, loaded.model, section, config, problems)
     copies = []
     for target, origin, where in pairs:
-        copies += _variables(target, origin, label, config.problem, where, problems)
+        copies += _variables(target, origin, label, loaded.array, config.problem, where, problems)
     if problems:
         raise ConfigError(problems)
     provenance = {}
@@ -102,7 +102,13 @@ def _pairs(
 
 
 def _variables(
-    target: Any, origin: Any, label: str, problem: Any, where: KeyPath, problems: list[Problem]
+    target: Any,
+    origin: Any,
+    label: str,
+    value: Any,
+    problem: Any,
+    where: KeyPath,
+    problems: list[Problem],
 ) -> list[tuple[Any, Any, str]]:
     by_name = {v.name: v for v in origin.weights}
     out = []
@@ -127,5 +133,5 @@ def _variables(
                 )
             )
         else:
-            out.append((variable, other.numpy(), f"{label}:{origin.name}/{other.name}"))
+            out.append((variable, value(other), f"{label}:{origin.name}/{other.name}"))
     return out

@@ -397,3 +397,22 @@ def test_plot_density_matches_the_theory():
         theory = theory_for(name, (30, 20))
         area = np.trapezoid(density(theory, x), x)
         assert area == pytest.approx(1.0, abs=0.01), name
+
+
+def test_saved_models_are_read_without_running_initializers(trained_run, write, tmp_path):
+    from kinit_cli.prepare import prepare
+    from tests.conftest import MNIST_LIKE
+
+    fast = inspection.load(str(trained_run / "model.keras"))
+    assert fast.stored is not None  # read from model.weights.h5, not rebuilt by load_model
+    model = prepare(write("c.yaml", MNIST_LIKE)).built.model
+    model.save(tmp_path / "plugin.keras")
+    read = inspection.load(str(tmp_path / "plugin.keras"))
+    assert read.stored is not None and [w.path for w in read.weights] == [
+        "simple_dense/kernel",
+        "simple_dense/bias",
+        "dense/kernel",
+        "dense/bias",
+    ]
+    for w, v in zip(read.weights, model.weights, strict=True):
+        np.testing.assert_array_equal(read.array(w.variable), v.numpy())
