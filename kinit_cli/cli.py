@@ -187,6 +187,11 @@ def main() -> None:
     metavar="RUN_DIR",
     help="Continue an interrupted run from its last full epoch.",
 )
+@click.option(
+    "--strategy",
+    type=click.Choice(["default", "mirrored", "multi_worker_mirrored"]),
+    help="tf.distribute strategy (overrides distribute.strategy).",
+)
 @click.option("--quiet", "-q", is_flag=True, help="Print only the final results.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
 def train(
@@ -198,6 +203,7 @@ def train(
     output: str | None,
     overwrite: bool,
     resume: str | None,
+    strategy: str | None,
     quiet: bool,
     as_json: bool,
 ) -> None:
@@ -210,7 +216,10 @@ def train(
     from kinit_cli.train import Trainer, TrainOptions
 
     trainer = Trainer(
-        config_file, overrides, plugins, TrainOptions(device, seed, output, overwrite, resume)
+        config_file,
+        overrides,
+        plugins,
+        TrainOptions(device, seed, output, overwrite, resume, strategy),
     )
     trainer.setup()
     out, err = render.console(), render.console(stderr=True)
@@ -224,6 +233,13 @@ def train(
         f"{0 if trainer.data.x_val is None else len(trainer.data.x_val)}/"
         f"{len(trainer.data.x_test)}",
     }
+    dist = trainer.distribution
+    if dist.name != "default":
+        batch = trainer.resolved["train"]["batch_size"]
+        header["strategy"] = (
+            f"{dist.name}, {dist.replicas} replicas, batch {batch} = "
+            f"{batch / dist.replicas:g} per replica"
+        )
     if trainer.initial_epoch:
         header["resuming after epoch"] = trainer.initial_epoch
     if tables:

@@ -141,6 +141,18 @@ SCHEMA: dict[str, Any] = {
         ),
         "callbacks": Field(spec_list, [], "Keras callbacks as names or {class_name, config}"),
     },
+    "distribute": {
+        "strategy": Field(
+            choice("default", "mirrored", "multi_worker_mirrored"),
+            "default",
+            "tf.distribute strategy: one device, or all local (or the listed) devices",
+        ),
+        "devices": Field(
+            lambda v: None if v is None else string_list(v),
+            None,
+            "devices for mirrored (cpu:0, cpu:1 split the CPU into logical devices)",
+        ),
+    },
     "init_from": {
         "source": Field(
             string, _REQUIRED, "a run directory or a .keras model to take weights from"

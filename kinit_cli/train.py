@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from kinit_cli import config as config_mod
-from kinit_cli import rundir, schema, stats
+from kinit_cli import distribute, rundir, schema, stats
 from kinit_cli.backend import keras, tensorflow
 from kinit_cli.errors import ConfigError, KinitError, UsageError
 
@@ -48,6 +48,7 @@ class TrainOptions:
     output: str | None = None
     overwrite: bool = False
     resume: str | None = None
+    strategy: str | None = None  # --strategy: overrides distribute.strategy
 
 
 @dataclass
@@ -141,22 +142,29 @@ class Trainer:
         """Load everything, build the model, create the run directory; nothing trained yet."""
         from kinit_cli import data
         from kinit_cli.model import build
-        from kinit_cli.prepare import prepare
+        from kinit_cli.prepare import compile_arguments, prepare
 
         k, tf = keras(), tensorflow()
         opts = self.options
         if opts.resume:
             self.run_dir = Path(opts.resume)
             saved = resume_config(self.run_dir, self.config_path, self.overrides)
-            self.prepared = prepare(
-                saved.file, _epoch_overrides(self.overrides), self.plugins, build=False
-            )
+            source, overrides = saved.file, _epoch_overrides(self.overrides)
         else:
             if self.config_path is None:
                 raise UsageError("give a CONFIG file, or --resume RUN_DIR")
-            self.prepared = prepare(self.config_path, self.overrides, self.plugins, build=False)
-        config, resolved = self.prepared.config, self.prepared.resolved
+            source, overrides = self.config_path, self.overrides
+        # Visible and logical devices can only be set before TensorFlow's runtime starts,
+        # and building an optimizer starts it: read the config's own structure first.
+        section = schema.validate(config_mod.load(source, overrides))["distribute"]
         self.devices = select_devices(opts.device)
+        self.distribution = distribute.strategy(
+            opts.strategy or section["strategy"], section["devices"]
+        )
+        if self.distribution.devices:
+            self.devices = self.distribution.devices
+        self.prepared = prepare(source, overrides, self.plugins, build=False)
+        config, resolved = self.prepared.config, self.prepared.resolved
         if opts.seed is not None and not opts.resume:
             resolved["seed"] = opts.seed
         if resolved["seed"] is None:
@@ -170,8 +178,10 @@ class Trainer:
         # the build only, so nothing else in the process changes precision.
         previous = k.mixed_precision.dtype_policy()
         k.mixed_precision.set_dtype_policy(train["precision"])
+        scope = self.distribution.strategy.scope()
         try:
-            self.built = build(config, resolved, self.prepared.registry)
+            with scope:  # variables, optimizer and metrics belong to the strategy
+                self.built = build(config, resolved, self.prepared.registry)
         finally:
             k.mixed_precision.set_dtype_policy(previous)
         model = self.built.model
@@ -188,11 +198,12 @@ class Trainer:
                 Path(opts.output) if opts.output else rundir.default_path(resolved["name"])
             )
         self.callbacks = self._config_callbacks()
-        model.compile(
-            **self.prepared.compile_args,
-            steps_per_execution=train["steps_per_execution"],
-            jit_compile=train["jit_compile"],
-        )
+        with self.distribution.strategy.scope():
+            model.compile(
+                **compile_arguments(config, resolved, self.prepared.registry),
+                steps_per_execution=train["steps_per_execution"],
+                jit_compile=train["jit_compile"],
+            )
         self.initial_arrays = stats.values(self.built.weights)
         self.initial_report = stats.report(self.built.weights, self.initial_arrays)
         if not opts.resume:
@@ -337,6 +348,8 @@ class Trainer:
                 else None,
                 "seed": self.seed,
                 "devices": self.devices,
+                "strategy": self.distribution.name,
+                "num_replicas": self.distribution.replicas,
                 "data": {
                     "name": self.data.name,
                     "source": self.data.source,
