@@ -38,6 +38,7 @@ bench: install
 	$(BIN)/python bench/train_vs_fit.py $(if $(DATA),--data $(DATA))
 	$(BIN)/python bench/inspect_speed.py
 	$(BIN)/python bench/startup.py
+	$(BIN)/python bench/printing_overhead.py $(if $(DATA),--data $(DATA))
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
