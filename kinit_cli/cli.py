@@ -133,7 +133,8 @@ def _catalog_command(kind: str, plural: str) -> click.Command:
         from pathlib import Path
 
         from kinit_cli import render
-        from kinit_cli.registry import Registry, describe, load_plugins
+        from kinit_cli.loading import load_plugins
+        from kinit_cli.registry import Registry, describe
 
         load_plugins(plugins, base_dir=Path.cwd())
         registry = Registry()

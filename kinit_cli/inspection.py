@@ -90,7 +90,7 @@ def _build_seeded(path: Path, overrides: Sequence[str], plugins: Sequence[str]) 
 
 
 def _load_plugins(config_plugins: Sequence[str], plugins: Sequence[str], base: Path | None) -> None:
-    from kinit_cli.registry import load_plugins
+    from kinit_cli.loading import load_plugins
 
     load_plugins(list(config_plugins), base_dir=base)
     load_plugins(list(plugins), base_dir=Path.cwd(), entry_points=False)

@@ -29,7 +29,8 @@ def prepare(
     path: str | Path, overrides: Sequence[str] = (), plugins: Sequence[str] = (), build: bool = True
 ) -> Prepared:
     """Load the config and its plugins, resolve every name, and build the model."""
-    from kinit_cli.registry import Registry, load_plugins
+    from kinit_cli.loading import load_plugins
+    from kinit_cli.registry import Registry
 
     config = config_mod.load(path, overrides)
     resolved, problems = schema.check(config)

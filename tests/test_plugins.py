@@ -8,10 +8,11 @@ import keras
 import numpy as np
 import pytest
 
+from kinit_cli.loading import load_plugins
 from kinit_cli.plugins.initializers import ExampleRandomNormal
 from kinit_cli.plugins.layers import Linear, SimpleDense
 from kinit_cli.prepare import prepare
-from kinit_cli.registry import Registry, load_plugins
+from kinit_cli.registry import Registry
 from tests.conftest import MNIST_LIKE
 
 

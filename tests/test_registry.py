@@ -7,9 +7,10 @@ import importlib.metadata
 import keras
 import pytest
 
-from kinit_cli import registry
+from kinit_cli import loading, registry
 from kinit_cli.errors import PluginError, ResolveError
-from kinit_cli.registry import Registry, load_plugins
+from kinit_cli.loading import load_plugins
+from kinit_cli.registry import Registry
 
 PLUGIN = """\
 import keras
@@ -172,11 +173,11 @@ def test_plugin_failures_name_the_plugin(write, tmp_path, spec, message):
 def test_entry_points_are_discovered(write, tmp_path, monkeypatch):
     write("ep_pack.py", PLUGIN.replace("Gauss", "EpGauss"))
     monkeypatch.syspath_prepend(str(tmp_path))
-    ep = importlib.metadata.EntryPoint("ep", "ep_pack", registry.ENTRY_POINT_GROUP)
+    ep = importlib.metadata.EntryPoint("ep", "ep_pack", loading.ENTRY_POINT_GROUP)
     monkeypatch.setattr(
         importlib.metadata,
         "entry_points",
-        lambda group: [ep] if group == registry.ENTRY_POINT_GROUP else [],
+        lambda group: [ep] if group == loading.ENTRY_POINT_GROUP else [],
     )
     loaded = load_plugins([])
     assert loaded[-1].spec == "ep (entry point ep_pack)"
@@ -185,7 +186,7 @@ def test_entry_points_are_discovered(write, tmp_path, monkeypatch):
 
 
 def test_failing_entry_point_names_its_distribution_entry(monkeypatch):
-    ep = importlib.metadata.EntryPoint("bad", "kinit_no_such_pkg.mod", registry.ENTRY_POINT_GROUP)
+    ep = importlib.metadata.EntryPoint("bad", "kinit_no_such_pkg.mod", loading.ENTRY_POINT_GROUP)
     monkeypatch.setattr(importlib.metadata, "entry_points", lambda group: [ep])
     with pytest.raises(PluginError) as info:
         load_plugins([])

@@ -6,7 +6,8 @@ import keras
 import pytest
 
 from kinit_cli import config as config_mod
-from kinit_cli.registry import Registry, load_plugins
+from kinit_cli.loading import load_plugins
+from kinit_cli.registry import Registry
 from kinit_cli.specs import FAILED, SpecBuilder
 
 
