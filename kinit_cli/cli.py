@@ -230,9 +230,7 @@ def train(
         "devices": ", ".join(trainer.devices),
         "seed": trainer.seed,
         "data": trainer.data.source,
-        "train/val/test": f"{len(trainer.data.x_train)}/"
-        f"{0 if trainer.data.x_val is None else len(trainer.data.x_val)}/"
-        f"{len(trainer.data.x_test)}",
+        "train/val/test": "/".join(str(n) for n in trainer.data.sizes.values()),
     }
     dist = trainer.distribution
     if dist.name != "default":

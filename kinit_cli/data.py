@@ -59,6 +59,12 @@ class Splits:
     y_test: np.ndarray
     num_classes: int
 
+    @property
+    def sizes(self) -> dict[str, int]:
+        """Examples per split (validation 0 when there is none)."""
+        validation = 0 if self.x_val is None else len(self.x_val)
+        return {"train": len(self.x_train), "validation": validation, "test": len(self.x_test)}
+
 
 @dataclass
 class _Raw:

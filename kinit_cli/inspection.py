@@ -96,7 +96,7 @@ def _load_plugins(config_plugins: Sequence[str], plugins: Sequence[str], base: P
     load_plugins(list(plugins), base_dir=Path.cwd(), entry_points=False)
 
 
-def _run_config(run_dir: Path, plugins: Sequence[str]) -> Any:
+def _run_config(run_dir: Path, plugins: Sequence[str]) -> None:
     from kinit_cli import config, schema
 
     path = run_dir / rundir.CONFIG
@@ -104,7 +104,6 @@ def _run_config(run_dir: Path, plugins: Sequence[str]) -> Any:
         raise UsageError(f"{run_dir} has no {rundir.CONFIG}: is it a kinit run directory?")
     resolved = schema.validate(config.load(path))
     _load_plugins(resolved["plugins"], plugins, run_dir)
-    return path
 
 
 def _run_directory(run_dir: Path, plugins: Sequence[str]) -> Inspected:

@@ -47,7 +47,7 @@ def load_plugins(
         (m, lambda m=m: _import_module(m, m)) for m in BUILTIN_PLUGINS
     ]
     for spec in specs:
-        if spec.endswith(".py") or "/" in spec or "\\" in spec:
+        if is_file(spec):
             path = Path(spec).expanduser()
             if not path.is_absolute():
                 path = (base_dir or Path.cwd()) / path
@@ -73,6 +73,11 @@ def load_plugins(
             )
         loaded.append(LoadedPlugin(spec, module, sorted(set(registry) - set(before))))
     return loaded
+
+
+def is_file(spec: str) -> bool:
+    """Whether a plugin spec names a file (ends in .py or holds a path separator)."""
+    return spec.endswith(".py") or "/" in spec or "\\" in spec
 
 
 def _describe_source(obj: Any) -> str:

@@ -22,6 +22,7 @@ from kinit_cli import config as config_mod
 from kinit_cli import distribute, rundir, schema, stats
 from kinit_cli.backend import keras, tensorflow
 from kinit_cli.errors import ConfigError, KinitError, UsageError
+from kinit_cli.loading import is_file
 
 # Constructor arguments of Keras callbacks that name files: relative ones go in the run dir.
 _PATH_ARGUMENTS = ("filename", "filepath", "log_dir", "backup_dir")
@@ -350,13 +351,7 @@ class Trainer:
                 "devices": self.devices,
                 "strategy": self.distribution.name,
                 "num_replicas": self.distribution.replicas,
-                "data": {
-                    "name": self.data.name,
-                    "source": self.data.source,
-                    "train": len(self.data.x_train),
-                    "validation": 0 if self.data.x_val is None else len(self.data.x_val),
-                    "test": len(self.data.x_test),
-                },
+                "data": {"name": self.data.name, "source": self.data.source, **self.data.sizes},
                 "versions": _versions(),
             }
         )
@@ -407,9 +402,7 @@ def _portable(resolved: dict[str, Any], base_dir: Path) -> dict[str, Any]:
     import copy
 
     out = copy.deepcopy(resolved)
-    out["plugins"] = [
-        str((base_dir / p).resolve()) if p.endswith(".py") else p for p in out["plugins"]
-    ]
+    out["plugins"] = [str((base_dir / p).resolve()) if is_file(p) else p for p in out["plugins"]]
     if out["data"].get("path"):
         out["data"]["path"] = str((base_dir / out["data"]["path"]).resolve())
     if out.get("init_from"):
