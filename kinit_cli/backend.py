@@ -23,7 +23,9 @@ def keras() -> ModuleType:
     """
     global _keras
     if _keras is None:
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        # TensorFlow's runtime logs its own view of errors kinit reports (a lost peer
+        # worker, say) as native ERROR lines; those show with --debug only.
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if show_native_logs else "3")
         with _captured_native_stderr(show=show_native_logs) as replay:
             try:
                 import keras as keras_module

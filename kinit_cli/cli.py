@@ -213,7 +213,6 @@ def train(
     Shows the weight statistics at initialization, a live progress display, the test
     metrics, and the statistics after training with how far each weight moved.
     """
-    from kinit_cli import render
     from kinit_cli.train import Trainer, TrainOptions
 
     trainer = Trainer(
@@ -222,22 +221,37 @@ def train(
         plugins,
         TrainOptions(device, seed, output, overwrite, resume, strategy),
     )
+    try:
+        _train(trainer, quiet, as_json)
+    finally:
+        trainer.close()
+
+
+def _train(trainer: Any, quiet: bool, as_json: bool) -> None:
+    from kinit_cli import render
+
     trainer.setup()
     out, err = render.console(), render.console(stderr=True)
     tables = not (quiet or as_json)
+    dist = trainer.distribution
     header = {
-        "run": str(trainer.run_dir),
+        "run": str(trainer.run_dir) if dist.is_chief else "written by the chief worker",
         "devices": ", ".join(trainer.devices),
         "seed": trainer.seed,
         "data": trainer.data.source,
         "train/val/test": "/".join(str(n) for n in trainer.data.sizes.values()),
     }
-    dist = trainer.distribution
     if dist.name != "default":
         batch = trainer.resolved["train"]["batch_size"]
         header["strategy"] = (
             f"{dist.name}, {dist.replicas} replicas, batch {batch} = "
             f"{batch / dist.replicas:g} per replica"
+        )
+    if dist.cluster is not None:
+        c = dist.cluster
+        header["cluster"] = (
+            f"{c.task_type} {c.index} of {c.workers} tasks at {c.address}"
+            f"{' (chief)' if c.is_chief else ''}, from {c.source}"
         )
     if trainer.initial_epoch:
         header["resuming after epoch"] = trainer.initial_epoch
@@ -276,7 +290,10 @@ def train(
     if tables:
         render.weight_stats(result.final_report, "Weights after training", out, result.changes)
     render.metrics_table(result.metrics, out)
-    out.print(f"Run saved in {result.run_dir}")
+    if dist.is_chief:
+        out.print(f"Run saved in {result.run_dir}")
+    else:
+        out.print("Run saved by the chief worker (this worker writes no run directory)")
 
 
 @cli.command("inspect-weights")

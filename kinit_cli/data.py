@@ -139,6 +139,7 @@ def train_dataset(
     shuffle: bool,
     initial_epoch: int,
     epochs: int,
+    pieces: Pieces | None = None,
 ) -> tf.data.Dataset:
     """The batches of epochs `initial_epoch` .. `epochs - 1`, back to back.
 
@@ -161,18 +162,40 @@ def train_dataset(
 
     # One element per epoch; prefetch(1) draws the next permutation while this epoch runs.
     orders = tf.data.Dataset.range(initial_epoch, epochs).map(order).prefetch(1)
-    return _batches(x, y, batch_size, orders, max(0, epochs - initial_epoch))
+    return _batches(x, y, batch_size, orders, max(0, epochs - initial_epoch), pieces)
 
 
-def eval_dataset(x: np.ndarray, y: np.ndarray, batch_size: int) -> tf.data.Dataset:
+def eval_dataset(
+    x: np.ndarray, y: np.ndarray, batch_size: int, pieces: Pieces | None = None
+) -> tf.data.Dataset:
     """The examples once, in order, batched (for validation and test)."""
     tf = tensorflow()
     orders = tf.data.Dataset.from_tensors(tf.range(len(x), dtype=tf.int64))
-    return _batches(x, y, batch_size, orders, 1)
+    return _batches(x, y, batch_size, orders, 1, pieces)
+
+
+@dataclass(frozen=True)
+class Pieces:
+    """This input pipeline's share of every batch when several replicas train together.
+
+    Each batch (of the configured, global size) is cut into `total` near-equal pieces, one
+    per replica in the cluster; this pipeline yields pieces `first` .. `first + count - 1`
+    of each batch in turn, so the replicas of all workers together see exactly the
+    batches one device would.
+    """
+
+    total: int
+    first: int
+    count: int
 
 
 def _batches(
-    x: np.ndarray, y: np.ndarray, batch_size: int, orders: Any, epochs: int
+    x: np.ndarray,
+    y: np.ndarray,
+    batch_size: int,
+    orders: Any,
+    epochs: int,
+    pieces: Pieces | None = None,
 ) -> tf.data.Dataset:
     """Batches for each index vector in `orders`, each one a single gather (as Keras's
     own array adapter does): no per-example work in Python or in tf.data.
@@ -192,7 +215,13 @@ def _batches(
             batches = batches.concatenate(
                 tf.data.Dataset.from_tensors(indices[full * batch_size :])
             )
-        return batches
+        return batches if pieces is None else batches.flat_map(own_pieces)
+
+    def own_pieces(batch: Any) -> Any:
+        size = tf.shape(batch, out_type=tf.int64)[0]
+        return tf.data.Dataset.range(pieces.first, pieces.first + pieces.count).map(
+            lambda k: batch[size * k // pieces.total : size * (k + 1) // pieces.total]
+        )
 
     def gather(indices: Any, arrays: Any) -> Any:
         return tf.gather(arrays[0], indices), tf.gather(arrays[1], indices)
@@ -206,7 +235,9 @@ def _batches(
     # flat_map hides the length; Keras warns "ran out of data" at the end of a dataset
     # whose length it does not know.
     dataset = dataset.apply(
-        tf.data.experimental.assert_cardinality(epochs * math.ceil(n / batch_size))
+        tf.data.experimental.assert_cardinality(
+            epochs * math.ceil(n / batch_size) * (1 if pieces is None else pieces.count)
+        )
     )
     # The static optimizations serialise the pipeline graph, big captured arrays included;
     # Keras turns them off for the same reason.

@@ -4,11 +4,20 @@
 logical device configuration), so `mirrored` can be tried on any machine. That has to
 happen before TensorFlow starts its runtime, which is why the trainer calls `strategy()`
 before it builds anything.
+
+`multi_worker_mirrored` takes its cluster from the standard `TF_CONFIG` variable, or from a
+`cluster:` section that becomes it. TensorFlow waits for every peer without end while the
+strategy is made, so kinit bounds that wait itself (`timeout`), and bounds every
+collective with TensorFlow's own communication timeout.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,27 +32,67 @@ class DistributeError(KinitError):
     exit_code = 2
 
 
+class PeerError(KinitError):
+    """A peer worker stopped answering, or never came."""
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """The tasks of a multi-worker run and this process's place among them."""
+
+    jobs: dict[str, list[str]]  # task type -> addresses, as in TF_CONFIG
+    task_type: str
+    index: int
+    source: str  # "TF_CONFIG" or "distribute.cluster"
+
+    @property
+    def workers(self) -> int:
+        return sum(len(a) for a in self.jobs.values())
+
+    @property
+    def is_chief(self) -> bool:
+        """The one task that writes outputs: the chief, else worker 0 (TensorFlow's rule)."""
+        if "chief" in self.jobs:
+            return self.task_type == "chief"
+        return self.index == 0
+
+    @property
+    def address(self) -> str:
+        return self.jobs[self.task_type][self.index]
+
+
 @dataclass
 class Distribution:
     name: str
     strategy: Any
     devices: list[str] = field(default_factory=list)
+    cluster: Cluster | None = None
 
     @property
     def replicas(self) -> int:
         return int(self.strategy.num_replicas_in_sync)
 
+    @property
+    def is_chief(self) -> bool:
+        return self.cluster is None or self.cluster.is_chief
 
-def strategy(name: str, devices: list[str] | None) -> Distribution:
+
+def strategy(
+    name: str,
+    devices: list[str] | None,
+    cluster: dict[str, Any] | None = None,
+    timeout: float = 120,
+) -> Distribution:
     """Configure logical devices if asked, then make the strategy."""
     from kinit_cli.backend import tensorflow
 
     tf = tensorflow()
     if name == "multi_worker_mirrored":
+        return _multi_worker(tf, devices, cluster, timeout)
+    if cluster is not None:
         raise DistributeError(
-            "distribute.strategy multi_worker_mirrored is not available yet in kinit: Keras "
-            "3's model.fit fails under it (keras-team/keras issue 20585); use mirrored on one "
-            "machine"
+            f"distribute.cluster is set but the strategy is {name}; a cluster is for "
+            "strategy: multi_worker_mirrored"
         )
     names = [_device_name(d) for d in devices or []]
     cpus = [int(n.split(":")[1]) for n in names if n.startswith("CPU:")]
@@ -92,3 +141,133 @@ def _split_cpu(tf: Any, count: int) -> None:
             f"cannot split the CPU into {count} logical devices now: TensorFlow has already "
             f"started ({exc})"
         ) from exc
+
+
+def tf_config(environ: dict[str, str], section: dict[str, Any] | None) -> Cluster:
+    """The cluster from `TF_CONFIG` or the `cluster:` section (exactly one of them)."""
+    text = environ.get("TF_CONFIG", "").strip()
+    if text and section is not None:
+        raise DistributeError(
+            "the cluster is given twice: by the TF_CONFIG environment variable and by "
+            "distribute.cluster; remove one"
+        )
+    if section is not None:
+        return _cluster(
+            {
+                "cluster": {"worker": section["workers"]},
+                "task": {"type": "worker", "index": section["index"]},
+            },
+            "distribute.cluster",
+        )
+    if not text:
+        raise DistributeError(
+            "distribute.strategy multi_worker_mirrored needs the cluster: set TF_CONFIG (for "
+            'example {"cluster": {"worker": ["host1:12345", "host2:12345"]}, "task": '
+            '{"type": "worker", "index": 0}}) or add distribute.cluster with workers and index'
+        )
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise DistributeError(
+            f"TF_CONFIG is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}"
+        ) from None
+    return _cluster(value, "TF_CONFIG")
+
+
+def _cluster(value: Any, source: str) -> Cluster:
+    def bad(what: str) -> DistributeError:
+        return DistributeError(f"{source}: {what}")
+
+    if not isinstance(value, dict) or not isinstance(value.get("cluster"), dict):
+        raise bad('expected an object with "cluster" (task type -> addresses) and "task"')
+    jobs = value["cluster"]
+    for job, addresses in jobs.items():
+        if job not in ("chief", "worker"):
+            raise bad(
+                f'task type "{job}" is not used by multi_worker_mirrored; expected "chief" '
+                'and "worker"'
+            )
+        if not isinstance(addresses, list) or not addresses:
+            raise bad(f'"{job}" must be a non-empty list of host:port addresses')
+        for address in addresses:
+            if not isinstance(address, str) or not re.fullmatch(r"[^\s:]+:\d{1,5}", address):
+                raise bad(f"{address!r} in {job!r} is not a host:port address")
+    if len(jobs.get("chief", [])) > 1:
+        raise bad(f"at most one chief, got {len(jobs['chief'])}")
+    if "worker" not in jobs and "chief" not in jobs:
+        raise bad('"cluster" lists no worker')
+    task = value.get("task")
+    if not isinstance(task, dict) or "type" not in task or "index" not in task:
+        raise bad('expected "task": {"type": "worker", "index": N} for this process')
+    kind, index = task["type"], task["index"]
+    if kind not in jobs:
+        raise bad(f'task type "{kind}" is not in the cluster ({", ".join(jobs)})')
+    if not isinstance(index, int) or isinstance(index, bool):
+        raise bad(f"task index must be an integer, got {index!r}")
+    if not 0 <= index < len(jobs[kind]):
+        raise bad(
+            f"task index {index} is out of range: the cluster has {len(jobs[kind])} "
+            f"{kind} task(s), indices 0 to {len(jobs[kind]) - 1}"
+        )
+    return Cluster({k: list(v) for k, v in jobs.items()}, kind, index, source)
+
+
+def _multi_worker(
+    tf: Any, devices: list[str] | None, section: dict[str, Any] | None, timeout: float
+) -> Distribution:
+    if devices:
+        raise DistributeError(
+            "distribute.devices is for mirrored; under multi_worker_mirrored each worker "
+            "uses all its visible GPUs, or its CPU (--device cpu)"
+        )
+    cluster = tf_config(dict(os.environ), section)
+    os.environ["TF_CONFIG"] = json.dumps(
+        {"cluster": cluster.jobs, "task": {"type": cluster.task_type, "index": cluster.index}}
+    )
+    options = tf.distribute.experimental.CommunicationOptions(timeout_seconds=timeout)
+    waiting = PeerError(
+        f"the cluster did not form within {timeout:g} s (distribute.timeout): this is "
+        f"{cluster.task_type} {cluster.index} at {cluster.address}, waiting for "
+        f"{', '.join(a for t in cluster.jobs.values() for a in t if a != cluster.address)}. "
+        "Start every worker with the same cluster and its own index, and check that the "
+        "addresses are reachable."
+    )
+    with deadline(timeout, waiting):
+        made = tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
+    used = [d.rsplit("device:", 1)[-1] for d in made.extended.worker_devices]
+    return Distribution("multi_worker_mirrored", made, used, cluster)
+
+
+# The watchdog runs in a process of its own: while TensorFlow waits for the cluster, the
+# main thread sits in C++ code holding the interpreter lock, so no Python thread, timer or
+# signal handler of this process runs until the wait ends.
+_WATCHDOG = """
+import os, signal, sys, time
+parent, seconds, message = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3]
+time.sleep(seconds)
+sys.stderr.write(message)
+sys.stderr.flush()
+os.kill(parent, signal.SIGKILL)
+"""
+
+
+@contextmanager
+def deadline(seconds: float, error: KinitError) -> Iterator[None]:
+    """End the process with `error` if the block has not finished within `seconds`.
+
+    For waits inside TensorFlow's C++ runtime, which no Python exception can interrupt: a
+    small watchdog process prints the error and stops this one (exit status 137).
+    """
+    import subprocess
+    import sys
+
+    watchdog = subprocess.Popen(
+        [sys.executable, "-c", _WATCHDOG, str(os.getpid()), str(seconds), f"error: {error}\n"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        yield
+    finally:
+        watchdog.kill()
+        watchdog.wait()

@@ -7,6 +7,7 @@ only the structure is checked, so a config with a typo fails in milliseconds.
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -81,6 +82,35 @@ def name_map(v: Any) -> str | None:
     return f"expected a mapping of layer names to layer names, got {kind_of(v)}"
 
 
+def number(minimum: float) -> Check:
+    def check(v: Any) -> str | None:
+        if not isinstance(v, int | float) or isinstance(v, bool):
+            return f"expected a number, got {kind_of(v)}"
+        return None if v >= minimum else f"expected a number >= {minimum}, got {v}"
+
+    return check
+
+
+def cluster(v: Any) -> str | None:
+    """`{workers: [host:port, ...], index: N}`: the TF_CONFIG of one worker, in YAML."""
+    if v is None:
+        return None
+    if not isinstance(v, dict) or set(v) != {"workers", "index"}:
+        return "expected {workers: [host:port, ...], index: N} (this process's worker index)"
+    if not isinstance(v["workers"], list) or not v["workers"]:
+        return "workers: expected a non-empty list of host:port addresses"
+    for address in v["workers"]:
+        if not isinstance(address, str) or not re.fullmatch(r"[^\s:]+:\d{1,5}", address):
+            return f"workers: {address!r} is not a host:port address"
+    index = v["index"]
+    if not _is_int(index) or not 0 <= index < len(v["workers"]):
+        return (
+            f"index: expected an integer from 0 to {len(v['workers']) - 1} (one per worker), "
+            f"got {index!r}"
+        )
+    return None
+
+
 def string_list(v: Any) -> str | None:
     if not isinstance(v, list) or not all(isinstance(i, str) for i in v):
         return f"expected a list of text items, got {kind_of(v)}"
@@ -151,6 +181,14 @@ SCHEMA: dict[str, Any] = {
             lambda v: None if v is None else string_list(v),
             None,
             "devices for mirrored (cpu:0, cpu:1 split the CPU into logical devices)",
+        ),
+        "cluster": Field(
+            cluster,
+            None,
+            "multi_worker_mirrored without TF_CONFIG: {workers: [host:port, ...], index: N}",
+        ),
+        "timeout": Field(
+            number(1), 120, "seconds to wait for peer workers (cluster start, each collective)"
         ),
     },
     "init_from": {

@@ -9,7 +9,9 @@ from __future__ import annotations
 import math
 import platform
 import random
+import shutil
 import signal
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -19,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from kinit_cli import config as config_mod
+from kinit_cli import data as data_mod
 from kinit_cli import distribute, rundir, schema, stats
 from kinit_cli.backend import keras, tensorflow
 from kinit_cli.errors import ConfigError, KinitError, UsageError
@@ -138,10 +141,10 @@ class Trainer:
         self.overrides = list(overrides)
         self.plugins = list(plugins)
         self.options = options
+        self._scratch: Path | None = None  # a non-chief worker's private run directory
 
     def setup(self) -> None:
         """Load everything, build the model, create the run directory; nothing trained yet."""
-        from kinit_cli import data
         from kinit_cli.model import build
         from kinit_cli.prepare import compile_arguments, prepare
 
@@ -159,8 +162,14 @@ class Trainer:
         # and building an optimizer starts it: read the config's own structure first.
         section = schema.validate(config_mod.load(source, overrides))["distribute"]
         self.devices = select_devices(opts.device)
+        strategy_name = opts.strategy or section["strategy"]
+        if opts.resume and strategy_name == "multi_worker_mirrored":
+            raise UsageError(
+                "--resume is not available under multi_worker_mirrored: only the chief keeps "
+                "a backup; start the run again, or resume it on one machine"
+            )
         self.distribution = distribute.strategy(
-            opts.strategy or section["strategy"], section["devices"]
+            strategy_name, section["devices"], section["cluster"], section["timeout"]
         )
         if self.distribution.devices:
             self.devices = self.distribution.devices
@@ -191,10 +200,14 @@ class Trainer:
                 f"kinit train feeds one input and one output; the model has "
                 f"{len(model.inputs)} inputs and {len(model.outputs)} outputs"
             )
-        self.data = data.load(
+        self.data = data_mod.load(
             resolved["data"], tuple(model.inputs[0].shape[1:]), self.seed, config.base_dir
         )
-        if not opts.resume:
+        if not self.distribution.is_chief:
+            # Other workers write what the callbacks write too, into a folder of their own
+            # that is removed at the end: nothing that could collide with the chief's.
+            self.run_dir = self._scratch = Path(tempfile.mkdtemp(prefix="kinit-worker-"))
+        elif not opts.resume:
             self.run_dir = (
                 Path(opts.output) if opts.output else rundir.default_path(resolved["name"])
             )
@@ -205,10 +218,17 @@ class Trainer:
                 steps_per_execution=train["steps_per_execution"],
                 jit_compile=train["jit_compile"],
             )
+        self.loop = None
+        if self.distribution.name == "multi_worker_mirrored":
+            from kinit_cli.loop import Loop
+
+            self.loop = Loop(model, self.distribution)
+            batch = train["batch_size"]
+            self.loop.build((self.data.x_train[:batch], self.data.y_train[:batch]))
         self.initial_arrays = stats.values(self.built.weights)
         self.initial_report = stats.report(self.built.weights, self.initial_arrays)
         if not opts.resume:
-            rundir.create(self.run_dir, opts.overwrite)
+            rundir.create(self.run_dir, opts.overwrite or not self.distribution.is_chief)
             rundir.write_text(
                 self.run_dir / rundir.CONFIG, config_mod.dump(_portable(resolved, config.base_dir))
             )
@@ -243,41 +263,41 @@ class Trainer:
 
     def fit(self, callbacks: Sequence[Any] = ()) -> None:
         """Train from the last saved epoch to `train.epochs`, stopping cleanly on a signal."""
-        from kinit_cli import data
         from kinit_cli.callbacks import EpochBackup, Guard
 
         train = self.resolved["train"]
         model = self.built.model
-        d = self.data
         backup = EpochBackup(self.run_dir / rundir.BACKUP)
         self.guard = Guard(backup)
-        dataset = data.train_dataset(
-            d.x_train,
-            d.y_train,
-            train["batch_size"],
-            self.seed,
-            self.resolved["data"]["shuffle"],
-            self.initial_epoch,
-            train["epochs"],
-        )
-        validation = (
-            data.eval_dataset(d.x_val, d.y_val, train["batch_size"])
-            if d.x_val is not None
-            else None
-        )
+        validation = self._validation_data if self.data.x_val is not None else None
         history = keras().callbacks.History()
+        every = [backup, self.guard, history, *self.callbacks, *callbacks]
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         start = time.perf_counter()
         try:
-            if self.initial_epoch < train["epochs"]:
+            if self.initial_epoch >= train["epochs"]:
+                pass
+            elif self.loop is not None:
+                self.loop.fit(
+                    self._train_data,
+                    self.steps_per_epoch,
+                    self.initial_epoch,
+                    train["epochs"],
+                    validation,
+                    _steps(self.data.x_val, train["batch_size"]),
+                    every,
+                    stop_requested=lambda: self.guard.interrupted,
+                    on_stop=self.guard.interrupt,
+                )
+            else:
                 model.fit(
-                    dataset,
+                    self._train_data(),
                     epochs=train["epochs"],
                     initial_epoch=self.initial_epoch,
                     steps_per_epoch=self.steps_per_epoch,
                     shuffle=False,  # the dataset is already shuffled, per epoch and seed
-                    validation_data=validation,
-                    callbacks=[backup, self.guard, history, *self.callbacks, *callbacks],
+                    validation_data=validation() if validation else None,
+                    callbacks=every,
                     verbose=0,
                 )
         finally:
@@ -286,6 +306,35 @@ class Trainer:
         self.fit_seconds = time.perf_counter() - start
         self.history = history
 
+    def _train_data(self, pieces: data_mod.Pieces | None = None) -> Any:
+        train, d = self.resolved["train"], self.data
+        return data_mod.train_dataset(
+            d.x_train,
+            d.y_train,
+            train["batch_size"],
+            self.seed,
+            self.resolved["data"]["shuffle"],
+            self.initial_epoch,
+            train["epochs"],
+            pieces,
+        )
+
+    def _validation_data(self, pieces: data_mod.Pieces | None = None) -> Any:
+        return data_mod.eval_dataset(
+            self.data.x_val, self.data.y_val, self.resolved["train"]["batch_size"], pieces
+        )
+
+    def _test_metrics(self) -> dict[str, float]:
+        x, y, batch = self.data.x_test, self.data.y_test, self.resolved["train"]["batch_size"]
+        if self.loop is not None:
+            return self.loop.evaluate(
+                lambda pieces: data_mod.eval_dataset(x, y, batch, pieces), _steps(x, batch)
+            )
+        test = self.built.model.evaluate(
+            data_mod.eval_dataset(x, y, batch), return_dict=True, verbose=0
+        )
+        return {key: float(v) for key, v in test.items()}
+
     def _on_signal(self, signum: int, frame: Any) -> None:
         # A second signal gets the default behaviour: stop now, whatever the state.
         signal.signal(
@@ -293,10 +342,13 @@ class Trainer:
         )
         self.guard.interrupt(signum)
 
+    def close(self) -> None:
+        """Remove a non-chief worker's private folder; the chief's run directory stays."""
+        if self._scratch is not None:
+            shutil.rmtree(self._scratch, ignore_errors=True)
+
     def finish(self) -> TrainResult:
         """Evaluate, write the run directory, and report; raise if the run did not complete."""
-        from kinit_cli import data
-
         model, guard, train = self.built.model, self.guard, self.resolved["train"]
         earlier = [
             r
@@ -332,12 +384,7 @@ class Trainer:
             if val:
                 metrics["validation"] = val
         if status != "interrupted":
-            test = model.evaluate(
-                data.eval_dataset(self.data.x_test, self.data.y_test, train["batch_size"]),
-                return_dict=True,
-                verbose=0,
-            )
-            metrics["test"] = {key: float(v) for key, v in test.items()}
+            metrics["test"] = self._test_metrics()
         samples = len(new) * len(self.data.x_train)
         metrics.update(
             {
@@ -351,6 +398,7 @@ class Trainer:
                 "devices": self.devices,
                 "strategy": self.distribution.name,
                 "num_replicas": self.distribution.replicas,
+                **_cluster_metrics(self.distribution),
                 "data": {"name": self.data.name, "source": self.data.source, **self.data.sizes},
                 "versions": _versions(),
             }
@@ -380,6 +428,24 @@ class Trainer:
                 f"{self.run_dir}"
             )
         return result
+
+
+def _cluster_metrics(distribution: distribute.Distribution) -> dict[str, Any]:
+    cluster = distribution.cluster
+    if cluster is None:
+        return {}
+    return {
+        "cluster": {
+            "workers": cluster.workers,
+            "task": {"type": cluster.task_type, "index": cluster.index},
+            "is_chief": cluster.is_chief,
+            "from": cluster.source,
+        }
+    }
+
+
+def _steps(x: np.ndarray | None, batch_size: int) -> int:
+    return 0 if x is None else math.ceil(len(x) / batch_size)
 
 
 def _epoch_overrides(overrides: Sequence[str]) -> list[str]:

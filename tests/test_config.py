@@ -255,3 +255,27 @@ def test_dump_keeps_key_order(write):
     text = config.dump(schema.validate(config.load(path)))
     assert text.splitlines()[:3] == ["name: c", "seed: 1", "deterministic: false"]
     assert config.loads(text).data["model"]["layers"] == [{"class_name": "Dense"}]
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        (
+            "distribute.cluster={workers: [a:1, b], index: 0}",
+            "distribute.cluster: workers: 'b' is not a host:port address",
+        ),
+        (
+            "distribute.cluster={workers: [a:1, b:2], index: 2}",
+            "distribute.cluster: index: expected an integer from 0 to 1 (one per worker), got 2",
+        ),
+        (
+            "distribute.cluster={workers: [a:1]}",
+            "distribute.cluster: expected {workers: [host:port, ...], index: N} (this "
+            "process's worker index)",
+        ),
+        ("distribute.timeout=0", "distribute.timeout: expected a number >= 1, got 0"),
+    ],
+)
+def test_bad_cluster_sections(write, override, message):
+    path = write("c.yaml", "name: n\nmodel: {input_shape: [3], layers: [{class_name: Dense}]}\n")
+    assert problems_of(path, [override]) == [f"--set {override}: {message}"]
