@@ -132,8 +132,10 @@ class Loop:
         if self._train_step is None:
             tf, strategy, model = tensorflow(), self.strategy, self.model
 
+            one_step = _compiled(model.train_step, model)
+
             def replica(batch: Any, wanted: Any) -> tuple[Any, Any]:
-                logs = model.train_step(batch)
+                logs = one_step(batch)
                 bad = tf.cast(~tf.math.is_finite(logs["loss"]), tf.float32)
                 flags = tf.tensor_scatter_nd_add(wanted, [[_NONFINITE]], [bad])
                 context = tf.distribute.get_replica_context()
@@ -154,9 +156,11 @@ class Loop:
         if self._test_step is None:
             tf, strategy, model = tensorflow(), self.strategy, self.model
 
+            one_step = _compiled(model.test_step, model)
+
             @tf.function
             def test_step(iterator: Any) -> None:
-                strategy.run(model.test_step, args=(next(iterator),))
+                strategy.run(one_step, args=(next(iterator),))
 
             self._test_step = test_step
         self._test_step(iterator)
@@ -172,6 +176,14 @@ class Loop:
             if "ollective" not in str(e) and "peer" not in str(e):
                 raise
             raise PeerError(_peer_message(self.where, e)) from e
+
+
+def _compiled(step: Callable[[Any], Any], model: Any) -> Callable[[Any], Any]:
+    """The per-replica step, compiled by XLA when the model was compiled with jit_compile (as
+    Keras's own trainer compiles it)."""
+    if not model.jit_compile:
+        return step
+    return tensorflow().function(step, jit_compile=True, reduce_retracing=True)
 
 
 def _own_decision(model: Any, stop_requested: Callable[[], int | None]) -> bool:

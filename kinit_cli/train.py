@@ -398,6 +398,7 @@ class Trainer:
                 "devices": self.devices,
                 "strategy": self.distribution.name,
                 "num_replicas": self.distribution.replicas,
+                "per_replica_batch_size": train["batch_size"] / self.distribution.replicas,
                 **_cluster_metrics(self.distribution),
                 "data": {"name": self.data.name, "source": self.data.source, **self.data.sizes},
                 "versions": _versions(),

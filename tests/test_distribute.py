@@ -160,6 +160,31 @@ def test_two_workers_train_together_and_only_the_chief_writes(tmp_path):
 
 
 @pytest.mark.slow
+def test_mixed_precision_and_xla_under_both_strategies(tmp_path):
+    """mixed_float16 with XLA: mirrored over two logical CPUs and two workers of one
+    replica each run the same computation, so they end on the same numbers."""
+    fast = ("--set", "train.precision=mixed_float16", "--set", "train.jit_compile=true")
+    epochs = ("--set", "train.epochs=3")
+    ports = free_ports(2)
+    workers = [start_worker(i, ports, tmp_path / f"out{i}", *fast, *epochs) for i in (0, 1)]
+    for w in workers:
+        _, err = w.communicate(timeout=300)
+        assert w.returncode == 0, err
+    mirrored = kinit_train(
+        tmp_path / "mirrored",
+        *fast,
+        "--set",
+        "distribute={strategy: mirrored, devices: [cpu:0, cpu:1]}",
+    )
+    assert mirrored.returncode == 0, mirrored.stderr
+    m, w = (json.loads((tmp_path / n / "metrics.json").read_text()) for n in ("mirrored", "out0"))
+    assert (m["num_replicas"], w["num_replicas"], w["per_replica_batch_size"]) == (2, 2, 16)
+    assert m["test"]["accuracy"] >= 0.9
+    assert w["test"]["loss"] == pytest.approx(m["test"]["loss"], rel=1e-3)
+    assert w["test"]["accuracy"] == pytest.approx(m["test"]["accuracy"], abs=0.01)
+
+
+@pytest.mark.slow
 def test_a_worker_that_dies_stops_the_other_with_a_clear_error(tmp_path):
     ports = free_ports(2)
     args = ("--set", "train.epochs=500")
