@@ -414,19 +414,26 @@ class Trainer:
                 self.run_dir / rundir.WEIGHTS_FINAL, stats.report_json(result.final_report)
             )
         rundir.write_json(self.run_dir / rundir.METRICS, metrics)
+        chief = self.distribution.is_chief
         if status == "diverged":
             epoch, step, loss = guard.failed
+            kept = f"kept in {self.run_dir / rundir.MODEL}" if chief else "kept by the chief worker"
             raise TrainingDiverged(
                 f"the loss became {loss} at epoch {epoch + 1}, step {step + 1}; non-finite "
                 f"values in: {', '.join(bad) or 'no weight (the loss alone)'}. The weights "
-                f"after the last full epoch were kept in {self.run_dir / rundir.MODEL}."
+                f"after the last full epoch were {kept}."
             )
         if status == "interrupted":
             done = rundir.completed_epochs(self.run_dir)
+            if not chief:
+                then = "The chief worker keeps the run."
+            elif self.loop is not None:
+                then = f"They are in {self.run_dir}; a multi-worker run cannot be resumed."
+            else:
+                then = f"Continue with: kinit train --resume {self.run_dir}"
             raise TrainingInterrupted(
                 f"interrupted by {signal.Signals(guard.interrupted).name}; {done} of "
-                f"{train['epochs']} epochs are saved. Continue with: kinit train --resume "
-                f"{self.run_dir}"
+                f"{train['epochs']} epochs are saved. {then}"
             )
         return result
 

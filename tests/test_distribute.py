@@ -209,6 +209,33 @@ def test_a_worker_that_dies_stops_the_other_with_a_clear_error(tmp_path):
 
 
 @pytest.mark.slow
+def test_ctrl_c_on_the_chief_stops_every_worker_at_the_same_step(tmp_path):
+    ports = free_ports(2)
+    args = ("--set", "train.epochs=500")
+    chief, other = (start_worker(i, ports, tmp_path / f"out{i}", *args) for i in (0, 1))
+    try:
+        deadline = time.monotonic() + 120
+        while not (tmp_path / "out0" / "backup").exists():
+            assert time.monotonic() < deadline and chief.poll() is None, chief.stderr.read()
+            time.sleep(0.5)
+        chief.send_signal(signal.SIGINT)
+        (_, chief_err), (_, other_err) = chief.communicate(60), other.communicate(60)
+    finally:
+        for w in (chief, other):
+            w.kill()
+            w.communicate()
+    assert (chief.returncode, other.returncode) == (130, 130), (chief_err, other_err)
+    metrics = json.loads((tmp_path / "out0" / "metrics.json").read_text())
+    done = metrics["epochs"]
+    assert metrics["status"] == "interrupted" and 1 <= done < 500
+    assert chief_err.startswith(
+        f"error: interrupted by SIGINT; {done} of 500 epochs are saved. They are in "
+    ), chief_err
+    assert other_err.startswith("error: interrupted by SIGINT; "), other_err
+    assert other_err.rstrip().endswith("The chief worker keeps the run.")
+
+
+@pytest.mark.slow
 def test_a_cluster_that_never_forms_ends_with_a_clear_error(tmp_path):
     ports = free_ports(2)
     alone = start_worker(0, ports, tmp_path / "out0", "--set", "distribute.timeout=5")
