@@ -241,12 +241,11 @@ def _train(trainer: Any, quiet: bool, as_json: bool) -> None:
         "data": trainer.data.source,
         "train/val/test": "/".join(str(n) for n in trainer.data.sizes.values()),
     }
-    if dist.name != "default":
-        batch = trainer.resolved["train"]["batch_size"]
-        header["strategy"] = (
-            f"{dist.name}, {dist.replicas} replicas, batch {batch} = "
-            f"{batch / dist.replicas:g} per replica"
-        )
+    batch = trainer.resolved["train"]["batch_size"]
+    header["strategy"] = (
+        f"{dist.name}, {dist.replicas} replica{'s' if dist.replicas > 1 else ''}"
+        + (f", batch {batch} = {batch / dist.replicas:g} per replica" if dist.replicas > 1 else "")
+    )
     if dist.cluster is not None:
         c = dist.cluster
         header["cluster"] = (

@@ -70,6 +70,12 @@ def test_digits_run_directory_holds_everything(runner, tmp_path):
     )
     # The printed report: initial and final weight tables, then the results.
     assert "Weights at initialization" in result.stdout
+    assert "devices: CPU:0" in result.stdout and "strategy: default, 1 replica" in result.stdout
+    assert (metrics["strategy"], metrics["num_replicas"], metrics["per_replica_batch_size"]) == (
+        "default",
+        1,
+        32,
+    )
     assert "Weights after training" in result.stdout
     assert "HeNormal()" in result.stdout and "Rel. change" in result.stdout
     assert "epoch 3/3" in result.stderr
