@@ -137,44 +137,47 @@ def train_dataset(
     batch_size: int,
     seed: int | None,
     shuffle: bool,
-    initial_epoch: int,
-    epochs: int,
+    epoch: tf.Variable,
 ) -> tf.data.Dataset:
-    """The batches of epochs `initial_epoch` .. `epochs - 1`, back to back.
+    """One epoch of batches per iteration: the epoch whose order it yields is the value of
+    `epoch` (an int64 tf.Variable) when the iteration starts.
 
     Epoch e's order is a stateless shuffle seeded by (seed, e): it depends on nothing that
     happened before, so a run resumed at epoch 3 sees exactly the batches an uninterrupted
     run saw in its epoch 3 (tf.data's `shuffle` would instead continue one random stream
-    across epochs). Each epoch ends with its own partial batch; pass
-    `steps_per_epoch=ceil(len(x) / batch_size)` to `fit`. Without `shuffle`, every epoch
-    is in the arrays' order.
+    across epochs). Each epoch ends with its own partial batch. Without `shuffle`, every
+    epoch is in the arrays' order.
+
+    One dataset per epoch rather than all epochs back to back: with `steps_per_epoch`,
+    Keras reads the epochs from one running iterator, and with `steps_per_execution` N it
+    runs N steps per call whatever the epoch has left, so an epoch's last call took the
+    first batches of the next epoch (and Keras warned at the end that the input "ran out
+    of data"). An iterator per epoch ends each call at the epoch's last batch.
     """
     tf = tensorflow()
     n = len(x)
     seed_t = tf.constant(0 if seed is None else seed, tf.int64)
 
-    def order(epoch: Any) -> Any:
+    def order(_: Any) -> Any:
         indices = tf.range(n, dtype=tf.int64)
         if not shuffle:
             return indices
-        return tf.random.experimental.stateless_shuffle(indices, seed=tf.stack([seed_t, epoch]))
+        # Read when the iteration starts, i.e. after the epoch's on_epoch_begin.
+        e = tf.cast(epoch.read_value(), tf.int64)
+        return tf.random.experimental.stateless_shuffle(indices, seed=tf.stack([seed_t, e]))
 
-    # One element per epoch; prefetch(1) draws the next permutation while this epoch runs.
-    orders = tf.data.Dataset.range(initial_epoch, epochs).map(order).prefetch(1)
-    return _batches(x, y, batch_size, orders, max(0, epochs - initial_epoch))
+    return _batches(x, y, batch_size, tf.data.Dataset.range(1).map(order))
 
 
 def eval_dataset(x: np.ndarray, y: np.ndarray, batch_size: int) -> tf.data.Dataset:
     """The examples once, in order, batched (for validation and test)."""
     tf = tensorflow()
     orders = tf.data.Dataset.from_tensors(tf.range(len(x), dtype=tf.int64))
-    return _batches(x, y, batch_size, orders, 1)
+    return _batches(x, y, batch_size, orders)
 
 
-def _batches(
-    x: np.ndarray, y: np.ndarray, batch_size: int, orders: Any, epochs: int
-) -> tf.data.Dataset:
-    """Batches for each index vector in `orders`, each one a single gather (as Keras's
+def _batches(x: np.ndarray, y: np.ndarray, batch_size: int, orders: Any) -> tf.data.Dataset:
+    """Batches of the one index vector in `orders`, each one a single gather (as Keras's
     own array adapter does): no per-example work in Python or in tf.data.
 
     No `cache()`: the examples already sit in memory as one tensor, and a batch costs one
@@ -205,9 +208,7 @@ def _batches(
     ).map(gather, num_parallel_calls=parallel)
     # flat_map hides the length; Keras warns "ran out of data" at the end of a dataset
     # whose length it does not know.
-    dataset = dataset.apply(
-        tf.data.experimental.assert_cardinality(epochs * math.ceil(n / batch_size))
-    )
+    dataset = dataset.apply(tf.data.experimental.assert_cardinality(math.ceil(n / batch_size)))
     # The static optimizations serialise the pipeline graph, big captured arrays included;
     # Keras turns them off for the same reason.
     options = tf.data.Options()

@@ -244,21 +244,21 @@ class Trainer:
     def fit(self, callbacks: Sequence[Any] = ()) -> None:
         """Train from the last saved epoch to `train.epochs`, stopping cleanly on a signal."""
         from kinit_cli import data
-        from kinit_cli.callbacks import EpochBackup, Guard
+        from kinit_cli.callbacks import EpochBackup, EpochOrder, Guard
 
         train = self.resolved["train"]
         model = self.built.model
         d = self.data
         backup = EpochBackup(self.run_dir / rundir.BACKUP)
         self.guard = Guard(backup)
+        epoch = tensorflow().Variable(self.initial_epoch, dtype="int64", trainable=False)
         dataset = data.train_dataset(
             d.x_train,
             d.y_train,
             train["batch_size"],
             self.seed,
             self.resolved["data"]["shuffle"],
-            self.initial_epoch,
-            train["epochs"],
+            epoch,
         )
         validation = (
             data.eval_dataset(d.x_val, d.y_val, train["batch_size"])
@@ -274,10 +274,16 @@ class Trainer:
                     dataset,
                     epochs=train["epochs"],
                     initial_epoch=self.initial_epoch,
-                    steps_per_epoch=self.steps_per_epoch,
                     shuffle=False,  # the dataset is already shuffled, per epoch and seed
                     validation_data=validation,
-                    callbacks=[backup, self.guard, history, *self.callbacks, *callbacks],
+                    callbacks=[
+                        EpochOrder(epoch),
+                        backup,
+                        self.guard,
+                        history,
+                        *self.callbacks,
+                        *callbacks,
+                    ],
                     verbose=0,
                 )
         finally:
