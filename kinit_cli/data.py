@@ -200,9 +200,14 @@ def _batches(x: np.ndarray, y: np.ndarray, batch_size: int, orders: Any) -> tf.d
     def gather(indices: Any, arrays: Any) -> Any:
         return tf.gather(arrays[0], indices), tf.gather(arrays[1], indices)
 
+    # One gather thread, two batches ahead, no autotuner: a gather costs far less than a
+    # training step, and on 2 cores the autotuner's thread and extra parallel gathers
+    # compete with the step's own threads. Measured (BENCHMARKS.md, configs/mnist.yaml on
+    # Fashion-MNIST, 4 alternating runs each): as fast as AUTOTUNE on a quiet machine; under
+    # background load, median 38,172 against 31,841 samples/s, slowest 32,555 against 22,458.
     # Under op determinism TensorFlow rewrites a parallel map into a sequential one and logs
     # an error line about the attribute it drops; ask for the sequential map directly then.
-    parallel = None if _op_determinism() else tf.data.AUTOTUNE
+    parallel = None if _op_determinism() else 1
     dataset = tf.data.Dataset.zip(
         orders.flat_map(index_batches), tf.data.Dataset.from_tensors((x, y)).repeat()
     ).map(gather, num_parallel_calls=parallel)
@@ -213,7 +218,8 @@ def _batches(x: np.ndarray, y: np.ndarray, batch_size: int, orders: Any) -> tf.d
     # Keras turns them off for the same reason.
     options = tf.data.Options()
     options.experimental_optimization.apply_default_optimizations = False
-    return dataset.with_options(options).prefetch(tf.data.AUTOTUNE)
+    options.autotune.enabled = False
+    return dataset.with_options(options).prefetch(2)
 
 
 def _op_determinism() -> bool:
