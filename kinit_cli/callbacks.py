@@ -68,3 +68,15 @@ class Guard(_callbacks.Callback):
     def _stop(self) -> None:
         self.backup.skip = True
         self.model.stop_training = True
+
+
+class EpochOrder(_callbacks.Callback):
+    """Tells the training dataset which epoch starts (data.train_dataset reads `epoch` when
+    an iteration begins), so every epoch gets its own order, resumed runs included."""
+
+    def __init__(self, epoch: Any) -> None:
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
+        self.epoch.assign(epoch)

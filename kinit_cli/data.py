@@ -137,32 +137,37 @@ def train_dataset(
     batch_size: int,
     seed: int | None,
     shuffle: bool,
-    initial_epoch: int,
-    epochs: int,
+    epoch: tf.Variable,
     pieces: Pieces | None = None,
 ) -> tf.data.Dataset:
-    """The batches of epochs `initial_epoch` .. `epochs - 1`, back to back.
+    """One epoch of batches per iteration: the epoch whose order it yields is the value of
+    `epoch` (an int64 tf.Variable) when the iteration starts.
 
     Epoch e's order is a stateless shuffle seeded by (seed, e): it depends on nothing that
     happened before, so a run resumed at epoch 3 sees exactly the batches an uninterrupted
     run saw in its epoch 3 (tf.data's `shuffle` would instead continue one random stream
-    across epochs). Each epoch ends with its own partial batch; pass
-    `steps_per_epoch=ceil(len(x) / batch_size)` to `fit`. Without `shuffle`, every epoch
-    is in the arrays' order.
+    across epochs). Each epoch ends with its own partial batch. Without `shuffle`, every
+    epoch is in the arrays' order.
+
+    One dataset per epoch rather than all epochs back to back: with `steps_per_epoch`,
+    Keras reads the epochs from one running iterator, and with `steps_per_execution` N it
+    runs N steps per call whatever the epoch has left, so an epoch's last call took the
+    first batches of the next epoch (and Keras warned at the end that the input "ran out
+    of data"). An iterator per epoch ends each call at the epoch's last batch.
     """
     tf = tensorflow()
     n = len(x)
     seed_t = tf.constant(0 if seed is None else seed, tf.int64)
 
-    def order(epoch: Any) -> Any:
+    def order(_: Any) -> Any:
         indices = tf.range(n, dtype=tf.int64)
         if not shuffle:
             return indices
-        return tf.random.experimental.stateless_shuffle(indices, seed=tf.stack([seed_t, epoch]))
+        # Read when the iteration starts, i.e. after the epoch's on_epoch_begin.
+        e = tf.cast(epoch.read_value(), tf.int64)
+        return tf.random.experimental.stateless_shuffle(indices, seed=tf.stack([seed_t, e]))
 
-    # One element per epoch; prefetch(1) draws the next permutation while this epoch runs.
-    orders = tf.data.Dataset.range(initial_epoch, epochs).map(order).prefetch(1)
-    return _batches(x, y, batch_size, orders, max(0, epochs - initial_epoch), pieces)
+    return _batches(x, y, batch_size, tf.data.Dataset.range(1).map(order), pieces)
 
 
 def eval_dataset(
@@ -171,7 +176,7 @@ def eval_dataset(
     """The examples once, in order, batched (for validation and test)."""
     tf = tensorflow()
     orders = tf.data.Dataset.from_tensors(tf.range(len(x), dtype=tf.int64))
-    return _batches(x, y, batch_size, orders, 1, pieces)
+    return _batches(x, y, batch_size, orders, pieces)
 
 
 @dataclass(frozen=True)
@@ -194,10 +199,9 @@ def _batches(
     y: np.ndarray,
     batch_size: int,
     orders: Any,
-    epochs: int,
     pieces: Pieces | None = None,
 ) -> tf.data.Dataset:
-    """Batches for each index vector in `orders`, each one a single gather (as Keras's
+    """Batches of the one index vector in `orders`, each one a single gather (as Keras's
     own array adapter does): no per-example work in Python or in tf.data.
 
     No `cache()`: the examples already sit in memory as one tensor, and a batch costs one
@@ -226,9 +230,14 @@ def _batches(
     def gather(indices: Any, arrays: Any) -> Any:
         return tf.gather(arrays[0], indices), tf.gather(arrays[1], indices)
 
+    # One gather thread, two batches ahead, no autotuner: a gather costs far less than a
+    # training step, and on 2 cores the autotuner's thread and extra parallel gathers
+    # compete with the step's own threads. Measured (BENCHMARKS.md, configs/mnist.yaml on
+    # Fashion-MNIST, 4 alternating runs each): as fast as AUTOTUNE on a quiet machine; under
+    # background load, median 38,172 against 31,841 samples/s, slowest 32,555 against 22,458.
     # Under op determinism TensorFlow rewrites a parallel map into a sequential one and logs
     # an error line about the attribute it drops; ask for the sequential map directly then.
-    parallel = None if _op_determinism() else tf.data.AUTOTUNE
+    parallel = None if _op_determinism() else 1
     dataset = tf.data.Dataset.zip(
         orders.flat_map(index_batches), tf.data.Dataset.from_tensors((x, y)).repeat()
     ).map(gather, num_parallel_calls=parallel)
@@ -236,14 +245,15 @@ def _batches(
     # whose length it does not know.
     dataset = dataset.apply(
         tf.data.experimental.assert_cardinality(
-            epochs * math.ceil(n / batch_size) * (1 if pieces is None else pieces.count)
+            math.ceil(n / batch_size) * (1 if pieces is None else pieces.count)
         )
     )
     # The static optimizations serialise the pipeline graph, big captured arrays included;
     # Keras turns them off for the same reason.
     options = tf.data.Options()
     options.experimental_optimization.apply_default_optimizations = False
-    return dataset.with_options(options).prefetch(tf.data.AUTOTUNE)
+    options.autotune.enabled = False
+    return dataset.with_options(options).prefetch(2)
 
 
 def _op_determinism() -> bool:

@@ -74,6 +74,8 @@ class Loop:
     ) -> None:
         """Train from `initial_epoch` to `epochs`, as `model.fit` with those callbacks.
 
+        `train` makes one epoch's batches per iteration (see data.train_dataset).
+
         `stop_requested` returns the signal this worker received, if any; `on_stop(signum)`
         is called on every worker when any of them received one.
         """
@@ -82,7 +84,7 @@ class Loop:
         callback_list = keras().callbacks.CallbackList(
             list(callbacks), model=model, epochs=epochs, steps=steps_per_epoch, verbose=0
         )
-        iterator = iter(self.distribute(train))
+        dataset = self.distribute(train)
         model.stop_training = False
         callback_list.on_train_begin()
         initial_epoch = model._initial_epoch or initial_epoch
@@ -90,6 +92,7 @@ class Loop:
         for epoch in range(initial_epoch, epochs):
             model.reset_metrics()
             callback_list.on_epoch_begin(epoch)
+            iterator = iter(dataset)  # after on_epoch_begin: the epoch's own order
             agreed = False  # every worker stops at this step, in this epoch
             for step in range(steps_per_epoch):
                 callback_list.on_train_batch_begin(step)

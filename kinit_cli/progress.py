@@ -17,8 +17,10 @@ from rich.progress import (
 
 from kinit_cli.backend import keras
 
-# Converting the batch logs to Python floats waits for the device; doing it for every
-# batch would slow small models down, so the bar is refreshed at most this often.
+# The bar is redrawn from the batch hook, at most this often, and never from rich's own
+# refresh thread: that thread redrew 10 times a second, about 2.6 ms a draw on a
+# pseudo-terminal, taking CPU and the GIL from the training step on a 2-core machine (256
+# ms of an 11.5 s run; bench/printing_overhead.py measures the display's whole cost).
 REFRESH_S = 0.2
 
 
@@ -55,6 +57,7 @@ class ProgressDisplay(keras().callbacks.Callback):
                 TimeRemainingColumn(),
                 console=self.console,
                 transient=True,
+                auto_refresh=False,
             )
             self.progress.start()
 
@@ -65,6 +68,7 @@ class ProgressDisplay(keras().callbacks.Callback):
             self.task = self.progress.add_task(
                 "", total=self.steps, logs="", rate="", epoch=f"{epoch + 1}/{self.epochs}"
             )
+            self.progress.refresh()
 
     def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
         now = time.perf_counter()
@@ -74,9 +78,10 @@ class ProgressDisplay(keras().callbacks.Callback):
         done = min((batch + 1) * self.batch_size, self.samples)
         self.progress.update(
             self.task,
-            completed=batch + 1,
+            completed=min(batch + 1, self.steps),
             logs=format_logs(logs or {}),
             rate=f"{done / (now - self.start):,.0f} samples/s",
+            refresh=True,
         )
 
     def on_epoch_end(self, epoch: int, logs: Any = None) -> None:

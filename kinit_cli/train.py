@@ -263,15 +263,17 @@ class Trainer:
 
     def fit(self, callbacks: Sequence[Any] = ()) -> None:
         """Train from the last saved epoch to `train.epochs`, stopping cleanly on a signal."""
-        from kinit_cli.callbacks import EpochBackup, Guard
+        from kinit_cli.callbacks import EpochBackup, EpochOrder, Guard
 
         train = self.resolved["train"]
         model = self.built.model
         backup = EpochBackup(self.run_dir / rundir.BACKUP)
         self.guard = Guard(backup)
+        # The epoch the training dataset yields next: set by EpochOrder as each one begins.
+        self.epoch = tensorflow().Variable(self.initial_epoch, dtype="int64", trainable=False)
         validation = self._validation_data if self.data.x_val is not None else None
         history = keras().callbacks.History()
-        every = [backup, self.guard, history, *self.callbacks, *callbacks]
+        every = [EpochOrder(self.epoch), backup, self.guard, history, *self.callbacks, *callbacks]
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         start = time.perf_counter()
         try:
@@ -294,7 +296,6 @@ class Trainer:
                     self._train_data(),
                     epochs=train["epochs"],
                     initial_epoch=self.initial_epoch,
-                    steps_per_epoch=self.steps_per_epoch,
                     shuffle=False,  # the dataset is already shuffled, per epoch and seed
                     validation_data=validation() if validation else None,
                     callbacks=every,
@@ -314,8 +315,7 @@ class Trainer:
             train["batch_size"],
             self.seed,
             self.resolved["data"]["shuffle"],
-            self.initial_epoch,
-            train["epochs"],
+            self.epoch,
             pieces,
         )
 

@@ -70,7 +70,7 @@ def test_print_config_applies_overrides_and_defaults(runner):
     assert printed["train"] == {
         "epochs": 1,
         "batch_size": 128,
-        "steps_per_execution": 1,
+        "steps_per_execution": 8,
         "jit_compile": False,
         "precision": "float32",
         "callbacks": [],

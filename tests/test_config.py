@@ -44,7 +44,7 @@ def test_defaults_are_filled_and_name_comes_from_the_file(write):
     assert resolved["train"] == {
         "epochs": 1,
         "batch_size": 32,
-        "steps_per_execution": 1,
+        "steps_per_execution": 8,
         "jit_compile": False,
         "precision": "float32",
         "callbacks": [],

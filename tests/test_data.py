@@ -11,8 +11,10 @@ from typing import Any
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from kinit_cli import data, schema
+from kinit_cli.callbacks import EpochOrder
 from kinit_cli.errors import DataError
 
 FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
@@ -457,31 +459,42 @@ def epochs_of(items: list[tuple[np.ndarray, np.ndarray]]) -> list[list[int]]:
     ]
 
 
+def epochs_from(x, y, seed, shuffle, epochs) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The batches of `epochs`, each epoch one iteration of one dataset, as `fit` reads it."""
+    epoch = tf.Variable(0, dtype=tf.int64)
+    dataset = data.train_dataset(x, y, BATCH, seed, shuffle, epoch)
+    out = []
+    for e in epochs:
+        epoch.assign(e)
+        out += batches(dataset)
+    return out
+
+
 def test_train_dataset_epoch_order_depends_only_on_seed_and_epoch():
-    dataset = data.train_dataset(X, Y, BATCH, 7, True, 0, 3)
-    assert len(dataset) == 9
-    full = batches(dataset)
+    dataset = data.train_dataset(X, Y, BATCH, 7, True, tf.Variable(0, dtype=tf.int64))
+    assert len(dataset) == 3
+    full = epochs_from(X, Y, 7, True, [0, 1, 2])
     assert [len(y) for _, y in full] == [4, 4, 2] * 3
     assert [(x.dtype, y.dtype) for x, y in full[:1]] == [(np.float32, np.int64)]
     orders = epochs_of(full)
     assert all(sorted(order) == list(range(N)) for order in orders)
     assert orders[0] != orders[1] != orders[2]
-    resumed = batches(data.train_dataset(X, Y, BATCH, 7, True, 2, 3))
+    resumed = epochs_from(X, Y, 7, True, [2])
     assert [y.tolist() for _, y in resumed] == [y.tolist() for _, y in full[6:]]
-    other_seed = epochs_of(batches(data.train_dataset(X, Y, BATCH, 8, True, 0, 3)))
+    other_seed = epochs_of(epochs_from(X, Y, 8, True, [0, 1, 2]))
     assert other_seed != orders
-    unseeded = epochs_of(batches(data.train_dataset(X, Y, BATCH, None, True, 0, 1)))
-    assert unseeded == epochs_of(batches(data.train_dataset(X, Y, BATCH, 0, True, 0, 1)))
+    unseeded = epochs_of(epochs_from(X, Y, None, True, [0]))
+    assert unseeded == epochs_of(epochs_from(X, Y, 0, True, [0]))
 
 
 def test_train_dataset_without_shuffle_is_in_order_every_epoch():
-    items = batches(data.train_dataset(X, Y, BATCH, 7, False, 1, 3))
+    items = epochs_from(X, Y, 7, False, [1, 2])
     assert epochs_of(items) == [list(range(N))] * 2
     assert [len(y) for _, y in items] == [4, 4, 2, 4, 4, 2]
 
 
 def test_train_dataset_with_whole_batches_only():
-    items = batches(data.train_dataset(X[:8], Y[:8], BATCH, 1, True, 0, 2))
+    items = epochs_from(X[:8], Y[:8], 1, True, [0, 1])
     assert [len(y) for _, y in items] == [4, 4, 4, 4]
 
 
@@ -493,23 +506,58 @@ def test_eval_dataset_is_in_order_once():
     np.testing.assert_array_equal(np.concatenate([x for x, _ in items]), X)
 
 
-def test_fit_from_a_resumed_epoch_consumes_the_dataset_exactly():
-    """`fit` with steps_per_epoch takes each epoch's batches from one running iterator."""
+def test_pieces_cut_every_batch_among_the_replicas():
+    """Three replicas on two workers (one with two): together they hold each whole batch."""
+    whole = [y.tolist() for _, y in batches(data.eval_dataset(X, Y, BATCH))]
+    worker0 = batches(data.eval_dataset(X, Y, BATCH, data.Pieces(total=3, first=0, count=2)))
+    worker1 = batches(data.eval_dataset(X, Y, BATCH, data.Pieces(total=3, first=2, count=1)))
+    # Batches of 4, 4 and 2 examples cut at size * k // 3; the last batch leaves a piece empty.
+    assert [y.tolist() for _, y in worker0] == [[0], [1], [4], [5], [], [8]]
+    assert [y.tolist() for _, y in worker1] == [[2, 3], [6, 7], [9]]
+    for x, y in worker0 + worker1:
+        np.testing.assert_array_equal(x[:, 0], y * 10)
+    first, second = worker0[0::2], worker0[1::2]
+    rebuilt = [
+        a[1].tolist() + b[1].tolist() + c[1].tolist()
+        for a, b, c in zip(first, second, worker1, strict=True)
+    ]
+    assert rebuilt == whole
+    epoch = tf.Variable(1, dtype=tf.int64)
+    shuffled = data.train_dataset(X, Y, BATCH, 7, True, epoch, data.Pieces(2, 1, 1))
+    assert len(shuffled) == 3
+    halves = [y.tolist() for _, y in batches(shuffled)]
+    full = [y.tolist() for _, y in epochs_from(X, Y, 7, True, [1])]
+    assert halves == [b[len(b) // 2 :] for b in full]
+
+
+@pytest.mark.parametrize("steps_per_execution", [1, 2])
+def test_fit_from_a_resumed_epoch_consumes_the_dataset_exactly(steps_per_execution):
+    """Each epoch of `fit` reads its own epoch's three batches, none of the next one's, also
+    when one compiled call runs two steps (three batches: the second call runs one)."""
     model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(N)])
-    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
-    seen: list[int] = []
-    counter = keras.callbacks.LambdaCallback(on_train_batch_end=lambda b, logs: seen.append(b))
+    model.compile(
+        optimizer="sgd",
+        loss="sparse_categorical_crossentropy",
+        steps_per_execution=steps_per_execution,
+    )
+    epoch = tf.Variable(0, dtype=tf.int64)
+    seen: list[list[int]] = []
+    record = keras.callbacks.LambdaCallback(
+        on_epoch_begin=lambda e, logs: seen.append([]),
+        on_train_batch_end=lambda b, logs: seen[-1].append(int(model.optimizer.iterations)),
+    )
     history = model.fit(
-        data.train_dataset(X, Y, BATCH, 3, True, 1, 3),
+        data.train_dataset(X, Y, BATCH, 3, True, epoch),
         validation_data=data.eval_dataset(X, Y, BATCH),
         epochs=3,
         initial_epoch=1,
-        steps_per_epoch=3,
         shuffle=False,  # the dataset shuffles; Keras warns when asked to as well
-        callbacks=[counter],
+        callbacks=[EpochOrder(epoch), record],
         verbose=0,
     )
-    assert history.epoch == [1, 2] and seen == [0, 1, 2, 0, 1, 2]
+    assert history.epoch == [1, 2]
+    # The optimizer's step count after each call: three steps an epoch, whatever the grouping.
+    assert seen == ([[1, 2, 3], [4, 5, 6]] if steps_per_execution == 1 else [[2, 3], [5, 6]])
     assert len(history.history["val_loss"]) == 2
     # A known length: no "ran out of data" warning (an error under this project's pytest).
     assert model.evaluate(data.eval_dataset(X, Y, BATCH), verbose=0) > 0
