@@ -251,7 +251,7 @@ class Trainer:
         builder = SpecBuilder(self.prepared.registry, self.prepared.config)
         out = []
         for i, spec in enumerate(self.resolved["train"]["callbacks"]):
-            spec = _in_run_dir(spec, self.run_dir)
+            spec = _in_run_dir(spec, self.run_dir, private=self._scratch is not None)
             callback = builder.build(
                 "callback", spec, ("train", "callbacks", i), keep_builtin_names=False
             )
@@ -460,14 +460,19 @@ def _epoch_overrides(overrides: Sequence[str]) -> list[str]:
     return [o for o in overrides if o.partition("=")[0].strip() == "train.epochs"]
 
 
-def _in_run_dir(spec: Any, run_dir: Path) -> Any:
-    """A callback spec whose relative file arguments are moved into the run directory."""
+def _in_run_dir(spec: Any, run_dir: Path, private: bool = False) -> Any:
+    """A callback spec whose relative file arguments are moved into the run directory.
+
+    `private`: a non-chief worker's folder, which takes absolute paths too, so that workers
+    sharing a file system never write the chief's files.
+    """
     if not isinstance(spec, dict) or not isinstance(spec.get("config"), dict):
         return spec
     config = dict(spec["config"])
     for key in _PATH_ARGUMENTS:
-        if isinstance(config.get(key), str) and not Path(config[key]).is_absolute():
-            config[key] = str(run_dir / config[key])
+        value = config.get(key)
+        if isinstance(value, str) and (private or not Path(value).is_absolute()):
+            config[key] = str(run_dir / (Path(value).name if private else value))
     return {**spec, "config": config}
 
 

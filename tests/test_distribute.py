@@ -125,9 +125,11 @@ def start_worker(index: int, ports: list[int], out: Path, *args: str) -> subproc
 @pytest.mark.slow
 def test_two_workers_train_together_and_only_the_chief_writes(tmp_path):
     ports = free_ports(2)
-    workers = [
-        start_worker(i, ports, tmp_path / f"out{i}", "--set", "train.epochs=3") for i in (0, 1)
-    ]
+    log = tmp_path / "shared" / "log.csv"  # an absolute path: only the chief writes it
+    log.parent.mkdir()
+    callbacks = f"train.callbacks=[{{class_name: CSVLogger, config: {{filename: '{log}'}}}}]"
+    args = ("--set", "train.epochs=3", "--set", callbacks)
+    workers = [start_worker(i, ports, tmp_path / f"out{i}", *args) for i in (0, 1)]
     outputs = [w.communicate(timeout=300) for w in workers]
     for w, (_, err) in zip(workers, outputs, strict=True):
         assert w.returncode == 0, err
@@ -137,6 +139,8 @@ def test_two_workers_train_together_and_only_the_chief_writes(tmp_path):
     assert not (tmp_path / "out1").exists()  # the other worker writes nothing of its own
     assert list((tmp_path / "tmp1").iterdir()) == []  # and removes its private folder
     assert "Run saved by the chief worker" in outputs[1][0]
+    assert log.read_text().splitlines()[0] == "epoch,accuracy,loss,val_accuracy,val_loss"
+    assert [line.split(",")[0] for line in log.read_text().splitlines()[1:]] == ["0", "1", "2"]
     m = json.loads((tmp_path / "out0" / "metrics.json").read_text())
     assert (m["strategy"], m["num_replicas"], m["epochs"]) == ("multi_worker_mirrored", 2, 3)
     assert m["cluster"] == {
