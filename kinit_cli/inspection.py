@@ -250,7 +250,7 @@ class Result:
     inspected: Inspected
     report: list[stats.VariableStats]
     document: dict[str, Any]
-    verdicts: dict[str, Any] | None = None  # path -> theory.Verdict
+    verdicts: dict[str, Any] | None = None  # path -> verdict.Verdict
     comparison: dict[str, Any] | None = None
 
     @property
@@ -301,9 +301,9 @@ def inspect(
 
         document["activations"] = propagate(inspected.prepared, _built(inspected))
     if check:
-        from kinit_cli import theory
+        from kinit_cli import verdict
 
-        result.verdicts = {w.path: theory.check(w.initializer, arrays[w.path]) for w in weights}
+        result.verdicts = {w.path: verdict.check(w.initializer, arrays[w.path]) for w in weights}
         document["check"] = [_verdict_json(p, v) for p, v in result.verdicts.items()]
     if plot:
         from kinit_cli import plot as plotting

@@ -15,6 +15,7 @@ from scipy import stats as scipy_stats
 
 from kinit_cli import register_initializer, theory
 from kinit_cli.model import describe_initializer
+from kinit_cli.verdict import check
 
 I = keras.initializers  # noqa: E741
 
@@ -250,7 +251,7 @@ def _id(initializer: Any, shape: tuple[int, ...]) -> str:
 @pytest.mark.parametrize("initializer, shape", FAMILIES, ids=[_id(*f) for f in FAMILIES])
 def test_a_real_sample_passes(initializer, shape):
     record = describe_initializer(initializer)  # what kinit records for the variable
-    verdict = theory.check(record, sample(initializer, shape))
+    verdict = check(record, sample(initializer, shape))
     assert (verdict.status, verdict.reasons) == ("PASS", [])
     assert verdict.theory == theory.theory_for(record, shape)
     json.dumps({"theory": asdict(verdict.theory), "observed": verdict.observed}, allow_nan=False)
@@ -258,7 +259,7 @@ def test_a_real_sample_passes(initializer, shape):
 
 @pytest.mark.parametrize("initializer", [I.GlorotUniform(seed=1), I.HeNormal(seed=2)])
 def test_a_float16_sample_passes(initializer):
-    assert theory.check(initializer, sample(initializer, (64, 32), "float16")).status == "PASS"
+    assert check(initializer, sample(initializer, (64, 32), "float16")).status == "PASS"
 
 
 # --------------------------------------------------------------------------- the acceptance criteria
@@ -266,7 +267,7 @@ def test_a_float16_sample_passes(initializer):
 
 def test_small_glorot_kernels_pass_for_many_seeds():
     statuses = [
-        theory.check("glorot_uniform", sample(I.GlorotUniform(seed=seed), (10, 10))).status
+        check("glorot_uniform", sample(I.GlorotUniform(seed=seed), (10, 10))).status
         for seed in range(50)
     ]
     assert "FAIL" not in statuses and statuses.count("WARN") <= 1
@@ -276,8 +277,8 @@ def test_a_large_glorot_kernel_two_percent_too_wide_fails():
     init = I.GlorotUniform(seed=0)
     values = sample(init, (1000, 1000))
     record = describe_initializer(init)
-    assert theory.check(record, values).status == "PASS"
-    verdict = theory.check(record, values * np.float32(1.02))
+    assert check(record, values).status == "PASS"
+    verdict = check(record, values * np.float32(1.02))
     assert verdict.status == "FAIL"
     assert verdict.observed["std_z"] > 40
     assert verdict.reasons[1].startswith("std 0.03225 vs 0.03162 expected: 44.")
@@ -288,27 +289,27 @@ def test_a_large_glorot_kernel_two_percent_too_wide_fails():
 
 def test_a_two_percent_scale_error_fails_through_the_std_alone():
     init = I.RandomNormal(0.0, 0.05, seed=1)  # unbounded: only the std can tell
-    verdict = theory.check(init, sample(init, (1000, 1000)) * np.float32(1.02))
+    verdict = check(init, sample(init, (1000, 1000)) * np.float32(1.02))
     assert verdict.status == "FAIL" and len(verdict.reasons) == 1
     assert verdict.observed["std_z"] > 20 and abs(verdict.observed["mean_z"]) < 4
 
 
 def test_he_normal_sample_fails_as_lecun_normal():
     values = sample(I.HeNormal(seed=3), (64, 32))
-    verdict = theory.check("lecun_normal", values)
+    verdict = check("lecun_normal", values)
     assert verdict.status == "FAIL"
     assert verdict.reasons == [
         "236 of 2048 values outside [-0.2842, 0.2842] (min -0.4008, max 0.3985)",
         "std 0.1759 vs 0.125 expected: 31.6 standard errors",  # sqrt(2) too wide
     ]
-    assert theory.check("he_normal", values).status == "PASS"
+    assert check("he_normal", values).status == "PASS"
 
 
 def test_a_value_outside_a_uniform_fails():
     init = I.RandomUniform(-0.1, 0.1, seed=4)
     values = sample(init, (20, 10))
     values[3, 4] = 0.1001
-    verdict = theory.check(init, values)
+    verdict = check(init, values)
     assert verdict.status == "FAIL"
     assert verdict.reasons == ["1 of 200 values outside [-0.1, 0.1] (min -0.09936, max 0.1001)"]
 
@@ -316,7 +317,7 @@ def test_a_value_outside_a_uniform_fails():
 def test_a_constant_with_one_changed_value_fails():
     values = sample(I.Constant(0.1), (4, 5))
     values[2, 3] = np.nextafter(np.float32(0.1), np.float32(1))  # one float32 step away
-    verdict = theory.check({"class_name": "Constant", "config": {"value": 0.1}}, values)
+    verdict = check({"class_name": "Constant", "config": {"value": 0.1}}, values)
     assert verdict.status == "FAIL" and verdict.observed["differing"] == 1
     assert verdict.reasons == ["1 of 20 values differ from 0.1 (by up to 7.45e-09)"]
 
@@ -330,7 +331,7 @@ def test_a_constant_with_one_changed_value_fails():
     ids=["random", "scaled"],
 )
 def test_a_non_orthogonal_matrix_fails(values, error):
-    verdict = theory.check("orthogonal", values.astype(np.float32))
+    verdict = check("orthogonal", values.astype(np.float32))
     assert verdict.status == "FAIL" and f"differs from 1 * I ({error})" in verdict.reasons[0]
 
 
@@ -338,29 +339,29 @@ def test_identity_gain_is_recorded_and_checked():
     values = sample(I.Identity(gain=2.0), (3, 5))
     recorded = describe_initializer(I.Identity(gain=2.0))
     assert recorded == {"class_name": "Identity", "config": {"gain": 2.0}}
-    verdict = theory.check(recorded, values)
+    verdict = check(recorded, values)
     assert (verdict.status, verdict.theory.gain) == ("PASS", 2.0)
-    assert theory.check(describe_initializer(I.Identity()), values).status == "FAIL"
+    assert check(describe_initializer(I.Identity()), values).status == "FAIL"
 
 
 def test_identity_without_a_recorded_gain_takes_any_one_gain():
     """Keras's Identity.get_config drops the gain, so a saved model's layer config has none."""
     values = sample(I.Identity(gain=2.0), (3, 5))
     record = {"class_name": "Identity", "config": {}}
-    verdict = theory.check(record, values)
+    verdict = check(record, values)
     assert (verdict.status, verdict.theory.gain, verdict.observed["gain"]) == ("PASS", None, 2.0)
     assert verdict.theory.description == "Identity: gain * eye(3, 5), the gain not recorded"
     values[1, 1] = 3.0
-    assert theory.check(record, values).reasons == [
+    assert check(record, values).reasons == [
         "differs from 2 * eye(3, 5) by up to 1 (tolerance 9.5e-07)"
     ]
-    assert theory.check(I.Identity(), sample(I.Identity(gain=2.0), (3, 5))).status == "FAIL"
+    assert check(I.Identity(), sample(I.Identity(gain=2.0), (3, 5))).status == "FAIL"
 
 
 def test_a_wrong_identity_fails():
     values = sample(I.Identity(), (3, 4))
     values[0, 1] = 1e-3
-    verdict = theory.check("identity", values)
+    verdict = check("identity", values)
     assert verdict.status == "FAIL"
     assert verdict.reasons[0].startswith("differs from 1 * eye(3, 4) by up to 0.001")
 
@@ -369,7 +370,7 @@ def test_a_wrong_identity_fails():
 def test_non_finite_values_fail(bad):
     values = sample(I.GlorotUniform(seed=5), (64, 32))
     values[0, 0] = bad
-    verdict = theory.check("glorot_uniform", values)
+    verdict = check("glorot_uniform", values)
     assert (verdict.status, verdict.reasons) == ("FAIL", ["1 of 2048 values are NaN or infinite"])
     assert verdict.observed["nonfinite"] == 1
     json.dumps(verdict.observed, allow_nan=False)
@@ -388,9 +389,9 @@ def test_non_finite_values_fail(bad):
 def test_a_plugin_with_the_hook_is_checked(record):
     init = keras.initializers.get(json.loads(json.dumps(record)))
     values = sample(init, (100, 100))
-    verdict = theory.check(record, values)
+    verdict = check(record, values)
     assert (verdict.status, verdict.theory.distribution) == ("PASS", "custom")
-    scaled = theory.check(record, values * np.float32(1.1))
+    scaled = check(record, values * np.float32(1.1))
     assert scaled.status == "FAIL" and scaled.observed["std_z"] > 6
 
 
@@ -460,33 +461,31 @@ def test_the_hook_overrides_a_keras_base_class():
 )
 def test_no_theory(initializer, reason):
     values = np.asarray(keras.random.normal((3, 4), seed=0))
-    verdict = theory.check(initializer, values)
+    verdict = check(initializer, values)
     assert (verdict.status, verdict.theory, verdict.reasons) == ("NO THEORY", None, [reason])
     assert verdict.observed["std"] == pytest.approx(float(np.std(values.astype(np.float64))))
     assert theory.theory_for(initializer, (3, 4)) is None
 
 
 def test_identity_and_orthogonal_need_their_ranks():
-    assert theory.check("identity", np.ones(3, np.float32)).reasons == [
+    assert check("identity", np.ones(3, np.float32)).reasons == [
         "Identity makes only 2-D matrices; this variable has shape (3,)"
     ]
-    assert theory.check("orthogonal", np.ones(3, np.float32)).status == "NO THEORY"
+    assert check("orthogonal", np.ones(3, np.float32)).status == "NO THEORY"
 
 
 # --------------------------------------------------------------------------- tiny variables
 
 
 def test_one_value_cannot_show_its_spread():
-    one = theory.check(I.RandomNormal(0.0, 0.05), np.array([0.01], np.float32))
+    one = check(I.RandomNormal(0.0, 0.05), np.array([0.01], np.float32))
     assert (one.status, one.reasons) == ("WARN", ["1 value: its spread cannot be tested"])
-    far = theory.check(I.RandomNormal(0.0, 0.05), np.array([0.5], np.float32))
+    far = check(I.RandomNormal(0.0, 0.05), np.array([0.5], np.float32))
     assert far.status == "FAIL" and far.reasons[0] == "mean 0.5 vs 0 expected: 10.0 standard errors"
-    assert theory.check("zeros", np.zeros((), np.float32)).status == "PASS"
+    assert check("zeros", np.zeros((), np.float32)).status == "PASS"
 
 
 def test_empty_variables():
-    assert theory.check("glorot_uniform", np.zeros((0, 3), np.float32)).reasons == [
-        "no values to test"
-    ]
-    assert theory.check("zeros", np.zeros((0, 3), np.float32)).status == "PASS"
-    assert theory.check("orthogonal", np.zeros((4, 0), np.float32)).status == "PASS"
+    assert check("glorot_uniform", np.zeros((0, 3), np.float32)).reasons == ["no values to test"]
+    assert check("zeros", np.zeros((0, 3), np.float32)).status == "PASS"
+    assert check("orthogonal", np.zeros((4, 0), np.float32)).status == "PASS"
