@@ -7,133 +7,28 @@ only the structure is checked, so a config with a typo fails in milliseconds.
 from __future__ import annotations
 
 import copy
-import re
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from kinit_cli.config import Config, KeyPath, kind_of
 from kinit_cli.errors import ConfigError, Problem, did_you_mean
-
-Check = Callable[[Any], str | None]
-_REQUIRED = object()
-
-
-@dataclass(frozen=True)
-class Field:
-    """One key of a section: how to check its value, and its default (or required)."""
-
-    check: Check
-    default: Any = None
-    doc: str = ""
-
-
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def string(v: Any) -> str | None:
-    return None if isinstance(v, str) else f"expected text, got {kind_of(v)}"
-
-
-def optional_string(v: Any) -> str | None:
-    return None if v is None else string(v)
-
-
-def boolean(v: Any) -> str | None:
-    return None if isinstance(v, bool) else f"expected true or false, got {kind_of(v)}"
-
-
-def integer(minimum: int | None = None, optional: bool = False) -> Check:
-    def check(v: Any) -> str | None:
-        if optional and v is None:
-            return None
-        if not _is_int(v):
-            return f"expected an integer, got {kind_of(v)}"
-        if minimum is not None and v < minimum:
-            return f"expected an integer >= {minimum}, got {v}"
-        return None
-
-    return check
-
-
-def fraction(v: Any) -> str | None:
-    ok = isinstance(v, int | float) and not isinstance(v, bool) and 0 <= v < 1
-    return None if ok else f"expected a number from 0 up to (not including) 1, got {kind_of(v)}"
-
-
-def choice(*options: str) -> Check:
-    def check(v: Any) -> str | None:
-        if v in options:
-            return None
-        hint = did_you_mean(str(v), options) if isinstance(v, str) else ""
-        return f"expected one of {', '.join(options)}, got {kind_of(v)}.{hint}"
-
-    return check
-
-
-def optional_boolean(v: Any) -> str | None:
-    return None if v is None else boolean(v)
-
-
-def name_map(v: Any) -> str | None:
-    if isinstance(v, dict) and all(isinstance(x, str) for x in v.values()):
-        return None
-    return f"expected a mapping of layer names to layer names, got {kind_of(v)}"
-
-
-def number(minimum: float) -> Check:
-    def check(v: Any) -> str | None:
-        if not isinstance(v, int | float) or isinstance(v, bool):
-            return f"expected a number, got {kind_of(v)}"
-        return None if v >= minimum else f"expected a number >= {minimum}, got {v}"
-
-    return check
-
-
-def cluster(v: Any) -> str | None:
-    """`{workers: [host:port, ...], index: N}`: the TF_CONFIG of one worker, in YAML."""
-    if v is None:
-        return None
-    if not isinstance(v, dict) or set(v) != {"workers", "index"}:
-        return "expected {workers: [host:port, ...], index: N} (this process's worker index)"
-    if not isinstance(v["workers"], list) or not v["workers"]:
-        return "workers: expected a non-empty list of host:port addresses"
-    for address in v["workers"]:
-        if not isinstance(address, str) or not re.fullmatch(r"[^\s:]+:\d{1,5}", address):
-            return f"workers: {address!r} is not a host:port address"
-    index = v["index"]
-    if not _is_int(index) or not 0 <= index < len(v["workers"]):
-        return (
-            f"index: expected an integer from 0 to {len(v['workers']) - 1} (one per worker), "
-            f"got {index!r}"
-        )
-    return None
-
-
-def string_list(v: Any) -> str | None:
-    if not isinstance(v, list) or not all(isinstance(i, str) for i in v):
-        return f"expected a list of text items, got {kind_of(v)}"
-    return None
-
-
-def shape(v: Any) -> str | None:
-    ok = isinstance(v, list) and all(i is None or (_is_int(i) and i > 0) for i in v)
-    return None if ok else f"expected a shape (a list of positive integers), got {kind_of(v)}"
-
-
-def spec(v: Any) -> str | None:
-    """A name (`adam`) or a Keras-style `{class_name, config}` mapping."""
-    if isinstance(v, str):
-        return None
-    if isinstance(v, dict):
-        return None  # keys are checked by check_spec_keys, with their own paths
-    return f"expected a name or a {{class_name, config}} mapping, got {kind_of(v)}"
-
-
-def spec_list(v: Any) -> str | None:
-    return None if isinstance(v, list) else f"expected a list, got {kind_of(v)}"
-
+from kinit_cli.fields import (
+    REQUIRED,
+    Field,
+    boolean,
+    choice,
+    cluster,
+    fraction,
+    integer,
+    name_map,
+    number,
+    optional_boolean,
+    optional_string,
+    shape,
+    spec,
+    spec_list,
+    string,
+    string_list,
+)
 
 SCHEMA: dict[str, Any] = {
     "name": Field(optional_string, doc="run name; defaults to the config file's name"),
@@ -151,7 +46,7 @@ SCHEMA: dict[str, Any] = {
     },
     "model": Field(
         lambda v: None if isinstance(v, dict) else f"expected a mapping, got {kind_of(v)}",
-        _REQUIRED,
+        REQUIRED,
         "the model: Sequential (input_shape + layers) or functional",
     ),
     "compile": {
@@ -178,7 +73,7 @@ SCHEMA: dict[str, Any] = {
         "strategy": Field(
             choice("default", "mirrored", "multi_worker_mirrored"),
             "default",
-            "tf.distribute strategy: one device, or all local (or the listed) devices",
+            "tf.distribute strategy: one device, all local (or the listed) devices, or a cluster",
         ),
         "devices": Field(
             lambda v: None if v is None else string_list(v),
@@ -195,9 +90,7 @@ SCHEMA: dict[str, Any] = {
         ),
     },
     "init_from": {
-        "source": Field(
-            string, _REQUIRED, "a run directory or a .keras model to take weights from"
-        ),
+        "source": Field(string, REQUIRED, "a run directory or a .keras model to take weights from"),
         "layers": Field(
             lambda v: None if v is None else string_list(v),
             None,
@@ -290,7 +183,7 @@ def _section(
                 out[key] = _section(config, rule, path + (key,), value.get(key), problems)
             continue
         if key not in value:
-            if rule.default is _REQUIRED:
+            if rule.default is REQUIRED:
                 problems.append(config.problem(path, f"missing required key '{key}'"))
             else:
                 out[key] = copy.deepcopy(rule.default)
