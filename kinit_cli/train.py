@@ -202,7 +202,7 @@ class Trainer:
         with self.distribution.strategy.scope():
             model.compile(
                 **compile_arguments(config, resolved, self.prepared.registry),
-                steps_per_execution=train["steps_per_execution"],
+                steps_per_execution=_steps_per_execution(train, self.distribution.replicas),
                 jit_compile=train["jit_compile"],
             )
         self.initial_arrays = stats.values(self.built.weights)
@@ -386,6 +386,13 @@ class Trainer:
                 f"{self.run_dir}"
             )
         return result
+
+
+def _steps_per_execution(train: dict[str, Any], replicas: int) -> int:
+    """`train.steps_per_execution`, or 1 across several replicas: there Keras 3.15's
+    multi-step loop fails ("You must feed a value for placeholder tensor ...", as in
+    keras-team/keras#19246), and the setting never changes the trained weights."""
+    return train["steps_per_execution"] if replicas == 1 else 1
 
 
 def _epoch_overrides(overrides: Sequence[str]) -> list[str]:
