@@ -314,7 +314,10 @@ class Trainer:
             for i, epoch in enumerate(self.history.epoch)
         ]
         if guard.failed or guard.interrupted is not None:
-            new = new[:-1]  # the epoch that was cut short is not a finished epoch
+            # Finished epochs are those the backup holds: the one cut short is not, and a
+            # signal that lands after an epoch's backup but before the next epoch cuts none.
+            done = rundir.completed_epochs(self.run_dir)
+            new = [r for r in new if r["epoch"] < done]
         rows = earlier + new
         rundir.write_history(self.run_dir / rundir.HISTORY, rows)
         status = "completed"
