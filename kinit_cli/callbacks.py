@@ -1,4 +1,5 @@
-"""Keras callbacks that keep a run safe: an epoch-exact backup and a stop on non-finite loss.
+"""Keras callbacks every training run gets: an epoch-exact backup, a stop on non-finite loss,
+and the epoch number the training data reads its order from.
 
 Imported only by `train`, once TensorFlow is loaded.
 """

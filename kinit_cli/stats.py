@@ -79,9 +79,27 @@ def _chunks(flat: np.ndarray) -> Iterator[np.ndarray]:
         yield flat[start : start + CHUNK]
 
 
-def array_stats(array: np.ndarray) -> ArrayStats:
-    """One pass over `array` (a view, never a full copy) for every statistic at once."""
-    flat = np.ascontiguousarray(array).reshape(-1)
+@dataclass(frozen=True)
+class Moments:
+    """What one scan of an array yields; the moments are over its finite values."""
+
+    count: int  # finite values
+    mean: float
+    m2: float  # sum of squared deviations from the mean
+    sumsq: float
+    min: float
+    max: float
+    zeros: int
+    nonfinite: int
+    sha256: str
+
+
+def moments(flat: np.ndarray) -> Moments:
+    """One chunked scan of a flat contiguous array: moments, extremes, zeros and digest.
+
+    Per chunk, one float64 copy (CHUNK values), centred in place; min, max and the zero
+    count read the array's own dtype, which holds them exactly.
+    """
     digest = hashlib.sha256()
     n = 0
     mean = m2 = sumsq = 0.0
@@ -89,47 +107,60 @@ def array_stats(array: np.ndarray) -> ArrayStats:
     zeros = nonfinite = 0
     for chunk in _chunks(flat):
         digest.update(memoryview(chunk).cast("B"))
-        values = chunk.astype(np.float64)
-        finite = np.isfinite(values)
+        zeros += int(chunk.size - np.count_nonzero(chunk))
+        finite = np.isfinite(chunk)
         if not finite.all():
-            nonfinite += int(values.size - np.count_nonzero(finite))
-            values = values[finite]
-        if values.size == 0:
+            nonfinite += int(chunk.size - np.count_nonzero(finite))
+            chunk = chunk[finite]
+        if chunk.size == 0:
             continue
+        lo, hi = min(lo, float(chunk.min())), max(hi, float(chunk.max()))
+        values = chunk.astype(np.float64)
+        sumsq += float(np.dot(values, values))
         # Chan et al.'s pairwise update of mean and sum of squared deviations.
         c_mean = float(values.mean())
-        c_m2 = float(np.square(values - c_mean).sum())
+        values -= c_mean
+        c_m2 = float(np.dot(values, values))
         total = n + values.size
         delta = c_mean - mean
         mean += delta * values.size / total
         m2 += c_m2 + delta * delta * n * values.size / total
         n = total
-        sumsq += float(np.dot(values, values))
-        lo, hi = min(lo, float(values.min())), max(hi, float(values.max()))
-        zeros += int(values.size - np.count_nonzero(values))
-    if n == 0:
+    return Moments(n, mean, m2, sumsq, lo, hi, zeros, nonfinite, digest.hexdigest())
+
+
+def array_stats(array: np.ndarray) -> ArrayStats:
+    """Every statistic of `array` from a view of it (never a full copy): one scan for the
+    moments, one for the histogram (its range is the scan's min and max), and the spectral
+    norm's matrix-vector products."""
+    flat = np.ascontiguousarray(array).reshape(-1)
+    m = moments(flat)
+    if m.count == 0:
         nan = float("nan")
-        return ArrayStats(flat.size, nan, nan, nan, nan, nan, 0.0, nonfinite, digest.hexdigest())
+        return ArrayStats(flat.size, nan, nan, nan, nan, nan, 0.0, m.nonfinite, m.sha256)
     return ArrayStats(
-        spectral_norm=spectral_norm(array) if nonfinite == 0 else None,
-        histogram=histogram(flat, lo, hi),
+        spectral_norm=spectral_norm(array) if m.nonfinite == 0 else None,
+        histogram=histogram(flat, m.min, m.max, all_finite=m.nonfinite == 0),
         size=int(flat.size),
-        mean=mean,
-        std=math.sqrt(m2 / n),
-        min=lo,
-        max=hi,
-        l2=math.sqrt(sumsq),
-        zero_fraction=zeros / flat.size,
-        nonfinite=nonfinite,
-        sha256=digest.hexdigest(),
+        mean=m.mean,
+        std=math.sqrt(m.m2 / m.count),
+        min=m.min,
+        max=m.max,
+        l2=math.sqrt(m.sumsq),
+        zero_fraction=m.zeros / flat.size,
+        nonfinite=m.nonfinite,
+        sha256=m.sha256,
     )
 
 
-def histogram(flat: np.ndarray, lo: float, hi: float, bins: int = BINS) -> tuple[int, ...]:
-    """Counts of the finite values in `bins` equal bins over [lo, hi], chunk by chunk."""
+def histogram(
+    flat: np.ndarray, lo: float, hi: float, bins: int = BINS, all_finite: bool = False
+) -> tuple[int, ...]:
+    """Counts of the finite values in `bins` equal bins over [lo, hi], chunk by chunk;
+    `all_finite` (known from the moments' scan) skips the per-chunk filtering copy."""
     counts = np.zeros(bins, np.int64)
     for chunk in _chunks(flat):
-        values = chunk[np.isfinite(chunk)]
+        values = chunk if all_finite else chunk[np.isfinite(chunk)]
         if hi > lo:
             counts += np.histogram(values, bins=bins, range=(lo, hi))[0]
         else:

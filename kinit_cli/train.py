@@ -215,7 +215,7 @@ class Trainer:
         with self.distribution.strategy.scope():
             model.compile(
                 **compile_arguments(config, resolved, self.prepared.registry),
-                steps_per_execution=train["steps_per_execution"],
+                steps_per_execution=_steps_per_execution(train, self.distribution.replicas),
                 jit_compile=train["jit_compile"],
             )
         self.loop = None
@@ -360,7 +360,10 @@ class Trainer:
             for i, epoch in enumerate(self.history.epoch)
         ]
         if guard.failed or guard.interrupted is not None:
-            new = new[:-1]  # the epoch that was cut short is not a finished epoch
+            # Finished epochs are those the backup holds: the one cut short is not, and a
+            # signal that lands after an epoch's backup but before the next epoch cuts none.
+            done = rundir.completed_epochs(self.run_dir)
+            new = [r for r in new if r["epoch"] < done]
         rows = earlier + new
         rundir.write_history(self.run_dir / rundir.HISTORY, rows)
         status = "completed"
@@ -454,6 +457,13 @@ def _cluster_metrics(distribution: distribute.Distribution) -> dict[str, Any]:
 
 def _steps(x: np.ndarray | None, batch_size: int) -> int:
     return 0 if x is None else math.ceil(len(x) / batch_size)
+
+
+def _steps_per_execution(train: dict[str, Any], replicas: int) -> int:
+    """`train.steps_per_execution`, or 1 across several replicas: there Keras 3.15's
+    multi-step loop fails ("You must feed a value for placeholder tensor ...", as in
+    keras-team/keras#19246), and the setting never changes the trained weights."""
+    return train["steps_per_execution"] if replicas == 1 else 1
 
 
 def _epoch_overrides(overrides: Sequence[str]) -> list[str]:

@@ -363,3 +363,20 @@ def test_progress_display_draws_from_the_batch_hook_only(monkeypatch):
     assert completed == [2, 3]
     assert len(lines) == 1 and lines[0].startswith("epoch 1/1  loss ")
     assert "samples/s" in console.file.getvalue()
+
+
+def test_a_signal_between_epochs_keeps_every_finished_epoch(tmp_path):
+    """A signal handled after an epoch's backup, before the next epoch begins, cuts no epoch
+    short: the history keeps the epochs the backup holds."""
+    from kinit_cli.train import Trainer, TrainingInterrupted, TrainOptions
+
+    trainer = Trainer(DIGITS, ["train.epochs=4"], [], TrainOptions(output=str(tmp_path / "run")))
+    trainer.setup()
+    at_second_end = keras.callbacks.LambdaCallback(
+        on_epoch_end=lambda epoch, logs: epoch == 1 and trainer.guard.interrupt(signal.SIGINT)
+    )
+    trainer.fit([at_second_end])
+    with pytest.raises(TrainingInterrupted, match="2 of 4 epochs are saved"):
+        trainer.finish()
+    with (tmp_path / "run" / "history.csv").open() as f:
+        assert [r["epoch"] for r in csv.DictReader(f)] == ["0", "1"]
