@@ -152,8 +152,10 @@ def plain(npz: str, epochs: int, name: str) -> dict:
     }
 
 
-def matmul_gflops() -> dict:
-    """Sustained float32 matrix-multiply throughput of this machine, through TensorFlow."""
+def matmul_gflops(rounds: int = 5) -> dict:
+    """Sustained float32 matrix-multiply throughput of this machine, through TensorFlow: the
+    best of several rounds, since one round on a shared machine can come out far low (199.7
+    and 291.4 GFLOP/s were seen from single rounds on the same machine)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow as tf
 
@@ -161,11 +163,14 @@ def matmul_gflops() -> dict:
     a = tf.random.normal((n, n))
     b = tf.random.normal((n, n))
     tf.matmul(a, b).numpy()  # warm-up
-    start = time.perf_counter()
-    for _ in range(reps):
-        c = tf.matmul(a, b)
-    c.numpy()
-    return {"gflops": 2 * n**3 * reps / (time.perf_counter() - start) / 1e9}
+    best = 0.0
+    for _ in range(rounds):
+        start = time.perf_counter()
+        for _ in range(reps):
+            c = tf.matmul(a, b)
+        c.numpy()
+        best = max(best, 2 * n**3 * reps / (time.perf_counter() - start) / 1e9)
+    return {"gflops": best}
 
 
 def run(args: list[str], parse) -> tuple[dict, float]:
@@ -219,7 +224,7 @@ def main() -> None:
             f"data: {described}; {a.epochs} epochs; {a.pairs} pairs"
             + (f"; kinit --set {' '.join(a.sets)}" if a.sets else "")
         )
-        print(f"machine: float32 matmul {peak:,.1f} GFLOP/s (2048x2048 tf.matmul)")
+        print(f"machine: float32 matmul {peak:,.1f} GFLOP/s (2048x2048 tf.matmul, best of 5)")
         for name in names:
             rows = []
             for i in range(a.pairs):
