@@ -14,6 +14,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -122,6 +124,26 @@ def start_worker(index: int, ports: list[int], out: Path, *args: str) -> subproc
     )  # fmt: skip
 
 
+@contextmanager
+def two_workers_past_one_epoch(tmp_path: Path) -> Iterator[list[subprocess.Popen]]:
+    """Two workers set to train 500 epochs, handed over once they have finished one together;
+    both are stopped and reaped afterwards."""
+    ports = free_ports(2)
+    args = ("--set", "train.epochs=500")
+    workers = [start_worker(i, ports, tmp_path / f"out{i}", *args) for i in (0, 1)]
+    try:
+        deadline = time.monotonic() + 120
+        while not (tmp_path / "out0" / "backup").exists():
+            chief = workers[0]
+            assert time.monotonic() < deadline and chief.poll() is None, chief.stderr.read()
+            time.sleep(0.5)
+        yield workers
+    finally:
+        for w in workers:
+            w.kill()
+            w.communicate()  # reaps the process and closes its pipes
+
+
 @pytest.mark.slow
 def test_two_workers_train_together_and_only_the_chief_writes(tmp_path):
     ports = free_ports(2)
@@ -190,22 +212,11 @@ def test_mixed_precision_and_xla_under_both_strategies(tmp_path):
 
 @pytest.mark.slow
 def test_a_worker_that_dies_stops_the_other_with_a_clear_error(tmp_path):
-    ports = free_ports(2)
-    args = ("--set", "train.epochs=500")
-    chief, other = (start_worker(i, ports, tmp_path / f"out{i}", *args) for i in (0, 1))
-    try:
-        deadline = time.monotonic() + 120
-        while not (tmp_path / "out0" / "backup").exists():  # one epoch trained together
-            assert time.monotonic() < deadline and chief.poll() is None, chief.stderr.read()
-            time.sleep(0.5)
+    with two_workers_past_one_epoch(tmp_path) as (chief, other):
         other.send_signal(signal.SIGKILL)
         killed = time.monotonic()
         _, err = chief.communicate(timeout=120)
         waited = time.monotonic() - killed
-    finally:
-        for w in (chief, other):
-            w.kill()
-            w.communicate()  # reaps the process and closes its pipes
     assert chief.returncode == 1
     assert err.startswith("error: worker 0 lost contact with the other workers"), err
     assert "Traceback" not in err and "E0000" not in err
@@ -214,20 +225,9 @@ def test_a_worker_that_dies_stops_the_other_with_a_clear_error(tmp_path):
 
 @pytest.mark.slow
 def test_ctrl_c_on_the_chief_stops_every_worker_at_the_same_step(tmp_path):
-    ports = free_ports(2)
-    args = ("--set", "train.epochs=500")
-    chief, other = (start_worker(i, ports, tmp_path / f"out{i}", *args) for i in (0, 1))
-    try:
-        deadline = time.monotonic() + 120
-        while not (tmp_path / "out0" / "backup").exists():
-            assert time.monotonic() < deadline and chief.poll() is None, chief.stderr.read()
-            time.sleep(0.5)
+    with two_workers_past_one_epoch(tmp_path) as (chief, other):
         chief.send_signal(signal.SIGINT)
         (_, chief_err), (_, other_err) = chief.communicate(60), other.communicate(60)
-    finally:
-        for w in (chief, other):
-            w.kill()
-            w.communicate()
     assert (chief.returncode, other.returncode) == (130, 130), (chief_err, other_err)
     metrics = json.loads((tmp_path / "out0" / "metrics.json").read_text())
     done = metrics["epochs"]
