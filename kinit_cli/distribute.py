@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kinit_cli.errors import KinitError
+from kinit_cli.fields import is_address
 
 STRATEGIES = ("default", "mirrored", "multi_worker_mirrored")
 
@@ -190,7 +191,7 @@ def _cluster(value: Any, source: str) -> Cluster:
         if not isinstance(addresses, list) or not addresses:
             raise bad(f'"{job}" must be a non-empty list of host:port addresses')
         for address in addresses:
-            if not isinstance(address, str) or not re.fullmatch(r"[^\s:]+:\d{1,5}", address):
+            if not is_address(address):
                 raise bad(f"{address!r} in {job!r} is not a host:port address")
     if len(jobs.get("chief", [])) > 1:
         raise bad(f"at most one chief, got {len(jobs['chief'])}")

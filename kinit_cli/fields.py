@@ -87,6 +87,11 @@ def number(minimum: float) -> Check:
     return check
 
 
+def is_address(v: Any) -> bool:
+    """A worker address as TF_CONFIG gives it: host:port."""
+    return isinstance(v, str) and re.fullmatch(r"[^\s:]+:\d{1,5}", v) is not None
+
+
 def cluster(v: Any) -> str | None:
     """`{workers: [host:port, ...], index: N}`: the TF_CONFIG of one worker, in YAML."""
     if v is None:
@@ -96,7 +101,7 @@ def cluster(v: Any) -> str | None:
     if not isinstance(v["workers"], list) or not v["workers"]:
         return "workers: expected a non-empty list of host:port addresses"
     for address in v["workers"]:
-        if not isinstance(address, str) or not re.fullmatch(r"[^\s:]+:\d{1,5}", address):
+        if not is_address(address):
             return f"workers: {address!r} is not a host:port address"
     index = v["index"]
     if not _is_int(index) or not 0 <= index < len(v["workers"]):

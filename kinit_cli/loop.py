@@ -176,7 +176,8 @@ class Loop:
         except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError) as exc:
             raise PeerError(_peer_message(self.where, exc)) from exc
         except (tf.errors.CancelledError, tf.errors.AbortedError, tf.errors.InternalError) as e:
-            if "ollective" not in str(e) and "peer" not in str(e):
+            text = str(e).lower()
+            if "collective" not in text and "peer" not in text:
                 raise
             raise PeerError(_peer_message(self.where, e)) from e
 
