@@ -277,9 +277,7 @@ class Trainer:
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         start = time.perf_counter()
         try:
-            if self.initial_epoch >= train["epochs"]:
-                pass
-            elif self.loop is not None:
+            if self.initial_epoch < train["epochs"] and self.loop is not None:
                 self.loop.fit(
                     self._train_data,
                     self.steps_per_epoch,
@@ -291,7 +289,7 @@ class Trainer:
                     stop_requested=lambda: self.guard.interrupted,
                     on_stop=self.guard.interrupt,
                 )
-            else:
+            elif self.initial_epoch < train["epochs"]:
                 model.fit(
                     self._train_data(),
                     epochs=train["epochs"],
