@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from kinit_cli import __version__
+from kinit_cli.distribute import STRATEGIES
 from kinit_cli.errors import KinitError
 from kinit_cli.registry import KINDS
 
@@ -190,7 +191,7 @@ def main() -> None:
 )
 @click.option(
     "--strategy",
-    type=click.Choice(["default", "mirrored", "multi_worker_mirrored"]),
+    type=click.Choice(STRATEGIES),
     help="tf.distribute strategy (overrides distribute.strategy).",
 )
 @click.option("--quiet", "-q", is_flag=True, help="Print only the final results.")

@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kinit_cli.errors import KinitError
-from kinit_cli.fields import is_address
 
+# The strategies a config or --strategy may name (the schema and the CLI use this list).
 STRATEGIES = ("default", "mirrored", "multi_worker_mirrored")
 
 
@@ -195,7 +195,7 @@ def _cluster(value: Any, source: str) -> Cluster:
                 raise bad(f"{address!r} in {job!r} is not a host:port address")
     if len(jobs.get("chief", [])) > 1:
         raise bad(f"at most one chief, got {len(jobs['chief'])}")
-    if "worker" not in jobs and "chief" not in jobs:
+    if not jobs:
         raise bad('"cluster" lists no worker')
     task = value.get("task")
     if not isinstance(task, dict) or "type" not in task or "index" not in task:
@@ -211,6 +211,11 @@ def _cluster(value: Any, source: str) -> Cluster:
             f"{kind} task(s), indices 0 to {len(jobs[kind]) - 1}"
         )
     return Cluster({k: list(v) for k, v in jobs.items()}, kind, index, source)
+
+
+def is_address(v: Any) -> bool:
+    """A worker address as TF_CONFIG gives it: host:port."""
+    return isinstance(v, str) and re.fullmatch(r"[^\s:]+:\d{1,5}", v) is not None
 
 
 def _multi_worker(

@@ -3,12 +3,12 @@ wrong with it (one sentence), or None."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from kinit_cli.config import kind_of
+from kinit_cli.distribute import is_address
 from kinit_cli.errors import did_you_mean
 
 Check = Callable[[Any], str | None]
@@ -85,11 +85,6 @@ def number(minimum: float) -> Check:
         return None if v >= minimum else f"expected a number >= {minimum}, got {v}"
 
     return check
-
-
-def is_address(v: Any) -> bool:
-    """A worker address as TF_CONFIG gives it: host:port."""
-    return isinstance(v, str) and re.fullmatch(r"[^\s:]+:\d{1,5}", v) is not None
 
 
 def cluster(v: Any) -> str | None:

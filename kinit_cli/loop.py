@@ -17,7 +17,8 @@ metrics are read only at epoch boundaries, which every worker reaches together.
 from __future__ import annotations
 
 import signal
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from kinit_cli.backend import keras, tensorflow
@@ -34,15 +35,30 @@ class Loop:
     """fit/evaluate for one model under a multi-worker strategy."""
 
     def __init__(self, model: Any, distribution: Distribution) -> None:
+        tf, strategy = tensorflow(), distribution.strategy
         self.model = model
-        self.strategy = distribution.strategy
-        self.where = (
-            f"{distribution.cluster.task_type} {distribution.cluster.index}"
-            if distribution.cluster
-            else "this worker"
-        )
-        self._train_step: Any = None
-        self._test_step: Any = None
+        self.strategy = strategy
+        cluster = distribution.cluster
+        self.where = f"{cluster.task_type} {cluster.index}" if cluster else "this worker"
+        train_one, test_one = _compiled(model.train_step, model), _compiled(model.test_step, model)
+
+        def replica(batch: Any, wanted: Any) -> tuple[Any, Any]:
+            logs = train_one(batch)
+            bad = tf.cast(~tf.math.is_finite(logs["loss"]), tf.float32)
+            flags = tf.tensor_scatter_nd_add(wanted, [[_NONFINITE]], [bad])
+            context = tf.distribute.get_replica_context()
+            return logs, context.all_reduce(tf.distribute.ReduceOp.SUM, flags)
+
+        @tf.function
+        def train_step(iterator: Any, wanted: Any) -> tuple[Any, Any]:
+            out = strategy.run(replica, args=(next(iterator), wanted))
+            return tf.nest.map_structure(lambda v: strategy.experimental_local_results(v)[0], out)
+
+        @tf.function
+        def test_step(iterator: Any) -> None:
+            strategy.run(test_one, args=(next(iterator),))
+
+        self._train_step, self._test_step = train_step, test_step
 
     def distribute(self, make: DatasetFn) -> Any:
         """Each worker's pipeline yields its replicas' pieces of every global batch."""
@@ -79,100 +95,72 @@ class Loop:
         `stop_requested` returns the signal this worker received, if any; `on_stop(signum)`
         is called on every worker when any of them received one.
         """
-        tf = tensorflow()
-        model = self.model
-        callback_list = keras().callbacks.CallbackList(
-            list(callbacks), model=model, epochs=epochs, steps=steps_per_epoch, verbose=0
-        )
-        dataset = self.distribute(train)
-        model.stop_training = False
-        callback_list.on_train_begin()
-        initial_epoch = model._initial_epoch or initial_epoch
-        epoch_logs: dict[str, float] = {}
-        for epoch in range(initial_epoch, epochs):
-            model.reset_metrics()
-            callback_list.on_epoch_begin(epoch)
-            iterator = iter(dataset)  # after on_epoch_begin: the epoch's own order
-            agreed = False  # every worker stops at this step, in this epoch
-            for step in range(steps_per_epoch):
-                callback_list.on_train_batch_begin(step)
-                signum = stop_requested()
-                wanted = [signum == signal.SIGINT, signum == signal.SIGTERM, False]
-                logs, stops = self._guarded(self._train, iterator, tf.constant(wanted, tf.float32))
-                logs = _floats(logs)
-                if stops[_NONFINITE] > 0:
-                    logs["loss"] = float("nan")  # the guards stop on it, on every worker
-                if signum is None and (stops[_SIGINT] > 0 or stops[_SIGTERM] > 0):
-                    on_stop(signal.SIGINT if stops[_SIGINT] > 0 else signal.SIGTERM)
-                agreed = bool(stops.any())
-                callback_list.on_train_batch_end(step, logs)
+        with self.peers():
+            tf = tensorflow()
+            model = self.model
+            callback_list = keras().callbacks.CallbackList(
+                list(callbacks), model=model, epochs=epochs, steps=steps_per_epoch, verbose=0
+            )
+            dataset = self.distribute(train)
+            validation_data = None if validation is None else self.distribute(validation)
+            model.stop_training = False
+            callback_list.on_train_begin()
+            initial_epoch = model._initial_epoch or initial_epoch
+            epoch_logs: dict[str, float] = {}
+            for epoch in range(initial_epoch, epochs):
+                model.reset_metrics()
+                callback_list.on_epoch_begin(epoch)
+                iterator = iter(dataset)  # after on_epoch_begin: the epoch's own order
+                agreed = False  # every worker stops at this step, in this epoch
+                for step in range(steps_per_epoch):
+                    callback_list.on_train_batch_begin(step)
+                    signum = stop_requested()
+                    wanted = [signum == signal.SIGINT, signum == signal.SIGTERM, False]
+                    logs, stops = self._train_step(iterator, tf.constant(wanted, tf.float32))
+                    stops = stops.numpy()
+                    logs = _floats(logs)
+                    if stops[_NONFINITE] > 0:
+                        logs["loss"] = float("nan")  # the guards stop on it, on every worker
+                    if signum is None and (stops[_SIGINT] > 0 or stops[_SIGTERM] > 0):
+                        on_stop(signal.SIGINT if stops[_SIGINT] > 0 else signal.SIGTERM)
+                    agreed = bool(stops.any())
+                    callback_list.on_train_batch_end(step, logs)
+                    if agreed or _own_decision(model, stop_requested):
+                        break
+                epoch_logs = self._results()
+                if validation_data is not None:
+                    val = self._evaluate(validation_data, validation_steps)
+                    epoch_logs.update({f"val_{k}": v for k, v in val.items()})
+                callback_list.on_epoch_end(epoch, epoch_logs)
                 if agreed or _own_decision(model, stop_requested):
                     break
-            epoch_logs = self._results()
-            if validation is not None:
-                val = self.evaluate(validation, validation_steps)
-                epoch_logs.update({f"val_{k}": v for k, v in val.items()})
-            callback_list.on_epoch_end(epoch, epoch_logs)
-            if agreed or _own_decision(model, stop_requested):
-                break
-        if epochs > initial_epoch:
-            model.optimizer.finalize_variable_values(model.trainable_weights)
-        callback_list.on_train_end(epoch_logs)
+            if epochs > initial_epoch:
+                model.optimizer.finalize_variable_values(model.trainable_weights)
+            callback_list.on_train_end(epoch_logs)
 
     def evaluate(self, make: DatasetFn, steps: int) -> dict[str, float]:
         """The metrics over the whole data set, as `model.evaluate(return_dict=True)`."""
+        with self.peers():
+            return self._evaluate(self.distribute(make), steps)
+
+    def _evaluate(self, dataset: Any, steps: int) -> dict[str, float]:
         self.model.reset_metrics()
-        iterator = iter(self.distribute(make))
+        iterator = iter(dataset)
         for _ in range(steps):
-            self._guarded(self._test, iterator)
+            self._test_step(iterator)
         return self._results()
 
     def _results(self) -> dict[str, float]:
         # Reading the metrics in cross-replica context all-reduces them across workers.
-        return self._guarded(lambda: _floats(self.model.get_metrics_result()))
+        return _floats(self.model.get_metrics_result())
 
-    def _train(self, iterator: Any, wanted: Any) -> tuple[Any, Any]:
-        if self._train_step is None:
-            tf, strategy, model = tensorflow(), self.strategy, self.model
-
-            one_step = _compiled(model.train_step, model)
-
-            def replica(batch: Any, wanted: Any) -> tuple[Any, Any]:
-                logs = one_step(batch)
-                bad = tf.cast(~tf.math.is_finite(logs["loss"]), tf.float32)
-                flags = tf.tensor_scatter_nd_add(wanted, [[_NONFINITE]], [bad])
-                context = tf.distribute.get_replica_context()
-                return logs, context.all_reduce(tf.distribute.ReduceOp.SUM, flags)
-
-            @tf.function
-            def train_step(iterator: Any, wanted: Any) -> tuple[Any, Any]:
-                out = strategy.run(replica, args=(next(iterator), wanted))
-                return tf.nest.map_structure(
-                    lambda v: strategy.experimental_local_results(v)[0], out
-                )
-
-            self._train_step = train_step
-        logs, stops = self._train_step(iterator, wanted)
-        return logs, stops.numpy()
-
-    def _test(self, iterator: Any) -> None:
-        if self._test_step is None:
-            tf, strategy, model = tensorflow(), self.strategy, self.model
-
-            one_step = _compiled(model.test_step, model)
-
-            @tf.function
-            def test_step(iterator: Any) -> None:
-                strategy.run(one_step, args=(next(iterator),))
-
-            self._test_step = test_step
-        self._test_step(iterator)
-
-    def _guarded(self, call: Callable[..., Any], *args: Any) -> Any:
-        """Run one collective step; a lost peer becomes a PeerError."""
+    @contextmanager
+    def peers(self) -> Iterator[None]:
+        """A lost peer, wherever a collective meets it (a step, reading the metrics, saving
+        the synchronised variables in a backup or the model), becomes a PeerError."""
         tf = tensorflow()
         try:
-            return call(*args)
+            yield
         except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError) as exc:
             raise PeerError(_peer_message(self.where, exc)) from exc
         except (tf.errors.CancelledError, tf.errors.AbortedError, tf.errors.InternalError) as e:

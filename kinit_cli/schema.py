@@ -10,6 +10,7 @@ import copy
 from typing import Any
 
 from kinit_cli.config import Config, KeyPath, kind_of
+from kinit_cli.distribute import STRATEGIES
 from kinit_cli.errors import ConfigError, Problem, did_you_mean
 from kinit_cli.fields import (
     REQUIRED,
@@ -71,7 +72,7 @@ SCHEMA: dict[str, Any] = {
     },
     "distribute": {
         "strategy": Field(
-            choice("default", "mirrored", "multi_worker_mirrored"),
+            choice(*STRATEGIES),
             "default",
             "tf.distribute strategy: one device, all local (or the listed) devices, or a cluster",
         ),

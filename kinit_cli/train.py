@@ -6,6 +6,7 @@ the initial weights before training starts, while this module never prints.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import platform
 import random
@@ -243,7 +244,7 @@ class Trainer:
 
     @property
     def steps_per_epoch(self) -> int:
-        return math.ceil(len(self.data.x_train) / self.resolved["train"]["batch_size"])
+        return _steps(self.data.x_train, self.resolved["train"]["batch_size"])
 
     def _config_callbacks(self) -> list[Any]:
         from kinit_cli.specs import FAILED, SpecBuilder
@@ -347,6 +348,10 @@ class Trainer:
 
     def finish(self) -> TrainResult:
         """Evaluate, write the run directory, and report; raise if the run did not complete."""
+        with self.loop.peers() if self.loop is not None else contextlib.nullcontext():
+            return self._finish()
+
+    def _finish(self) -> TrainResult:
         model, guard, train = self.built.model, self.guard, self.resolved["train"]
         earlier = [
             r
