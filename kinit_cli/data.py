@@ -47,7 +47,13 @@ _DIGITS_TEST_FRACTION = 0.2
 
 @dataclass
 class Splits:
-    """The examples of one data set, split, shaped for the model and normalised."""
+    """The examples of one data set, split and shaped for the model.
+
+    Pixels stored as uint8 stay uint8, and `scale` says what to divide them by: a quarter of
+    the memory of float32, and a quarter of the bytes each batch gathers. The pipelines
+    normalise each batch with the same float32 division NumPy would have made, so the model
+    sees bit-identical inputs. `scale` None: the arrays are already the model's float32.
+    """
 
     name: str
     source: str
@@ -58,6 +64,11 @@ class Splits:
     x_test: np.ndarray
     y_test: np.ndarray
     num_classes: int
+    scale: float | None = None
+
+    def model_input(self, x: np.ndarray) -> np.ndarray:
+        """Examples of one split as the model takes them: float32, normalised."""
+        return x if self.scale is None else _divided(x, self.scale)
 
     @property
     def sizes(self) -> dict[str, int]:
@@ -117,9 +128,15 @@ def load(
             f"{len(splits['test'][0])} test examples; both splits need at least one"
         )
     normalize, flatten = section.get("normalize", True), section.get("flatten")
+    scale = None
+    if all(x.dtype == np.uint8 for x, _ in splits.values()):
+        scale = (raw.scale or 255.0) if normalize else 1.0  # divided batch by batch
+    else:
+        splits = {
+            split: (_normalized(x, raw.scale, normalize), y) for split, (x, y) in splits.items()
+        }
     shaped = {
-        split: (_fit_shape(_normalized(x, raw.scale, normalize), input_shape, flatten), y)
-        for split, (x, y) in splits.items()
+        split: (_fit_shape(x, input_shape, flatten), y) for split, (x, y) in splits.items()
     }
     return Splits(
         raw.name,
@@ -128,6 +145,7 @@ def load(
         *shaped.get("validation", (None, None)),
         *shaped["test"],
         num_classes,
+        scale,
     )
 
 
@@ -139,6 +157,7 @@ def train_dataset(
     shuffle: bool,
     epoch: tf.Variable,
     pieces: Pieces | None = None,
+    scale: float | None = None,
 ) -> tf.data.Dataset:
     """One epoch of batches per iteration: the epoch whose order it yields is the value of
     `epoch` (an int64 tf.Variable) when the iteration starts.
@@ -167,16 +186,20 @@ def train_dataset(
         e = tf.cast(epoch.read_value(), tf.int64)
         return tf.random.experimental.stateless_shuffle(indices, seed=tf.stack([seed_t, e]))
 
-    return _batches(x, y, batch_size, tf.data.Dataset.range(1).map(order), pieces)
+    return _batches(x, y, batch_size, tf.data.Dataset.range(1).map(order), pieces, scale)
 
 
 def eval_dataset(
-    x: np.ndarray, y: np.ndarray, batch_size: int, pieces: Pieces | None = None
+    x: np.ndarray,
+    y: np.ndarray,
+    batch_size: int,
+    pieces: Pieces | None = None,
+    scale: float | None = None,
 ) -> tf.data.Dataset:
     """The examples once, in order, batched (for validation and test)."""
     tf = tensorflow()
     orders = tf.data.Dataset.from_tensors(tf.range(len(x), dtype=tf.int64))
-    return _batches(x, y, batch_size, orders, pieces)
+    return _batches(x, y, batch_size, orders, pieces, scale)
 
 
 @dataclass(frozen=True)
@@ -200,9 +223,11 @@ def _batches(
     batch_size: int,
     orders: Any,
     pieces: Pieces | None = None,
+    scale: float | None = None,
 ) -> tf.data.Dataset:
     """Batches of the one index vector in `orders`, each one a single gather (as Keras's
-    own array adapter does): no per-example work in Python or in tf.data.
+    own array adapter does): no per-example work in Python or in tf.data. With `scale`,
+    x holds uint8 pixels and each batch is divided by it in float32 (see Splits).
 
     No `cache()`: the examples already sit in memory as one tensor, and a batch costs one
     gather; caching would only copy them again.
@@ -228,7 +253,11 @@ def _batches(
         )
 
     def gather(indices: Any, arrays: Any) -> Any:
-        return tf.gather(arrays[0], indices), tf.gather(arrays[1], indices)
+        x = tf.gather(arrays[0], indices)
+        if scale is not None:
+            # Both IEEE float32 divisions, as in _divided: the same bits as NumPy's.
+            x = tf.cast(x, tf.float32) / tf.constant(scale, tf.float32)
+        return x, tf.gather(arrays[1], indices)
 
     # One gather thread, two batches ahead, no autotuner: a gather costs far less than a
     # training step, and on 2 cores the autotuner's thread and extra parallel gathers
@@ -463,6 +492,11 @@ def _normalized(x: np.ndarray, scale: float | None, normalize: bool) -> np.ndarr
                 f"to {x.max()}; store uint8 pixels or floats, or set data.normalize: false"
             )
         scale = 255.0
+    return _divided(x, scale)
+
+
+def _divided(x: np.ndarray, scale: float) -> np.ndarray:
+    """x / scale in float32: the division the pipelines repeat batch by batch."""
     out = x.astype(np.float32)  # a copy: safe to divide in place, no float64 temporary
     out /= np.float32(scale)
     return out

@@ -84,7 +84,8 @@ def _batch(prepared: Any, model: Any, batch_size: int, seed: int) -> tuple[Any, 
             reason = str(exc).split(". ")[0]
         else:
             n = min(batch_size, len(splits.x_train))
-            return splits.x_train[:n], splits.y_train[:n], f"{splits.source}: first {n} examples"
+            x = splits.model_input(splits.x_train[:n])
+            return x, splits.y_train[:n], f"{splits.source}: first {n} examples"
     else:
         reason = "the model has several inputs"
     rng = np.random.default_rng(seed)

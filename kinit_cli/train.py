@@ -225,7 +225,8 @@ class Trainer:
 
             self.loop = Loop(model, self.distribution)
             batch = train["batch_size"]
-            self.loop.build((self.data.x_train[:batch], self.data.y_train[:batch]))
+            d = self.data
+            self.loop.build((d.model_input(d.x_train[:batch]), d.y_train[:batch]))
         self.initial_arrays = stats.values(self.built.weights)
         self.initial_report = stats.report(self.built.weights, self.initial_arrays)
         if not opts.resume:
@@ -316,22 +317,24 @@ class Trainer:
             self.resolved["data"]["shuffle"],
             self.epoch,
             pieces,
+            d.scale,
         )
 
     def _validation_data(self, pieces: data_mod.Pieces | None = None) -> Any:
+        d = self.data
         return data_mod.eval_dataset(
-            self.data.x_val, self.data.y_val, self.resolved["train"]["batch_size"], pieces
+            d.x_val, d.y_val, self.resolved["train"]["batch_size"], pieces, d.scale
         )
 
     def _test_metrics(self) -> dict[str, float]:
-        x, y, batch = self.data.x_test, self.data.y_test, self.resolved["train"]["batch_size"]
+        d, batch = self.data, self.resolved["train"]["batch_size"]
+
+        def dataset(pieces: data_mod.Pieces | None = None) -> Any:
+            return data_mod.eval_dataset(d.x_test, d.y_test, batch, pieces, d.scale)
+
         if self.loop is not None:
-            return self.loop.evaluate(
-                lambda pieces: data_mod.eval_dataset(x, y, batch, pieces), _steps(x, batch)
-            )
-        test = self.built.model.evaluate(
-            data_mod.eval_dataset(x, y, batch), return_dict=True, verbose=0
-        )
+            return self.loop.evaluate(dataset, _steps(d.x_test, batch))
+        test = self.built.model.evaluate(dataset(), return_dict=True, verbose=0)
         return {key: float(v) for key, v in test.items()}
 
     def _on_signal(self, signum: int, frame: Any) -> None:

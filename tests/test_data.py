@@ -112,8 +112,12 @@ def test_idx_folder_round_trip_exact_pixels(tmp_path, gz):
     splits = data.load(section(path=str(folder)), (4, 4, 1), seed=0, base_dir=Path("/elsewhere"))
     assert (splits.name, splits.source) == ("tiny-mnist", f"IDX files in {folder}")
     assert splits.x_train.shape == (6, 4, 4, 1) and splits.x_test.shape == (3, 4, 4, 1)
-    np.testing.assert_array_equal(splits.x_train[..., 0], X_TRAIN.astype(np.float32) / 255)
-    np.testing.assert_array_equal(splits.x_test[..., 0], X_TEST.astype(np.float32) / 255)
+    # uint8 pixels stay uint8 (a quarter of the memory); the model sees them over 255.
+    assert splits.x_train.dtype == np.uint8 and splits.scale == 255.0
+    np.testing.assert_array_equal(splits.x_train[..., 0], X_TRAIN)
+    model_input = splits.model_input(splits.x_test)
+    assert model_input.dtype == np.float32
+    np.testing.assert_array_equal(model_input[..., 0], X_TEST.astype(np.float32) / 255)
     assert splits.y_train.tolist() == [0, 1, 2, 0, 1, 2] and splits.y_test.tolist() == [2, 1, 0]
     assert splits.y_train.dtype == np.int64 and splits.num_classes == 3
 
@@ -122,7 +126,8 @@ def test_relative_path_is_resolved_against_the_config_folder(tmp_path):
     write_idx_folder(tmp_path / "sets" / "tiny")
     splits = data.load(section(path="sets/tiny"), (16,), seed=0, base_dir=tmp_path)
     assert splits.x_train.shape == (6, 16)
-    assert splits.x_train[1, :3].tolist() == pytest.approx([16 / 255, 17 / 255, 18 / 255])
+    x = splits.model_input(splits.x_train)
+    assert x[1, :3].tolist() == pytest.approx([16 / 255, 17 / 255, 18 / 255])
 
 
 def test_npz_with_colour_images_and_column_labels(tmp_path):
@@ -139,7 +144,10 @@ def test_npz_with_colour_images_and_column_labels(tmp_path):
     )
     splits = data.load(section(path=str(path)), (3, 3, 3), seed=0, base_dir=tmp_path)
     assert (splits.name, splits.source) == ("colour", f"NumPy archive {path}")
-    np.testing.assert_array_equal(splits.x_train, x_train.astype(np.float32) / 255)
+    np.testing.assert_array_equal(splits.x_train, x_train)
+    np.testing.assert_array_equal(
+        splits.model_input(splits.x_train), x_train.astype(np.float32) / 255
+    )
     assert splits.y_train.tolist() == [0, 3, 1, 3, 2] and splits.y_test.tolist() == [4, 0]
     assert splits.num_classes == 5
 
@@ -150,9 +158,22 @@ def test_float_data_is_kept_and_normalize_false_does_not_scale(tmp_path):
     np.savez(path, x_train=x, y_train=[0, 1], x_test=x, y_test=[1, 0])
     floats = data.load(section(path=str(path)), (2,), seed=0, base_dir=tmp_path)
     assert floats.x_train.dtype == np.float32 and floats.x_train.tolist() == x.tolist()
+    assert floats.scale is None and floats.model_input(floats.x_train) is floats.x_train
     folder = write_idx_folder(tmp_path / "idx")
     raw = data.load(section(path=str(folder), normalize=False), (16,), seed=0, base_dir=tmp_path)
-    assert raw.x_test.dtype == np.float32 and raw.x_test.max() == 247.0
+    assert raw.scale == 1.0
+    model_input = raw.model_input(raw.x_test)
+    assert model_input.dtype == np.float32 and model_input.max() == 247.0
+
+
+def test_uint8_and_other_splits_together_are_all_made_float32(tmp_path):
+    path = tmp_path / "mixed.npz"
+    x_train = np.array([[0, 51], [255, 102]], np.uint8)
+    np.savez(path, x_train=x_train, y_train=[0, 1], x_test=np.array([[0.5, 1.0]]), y_test=[1])
+    splits = data.load(section(path=str(path)), (2,), seed=0, base_dir=tmp_path)
+    assert splits.scale is None and splits.x_train.dtype == splits.x_test.dtype == np.float32
+    np.testing.assert_array_equal(splits.x_train, x_train.astype(np.float32) / 255)
+    assert splits.x_test.tolist() == [[0.5, 1.0]]
 
 
 # ---- splits and shapes ---------------------------------------------------------------
@@ -436,7 +457,8 @@ def test_real_fashion_mnist_idx_files():
     assert splits.x_train.shape == (60000, 28, 28, 1) and splits.x_test.shape == (10000, 28, 28, 1)
     assert np.bincount(splits.y_train).tolist() == [6000] * 10
     assert np.bincount(splits.y_test).tolist() == [1000] * 10
-    assert splits.x_train.min() == 0.0 and splits.x_train.max() == 1.0
+    assert splits.x_train.dtype == np.uint8 and splits.scale == 255.0
+    assert splits.x_train.min() == 0 and splits.x_train.max() == 255
 
 
 # ---- pipelines -----------------------------------------------------------------------
@@ -496,6 +518,22 @@ def test_train_dataset_without_shuffle_is_in_order_every_epoch():
 def test_train_dataset_with_whole_batches_only():
     items = epochs_from(X[:8], Y[:8], 1, True, [0, 1])
     assert [len(y) for _, y in items] == [4, 4, 4, 4]
+
+
+@pytest.mark.parametrize("scale", [255.0, 1.0])
+def test_pipelines_divide_uint8_pixels_to_the_bits_numpy_gives(scale):
+    pixels = np.arange(256, dtype=np.uint8).reshape(64, 4)  # every value a pixel can take
+    labels = np.arange(64, dtype=np.int64)
+    expected = data._divided(pixels, scale)
+    evaluated = batches(data.eval_dataset(pixels, labels, 10, scale=scale))
+    got = np.concatenate([x for x, _ in evaluated])
+    assert got.dtype == np.float32
+    assert got.tobytes() == expected.tobytes()
+    epoch = tf.Variable(3, dtype=tf.int64)
+    trained = batches(data.train_dataset(pixels, labels, 10, 5, True, epoch, scale=scale))
+    x, y = (np.concatenate(parts) for parts in zip(*trained, strict=True))
+    assert sorted(y.tolist()) == list(range(64))
+    assert x.tobytes() == expected[y].tobytes()
 
 
 def test_eval_dataset_is_in_order_once():

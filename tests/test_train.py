@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from kinit_cli.cli import cli
-from tests.conftest import DIGITS_PATHS
+from tests.conftest import DIGITS_PATHS, MNIST_LIKE
 
 ROOT = Path(__file__).resolve().parent.parent
 DIGITS = str(ROOT / "configs" / "digits.yaml")
@@ -330,6 +330,40 @@ def test_steps_per_execution_trains_the_same_weights(runner, tmp_path):
     # match too (an execution that ran on into the next epoch's batches would move them).
     histories = [(tmp_path / str(s) / "history.csv").read_text() for s in (1, 8)]
     assert histories[0] == histories[1]
+
+
+def test_uint8_pixels_train_the_same_weights_as_their_float32_values(runner, write, tmp_path):
+    # uint8 pixels stay uint8 in memory and each batch is divided in the pipeline: the
+    # weights must not differ by a bit from training on the floats NumPy divides up front.
+    rng = np.random.default_rng(3)
+    x = rng.integers(0, 256, (300, 8), dtype=np.uint8)
+    y = (x[:, 0] > x[:, 1]).astype(np.int64) + (x[:, 2] > 127)
+    floats = x.astype(np.float32) / 255
+    np.savez(tmp_path / "u8.npz", x_train=x[:240], y_train=y[:240], x_test=x[240:], y_test=y[240:])
+    np.savez(
+        tmp_path / "f32.npz",
+        x_train=floats[:240],
+        y_train=y[:240],
+        x_test=floats[240:],
+        y_test=y[240:],
+    )
+    config = str(write("c.yaml", MNIST_LIKE))
+    for name in ("u8", "f32"):
+        result = runner.invoke(
+            cli,
+            ["train", config, "--seed", "5", "--output", str(tmp_path / name), "-q"]
+            + ["--set", f"data.path={tmp_path / name}.npz", "--set", "data.validation_split=0.2"]
+            + ["--set", "train.epochs=2", "--set", "train.batch_size=32"],
+        )
+        assert result.exit_code == 0, result.output
+    final = [json.loads((tmp_path / n / "weights-final.json").read_text()) for n in ("u8", "f32")]
+    assert [v["sha256"] for v in final[0]["variables"]] == [
+        v["sha256"] for v in final[1]["variables"]
+    ]
+    histories = [(tmp_path / n / "history.csv").read_text() for n in ("u8", "f32")]
+    assert histories[0] == histories[1] and len(histories[0].splitlines()) == 3
+    tests = [json.loads((tmp_path / n / "metrics.json").read_text())["test"] for n in ("u8", "f32")]
+    assert tests[0] == tests[1]
 
 
 def test_progress_display_draws_from_the_batch_hook_only(monkeypatch):
