@@ -135,9 +135,7 @@ def load(
         splits = {
             split: (_normalized(x, raw.scale, normalize), y) for split, (x, y) in splits.items()
         }
-    shaped = {
-        split: (_fit_shape(x, input_shape, flatten), y) for split, (x, y) in splits.items()
-    }
+    shaped = {split: (_fit_shape(x, input_shape, flatten), y) for split, (x, y) in splits.items()}
     return Splits(
         raw.name,
         raw.source,
