@@ -1,4 +1,5 @@
-"""kinit train vs. the plain Keras script, side by side on the same data, in one run.
+"""kinit train vs. the plain Keras script, side by side on the same data, in one run, with
+what Keras's own training step reaches on this machine.
 
     python bench/train_vs_fit.py [--data DIR] [--models mnist,fashion_mlp,fashion_cnn]
                                  [--epochs 2] [--pairs 2] [--set KEY=VALUE ...]
@@ -7,11 +8,26 @@ Models: configs/mnist.yaml (784-512-10 MLP), configs/fashion_mnist_mlp.yaml (256
 and configs/fashion_mnist_cnn.yaml (two 5x5 conv + pool, dense 1024). The plain side is
 written the way the Keras tutorials write it: `model.compile(...)` with defaults and
 `model.fit(x, y, ...)` on NumPy arrays. Each side runs in its own process, alternating, so
-neither inherits the other's warm caches; the ratio is the median over pairs.
+neither inherits the other's warm caches; a ratio is the median of the pairs' ratios.
+
+Two tables, because a short run hides the per-epoch rate under one-time costs:
+- whole fit: samples/s over the whole `fit` call, which includes tracing the training
+  function (most of the first epoch) and, before the first epoch, building the input
+  pipeline; a longer run amortises both.
+- steady state: samples per epoch over the median seconds of the epochs after the first
+  (n/a with --epochs 1), the rate every further epoch runs at; with the first epoch's
+  seconds and the fit overhead (the whole fit minus its epochs: what came before the first).
+
+The ceiling rows (steady state only) run Keras's own training step for the same model,
+optimizer and loss, compiled with steps_per_execution 8, on one fixed batch of 128 real
+training examples repeated for an epoch's steps: no input pipeline, no callbacks but an
+epoch timer. Without XLA it keeps Keras's numerics, so it is the most any tool that keeps
+them can reach on this machine; with XLA (jit_compile) it is faster but rounds differently.
+Each ceiling runs in its own process too, once per pair.
 
 The roofline: the machine's measured float32 matrix-multiply throughput (GFLOP/s, a
 2048x2048 tf.matmul) and each model's FLOPs per training sample (3x the forward pass of
-its Dense and Conv2D layers), so the table shows what fraction of the machine a run reaches.
+its Dense and Conv2D layers), so each table shows what fraction of the machine a run reaches.
 
 --data takes a folder of the four IDX files (e.g. /usr/share/datasets/fashion-mnist) or a
 folder holding only the t10k files (e.g. the MNIST test split: first 8,000 images train,
@@ -22,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -128,6 +145,42 @@ def training_flops(model) -> float:
     return 3 * forward
 
 
+BATCH = 128
+LOSS = "sparse_categorical_crossentropy"
+
+
+def arrays(npz: str, model) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """x_train, y_train, x_test, y_test, the images scaled to [0, 1] in the model's shape."""
+    shape = (-1, *model.inputs[0].shape[1:])
+    with np.load(npz) as f:
+        x_train = f["x_train"].reshape(shape).astype("float32") / 255
+        x_test = f["x_test"].reshape(shape).astype("float32") / 255
+        return x_train, f["y_train"], x_test, f["y_test"]
+
+
+def epoch_timer():
+    """A callback that appends each epoch's wall seconds to its `seconds` list.
+
+    Epoch hooks only: Keras calls every callback's batch hooks, but the inherited ones do
+    nothing, and it reads each step's logs for its own History with or without this one. So
+    the tutorial script stays as written, but for two empty calls a step.
+    """
+    import keras
+
+    class EpochTimer(keras.callbacks.Callback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.seconds: list[float] = []
+
+        def on_epoch_begin(self, epoch: int, logs=None) -> None:
+            self.start = time.perf_counter()
+
+        def on_epoch_end(self, epoch: int, logs=None) -> None:
+            self.seconds.append(time.perf_counter() - self.start)
+
+    return EpochTimer()
+
+
 def plain(npz: str, epochs: int, name: str) -> dict:
     """The tutorial script: NumPy arrays straight into model.fit."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -135,20 +188,49 @@ def plain(npz: str, epochs: int, name: str) -> dict:
 
     keras.utils.set_random_seed(42)
     model, optimizer = plain_model(name)
-    shape = (-1, *model.inputs[0].shape[1:])
-    with np.load(npz) as f:
-        x_train = f["x_train"].reshape(shape).astype("float32") / 255
-        x_test = f["x_test"].reshape(shape).astype("float32") / 255
-        y_train, y_test = f["y_train"], f["y_test"]
-    model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    x_train, y_train, x_test, y_test = arrays(npz, model)
+    model.compile(optimizer=optimizer, loss=LOSS, metrics=["accuracy"])
+    timer = epoch_timer()
     start = time.perf_counter()
-    model.fit(x_train, y_train, batch_size=128, epochs=epochs, verbose=0)
+    model.fit(x_train, y_train, batch_size=BATCH, epochs=epochs, verbose=0, callbacks=[timer])
     seconds = time.perf_counter() - start
-    accuracy = model.evaluate(x_test, y_test, verbose=0)[1]
     return {
-        "samples_per_second": epochs * len(x_train) / seconds,
-        "accuracy": accuracy,
+        "seconds": seconds,
+        "epoch_seconds": timer.seconds,
+        "samples": len(x_train),
+        "accuracy": model.evaluate(x_test, y_test, verbose=0)[1],
         "flops": training_flops(model),
+    }
+
+
+def ceiling(npz: str, epochs: int, name: str, xla: bool) -> dict:
+    """Keras's own training step alone: one fixed batch of real examples, already in memory,
+    repeated for as many steps as an epoch has; no input pipeline, no callbacks but the
+    timer. `xla` compiles the step with XLA, which changes the numerics."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(42)
+    model, optimizer = plain_model(name)
+    x_train, y_train, _, _ = arrays(npz, model)
+    steps = math.ceil(len(x_train) / BATCH)  # an epoch's steps, each a full batch here
+    model.compile(
+        optimizer=optimizer,
+        loss=LOSS,
+        metrics=["accuracy"],
+        steps_per_execution=8,
+        jit_compile=xla,
+    )
+    batches = tf.data.Dataset.from_tensors((x_train[:BATCH], y_train[:BATCH])).repeat(steps)
+    timer = epoch_timer()
+    start = time.perf_counter()
+    model.fit(batches, epochs=max(epochs, 2), verbose=0, callbacks=[timer])
+    return {
+        "seconds": time.perf_counter() - start,
+        "epoch_seconds": timer.seconds,
+        "samples": steps * BATCH,
+        "accuracy": None,
     }
 
 
@@ -173,10 +255,10 @@ def matmul_gflops(rounds: int = 5) -> dict:
     return {"gflops": best}
 
 
-def run(args: list[str], parse) -> tuple[dict, float]:
+def run(args: list[str], parse, cwd: Path | None = None) -> tuple[dict, float]:
     """Run one side in a child process; its result and its peak resident memory (MiB)."""
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        proc = subprocess.Popen(args, stdout=out, stderr=err, text=True)
+        proc = subprocess.Popen(args, stdout=out, stderr=err, text=True, cwd=cwd)
         _, status, usage = os.wait4(proc.pid, 0)  # wait4: this child's own peak memory
         proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
@@ -184,6 +266,29 @@ def run(args: list[str], parse) -> tuple[dict, float]:
         if proc.returncode:
             raise SystemExit(f"{args[:3]} failed:\n{err.read()[-2000:]}")
         return parse(out.read()), usage.ru_maxrss / 1024
+
+
+# (key, label) of each row of a model, in the order they run in a pair.
+SIDES = (
+    ("kinit", "kinit"),
+    ("plain", "plain"),
+    ("ceiling", "ceiling (no XLA)"),
+    ("xla", "ceiling (XLA)"),
+)
+
+
+def figures(result: dict) -> dict:
+    """One side's figures from its whole-fit seconds and its epochs' seconds."""
+    times, samples = result["epoch_seconds"], result["samples"]
+    later = statistics.median(times[1:]) if len(times) > 1 else None
+    return {
+        "whole": len(times) * samples / result["seconds"],
+        "steady": samples / later if later else None,
+        "epoch": later,
+        "first": times[0],
+        "overhead": result["seconds"] - sum(times),
+        "accuracy": result["accuracy"],
+    }
 
 
 def main() -> None:
@@ -200,17 +305,20 @@ def main() -> None:
         metavar="KEY=VALUE",
         help="extra --set for the kinit side (e.g. train.steps_per_execution=16)",
     )
-    parser.add_argument("--worker", choices=["plain", "matmul"])
+    parser.add_argument("--worker", choices=["plain", "ceiling", "matmul"])
     parser.add_argument("--model", choices=list(MODELS), default="mnist")
     parser.add_argument("--npz")
+    parser.add_argument("--xla", action="store_true", help="--worker ceiling: jit_compile")
     a = parser.parse_args()
     if a.worker == "plain":
         print(json.dumps(plain(a.npz, a.epochs, a.model)))
         return
+    if a.worker == "ceiling":
+        print(json.dumps(ceiling(a.npz, a.epochs, a.model, a.xla)))
+        return
     if a.worker == "matmul":
         print(json.dumps(matmul_gflops()))
         return
-    kinit = str(Path(sys.executable).parent / "kinit")
     names = [m.strip() for m in a.models.split(",") if m.strip()]
     unknown = [m for m in names if m not in MODELS]
     if unknown:
@@ -221,56 +329,120 @@ def main() -> None:
         npz = Path(tmp) / "data.npz"
         described = write_npz(a.data, npz)
         print(
-            f"data: {described}; {a.epochs} epochs; {a.pairs} pairs"
-            + (f"; kinit --set {' '.join(a.sets)}" if a.sets else "")
+            f"data: {described}; {a.epochs} epochs ({max(a.epochs, 2)} for the ceilings); "
+            f"{a.pairs} pairs" + (f"; kinit --set {' '.join(a.sets)}" if a.sets else "")
         )
         print(f"machine: float32 matmul {peak:,.1f} GFLOP/s (2048x2048 tf.matmul, best of 5)")
         for name in names:
-            rows = []
+            pairs = []
             for i in range(a.pairs):
                 out = Path(tmp) / f"{name}-{i}"
-                k_res, k_mem = run_kinit(kinit, name, npz, a.epochs, out, a.sets)
-                p_res, p_mem = run_plain(name, npz, a.epochs)
-                rows.append((k_res, k_mem, p_res, p_mem))
+                results = {
+                    "kinit": run_kinit(name, npz, a.epochs, out, a.sets),
+                    "plain": run_worker("plain", name, npz, a.epochs),
+                    "ceiling": run_worker("ceiling", name, npz, a.epochs),
+                    "xla": run_worker("ceiling", name, npz, a.epochs, "--xla"),
+                }
+                flops = results["plain"][0]["flops"]
+                pairs.append({key: (figures(r), mem) for key, (r, mem) in results.items()})
+                k, p = pairs[-1]["kinit"][0], pairs[-1]["plain"][0]
+                c, x = pairs[-1]["ceiling"][0], pairs[-1]["xla"][0]
                 print(
-                    f"{name} pair {i + 1}: kinit {k_res['samples_per_second']:,.0f} "
-                    f"samples/s, plain {p_res['samples_per_second']:,.0f} samples/s"
+                    f"{name} pair {i + 1}: samples/s whole fit (steady): kinit "
+                    f"{k['whole']:,.0f} ({number(k['steady'], ',.0f')}), plain "
+                    f"{p['whole']:,.0f} ({number(p['steady'], ',.0f')}); ceiling steady "
+                    f"{c['steady']:,.0f}, with XLA {x['steady']:,.0f}"
                 )
-            summary.append((name, rows))
+            summary.append((name, flops, pairs))
     print()
-    head = (
-        f"{'model':12} {'side':6} {'samples/s':>10} {'ratio':>6} {'accuracy':>9} "
+    whole_table(summary, peak)
+    print()
+    steady_table(summary, peak)
+    print(
+        "vs plain: the row's samples/s over the plain script's, median over pairs.\n"
+        "epoch s: median seconds of the epochs after the first; 1st epoch s includes tracing;\n"
+        "overhead s: the whole fit minus its epochs (before the first: the input pipeline...).\n"
+        "ceiling: Keras's own step (steps_per_execution 8) on one fixed batch in memory, no\n"
+        "input pipeline; without XLA it keeps Keras's numerics, XLA changes them.\n"
+        "training FLOPs per sample: "
+        + ", ".join(f"{name} {flops / 1e6:,.2f} M" for name, flops, _ in summary)
+    )
+
+
+def number(value: float | None, spec: str, width: int = 0) -> str:
+    """`value` formatted, or n/a."""
+    return f"{'n/a':>{width}}" if value is None else f"{value:>{width}{spec}}"
+
+
+def roofline(sps: float | None, flops: float, peak: float) -> str:
+    """GFLOP/s reached at `sps` samples/s, and its fraction of the matmul peak: two columns."""
+    if sps is None:
+        return f"{'n/a':>8} {'n/a':>8}"
+    return f"{sps * flops / 1e9:>8.1f} {sps * flops / 1e9 / peak:>8.1%}"
+
+
+def median(pairs: list[dict], key: str, figure: str) -> float | None:
+    """A side's figure, median over pairs; None where the pairs have none."""
+    values = [p[key][0][figure] for p in pairs]
+    return None if None in values else statistics.median(values)
+
+
+def ratio(pairs: list[dict], key: str, figure: str) -> float | None:
+    """A side's figure over the plain script's: the median of the pairs' ratios."""
+    if median(pairs, key, figure) is None or median(pairs, "plain", figure) is None:
+        return None
+    return statistics.median(p[key][0][figure] / p["plain"][0][figure] for p in pairs)
+
+
+def whole_table(summary: list, peak: float) -> None:
+    """samples/s over the whole fit: one-time costs included."""
+    print("whole fit: samples/s over the whole fit call, first-epoch tracing included")
+    print(
+        f"{'model':12} {'side':16} {'samples/s':>10} {'vs plain':>8} {'accuracy':>9} "
         f"{'RSS MiB':>8} {'GFLOP/s':>8} {'of peak':>8}"
     )
-    print(head)
-    for name, rows in summary:
-        flops = rows[0][2]["flops"]
-        ratio = statistics.median(
-            k["samples_per_second"] / p["samples_per_second"] for k, _, p, _ in rows
-        )
-        for label, idx in (("kinit", 0), ("plain", 2)):
-            sps = statistics.median(r[idx]["samples_per_second"] for r in rows)
-            acc = statistics.median(r[idx]["accuracy"] for r in rows)
-            mem = max(r[idx + 1] for r in rows)
-            achieved = sps * flops / 1e9
-            shown = f"{ratio:6.2f}" if label == "kinit" else f"{'':6}"
+    for name, flops, pairs in summary:
+        for key, label in SIDES:
+            # The ceilings stand for the steady rate only: their whole fit is no figure here.
+            timed = key in ("kinit", "plain")
+            sps = median(pairs, key, "whole") if timed else None
+            whole_ratio = ratio(pairs, key, "whole") if timed else None
+            shown = "" if key == "plain" else number(whole_ratio, ".2f")
             print(
-                f"{name:12} {label:6} {sps:>10,.0f} {shown} {acc:>9.4f} {mem:>8,.0f} "
-                f"{achieved:>8.1f} {achieved / peak:>8.1%}"
+                f"{name:12} {label:16} {number(sps, ',.0f', 10)} {shown:>8} "
+                f"{number(median(pairs, key, 'accuracy'), '.4f', 9)} "
+                f"{max(p[key][1] for p in pairs):>8,.0f} {roofline(sps, flops, peak)}"
             )
+
+
+def steady_table(summary: list, peak: float) -> None:
+    """samples/s per epoch after the first, and the one-time costs the whole fit adds."""
+    print("steady state: samples/s over the median epoch after the first")
     print(
-        "(ratio: kinit/plain samples/s, median over pairs; training FLOPs per sample: "
-        + ", ".join(f"{n} {r[0][2]['flops'] / 1e6:,.2f} M" for n, r in summary)
-        + ")"
+        f"{'model':12} {'side':16} {'samples/s':>10} {'vs plain':>8} {'GFLOP/s':>8} "
+        f"{'of peak':>8} {'epoch s':>8} {'1st epoch s':>11} {'overhead s':>10}"
     )
+    for name, flops, pairs in summary:
+        for key, label in SIDES:
+            sps = median(pairs, key, "steady")
+            shown = "" if key == "plain" else number(ratio(pairs, key, "steady"), ".2f")
+            print(
+                f"{name:12} {label:16} {number(sps, ',.0f', 10)} {shown:>8} "
+                f"{roofline(sps, flops, peak)} "
+                f"{number(median(pairs, key, 'epoch'), '.3f', 8)} "
+                f"{number(median(pairs, key, 'first'), '.3f', 11)} "
+                f"{number(median(pairs, key, 'overhead'), '.3f', 10)}"
+            )
 
 
-def run_kinit(
-    kinit: str, name: str, npz: Path, epochs: int, out: Path, sets: list[str]
-) -> tuple[dict, float]:
+def run_kinit(name: str, npz: Path, epochs: int, out: Path, sets: list[str]) -> tuple[dict, float]:
+    """`kinit train` in a child process, as `python -m kinit_cli` from the repository root:
+    the kinit next to this script, not the one a `kinit` console script was installed from."""
     config, extra = MODELS[name]
     args = [
-        kinit,
+        sys.executable,
+        "-m",
+        "kinit_cli",
         "train",
         str(config),
         "--json",
@@ -287,25 +459,20 @@ def run_kinit(
 
     def parse(stdout: str) -> dict:
         m = json.loads(stdout)["metrics"]
-        return {"samples_per_second": m["samples_per_second"], "accuracy": m["test"]["accuracy"]}
+        return {
+            "seconds": m["wall_time_s"],
+            "epoch_seconds": m["epoch_seconds"],
+            "samples": m["data"]["train"],
+            "accuracy": m["test"]["accuracy"],
+        }
 
-    return run(args, parse)
+    return run(args, parse, cwd=ROOT)
 
 
-def run_plain(name: str, npz: Path, epochs: int) -> tuple[dict, float]:
-    args = [
-        sys.executable,
-        __file__,
-        "--worker",
-        "plain",
-        "--model",
-        name,
-        "--npz",
-        str(npz),
-        "--epochs",
-        str(epochs),
-    ]
-    return run(args, json.loads)
+def run_worker(worker: str, name: str, npz: Path, epochs: int, *extra: str) -> tuple[dict, float]:
+    """This script's `--worker` mode in a child process."""
+    args = [sys.executable, __file__, "--worker", worker, "--model", name, "--npz", str(npz)]
+    return run([*args, "--epochs", str(epochs), *extra], json.loads)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
 """Keras callbacks every training run gets: an epoch-exact backup, a stop on non-finite loss,
-and the epoch number the training data reads its order from.
+the epoch number the training data reads its order from, and each epoch's wall time.
 
 Imported only by `train`, once TensorFlow is loaded.
 """
@@ -7,6 +7,7 @@ Imported only by `train`, once TensorFlow is loaded.
 from __future__ import annotations
 
 import math
+import time
 from pathlib import Path
 from typing import Any
 
@@ -81,3 +82,24 @@ class EpochOrder(_callbacks.Callback):
 
     def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
         self.epoch.assign(epoch)
+
+
+class EpochTimer(_callbacks.Callback):
+    """Wall seconds of each epoch, keyed by epoch number: the steady per-epoch rate, which the
+    whole fit's time hides under one-time costs (tracing the first epoch, building the input
+    pipeline).
+
+    Epoch hooks only: the batch hooks it inherits do nothing, so it costs a step two empty
+    calls (Keras reads each step's logs for its History whether this timer is there or not).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seconds: dict[int, float] = {}
+        self._start = 0.0
+
+    def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+        self.seconds[epoch] = time.perf_counter() - self._start

@@ -265,7 +265,7 @@ class Trainer:
 
     def fit(self, callbacks: Sequence[Any] = ()) -> None:
         """Train from the last saved epoch to `train.epochs`, stopping cleanly on a signal."""
-        from kinit_cli.callbacks import EpochBackup, EpochOrder, Guard
+        from kinit_cli.callbacks import EpochBackup, EpochOrder, EpochTimer, Guard
 
         train = self.resolved["train"]
         model = self.built.model
@@ -275,7 +275,18 @@ class Trainer:
         self.epoch = tensorflow().Variable(self.initial_epoch, dtype="int64", trainable=False)
         validation = self._validation_data if self.data.x_val is not None else None
         history = keras().callbacks.History()
-        every = [EpochOrder(self.epoch), backup, self.guard, history, *self.callbacks, *callbacks]
+        self.timer = EpochTimer()
+        # The timer comes last, so an epoch's time includes what the others do at its end
+        # (the backup's checkpoint, the progress line): costs every epoch pays again.
+        every = [
+            EpochOrder(self.epoch),
+            backup,
+            self.guard,
+            history,
+            *self.callbacks,
+            *callbacks,
+            self.timer,
+        ]
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         start = time.perf_counter()
         try:
@@ -400,6 +411,8 @@ class Trainer:
                 "epochs": len(rows),
                 "initial_epoch": self.initial_epoch,
                 "wall_time_s": round(self.fit_seconds, 3),
+                # The epochs kept in `new` only: an epoch cut short is not one trained.
+                "epoch_seconds": [round(self.timer.seconds[r["epoch"]], 3) for r in new],
                 "samples_per_second": round(samples / self.fit_seconds, 1)
                 if self.fit_seconds > 0 and samples
                 else None,

@@ -165,6 +165,7 @@ def test_two_workers_train_together_and_only_the_chief_writes(tmp_path):
     assert [line.split(",")[0] for line in log.read_text().splitlines()[1:]] == ["0", "1", "2"]
     m = json.loads((tmp_path / "out0" / "metrics.json").read_text())
     assert (m["strategy"], m["num_replicas"], m["epochs"]) == ("multi_worker_mirrored", 2, 3)
+    assert len(m["epoch_seconds"]) == 3  # the loop drives the epoch timer as fit does
     assert m["cluster"] == {
         "workers": 2,
         "task": {"type": "worker", "index": 0},

@@ -55,6 +55,10 @@ def test_digits_run_directory_holds_everything(runner, tmp_path):
         "accuracy",
     }
     assert metrics["epochs"] == 3 and metrics["devices"] == ["CPU:0"]
+    # One time per epoch trained; what the fit spent outside the epochs is the rest.
+    seconds = metrics["epoch_seconds"]
+    assert len(seconds) == 3 and all(isinstance(t, float) and t > 0 for t in seconds)
+    assert sum(seconds) <= metrics["wall_time_s"]
     assert set(metrics["versions"]) == {"python", "tensorflow", "keras", "kinit"}
     with (out / "history.csv").open() as f:
         rows = list(csv.DictReader(f))
@@ -139,6 +143,7 @@ def test_non_finite_loss_stops_and_keeps_good_weights(runner, tmp_path):
     assert "non-finite values in: dense/kernel" in result.stderr
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["status"] == "diverged"
+    assert metrics["epoch_seconds"] == []  # the first epoch was cut short: none trained
     model = keras.saving.load_model(out / "model.keras")
     assert all(np.isfinite(w.numpy()).all() for w in model.weights)
 
@@ -194,9 +199,11 @@ def test_interrupted_run_resumes_to_the_uninterrupted_weights(tmp_path):
     _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 130, stderr
     assert "interrupted by SIGINT;" in stderr and f"kinit train --resume {run}" in stderr
-    assert json.loads((run / "metrics.json").read_text())["status"] == "interrupted"
+    cut = json.loads((run / "metrics.json").read_text())
+    assert cut["status"] == "interrupted"
     done = json.loads(meta.read_text())["epoch"]
     assert 2 <= done < 8
+    assert len(cut["epoch_seconds"]) == done  # the epoch the signal cut short has no time
     resumed = subprocess.run(
         [str(KINIT), "train", "--resume", str(run), "-q"],
         capture_output=True,
@@ -207,6 +214,9 @@ def test_interrupted_run_resumes_to_the_uninterrupted_weights(tmp_path):
     assert resumed.returncode == 0, resumed.stderr
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["initial_epoch"] == done and metrics["epochs"] == 8
+    # Only the epochs this run trained are timed.
+    assert len(metrics["epoch_seconds"]) == 8 - done
+    assert sum(metrics["epoch_seconds"]) <= metrics["wall_time_s"]
     assert (run / "weights-final.json").read_bytes() == (
         tmp_path / "full" / "weights-final.json"
     ).read_bytes()
@@ -414,3 +424,5 @@ def test_a_signal_between_epochs_keeps_every_finished_epoch(tmp_path):
         trainer.finish()
     with (tmp_path / "run" / "history.csv").open() as f:
         assert [r["epoch"] for r in csv.DictReader(f)] == ["0", "1"]
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert len(metrics["epoch_seconds"]) == 2
