@@ -73,7 +73,7 @@ class Guard(_callbacks.Callback):
 
 
 class EpochOrder(_callbacks.Callback):
-    """Tells the training dataset which epoch starts (data.train_dataset reads `epoch` when
+    """Tells the training dataset which epoch starts (pipeline.train_dataset reads `epoch` when
     an iteration begins), so every epoch gets its own order, resumed runs included."""
 
     def __init__(self, epoch: Any) -> None:

@@ -22,8 +22,8 @@ from contextlib import contextmanager
 from typing import Any
 
 from kinit_cli.backend import keras, tensorflow
-from kinit_cli.data import Pieces
 from kinit_cli.distribute import Distribution, PeerError
+from kinit_cli.pipeline import Pieces
 
 DatasetFn = Callable[[Pieces], Any]
 
@@ -90,7 +90,7 @@ class Loop:
     ) -> None:
         """Train from `initial_epoch` to `epochs`, as `model.fit` with those callbacks.
 
-        `train` makes one epoch's batches per iteration (see data.train_dataset).
+        `train` makes one epoch's batches per iteration (see pipeline.train_dataset).
 
         `stop_requested` returns the signal this worker received, if any; `on_stop(signum)`
         is called on every worker when any of them received one.

@@ -23,7 +23,7 @@ import numpy as np
 
 from kinit_cli import config as config_mod
 from kinit_cli import data as data_mod
-from kinit_cli import distribute, rundir, schema, stats
+from kinit_cli import distribute, pipeline, rundir, schema, stats
 from kinit_cli.backend import keras, tensorflow
 from kinit_cli.errors import ConfigError, KinitError, UsageError
 from kinit_cli.loading import is_file
@@ -318,9 +318,9 @@ class Trainer:
         self.fit_seconds = time.perf_counter() - start
         self.history = history
 
-    def _train_data(self, pieces: data_mod.Pieces | None = None) -> Any:
+    def _train_data(self, pieces: pipeline.Pieces | None = None) -> Any:
         train, d = self.resolved["train"], self.data
-        return data_mod.train_dataset(
+        return pipeline.train_dataset(
             d.x_train,
             d.y_train,
             train["batch_size"],
@@ -331,17 +331,17 @@ class Trainer:
             d.scale,
         )
 
-    def _validation_data(self, pieces: data_mod.Pieces | None = None) -> Any:
+    def _validation_data(self, pieces: pipeline.Pieces | None = None) -> Any:
         d = self.data
-        return data_mod.eval_dataset(
+        return pipeline.eval_dataset(
             d.x_val, d.y_val, self.resolved["train"]["batch_size"], pieces, d.scale
         )
 
     def _test_metrics(self) -> dict[str, float]:
         d, batch = self.data, self.resolved["train"]["batch_size"]
 
-        def dataset(pieces: data_mod.Pieces | None = None) -> Any:
-            return data_mod.eval_dataset(d.x_test, d.y_test, batch, pieces, d.scale)
+        def dataset(pieces: pipeline.Pieces | None = None) -> Any:
+            return pipeline.eval_dataset(d.x_test, d.y_test, batch, pieces, d.scale)
 
         if self.loop is not None:
             return self.loop.evaluate(dataset, _steps(d.x_test, batch))
