@@ -33,6 +33,10 @@ class DistributeError(KinitError):
     exit_code = 2
 
 
+class DeviceError(KinitError):
+    """The requested device is not available."""
+
+
 class PeerError(KinitError):
     """A peer worker stopped answering, or never came."""
 
@@ -76,6 +80,28 @@ class Distribution:
     @property
     def is_chief(self) -> bool:
         return self.cluster is None or self.cluster.is_chief
+
+
+def select_devices(device: str) -> list[str]:
+    """Make only the asked-for devices visible; return their names (`CPU:0`, `GPU:0`, ...)."""
+    from kinit_cli.backend import tensorflow
+
+    tf = tensorflow()
+    gpus = tf.config.list_physical_devices("GPU")
+    if device == "gpu" and not gpus:
+        seen = ", ".join(d.name for d in tf.config.list_physical_devices()) or "nothing"
+        raise DeviceError(
+            f"--device gpu: TensorFlow sees no GPU (it sees: {seen}). Install GPU support "
+            "with `pip install 'kinit[gpu]'` (NVIDIA driver required), or use --device cpu."
+        )
+    if device == "cpu" and gpus:
+        tf.config.set_visible_devices([], "GPU")
+    kinds = ("CPU",) if device == "cpu" or not gpus else ("GPU",)
+    return [
+        d.name.removeprefix("/physical_device:")
+        for k in kinds
+        for d in tf.config.list_physical_devices(k)
+    ]
 
 
 def strategy(

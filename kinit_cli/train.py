@@ -1,4 +1,5 @@
-"""`kinit train`: devices, seeds, compile, fit, evaluate, the run directory, resume.
+"""`kinit train`: seeds, compile, fit, evaluate, the run directory, resuming (its checks in
+resume.py; devices and strategies in distribute.py).
 
 The work is split into steps (`Trainer.setup`, `fit`, `finish`) so the command can show
 the initial weights before training starts, while this module never prints.
@@ -23,17 +24,13 @@ import numpy as np
 
 from kinit_cli import config as config_mod
 from kinit_cli import data as data_mod
-from kinit_cli import distribute, pipeline, rundir, schema, stats
+from kinit_cli import distribute, pipeline, resume, rundir, schema, stats
 from kinit_cli.backend import keras, tensorflow
 from kinit_cli.errors import ConfigError, KinitError, UsageError
 from kinit_cli.loading import is_file
 
 # Constructor arguments of Keras callbacks that name files: relative ones go in the run dir.
 _PATH_ARGUMENTS = ("filename", "filepath", "log_dir", "backup_dir")
-
-
-class DeviceError(KinitError):
-    """The requested device is not available."""
 
 
 class TrainingInterrupted(KinitError):
@@ -66,68 +63,6 @@ class TrainResult:
     changes: dict[str, stats.Change] = field(default_factory=dict)
 
 
-def select_devices(device: str) -> list[str]:
-    """Make only the asked-for devices visible; return their names (`CPU:0`, `GPU:0`, ...)."""
-    tf = tensorflow()
-    gpus = tf.config.list_physical_devices("GPU")
-    if device == "gpu" and not gpus:
-        seen = ", ".join(d.name for d in tf.config.list_physical_devices()) or "nothing"
-        raise DeviceError(
-            f"--device gpu: TensorFlow sees no GPU (it sees: {seen}). Install GPU support "
-            "with `pip install 'kinit[gpu]'` (NVIDIA driver required), or use --device cpu."
-        )
-    if device == "cpu" and gpus:
-        tf.config.set_visible_devices([], "GPU")
-    kinds = ("CPU",) if device == "cpu" or not gpus else ("GPU",)
-    return [
-        d.name.removeprefix("/physical_device:")
-        for k in kinds
-        for d in tf.config.list_physical_devices(k)
-    ]
-
-
-def resume_config(
-    run_dir: Path, config_path: str | None, overrides: Sequence[str]
-) -> config_mod.Config:
-    """The run's own config, after checking that what was given alongside changes only epochs."""
-    saved_path = run_dir / rundir.CONFIG
-    if not saved_path.exists():
-        raise UsageError(
-            f"--resume {run_dir}: no {rundir.CONFIG} there; is it a kinit run directory?"
-        )
-    saved = config_mod.load(saved_path)
-    given = config_mod.load(config_path or saved_path, overrides)
-    old, new = schema.validate(saved), schema.validate(given)
-    if new["seed"] is None:
-        new["seed"] = old["seed"]
-    if config_path is not None and not given.data.get("name"):
-        new["name"] = old["name"]
-    differences = [
-        f"{path}: {a!r} in the run, {b!r} now"
-        for path, a, b in _diff(old, new, "")
-        if path != "train.epochs"
-    ]
-    if differences:
-        raise UsageError(
-            f"--resume {run_dir}: only train.epochs may change when resuming; "
-            "these differ:\n  " + "\n  ".join(differences)
-        )
-    for text in overrides:
-        if text.partition("=")[0].strip() == "train.epochs":
-            config_mod.apply_overrides(saved, [text])
-    return saved
-
-
-def _diff(a: Any, b: Any, path: str) -> list[tuple[str, Any, Any]]:
-    if isinstance(a, dict) and isinstance(b, dict):
-        out = []
-        for key in list(a) + [k for k in b if k not in a]:
-            sub = f"{path}.{key}" if path else key
-            out += _diff(a.get(key), b.get(key), sub)
-        return out
-    return [] if a == b else [(path, a, b)]
-
-
 class Trainer:
     """One training run, step by step: setup(), fit(callbacks), finish()."""
 
@@ -153,8 +88,8 @@ class Trainer:
         opts = self.options
         if opts.resume:
             self.run_dir = Path(opts.resume)
-            saved = resume_config(self.run_dir, self.config_path, self.overrides)
-            source, overrides = saved.file, _epoch_overrides(self.overrides)
+            saved = resume.saved_config(self.run_dir, self.config_path, self.overrides)
+            source, overrides = saved.file, resume.epoch_overrides(self.overrides)
         else:
             if self.config_path is None:
                 raise UsageError("give a CONFIG file, or --resume RUN_DIR")
@@ -162,7 +97,7 @@ class Trainer:
         # Visible and logical devices can only be set before TensorFlow's runtime starts,
         # and building an optimizer starts it: read the config's own structure first.
         section = schema.validate(config_mod.load(source, overrides))["distribute"]
-        self.devices = select_devices(opts.device)
+        self.devices = distribute.select_devices(opts.device)
         strategy_name = opts.strategy or section["strategy"]
         if opts.resume and strategy_name == "multi_worker_mirrored":
             raise UsageError(
@@ -483,10 +418,6 @@ def _steps_per_execution(train: dict[str, Any], replicas: int) -> int:
     multi-step loop fails ("You must feed a value for placeholder tensor ...", as in
     keras-team/keras#19246), and the setting never changes the trained weights."""
     return train["steps_per_execution"] if replicas == 1 else 1
-
-
-def _epoch_overrides(overrides: Sequence[str]) -> list[str]:
-    return [o for o in overrides if o.partition("=")[0].strip() == "train.epochs"]
 
 
 def _in_run_dir(spec: Any, run_dir: Path, private: bool = False) -> Any:
