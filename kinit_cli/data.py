@@ -49,8 +49,9 @@ class Splits:
 
     Pixels stored as uint8 stay uint8, and `scale` says what to divide them by: a quarter of
     the memory of float32, and a quarter of the bytes each batch gathers. The pipelines
-    normalise each batch with the same float32 division NumPy would have made, so the model
-    sees bit-identical inputs. `scale` None: the arrays are already the model's float32.
+    (pipeline.py) normalise each batch with the same float32 division NumPy would have
+    made, so the model sees bit-identical inputs. `scale` None: the arrays are already the
+    model's float32.
     """
 
     name: str

@@ -94,7 +94,7 @@ def _batches(
 ) -> tf.data.Dataset:
     """Batches of the one index vector in `orders`, each one a single gather (as Keras's
     own array adapter does): no per-example work in Python or in tf.data. With `scale`,
-    x holds uint8 pixels and each batch is divided by it in float32 (see Splits).
+    x holds uint8 pixels and each batch is divided by it in float32 (see data.Splits).
 
     No `cache()`: the examples already sit in memory as one tensor, and a batch costs one
     gather; caching would only copy them again.
@@ -122,7 +122,7 @@ def _batches(
     def gather(indices: Any, arrays: Any) -> Any:
         x = tf.gather(arrays[0], indices)
         if scale is not None:
-            # Both IEEE float32 divisions, as in _divided: the same bits as NumPy's.
+            # An IEEE float32 division, as data._divided makes: the same bits as NumPy gives.
             x = tf.cast(x, tf.float32) / tf.constant(scale, tf.float32)
         return x, tf.gather(arrays[1], indices)
 
