@@ -116,6 +116,7 @@ def validate(
     out.print(
         f"{config_file}: valid" + (f"; plugins loaded: {', '.join(loaded)}" if loaded else "")
     )
+    render.warnings(prepared.notes(), render.console(stderr=True))
     render.model_summary(prepared.built, f"Model '{prepared.built.model.name}'", out)
 
 
@@ -233,6 +234,7 @@ def _train(trainer: Any, quiet: bool, as_json: bool) -> None:
 
     trainer.setup()
     out, err = render.console(), render.console(stderr=True)
+    render.warnings(trainer.prepared.notes(), err)
     tables = not (quiet or as_json)
     dist = trainer.distribution
     header = {

@@ -93,6 +93,16 @@ def did_you_mean(word: str, choices: list[str] | set[str] | tuple[str, ...]) -> 
     return f" Did you mean {quoted}?"
 
 
+def raised_in(exc: BaseException, source: str | None) -> str:
+    """' (at file:line)' of the innermost traceback frame in `source`, or '' if none is."""
+    import traceback
+
+    if not source:
+        return ""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == source]
+    return f" (at {frames[-1].filename}:{frames[-1].lineno})" if frames else ""
+
+
 def keras_message(exc: BaseException) -> str:
     """A Keras/TensorFlow exception as one line: no ANSI styling, no call-argument dump."""
     import re
@@ -101,3 +111,43 @@ def keras_message(exc: BaseException) -> str:
     text = re.sub(r"^Exception encountered when calling [\w.]+\(\)\.", "", text.strip())
     text = text.split("Arguments received by", 1)[0]
     return " ".join(text.split())
+
+
+# Keras 2 modules that Keras 3 removed -> what to write instead.
+_KERAS2_MODULES = {
+    "keras.engine": "keras.layers.Layer, keras.Model and keras.Input (from keras import layers)",
+    "keras.layers.core": "keras.layers (e.g. keras.layers.Dense)",
+    "keras.layers.merge": "keras.layers (Concatenate, Add, ...)",
+    "keras.legacy": "the Keras 3 classes of the same name in keras.layers / keras.optimizers",
+    "keras.utils.np_utils": "keras.utils.to_categorical",
+    "keras.wrappers": "the scikeras package",
+    "keras.optimizers.legacy": "keras.optimizers (e.g. keras.optimizers.Adam)",
+}
+
+
+def keras2_hint(exc: BaseException) -> str:
+    """' Keras 3 spells it ...' for an error that comes from a removed Keras 2 API, else ''."""
+    import re
+    import sys
+
+    if isinstance(exc, ModuleNotFoundError) and exc.name:
+        for old, new in _KERAS2_MODULES.items():
+            if exc.name == old or exc.name.startswith(old + "."):
+                return f" '{exc.name}' is Keras 2's; Keras 3 has {new} instead."
+    text = str(exc)
+    match = re.search(
+        r"(?:no attribute|cannot import name) '(\w+)'.*?'(?:keras|tensorflow)[\w.]*backend'", text
+    ) or re.search(r"'(?:keras|tensorflow)[\w.]*backend' has no attribute '(\w+)'", text)
+    if match:
+        name = match.group(1)
+        ops = getattr(sys.modules.get("keras"), "ops", None)
+        if ops is not None and hasattr(ops, name):
+            return (
+                f" keras.backend.{name} (K.{name}) is Keras 2's; Keras 3 spells it "
+                f"keras.ops.{name}."
+            )
+        return (
+            f" keras.backend.{name} (K.{name}) is Keras 2's and Keras 3 has no such function; "
+            "the backend-neutral operations are in keras.ops."
+        )
+    return ""

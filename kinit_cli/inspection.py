@@ -108,17 +108,54 @@ def _run_config(run_dir: Path, plugins: Sequence[str]) -> None:
 
 def _run_directory(run_dir: Path, plugins: Sequence[str]) -> Inspected:
     _run_config(run_dir, plugins)
-    model_path = run_dir / rundir.MODEL
-    if not model_path.exists():
-        raise UsageError(
-            f"{run_dir} has no {rundir.MODEL} (the run did not finish); inspect its checkpoint "
-            f"{run_dir / rundir.BACKUP / 'latest.weights.h5'} instead"
-        )
-    inspected = _saved_model(model_path, "run", str(run_dir))
+    model_path, weights_path = run_dir / rundir.MODEL, run_dir / rundir.WEIGHTS
+    inspected = None
+    if model_path.exists():
+        try:
+            inspected = _saved_model(model_path, "run", str(run_dir))
+        except KinitError:
+            inspected = None  # Keras cannot reload its classes: rebuild from the config
+    if inspected is None:
+        source = weights_path if weights_path.exists() else model_path
+        if not source.exists():
+            raise UsageError(
+                f"{run_dir} has neither {rundir.MODEL} nor {rundir.WEIGHTS} (the run did not "
+                f"finish); inspect its checkpoint {run_dir / rundir.BACKUP / 'latest.weights.h5'}"
+                " instead"
+            )
+        inspected = _rebuilt(run_dir, source, plugins)
     init = run_dir / rundir.WEIGHTS_INIT
     if init.exists():
         inspected.initial = {v["path"]: v for v in json.loads(init.read_text())["variables"]}
+        for w in inspected.weights:
+            # What made each variable was recorded exactly when the run built it; a reload
+            # can only guess from the layer's attributes.
+            recorded = inspected.initial.get(w.path, {}).get("initializer")
+            if recorded is not None:
+                w.initializer = recorded
     return inspected
+
+
+def _rebuilt(run_dir: Path, weights: Path, plugins: Sequence[str]) -> Inspected:
+    """The run's model rebuilt from its own config.yaml (its seed, no init_from: the weights
+    file has every value), then filled from `weights` (model.weights.h5 or model.keras)."""
+    from kinit_cli.backend import keras
+    from kinit_cli.model import build
+    from kinit_cli.prepare import prepare
+
+    prepared = prepare(run_dir / rundir.CONFIG, (), plugins, build=False)
+    resolved = {**prepared.resolved, "init_from": None}
+    if resolved["seed"] is not None:
+        keras().utils.set_random_seed(resolved["seed"])
+    built = build(prepared.config, resolved, prepared.registry)
+    try:
+        built.model.load_weights(weights)
+    except Exception as exc:
+        raise KinitError(
+            f"cannot load {weights} into the model {run_dir / rundir.CONFIG} builds: "
+            f"{keras_message(exc)}"
+        ) from exc
+    return Inspected("run", str(run_dir), built.model, built.weights, prepared=None)
 
 
 def _saved_model(path: Path, kind: str, source: str) -> Inspected:

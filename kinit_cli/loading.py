@@ -1,7 +1,8 @@
 """Plugin loading: the built-in pack, `.py` files, modules and `kinit.plugins` entry points.
 
 Each plugin is imported once; what it registers lands in Keras's own registry, where the
-catalog (registry.py) finds it. Registering a name another plugin already holds is an error.
+catalog (registry.py) finds it, and so does every public Keras subclass it defines (no
+decorator needed). Registering a name another plugin already holds is an error.
 """
 
 from __future__ import annotations
@@ -16,12 +17,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kinit_cli.errors import PluginError
+from kinit_cli.errors import KinitError, PluginError, keras2_hint
+from kinit_cli.registry import PLUGIN_ORIGINS, register_module_classes
 
 ENTRY_POINT_GROUP = "kinit.plugins"
 BUILTIN_PLUGINS = ("kinit_cli.plugins.initializers", "kinit_cli.plugins.layers")
-# Module name -> how the user named the plugin that defined it (for the 'source' column).
-PLUGIN_ORIGINS: dict[str, str] = {}
 
 
 @dataclass
@@ -61,7 +61,9 @@ def load_plugins(
     for spec, load in sources:
         before = dict(registry)
         module = load()
-        PLUGIN_ORIGINS.setdefault(module, spec)
+        PLUGIN_ORIGINS[module] = spec
+        # Classes need no decorator: the tutorials' code registers nothing itself.
+        register_module_classes(sys.modules[module])
         clashes = [k for k, v in before.items() if registry.get(k) is not v]
         if clashes:
             key = clashes[0]
@@ -90,6 +92,8 @@ def _import_module(spec: str, module: str) -> str:
         return module
     try:
         importlib.import_module(module)
+    except KinitError:
+        raise
     except ModuleNotFoundError as exc:
         if exc.name and (module == exc.name or module.startswith(exc.name + ".")):
             raise PluginError(
@@ -127,9 +131,9 @@ def _import_file(spec: str, path: Path) -> str:
         loader_spec.loader.exec_module(mod)
     except BaseException as exc:
         del sys.modules[module]
-        if not isinstance(exc, Exception):
+        if not isinstance(exc, Exception) or isinstance(exc, KinitError):
             raise
-        raise _import_failure(spec, exc) from exc
+        raise _import_failure(spec, exc, path) from exc
     return module
 
 
@@ -141,9 +145,33 @@ def _load_entry_point(ep: importlib.metadata.EntryPoint, label: str) -> str:
     return getattr(obj, "__name__", ep.module) if inspect.ismodule(obj) else ep.module
 
 
-def _import_failure(spec: str, exc: BaseException) -> PluginError:
+def _import_failure(spec: str, exc: BaseException, path: Path | None = None) -> PluginError:
+    """One message: where in the plugin it failed, what, and the Keras 3 spelling of a
+    Keras 2 API when that is what failed."""
+    where = _failing_line(exc, path)
+    hint = keras2_hint(exc)
+    text = f"{str(exc).rstrip('.')}.{hint}" if hint else str(exc)
     return PluginError(
-        f"plugin '{spec}' failed to import: {type(exc).__name__}: {exc} "
+        f"{where}plugin '{spec}' failed to import: {type(exc).__name__}: {text} "
         "(run with --debug for the traceback)",
         plugin=spec,
     )
+
+
+def _failing_line(exc: BaseException, path: Path | None) -> str:
+    """'file:line: ' of the innermost traceback frame in the plugin's own file."""
+    import traceback
+
+    frames = traceback.extract_tb(exc.__traceback__)
+    if path is not None:
+        frames = [f for f in frames if Path(f.filename).resolve() == path]
+    else:  # a module: the innermost frame that is neither kinit's nor the import system's
+        own = str(Path(__file__).resolve().parent)
+        frames = [
+            f
+            for f in frames
+            if not f.filename.startswith(("<frozen", own)) and "importlib" not in f.filename
+        ]
+    if not frames:
+        return ""
+    return f"{frames[-1].filename}:{frames[-1].lineno}: "

@@ -24,6 +24,21 @@ class Prepared:
     built: Any = None
     compile_args: dict[str, Any] = field(default_factory=dict)
 
+    def notes(self) -> list[str]:
+        """What works but deserves a word: shadowed built-ins, classes Keras cannot reload."""
+        out = [
+            f"'{user}' from a plugin shadows kinit's built-in example '{builtin}' "
+            f"(still reachable as '{builtin}')"
+            for builtin, user in self.registry.shadowed.items()
+        ]
+        for item in getattr(self.built, "unsaveable", []):
+            out.append(
+                f"{item.message()} kinit keeps the run usable anyway: it writes the weights to "
+                "model.weights.h5 instead of model.keras, and inspect-weights RUN, --resume and "
+                "init_from rebuild the model from the run's config.yaml."
+            )
+        return out
+
 
 def prepare(
     path: str | Path, overrides: Sequence[str] = (), plugins: Sequence[str] = (), build: bool = True

@@ -14,8 +14,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from kinit_cli.errors import ResolveError, did_you_mean
-from kinit_cli.loading import PLUGIN_ORIGINS
+from kinit_cli.errors import PluginError, ResolveError, did_you_mean
+
+# Module name -> how the user named the plugin that defined it (for the 'source' column).
+PLUGIN_ORIGINS: dict[str, str] = {}
+BUILTIN_SOURCE = "kinit (built-in)"
 
 
 @dataclass(frozen=True)
@@ -71,7 +74,7 @@ def register(
         bare = name or target.__name__
         registered: Any = target
         if kind == "initializer" and not inspect.isclass(target):
-            registered = _function_initializer(target, bare)
+            registered = _function_initializer(target, bare, _function_form(target))
         saving = keras().saving
         if kind == "callback" and not hasattr(registered, "get_config"):
             # Callbacks never go into a saved model, so Keras's get_config requirement for
@@ -110,12 +113,75 @@ def _package_of(obj: Any) -> str:
     return "kinit" if module.startswith("kinit_cli") else module.split(".")[0]
 
 
-def _function_initializer(fn: Callable[..., Any], name: str) -> type:
-    """An Initializer subclass calling `fn(shape, dtype)`: serializable where a function is not."""
+def _function_form(fn: Callable[..., Any]) -> str:
+    """How kinit calls an initializer function: 'factory', 'shape', 'shape_dtype' (dtype by
+    keyword) or 'shape_dtype_positional'; PluginError when Keras could not call it at all.
+
+    Keras calls an initializer as `f(shape, dtype=...)`; tutorials also write `f(shape)`
+    and zero-argument factories (`def my_init(): return keras.initializers.Ones()`).
+    """
+    try:
+        params = list(inspect.signature(fn).parameters.values())
+    except (TypeError, ValueError):
+        return "shape_dtype"
+    if not params:
+        return "factory"
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    var_positional = any(p.kind is p.VAR_POSITIONAL for p in params)
+    var_keyword = any(p.kind is p.VAR_KEYWORD for p in params)
+    required = [p for p in positional if p.default is p.empty]
+    required_keyword = [p for p in params if p.kind is p.KEYWORD_ONLY and p.default is p.empty]
+    by_keyword = var_keyword or any(p.name == "dtype" for p in params)
+    takes_dtype = by_keyword or len(positional) >= 2 or var_positional
+    if (positional or var_positional) and not required_keyword:
+        if len(required) <= (2 if takes_dtype else 1):
+            if not takes_dtype:
+                return "shape"
+            return "shape_dtype" if by_keyword else "shape_dtype_positional"
+    raise PluginError(
+        f"{_where(fn)}initializer function {fn.__name__}{inspect.signature(fn)} cannot be "
+        "called as an initializer. kinit accepts f(shape, dtype=None), f(shape), or a "
+        "function with no arguments that returns an initializer object (called once to get it).",
+        plugin=getattr(fn, "__module__", None),
+    )
+
+
+def source_file(obj: Any) -> str | None:
+    """The file that defines a class or function, where Python can tell."""
+    try:
+        return inspect.getsourcefile(obj)
+    except (OSError, TypeError):
+        return None
+
+
+def where_defined(obj: Any) -> str:
+    """'file.py:LINE' of a plugin object's definition, or its module when Python cannot tell."""
+    try:
+        path = inspect.getsourcefile(obj)
+        line = inspect.getsourcelines(obj)[1]
+    except (OSError, TypeError):
+        path = None
+    return f"{path}:{line}" if path else f"module {getattr(obj, '__module__', '?')}"
+
+
+def _where(obj: Any) -> str:
+    return f"{where_defined(obj)}: "
+
+
+def _function_initializer(fn: Callable[..., Any], name: str, form: str) -> type:
+    """An Initializer subclass calling `fn`: serializable where a function is not.
+
+    A factory's class is only the catalog's handle: building a config calls the factory
+    (`factory` attribute), so the model holds, saves and reports the object it returns.
+    """
     from kinit_cli.backend import keras
 
     def call(self: Any, shape: Any, dtype: Any = None) -> Any:
-        return fn(shape, dtype=dtype)
+        if form == "factory":
+            return fn()(shape, dtype=dtype)
+        if form == "shape":
+            return fn(shape)
+        return fn(shape, dtype) if form == "shape_dtype_positional" else fn(shape, dtype=dtype)
 
     def get_config(self: Any) -> dict[str, Any]:
         return {}
@@ -129,9 +195,55 @@ def _function_initializer(fn: Callable[..., Any], name: str) -> type:
             "__doc__": fn.__doc__,
             "__module__": fn.__module__,
             "wrapped_function": staticmethod(fn),
+            "factory": staticmethod(fn) if form == "factory" else None,
         },
     )
     return cls
+
+
+def kind_of_class(obj: Any) -> str | None:
+    """The kind a class belongs to by its Keras base class (Layer, Initializer, ...), or None."""
+    from kinit_cli.backend import keras
+
+    k = keras()
+    bases = {
+        "layer": k.layers.Layer,
+        "initializer": k.initializers.Initializer,
+        "regularizer": k.regularizers.Regularizer,
+        "constraint": k.constraints.Constraint,
+        "loss": k.losses.Loss,
+        "metric": k.metrics.Metric,
+        "optimizer": k.optimizers.Optimizer,
+        "schedule": k.optimizers.schedules.LearningRateSchedule,
+        "callback": k.callbacks.Callback,
+    }
+    if not inspect.isclass(obj):
+        return None
+    return next((kind for kind, base in bases.items() if issubclass(obj, base)), None)
+
+
+def register_module_classes(module: Any) -> list[str]:
+    """Register every public Keras subclass `module` defines itself, under its class name.
+
+    Users bring classes without kinit's decorators (tutorial code); a class already in
+    Keras's registry (decorated, by kinit or by Keras's own decorator) is left as it is.
+    """
+    from kinit_cli.backend import keras
+
+    custom = keras().saving.get_custom_objects()
+    known = {id(v) for v in custom.values()}
+    keys = []
+    for attr, obj in list(vars(module).items()):
+        if attr.startswith("_") or not inspect.isclass(obj) or id(obj) in known:
+            continue
+        if obj.__module__ != module.__name__:
+            continue  # imported into the plugin, not defined there
+        kind = kind_of_class(obj)
+        if kind is None:
+            continue
+        register(kind, obj)
+        keys.append(f"{_package_of(obj)}>{obj.__name__}")
+    return keys
 
 
 # --------------------------------------------------------------------------- the catalog
@@ -168,6 +280,8 @@ class Registry:
 
         self._keras = keras()
         self.entries: dict[str, list[Entry]] = {k: [] for k in KINDS}
+        # kinit built-in -> the user plugin's name that shadowed it in a lookup.
+        self.shadowed: dict[str, str] = {}
         for kind in KINDS.values():
             self.entries[kind.name].extend(self._builtins(kind))
         for key, obj in self._keras.saving.get_custom_objects().items():
@@ -175,7 +289,7 @@ class Registry:
                 package, _, bare = key.rpartition(">")
                 module = getattr(obj, "__module__", None) or package
                 source = (
-                    "kinit (built-in)"
+                    BUILTIN_SOURCE
                     if module.startswith("kinit_cli")
                     else f"plugin {PLUGIN_ORIGINS.get(module, module)}"
                 )
@@ -219,20 +333,9 @@ class Registry:
     def _kinds_of(self, key: str, obj: Any) -> list[str]:
         if key in _DECLARED_KINDS:
             return [_DECLARED_KINDS[key]]
-        k = self._keras
-        bases = {
-            "layer": k.layers.Layer,
-            "initializer": k.initializers.Initializer,
-            "regularizer": k.regularizers.Regularizer,
-            "constraint": k.constraints.Constraint,
-            "loss": k.losses.Loss,
-            "metric": k.metrics.Metric,
-            "optimizer": k.optimizers.Optimizer,
-            "schedule": k.optimizers.schedules.LearningRateSchedule,
-            "callback": k.callbacks.Callback,
-        }
         if inspect.isclass(obj):
-            return [kind for kind, base in bases.items() if issubclass(obj, base)][:1]
+            kind = kind_of_class(obj)
+            return [kind] if kind else []
         # A bare function registered with Keras's own decorator: usable wherever functions are.
         return [kind.name for kind in KINDS.values() if kind.functions]
 
@@ -249,6 +352,15 @@ class Registry:
             matches = [e for e in entries if _named(e, name, exact=True)]
             if not matches:
                 matches = [e for e in entries if _named(e, name, exact=False)]
+        if len(matches) > 1 and any(e.key and e.source != BUILTIN_SOURCE for e in matches):
+            # A user's plugin wins over kinit's own examples (the tutorials' names:
+            # SimpleDense, ExampleRandomNormal); `kinit>Name` still reaches those.
+            users = [e for e in matches if e.source != BUILTIN_SOURCE]
+            user = next(e for e in users if e.key)
+            for e in matches:
+                if e.source == BUILTIN_SOURCE:
+                    self.shadowed.setdefault(e.qualified, user.qualified)
+            matches = users
         if len(matches) > 1 and all(e.builtin for e in matches):
             # Keras itself has pairs differing only by case (losses.Huber / losses.huber):
             # a class is what a capitalised or mixed-case spelling most likely means.
@@ -391,13 +503,20 @@ def describe(entry: Entry) -> dict[str, Any]:
         if not p.required:
             item["default"] = _jsonable(p.default)
         params.append(item)
+    text = summary(entry.obj)
+    factory = getattr(entry.obj, "factory", None) if inspect.isclass(entry.obj) else None
+    if factory is not None:
+        text = (
+            f"Factory: {factory.__name__}() is called once and the initializer it returns "
+            f"is used. {text}"
+        ).strip()
     return {
         "name": entry.name,
         "kind": entry.kind,
         "qualified_name": entry.qualified,
         "aliases": list(entry.aliases),
         "source": entry.source,
-        "summary": summary(entry.obj),
+        "summary": text,
         "parameters": params,
         "doc": inspect.getdoc(entry.obj) or "",
     }

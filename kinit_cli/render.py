@@ -40,6 +40,12 @@ def error(exc: KinitError, out: Console) -> None:
     out.print(Text("error: ", style="bold red") + Text(str(exc)))
 
 
+def warnings(lines: Sequence[str], out: Console) -> None:
+    """One 'warning:' line each (stderr): things that work, but not the way the user may think."""
+    for line in lines:
+        out.print(Text("warning: ", style="bold yellow") + Text(line))
+
+
 def unexpected(exc: BaseException, out: Console) -> None:
     out.print(
         Text("error: ", style="bold red")

@@ -16,6 +16,9 @@ from kinit_cli.errors import UsageError
 
 CONFIG = "config.yaml"
 MODEL = "model.keras"
+# Written instead of MODEL when Keras could not reload the model (portability.py): kinit
+# rebuilds it from CONFIG and fills it from this file.
+WEIGHTS = "model.weights.h5"
 HISTORY = "history.csv"
 METRICS = "metrics.json"
 WEIGHTS_INIT = "weights-init.json"
@@ -65,6 +68,18 @@ def save_model(model: Any, path: Path) -> None:
     os.close(fd)
     try:
         model.save(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_weights(model: Any, path: Path) -> None:
+    """`model.save_weights` to a temporary `.weights.h5` beside `path`, then rename over it."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".weights.h5")
+    os.close(fd)
+    try:
+        model.save_weights(tmp, overwrite=True)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -48,7 +48,8 @@ SCHEMA: dict[str, Any] = {
     "model": Field(
         lambda v: None if isinstance(v, dict) else f"expected a mapping, got {kind_of(v)}",
         REQUIRED,
-        "the model: Sequential (input_shape + layers) or functional",
+        "the model: Sequential (input_shape + layers), functional, or one class "
+        "(class_name + config + input_shape)",
     ),
     "compile": {
         "optimizer": Field(spec, "rmsprop", "optimizer name or {class_name, config}"),
@@ -110,9 +111,8 @@ SCHEMA: dict[str, Any] = {
 OPTIONAL_SECTIONS = ("init_from",)
 
 SPEC_KEYS = ("class_name", "config")
-SEQUENTIAL_LAYER_KEYS = ("class_name", "config")
 FUNCTIONAL_LAYER_KEYS = ("name", "class_name", "config", "inputs", "shares")
-MODEL_KEYS = ("name", "input_shape", "inputs", "layers", "outputs")
+MODEL_KEYS = ("name", "input_shape", "inputs", "layers", "outputs", "class_name", "config")
 INPUT_KEYS = ("name", "shape", "dtype")
 
 
@@ -217,6 +217,35 @@ def _model(config: Config, model: dict[str, Any], problems: list[Problem]) -> No
     if "name" in model and (msg := string(model["name"])):
         problems.append(config.problem(path + ("name",), msg))
     functional = "inputs" in model
+    whole = "class_name" in model
+    if whole:
+        # One class (a keras.Model subclass, say) is the whole model.
+        for key in ("inputs", "layers", "outputs"):
+            if key in model:
+                problems.append(
+                    config.problem(
+                        path + (key,),
+                        f"'{key}' does not go with 'class_name': a model given as one class "
+                        "takes 'config' and 'input_shape' only",
+                        at_key=True,
+                    )
+                )
+        check_spec_keys(config, path, {k: model[k] for k in SPEC_KEYS if k in model}, problems)
+        if "input_shape" not in model:
+            problems.append(
+                config.problem(path, "missing 'input_shape' (the shape the model is applied to)")
+            )
+        elif msg := shape(model["input_shape"]):
+            problems.append(config.problem(path + ("input_shape",), msg))
+        return
+    if "config" in model:
+        problems.append(
+            config.problem(
+                path + ("config",),
+                "'config' belongs to a model given as one class (with 'class_name')",
+                at_key=True,
+            )
+        )
     if functional and "input_shape" in model:
         problems.append(
             config.problem(
@@ -226,7 +255,9 @@ def _model(config: Config, model: dict[str, Any], problems: list[Problem]) -> No
     if not functional and "input_shape" not in model:
         problems.append(
             config.problem(
-                path, "missing 'input_shape' (Sequential model) or 'inputs' (functional model)"
+                path,
+                "missing 'input_shape' (Sequential model), 'inputs' (functional model) or "
+                "'class_name' (a model class)",
             )
         )
     if "input_shape" in model and (msg := shape(model["input_shape"])):
@@ -264,16 +295,24 @@ def _model(config: Config, model: dict[str, Any], problems: list[Problem]) -> No
                     )
                 )
                 continue
-            if "shares" in layer or "inputs" in layer:
-                key = "shares" if "shares" in layer else "inputs"
+            if "inputs" in layer:
                 problems.append(
                     config.problem(
-                        lpath + (key,),
-                        f"'{key}' needs the functional form "
+                        lpath + ("inputs",),
+                        "'inputs' needs the functional form "
                         "(model.inputs, named layers, model.outputs)",
                         at_key=True,
                     )
                 )
+                continue
+            if "shares" in layer:
+                # {shares: NAME} applies the layer NAME above once more, in sequence; NAME
+                # is its config name or the one Keras gives it (dense, dense_1, ...).
+                _unknown_keys(config, lpath, layer, ("shares",), problems)
+                if msg := string(layer["shares"]):
+                    problems.append(config.problem(lpath + ("shares",), msg))
+                elif i == 0:
+                    problems.append(config.problem(lpath + ("shares",), "no layer above to share"))
                 continue
             check_spec_keys(config, lpath, layer, problems)
 

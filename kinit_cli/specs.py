@@ -13,8 +13,8 @@ import inspect
 from typing import Any
 
 from kinit_cli.config import Config, KeyPath, kind_of
-from kinit_cli.errors import Problem, ResolveError, did_you_mean, keras_message
-from kinit_cli.registry import Entry, Registry, parameters
+from kinit_cli.errors import Problem, ResolveError, did_you_mean, keras_message, raised_in
+from kinit_cli.registry import Entry, Registry, parameters, source_file
 
 
 class _Failed:
@@ -100,6 +100,9 @@ class SpecBuilder:
 
     def _instantiate(self, entry: Entry, args: dict[str, Any], path: KeyPath) -> Any:
         obj = entry.obj
+        factory = getattr(obj, "factory", None) if inspect.isclass(obj) else None
+        if factory is not None:
+            return self._from_factory(entry, factory, args, path)
         if not inspect.isclass(obj):
             if args:
                 self.problem(path, f"{entry.name} is a function and takes no config")
@@ -141,8 +144,28 @@ class SpecBuilder:
             return obj(**args)
         except Exception as exc:  # Keras validates values in constructors: report, don't crash
             message = keras_message(exc)
-            self.problem(path, f"{entry.name} rejected its arguments: {message}")
+            where = "" if entry.builtin else raised_in(exc, source_file(obj))
+            self.problem(path, f"{entry.name} rejected its arguments{where}: {message}")
             return FAILED
+
+    def _from_factory(self, entry: Entry, factory: Any, args: dict[str, Any], path: KeyPath) -> Any:
+        """A registered zero-argument initializer function: called once, its object used."""
+        if args:
+            self.problem(path, f"{entry.name} is a factory function and takes no config")
+            return FAILED
+        try:
+            made = factory()
+        except Exception as exc:
+            self.problem(path, f"{entry.name}() raised {type(exc).__name__}: {keras_message(exc)}")
+            return FAILED
+        if not callable(made):
+            self.problem(
+                path,
+                f"{entry.name}() returned {type(made).__name__}, not an initializer: a factory "
+                "must return an initializer object such as keras.initializers.Ones()",
+            )
+            return FAILED
+        return made
 
 
 def _mismatch(default: Any, value: Any) -> str | None:

@@ -130,6 +130,7 @@ class Trainer:
                 self.built = build(config, resolved, self.prepared.registry)
         finally:
             k.mixed_precision.set_dtype_policy(previous)
+        self.prepared.built = self.built
         model = self.built.model
         if len(model.inputs) != 1 or len(model.outputs) != 1:
             raise UsageError(
@@ -366,7 +367,7 @@ class Trainer:
             final = stats.values(self.built.weights)
             result.final_report = stats.report(self.built.weights, final)
             result.changes = {p: stats.change(self.initial_arrays[p], final[p]) for p in final}
-            rundir.save_model(model, self.run_dir / rundir.MODEL)
+            metrics["model_file"] = self._save(model)
             rundir.write_json(
                 self.run_dir / rundir.WEIGHTS_FINAL, stats.report_json(result.final_report)
             )
@@ -374,7 +375,8 @@ class Trainer:
         chief = self.distribution.is_chief
         if status == "diverged":
             epoch, step, loss = guard.failed
-            kept = f"kept in {self.run_dir / rundir.MODEL}" if chief else "kept by the chief worker"
+            saved = rundir.WEIGHTS if self.built.unsaveable else rundir.MODEL
+            kept = f"kept in {self.run_dir / saved}" if chief else "kept by the chief worker"
             raise TrainingDiverged(
                 f"the loss became {loss} at epoch {epoch + 1}, step {step + 1}; non-finite "
                 f"values in: {', '.join(bad) or 'no weight (the loss alone)'}. The weights "
@@ -393,6 +395,18 @@ class Trainer:
                 f"{train['epochs']} epochs are saved. {then}"
             )
         return result
+
+    def _save(self, model: Any) -> str:
+        """model.keras when Keras can reload it; otherwise the weights alone, which kinit
+        puts back into the model it rebuilds from the run's config.yaml. Returns the name."""
+        if not self.built.unsaveable:
+            try:
+                rundir.save_model(model, self.run_dir / rundir.MODEL)
+                return rundir.MODEL
+            except Exception:  # a class Keras cannot serialize after all: keep the weights
+                pass
+        rundir.save_weights(model, self.run_dir / rundir.WEIGHTS)
+        return rundir.WEIGHTS
 
 
 def _cluster_metrics(distribution: distribute.Distribution) -> dict[str, Any]:

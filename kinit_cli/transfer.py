@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from kinit_cli import rundir
 from kinit_cli.config import Config, KeyPath
 from kinit_cli.errors import ConfigError, Problem, did_you_mean
 
@@ -26,12 +27,23 @@ def apply(built: Any, section: dict[str, Any], config: Config) -> None:
     if not source.exists():
         raise ConfigError([config.problem(SECTION + ("source",), f"{source} does not exist")])
     loaded = inspection.load(str(source))
-    label = str(source / "model.keras") if source.is_dir() else str(source)
+    label = str(source)
+    if source.is_dir():  # the file the values come from
+        kept = source / rundir.MODEL
+        label = str(kept if kept.exists() else source / rundir.WEIGHTS)
     problems: list[Problem] = []
     pairs = _pairs(built.model, loaded.model, section, config, problems)
     copies = []
     for target, origin, where in pairs:
-        copies += _variables(target, origin, label, loaded.array, config.problem, where, problems)
+        copies += _variables(
+            _own(built.weights, target.name),
+            _own(loaded.weights, origin.name),
+            (target.name, origin.name),
+            label,
+            loaded.array,
+            lambda message, where=where: config.problem(where, message),
+            problems,
+        )
     if problems:
         raise ConfigError(problems)
     provenance = {}
@@ -101,37 +113,41 @@ def _pairs(
     return pairs
 
 
+def _own(weights: list[Any], layer: str) -> dict[str, Any]:
+    """A layer's variables by their path within it (`kernel`, `hidden/bias`, `variable_1`):
+    kinit's paths, which do not depend on what else the process built."""
+    prefix = f"{layer}/"
+    return {w.path.removeprefix(prefix): w.variable for w in weights if w.path.startswith(prefix)}
+
+
 def _variables(
-    target: Any,
-    origin: Any,
+    targets: dict[str, Any],
+    origins: dict[str, Any],
+    names: tuple[str, str],
     label: str,
     value: Any,
     problem: Any,
-    where: KeyPath,
     problems: list[Problem],
 ) -> list[tuple[Any, Any, str]]:
-    by_name = {v.name: v for v in origin.weights}
+    target_layer, origin_layer = names
     out = []
-    for variable in target.weights:
-        other = by_name.get(variable.name)
-        name = f"{target.name}/{variable.name}"
+    for local, variable in targets.items():
+        other = origins.get(local)
+        name = f"{target_layer}/{local}"
         if other is None:
             problems.append(
                 problem(
-                    where,
-                    f"{name}: the source layer '{origin.name}' "
-                    f"has no variable '{variable.name}' (it has: "
-                    f"{', '.join(by_name)})",
+                    f"{name}: the source layer '{origin_layer}' has no variable '{local}' "
+                    f"(it has: {', '.join(origins) or 'none'})"
                 )
             )
         elif tuple(other.shape) != tuple(variable.shape):
             problems.append(
                 problem(
-                    where,
                     f"{name} has shape {tuple(variable.shape)} "
-                    f"here but {tuple(other.shape)} in {label}:{origin.name}/{other.name}",
+                    f"here but {tuple(other.shape)} in {label}:{origin_layer}/{local}"
                 )
             )
         else:
-            out.append((variable, value(other), f"{label}:{origin.name}/{other.name}"))
+            out.append((variable, value(other), f"{label}:{origin_layer}/{local}"))
     return out

@@ -119,7 +119,7 @@ def test_debug_lets_the_exception_through(runner, write):
 
 
 def test_failing_plugin_is_named(runner, write):
-    write("exploding.py", "import nonexistent_dependency_xyz\n")
+    plugin = write("exploding.py", "import nonexistent_dependency_xyz\n")
     path = write(
         "c.yaml",
         "plugins: [exploding.py]\nmodel: {input_shape: [3], layers: [{class_name: Dense, config: {units: 1}}]}\n",
@@ -127,7 +127,8 @@ def test_failing_plugin_is_named(runner, write):
     result = runner.invoke(cli, ["validate", str(path)])
     assert result.exit_code == 2
     assert result.stderr.strip() == (
-        "error: plugin 'exploding.py' failed to import: ModuleNotFoundError: No module named "
+        f"error: {plugin}:1: plugin 'exploding.py' failed to import: ModuleNotFoundError: "
+        "No module named "
         "'nonexistent_dependency_xyz' (run with --debug for the traceback)"
     )
 

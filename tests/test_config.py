@@ -117,7 +117,8 @@ def test_every_problem_is_reported_at_once_with_suggestions(write):
         ),
         (
             "model: {layers: [{class_name: Dense}]}\n",
-            "c.yaml:1:8: model: missing 'input_shape' (Sequential model) or 'inputs'",
+            "c.yaml:1:8: model: missing 'input_shape' (Sequential model), 'inputs' "
+            "(functional model) or 'class_name' (a model class)",
         ),
         (
             "model: {input_shape: [3, -1], layers: [{class_name: Dense}]}\n",
@@ -235,18 +236,23 @@ def test_functional_structure_is_checked(write):
     ]
 
 
-def test_sharing_needs_the_functional_form(write):
+def test_inputs_need_the_functional_form_and_shares_stands_alone(write):
     path = write(
         "c.yaml",
         """\
         model:
           input_shape: [4]
-          layers: [{class_name: Dense, config: {units: 4}}, {shares: dense}]
+          layers:
+            - {shares: dense}
+            - {class_name: Dense, config: {units: 4}, inputs: x}
+            - {shares: dense, config: {units: 4}}
         """,
     )
     assert problems_of(path) == [
-        f"{path}:3:54: model.layers[1].shares: 'shares' needs the functional form "
-        "(model.inputs, named layers, model.outputs)"
+        f"{path}:4:16: model.layers[0].shares: no layer above to share",
+        f"{path}:5:47: model.layers[1].inputs: 'inputs' needs the functional form "
+        "(model.inputs, named layers, model.outputs)",
+        f"{path}:6:23: model.layers[2].config: unknown key 'config'. Allowed keys: shares.",
     ]
 
 
@@ -279,3 +285,25 @@ def test_dump_keeps_key_order(write):
 def test_bad_cluster_sections(write, override, message):
     path = write("c.yaml", "name: n\nmodel: {input_shape: [3], layers: [{class_name: Dense}]}\n")
     assert problems_of(path, [override]) == [f"--set {override}: {message}"]
+
+
+def test_model_given_as_one_class(write):
+    good = write("g.yaml", "model: {class_name: Linear, config: {units: 4}, input_shape: [8]}\n")
+    assert schema.validate(config.load(good))["model"] == {
+        "class_name": "Linear",
+        "config": {"units": 4},
+        "input_shape": [8],
+    }
+    bad = write(
+        "b.yaml",
+        """\
+        model:
+          class_name: Linear
+          layers: [{class_name: Dense}]
+        """,
+    )
+    assert problems_of(bad) == [
+        f"{bad}:2:3: model: missing 'input_shape' (the shape the model is applied to)",
+        f"{bad}:3:3: model.layers: 'layers' does not go with 'class_name': a model given as "
+        "one class takes 'config' and 'input_shape' only",
+    ]

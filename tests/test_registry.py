@@ -155,8 +155,8 @@ def test_same_registered_key_from_two_plugins_is_refused(write):
         ),
         (
             "raising_plugin.py",
-            "plugin 'raising_plugin.py' failed to import: ValueError: "
-            "bad plugin state (run with --debug for the traceback)",
+            "{tmp}/raising_plugin.py:1: plugin 'raising_plugin.py' failed to import: "
+            "ValueError: bad plugin state (run with --debug for the traceback)",
         ),
         ("broken_syntax.py", "plugin 'broken_syntax.py' failed to import: SyntaxError: "),
     ],
