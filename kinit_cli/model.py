@@ -344,6 +344,7 @@ def describe_initializer(initializer: Any) -> dict[str, Any] | None:
     if isinstance(initializer, k.initializers.Initializer):
         name = k.saving.get_registered_name(type(initializer))
         config = {key: v for key, v in initializer.get_config().items() if v is not None}
+        config.update(_unserialized_arguments(initializer, config))
         if isinstance(initializer, k.initializers.Identity) and "gain" not in config:
             # Keras's Identity.get_config() leaves its gain out; the theory check needs it.
             config["gain"] = float(initializer.gain)
@@ -359,6 +360,27 @@ def describe_initializer(initializer: Any) -> dict[str, Any] | None:
         config = {key: _plain_value(v) for key, v in dict(config).items() if v is not None}
         return {"class_name": type(initializer).__name__, "config": config}
     return None  # an initial value (array) rather than an initializer
+
+
+def _unserialized_arguments(obj: Any, config: dict[str, Any]) -> dict[str, Any]:
+    """A user initializer's constructor arguments its get_config leaves out, read from the
+    attributes of the same names (`self.mean = mean`, the tutorials' way), so the report
+    says `ScaledNormal(mean=0.0, stddev=0.1)` where the class has no get_config."""
+    import inspect
+
+    cls = type(obj)
+    if (cls.__module__ or "").split(".")[0] in ("keras", "tensorflow"):
+        return {}
+    try:
+        params = list(inspect.signature(cls.__init__).parameters.values())[1:]
+    except (TypeError, ValueError):
+        return {}
+    out = {}
+    for p in params:
+        value = getattr(obj, p.name, None)
+        if p.name not in config and isinstance(value, bool | int | float | str):
+            out[p.name] = value
+    return out
 
 
 def _plain_value(value: Any) -> Any:

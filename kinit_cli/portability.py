@@ -40,9 +40,16 @@ class Unsaveable:
 def check(model: Any, records: dict[int, tuple[Any, Any]]) -> list[Unsaveable]:
     """Every user class among `model`'s layers and its variables' initializers that does
     not round-trip; Keras's and TensorFlow's own classes are taken as sound."""
+    from kinit_cli.backend import keras
+
+    k = keras()
+    parts = (k.initializers.Initializer, k.regularizers.Regularizer, k.constraints.Constraint)
     out: list[Unsaveable] = []
     seen: set[type] = set()
-    objects = [layer for layer in model.layers] + [init for _, init in records.values()]
+    objects = [init for _, init in records.values()]
+    for layer in model.layers:
+        # A Keras layer's config holds the user's regularizers and constraints too.
+        objects += [layer] + [v for v in vars(layer).values() if isinstance(v, parts)]
     for obj in objects:
         cls = type(obj)
         if cls in seen or _foreign(cls) or not hasattr(obj, "get_config"):

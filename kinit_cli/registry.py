@@ -192,7 +192,8 @@ def _function_initializer(fn: Callable[..., Any], name: str, form: str) -> type:
         {
             "__call__": call,
             "get_config": get_config,
-            "__doc__": fn.__doc__,
+            # The function's own words (or none): not the Initializer base class's.
+            "__doc__": fn.__doc__ or "",
             "__module__": fn.__module__,
             "wrapped_function": staticmethod(fn),
             "factory": staticmethod(fn) if form == "factory" else None,
@@ -503,11 +504,12 @@ def describe(entry: Entry) -> dict[str, Any]:
         if not p.required:
             item["default"] = _jsonable(p.default)
         params.append(item)
-    text = summary(entry.obj)
-    factory = getattr(entry.obj, "factory", None) if inspect.isclass(entry.obj) else None
-    if factory is not None:
+    wrapped = getattr(entry.obj, "wrapped_function", None) if inspect.isclass(entry.obj) else None
+    doc = inspect.getdoc(wrapped if wrapped is not None else entry.obj) or ""
+    text = summary(wrapped if wrapped is not None else entry.obj)
+    if getattr(entry.obj, "factory", None) is not None:
         text = (
-            f"Factory: {factory.__name__}() is called once and the initializer it returns "
+            f"Factory: {wrapped.__name__}() is called once and the initializer it returns "
             f"is used. {text}"
         ).strip()
     return {
@@ -518,7 +520,7 @@ def describe(entry: Entry) -> dict[str, Any]:
         "source": entry.source,
         "summary": text,
         "parameters": params,
-        "doc": inspect.getdoc(entry.obj) or "",
+        "doc": doc,
     }
 
 

@@ -562,3 +562,57 @@ def test_interrupted_tutorial_run_resumes(tutorial, tmp_path):
         "dense/kernel",
         "dense/bias",
     ]
+
+
+def test_initializer_without_get_config_warns_and_its_run_reloads(runner, tmp_path, write):
+    plugin = _plugin(tmp_path, "no_get_config.py")
+    config = write(
+        "n.yaml",
+        """\
+        seed: 1
+        plugins: [no_get_config.py]
+        model:
+          input_shape: [64]
+          layers:
+            - class_name: Dense
+              config:
+                units: 16
+                kernel_initializer: {class_name: ScaledNormal, config: {mean: 0.0, stddev: 0.1}}
+            - {class_name: Dense, config: {units: 10, activation: softmax}}
+        compile: {loss: sparse_categorical_crossentropy}
+        """,
+    )
+    run = tmp_path / "run"
+    result = runner.invoke(cli, ["train", str(config), "-q", "--output", str(run)])
+    assert result.exit_code == 0, result.output
+    assert result.stderr.splitlines()[0] == (
+        f"warning: ScaledNormal ({plugin}:5) cannot be reloaded by Keras: "
+        "from_config(get_config()) fails: ScaledNormal.__init__() missing 2 required "
+        "positional arguments: 'mean' and 'stddev'. A get_config() returning mean, stddev "
+        "would fix it. kinit keeps the run usable anyway: it writes the weights to "
+        "model.weights.h5 instead of model.keras, and inspect-weights RUN, --resume and "
+        "init_from rebuild the model from the run's config.yaml."
+    )
+    shown = runner.invoke(cli, ["inspect-weights", str(run), "--json"])
+    assert shown.exit_code == 0, shown.output
+    kernel = json.loads(shown.output)["variables"][0]
+    assert kernel["path"] == "dense/kernel"
+    # No get_config: the arguments are read back from the attributes __init__ set.
+    assert kernel["initializer"] == {
+        "class_name": "no_get_config>ScaledNormal",
+        "config": {"mean": 0.0, "stddev": 0.1},
+    }
+    final = json.loads((run / "weights-final.json").read_text())["variables"][0]
+    assert kernel["sha256"] == final["sha256"]
+
+
+def test_catalog_says_a_factory_is_one(runner, tmp_path):
+    plugin = _plugin(tmp_path, "parameters_chapter.py")
+    result = runner.invoke(cli, ["list-initializers", "my_init", "--plugin", str(plugin), "--json"])
+    assert result.exit_code == 0, result.output
+    item = json.loads(result.output)
+    assert item["qualified_name"] == "parameters_chapter>my_init"
+    assert item["summary"] == (
+        "Factory: my_init() is called once and the initializer it returns is used."
+    )
+    assert item["parameters"] == [] and item["doc"] == ""
