@@ -41,7 +41,7 @@ def main() -> None:
     a = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from kinit_cli import stats
-    from kinit_cli.model import weight_infos
+    from kinit_cli.variables import weight_infos
 
     model = mlp(a.params)
     total, layers = model.count_params(), len(model.layers)

@@ -27,7 +27,7 @@ class Inspected:
     kind: str  # config | model | run | checkpoint
     source: str
     model: Any
-    weights: list[Any]  # model.WeightInfo
+    weights: list[Any]  # variables.WeightInfo
     initial: dict[str, dict[str, Any]] | None = None  # weights-init.json entries by path
     prepared: Any = None  # prepare.Prepared, for a config target
     calls: dict[str, list[str]] | None = None  # layer -> where it is applied (config target)
@@ -160,7 +160,7 @@ def _rebuilt(run_dir: Path, weights: Path, plugins: Sequence[str]) -> Inspected:
 
 def _saved_model(path: Path, kind: str, source: str) -> Inspected:
     from kinit_cli.backend import keras
-    from kinit_cli.model import weight_infos
+    from kinit_cli.variables import weight_infos
 
     read = _read_without_rebuild(path)
     if read is not None:

@@ -228,7 +228,7 @@ def values(weights: Iterable[Any]) -> dict[str, np.ndarray]:
 def report(
     weights: Iterable[Any], arrays: dict[str, np.ndarray] | None = None
 ) -> list[VariableStats]:
-    """Statistics of every weight (model.WeightInfo); `arrays` reuses values already read."""
+    """Statistics of every weight (variables.WeightInfo); `arrays` reuses values already read."""
     out = []
     for w in weights:
         array = arrays[w.path] if arrays is not None else np.asarray(w.variable.numpy())

@@ -14,7 +14,7 @@ from keras.src.initializers.random_initializers import compute_fans
 from scipy import stats as scipy_stats
 
 from kinit_cli import register_initializer, theory
-from kinit_cli.model import describe_initializer
+from kinit_cli.variables import describe_initializer
 from kinit_cli.verdict import check
 
 I = keras.initializers  # noqa: E741
