@@ -99,7 +99,13 @@ def raised_in(exc: BaseException, source: str | None) -> str:
 
     if not source:
         return ""
-    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == source]
+    frames = []
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:  # Keras re-raises with a new error
+        seen.add(id(cause))
+        frames += [f for f in traceback.extract_tb(cause.__traceback__) if f.filename == source]
+        cause = cause.__cause__ or cause.__context__
     return f" (at {frames[-1].filename}:{frames[-1].lineno})" if frames else ""
 
 

@@ -63,7 +63,7 @@ def build(config: Config, resolved: dict[str, Any], registry: Registry) -> Built
     builder = SpecBuilder(registry, config)
     name = spec.get("name") or _keras_name(resolved.get("name") or "model")
     sites: dict[int, KeyPath] = {}  # id(top-level layer) -> the config entry that made it
-    with fresh_names(), recording_weights() as records:
+    with fresh_names(), recording_weights() as records, _keras_warnings():
         if "inputs" in spec:
             model, calls, shapes = _functional(spec, builder, name, sites)
         elif "class_name" in spec:
@@ -77,7 +77,7 @@ def build(config: Config, resolved: dict[str, Any], registry: Registry) -> Built
         raise ConfigError(builder.problems)
     built = BuiltModel(
         model,
-        _layer_infos(model, calls, shapes),
+        _layer_infos(model, calls, shapes, inputs="inputs" in spec),
         weight_infos(model, records),
         portability.check(model, records),
     )
@@ -109,6 +109,22 @@ def fresh_names() -> Iterator[None]:
         global_state.set_global_attribute("object_name_uids", saved)
 
 
+@contextmanager
+def _keras_warnings() -> Iterator[None]:
+    """Keras's build-time UserWarnings ('looks like it has unbuilt state', 'build() was
+    called on layer ... does not have a build() method') point tutorial code that builds
+    fine, or fails for another reason, at a red herring: shown with --debug only."""
+    import warnings
+
+    from kinit_cli import backend
+
+    with warnings.catch_warnings():
+        if not backend.show_native_logs:
+            # By category, not module: Keras attributes them to the caller's frame (stacklevel).
+            warnings.simplefilter("ignore", category=UserWarning)
+        yield
+
+
 def _keras_name(text: str) -> str:
     return "".join(c if c.isalnum() or c == "_" else "_" for c in text)
 
@@ -138,8 +154,11 @@ def _sequential(spec: dict[str, Any], builder: SpecBuilder, name: str, sites: di
         if layer is FAILED:
             layers.append(None)
             continue
-        if not named[i] and layer.name in taken:
-            layer.name = _free_name(layer.name, taken)  # a later entry took Keras's choice
+        if not named[i]:
+            # Keras's own counter also counts the sub-layers a class makes in __init__
+            # (a block of two Dense makes the next top-level Dense `dense_2`): number
+            # top-level layers within the model instead, as a user reads the list.
+            layer.name = _local_name(type(layer).__name__, taken)
         taken.add(layer.name)
         if i == last:
             _float32_output(layer, entry)
@@ -175,12 +194,20 @@ def _sequential(spec: dict[str, Any], builder: SpecBuilder, name: str, sites: di
     return k.Model(inputs, x, name=name), calls, shapes
 
 
-def _free_name(base: str, taken: set[str]) -> str:
-    stem = re.sub(r"_\d+$", "", base)
-    n = 1
-    while f"{stem}_{n}" in taken:
+def _local_name(class_name: str, taken: set[str]) -> str:
+    """`simple_dense`, then `simple_dense_1`, ...: the first name of the class not taken."""
+    base = _snake_case(class_name)
+    candidate, n = base, 0
+    while candidate in taken:
         n += 1
-    return f"{stem}_{n}"
+        candidate = f"{base}_{n}"
+    return candidate
+
+
+def _snake_case(name: str) -> str:
+    """Keras's own rule: SimpleDense -> simple_dense, LSTM -> lstm, SimpleRNN -> simple_rnn."""
+    name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
 
 
 def _float32_output(layer: Any, entry: dict[str, Any]) -> None:
@@ -202,6 +229,8 @@ def _whole(spec: dict[str, Any], builder: SpecBuilder, name: str, sites: dict[in
     )
     if layer is FAILED:
         return None, {}, {}
+    if not (spec.get("config") or {}).get("name"):
+        layer.name = _snake_case(type(layer).__name__)
     sites[id(layer)] = ("model",)
     _float32_output(layer, spec)
     inputs = k.Input(shape=tuple(spec["input_shape"]), name="input_layer")
@@ -276,20 +305,40 @@ def _call_failure(layer: Any, exc: Exception) -> str:
     """'applying X failed: ...' with the line of the layer's own code that raised, and the
     Keras 3 spelling when the code calls a Keras 2 API."""
     message = keras_message(exc)
+    # Keras wraps a failing call() in advice to implement compute_output_shape(), which
+    # is beside the point when the call itself raised: keep what it raised.
+    inner = re.search(
+        r"(?:Could not automatically infer the output shape.*?Error encountered"
+        r"|not able to trace the layer `call\(\)`.*?Exception encountered): (.*)",
+        message,
+    )
+    if inner:
+        message = inner.group(1)
+        if message.startswith("''") and message.endswith("''"):  # Keras quotes it twice
+            message = message[2:-2]
     hint = keras2_hint(exc)
     if hint:
         message = message.rstrip(".") + "."
-    where = raised_in(exc, source_file(type(layer)))
+    cls = type(layer)
+    user_code = (cls.__module__ or "").split(".")[0] not in ("keras", "tensorflow")
+    where = raised_in(exc, source_file(cls)) if user_code else ""
     return (
         f"applying {type(layer).__name__} '{layer.name}' failed{where}: {message}{keras2_hint(exc)}"
     )
 
 
 def _layer_infos(
-    model: Any, calls: dict[str, list[str]], shapes: dict[str, list[tuple[int | None, ...]]]
+    model: Any,
+    calls: dict[str, list[str]],
+    shapes: dict[str, list[tuple[int | None, ...]]],
+    inputs: bool,
 ) -> list[LayerInfo]:
+    """One row per layer; input layers only where the config names them (functional form)."""
+    input_layer = keras().layers.InputLayer
     out = []
     for layer in model.layers:
+        if not inputs and isinstance(layer, input_layer):
+            continue
         params = sum(_size(v.shape) for v in layer.weights)
         out.append(
             LayerInfo(

@@ -85,11 +85,16 @@ def _round_trip(obj: Any) -> Unsaveable | None:
             cls.__name__, where_defined(cls), _reason("from_config(get_config())", exc), missing
         )
     if missing:
+        own = any("get_config" in vars(k) for k in cls.__mro__ if not _foreign(k))
+        reason = (
+            "its get_config() leaves out constructor arguments"
+            if own
+            else "it defines no get_config(), so Keras saves none of its constructor arguments"
+        )
         return Unsaveable(
             cls.__name__,
             where_defined(cls),
-            "its get_config() leaves out constructor arguments, so a reload would take "
-            "their defaults",
+            f"{reason} and a reload would take their defaults",
             missing,
         )
     return None

@@ -8,6 +8,7 @@ did-you-mean. Loading the plugins themselves is loading.py's.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import inspect
 from collections.abc import Callable
@@ -295,6 +296,16 @@ class Registry:
                     else f"plugin {PLUGIN_ORIGINS.get(module, module)}"
                 )
                 self.entries[kind].append(Entry(kind, bare, obj, (), key, source))
+        for kind, entries in self.entries.items():
+            users = {e.name.lower(): e for e in entries if e.key and e.source != BUILTIN_SOURCE}
+            self.entries[kind] = [
+                dataclasses.replace(
+                    e, source=f"{BUILTIN_SOURCE}; shadowed by {users[e.name.lower()].qualified}"
+                )
+                if e.source == BUILTIN_SOURCE and e.name.lower() in users
+                else e
+                for e in entries
+            ]
 
     def _builtins(self, kind: Kind) -> list[Entry]:
         module: Any = self._keras
@@ -353,13 +364,13 @@ class Registry:
             matches = [e for e in entries if _named(e, name, exact=True)]
             if not matches:
                 matches = [e for e in entries if _named(e, name, exact=False)]
-        if len(matches) > 1 and any(e.key and e.source != BUILTIN_SOURCE for e in matches):
+        if len(matches) > 1 and any(e.key and not _pack(e) for e in matches):
             # A user's plugin wins over kinit's own examples (the tutorials' names:
             # SimpleDense, ExampleRandomNormal); `kinit>Name` still reaches those.
-            users = [e for e in matches if e.source != BUILTIN_SOURCE]
+            users = [e for e in matches if not _pack(e)]
             user = next(e for e in users if e.key)
             for e in matches:
-                if e.source == BUILTIN_SOURCE:
+                if _pack(e):
                     self.shadowed.setdefault(e.qualified, user.qualified)
             matches = users
         if len(matches) > 1 and all(e.builtin for e in matches):
@@ -388,6 +399,11 @@ class Registry:
 
     def catalog(self, kind: str) -> list[Entry]:
         return sorted(self.entries[kind], key=lambda e: (not e.builtin, e.name.lower()))
+
+
+def _pack(entry: Entry) -> bool:
+    """Whether an entry is one of kinit's built-in examples."""
+    return entry.source.startswith(BUILTIN_SOURCE)
 
 
 def _closest_name(entry: Entry, name: str) -> str:
@@ -490,9 +506,17 @@ def own_parameters(obj: Any) -> list[Parameter]:
     return _own_parameters(obj)[0]
 
 
+def own_doc(obj: Any) -> str:
+    """The docstring a class or function itself has: a plugin class without one would
+    otherwise show its Keras base class's (all 100 lines of Layer's)."""
+    if inspect.isclass(obj):
+        return inspect.cleandoc(vars(obj).get("__doc__") or "")
+    return inspect.getdoc(obj) or ""
+
+
 def summary(obj: Any) -> str:
     """First line of the docstring."""
-    doc = inspect.getdoc(obj) or ""
+    doc = own_doc(obj)
     return doc.strip().splitlines()[0] if doc.strip() else ""
 
 
@@ -505,7 +529,7 @@ def describe(entry: Entry) -> dict[str, Any]:
             item["default"] = _jsonable(p.default)
         params.append(item)
     wrapped = getattr(entry.obj, "wrapped_function", None) if inspect.isclass(entry.obj) else None
-    doc = inspect.getdoc(wrapped if wrapped is not None else entry.obj) or ""
+    doc = own_doc(wrapped if wrapped is not None else entry.obj)
     text = summary(wrapped if wrapped is not None else entry.obj)
     if getattr(entry.obj, "factory", None) is not None:
         text = (

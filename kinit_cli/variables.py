@@ -180,19 +180,20 @@ def sublayers(layer: Any) -> list[tuple[str, Any]]:
         return []
     layer_cls = keras().layers.Layer
     held: dict[int, str] = {}
-    for attr, value in vars(layer).items():
-        if attr.startswith("_"):
-            continue
+
+    def hold(value: Any, segment: str) -> None:
         if isinstance(value, layer_cls):
-            held.setdefault(id(value), attr)
+            held.setdefault(id(value), segment)
         elif isinstance(value, list | tuple):
             for i, item in enumerate(value):
-                if isinstance(item, layer_cls):
-                    held.setdefault(id(item), f"{attr}.{i}")
+                hold(item, f"{segment}.{i}")
         elif isinstance(value, dict):
             for key, item in value.items():
-                if isinstance(item, layer_cls):
-                    held.setdefault(id(item), f"{attr}.{key}")
+                hold(item, f"{segment}.{key}")
+
+    for attr, value in vars(layer).items():
+        if not attr.startswith("_"):
+            hold(value, attr)
     out, seen = [], set()
     for sub in tracked:
         if id(sub) in seen:

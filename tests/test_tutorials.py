@@ -616,3 +616,81 @@ def test_catalog_says_a_factory_is_one(runner, tmp_path):
         "Factory: my_init() is called once and the initializer it returns is used."
     )
     assert item["parameters"] == [] and item["doc"] == ""
+
+
+BLOCKS = """\
+seed: 3
+plugins: [blocks.py]
+model:
+  input_shape: [64]
+  layers:
+    - {class_name: MLPBlock, config: {units: 16}}
+    - {class_name: ResNetMLP, config: {units: 8, stages: 2}}
+    - {class_name: Dense, config: {units: 10, activation: softmax}}
+"""
+
+
+def test_sub_layers_in_lists_are_named_by_their_place(tutorial):
+    built = prepare(tutorial("blocks.py", BLOCKS)).built
+    assert [w.path for w in built.weights] == [
+        "mlp_block/blocks.0/kernel",
+        "mlp_block/blocks.0/bias",
+        "mlp_block/blocks.1/kernel",
+        "mlp_block/blocks.1/bias",
+        "res_net_mlp/stem/kernel",
+        "res_net_mlp/stem/bias",
+        "res_net_mlp/stages.0.0/kernel",
+        "res_net_mlp/stages.0.0/bias",
+        "res_net_mlp/stages.0.1/kernel",
+        "res_net_mlp/stages.0.1/bias",
+        "res_net_mlp/stages.1.0/kernel",
+        "res_net_mlp/stages.1.0/bias",
+        "res_net_mlp/stages.1.1/kernel",
+        "res_net_mlp/stages.1.1/bias",
+        "res_net_mlp/head/kernel",
+        "res_net_mlp/head/bias",
+        # The blocks' own Dense sub-layers do not use up the list's numbering.
+        "dense/kernel",
+        "dense/bias",
+    ]
+    assert [info.name for info in built.layers] == ["mlp_block", "res_net_mlp", "dense"]
+
+
+def test_catalog_shows_a_plugin_class_s_own_docstring_and_what_it_shadows(runner, tmp_path):
+    plugin = _plugin(tmp_path, "custom_initializer.py")
+    _plugin(tmp_path, "blocks.py")
+    result = runner.invoke(
+        cli,
+        ["list-layers", "--json", "--plugin", str(plugin), "--plugin", str(tmp_path / "blocks.py")],
+    )
+    assert result.exit_code == 0, result.output
+    items = {item["qualified_name"]: item for item in json.loads(result.output)}
+    assert items["blocks>MLPBlock"]["summary"] == "" and items["blocks>MLPBlock"]["doc"] == ""
+    assert [p["name"] for p in items["blocks>MLPBlock"]["parameters"]] == ["units", "depth"]
+    assert items["kinit>SimpleDense"]["source"] == (
+        "kinit (built-in); shadowed by custom_initializer>SimpleDense"
+    )
+    assert items["custom_initializer>SimpleDense"]["source"] == f"plugin {plugin}"
+
+
+def test_a_failing_call_shows_its_own_error_without_keras_build_warnings(runner, tmp_path, write):
+    plugin = _plugin(tmp_path, "blocks.py")
+    config = write(
+        "bad.yaml",
+        """\
+        plugins: [blocks.py]
+        model:
+          input_shape: [64]
+          layers: [{class_name: ResidualBlock, config: {units: 32}}]
+        """,
+    )
+    result = runner.invoke(cli, ["validate", str(config)])
+    assert result.exit_code == 2
+    # Keras warns that the layer "looks like it has unbuilt state" and advises a
+    # compute_output_shape(): beside the point, since x + y itself fails.
+    assert "UserWarning" not in result.output and "infer the output shape" not in result.output
+    line = plugin.read_text().splitlines().index("        return tf.nn.relu(self.norm(x + y))")
+    assert result.output.startswith(
+        f"error: {config}:4:12: model.layers[0]: applying ResidualBlock 'residual_block' "
+        f"failed (at {plugin}:{line + 1}): Dimensions must be equal, but are 64 and 32"
+    ), result.output
