@@ -72,6 +72,19 @@ model:
 )
 
 
+# The d2l custom-layer chapter: a tf.keras.Model used as a layer, weights made in build()
+# with TensorFlow's initializers, and a factory function for the head's kernel.
+D2L_LAYER = """\
+seed: 3
+plugins: [parameters_chapter.py]
+model:
+  input_shape: [64]
+  layers:
+    - {class_name: MyDense, config: {units: 32}}
+    - {class_name: Dense, config: {units: 10, activation: softmax, bias_initializer: my_init}}
+""" + COMPILE
+
+
 def _plugin(tmp_path: Path, name: str) -> Path:
     return Path(shutil.copy(TUTORIALS / name, tmp_path / name))
 
@@ -125,8 +138,18 @@ def _paths(built) -> list[tuple[str, tuple[int, ...]]]:
                 ("linear/out/bias", (10,), "Ones"),
             ],
         ),
+        (
+            "parameters_chapter.py",
+            D2L_LAYER,
+            [
+                ("my_dense/weight", (64, 32), "RandomNormal"),
+                ("my_dense/bias", (32,), "Zeros"),
+                ("dense/kernel", (32, 10), "GlorotUniform"),
+                ("dense/bias", (10,), "Ones"),
+            ],
+        ),
     ],
-    ids=["custom-initializer", "subclassing-guide", "model-subclass"],
+    ids=["custom-initializer", "subclassing-guide", "model-subclass", "d2l-layer"],
 )
 def test_tutorial_classes_build_unchanged(tutorial, plugin, text, expected):
     built = prepare(tutorial(plugin, text)).built
@@ -224,6 +247,16 @@ def _subclassing_guide_script(module):
     )
 
 
+def _d2l_layer_script(module):
+    return keras.Sequential(
+        [
+            keras.Input((64,)),
+            module.MyDense(32),
+            keras.layers.Dense(10, activation="softmax", bias_initializer=module.my_init()),
+        ]
+    )
+
+
 def _model_subclass_script(module):
     model = module.Linear(units=16)
     model(np.zeros((1, 64), "float32"))  # a subclassed model builds on its first call
@@ -236,8 +269,9 @@ def _model_subclass_script(module):
         ("custom_initializer.py", CUSTOM_INITIALIZER, _custom_initializer_script),
         ("subclassing_guide.py", SUBCLASSING_GUIDE, _subclassing_guide_script),
         ("parameters_chapter.py", MODEL_SUBCLASS, _model_subclass_script),
+        ("parameters_chapter.py", D2L_LAYER, _d2l_layer_script),
     ],
-    ids=["custom-initializer", "subclassing-guide", "model-subclass"],
+    ids=["custom-initializer", "subclassing-guide", "model-subclass", "d2l-layer"],
 )
 def test_same_seed_gives_the_plain_keras_scripts_initial_weights(tutorial, plugin, text, script):
     """The same classes in a plain Keras script, seeded alike, start from the same weights."""
@@ -475,8 +509,9 @@ def test_sequential_shares_an_unknown_layer(write):
         ("custom_initializer.py", CUSTOM_INITIALIZER, "model.weights.h5"),
         ("subclassing_guide.py", SUBCLASSING_GUIDE, "model.weights.h5"),
         ("parameters_chapter.py", MODEL_SUBCLASS, "model.weights.h5"),
+        ("parameters_chapter.py", D2L_LAYER, "model.weights.h5"),
     ],
-    ids=["custom-initializer", "subclassing-guide", "model-subclass"],
+    ids=["custom-initializer", "subclassing-guide", "model-subclass", "d2l-layer"],
 )
 def test_tutorial_model_trains_and_its_run_reloads(runner, tutorial, tmp_path, plugin, text, saved):
     config = tutorial(plugin, text)
