@@ -14,7 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kinit_cli import rundir, stats
+import numpy as np
+
+from kinit_cli import provenance, rundir, stats
 from kinit_cli.errors import KinitError, UsageError, keras_message
 
 CONFIG_SUFFIXES = (".yaml", ".yml")
@@ -33,11 +35,10 @@ class Inspected:
     calls: dict[str, list[str]] | None = None  # layer -> where it is applied (config target)
     # Values read straight from a .keras file, by id of the (uninitialized) variable.
     stored: dict[int, Any] | None = None
+    epochs: int | None = None  # a run's trained epochs (metrics.json)
 
     def array(self, variable: Any) -> Any:
         """A variable's value as NumPy, from the file when it was read without a rebuild."""
-        import numpy as np
-
         if self.stored is not None:
             return self.stored[id(variable)]
         return np.asarray(variable.numpy())
@@ -124,6 +125,9 @@ def _run_directory(run_dir: Path, plugins: Sequence[str]) -> Inspected:
                 " instead"
             )
         inspected = _rebuilt(run_dir, source, plugins)
+    metrics = run_dir / rundir.METRICS
+    if metrics.exists():
+        inspected.epochs = json.loads(metrics.read_text()).get("epochs")
     init = run_dir / rundir.WEIGHTS_INIT
     if init.exists():
         inspected.initial = {v["path"]: v for v in json.loads(init.read_text())["variables"]}
@@ -136,9 +140,9 @@ def _run_directory(run_dir: Path, plugins: Sequence[str]) -> Inspected:
     return inspected
 
 
-def _rebuilt(run_dir: Path, weights: Path, plugins: Sequence[str]) -> Inspected:
-    """The run's model rebuilt from its own config.yaml (its seed, no init_from: the weights
-    file has every value), then filled from `weights` (model.weights.h5 or model.keras)."""
+def rebuild_run(run_dir: Path, plugins: Sequence[str]) -> Any:
+    """The run's model (model.BuiltModel) built again from its own config.yaml and seed, as
+    `kinit train` built it; no init_from, so every value is what its initializer draws."""
     from kinit_cli.backend import keras
     from kinit_cli.model import build
     from kinit_cli.prepare import prepare
@@ -147,7 +151,13 @@ def _rebuilt(run_dir: Path, weights: Path, plugins: Sequence[str]) -> Inspected:
     resolved = {**prepared.resolved, "init_from": None}
     if resolved["seed"] is not None:
         keras().utils.set_random_seed(resolved["seed"])
-    built = build(prepared.config, resolved, prepared.registry)
+    return build(prepared.config, resolved, prepared.registry)
+
+
+def _rebuilt(run_dir: Path, weights: Path, plugins: Sequence[str]) -> Inspected:
+    """The run's model rebuilt (rebuild_run), then filled from `weights` (model.weights.h5
+    or model.keras)."""
+    built = rebuild_run(run_dir, plugins)
     try:
         built.model.load_weights(weights)
     except Exception as exc:
@@ -189,7 +199,6 @@ def _read_without_rebuild(path: Path) -> tuple[Any, dict[int, Any]] | None:
     import zipfile
 
     import h5py
-    import numpy as np
 
     from kinit_cli.backend import keras
 
@@ -332,25 +341,37 @@ def inspect(
             if item["path"] in inspected.initial:
                 init = inspected.initial[item["path"]]
                 item["initial"] = {k: init.get(k) for k in ("mean", "std", "l2", "sha256")}
+    origins = {w.path: provenance.of(inspected.kind, w, inspected.epochs) for w in weights}
+    for item in document["variables"]:
+        item["provenance"] = origins[item["path"]].to_json()
     result = Result(inspected, report, document)
     if activations:
         from kinit_cli.propagation import propagate
 
         document["activations"] = propagate(inspected.prepared, _built(inspected))
     if check:
-        from kinit_cli import verdict
-
-        result.verdicts = {w.path: verdict.check(w.initializer, arrays[w.path]) for w in weights}
+        rebuilt = None
+        if inspected.kind == "run" and inspected.initial:
+            fresh = rebuild_run(Path(inspected.source), plugins)
+            rebuilt = {w.path: np.asarray(w.variable.numpy()) for w in fresh.weights}
+        result.verdicts = provenance.check(weights, arrays, origins, inspected.initial, rebuilt)
         document["check"] = [_verdict_json(p, v) for p, v in result.verdicts.items()]
+        document["check_summary"] = provenance.summary(result.verdicts)
+        if rebuilt is not None:
+            document["check_of"] = (
+                "the run's initial weights, rebuilt from its config and seed (their SHA-256 "
+                f"as in {rundir.WEIGHTS_INIT})"
+            )
     if plot:
         from kinit_cli import plot as plotting
         from kinit_cli.theory import theory_for
 
+        def density(w: Any) -> Any:  # the theory describes fresh values only
+            fresh = origins[w.path].kind in (provenance.FRESH, provenance.SAVED)
+            return theory_for(w.initializer, w.shape) if fresh else None
+
         plotting.histograms(
-            [
-                (f"{w.path} {tuple(w.shape)}", arrays[w.path], theory_for(w.initializer, w.shape))
-                for w in weights
-            ],
+            [(f"{w.path} {tuple(w.shape)}", arrays[w.path], density(w)) for w in weights],
             Path(plot),
             overwrite,
         )

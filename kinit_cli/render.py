@@ -330,7 +330,8 @@ def inspection(result: Any, out: Console) -> None:
             "Observed",
             "Status",
             "Why",
-            title="Check against the initializers' theory",
+            title="Check against the initializers' theory"
+            + (f": {doc['check_of']}" if "check_of" in doc else ""),
             title_justify="left",
         )
         for c in doc["check"]:
@@ -344,6 +345,7 @@ def inspection(result: Any, out: Console) -> None:
                 "; ".join(c["reasons"]),
             )
         out.print(checks)
+        out.print(check_summary(doc["check_summary"]))
     if "against" in doc:
         other = doc["against"]
         compared = Table(
@@ -378,6 +380,15 @@ def inspection(result: Any, out: Console) -> None:
                 out.print(f"{label}: {', '.join(other[key])}")
 
 
+def check_summary(counts: dict[str, int]) -> str:
+    """'3 pass, 0 warn, 1 fail, 2 not checkable' (and loaded ones, when there are any)."""
+    parts = [f"{counts['pass']} pass", f"{counts['warn']} warn", f"{counts['fail']} fail"]
+    if counts["loaded"]:
+        parts.append(f"{counts['loaded']} loaded (identical to their source)")
+    parts.append(f"{counts['not_checkable']} not checkable")
+    return ", ".join(parts)
+
+
 def activations(doc: dict[str, Any], out: Console) -> None:
     """The one-batch signal check: layer outputs, then gradient norms."""
     signal = Table(
@@ -410,4 +421,11 @@ def activations(doc: dict[str, Any], out: Console) -> None:
     out.print(grads)
 
 
-_STATUS_STYLE = {"PASS": "green", "WARN": "yellow", "FAIL": "bold red", "NO THEORY": "dim"}
+_STATUS_STYLE = {
+    "PASS": "green",
+    "WARN": "yellow",
+    "FAIL": "bold red",
+    "NO THEORY": "dim",
+    "NOT CHECKABLE": "dim",
+    "LOADED": "cyan",
+}

@@ -46,17 +46,19 @@ def apply(built: Any, section: dict[str, Any], config: Config) -> None:
         )
     if problems:
         raise ConfigError(problems)
+    from kinit_cli.provenance import digest
+
     provenance = {}
     for variable, value, where in copies:
         variable.assign(value)
-        provenance[id(variable)] = where
+        provenance[id(variable)] = (where, digest(value))
     frozen = section["freeze"]
     names = {t.name for t, _, _ in pairs} if frozen is True else set(frozen or ())
     for layer in built.model.layers:
         if layer.name in names:
             layer.trainable = False
     for info in built.weights:
-        info.loaded_from = provenance.get(id(info.variable))
+        info.loaded_from, info.loaded_sha256 = provenance.get(id(info.variable), (None, None))
         info.trainable = bool(info.variable.trainable)
 
 

@@ -30,6 +30,7 @@ class WeightInfo:
     layers: list[str]
     variable: Any = field(repr=False, compare=False, default=None)
     loaded_from: str | None = None  # 'source.keras:layer/variable' when init_from filled it
+    loaded_sha256: str | None = None  # SHA-256 of the source's values it was filled with
 
     @property
     def size(self) -> int:

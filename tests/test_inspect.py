@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import keras
@@ -416,3 +417,91 @@ def test_saved_models_are_read_without_running_initializers(trained_run, write, 
     ]
     for w, v in zip(read.weights, model.weights, strict=True):
         np.testing.assert_array_equal(read.array(w.variable), v.numpy())
+
+
+def test_check_on_a_run_judges_its_initial_weights(runner, trained_run, tmp_path):
+    """Trained weights are not the initializer's draws: the run's initial weights are,
+    rebuilt from its config and seed and proven by weights-init.json's SHA-256."""
+    result = runner.invoke(cli, ["inspect-weights", str(trained_run), "--check", "--json"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert [v["provenance"] for v in doc["variables"]] == [
+        {"kind": "trained", "detail": "2 epochs"}
+    ] * 6
+    assert [(c["path"], c["status"]) for c in doc["check"]] == [(p, "PASS") for p in DIGITS_PATHS]
+    initial = json.loads((trained_run / "weights-init.json").read_text())["variables"]
+    # Observed: the initial values' statistics, not the trained ones'.
+    assert doc["check"][0]["observed"]["std"] == pytest.approx(initial[0]["std"], rel=1e-6)
+    assert doc["check_summary"] == {
+        "pass": 6,
+        "warn": 0,
+        "fail": 0,
+        "loaded": 0,
+        "not_checkable": 0,
+    }
+    assert doc["check_of"] == (
+        "the run's initial weights, rebuilt from its config and seed (their SHA-256 as in "
+        "weights-init.json)"
+    )
+    table = runner.invoke(cli, ["inspect-weights", str(trained_run), "--check"])
+    assert table.stdout.rstrip().splitlines()[-1] == "6 pass, 0 warn, 0 fail, 0 not checkable"
+
+    # A run whose recorded initial values are not what its config rebuilds is not judged.
+    copy = tmp_path / "copy"
+    shutil.copytree(trained_run, copy)
+    init = json.loads((copy / "weights-init.json").read_text())
+    init["variables"][0]["sha256"] = "0" * 64
+    (copy / "weights-init.json").write_text(json.dumps(init))
+    doc = inspect_json(runner, copy, "--check")
+    first = doc["check"][0]
+    assert (first["status"], first["reasons"]) == (
+        "NOT CHECKABLE",
+        [
+            "the initial values rebuilt from the run's config and seed differ from "
+            "weights-init.json (SHA-256), so they are not the run's"
+        ],
+    )
+    assert doc["check_summary"]["not_checkable"] == 1 and doc["check_summary"]["pass"] == 5
+
+
+def test_check_compares_loaded_variables_with_their_source(runner, write, trained_run):
+    path = transfer_config(write, trained_run, "  layers: [dense, dense_1]")
+    doc = inspect_json(runner, path, "--check")
+    statuses = {c["path"]: (c["status"], c["reasons"]) for c in doc["check"]}
+    source = f"{trained_run}/model.keras"
+    assert statuses["dense/kernel"] == (
+        "LOADED",
+        [f"identical to its source {source}:dense/kernel"],
+    )
+    assert statuses["dense_1/bias"][0] == "LOADED"
+    assert statuses["dense_2/kernel"][0] == "PASS"  # fresh: held to its theory
+    assert doc["check_summary"] == {
+        "pass": 2,
+        "warn": 0,
+        "fail": 0,
+        "loaded": 4,
+        "not_checkable": 0,
+    }
+    kinds = {v["path"]: v["provenance"] for v in doc["variables"]}
+    assert kinds["dense/kernel"] == {"kind": "loaded", "detail": f"{source}:dense/kernel"}
+    assert kinds["dense_2/kernel"] == {"kind": "initializer", "detail": ""}
+
+
+def test_check_on_a_checkpoint_is_not_against_theory(runner, trained_run):
+    model = keras.saving.load_model(trained_run / "model.keras")
+    backup = trained_run / "backup"
+    backup.mkdir(exist_ok=True)
+    model.save_weights(backup / "latest.weights.h5")
+    try:
+        result = runner.invoke(
+            cli, ["inspect-weights", str(backup / "latest.weights.h5"), "--check", "--json"]
+        )
+    finally:
+        (backup / "latest.weights.h5").unlink()
+        backup.rmdir()
+    assert result.exit_code == 0, result.output
+    check = json.loads(result.stdout)["check"]
+    assert {c["status"] for c in check} == {"NOT CHECKABLE"}
+    assert check[0]["reasons"] == [
+        "checkpoint values (after training): an initializer's theory describes fresh values only"
+    ]

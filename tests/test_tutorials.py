@@ -74,7 +74,8 @@ model:
 
 # The d2l custom-layer chapter: a tf.keras.Model used as a layer, weights made in build()
 # with TensorFlow's initializers, and a factory function for the head's kernel.
-D2L_LAYER = """\
+D2L_LAYER = (
+    """\
 seed: 3
 plugins: [parameters_chapter.py]
 model:
@@ -82,7 +83,9 @@ model:
   layers:
     - {class_name: MyDense, config: {units: 32}}
     - {class_name: Dense, config: {units: 10, activation: softmax, bias_initializer: my_init}}
-""" + COMPILE
+"""
+    + COMPILE
+)
 
 
 def _plugin(tmp_path: Path, name: str) -> Path:
