@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import inspect
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -389,12 +390,32 @@ class Registry:
                 kind,
             )
         bare = name.rpartition(">")[2]
-        hint = did_you_mean(bare, [_closest_name(e, bare) for e in entries])
+        hint = self._keras_spelling(kind, name) or did_you_mean(
+            bare, [_closest_name(e, bare) for e in entries]
+        )
         raise ResolveError(
             f"unknown {kind} '{name}'.{hint} See `kinit list-{info.plural}` for every {kind} "
             "kinit knows (Keras built-ins and loaded plugins).",
             name,
             kind,
+        )
+
+    def _keras_spelling(self, kind: str, name: str) -> str:
+        """' Did you mean ...?' for TensorFlow's spelling of a Keras object (tutorials write
+        `tf.zeros_initializer`, `tf.nn.relu`, `tf.keras.initializers.GlorotUniform`)."""
+        text = re.sub(r"^(?:tf\.keras|tensorflow\.keras|keras|tf|tensorflow)\.", "", name)
+        text = re.sub(r"^(?:nn|math|initializers|layers|activations|optimizers|losses)\.", "", text)
+        text = re.sub(r"(?<=\w)_initializer$", "", text)
+        if text == name:
+            return ""
+        try:
+            entry = self.resolve(kind, text)
+        except ResolveError:
+            return ""
+        canonical = "" if entry.name == text else f" ({entry.name})"
+        return (
+            f" Did you mean '{text}'{canonical}? A config names the Keras object itself, "
+            "without a module path or TensorFlow's '_initializer' suffix."
         )
 
     def catalog(self, kind: str) -> list[Entry]:

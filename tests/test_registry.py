@@ -87,6 +87,25 @@ def test_unknown_name_suggests_and_says_where_to_look(reg):
     )
 
 
+@pytest.mark.parametrize(
+    ("kind", "name", "keras_name", "canonical"),
+    [
+        ("initializer", "zeros_initializer", "zeros", " (Zeros)"),
+        ("initializer", "tf.random_normal_initializer", "random_normal", " (RandomNormal)"),
+        ("initializer", "tf.keras.initializers.GlorotUniform", "GlorotUniform", ""),
+        ("activation", "tf.nn.relu", "relu", ""),
+        ("layer", "tf.keras.layers.Dense", "Dense", ""),
+    ],
+)
+def test_tensorflow_spellings_suggest_the_keras_name(reg, kind, name, keras_name, canonical):
+    with pytest.raises(ResolveError) as info:
+        reg.resolve(kind, name)
+    assert str(info.value).startswith(
+        f"unknown {kind} '{name}'. Did you mean '{keras_name}'{canonical}? A config names the "
+        "Keras object itself, without a module path or TensorFlow's '_initializer' suffix."
+    )
+
+
 def test_file_plugin_registers_class_and_function_initializers(write):
     path = write("gauss_plugin.py", PLUGIN)
     (loaded,) = [p for p in load_plugins([str(path)]) if p.spec == str(path)]
