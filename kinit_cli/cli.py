@@ -286,6 +286,11 @@ def _train(trainer: Any, quiet: bool, as_json: bool) -> None:
                 "metrics": result.metrics,
                 "weights_final": stats.report_json(result.final_report)["variables"],
                 "relative_change": {p: c.relative for p, c in result.changes.items()},
+                # The same definition as inspect-weights --against, the initial weights as A.
+                "changes": {
+                    p: {"change": c.absolute, "relative_change": c.relative, "cosine": c.cosine}
+                    for p, c in result.changes.items()
+                },
             }
         )
         return

@@ -185,7 +185,7 @@ def weight_stats(
         "L2",
         "Zeros",
         "NaN/Inf",
-    ) + (("Rel. change",) if changes is not None else ()):
+    ) + (("Rel. change", "Cosine") if changes is not None else ()):
         table.add_column(
             col,
             justify="left" if col in ("Variable", "Initializer") else "right",
@@ -208,13 +208,23 @@ def weight_stats(
         ]
         if changes is not None:
             moved = changes[v.path]
-            row.append(
-                _num(moved.relative)
-                if moved.relative is not None
-                else f"|Δ| {_num(moved.absolute)}"
-            )
+            row += [change_cell(moved.relative, moved.absolute), _num(moved.cosine)]
         table.add_row(*row)
     out.print(table)
+    if changes is not None:
+        out.print(CHANGE_NOTE.format(reference="the initial weights"))
+
+
+# The one definition of change, for train's table and --against alike.
+CHANGE_NOTE = (
+    "Rel. change: ||B - A|| / ||A|| with A = {reference}; where A is all zeros, |Δ| is the "
+    "absolute change ||B - A||. Cosine: the cosine of the angle between A and B."
+)
+
+
+def change_cell(relative: float | None, absolute: float | None) -> str:
+    """The relative change, or the absolute one (labelled |Δ|) where the reference is zero."""
+    return _num(relative) if relative is not None else f"|Δ| {_num(absolute)}"
 
 
 def run_header(info: dict[str, Any], out: Console) -> None:
@@ -368,10 +378,11 @@ def inspection(result: Any, out: Console) -> None:
                 compared.add_row(
                     row["path"],
                     _shape(tuple(row["shape"])),
-                    _num(row["relative_change"]),
+                    change_cell(row["relative_change"], row["change"]),
                     _num(row["cosine"]),
                 )
         out.print(compared)
+        out.print(CHANGE_NOTE.format(reference=f"the target {doc['source']}, B = the other"))
         for key, label in (
             ("only_in_target", "only in the target"),
             ("only_in_other", "only in the other"),

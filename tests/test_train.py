@@ -111,6 +111,24 @@ def test_json_output_is_one_document(runner, tmp_path):
     assert doc["metrics"]["test"]["accuracy"] > 0.5
     assert sorted(doc["relative_change"]) == sorted(v["path"] for v in doc["weights_final"])
     assert all(0 < c < 10 for c in [doc["relative_change"]["dense/kernel"]])
+    # One definition of change: train's (A = the initial weights) is inspect-weights
+    # --against with the run's own config, which rebuilds them, as the TARGET.
+    run = tmp_path / "r"
+    against = runner.invoke(
+        cli, ["inspect-weights", str(run / "config.yaml"), "--against", str(run), "--json"]
+    )
+    assert against.exit_code == 0, against.output
+    rows = {r["path"]: r for r in json.loads(against.stdout)["against"]["variables"]}
+    assert sorted(rows) == sorted(doc["changes"])
+    for path, moved in doc["changes"].items():
+        for key in ("change", "relative_change", "cosine"):
+            expected = None if moved[key] is None else pytest.approx(moved[key], rel=1e-12)
+            assert rows[path][key] == expected, (path, key)
+    assert doc["changes"]["dense/bias"]["relative_change"] is None  # zero reference
+    table = runner.invoke(cli, ["inspect-weights", str(run / "config.yaml"), "--against", str(run)])
+    bias = [line for line in table.stdout.splitlines() if line.startswith("│ dense/bias")][-1]
+    assert f"|Δ| {doc['changes']['dense/bias']['change']:.4g}" in bias
+    assert "Rel. change: ||B - A|| / ||A|| with A = the target" in table.stdout
 
 
 def test_existing_run_directory_is_not_overwritten(runner, tmp_path):
