@@ -250,7 +250,11 @@ def _checkpoint(path: Path, plugins: Sequence[str]) -> Inspected:
         model.load_weights(path)
     except Exception as exc:
         raise KinitError(f"cannot load the checkpoint {path}: {keras_message(exc)}") from exc
-    return Inspected("checkpoint", str(path), model, prepared.built.weights)
+    inspected = Inspected("checkpoint", str(path), model, prepared.built.weights)
+    init = run_dir / rundir.WEIGHTS_INIT
+    if init.exists():
+        inspected.initial = {v["path"]: v for v in json.loads(init.read_text())["variables"]}
+    return inspected
 
 
 def select(
@@ -341,6 +345,14 @@ def inspect(
             if item["path"] in inspected.initial:
                 init = inspected.initial[item["path"]]
                 item["initial"] = {k: init.get(k) for k in ("mean", "std", "l2", "sha256")}
+    found = stats.duplicates(report, arrays)
+    if inspected.kind in ("run", "checkpoint") and inspected.initial:
+        # Training moves copies apart; the run recorded what they started from.
+        chosen = {w.path for w in weights}
+        entries = [e for p, e in inspected.initial.items() if p in chosen]
+        seen = {d.paths for d in found}
+        found += [d for d in stats.recorded_duplicates(entries) if d.paths not in seen]
+    document["duplicates"] = [{"paths": list(d.paths), "message": d.message()} for d in found]
     origins = {w.path: provenance.of(inspected.kind, w, inspected.epochs) for w in weights}
     for item in document["variables"]:
         item["provenance"] = origins[item["path"]].to_json()

@@ -23,6 +23,7 @@ class Prepared:
     plugins: list[Any]
     built: Any = None
     compile_args: dict[str, Any] = field(default_factory=dict)
+    duplicates: list[Any] = field(default_factory=list)  # stats.Duplicate, once measured
 
     def notes(self) -> list[str]:
         """What works but deserves a word: shadowed built-ins, classes Keras cannot reload."""
@@ -37,6 +38,7 @@ class Prepared:
                 "model.weights.h5 instead of model.keras, and inspect-weights RUN, --resume and "
                 "init_from rebuild the model from the run's config.yaml."
             )
+        out += [d.message() for d in self.duplicates]
         return out
 
 

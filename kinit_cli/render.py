@@ -312,6 +312,7 @@ def inspection(result: Any, out: Console) -> None:
             cells[key.capitalize() if key != "l2" else "L2"] = _num(v[key])
         table.add_row(*[cells[c] for c in columns])
     out.print(table)
+    warnings([d["message"] for d in doc.get("duplicates", [])], out)
     layers = Table(
         "Layer",
         "Params",

@@ -270,3 +270,59 @@ def report_json(stats: list[VariableStats]) -> dict[str, Any]:
         "layers": [{"name": name, **totals(group)} for name, group in layers.items()],
         "totals": totals(stats),
     }
+
+
+@dataclass(frozen=True)
+class Duplicate:
+    """Distinct variables holding the very same values: rarely meant, easily missed."""
+
+    paths: tuple[str, ...]
+    initializer: dict[str, Any] | None  # what made the first of them
+    initially: bool = False  # found in weights-init.json: identical when the run started
+
+    def message(self) -> str:
+        names = " and ".join(self.paths)
+        made = self.initializer["class_name"] if self.initializer else "an unknown initializer"
+        held = (
+            "held identical values at initialization" if self.initially else "hold identical values"
+        )
+        return (
+            f"{names} {held} (made by {made}). Most likely one initializer "
+            "instance was given to several layers: Keras 3 seeds an instance once, so every "
+            "variable it fills gets the same draws. Give each layer its own initializer (or "
+            "its own seed); if a layer was copied with its weights, initialize the copy anew."
+        )
+
+
+def duplicates(stats: list[VariableStats], arrays: dict[str, np.ndarray]) -> list[Duplicate]:
+    """Groups of distinct variables with equal values: the same SHA-256, then compared value
+    by value. Constants (zeros, ones, any single value) are expected to repeat and left out;
+    a variable shared by several layers is one variable here, so it never counts."""
+    groups: dict[tuple[str, tuple[int, ...], str], list[VariableStats]] = {}
+    for s in stats:
+        if s.stats.size < 2 or not (s.stats.min < s.stats.max):
+            continue
+        groups.setdefault((s.stats.sha256, s.shape, s.dtype), []).append(s)
+    out = []
+    for group in groups.values():
+        if len(group) < 2:
+            continue
+        first = arrays[group[0].path]
+        same = [s for s in group[1:] if np.array_equal(arrays[s.path], first)]
+        if same:
+            out.append(Duplicate((group[0].path, *(s.path for s in same)), group[0].initializer))
+    return out
+
+
+def recorded_duplicates(entries: list[dict[str, Any]]) -> list[Duplicate]:
+    """Duplicates among a weights report's entries (weights-init.json), by SHA-256 alone:
+    the values themselves are gone, and equal digests of different bytes do not happen."""
+    groups: dict[tuple[str, tuple[int, ...]], list[dict[str, Any]]] = {}
+    for e in entries:
+        if e["size"] >= 2 and e["min"] < e["max"]:
+            groups.setdefault((e["sha256"], tuple(e["shape"])), []).append(e)
+    return [
+        Duplicate(tuple(e["path"] for e in group), group[0].get("initializer"), initially=True)
+        for group in groups.values()
+        if len(group) > 1
+    ]

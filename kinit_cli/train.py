@@ -165,6 +165,7 @@ class Trainer:
             self.loop.build((d.model_input(d.x_train[:batch]), d.y_train[:batch]))
         self.initial_arrays = stats.values(self.built.weights)
         self.initial_report = stats.report(self.built.weights, self.initial_arrays)
+        self.prepared.duplicates = stats.duplicates(self.initial_report, self.initial_arrays)
         if not opts.resume:
             rundir.create(self.run_dir, opts.overwrite or not self.distribution.is_chief)
             rundir.write_text(

@@ -505,3 +505,98 @@ def test_check_on_a_checkpoint_is_not_against_theory(runner, trained_run):
     assert check[0]["reasons"] == [
         "checkpoint values (after training): an initializer's theory describes fresh values only"
     ]
+
+
+def _duplicate_message(paths: str, initializer: str, held: str = "hold identical values") -> str:
+    return (
+        f"{paths} {held} (made by {initializer}). Most likely one initializer instance was "
+        "given to several layers: Keras 3 seeds an instance once, so every variable it fills "
+        "gets the same draws. Give each layer its own initializer (or its own seed); if a "
+        "layer was copied with its weights, initialize the copy anew."
+    )
+
+
+def test_one_initializer_instance_in_two_layers_is_flagged(runner, tmp_path):
+    """The classic silent bug, in a plain Keras script: both kernels get the same draws."""
+    init = keras.initializers.RandomNormal(stddev=0.1)
+    model = keras.Sequential(
+        [
+            keras.Input((8,)),
+            keras.layers.Dense(8, kernel_initializer=init),
+            keras.layers.Dense(8, kernel_initializer=init),
+            keras.layers.Dense(8),
+        ]
+    )
+    path = tmp_path / "twins.keras"
+    model.save(path)
+    doc = inspect_json(runner, path)
+    assert doc["duplicates"] == [
+        {
+            "paths": ["dense/kernel", "dense_1/kernel"],
+            "message": _duplicate_message("dense/kernel and dense_1/kernel", "RandomNormal"),
+        }
+    ]
+    table = runner.invoke(cli, ["inspect-weights", str(path)], env={"COLUMNS": "400"})
+    assert "warning: " + _duplicate_message("dense/kernel and dense_1/kernel", "RandomNormal") in (
+        table.stdout
+    )
+
+
+def test_real_sharing_and_constants_are_not_duplicates(runner):
+    # One Dense applied to two inputs (one variable), and three zero biases.
+    doc = inspect_json(runner, CONFIGS / "functional.yaml")
+    assert doc["duplicates"] == []
+    assert [v["layers"] for v in doc["variables"]][:1] == [["encoder"]]
+
+
+TWIN_PLUGIN = """\
+import tensorflow as tf
+
+
+class TwinDense(tf.keras.layers.Layer):
+    def __init__(self, units=8):
+        super().__init__()
+        self.units = units
+        self.init = tf.keras.initializers.RandomNormal(stddev=0.1)
+
+    def build(self, input_shape):
+        self.a = self.add_weight(shape=(input_shape[-1], self.units), initializer=self.init)
+        self.b = self.add_weight(shape=(input_shape[-1], self.units), initializer=self.init)
+
+    def call(self, x):
+        return tf.matmul(x, self.a) + tf.nn.relu(tf.matmul(x, self.b))
+"""
+
+
+def test_train_warns_and_the_run_remembers_initial_duplicates(runner, write, tmp_path):
+    write("twin.py", TWIN_PLUGIN)
+    config = write(
+        "t.yaml",
+        """\
+        seed: 2
+        plugins: [twin.py]
+        model:
+          input_shape: [64]
+          layers:
+            - {class_name: TwinDense, config: {units: 8}}
+            - {class_name: Dense, config: {units: 10, activation: softmax}}
+        compile: {loss: sparse_categorical_crossentropy}
+        """,
+    )
+    message = _duplicate_message("twin_dense/variable and twin_dense/variable_1", "RandomNormal")
+    run = tmp_path / "run"
+    result = runner.invoke(cli, ["train", str(config), "-q", "--output", str(run)])
+    assert result.exit_code == 0, result.output
+    assert f"warning: {message}" in result.stderr
+    # Trained, the twins differ; the run's record shows how they started.
+    doc = inspect_json(runner, run)
+    assert doc["duplicates"] == [
+        {
+            "paths": ["twin_dense/variable", "twin_dense/variable_1"],
+            "message": _duplicate_message(
+                "twin_dense/variable and twin_dense/variable_1",
+                "RandomNormal",
+                "held identical values at initialization",
+            ),
+        }
+    ]
