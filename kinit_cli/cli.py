@@ -331,6 +331,12 @@ def _train(trainer: Any, quiet: bool, as_json: bool) -> None:
     help="Draw per-variable histograms with the theoretical density (needs kinit[plot]).",
 )
 @click.option("--overwrite", is_flag=True, help="Let --plot replace an existing file.")
+@click.option(
+    "--values",
+    metavar="GLOB",
+    help="Print the values of the variables whose path or layer matches (as NumPy prints them).",
+)
+@click.option("--full", is_flag=True, help="With --values: every value, not NumPy's summary.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 def inspect_weights(
     target: str,
@@ -343,6 +349,8 @@ def inspect_weights(
     activations: bool,
     plot: str | None,
     overwrite: bool,
+    values: str | None,
+    full: bool,
     as_json: bool,
 ) -> None:
     """Statistics of every weight of TARGET: a config (built, not trained), a saved .keras
@@ -360,6 +368,8 @@ def inspect_weights(
         activations=activations,
         plot=plot,
         overwrite=overwrite,
+        values=values,
+        full=full,
     )
     if as_json:
         render.print_json(result.document)

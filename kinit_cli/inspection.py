@@ -302,6 +302,8 @@ class Result:
     document: dict[str, Any]
     verdicts: dict[str, Any] | None = None  # path -> verdict.Verdict
     comparison: dict[str, Any] | None = None
+    values: dict[str, Any] | None = None  # --values: path -> NumPy array
+    full: bool = False  # --full: print every value, not NumPy's summary
 
     @property
     def failed(self) -> bool:
@@ -319,6 +321,8 @@ def inspect(
     activations: bool = False,
     plot: str | None = None,
     overwrite: bool = False,
+    values: str | None = None,
+    full: bool = False,
 ) -> Result:
     """Load, select, measure; check against theory and compare with another target on demand."""
     inspected = load(target, overrides, plugins)
@@ -356,7 +360,11 @@ def inspect(
     origins = {w.path: provenance.of(inspected.kind, w, inspected.epochs) for w in weights}
     for item in document["variables"]:
         item["provenance"] = origins[item["path"]].to_json()
-    result = Result(inspected, report, document)
+    result = Result(inspected, report, document, full=full)
+    if values is not None:
+        # The tutorials' `layer.get_weights()` / `print(net.weights[0])`, for any target.
+        result.values = {w.path: arrays[w.path] for w in select(weights, values)}
+        document["values"] = {path: a.tolist() for path, a in result.values.items()}
     if activations:
         from kinit_cli.propagation import propagate
 

@@ -331,6 +331,8 @@ def inspection(result: Any, out: Console) -> None:
             f"{item['bytes']:,}",
         )
     out.print(layers)
+    if result.values is not None:
+        variable_values(result.values, out, full=result.full)
     if "activations" in doc:
         activations(doc["activations"], out)
     if "check" in doc:
@@ -390,6 +392,21 @@ def inspection(result: Any, out: Console) -> None:
         ):
             if other[key]:
                 out.print(f"{label}: {', '.join(other[key])}")
+
+
+def variable_values(values: dict[str, Any], out: Console, full: bool = False) -> None:
+    """Each variable's values as NumPy prints them: summarised with '...' past 1,000
+    values (NumPy's own threshold) unless `full`."""
+    import numpy as np
+
+    if not values:
+        out.print("--values: no variable matches")
+    for path, array in values.items():
+        text = np.array2string(
+            array, threshold=sys.maxsize if full else 1000, max_line_width=out.width
+        )
+        out.print(Text(f"{path} {_shape(tuple(array.shape))} {array.dtype}", style="bold"))
+        out.print(Text(text))
 
 
 def check_summary(counts: dict[str, int]) -> str:

@@ -600,3 +600,28 @@ def test_train_warns_and_the_run_remembers_initial_duplicates(runner, write, tmp
             ),
         }
     ]
+
+
+def test_values_of_matching_variables(runner, trained_run):
+    final = keras.saving.load_model(trained_run / "model.keras")
+    kernel = keras.ops.convert_to_numpy(final.layers[2].kernel)  # dense_2/kernel, (64, 10)
+    doc = inspect_json(runner, trained_run, "--values", "dense_2/*")
+    assert sorted(doc["values"]) == ["dense_2/bias", "dense_2/kernel"]
+    np.testing.assert_array_equal(np.array(doc["values"]["dense_2/kernel"], "float32"), kernel)
+    for target in (trained_run, trained_run / "model.keras"):
+        text = runner.invoke(
+            cli, ["inspect-weights", str(target), "--values", "dense_2/kernel"]
+        ).stdout
+        printed = text.split("dense_2/kernel (64, 10) float32\n")[1]
+        # As NumPy prints it, at the width of the output (160 columns when piped).
+        assert printed == np.array2string(kernel, max_line_width=160) + "\n"
+    # 8,192 values: NumPy's summary unless --full.
+    summary = runner.invoke(cli, ["inspect-weights", str(trained_run), "--values", "dense/kernel"])
+    assert "..." in summary.stdout.split("dense/kernel (64, 128) float32")[1]
+    full = runner.invoke(
+        cli, ["inspect-weights", str(trained_run), "--values", "dense/kernel", "--full"]
+    )
+    assert "..." not in full.stdout.split("dense/kernel (64, 128) float32")[1]
+    fresh = inspect_json(runner, CONFIGS / "digits.yaml", "--values", "dense_1")
+    assert sorted(fresh["values"]) == ["dense_1/bias", "dense_1/kernel"]
+    assert fresh["values"]["dense_1/bias"] == [0.0] * 64
