@@ -196,6 +196,7 @@ def main() -> None:
     help="tf.distribute strategy (overrides distribute.strategy).",
 )
 @click.option("--quiet", "-q", is_flag=True, help="Print only the final results.")
+@click.option("--wide", is_flag=True, help="Every table column, however wide the table gets.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
 def train(
     config_file: str | None,
@@ -208,6 +209,7 @@ def train(
     resume: str | None,
     strategy: str | None,
     quiet: bool,
+    wide: bool,
     as_json: bool,
 ) -> None:
     """Train the model CONFIG describes, evaluate it, and keep the run in a run directory.
@@ -224,12 +226,12 @@ def train(
         TrainOptions(device, seed, output, overwrite, resume, strategy),
     )
     try:
-        _train(trainer, quiet, as_json)
+        _train(trainer, quiet, as_json, wide)
     finally:
         trainer.close()
 
 
-def _train(trainer: Any, quiet: bool, as_json: bool) -> None:
+def _train(trainer: Any, quiet: bool, as_json: bool, wide: bool = False) -> None:
     from kinit_cli import render
 
     trainer.setup()
@@ -259,7 +261,7 @@ def _train(trainer: Any, quiet: bool, as_json: bool) -> None:
         header["resuming after epoch"] = trainer.initial_epoch
     if tables:
         render.run_header(header, out)
-        render.weight_stats(trainer.initial_report, "Weights at initialization", out)
+        render.weight_stats(trainer.initial_report, "Weights at initialization", out, wide=wide)
     callbacks = []
     if not quiet:
         from kinit_cli.progress import ProgressDisplay
@@ -295,7 +297,9 @@ def _train(trainer: Any, quiet: bool, as_json: bool) -> None:
         )
         return
     if tables:
-        render.weight_stats(result.final_report, "Weights after training", out, result.changes)
+        render.weight_stats(
+            result.final_report, "Weights after training", out, result.changes, wide=wide
+        )
     render.metrics_table(result.metrics, out)
     if dist.is_chief:
         out.print(f"Run saved in {result.run_dir}")
@@ -337,6 +341,7 @@ def _train(trainer: Any, quiet: bool, as_json: bool) -> None:
     help="Print the values of the variables whose path or layer matches (as NumPy prints them).",
 )
 @click.option("--full", is_flag=True, help="With --values: every value, not NumPy's summary.")
+@click.option("--wide", is_flag=True, help="Every table column, however wide the table gets.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 def inspect_weights(
     target: str,
@@ -351,6 +356,7 @@ def inspect_weights(
     overwrite: bool,
     values: str | None,
     full: bool,
+    wide: bool,
     as_json: bool,
 ) -> None:
     """Statistics of every weight of TARGET: a config (built, not trained), a saved .keras
@@ -374,6 +380,6 @@ def inspect_weights(
     if as_json:
         render.print_json(result.document)
     else:
-        render.inspection(result, render.console())
+        render.inspection(result, render.console(), wide=wide)
     if result.failed:
         raise click.exceptions.Exit(1)

@@ -8,11 +8,13 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from rich.cells import cell_len
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
 from kinit_cli.errors import ConfigError, KinitError
+from kinit_cli.tables import Column, fitted, left_out_note, middle
 
 
 def console(stderr: bool = False) -> Console:
@@ -171,48 +173,66 @@ def weight_stats(
     title: str,
     out: Console,
     changes: dict[str, Any] | None = None,
+    wide: bool = False,
 ) -> None:
     """Per-variable statistics; with `changes`, how far training moved each variable."""
-    table = Table(title=title, title_justify="left")
-    for col in (
-        "Variable",
-        "Shape",
-        "Initializer",
-        "Mean",
-        "Std",
-        "Min",
-        "Max",
-        "L2",
-        "Zeros",
-        "NaN/Inf",
-    ) + (("Rel. change", "Cosine") if changes is not None else ()):
-        table.add_column(
-            col,
-            justify="left" if col in ("Variable", "Initializer") else "right",
-            overflow="fold",
-            no_wrap=col in ("Variable", "Shape"),
-        )
+    nonfinite = any(v.stats.nonfinite for v in report)
+    columns = [
+        Column("Variable", 100, "left", shorten=True),
+        Column("Shape", 95),
+        Column("Initializer", 85, "left", wrap=True),
+        Column("Mean", 90),
+        Column("Std", 88),
+        Column("Min", 70),
+        Column("Max", 69),
+        Column("L2", 60),
+        Column("Zeros", 45),
+        Column("NaN/Inf", 87 if nonfinite else 40),
+    ]
+    if changes is not None:
+        columns += [Column("Rel. change", 92), Column("Cosine", 80)]
+    rows = []
     for v in report:
         s = v.stats
-        row = [
-            v.path + ("" if len(v.layers) < 2 else f" ({', '.join(v.layers)})"),
-            _shape(v.shape),
-            format_initializer(v.initializer, v.loaded_from),
-            _num(s.mean),
-            _num(s.std),
-            _num(s.min),
-            _num(s.max),
-            _num(s.l2),
-            f"{s.zero_fraction:.1%}",
-            str(s.nonfinite),
-        ]
+        row = {
+            "Variable": v.path + ("" if len(v.layers) < 2 else f" ({', '.join(v.layers)})"),
+            "Shape": _shape(v.shape),
+            "Initializer": format_initializer(v.initializer, v.loaded_from),
+            "Mean": _num(s.mean),
+            "Std": _num(s.std),
+            "Min": _num(s.min),
+            "Max": _num(s.max),
+            "L2": _num(s.l2),
+            "Zeros": f"{s.zero_fraction:.1%}",
+            "NaN/Inf": str(s.nonfinite),
+        }
         if changes is not None:
             moved = changes[v.path]
-            row += [change_cell(moved.relative, moved.absolute), _num(moved.cosine)]
-        table.add_row(*row)
-    out.print(table)
+            row["Rel. change"] = change_cell(moved.relative, moved.absolute)
+            row["Cosine"] = _num(moved.cosine)
+        rows.append(row)
+    _print_fitted(title, columns, rows, out, wide)
     if changes is not None:
         out.print(CHANGE_NOTE.format(reference="the initial weights"))
+
+
+def _print_fitted(
+    title: str, columns: list[Column], rows: list[dict[str, str]], out: Console, wide: bool
+) -> None:
+    """A table at the console's width (columns left out by priority, and said so), or,
+    with `wide`, every column however wide that makes it."""
+    width = None if wide else out.width
+    table, left_out = fitted(title, columns, rows, width)
+    if wide and table.width and table.width > out.width:
+        saved, out.width = out.width, table.width  # rich never prints wider than its console
+        try:
+            out.print(table)
+        finally:
+            out.width = saved
+    else:
+        out.print(table)
+    if left_out:
+        out.print(left_out_note(left_out, width))
 
 
 # The one definition of change, for train's table and --against alike.
@@ -228,7 +248,17 @@ def change_cell(relative: float | None, absolute: float | None) -> str:
 
 
 def run_header(info: dict[str, Any], out: Console) -> None:
-    out.print(" · ".join(f"{k}: {v}" for k, v in info.items()))
+    """`run: … · devices: … · seed: …`, broken between items, never inside one."""
+    lines, line = [], ""
+    for item in (f"{k}: {v}" for k, v in info.items()):
+        joined = f"{line} · {item}" if line else item
+        if line and cell_len(joined) > out.width:
+            lines.append(line)
+            joined = item
+        line = joined
+    lines.append(line)
+    for text in lines:
+        out.print(Text(text), soft_wrap=True)
 
 
 def metrics_table(metrics: dict[str, Any], out: Console) -> None:
@@ -256,51 +286,47 @@ def sparkline(counts: Sequence[int]) -> str:
     return "".join(_BLOCKS[0 if c == 0 else 1 + round((c / top) * 7)] for c in counts)
 
 
-def inspection(result: Any, out: Console) -> None:
+def inspection(result: Any, out: Console, wide: bool = False) -> None:
     """inspect-weights: variables, layer totals, then the theory check and the comparison."""
     doc = result.document
     out.print(f"{doc['source']}")
     variables = doc["variables"]
+    nonfinite = any(v["nonfinite"] for v in variables)
     optional = {
         "Dtype": any(v["dtype"] != "float32" for v in variables),
         "Train": any(not v["trainable"] for v in variables),
         "Std@init": any("initial" in v for v in variables),
     }
     columns = [
-        "Variable",
-        "Shape",
-        "Dtype",
-        "Train",
-        "Initializer",
-        "Fans",
-        "Mean",
-        "Std",
-        "Std@init",
-        "Min",
-        "Max",
-        "L2",
-        "σmax",
-        "Zeros",
-        "NaN",
-        "Histogram",
+        Column("Variable", 100, "left", shorten=True),
+        Column("Shape", 95),
+        Column("Dtype", 75),
+        Column("Train", 76, "left"),
+        Column("Initializer", 85, "left", wrap=True),
+        Column("Fans", 30),
+        Column("Mean", 90),
+        Column("Std", 88),
+        Column("Std@init", 80),
+        Column("Min", 70),
+        Column("Max", 69),
+        Column("L2", 60),
+        Column("σmax", 50),
+        Column("Zeros", 45),
+        Column("NaN", 87 if nonfinite else 40),
+        Column("Histogram", 20, "left"),
     ]
-    columns = [c for c in columns if optional.get(c, True)]
-    table = Table(title="Weights", title_justify="left")
-    for col in columns:
-        table.add_column(
-            col,
-            justify="left" if col in ("Variable", "Initializer", "Histogram", "Train") else "right",
-            overflow="fold",
-            no_wrap=col != "Initializer",  # the only column that may wrap
-        )
+    columns = [c for c in columns if optional.get(c.name, True)]
+    rows = []
     for v in variables:
-        cells = {
+        loaded = v.get("loaded_from")
+        row = {
             "Variable": v["path"]
             + ("" if len(v["layers"]) < 2 else f" ({', '.join(v['layers'])})"),
             "Shape": _shape(tuple(v["shape"])),
             "Dtype": v["dtype"],
             "Train": "yes" if v["trainable"] else "no",
-            "Initializer": format_initializer(v["initializer"], v.get("loaded_from")),
+            # A long source path would take a row per line: its middle goes.
+            "Initializer": format_initializer(v["initializer"], loaded and middle(loaded, 48)),
             "Fans": f"{v['fan_in']}/{v['fan_out']}",
             "Std@init": _num((v.get("initial") or {}).get("std")),
             "σmax": _num(v["spectral_norm"]),
@@ -309,9 +335,9 @@ def inspection(result: Any, out: Console) -> None:
             "Histogram": sparkline(v["histogram"]),
         }
         for key in ("mean", "std", "min", "max", "l2"):
-            cells[key.capitalize() if key != "l2" else "L2"] = _num(v[key])
-        table.add_row(*[cells[c] for c in columns])
-    out.print(table)
+            row[key.capitalize() if key != "l2" else "L2"] = _num(v[key])
+        rows.append(row)
+    _print_fitted("Weights", columns, rows, out, wide)
     warnings([d["message"] for d in doc.get("duplicates", [])], out)
     layers = Table(
         "Layer",
@@ -336,28 +362,31 @@ def inspection(result: Any, out: Console) -> None:
     if "activations" in doc:
         activations(doc["activations"], out)
     if "check" in doc:
-        checks = Table(
-            "Variable",
-            "Theory",
-            "Expected",
-            "Observed",
-            "Status",
-            "Why",
-            title="Check against the initializers' theory"
-            + (f": {doc['check_of']}" if "check_of" in doc else ""),
-            title_justify="left",
-        )
+        rows = []
         for c in doc["check"]:
             theory, observed = c["theory"] or {}, c["observed"]
-            checks.add_row(
-                c["path"],
-                theory.get("description", ""),
-                f"mean {_num(theory.get('mean'))}, std {_num(theory.get('std'))}" if theory else "",
-                f"mean {_num(observed.get('mean'))}, std {_num(observed.get('std'))}",
-                Text(c["status"], style=_STATUS_STYLE.get(c["status"], "")),
-                "; ".join(c["reasons"]),
+            rows.append(
+                {
+                    "Variable": c["path"],
+                    "Theory": theory.get("description", ""),
+                    "Expected": _moments(theory),
+                    "Observed": _moments(observed),
+                    "Status": c["status"],
+                    "Why": "; ".join(c["reasons"]),
+                }
             )
-        out.print(checks)
+        columns = [
+            Column("Variable", 100, "left", shorten=True),
+            Column("Theory", 70, "left", wrap=True),
+            Column("Expected", 60, "left", wrap=True),
+            Column("Observed", 80, "left", wrap=True),
+            Column("Status", 100, "left"),
+            Column("Why", 90, "left", wrap=True),
+        ]
+        title = "Check against the initializers' theory" + (
+            f": {doc['check_of']}" if "check_of" in doc else ""
+        )
+        _print_fitted(title, columns, rows, out, wide)
         out.print(check_summary(doc["check_summary"]))
     if "against" in doc:
         other = doc["against"]
@@ -409,6 +438,13 @@ def variable_values(values: dict[str, Any], out: Console, full: bool = False) ->
         out.print(Text(text))
 
 
+def _moments(values: dict[str, Any]) -> str:
+    """'mean 0, std 0.05' ('' when there is nothing to say)."""
+    if not values:
+        return ""
+    return f"mean {_num(values.get('mean'))}, std {_num(values.get('std'))}"
+
+
 def check_summary(counts: dict[str, int]) -> str:
     """'3 pass, 0 warn, 1 fail, 2 not checkable' (and loaded ones, when there are any)."""
     parts = [f"{counts['pass']} pass", f"{counts['warn']} warn", f"{counts['fail']} fail"]
@@ -448,13 +484,3 @@ def activations(doc: dict[str, Any], out: Console) -> None:
     for g in doc["gradients"]:
         grads.add_row(g["path"], _num(g["norm"]), _num(g["relative"]))
     out.print(grads)
-
-
-_STATUS_STYLE = {
-    "PASS": "green",
-    "WARN": "yellow",
-    "FAIL": "bold red",
-    "NO THEORY": "dim",
-    "NOT CHECKABLE": "dim",
-    "LOADED": "cyan",
-}

@@ -1,0 +1,136 @@
+"""Tables that fit the terminal: whole columns left out by priority, never numbers split.
+
+rich shrinks every column of a table too wide for the console, which folds numbers across
+lines (`0.00918` / `9`) and squeezes columns to nothing. Here each column is measured first;
+text columns (paths, initializers) give way first (shortened in the middle or wrapped at
+spaces), then the least important columns are left out, and the table says which.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from rich.cells import cell_len
+from rich.table import Table
+
+# Per column: one border character and one space of padding on each side.
+_EDGE = 3
+_SHORT_TEXT = 20  # a path is shortened to this before core columns are left out
+_SHORTEST_TEXT = 12  # and to this at the very least
+CORE = 80  # columns of this priority or more go only after paths have been shortened
+_WRAPPED_TEXT = 36  # a wrapping column (an initializer's arguments) starts this wide
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    priority: int  # higher stays longer; 100 and more: never left out
+    justify: str = "right"
+    wrap: bool = False  # text that may wrap at spaces
+    shorten: bool = False  # text shortened in the middle ("linear/…/kernel") to fit
+
+
+def fitted(
+    title: str,
+    columns: Sequence[Column],
+    rows: Sequence[dict[str, str]],
+    width: int | None,
+) -> tuple[Table, list[str]]:
+    """A Table of the columns that fit in `width` (all of them when None), and the names of
+    those left out, least important first. The table's `width` is set to what it needs."""
+    need = {
+        c.name: max([cell_len(c.name)] + [_longest_line(r.get(c.name, "")) for r in rows])
+        for c in columns
+    }
+    widths = {c.name: min(need[c.name], _WRAPPED_TEXT) if c.wrap else need[c.name] for c in columns}
+    kept = list(columns)
+
+    def total() -> int:
+        return sum(widths[c.name] + _EDGE for c in kept) + 1
+
+    left_out: list[str] = []
+    if width is not None:
+        for c in kept:  # text gives way first
+            if c.wrap:
+                widths[c.name] = max(
+                    [cell_len(c.name)] + [_longest_word(r.get(c.name, "")) for r in rows]
+                )
+        by_importance = sorted(
+            (c for c in kept if c.priority < 100), key=lambda c: (c.priority, -columns.index(c))
+        )
+
+        def drop(below: int) -> None:
+            for c in by_importance:
+                if total() <= width:
+                    return
+                if c.priority < below and c in kept:
+                    kept.remove(c)
+                    left_out.append(c.name)
+
+        def shorten(floor: int) -> None:
+            for c in kept:
+                if c.shorten and total() > width:
+                    widths[c.name] = max(min(floor, need[c.name]), widths[c.name] - total() + width)
+
+        # Secondary columns go before a path is shortened; core ones only after.
+        drop(below=CORE)
+        shorten(_SHORT_TEXT)
+        drop(below=100)
+        shorten(_SHORTEST_TEXT)
+        # A wide column left out late can free room for narrower ones left out before it.
+        for c in sorted((c for c in columns if c.name in left_out), key=lambda c: -c.priority):
+            if total() + widths[c.name] + _EDGE <= width:
+                kept.append(c)
+                left_out.remove(c.name)
+        kept.sort(key=lambda c: columns.index(c))
+        for c in sorted(kept, key=lambda c: -c.priority):  # room back to text that gave way
+            if (c.wrap or c.shorten) and total() < width:
+                widths[c.name] = min(
+                    _WRAPPED_TEXT if c.wrap else need[c.name], widths[c.name] + width - total()
+                )
+    table = Table(title=title, title_justify="left", width=total())
+    for c in kept:
+        table.add_column(
+            c.name,
+            justify=c.justify,  # type: ignore[arg-type]
+            width=widths[c.name],
+            no_wrap=not c.wrap,
+            overflow="fold" if c.wrap else "ellipsis",
+        )
+    for row in rows:
+        cells = []
+        for c in kept:
+            text = row.get(c.name, "")
+            if c.shorten and cell_len(text) > widths[c.name]:
+                text = middle(text, widths[c.name])
+            cells.append(text)
+        table.add_row(*cells)
+    return table, left_out
+
+
+def left_out_note(names: Sequence[str], width: int | None) -> str:
+    """One line naming the columns a narrow terminal left out, and how to see them."""
+    return (
+        f"({len(names)} column{'s' if len(names) > 1 else ''} left out at {width} columns: "
+        f"{', '.join(names)}; --wide shows every column)"
+    )
+
+
+def middle(text: str, width: int) -> str:
+    """`text` shortened to `width` characters by an ellipsis in the middle."""
+    if cell_len(text) <= width:
+        return text
+    if width < 3:
+        return text[:width]
+    head = (width - 1) // 2
+    tail = width - 1 - head
+    return f"{text[:head]}…{text[len(text) - tail :]}"
+
+
+def _longest_line(text: str) -> int:
+    return max((cell_len(line) for line in text.split("\n")), default=0)
+
+
+def _longest_word(text: str) -> int:
+    return max((cell_len(word) for word in text.split()), default=0)

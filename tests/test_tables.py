@@ -1,0 +1,157 @@
+"""Tables that fit: at 80, 100 and 120 columns no number is split and no column vanishes
+unannounced; --wide keeps every column."""
+
+from __future__ import annotations
+
+import io
+import re
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from kinit_cli import render
+from kinit_cli.inspection import inspect
+from kinit_cli.tables import Column, fitted, middle
+
+CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:e[-+]\d+)?")
+
+
+def _console(width: int) -> Console:
+    return Console(file=io.StringIO(), width=width, color_system=None, highlight=False)
+
+
+def _cells(text: str) -> list[list[str]]:
+    """The data rows of every table in `text`, as stripped cell texts."""
+    return [
+        [cell.strip() for cell in line.strip("│").split("│")]
+        for line in text.splitlines()
+        if line.startswith("│")
+    ]
+
+
+@pytest.fixture(scope="module")
+def digits_result():
+    return inspect(str(CONFIGS / "mnist.yaml"), check=True)
+
+
+@pytest.mark.parametrize("width", [80, 100, 120])
+def test_inspection_fits_and_says_what_it_left_out(digits_result, width):
+    out = _console(width)
+    render.inspection(digits_result, out)
+    text = out.file.getvalue()
+    assert max(len(line) for line in text.splitlines()) <= width
+    # Every number in a row is whole: it equals one the report holds, never a piece of one.
+    numbers = {
+        f"{v[k]:.4g}"
+        for v in digits_result.document["variables"]
+        for k in ("mean", "std", "min", "max", "l2")
+    }
+    weights = text.split("Weights")[1].split("Totals")[0]
+    rows = [row for row in _cells(weights) if row[0]]  # not a wrapped cell's next line
+    assert [row[0] for row in rows] == [
+        "simple_dense/kernel",
+        "simple_dense/bias",
+        "dense/kernel",
+        "dense/bias",
+    ]
+    for row in rows:
+        for cell in row[2:]:
+            for token in NUMBER.findall(cell):
+                if "." in token or "e" in token:
+                    assert token in numbers or token.startswith("0.0"), (width, token)
+    header = next(line for line in weights.splitlines() if line.startswith("┃"))
+    shown = [h.strip() for h in header.strip("┃").split("┃")]
+    note = re.search(
+        r"\((\d+) columns? left out at (\d+) columns: ([^;]+);", " ".join(text.split())
+    )
+    all_columns = {
+        "Variable",
+        "Shape",
+        "Initializer",
+        "Fans",
+        "Mean",
+        "Std",
+        "Min",
+        "Max",
+        "L2",
+        "σmax",
+        "Zeros",
+        "NaN",
+        "Histogram",
+    }
+    if set(shown) == all_columns:
+        assert note is None
+    else:
+        assert note is not None and int(note.group(2)) == width
+        assert set(note.group(3).split(", ")) == all_columns - set(shown)
+    assert shown[:2] == ["Variable", "Shape"] and "Mean" in shown and "Std" in shown
+    assert text.rstrip().splitlines()[-1] == "4 pass, 0 warn, 0 fail, 0 not checkable"
+
+
+def test_wide_keeps_every_column(digits_result):
+    out = _console(80)
+    render.inspection(digits_result, out, wide=True)
+    text = out.file.getvalue()
+    header = next(line for line in text.split("Weights")[1].splitlines() if line.startswith("┃"))
+    assert [h.strip() for h in header.strip("┃").split("┃")] == [
+        "Variable",
+        "Shape",
+        "Initializer",
+        "Fans",
+        "Mean",
+        "Std",
+        "Min",
+        "Max",
+        "L2",
+        "σmax",
+        "Zeros",
+        "NaN",
+        "Histogram",
+    ]
+    assert "left out" not in text
+
+
+def test_columns_go_by_priority_and_paths_shorten_in_the_middle():
+    columns = [
+        Column("Variable", 100, "left", shorten=True),
+        Column("Mean", 90),
+        Column("Histogram", 20, "left"),
+        Column("Fans", 30),
+    ]
+    rows = [
+        {
+            "Variable": "encoder/blocks.0/attention/kernel",
+            "Mean": "-0.001234",
+            "Histogram": "▁▂▃▅▇█▇▅▃▂▁▁▁▁▁▁",
+            "Fans": "64/128",
+        }
+    ]
+    table, left_out = fitted("t", columns, rows, 40)
+    assert left_out == ["Histogram", "Fans"]
+    out = _console(40)
+    out.print(table)
+    # The path gives way before the mean does, shortened in its middle.
+    assert _cells(out.file.getvalue()) == [[middle(rows[0]["Variable"], 24), "-0.001234"]]
+    assert middle(rows[0]["Variable"], 24) == "encoder/blo…ntion/kernel"
+    table, left_out = fitted("t", columns, rows, 30)
+    assert left_out == ["Histogram", "Fans", "Mean"]
+    assert middle("abcdefghij", 5) == "ab…ij"
+
+
+def test_run_header_breaks_between_items():
+    out = _console(60)
+    render.run_header(
+        {
+            "run": "runs/digits-mlp-20261201-101500",
+            "devices": "CPU:0",
+            "seed": 42,
+            "data": "scikit-learn digits (bundled, 1,797 images)",
+        },
+        out,
+    )
+    assert out.file.getvalue().splitlines() == [
+        "run: runs/digits-mlp-20261201-101500 · devices: CPU:0",
+        "seed: 42 · data: scikit-learn digits (bundled, 1,797 images)",
+    ]
