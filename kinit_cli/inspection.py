@@ -386,15 +386,18 @@ def inspect(
         from kinit_cli import plot as plotting
         from kinit_cli.theory import theory_for
 
-        def density(w: Any) -> Any:  # the theory describes fresh values only
-            fresh = origins[w.path].kind in (provenance.FRESH, provenance.SAVED)
-            return theory_for(w.initializer, w.shape) if fresh else None
+        def drawn(w: Any) -> tuple[str, Any, Any, str]:
+            origin = origins[w.path]
+            title = f"{w.path} {tuple(w.shape)}"
+            if origin.kind not in (provenance.FRESH, provenance.SAVED):
+                # The theory describes fresh values only.
+                why = f"{origin.kind} values ({origin.detail})" if origin.detail else origin.kind
+                return title, arrays[w.path], None, f"{why}: no theoretical density drawn"
+            theory = theory_for(w.initializer, w.shape)
+            return title, arrays[w.path], theory, theory.description if theory else ""
 
-        plotting.histograms(
-            [(f"{w.path} {tuple(w.shape)}", arrays[w.path], density(w)) for w in weights],
-            Path(plot),
-            overwrite,
-        )
+        plotting.histograms([drawn(w) for w in weights], Path(plot), overwrite)
+        document["plot"] = str(Path(plot))
     if against:
         other = load(against, overrides, plugins)
         other_arrays = other.arrays(select(other.weights, layer, trainable_only))

@@ -43,9 +43,13 @@ def _normal(x: np.ndarray, mean: float, std: float) -> np.ndarray:
 
 
 def histograms(
-    items: list[tuple[str, np.ndarray, Any]], path: Path, overwrite: bool = False
+    items: list[tuple[str, np.ndarray, Any, str]], path: Path, overwrite: bool = False
 ) -> None:
-    """Draw (title, values, theory or None) per variable into one PNG, written atomically."""
+    """Draw (title, values, theory or None, caption) per variable into one PNG, written
+    atomically. The legend stays short and inside its axes; the theory's full description,
+    or why none is drawn, is the caption under each plot."""
+    import textwrap
+
     try:
         import matplotlib
 
@@ -59,14 +63,17 @@ def histograms(
         raise UsageError(f"{path} already exists; choose another --plot file or add --overwrite")
     cols = min(3, len(items)) or 1
     rows = max(1, math.ceil(len(items) / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.0 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.4 * cols, 3.4 * rows), squeeze=False)
     for ax in axes.flat[len(items) :]:
         ax.axis("off")
-    for ax, (title, values, theory) in zip(axes.flat, items, strict=False):
+    for ax, (title, values, theory, caption) in zip(axes.flat, items, strict=False):
         flat = values.reshape(-1)
         flat = flat[:: max(1, flat.size // MAX_POINTS)]
         flat = flat[np.isfinite(flat)].astype(np.float64)
-        ax.set_title(title, fontsize=9)
+        ax.set_title(textwrap.shorten(title, 48, placeholder="…"), fontsize=9)
+        if caption:
+            ax.set_xlabel(textwrap.fill(caption, 56), fontsize=7)
+        ax.tick_params(labelsize=7)
         if flat.size == 0:
             ax.text(0.5, 0.5, "no finite values", ha="center", transform=ax.transAxes)
             continue
@@ -74,15 +81,19 @@ def histograms(
             ax.axvline(flat[0], color="C0", linewidth=3)
             ax.set_xlim(flat[0] - 1, flat[0] + 1)
             ax.set_yticks([])
-            ax.set_xlabel(f"every value = {flat[0]:.4g}", fontsize=8)
+            ax.set_xlabel(
+                textwrap.fill(
+                    f"every value = {flat[0]:.4g}" + (f"; {caption}" if caption else ""), 56
+                ),
+                fontsize=7,
+            )
             continue
         ax.hist(flat, bins=60, density=True, color="C0", alpha=0.75, label="values")
         x = np.linspace(flat.min(), flat.max(), 400)
         expected = density(theory, x)
         if expected is not None:
-            ax.plot(x, expected, color="C3", linewidth=1.5, label=theory.description or "theory")
-            ax.legend(fontsize=7, loc="upper right")
-        ax.tick_params(labelsize=7)
+            ax.plot(x, expected, color="C3", linewidth=1.5, label="theory")
+            ax.legend(fontsize=7, loc="best", framealpha=0.8)
     fig.tight_layout()
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".png")
     os.close(fd)

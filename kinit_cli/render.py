@@ -421,6 +421,8 @@ def inspection(result: Any, out: Console, wide: bool = False) -> None:
         ):
             if other[key]:
                 out.print(f"{label}: {', '.join(other[key])}")
+    if "plot" in doc:
+        out.print(f"Histograms written to {doc['plot']}")
 
 
 def variable_values(values: dict[str, Any], out: Console, full: bool = False) -> None:

@@ -625,3 +625,32 @@ def test_values_of_matching_variables(runner, trained_run):
     fresh = inspect_json(runner, CONFIGS / "digits.yaml", "--values", "dense_1")
     assert sorted(fresh["values"]) == ["dense_1/bias", "dense_1/kernel"]
     assert fresh["values"]["dense_1/bias"] == [0.0] * 64
+
+
+def test_plot_says_where_it_went_and_draws_theory_over_fresh_values_only(
+    runner, trained_run, tmp_path, monkeypatch
+):
+    from kinit_cli import plot
+
+    drawn = {}
+    real = plot.histograms
+
+    def recording(items, path, overwrite=False):
+        drawn[str(path)] = items
+        real(items, path, overwrite)
+
+    monkeypatch.setattr(plot, "histograms", recording)
+    fresh, trained = tmp_path / "fresh.png", tmp_path / "trained.png"
+    result = runner.invoke(
+        cli, ["inspect-weights", str(CONFIGS / "digits.yaml"), "--plot", str(fresh)]
+    )
+    assert result.exit_code == 0, result.output
+    assert result.stdout.rstrip().splitlines()[-1] == f"Histograms written to {fresh}"
+    kernel = drawn[str(fresh)][0]
+    assert kernel[0] == "dense/kernel (64, 128)" and kernel[2].distribution == "truncated_normal"
+    assert kernel[3] == kernel[2].description
+    doc = inspect_json(runner, trained_run, "--plot", str(trained))
+    assert doc["plot"] == str(trained) and trained.stat().st_size > 20_000
+    assert [(item[2], item[3]) for item in drawn[str(trained)]] == [
+        (None, "trained values (2 epochs): no theoretical density drawn")
+    ] * 6
