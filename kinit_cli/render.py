@@ -93,7 +93,6 @@ def model_summary(built: Any, title: str, out: Console) -> None:
         layers.add_row(*row)
     out.print(layers)
 
-    weights = Table(title="Weights (created at build time)", title_justify="left")
     calls = {info.name: info.calls for info in built.layers}
 
     def used_by(w: Any) -> str:
@@ -105,20 +104,29 @@ def model_summary(built: Any, title: str, out: Console) -> None:
     sharing = any(
         len(w.layers) > 1 or len(calls.get(w.layers[0], [])) > 1 for w in built.weights if w.layers
     )
-    for col in ("Variable", "Shape", "Dtype", "Trainable", "Initializer") + (
-        ("Used by",) if sharing else ()
-    ):
-        weights.add_column(col, overflow="fold")
-    for w in built.weights:
-        row = [
-            w.path,
-            _shape(w.shape),
-            w.dtype,
-            "yes" if w.trainable else "no",
-            format_initializer(w.initializer, w.loaded_from),
-        ]
-        weights.add_row(*row, *([used_by(w)] if sharing else []))
-    out.print(weights)
+    columns = [
+        Column("Variable", 100, "left", shorten=True),
+        Column("Shape", 95, "left"),
+        Column("Dtype", 60, "left"),
+        Column("Trainable", 70, "left"),
+        Column("Initializer", 90, "left", wrap=True),
+    ]
+    if sharing:
+        columns.append(Column("Used by", 80, "left", wrap=True))
+    rows = [
+        {
+            "Variable": w.path,
+            "Shape": _shape(w.shape),
+            "Dtype": w.dtype,
+            "Trainable": "yes" if w.trainable else "no",
+            "Initializer": format_initializer(
+                w.initializer, w.loaded_from and middle(w.loaded_from, 48)
+            ),
+            "Used by": used_by(w),
+        }
+        for w in built.weights
+    ]
+    _print_fitted("Weights (created at build time)", columns, rows, out, wide=False)
     total = built.trainable_params + built.non_trainable_params
     out.print(
         f"Total params: {total:,}  (trainable: {built.trainable_params:,}, "

@@ -86,9 +86,7 @@ def fitted(
         kept.sort(key=lambda c: columns.index(c))
         for c in sorted(kept, key=lambda c: -c.priority):  # room back to text that gave way
             if (c.wrap or c.shorten) and total() < width:
-                widths[c.name] = min(
-                    _WRAPPED_TEXT if c.wrap else need[c.name], widths[c.name] + width - total()
-                )
+                widths[c.name] = min(need[c.name], widths[c.name] + width - total())
     table = Table(title=title, title_justify="left", width=total())
     for c in kept:
         table.add_column(
