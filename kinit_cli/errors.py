@@ -64,6 +64,12 @@ class PluginError(KinitError):
         super().__init__(message)
 
 
+class PluginCodeError(KinitError):
+    """A plugin's own code raised while kinit ran it (a layer's call(), a schedule, a loss)."""
+
+    exit_code = 1
+
+
 class DataError(KinitError):
     """A data set cannot be found, downloaded or read, or does not fit the model."""
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kinit_cli.errors import KinitError, PluginError, keras2_hint
+from kinit_cli.errors import KinitError, PluginCodeError, PluginError, keras2_hint, keras_message
 from kinit_cli.registry import PLUGIN_ORIGINS, register_module_classes
 
 ENTRY_POINT_GROUP = "kinit.plugins"
@@ -175,3 +175,39 @@ def _failing_line(exc: BaseException, path: Path | None) -> str:
     if not frames:
         return ""
     return f"{frames[-1].filename}:{frames[-1].lineno}: "
+
+
+def plugin_failure(exc: BaseException, doing: str) -> PluginCodeError | None:
+    """One message for an error raised inside a loaded plugin's code while `doing`: the
+    plugin's file and line, the error, and the Keras 3 spelling of a Keras 2 API; None when
+    no plugin code is on the traceback (then it is not the plugin's)."""
+    import traceback
+
+    files = {}
+    for name in PLUGIN_ORIGINS:
+        module = sys.modules.get(name)
+        path = getattr(module, "__file__", None)
+        if path and not name.startswith("kinit_cli"):
+            files[str(Path(path).resolve())] = name
+    frames = []
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:  # Keras re-raises its own wrappers
+        seen.add(id(cause))
+        frames += [
+            f
+            for f in traceback.extract_tb(cause.__traceback__)
+            if str(Path(f.filename).resolve()) in files
+        ]
+        cause = cause.__cause__ or cause.__context__
+    if not frames:
+        return None
+    frame = frames[-1]
+    message = keras_message(exc)
+    hint = keras2_hint(exc)
+    if hint:
+        message = message.rstrip(".") + "."
+    return PluginCodeError(
+        f"{frame.filename}:{frame.lineno}: {doing} failed in plugin code ({frame.name}): "
+        f"{type(exc).__name__}: {message}{hint}"
+    )

@@ -71,6 +71,7 @@ def build(config: Config, resolved: dict[str, Any], registry: Registry) -> Built
         else:
             model, calls, shapes = _sequential(spec, builder, name, sites)
     if model is not None:
+        _trace_calls(model, builder, sites)
         for layer, attributes in untracked_weights(model):
             builder.problem(sites.get(id(layer), ("model",)), untracked_message(layer, attributes))
     if builder.problems or model is None:
@@ -297,6 +298,33 @@ def _functional(spec: dict[str, Any], builder: SpecBuilder, name: str, sites: di
     return model, calls, shapes
 
 
+def _trace_calls(model: Any, builder: SpecBuilder, sites: dict[int, KeyPath]) -> None:
+    """Run each user layer's call() symbolically once, where Keras built it without.
+
+    A layer with its own compute_output_shape (the Keras 2 docs' pattern) is built from
+    that alone, so a broken call() (a Keras 2 `K.dot`) would first fail in the middle of
+    training. Keras's compute_output_spec traces it in a scratch graph, changing no state.
+    """
+    from keras.src.backend import compute_output_spec  # private: checked on Keras 3.15
+
+    for layer in model.layers:
+        own = [k for k in type(layer).__mro__ if not _keras_class(k)]
+        if not own or not any("compute_output_shape" in vars(k) for k in own):
+            continue
+        try:
+            inputs = layer.input
+        except (AttributeError, ValueError):
+            continue  # applied at several places: Keras built it there
+        try:
+            compute_output_spec(layer.call, inputs)
+        except Exception as exc:
+            builder.problem(sites.get(id(layer), ("model",)), _call_failure(layer, exc))
+
+
+def _keras_class(cls: type) -> bool:
+    return (cls.__module__ or "").split(".")[0] in ("keras", "tensorflow", "builtins")
+
+
 def _first(out: Any) -> Any:
     return out[0] if isinstance(out, list | tuple) else out
 
@@ -320,8 +348,7 @@ def _call_failure(layer: Any, exc: Exception) -> str:
     if hint:
         message = message.rstrip(".") + "."
     cls = type(layer)
-    user_code = (cls.__module__ or "").split(".")[0] not in ("keras", "tensorflow")
-    where = raised_in(exc, source_file(cls)) if user_code else ""
+    where = "" if _keras_class(cls) else raised_in(exc, source_file(cls))
     return (
         f"applying {type(layer).__name__} '{layer.name}' failed{where}: {message}{keras2_hint(exc)}"
     )

@@ -44,12 +44,18 @@ def check(model: Any, records: dict[int, tuple[Any, Any]]) -> list[Unsaveable]:
 
     k = keras()
     parts = (k.initializers.Initializer, k.regularizers.Regularizer, k.constraints.Constraint)
-    out: list[Unsaveable] = []
-    seen: set[type] = set()
-    objects = [init for _, init in records.values()]
+    objects = []
     for layer in model.layers:
         # A Keras layer's config holds the user's regularizers and constraints too.
         objects += [layer] + [v for v in vars(layer).values() if isinstance(v, parts)]
+    return check_objects(objects + [init for _, init in records.values()])
+
+
+def check_objects(objects: list[Any]) -> list[Unsaveable]:
+    """Like check(), for objects outside the layers: a loss, metrics, an optimizer and its
+    learning-rate schedule, which model.keras saves with the compile config."""
+    out: list[Unsaveable] = []
+    seen: set[type] = set()
     for obj in objects:
         cls = type(obj)
         if cls in seen or _foreign(cls) or not hasattr(obj, "get_config"):
@@ -126,7 +132,8 @@ def _reason(what: str, exc: BaseException) -> str:
     text = re.sub(r"\s*Example:.*", "", text)
     if "unexpected keyword argument" in text:
         text += (
-            " (Keras's base get_config adds name, trainable and dtype: an __init__ that "
-            "takes **kwargs and passes them to super().__init__(**kwargs) accepts them)"
+            " (Keras's base get_config adds keys of its own, such as name and dtype: an "
+            "__init__ that takes **kwargs and passes them to super().__init__(**kwargs) "
+            "accepts them)"
         )
     return f"{what} fails: {text.rstrip('.')}"

@@ -390,8 +390,10 @@ class Registry:
                 kind,
             )
         bare = name.rpartition(">")[2]
-        hint = self._keras_spelling(kind, name) or did_you_mean(
-            bare, [_closest_name(e, bare) for e in entries]
+        hint = (
+            self._undecorated(kind, bare)
+            or self._keras_spelling(kind, name)
+            or did_you_mean(bare, [_closest_name(e, bare) for e in entries])
         )
         raise ResolveError(
             f"unknown {kind} '{name}'.{hint} See `kinit list-{info.plural}` for every {kind} "
@@ -399,6 +401,24 @@ class Registry:
             name,
             kind,
         )
+
+    def _undecorated(self, kind: str, name: str) -> str:
+        """A hint when a loaded plugin defines a function of that name: classes register by
+        themselves, functions only with a decorator."""
+        import sys
+
+        if not KINDS[kind].functions:
+            return ""
+        for module_name, spec in PLUGIN_ORIGINS.items():
+            module = sys.modules.get(module_name)
+            obj = getattr(module, name, None)
+            if inspect.isfunction(obj) and obj.__module__ == module_name:
+                return (
+                    f" The plugin '{spec}' defines a function {name}(), but functions are "
+                    f"registered only with a decorator: put @register_{kind} (from kinit_cli) "
+                    "or @keras.saving.register_keras_serializable() above it."
+                )
+        return ""
 
     def _keras_spelling(self, kind: str, name: str) -> str:
         """' Did you mean ...?' for TensorFlow's spelling of a Keras object (tutorials write

@@ -24,10 +24,10 @@ import numpy as np
 
 from kinit_cli import config as config_mod
 from kinit_cli import data as data_mod
-from kinit_cli import distribute, pipeline, resume, rundir, schema, stats
+from kinit_cli import distribute, pipeline, portability, resume, rundir, schema, stats
 from kinit_cli.backend import keras, tensorflow
 from kinit_cli.errors import ConfigError, KinitError, UsageError
-from kinit_cli.loading import is_file
+from kinit_cli.loading import is_file, plugin_failure
 
 # Constructor arguments of Keras callbacks that name files: relative ones go in the run dir.
 _PATH_ARGUMENTS = ("filename", "filepath", "log_dir", "backup_dir")
@@ -149,9 +149,13 @@ class Trainer:
                 Path(opts.output) if opts.output else rundir.default_path(resolved["name"])
             )
         self.callbacks = self._config_callbacks()
-        with self.distribution.strategy.scope():
+        with self.distribution.strategy.scope():  # the optimizer belongs to the strategy
+            arguments = compile_arguments(config, resolved, self.prepared.registry)
+            # The compile config goes into model.keras too: a loss or schedule Keras cannot
+            # reload makes the whole file unloadable.
+            self.built.unsaveable += portability.check_objects(_compiled_objects(arguments))
             model.compile(
-                **compile_arguments(config, resolved, self.prepared.registry),
+                **arguments,
                 steps_per_execution=_steps_per_execution(train, self.distribution.replicas),
                 jit_compile=train["jit_compile"],
             )
@@ -249,6 +253,13 @@ class Trainer:
                     callbacks=every,
                     verbose=0,
                 )
+        except KinitError:
+            raise
+        except Exception as exc:
+            failure = plugin_failure(exc, "training")
+            if failure is None:
+                raise
+            raise failure from exc
         finally:
             for s, handler in previous.items():
                 signal.signal(s, handler)
@@ -408,6 +419,19 @@ class Trainer:
                 pass
         rundir.save_weights(model, self.run_dir / rundir.WEIGHTS)
         return rundir.WEIGHTS
+
+
+def _compiled_objects(arguments: dict[str, Any]) -> list[Any]:
+    """The objects in model.compile's arguments, with an optimizer's schedule."""
+    optimizer = arguments["optimizer"]
+    schedule = keras().optimizers.schedules.LearningRateSchedule
+    out = [optimizer, arguments.get("loss"), *arguments["metrics"]]
+    out += (
+        [v for v in vars(optimizer).values() if isinstance(v, schedule)]
+        if not isinstance(optimizer, str)
+        else []
+    )
+    return [o for o in out if o is not None and not isinstance(o, str)]
 
 
 def _cluster_metrics(distribution: distribute.Distribution) -> dict[str, Any]:

@@ -732,3 +732,100 @@ def test_a_failing_call_shows_its_own_error_without_keras_build_warnings(runner,
         f"error: {config}:4:12: model.layers[0]: applying ResidualBlock 'residual_block' "
         f"failed (at {plugin}:{line + 1}): Dimensions must be equal, but are 64 and 32"
     ), result.output
+
+
+def test_a_broken_call_is_found_at_validate_even_with_compute_output_shape(runner, tmp_path, write):
+    plugin = _plugin(tmp_path, "keras2_docs.py")
+    config = write(
+        "k.yaml",
+        """\
+        plugins: [keras2_docs.py]
+        model:
+          input_shape: [64]
+          layers:
+            - {class_name: MyLayer, config: {output_dim: 32}}
+        """,
+    )
+    result = runner.invoke(cli, ["validate", str(config)])
+    assert result.exit_code == 2
+    line = plugin.read_text().splitlines().index("        return K.dot(x, self.kernel)") + 1
+    assert result.output == (
+        f"error: {config}:5:7: model.layers[0]: applying MyLayer 'my_layer' failed "
+        f"(at {plugin}:{line}): module 'keras.backend' has no attribute 'dot'. "
+        "keras.backend.dot (K.dot) is Keras 2's; Keras 3 spells it keras.ops.dot.\n"
+    )
+
+
+GUIDE_MODEL = """\
+seed: 1
+plugins: [training_guide.py]
+model:
+  input_shape: [64]
+  layers: [{class_name: Dense, config: {units: 10, activation: softmax}}]
+train: {epochs: 1}
+"""
+
+
+def test_plugin_code_failing_in_training_is_one_message(runner, tmp_path, write):
+    plugin = _plugin(tmp_path, "training_guide.py")
+    config = write(
+        "s.yaml",
+        GUIDE_MODEL
+        + """\
+compile:
+  optimizer: {class_name: SGD, config: {learning_rate: {class_name: MyLRSchedule, config: {initial_learning_rate: 0.1}}}}
+  loss: sparse_categorical_crossentropy
+""",
+    )
+    result = runner.invoke(cli, ["train", str(config), "-q", "--output", str(tmp_path / "run")])
+    assert result.exit_code == 1
+    line = (
+        plugin.read_text()
+        .splitlines()
+        .index("        return self.initial_learning_rate / (step + 1)")
+    )
+    error = result.stderr.strip().splitlines()[-1]
+    assert error.startswith(
+        f"error: {plugin}:{line + 1}: training failed in plugin code (__call__): TypeError: "
+    ), error
+    assert "Traceback" not in result.output and "unexpected failure" not in result.output
+
+
+def test_a_loss_keras_cannot_reload_keeps_the_run_as_weights(runner, tmp_path, write):
+    plugin = _plugin(tmp_path, "training_guide.py")
+    config = write(
+        "l.yaml",
+        GUIDE_MODEL
+        + """\
+compile:
+  loss: {class_name: CustomMSE, config: {regularization_factor: 0.1}}
+""",
+    )
+    run = tmp_path / "run"
+    result = runner.invoke(cli, ["train", str(config), "-q", "--output", str(run)])
+    assert result.exit_code == 0, result.output
+    assert (
+        f"warning: CustomMSE ({plugin}:7) cannot be reloaded by Keras: from_config(get_config()) fails: CustomMSE.__init__() got an unexpected keyword argument 'reduction'"
+        in result.stderr
+    )
+    assert (run / "model.weights.h5").exists() and not (run / "model.keras").exists()
+    shown = runner.invoke(cli, ["inspect-weights", str(run), "--json"])
+    assert shown.exit_code == 0, shown.output
+    assert [v["path"] for v in json.loads(shown.output)["variables"]] == [
+        "dense/kernel",
+        "dense/bias",
+    ]
+
+
+def test_an_undecorated_function_gets_told_to_use_a_decorator(tmp_path, write):
+    _plugin(tmp_path, "training_guide.py")
+    config = write("f.yaml", GUIDE_MODEL + "compile: {loss: custom_mean_squared_error}\n")
+    with pytest.raises(ConfigError) as caught:
+        prepare(config)
+    assert str(caught.value) == (
+        f"{config}:7:17: compile.loss: unknown loss 'custom_mean_squared_error'. The plugin "
+        "'training_guide.py' defines a function custom_mean_squared_error(), but functions are "
+        "registered only with a decorator: put @register_loss (from kinit_cli) or "
+        "@keras.saving.register_keras_serializable() above it. See `kinit list-losses` for "
+        "every loss kinit knows (Keras built-ins and loaded plugins)."
+    )
