@@ -135,18 +135,24 @@ def model_summary(built: Any, title: str, out: Console) -> None:
 
 
 def catalog(kind: str, items: list[dict[str, Any]], out: Console) -> None:
-    table = Table(title=f"{len(items)} {kind}s", title_justify="left")
-    for col in ("Name", "Aliases", "Source", "Parameters", "Summary"):
-        table.add_column(col, overflow="fold")
-    for item in items:
-        table.add_row(
-            item["name"],
-            ", ".join(item["aliases"]),
-            item["source"],
-            _params(item["parameters"]),
-            item["summary"],
-        )
-    out.print(table)
+    columns = [
+        Column("Name", 100, "left", wrap=True),
+        Column("Aliases", 60, "left", wrap=True),
+        Column("Source", 70, "left", wrap=True),
+        Column("Parameters", 90, "left", wrap=True),
+        Column("Summary", 50, "left", wrap=True),
+    ]
+    rows = [
+        {
+            "Name": item["name"],
+            "Aliases": ", ".join(item["aliases"]),
+            "Source": item["source"],
+            "Parameters": _params(item["parameters"]),
+            "Summary": item["summary"],
+        }
+        for item in items
+    ]
+    _print_fitted(f"{len(items)} {kind}s", columns, rows, out, wide=False)
 
 
 def catalog_detail(item: dict[str, Any], out: Console) -> None:
@@ -298,6 +304,16 @@ def inspection(result: Any, out: Console, wide: bool = False) -> None:
     """inspect-weights: variables, layer totals, then the theory check and the comparison."""
     doc = result.document
     out.print(f"{doc['source']}")
+    kinds: dict[str, int] = {}
+    for v in doc["variables"]:
+        origin = v.get("provenance") or {}
+        label = origin.get("kind", "?") + (
+            f" ({origin['detail']})"
+            if origin.get("kind") == "trained" and origin.get("detail")
+            else ""
+        )
+        kinds[label] = kinds.get(label, 0) + 1
+    out.print("values: " + ", ".join(f"{n} {label}" for label, n in kinds.items()))
     variables = doc["variables"]
     nonfinite = any(v["nonfinite"] for v in variables)
     optional = {
@@ -398,30 +414,29 @@ def inspection(result: Any, out: Console, wide: bool = False) -> None:
         out.print(check_summary(doc["check_summary"]))
     if "against" in doc:
         other = doc["against"]
-        compared = Table(
-            "Variable",
-            "Shape",
-            "Rel. change",
-            "Cosine",
-            title=f"Against {other['source']}",
-            title_justify="left",
-        )
+        rows = []
         for row in other["variables"]:
             if "other_shape" in row:
-                compared.add_row(
-                    row["path"],
-                    f"{_shape(tuple(row['shape']))} vs {_shape(tuple(row['other_shape']))}",
-                    "shape differs",
-                    "",
+                shape = f"{_shape(tuple(row['shape']))} vs {_shape(tuple(row['other_shape']))}"
+                rows.append(
+                    {"Variable": row["path"], "Shape": shape, "Rel. change": "shape differs"}
                 )
             else:
-                compared.add_row(
-                    row["path"],
-                    _shape(tuple(row["shape"])),
-                    change_cell(row["relative_change"], row["change"]),
-                    _num(row["cosine"]),
+                rows.append(
+                    {
+                        "Variable": row["path"],
+                        "Shape": _shape(tuple(row["shape"])),
+                        "Rel. change": change_cell(row["relative_change"], row["change"]),
+                        "Cosine": _num(row["cosine"]),
+                    }
                 )
-        out.print(compared)
+        columns = [
+            Column("Variable", 100, "left", shorten=True),
+            Column("Shape", 95),
+            Column("Rel. change", 100),
+            Column("Cosine", 90),
+        ]
+        _print_fitted(f"Against {other['source']}", columns, rows, out, wide)
         out.print(CHANGE_NOTE.format(reference=f"the target {doc['source']}, B = the other"))
         for key, label in (
             ("only_in_target", "only in the target"),

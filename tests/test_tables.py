@@ -42,6 +42,7 @@ def test_inspection_fits_and_says_what_it_left_out(digits_result, width):
     render.inspection(digits_result, out)
     text = out.file.getvalue()
     assert max(len(line) for line in text.splitlines()) <= width
+    assert text.splitlines()[1] == "values: 4 initializer"  # fresh values, all of them
     # Every number in a row is whole: it equals one the report holds, never a piece of one.
     numbers = {
         f"{v[k]:.4g}"
@@ -155,3 +156,20 @@ def test_run_header_breaks_between_items():
         "run: runs/digits-mlp-20261201-101500 · devices: CPU:0",
         "seed: 42 · data: scikit-learn digits (bundled, 1,797 images)",
     ]
+
+
+@pytest.mark.parametrize("width", [80, 120])
+def test_catalog_fits(width):
+    from kinit_cli.loading import load_plugins
+    from kinit_cli.registry import Registry, describe
+
+    load_plugins([])
+    items = [describe(e) for e in Registry().catalog("initializer")]
+    out = _console(width)
+    render.catalog("initializer", items, out)
+    lines = out.file.getvalue().splitlines()
+    assert max(len(line) for line in lines) <= width
+    names = [row[0] for row in _cells("\n".join(lines)) if row[0]]
+    assert "GlorotUniform" in names and "ExampleRandomNormal" in names
+    # Parameters are never cut inside a default value.
+    assert any("seed=None," in line for line in lines)
