@@ -15,6 +15,9 @@ from kinit_cli.inspection import inspect
 from kinit_cli.tables import Column, fitted, middle
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+# inspect-weights' Weights table for a float32, all-trainable model without a run record.
+WEIGHT_COLUMNS = ["Variable", "Shape", "Initializer", "Fans", "Mean", "Std", "Min", "Max"]
+WEIGHT_COLUMNS += ["L2", "σmax", "Zeros", "NaN", "Histogram"]
 NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:e[-+]\d+)?")
 
 
@@ -67,21 +70,7 @@ def test_inspection_fits_and_says_what_it_left_out(digits_result, width):
     note = re.search(
         r"\((\d+) columns? left out at (\d+) columns: ([^;]+);", " ".join(text.split())
     )
-    all_columns = {
-        "Variable",
-        "Shape",
-        "Initializer",
-        "Fans",
-        "Mean",
-        "Std",
-        "Min",
-        "Max",
-        "L2",
-        "σmax",
-        "Zeros",
-        "NaN",
-        "Histogram",
-    }
+    all_columns = set(WEIGHT_COLUMNS)
     if set(shown) == all_columns:
         assert note is None
     else:
@@ -96,21 +85,7 @@ def test_wide_keeps_every_column(digits_result):
     render.inspection(digits_result, out, wide=True)
     text = out.file.getvalue()
     header = next(line for line in text.split("Weights")[1].splitlines() if line.startswith("┃"))
-    assert [h.strip() for h in header.strip("┃").split("┃")] == [
-        "Variable",
-        "Shape",
-        "Initializer",
-        "Fans",
-        "Mean",
-        "Std",
-        "Min",
-        "Max",
-        "L2",
-        "σmax",
-        "Zeros",
-        "NaN",
-        "Histogram",
-    ]
+    assert [h.strip() for h in header.strip("┃").split("┃")] == WEIGHT_COLUMNS
     assert "left out" not in text
 
 
