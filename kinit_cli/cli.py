@@ -14,7 +14,7 @@ import click
 from kinit_cli import __version__
 from kinit_cli.distribute import STRATEGIES
 from kinit_cli.errors import KinitError
-from kinit_cli.registry import KINDS
+from kinit_cli.registration import KINDS
 
 _DEBUG = "kinit.debug"
 
@@ -136,7 +136,8 @@ def _catalog_command(kind: str, plural: str) -> click.Command:
 
         from kinit_cli import render
         from kinit_cli.loading import load_plugins
-        from kinit_cli.registry import Registry, describe
+        from kinit_cli.registry import Registry
+        from kinit_cli.signatures import describe
 
         load_plugins(plugins, base_dir=Path.cwd())
         registry = Registry()

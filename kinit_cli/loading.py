@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from kinit_cli.errors import KinitError, PluginCodeError, PluginError, keras2_hint, keras_message
-from kinit_cli.registry import PLUGIN_ORIGINS, register_module_classes
+from kinit_cli.registration import PLUGIN_ORIGINS, register_module_classes
 
 ENTRY_POINT_GROUP = "kinit.plugins"
 BUILTIN_PLUGINS = ("kinit_cli.plugins.initializers", "kinit_cli.plugins.layers")

@@ -18,7 +18,8 @@ from kinit_cli import portability
 from kinit_cli.backend import keras
 from kinit_cli.config import Config, KeyPath
 from kinit_cli.errors import ConfigError, did_you_mean, keras2_hint, keras_message, raised_in
-from kinit_cli.registry import Registry, source_file
+from kinit_cli.registration import source_file
+from kinit_cli.registry import Registry
 from kinit_cli.specs import FAILED, SpecBuilder
 from kinit_cli.variables import (
     WeightInfo,

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kinit_cli.errors import keras_message
-from kinit_cli.registry import where_defined
+from kinit_cli.registration import where_defined
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,9 @@ from typing import Any
 
 from kinit_cli.config import Config, KeyPath, kind_of
 from kinit_cli.errors import Problem, ResolveError, did_you_mean, keras_message, raised_in
-from kinit_cli.registry import Entry, Registry, parameters, source_file
+from kinit_cli.registration import source_file
+from kinit_cli.registry import Entry, Registry
+from kinit_cli.signatures import parameters
 
 
 class _Failed:

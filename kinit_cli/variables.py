@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kinit_cli.backend import keras, tensorflow
-from kinit_cli.registry import where_defined
+from kinit_cli.registration import where_defined
 
 
 @dataclass

@@ -68,12 +68,12 @@ def forget_plugins(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
         if str(getattr(sys.modules[name], "__file__", None) or "").startswith(base)
     }
     if "keras" in sys.modules:
-        from kinit_cli import registry
+        from kinit_cli import registration
 
         custom = sys.modules["keras"].saving.get_custom_objects()
         for key, obj in list(custom.items()):
             if getattr(obj, "__module__", None) in written:
                 del custom[key]
-                registry._DECLARED_KINDS.pop(key, None)
+                registration.DECLARED_KINDS.pop(key, None)
     for name in written:
         del sys.modules[name]

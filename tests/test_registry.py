@@ -7,7 +7,7 @@ import importlib.metadata
 import keras
 import pytest
 
-from kinit_cli import loading, registry
+from kinit_cli import loading, signatures
 from kinit_cli.errors import PluginError, ResolveError
 from kinit_cli.loading import load_plugins
 from kinit_cli.registry import Registry
@@ -240,13 +240,13 @@ def test_keras_decorator_registrations_are_found_by_kind(write):
 
 
 def test_parameters_follow_kwargs_up_the_hierarchy():
-    params, open_kwargs = registry.parameters(keras.layers.Dense)
+    params, open_kwargs = signatures.parameters(keras.layers.Dense)
     names = [p.name for p in params]
     assert names[:2] == ["units", "activation"] and not open_kwargs
     assert {"name", "dtype", "trainable", "input_shape"} <= set(names)
-    params, open_kwargs = registry.parameters(keras.optimizers.RMSprop)
+    params, open_kwargs = signatures.parameters(keras.optimizers.RMSprop)
     assert "learning_rate" in [p.name for p in params] and not open_kwargs
-    assert [p.name for p in registry.own_parameters(keras.initializers.RandomNormal)] == [
+    assert [p.name for p in signatures.own_parameters(keras.initializers.RandomNormal)] == [
         "mean",
         "stddev",
         "seed",
@@ -254,7 +254,7 @@ def test_parameters_follow_kwargs_up_the_hierarchy():
 
 
 def test_describe_gives_plain_data(reg):
-    item = registry.describe(reg.resolve("initializer", "random_normal"))
+    item = signatures.describe(reg.resolve("initializer", "random_normal"))
     assert item["name"] == "RandomNormal"
     assert item["aliases"] == ["normal", "random_normal"]
     assert item["parameters"] == [
@@ -266,7 +266,7 @@ def test_describe_gives_plain_data(reg):
 
 
 def test_base_class_required_parameters_are_the_subclass_business():
-    params, _ = registry.parameters(keras.layers.Conv2D)
+    params, _ = signatures.parameters(keras.layers.Conv2D)
     required = [p.name for p in params if p.required]
     assert required == ["filters", "kernel_size"]
     assert "rank" in [p.name for p in params]  # accepted by the base, supplied by Conv2D

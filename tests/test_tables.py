@@ -136,7 +136,8 @@ def test_run_header_breaks_between_items():
 @pytest.mark.parametrize("width", [80, 120])
 def test_catalog_fits(width):
     from kinit_cli.loading import load_plugins
-    from kinit_cli.registry import Registry, describe
+    from kinit_cli.registry import Registry
+    from kinit_cli.signatures import describe
 
     load_plugins([])
     items = [describe(e) for e in Registry().catalog("initializer")]
