@@ -132,11 +132,13 @@ def _run_directory(run_dir: Path, plugins: Sequence[str]) -> Inspected:
     if init.exists():
         inspected.initial = {v["path"]: v for v in json.loads(init.read_text())["variables"]}
         for w in inspected.weights:
-            # What made each variable was recorded exactly when the run built it; a reload
-            # can only guess from the layer's attributes.
-            recorded = inspected.initial.get(w.path, {}).get("initializer")
-            if recorded is not None:
-                w.initializer = recorded
+            # What made each variable, or where init_from took it from, was recorded exactly
+            # when the run built it; a reload can only guess from the layer's attributes.
+            record = inspected.initial.get(w.path, {})
+            if record.get("initializer") is not None:
+                w.initializer = record["initializer"]
+            if record.get("loaded_from"):
+                w.loaded_from, w.loaded_sha256 = record["loaded_from"], record.get("sha256")
     return inspected
 
 
@@ -325,6 +327,8 @@ def inspect(
     full: bool = False,
 ) -> Result:
     """Load, select, measure; check against theory and compare with another target on demand."""
+    if full and values is None:
+        raise UsageError("--full goes with --values GLOB: it prints every value of those")
     inspected = load(target, overrides, plugins)
     if activations and inspected.prepared is None:
         raise UsageError(
@@ -374,7 +378,10 @@ def inspect(
         if inspected.kind == "run" and inspected.initial:
             fresh = rebuild_run(Path(inspected.source), plugins)
             rebuilt = {w.path: np.asarray(w.variable.numpy()) for w in fresh.weights}
-        result.verdicts = provenance.check(weights, arrays, origins, inspected.initial, rebuilt)
+        sources = _source_digests(weights) if inspected.kind == "run" else None
+        result.verdicts = provenance.check(
+            weights, arrays, origins, inspected.initial, rebuilt, sources
+        )
         document["check"] = [_verdict_json(p, v) for p, v in result.verdicts.items()]
         document["check_summary"] = provenance.summary(result.verdicts)
         if rebuilt is not None:
@@ -404,6 +411,27 @@ def inspect(
         result.comparison = {"source": other.source, **compare(arrays, other_arrays)}
         document["against"] = result.comparison
     return result
+
+
+def _source_digests(weights: Sequence[Any]) -> dict[str, str]:
+    """path -> SHA-256 of the values its init_from source holds now ('file:layer/var'),
+    each source read once; a source that is gone or changed shape is left out."""
+    by_source: dict[str, Inspected | None] = {}
+    out = {}
+    for w in weights:
+        if not w.loaded_from:
+            continue
+        label, _, path = w.loaded_from.rpartition(":")
+        if label not in by_source:
+            try:
+                by_source[label] = load(label)
+            except KinitError:
+                by_source[label] = None
+        source = by_source[label]
+        found = next((v for v in source.weights if v.path == path), None) if source else None
+        if found is not None:
+            out[w.path] = provenance.digest(source.array(found.variable))
+    return out
 
 
 def _built(inspected: Inspected) -> Any:

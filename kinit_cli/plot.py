@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 
 from kinit_cli.errors import UsageError
+from kinit_cli.rundir import publish
+from kinit_cli.tables import middle
 
 MAX_POINTS = 1_000_000  # values drawn per histogram: an even stride through larger variables
 
@@ -59,6 +61,10 @@ def histograms(
         raise UsageError(
             "--plot needs matplotlib, an optional extra: pip install 'kinit[plot]'"
         ) from None
+    if path.suffix.lower() != ".png":
+        raise UsageError(f"--plot writes a PNG image: give a FILE.png, not {path}")
+    if not path.parent.is_dir():
+        raise UsageError(f"--plot {path}: the folder {path.parent} does not exist")
     if path.exists() and not overwrite:
         raise UsageError(f"{path} already exists; choose another --plot file or add --overwrite")
     cols = min(3, len(items)) or 1
@@ -70,7 +76,7 @@ def histograms(
         flat = values.reshape(-1)
         flat = flat[:: max(1, flat.size // MAX_POINTS)]
         flat = flat[np.isfinite(flat)].astype(np.float64)
-        ax.set_title(textwrap.shorten(title, 48, placeholder="…"), fontsize=9)
+        ax.set_title(middle(title, 48), fontsize=9)
         if caption:
             ax.set_xlabel(textwrap.fill(caption, 56), fontsize=7)
         ax.tick_params(labelsize=7)
@@ -99,7 +105,7 @@ def histograms(
     os.close(fd)
     try:
         fig.savefig(tmp, dpi=110)
-        os.replace(tmp, path)
+        publish(tmp, path)
     finally:
         plt.close(fig)
         Path(tmp).unlink(missing_ok=True)

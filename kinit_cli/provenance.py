@@ -40,6 +40,8 @@ def of(kind: str, weight: Any, epochs: int | None = None) -> Provenance:
     if kind == "config":
         return Provenance(LOADED, weight.loaded_from) if weight.loaded_from else Provenance(FRESH)
     if kind == "run":
+        if weight.loaded_from and not weight.trainable:  # loaded into a frozen layer
+            return Provenance(LOADED, weight.loaded_from)
         return Provenance(TRAINED, _epochs(epochs))
     if kind == "checkpoint":
         return Provenance(CHECKPOINT)
@@ -57,11 +59,13 @@ def check(
     provenance: dict[str, Provenance],
     initial: dict[str, dict[str, Any]] | None = None,
     rebuilt: dict[str, np.ndarray] | None = None,
+    sources: dict[str, str] | None = None,
 ) -> dict[str, verdict.Verdict]:
     """A verdict per variable, by where its values come from.
 
     `initial` (a run's weights-init.json entries) and `rebuilt` (the run's model built again
-    from its config and seed) let a run directory's initial weights be checked.
+    from its config and seed) let a run directory's initial weights be checked; `sources`
+    (path -> SHA-256 of its init_from source's values now) its loaded ones.
     """
     out = {}
     for w in weights:
@@ -72,7 +76,9 @@ def check(
         elif origin.kind == LOADED:
             out[w.path] = _loaded(w, array)
         elif origin.kind == TRAINED and rebuilt is not None and initial is not None:
-            out[w.path] = _initial(w, initial.get(w.path), rebuilt.get(w.path))
+            out[w.path] = _initial(
+                w, initial.get(w.path), rebuilt.get(w.path), (sources or {}).get(w.path)
+            )
         else:
             out[w.path] = _not_checkable(
                 f"{origin.kind} values ({origin.detail or 'after training'}): an initializer's "
@@ -92,14 +98,24 @@ def _loaded(weight: Any, array: np.ndarray) -> verdict.Verdict:
 
 
 def _initial(
-    weight: Any, record: dict[str, Any] | None, fresh: np.ndarray | None
+    weight: Any, record: dict[str, Any] | None, fresh: np.ndarray | None, source: str | None
 ) -> verdict.Verdict:
     if record is None or fresh is None:
         return _not_checkable("the run recorded no initial values for this variable")
     if record.get("loaded_from"):
+        # Loaded at the start, trained since: what can be said is whether the run started
+        # from its source's values, which weights-init.json's SHA-256 records.
+        same = source is not None and source == record.get("sha256")
+        if same:
+            return verdict.Verdict(
+                "LOADED",
+                None,
+                {},
+                [f"started identical to its source {record['loaded_from']}; trained since"],
+            )
         return _not_checkable(
-            f"its initial values were loaded from {record['loaded_from']} (init_from), "
-            "not drawn by an initializer"
+            f"its initial values were loaded from {record['loaded_from']} (init_from), which "
+            "now holds other values or cannot be read"
         )
     if digest(fresh) != record.get("sha256"):
         return _not_checkable(

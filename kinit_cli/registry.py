@@ -211,9 +211,17 @@ class Registry:
         except ResolveError:
             return ""
         canonical = "" if entry.name == text else f" ({entry.name})"
+        dropped = [
+            what
+            for what, present in (
+                ("a module path", "." in name),
+                ("TensorFlow's '_initializer' suffix", name.endswith("_initializer")),
+            )
+            if present
+        ]
         return (
             f" Did you mean '{text}'{canonical}? A config names the Keras object itself, "
-            "without a module path or TensorFlow's '_initializer' suffix."
+            f"without {' or '.join(dropped)}."
         )
 
     def catalog(self, kind: str) -> list[Entry]:

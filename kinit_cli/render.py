@@ -211,7 +211,9 @@ def weight_stats(
         row = {
             "Variable": v.path + ("" if len(v.layers) < 2 else f" ({', '.join(v.layers)})"),
             "Shape": _shape(v.shape),
-            "Initializer": format_initializer(v.initializer, v.loaded_from),
+            "Initializer": format_initializer(
+                v.initializer, v.loaded_from and middle(v.loaded_from, 48)
+            ),
             "Mean": _num(s.mean),
             "Std": _num(s.std),
             "Min": _num(s.min),
@@ -225,14 +227,15 @@ def weight_stats(
             row["Rel. change"] = change_cell(moved.relative, moved.absolute)
             row["Cosine"] = _num(moved.cosine)
         rows.append(row)
-    _print_fitted(title, columns, rows, out, wide)
+    left_out = _print_fitted(title, columns, rows, out, wide)
     if changes is not None:
-        out.print(CHANGE_NOTE.format(reference="the initial weights"))
+        note = CHANGE_NOTE.format(reference="the initial weights")
+        out.print(note if "Cosine" not in left_out else note.split(" Cosine:")[0])
 
 
 def _print_fitted(
     title: str, columns: list[Column], rows: list[dict[str, str]], out: Console, wide: bool
-) -> None:
+) -> list[str]:
     """A table at the console's width (columns left out by priority, and said so), or,
     with `wide`, every column however wide that makes it."""
     width = None if wide else out.width
@@ -247,6 +250,7 @@ def _print_fitted(
         out.print(table)
     if left_out:
         out.print(left_out_note(left_out, width))
+    return left_out
 
 
 # The one definition of change, for train's table and --against alike.
@@ -405,8 +409,9 @@ def inspection(result: Any, out: Console, wide: bool = False) -> None:
             Column("Expected", 60, "left", wrap=True),
             Column("Observed", 80, "left", wrap=True),
             Column("Status", 100, "left"),
-            Column("Why", 90, "left", wrap=True),
         ]
+        if any(row["Why"] for row in rows):
+            columns.append(Column("Why", 65, "left", wrap=True))
         title = "Check against the initializers' theory" + (
             f": {doc['check_of']}" if "check_of" in doc else ""
         )
@@ -464,10 +469,11 @@ def variable_values(values: dict[str, Any], out: Console, full: bool = False) ->
 
 
 def _moments(values: dict[str, Any]) -> str:
-    """'mean 0, std 0.05' ('' when there is nothing to say)."""
+    """'mean=0, std=0.05' ('' when there is nothing to say)."""
     if not values:
         return ""
-    return f"mean {_num(values.get('mean'))}, std {_num(values.get('std'))}"
+    # 'label=number': a cell wrapped at spaces never parts a label from its number.
+    return f"mean={_num(values.get('mean'))}, std={_num(values.get('std'))}"
 
 
 def check_summary(counts: dict[str, int]) -> str:

@@ -46,13 +46,22 @@ def create(path: Path, overwrite: bool) -> None:
     path.mkdir(parents=True, exist_ok=True)
 
 
+def publish(tmp: str | Path, path: Path) -> None:
+    """Rename a finished temporary file over `path`, with the mode a plain `open` would give
+    it: mkstemp makes files only their owner can read (0600), whatever the umask."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
+    os.replace(tmp, path)
+
+
 def write_text(path: Path, text: str) -> None:
     """Write via a temporary file and a rename, so readers never see half a file."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
-        os.replace(tmp, path)
+        publish(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -68,7 +77,7 @@ def save_model(model: Any, path: Path) -> None:
     os.close(fd)
     try:
         model.save(tmp)
-        os.replace(tmp, path)
+        publish(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -80,7 +89,7 @@ def save_weights(model: Any, path: Path) -> None:
     os.close(fd)
     try:
         model.save_weights(tmp, overwrite=True)
-        os.replace(tmp, path)
+        publish(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

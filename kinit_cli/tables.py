@@ -28,7 +28,7 @@ class Column:
     priority: int  # higher stays longer; 100 and more: never left out
     justify: str = "right"
     wrap: bool = False  # text that may wrap at spaces
-    shorten: bool = False  # text shortened in the middle ("linear/…/kernel") to fit
+    shorten: bool = False  # a path, shortened segment by segment to fit (shortened())
 
 
 def fitted(
@@ -71,7 +71,10 @@ def fitted(
         def shorten(floor: int) -> None:
             for c in kept:
                 if c.shorten and total() > width:
-                    widths[c.name] = max(min(floor, need[c.name]), widths[c.name] - total() + width)
+                    # Never so short that two rows read the same (blocks.0 / blocks.1).
+                    texts = [r.get(c.name, "") for r in rows]
+                    least = _distinct_width(texts, min(floor, need[c.name]))
+                    widths[c.name] = max(least, widths[c.name] - total() + width)
 
         # Secondary columns go before a path is shortened; core ones only after.
         drop(below=CORE)
@@ -84,9 +87,15 @@ def fitted(
                 kept.append(c)
                 left_out.remove(c.name)
         kept.sort(key=lambda c: columns.index(c))
-        for c in sorted(kept, key=lambda c: -c.priority):  # room back to text that gave way
-            if (c.wrap or c.shorten) and total() < width:
-                widths[c.name] = min(need[c.name], widths[c.name] + width - total())
+        # Room back to text that gave way: first every wrapped column up to its usual
+        # width, most important first, then beyond.
+        for cap in (_WRAPPED_TEXT, None):
+            for c in sorted(kept, key=lambda c: -c.priority):
+                if (c.wrap or c.shorten) and total() < width:
+                    most = need[c.name] if cap is None or c.shorten else min(cap, need[c.name])
+                    widths[c.name] = max(
+                        widths[c.name], min(most, widths[c.name] + width - total())
+                    )
     table = Table(title=title, title_justify="left", width=total())
     for c in kept:
         table.add_column(
@@ -101,7 +110,7 @@ def fitted(
         for c in kept:
             text = row.get(c.name, "")
             if c.shorten and cell_len(text) > widths[c.name]:
-                text = middle(text, widths[c.name])
+                text = shortened(text, widths[c.name])
             cells.append(text)
         table.add_row(*cells)
     return table, left_out
@@ -115,6 +124,22 @@ def left_out_note(names: Sequence[str], width: int | None) -> str:
     )
 
 
+def shortened(text: str, width: int) -> str:
+    """A variable path shortened to `width` segment by segment, the longest first, each in
+    its middle (`residual_tower_blocks.0` -> `resid…ks.0`): the ends of the segments, where
+    the numbers that tell rows apart are, stay; plain middle() when that is not enough."""
+    if cell_len(text) <= width:
+        return text
+    parts = text.split("/")
+    while cell_len("/".join(parts)) > width:
+        i = max(range(len(parts)), key=lambda k: cell_len(parts[k]))
+        if cell_len(parts[i]) <= 5:
+            return middle("/".join(parts), width)
+        excess = cell_len("/".join(parts)) - width
+        parts[i] = middle(parts[i], max(5, cell_len(parts[i]) - excess))
+    return "/".join(parts)
+
+
 def middle(text: str, width: int) -> str:
     """`text` shortened to `width` characters by an ellipsis in the middle."""
     if cell_len(text) <= width:
@@ -124,6 +149,16 @@ def middle(text: str, width: int) -> str:
     head = (width - 1) // 2
     tail = width - 1 - head
     return f"{text[:head]}…{text[len(text) - tail :]}"
+
+
+def _distinct_width(texts: Sequence[str], start: int) -> int:
+    """The least width from `start` at which shortening keeps distinct texts distinct."""
+    wanted = len(set(texts))
+    longest = max((cell_len(t) for t in texts), default=0)
+    width = start
+    while width < longest and len({shortened(t, width) for t in texts}) < wanted:
+        width += 1
+    return width
 
 
 def _longest_line(text: str) -> int:

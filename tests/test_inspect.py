@@ -654,3 +654,42 @@ def test_plot_says_where_it_went_and_draws_theory_over_fresh_values_only(
     assert [(item[2], item[3]) for item in drawn[str(trained)]] == [
         (None, "trained values (2 epochs): no theoretical density drawn")
     ] * 6
+
+
+def test_check_on_a_run_that_started_from_init_from(runner, write, trained_run, tmp_path):
+    path = transfer_config(
+        write, trained_run, "  layers: [dense, dense_1]\n          freeze: [dense]"
+    )
+    run = tmp_path / "ft"
+    result = runner.invoke(
+        cli,
+        ["train", str(path), "-q", "--output", str(run), "--set", "data.limit=200"]
+        + ["--set", "model.layers[2].config.units=10"]
+        + ["--set", "compile.loss=sparse_categorical_crossentropy"],
+    )
+    assert result.exit_code == 0, result.output
+    doc = inspect_json(runner, run, "--check")
+    source = f"{trained_run}/model.keras"
+    by_path = {v["path"]: v for v in doc["variables"]}
+    assert by_path["dense/kernel"]["loaded_from"] == f"{source}:dense/kernel"
+    assert by_path["dense/kernel"]["provenance"] == {
+        "kind": "loaded",
+        "detail": f"{source}:dense/kernel",
+    }
+    assert by_path["dense_1/kernel"]["provenance"]["kind"] == "trained"
+    checks = {c["path"]: (c["status"], c["reasons"]) for c in doc["check"]}
+    assert checks["dense/kernel"] == ("LOADED", [f"identical to its source {source}:dense/kernel"])
+    assert checks["dense_1/kernel"] == (
+        "LOADED",
+        [f"started identical to its source {source}:dense_1/kernel; trained since"],
+    )
+    assert checks["dense_2/kernel"][0] == "PASS"  # fresh at the start: its theory applies
+    assert doc["check_summary"] == {
+        "pass": 2,
+        "warn": 0,
+        "fail": 0,
+        "loaded": 4,
+        "not_checkable": 0,
+    }
+    table = runner.invoke(cli, ["inspect-weights", str(run)], env={"COLUMNS": "200"}).stdout
+    assert table.count("loaded from") == 4

@@ -12,7 +12,7 @@ from rich.console import Console
 
 from kinit_cli import render
 from kinit_cli.inspection import inspect
-from kinit_cli.tables import Column, fitted, middle
+from kinit_cli.tables import Column, fitted, middle, shortened
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 # inspect-weights' Weights table for a float32, all-trainable model without a run record.
@@ -108,9 +108,10 @@ def test_columns_go_by_priority_and_paths_shorten_in_the_middle():
     assert left_out == ["Histogram", "Fans"]
     out = _console(40)
     out.print(table)
-    # The path gives way before the mean does, shortened in its middle.
-    assert _cells(out.file.getvalue()) == [[middle(rows[0]["Variable"], 24), "-0.001234"]]
-    assert middle(rows[0]["Variable"], 24) == "encoder/blo…ntion/kernel"
+    # The path gives way before the mean does, its longest segments shortened first.
+    assert _cells(out.file.getvalue()) == [[shortened(rows[0]["Variable"], 24), "-0.001234"]]
+    short = shortened(rows[0]["Variable"], 24)
+    assert short == "en…er/bl….0/at…on/kernel" and len(short) == 24  # every segment's ends kept
     table, left_out = fitted("t", columns, rows, 30)
     assert left_out == ["Histogram", "Fans", "Mean"]
     assert middle("abcdefghij", 5) == "ab…ij"
@@ -149,3 +150,20 @@ def test_catalog_fits(width):
     assert "GlorotUniform" in names and "ExampleRandomNormal" in names
     # Parameters are never cut inside a default value.
     assert any("seed=None," in line for line in lines)
+
+
+def test_shortened_paths_stay_distinct():
+    paths = [
+        f"tower/residual_tower_blocks.{b}/projection_layers.{p}/kernel"
+        for b in (0, 1)
+        for p in (0, 1)
+    ]
+    rows = [{"Variable": p, "Mean": "0.1234"} for p in paths]
+    columns = [Column("Variable", 100, "left", shorten=True), Column("Mean", 90)]
+    for width in (40, 50, 60):
+        table, left_out = fitted("t", columns, rows, width)
+        out = _console(width)
+        out.print(table)
+        shown = [row[0] for row in _cells(out.file.getvalue())]
+        assert len(set(shown)) == 4 and left_out == [], (width, shown)
+        assert all(s.endswith("/kernel") for s in shown)
