@@ -369,6 +369,20 @@ def test_plot_draws_a_png_and_keeps_existing_files(runner, tmp_path, monkeypatch
         cli, ["inspect-weights", str(CONFIGS / "digits.yaml"), "--plot", str(out)]
     )
     assert again.exit_code == 2 and f"{out} already exists" in again.stderr
+    for bad, message in (
+        (
+            tmp_path / "no" / "x.png",
+            f"--plot {tmp_path / 'no' / 'x.png'}: the folder {tmp_path / 'no'} does not exist",
+        ),
+        (
+            tmp_path / "x.txt",
+            f"--plot writes a PNG image: give a FILE.png, not {tmp_path / 'x.txt'}",
+        ),
+    ):
+        refused = runner.invoke(
+            cli, ["inspect-weights", str(CONFIGS / "digits.yaml"), "--plot", str(bad)]
+        )
+        assert (refused.exit_code, refused.stderr.strip()) == (2, f"error: {message}")
     import builtins
 
     real_import = builtins.__import__

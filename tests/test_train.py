@@ -39,6 +39,10 @@ def test_digits_run_directory_holds_everything(runner, tmp_path):
         "weights-final.json",
         "weights-init.json",
     ]
+    umask = os.umask(0)
+    os.umask(umask)
+    # Written through temporary files, yet readable as files written with open() are.
+    assert {(p.stat().st_mode & 0o777) for p in out.iterdir()} == {0o666 & ~umask}
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["status"] == "completed" and metrics["seed"] == 42
     assert metrics["data"] == {
