@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import traceback
 from dataclasses import dataclass
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -99,20 +101,38 @@ def did_you_mean(word: str, choices: list[str] | set[str] | tuple[str, ...]) -> 
     return f" Did you mean {quoted}?"
 
 
-def raised_in(exc: BaseException, source: str | None) -> str:
-    """' (at file:line)' of the innermost traceback frame in `source`, or '' if none is."""
-    import traceback
-
-    if not source:
-        return ""
-    frames = []
+def frames_in(exc: BaseException, files: set[str]) -> list[traceback.FrameSummary]:
+    """The traceback frames of `exc`, then of the errors it was raised from (Keras re-raises
+    with errors of its own), that run code in one of `files` (resolved paths): the last is
+    where the original error happened."""
+    frames: list[traceback.FrameSummary] = []
     seen: set[int] = set()
     cause: BaseException | None = exc
-    while cause is not None and id(cause) not in seen:  # Keras re-raises with a new error
+    while cause is not None and id(cause) not in seen:
         seen.add(id(cause))
-        frames += [f for f in traceback.extract_tb(cause.__traceback__) if f.filename == source]
+        frames += [
+            f for f in traceback.extract_tb(cause.__traceback__) if _resolved(f.filename) in files
+        ]
         cause = cause.__cause__ or cause.__context__
+    return frames
+
+
+def _resolved(filename: str) -> str:
+    return filename if filename.startswith("<") else str(Path(filename).resolve())
+
+
+def raised_in(exc: BaseException, source: str | None) -> str:
+    """' (at file:line)' of the innermost traceback frame in `source`, or '' if none is."""
+    frames = frames_in(exc, {_resolved(source)}) if source else []
     return f" (at {frames[-1].filename}:{frames[-1].lineno})" if frames else ""
+
+
+def explained(exc: BaseException, message: str | None = None) -> str:
+    """`message` (keras_message(exc) by default), followed by the Keras 3 spelling when a
+    Keras 2 API failed."""
+    message = keras_message(exc) if message is None else message
+    hint = keras2_hint(exc)
+    return f"{message.rstrip('.')}.{hint}" if hint else message
 
 
 def keras_message(exc: BaseException) -> str:

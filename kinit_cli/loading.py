@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kinit_cli.errors import KinitError, PluginCodeError, PluginError, keras2_hint, keras_message
+from kinit_cli.errors import KinitError, PluginCodeError, PluginError, explained, frames_in
 from kinit_cli.registration import PLUGIN_ORIGINS, register_module_classes
 
 ENTRY_POINT_GROUP = "kinit.plugins"
@@ -148,11 +148,9 @@ def _load_entry_point(ep: importlib.metadata.EntryPoint, label: str) -> str:
 def _import_failure(spec: str, exc: BaseException, path: Path | None = None) -> PluginError:
     """One message: where in the plugin it failed, what, and the Keras 3 spelling of a
     Keras 2 API when that is what failed."""
-    where = _failing_line(exc, path)
-    hint = keras2_hint(exc)
-    text = f"{str(exc).rstrip('.')}.{hint}" if hint else str(exc)
     return PluginError(
-        f"{where}plugin '{spec}' failed to import: {type(exc).__name__}: {text} "
+        f"{_failing_line(exc, path)}plugin '{spec}' failed to import: {type(exc).__name__}: "
+        f"{explained(exc)} "
         "(run with --debug for the traceback)",
         plugin=spec,
     )
@@ -162,14 +160,13 @@ def _failing_line(exc: BaseException, path: Path | None) -> str:
     """'file:line: ' of the innermost traceback frame in the plugin's own file."""
     import traceback
 
-    frames = traceback.extract_tb(exc.__traceback__)
     if path is not None:
-        frames = [f for f in frames if Path(f.filename).resolve() == path]
+        frames = frames_in(exc, {str(path)})
     else:  # a module: the innermost frame that is neither kinit's nor the import system's
         own = str(Path(__file__).resolve().parent)
         frames = [
             f
-            for f in frames
+            for f in traceback.extract_tb(exc.__traceback__)
             if not f.filename.startswith(("<frozen", own)) and "importlib" not in f.filename
         ]
     if not frames:
@@ -181,33 +178,16 @@ def plugin_failure(exc: BaseException, doing: str) -> PluginCodeError | None:
     """One message for an error raised inside a loaded plugin's code while `doing`: the
     plugin's file and line, the error, and the Keras 3 spelling of a Keras 2 API; None when
     no plugin code is on the traceback (then it is not the plugin's)."""
-    import traceback
-
-    files = {}
+    files = set()
     for name in PLUGIN_ORIGINS:
-        module = sys.modules.get(name)
-        path = getattr(module, "__file__", None)
+        path = getattr(sys.modules.get(name), "__file__", None)
         if path and not name.startswith("kinit_cli"):
-            files[str(Path(path).resolve())] = name
-    frames = []
-    seen: set[int] = set()
-    cause: BaseException | None = exc
-    while cause is not None and id(cause) not in seen:  # Keras re-raises its own wrappers
-        seen.add(id(cause))
-        frames += [
-            f
-            for f in traceback.extract_tb(cause.__traceback__)
-            if str(Path(f.filename).resolve()) in files
-        ]
-        cause = cause.__cause__ or cause.__context__
+            files.add(str(Path(path).resolve()))
+    frames = frames_in(exc, files)
     if not frames:
         return None
     frame = frames[-1]
-    message = keras_message(exc)
-    hint = keras2_hint(exc)
-    if hint:
-        message = message.rstrip(".") + "."
     return PluginCodeError(
         f"{frame.filename}:{frame.lineno}: {doing} failed in plugin code ({frame.name}): "
-        f"{type(exc).__name__}: {message}{hint}"
+        f"{type(exc).__name__}: {explained(exc)}"
     )

@@ -17,8 +17,8 @@ from typing import Any
 from kinit_cli import portability
 from kinit_cli.backend import keras
 from kinit_cli.config import Config, KeyPath
-from kinit_cli.errors import ConfigError, did_you_mean, keras2_hint, keras_message, raised_in
-from kinit_cli.registration import source_file
+from kinit_cli.errors import ConfigError, did_you_mean, explained, keras_message, raised_in
+from kinit_cli.registration import source_file, user_class
 from kinit_cli.registry import Registry
 from kinit_cli.specs import FAILED, SpecBuilder
 from kinit_cli.variables import (
@@ -309,7 +309,7 @@ def _trace_calls(model: Any, builder: SpecBuilder, sites: dict[int, KeyPath]) ->
     from keras.src.backend import compute_output_spec  # private: checked on Keras 3.15
 
     for layer in model.layers:
-        own = [k for k in type(layer).__mro__ if not _keras_class(k)]
+        own = [k for k in type(layer).__mro__ if user_class(k)]
         if not own or not any("compute_output_shape" in vars(k) for k in own):
             continue
         try:
@@ -320,10 +320,6 @@ def _trace_calls(model: Any, builder: SpecBuilder, sites: dict[int, KeyPath]) ->
             compute_output_spec(layer.call, inputs)
         except Exception as exc:
             builder.problem(sites.get(id(layer), ("model",)), _call_failure(layer, exc))
-
-
-def _keras_class(cls: type) -> bool:
-    return (cls.__module__ or "").split(".")[0] in ("keras", "tensorflow", "builtins")
 
 
 def _first(out: Any) -> Any:
@@ -345,14 +341,9 @@ def _call_failure(layer: Any, exc: Exception) -> str:
         message = inner.group(1)
         if message.startswith("''") and message.endswith("''"):  # Keras quotes it twice
             message = message[2:-2]
-    hint = keras2_hint(exc)
-    if hint:
-        message = message.rstrip(".") + "."
     cls = type(layer)
-    where = "" if _keras_class(cls) else raised_in(exc, source_file(cls))
-    return (
-        f"applying {type(layer).__name__} '{layer.name}' failed{where}: {message}{keras2_hint(exc)}"
-    )
+    where = raised_in(exc, source_file(cls)) if user_class(cls) else ""
+    return f"applying {cls.__name__} '{layer.name}' failed{where}: {explained(exc, message)}"
 
 
 def _layer_infos(

@@ -10,13 +10,13 @@ finds such classes before training, so the run can be kept in a form kinit reloa
 from __future__ import annotations
 
 import copy
-import inspect
 import re
 from dataclasses import dataclass
 from typing import Any
 
 from kinit_cli.errors import keras_message
-from kinit_cli.registration import where_defined
+from kinit_cli.registration import user_class, where_defined
+from kinit_cli.signatures import own_parameters
 
 
 @dataclass(frozen=True)
@@ -58,19 +58,13 @@ def check_objects(objects: list[Any]) -> list[Unsaveable]:
     seen: set[type] = set()
     for obj in objects:
         cls = type(obj)
-        if cls in seen or _foreign(cls) or not hasattr(obj, "get_config"):
+        if cls in seen or not user_class(cls) or not hasattr(obj, "get_config"):
             continue
         seen.add(cls)
         found = _round_trip(obj)
         if found is not None:
             out.append(found)
     return out
-
-
-def _foreign(cls: type) -> bool:
-    """Keras's, TensorFlow's and kinit's own classes: not the user's to fix."""
-    module = cls.__module__ or ""
-    return module.split(".")[0] in ("keras", "tensorflow", "tf_keras", "kinit_cli", "builtins")
 
 
 def _round_trip(obj: Any) -> Unsaveable | None:
@@ -91,7 +85,7 @@ def _round_trip(obj: Any) -> Unsaveable | None:
             cls.__name__, where_defined(cls), _reason("from_config(get_config())", exc), missing
         )
     if missing:
-        own = any("get_config" in vars(k) for k in cls.__mro__ if not _foreign(k))
+        own = any("get_config" in vars(k) for k in cls.__mro__ if user_class(k))
         reason = (
             "its get_config() leaves out constructor arguments"
             if own
@@ -107,18 +101,9 @@ def _round_trip(obj: Any) -> Unsaveable | None:
 
 
 def _init_parameters(cls: type) -> tuple[str, ...]:
-    """The parameters the class's own `__init__` names (no *args, **kwargs)."""
-    for klass in cls.__mro__:
-        if "__init__" in vars(klass):
-            if _foreign(klass):
-                return ()
-            sig = inspect.signature(klass.__init__)
-            return tuple(
-                p.name
-                for p in list(sig.parameters.values())[1:]
-                if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
-            )
-    return ()
+    """The parameters the class's own `__init__` names (none when it inherits Keras's)."""
+    defining = next(k for k in cls.__mro__ if "__init__" in vars(k))
+    return tuple(p.name for p in own_parameters(cls)) if user_class(defining) else ()
 
 
 def _reason(what: str, exc: BaseException) -> str:

@@ -153,12 +153,20 @@ def source_file(obj: Any) -> str | None:
 
 def where_defined(obj: Any) -> str:
     """'file.py:LINE' of a plugin object's definition, or its module when Python cannot tell."""
+    path = source_file(obj)
+    if path is None:
+        return f"module {getattr(obj, '__module__', '?')}"
     try:
-        path = inspect.getsourcefile(obj)
-        line = inspect.getsourcelines(obj)[1]
+        return f"{path}:{inspect.getsourcelines(obj)[1]}"
     except (OSError, TypeError):
-        path = None
-    return f"{path}:{line}" if path else f"module {getattr(obj, '__module__', '?')}"
+        return path
+
+
+def user_class(cls: type) -> bool:
+    """Whether a class is the user's: not Keras's, TensorFlow's, Python's or kinit's own,
+    which kinit takes as sound (they are not the user's to fix)."""
+    module = (getattr(cls, "__module__", None) or "").split(".")[0]
+    return module not in ("keras", "tensorflow", "tf_keras", "builtins", "kinit_cli")
 
 
 def _where(obj: Any) -> str:
@@ -199,28 +207,28 @@ def _function_initializer(fn: Callable[..., Any], name: str, form: str) -> type:
     return cls
 
 
-def kind_of_class(obj: Any) -> str | None:
-    """The kind a class belongs to by its Keras base class (Layer, Initializer, ...), or None."""
+def keras_module(kind: Kind) -> tuple[Any, Any]:
+    """The Keras module holding a kind's built-ins, and its base class (None: functions)."""
     from kinit_cli.backend import keras
 
-    k = keras()
-    bases = {
-        "layer": k.layers.Layer,
-        "initializer": k.initializers.Initializer,
-        "regularizer": k.regularizers.Regularizer,
-        "constraint": k.constraints.Constraint,
-        "loss": k.losses.Loss,
-        "metric": k.metrics.Metric,
-        "optimizer": k.optimizers.Optimizer,
-        "schedule": k.optimizers.schedules.LearningRateSchedule,
-        "callback": k.callbacks.Callback,
-    }
+    module: Any = keras()
+    for part in kind.module.split("."):
+        module = getattr(module, part)
+    return module, getattr(module, kind.base) if kind.base else None
+
+
+def kind_of_class(obj: Any) -> str | None:
+    """The kind a class belongs to by its Keras base class (Layer, Initializer, ...), or None."""
     if not inspect.isclass(obj):
         return None
-    return next((kind for kind, base in bases.items() if issubclass(obj, base)), None)
+    for kind in KINDS.values():
+        base = keras_module(kind)[1]
+        if base is not None and issubclass(obj, base):
+            return kind.name
+    return None
 
 
-def register_module_classes(module: Any) -> list[str]:
+def register_module_classes(module: Any) -> None:
     """Register every public Keras subclass `module` defines itself, under its class name.
 
     Users bring classes without kinit's decorators (tutorial code); a class already in
@@ -228,17 +236,12 @@ def register_module_classes(module: Any) -> list[str]:
     """
     from kinit_cli.backend import keras
 
-    custom = keras().saving.get_custom_objects()
-    known = {id(v) for v in custom.values()}
-    keys = []
+    known = {id(v) for v in keras().saving.get_custom_objects().values()}
     for attr, obj in list(vars(module).items()):
         if attr.startswith("_") or not inspect.isclass(obj) or id(obj) in known:
             continue
         if obj.__module__ != module.__name__:
             continue  # imported into the plugin, not defined there
         kind = kind_of_class(obj)
-        if kind is None:
-            continue
-        register(kind, obj)
-        keys.append(f"{_package_of(obj)}>{obj.__name__}")
-    return keys
+        if kind is not None:
+            register(kind, obj)

@@ -23,6 +23,7 @@ from kinit_cli.registration import (
     KINDS,
     PLUGIN_ORIGINS,
     Kind,
+    keras_module,
     kind_of_class,
 )
 
@@ -40,10 +41,16 @@ class Entry:
     aliases: tuple[str, ...] = ()
     key: str | None = None  # 'package>Name' for plugins; None for Keras built-ins
     source: str = "keras"
+    shadowed_by: str | None = None  # a kinit example's name a user plugin also defines
 
     @property
     def qualified(self) -> str:
         return self.key or f"keras>{self.name}"
+
+    @property
+    def pack(self) -> bool:
+        """Whether this is one of kinit's built-in examples."""
+        return self.source == BUILTIN_SOURCE
 
     @property
     def builtin(self) -> bool:
@@ -76,21 +83,16 @@ class Registry:
                 )
                 self.entries[kind].append(Entry(kind, bare, obj, (), key, source))
         for kind, entries in self.entries.items():
-            users = {e.name.lower(): e for e in entries if e.key and e.source != BUILTIN_SOURCE}
+            users = {e.name.lower(): e.qualified for e in entries if e.key and not e.pack}
             self.entries[kind] = [
-                dataclasses.replace(
-                    e, source=f"{BUILTIN_SOURCE}; shadowed by {users[e.name.lower()].qualified}"
-                )
-                if e.source == BUILTIN_SOURCE and e.name.lower() in users
+                dataclasses.replace(e, shadowed_by=users[e.name.lower()])
+                if e.pack and e.name.lower() in users
                 else e
                 for e in entries
             ]
 
     def _builtins(self, kind: Kind) -> list[Entry]:
-        module: Any = self._keras
-        for part in kind.module.split("."):
-            module = getattr(module, part)
-        base = getattr(module, kind.base) if kind.base else None
+        module, base = keras_module(kind)
         by_obj: dict[int, list[str]] = {}
         objs: dict[int, Any] = {}
         for attr in dir(module):
@@ -143,13 +145,13 @@ class Registry:
             matches = [e for e in entries if _named(e, name, exact=True)]
             if not matches:
                 matches = [e for e in entries if _named(e, name, exact=False)]
-        if len(matches) > 1 and any(e.key and not _pack(e) for e in matches):
+        if len(matches) > 1 and any(e.key and not e.pack for e in matches):
             # A user's plugin wins over kinit's own examples (the tutorials' names:
             # SimpleDense, ExampleRandomNormal); `kinit>Name` still reaches those.
-            users = [e for e in matches if not _pack(e)]
+            users = [e for e in matches if not e.pack]
             user = next(e for e in users if e.key)
             for e in matches:
-                if _pack(e):
+                if e.pack:
                     self.shadowed.setdefault(e.qualified, user.qualified)
             matches = users
         if len(matches) > 1 and all(e.builtin for e in matches):
@@ -226,11 +228,6 @@ class Registry:
 
     def catalog(self, kind: str) -> list[Entry]:
         return sorted(self.entries[kind], key=lambda e: (not e.builtin, e.name.lower()))
-
-
-def _pack(entry: Entry) -> bool:
-    """Whether an entry is one of kinit's built-in examples."""
-    return entry.source.startswith(BUILTIN_SOURCE)
 
 
 def _closest_name(entry: Entry, name: str) -> str:

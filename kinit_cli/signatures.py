@@ -119,7 +119,8 @@ def describe(entry: Entry) -> dict[str, Any]:
         "kind": entry.kind,
         "qualified_name": entry.qualified,
         "aliases": list(entry.aliases),
-        "source": entry.source,
+        "source": entry.source
+        + (f"; shadowed by {entry.shadowed_by}" if entry.shadowed_by else ""),
         "summary": text,
         "parameters": params,
         "doc": doc,

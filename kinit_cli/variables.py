@@ -8,6 +8,7 @@ call during a build and names variables by the model's structure instead.
 
 from __future__ import annotations
 
+import inspect
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,7 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kinit_cli.backend import keras, tensorflow
-from kinit_cli.registration import where_defined
+from kinit_cli.registration import user_class, where_defined
+from kinit_cli.signatures import own_parameters
 
 
 @dataclass
@@ -74,8 +76,6 @@ def describe_initializer(initializer: Any) -> dict[str, Any] | None:
     which tutorials pass to Keras) are not Keras objects but have the same class names and
     configs as Keras's (RandomNormal, Zeros, ...), so their record resolves to the same theory.
     """
-    import inspect
-
     k = keras()
     if isinstance(initializer, str):
         try:
@@ -107,17 +107,10 @@ def _unserialized_arguments(obj: Any, config: dict[str, Any]) -> dict[str, Any]:
     """A user initializer's constructor arguments its get_config leaves out, read from the
     attributes of the same names (`self.mean = mean`, the tutorials' way), so the report
     says `ScaledNormal(mean=0.0, stddev=0.1)` where the class has no get_config."""
-    import inspect
-
-    cls = type(obj)
-    if (cls.__module__ or "").split(".")[0] in ("keras", "tensorflow"):
-        return {}
-    try:
-        params = list(inspect.signature(cls.__init__).parameters.values())[1:]
-    except (TypeError, ValueError):
+    if not user_class(type(obj)):
         return {}
     out = {}
-    for p in params:
+    for p in own_parameters(type(obj)):
         value = getattr(obj, p.name, None)
         if p.name not in config and isinstance(value, bool | int | float | str):
             out[p.name] = value
