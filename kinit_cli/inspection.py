@@ -36,6 +36,7 @@ class Inspected:
     # Values read straight from a .keras file, by id of the (uninitialized) variable.
     stored: dict[int, Any] | None = None
     epochs: int | None = None  # a run's trained epochs (metrics.json)
+    file: str | None = None  # the file the values were read from (a run's model or weights)
 
     def array(self, variable: Any) -> Any:
         """A variable's value as NumPy, from the file when it was read without a rebuild."""
@@ -114,6 +115,7 @@ def _run_directory(run_dir: Path, plugins: Sequence[str]) -> Inspected:
     if model_path.exists():
         try:
             inspected = _saved_model(model_path, "run", str(run_dir))
+            inspected.file = str(model_path)
         except KinitError:
             inspected = None  # Keras cannot reload its classes: rebuild from the config
     if inspected is None:
@@ -125,12 +127,12 @@ def _run_directory(run_dir: Path, plugins: Sequence[str]) -> Inspected:
                 " instead"
             )
         inspected = _rebuilt(run_dir, source, plugins)
+        inspected.file = str(source)
     metrics = run_dir / rundir.METRICS
     if metrics.exists():
         inspected.epochs = json.loads(metrics.read_text()).get("epochs")
-    init = run_dir / rundir.WEIGHTS_INIT
-    if init.exists():
-        inspected.initial = {v["path"]: v for v in json.loads(init.read_text())["variables"]}
+    inspected.initial = rundir.initial_weights(run_dir)
+    if inspected.initial:
         for w in inspected.weights:
             # What made each variable, or where init_from took it from, was recorded exactly
             # when the run built it; a reload can only guess from the layer's attributes.
@@ -253,9 +255,7 @@ def _checkpoint(path: Path, plugins: Sequence[str]) -> Inspected:
     except Exception as exc:
         raise KinitError(f"cannot load the checkpoint {path}: {keras_message(exc)}") from exc
     inspected = Inspected("checkpoint", str(path), model, prepared.built.weights)
-    init = run_dir / rundir.WEIGHTS_INIT
-    if init.exists():
-        inspected.initial = {v["path"]: v for v in json.loads(init.read_text())["variables"]}
+    inspected.initial = rundir.initial_weights(run_dir)
     return inspected
 
 
@@ -376,11 +376,11 @@ def inspect(
     if check:
         rebuilt = None
         if inspected.kind == "run" and inspected.initial:
-            fresh = rebuild_run(Path(inspected.source), plugins)
-            rebuilt = {w.path: np.asarray(w.variable.numpy()) for w in fresh.weights}
+            rebuilt = stats.values(rebuild_run(Path(inspected.source), plugins).weights)
         sources = _source_digests(weights) if inspected.kind == "run" else None
+        measured = {s.path: s for s in report}
         result.verdicts = provenance.check(
-            weights, arrays, origins, inspected.initial, rebuilt, sources
+            weights, arrays, measured, origins, inspected.initial, rebuilt, sources
         )
         document["check"] = [_verdict_json(p, v) for p, v in result.verdicts.items()]
         document["check_summary"] = provenance.summary(result.verdicts)
@@ -430,7 +430,7 @@ def _source_digests(weights: Sequence[Any]) -> dict[str, str]:
         source = by_source[label]
         found = next((v for v in source.weights if v.path == path), None) if source else None
         if found is not None:
-            out[w.path] = provenance.digest(source.array(found.variable))
+            out[w.path] = stats.digest(source.array(found.variable))
     return out
 
 

@@ -184,7 +184,7 @@ def _sequential(spec: dict[str, Any], builder: SpecBuilder, name: str, sites: di
     # same chain is built as a functional model.
     x = inputs
     calls: dict[str, list[str]] = {}
-    shapes: dict[str, list[tuple[int | None, ...]]] = {"input_layer": [tuple(inputs.shape)]}
+    shapes: dict[str, list[tuple[int | None, ...]]] = {}
     for i, layer in enumerate(layers):
         try:
             x = layer(x)
@@ -232,7 +232,7 @@ def _whole(spec: dict[str, Any], builder: SpecBuilder, name: str, sites: dict[in
     if layer is FAILED:
         return None, {}, {}
     if not (spec.get("config") or {}).get("name"):
-        layer.name = _snake_case(type(layer).__name__)
+        layer.name = _local_name(type(layer).__name__, set())
     sites[id(layer)] = ("model",)
     _float32_output(layer, spec)
     inputs = k.Input(shape=tuple(spec["input_shape"]), name="input_layer")
@@ -242,8 +242,7 @@ def _whole(spec: dict[str, Any], builder: SpecBuilder, name: str, sites: dict[in
         builder.problem(("model",), _call_failure(layer, exc))
         return None, {}, {}
     model = k.Model(inputs, outputs, name=name)
-    shapes = {"input_layer": [tuple(inputs.shape)], layer.name: [tuple(_first(outputs).shape)]}
-    return model, {}, shapes
+    return model, {}, {layer.name: [tuple(_first(outputs).shape)]}
 
 
 def _functional(spec: dict[str, Any], builder: SpecBuilder, name: str, sites: dict[int, KeyPath]):

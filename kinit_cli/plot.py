@@ -6,15 +6,13 @@ matplotlib is an optional extra (`pip install 'kinit[plot]'`); it is imported he
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from kinit_cli.errors import UsageError
-from kinit_cli.rundir import publish
+from kinit_cli.rundir import replacing
 from kinit_cli.tables import middle
 
 MAX_POINTS = 1_000_000  # values drawn per histogram: an even stride through larger variables
@@ -101,11 +99,8 @@ def histograms(
             ax.plot(x, expected, color="C3", linewidth=1.5, label="theory")
             ax.legend(fontsize=7, loc="best", framealpha=0.8)
     fig.tight_layout()
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".png")
-    os.close(fd)
     try:
-        fig.savefig(tmp, dpi=110)
-        publish(tmp, path)
+        with replacing(path, ".png") as tmp:
+            fig.savefig(tmp, dpi=110)
     finally:
         plt.close(fig)
-        Path(tmp).unlink(missing_ok=True)

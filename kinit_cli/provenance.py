@@ -9,14 +9,13 @@ SHA-256; loaded values are compared with their source instead.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from kinit_cli import verdict
+from kinit_cli import stats, verdict
 
 # What a variable's values are, by kind of target.
 FRESH = "initializer"
@@ -48,14 +47,10 @@ def of(kind: str, weight: Any, epochs: int | None = None) -> Provenance:
     return Provenance(SAVED)
 
 
-def digest(array: np.ndarray) -> str:
-    """SHA-256 of the values' bytes, as the weights reports compute it."""
-    return hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()
-
-
 def check(
     weights: Sequence[Any],
     arrays: dict[str, np.ndarray],
+    report: dict[str, stats.VariableStats],
     provenance: dict[str, Provenance],
     initial: dict[str, dict[str, Any]] | None = None,
     rebuilt: dict[str, np.ndarray] | None = None,
@@ -63,6 +58,7 @@ def check(
 ) -> dict[str, verdict.Verdict]:
     """A verdict per variable, by where its values come from.
 
+    `report` holds the statistics (and SHA-256) already measured for each variable;
     `initial` (a run's weights-init.json entries) and `rebuilt` (the run's model built again
     from its config and seed) let a run directory's initial weights be checked; `sources`
     (path -> SHA-256 of its init_from source's values now) its loaded ones.
@@ -70,11 +66,10 @@ def check(
     out = {}
     for w in weights:
         origin = provenance[w.path]
-        array = arrays[w.path]
-        if origin.kind == FRESH or origin.kind == SAVED:
-            out[w.path] = verdict.check(w.initializer, array)
+        if origin.kind in (FRESH, SAVED):
+            out[w.path] = verdict.check(w.initializer, arrays[w.path])
         elif origin.kind == LOADED:
-            out[w.path] = _loaded(w, array)
+            out[w.path] = _loaded(w, report[w.path].stats)
         elif origin.kind == TRAINED and rebuilt is not None and initial is not None:
             out[w.path] = _initial(
                 w, initial.get(w.path), rebuilt.get(w.path), (sources or {}).get(w.path)
@@ -87,14 +82,15 @@ def check(
     return out
 
 
-def _loaded(weight: Any, array: np.ndarray) -> verdict.Verdict:
-    same = weight.loaded_sha256 is not None and digest(array) == weight.loaded_sha256
+def _loaded(weight: Any, measured: stats.ArrayStats) -> verdict.Verdict:
+    same = weight.loaded_sha256 is not None and measured.sha256 == weight.loaded_sha256
     reason = (
         f"identical to its source {weight.loaded_from}"
         if same
         else f"differs from its source {weight.loaded_from}"
     )
-    return verdict.Verdict("LOADED" if same else "FAIL", None, _observed(array), [reason])
+    observed = {k: getattr(measured, k) for k in ("mean", "std", "min", "max")}
+    return verdict.Verdict("LOADED" if same else "FAIL", None, observed, [reason])
 
 
 def _initial(
@@ -117,7 +113,7 @@ def _initial(
             f"its initial values were loaded from {record['loaded_from']} (init_from), which "
             "now holds other values or cannot be read"
         )
-    if digest(fresh) != record.get("sha256"):
+    if stats.digest(fresh) != record.get("sha256"):
         return _not_checkable(
             "the initial values rebuilt from the run's config and seed differ from "
             "weights-init.json (SHA-256), so they are not the run's"
@@ -127,18 +123,6 @@ def _initial(
 
 def _not_checkable(reason: str) -> verdict.Verdict:
     return verdict.Verdict("NOT CHECKABLE", None, {}, [reason])
-
-
-def _observed(array: np.ndarray) -> dict[str, float]:
-    a = np.asarray(array, dtype=np.float64)
-    if a.size == 0:
-        return {}
-    return {
-        "mean": float(a.mean()),
-        "std": float(a.std()),
-        "min": float(a.min()),
-        "max": float(a.max()),
-    }
 
 
 def summary(verdicts: dict[str, verdict.Verdict]) -> dict[str, int]:

@@ -62,11 +62,17 @@ def format_initializer(spec: dict[str, Any] | None, loaded_from: str | None = No
     """{class_name: RandomNormal, config: {stddev: 0.05}} -> 'RandomNormal(stddev=0.05)'; a
     variable init_from filled shows where its values came from instead."""
     if loaded_from:
-        return f"loaded from {loaded_from}"
+        # A long source path would take a row per line: its middle goes.
+        return f"loaded from {middle(loaded_from, 48)}"
     if spec is None:
         return "(initial value)"
     args = ", ".join(f"{k}={v!r}" for k, v in spec["config"].items())
     return f"{spec['class_name'].rpartition('>')[2]}({args})"
+
+
+def _variable(path: str, layers: Sequence[str]) -> str:
+    """A variable's path, with the layers that share it when there are several."""
+    return path if len(layers) < 2 else f"{path} ({', '.join(layers)})"
 
 
 def _shape(shape: tuple[Any, ...]) -> str:
@@ -119,9 +125,7 @@ def model_summary(built: Any, title: str, out: Console) -> None:
             "Shape": _shape(w.shape),
             "Dtype": w.dtype,
             "Trainable": "yes" if w.trainable else "no",
-            "Initializer": format_initializer(
-                w.initializer, w.loaded_from and middle(w.loaded_from, 48)
-            ),
+            "Initializer": format_initializer(w.initializer, w.loaded_from),
             "Used by": used_by(w),
         }
         for w in built.weights
@@ -209,11 +213,9 @@ def weight_stats(
     for v in report:
         s = v.stats
         row = {
-            "Variable": v.path + ("" if len(v.layers) < 2 else f" ({', '.join(v.layers)})"),
+            "Variable": _variable(v.path, v.layers),
             "Shape": _shape(v.shape),
-            "Initializer": format_initializer(
-                v.initializer, v.loaded_from and middle(v.loaded_from, 48)
-            ),
+            "Initializer": format_initializer(v.initializer, v.loaded_from),
             "Mean": _num(s.mean),
             "Std": _num(s.std),
             "Min": _num(s.min),
@@ -310,12 +312,8 @@ def inspection(result: Any, out: Console, wide: bool = False) -> None:
     out.print(f"{doc['source']}")
     kinds: dict[str, int] = {}
     for v in doc["variables"]:
-        origin = v.get("provenance") or {}
-        label = origin.get("kind", "?") + (
-            f" ({origin['detail']})"
-            if origin.get("kind") == "trained" and origin.get("detail")
-            else ""
-        )
+        kind, detail = v["provenance"]["kind"], v["provenance"]["detail"]
+        label = f"{kind} ({detail})" if kind == "trained" and detail else kind
         kinds[label] = kinds.get(label, 0) + 1
     out.print("values: " + ", ".join(f"{n} {label}" for label, n in kinds.items()))
     variables = doc["variables"]
@@ -346,15 +344,12 @@ def inspection(result: Any, out: Console, wide: bool = False) -> None:
     columns = [c for c in columns if optional.get(c.name, True)]
     rows = []
     for v in variables:
-        loaded = v.get("loaded_from")
         row = {
-            "Variable": v["path"]
-            + ("" if len(v["layers"]) < 2 else f" ({', '.join(v['layers'])})"),
+            "Variable": _variable(v["path"], v["layers"]),
             "Shape": _shape(tuple(v["shape"])),
             "Dtype": v["dtype"],
             "Train": "yes" if v["trainable"] else "no",
-            # A long source path would take a row per line: its middle goes.
-            "Initializer": format_initializer(v["initializer"], loaded and middle(loaded, 48)),
+            "Initializer": format_initializer(v["initializer"], v.get("loaded_from")),
             "Fans": f"{v['fan_in']}/{v['fan_out']}",
             "Std@init": _num((v.get("initial") or {}).get("std")),
             "σmax": _num(v["spectral_norm"]),

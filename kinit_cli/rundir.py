@@ -9,6 +9,8 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -46,25 +48,27 @@ def create(path: Path, overwrite: bool) -> None:
     path.mkdir(parents=True, exist_ok=True)
 
 
-def publish(tmp: str | Path, path: Path) -> None:
-    """Rename a finished temporary file over `path`, with the mode a plain `open` would give
-    it: mkstemp makes files only their owner can read (0600), whatever the umask."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
-    os.replace(tmp, path)
+@contextmanager
+def replacing(path: Path, suffix: str) -> Iterator[str]:
+    """A temporary file name beside `path` (ending in `suffix`, for writers that go by it)
+    that replaces `path` when the block ends, so readers never see half a file; removed if
+    the block fails. The file gets the mode a plain `open` would give it, not mkstemp's
+    owner-only 0600."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    os.close(fd)
+    try:
+        yield tmp
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
 
 
 def write_text(path: Path, text: str) -> None:
-    """Write via a temporary file and a rename, so readers never see half a file."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        publish(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with replacing(path, ".tmp") as tmp:
+        Path(tmp).write_text(text, encoding="utf-8")
 
 
 def write_json(path: Path, data: Any) -> None:
@@ -72,27 +76,23 @@ def write_json(path: Path, data: Any) -> None:
 
 
 def save_model(model: Any, path: Path) -> None:
-    """`model.save` to a temporary `.keras` file beside `path`, then rename over it."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".keras")
-    os.close(fd)
-    try:
+    """`model.save` through replacing() (Keras goes by the `.keras` suffix)."""
+    with replacing(path, ".keras") as tmp:
         model.save(tmp)
-        publish(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def save_weights(model: Any, path: Path) -> None:
-    """`model.save_weights` to a temporary `.weights.h5` beside `path`, then rename over it."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".weights.h5")
-    os.close(fd)
-    try:
+    """`model.save_weights` through replacing() (Keras wants the `.weights.h5` suffix)."""
+    with replacing(path, ".weights.h5") as tmp:
         model.save_weights(tmp, overwrite=True)
-        publish(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+
+
+def initial_weights(run_dir: Path) -> dict[str, dict[str, Any]] | None:
+    """The run's weights-init.json entries by variable path (None when it has none)."""
+    path = run_dir / WEIGHTS_INIT
+    if not path.exists():
+        return None
+    return {v["path"]: v for v in json.loads(path.read_text())["variables"]}
 
 
 def write_history(path: Path, rows: list[dict[str, Any]]) -> None:

@@ -387,8 +387,8 @@ class Trainer:
         chief = self.distribution.is_chief
         if status == "diverged":
             epoch, step, loss = guard.failed
-            saved = rundir.WEIGHTS if self.built.unsaveable else rundir.MODEL
-            kept = f"kept in {self.run_dir / saved}" if chief else "kept by the chief worker"
+            saved = self.run_dir / metrics["model_file"]
+            kept = f"kept in {saved}" if chief else "kept by the chief worker"
             raise TrainingDiverged(
                 f"the loss became {loss} at epoch {epoch + 1}, step {step + 1}; non-finite "
                 f"values in: {', '.join(bad) or 'no weight (the loss alone)'}. The weights "
@@ -422,16 +422,13 @@ class Trainer:
 
 
 def _compiled_objects(arguments: dict[str, Any]) -> list[Any]:
-    """The objects in model.compile's arguments, with an optimizer's schedule."""
+    """The objects (not names) in model.compile's arguments, with an optimizer's schedule."""
     optimizer = arguments["optimizer"]
-    schedule = keras().optimizers.schedules.LearningRateSchedule
-    out = [optimizer, arguments.get("loss"), *arguments["metrics"]]
-    out += (
-        [v for v in vars(optimizer).values() if isinstance(v, schedule)]
-        if not isinstance(optimizer, str)
-        else []
-    )
-    return [o for o in out if o is not None and not isinstance(o, str)]
+    objects = [optimizer, arguments.get("loss"), *arguments["metrics"]]
+    if not isinstance(optimizer, str):
+        schedule = keras().optimizers.schedules.LearningRateSchedule
+        objects += [v for v in vars(optimizer).values() if isinstance(v, schedule)]
+    return [o for o in objects if o is not None and not isinstance(o, str)]
 
 
 def _cluster_metrics(distribution: distribute.Distribution) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from kinit_cli import rundir
+from kinit_cli import stats
 from kinit_cli.config import Config, KeyPath
 from kinit_cli.errors import ConfigError, Problem, did_you_mean
 
@@ -27,10 +27,7 @@ def apply(built: Any, section: dict[str, Any], config: Config) -> None:
     if not source.exists():
         raise ConfigError([config.problem(SECTION + ("source",), f"{source} does not exist")])
     loaded = inspection.load(str(source))
-    label = str(source)
-    if source.is_dir():  # the file the values come from
-        kept = source / rundir.MODEL
-        label = str(kept if kept.exists() else source / rundir.WEIGHTS)
+    label = loaded.file or str(source)  # for a run directory, the file it read
     problems: list[Problem] = []
     pairs = _pairs(built.model, loaded.model, section, config, problems)
     copies = []
@@ -46,12 +43,10 @@ def apply(built: Any, section: dict[str, Any], config: Config) -> None:
         )
     if problems:
         raise ConfigError(problems)
-    from kinit_cli.provenance import digest
-
     provenance = {}
     for variable, value, where in copies:
         variable.assign(value)
-        provenance[id(variable)] = (where, digest(value))
+        provenance[id(variable)] = (where, stats.digest(value))
     frozen = section["freeze"]
     names = {t.name for t, _, _ in pairs} if frozen is True else set(frozen or ())
     for layer in built.model.layers:

@@ -536,9 +536,10 @@ def test_one_initializer_instance_in_two_layers_is_flagged(runner, tmp_path):
     model = keras.Sequential(
         [
             keras.Input((8,)),
-            keras.layers.Dense(8, kernel_initializer=init),
-            keras.layers.Dense(8, kernel_initializer=init),
-            keras.layers.Dense(8),
+            # Named: Keras numbers unnamed layers process-wide, whatever ran before.
+            keras.layers.Dense(8, kernel_initializer=init, name="dense"),
+            keras.layers.Dense(8, kernel_initializer=init, name="dense_1"),
+            keras.layers.Dense(8, name="dense_2"),
         ]
     )
     path = tmp_path / "twins.keras"
