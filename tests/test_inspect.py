@@ -557,11 +557,21 @@ def test_one_initializer_instance_in_two_layers_is_flagged(runner, tmp_path):
     )
 
 
-def test_real_sharing_and_constants_are_not_duplicates(runner):
-    # One Dense applied to two inputs (one variable), and three zero biases.
+def test_real_sharing_and_constants_are_not_duplicates(runner, write):
+    # One Dense applied to two inputs: one variable, used by both calls.
     doc = inspect_json(runner, CONFIGS / "functional.yaml")
     assert doc["duplicates"] == []
     assert [v["layers"] for v in doc["variables"]][:1] == [["encoder"]]
+    # Two same-shape zero biases hold the same bytes: constants, expected to repeat.
+    path = write(
+        "z.yaml",
+        "model: {input_shape: [8], layers: [{class_name: Dense, config: {units: 8}}, "
+        "{class_name: Dense, config: {units: 8}}]}\n",
+    )
+    doc = inspect_json(runner, path)
+    biases = [v["sha256"] for v in doc["variables"] if v["path"].endswith("/bias")]
+    assert len(biases) == 2 and biases[0] == biases[1]
+    assert doc["duplicates"] == []
 
 
 TWIN_PLUGIN = """\
