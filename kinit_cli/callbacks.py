@@ -1,5 +1,6 @@
-"""Keras callbacks every training run gets: an epoch-exact backup, a stop on non-finite loss,
-the epoch number the training data reads its order from, and each epoch's wall time.
+"""Keras callbacks every training run gets: an epoch-exact, atomic backup, a stop on
+non-finite loss, the epoch number the training data reads its order from, and each epoch's
+wall time.
 
 Imported only by `train`, once TensorFlow is loaded.
 """
@@ -11,34 +12,62 @@ import time
 from pathlib import Path
 from typing import Any
 
+from kinit_cli import checkpoint, rundir
 from kinit_cli.backend import keras
 
 _callbacks = keras().callbacks
 
 
-class EpochBackup(_callbacks.BackupAndRestore):
-    """Keras's BackupAndRestore that skips the epoch a signal or a NaN cut short.
+class EpochBackup(_callbacks.Callback):
+    """The run's backup after every full epoch (checkpoint.py), restored when training begins.
 
-    Keras calls on_epoch_end even for an epoch stopped half-way; saving it as complete
-    would make --resume skip the rest of that epoch and end on different weights.
+    Keras's BackupAndRestore writes its files in place (see checkpoint.py for what that cost),
+    so this callback does the same job through atomic writes. It saves nothing for an epoch a
+    signal or a NaN cut short (Keras calls on_epoch_end for those too; saving one as complete
+    would make --resume skip the rest of it), and it keeps the backup when training ends, so
+    that a completed run can continue with more epochs.
     """
 
-    def __init__(self, backup_dir: Path) -> None:
-        super().__init__(str(backup_dir), double_checkpoint=True)
+    def __init__(self, run_dir: Path) -> None:
+        super().__init__()
+        self.dir = run_dir / rundir.BACKUP
+        self.run_dir = run_dir
         self.skip = False
+        self.rows: list[dict[str, Any]] = []  # the history the backup holds
+
+    def on_train_begin(self, logs: Any = None) -> None:
+        state = checkpoint.read(self.dir)
+        if state is None:
+            return
+        if state.weights is not None:
+            optimizer = self.model.optimizer
+            if optimizer is not None and not optimizer.built:
+                optimizer.build(self.model.trainable_variables)
+            self.model.load_weights(state.weights)
+        if state.history is not None:
+            self.rows = state.history
+        else:  # a backup Keras wrote: the history is in history.csv, if anywhere
+            rows = rundir.read_history(self.run_dir / rundir.HISTORY)
+            self.rows = [r for r in rows if r["epoch"] < state.epoch]
 
     def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
-        if not self.skip:
-            super().on_epoch_end(epoch, logs)
-
-    def on_train_end(self, logs: Any = None) -> None:
-        if not self.skip:  # keep the checkpoint of an unfinished run for --resume
-            super().on_train_end(logs)
+        if self.skip:
+            return
+        row = {"epoch": epoch, **{k: float(v) for k, v in (logs or {}).items()}}
+        rows = [r for r in self.rows if r["epoch"] < epoch] + [row]
+        checkpoint.commit(self.dir, epoch + 1, self.model, rows)
+        self.rows = rows
+        # For whoever watches the run; --resume reads the history from the backup.
+        rundir.write_history(self.run_dir / rundir.HISTORY, rows)
 
 
 class Guard(_callbacks.Callback):
     """Stops at the first non-finite loss, or on request (a signal), keeping the weights of
-    the last full epoch."""
+    the last full epoch.
+
+    A request that comes once an epoch's steps are all done (while the callbacks handle its
+    end) cuts nothing short: that epoch is backed up like any other, and training stops.
+    """
 
     def __init__(self, backup: EpochBackup) -> None:
         super().__init__()
@@ -49,26 +78,30 @@ class Guard(_callbacks.Callback):
         self.epoch = 0
         self.failed: tuple[int, int, float] | None = None
         self.interrupted: int | None = None
+        self.between_epochs = True
 
     def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
         self.epoch = epoch
+        self.between_epochs = False
+        if self.interrupted is not None:  # Keras still starts the epoch, and cuts it short
+            self.backup.skip = True
 
     def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
         loss = (logs or {}).get("loss")
         if loss is not None and not self.failed and not math.isfinite(float(loss)):
             self.failed = (self.epoch, batch, float(loss))
-            self._stop()
+            self.backup.skip = True
+            self.model.stop_training = True
 
     def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
         if not self.failed and self.interrupted is None:
             self.good = self.model.get_weights()
+        self.between_epochs = True
 
     def interrupt(self, signum: int) -> None:
         self.interrupted = signum
-        self._stop()
-
-    def _stop(self) -> None:
-        self.backup.skip = True
+        if not self.between_epochs:
+            self.backup.skip = True
         self.model.stop_training = True
 
 

@@ -68,6 +68,25 @@ def cli() -> None:
     """Train Keras models from YAML configs and see what is inside their weights."""
 
 
+def _set_memory_check(_ctx: click.Context, _param: click.Parameter, value: bool) -> bool:
+    from kinit_cli import footprint
+
+    footprint.ignored = value  # every invocation: a flag given once does not stick
+    return value
+
+
+def memory_check_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    """--ignore-memory-check, for the commands that build a config's model."""
+    return click.option(
+        "--ignore-memory-check",
+        is_flag=True,
+        expose_value=False,
+        is_eager=True,
+        callback=_set_memory_check,
+        help="Build the model even when its weights look too large for this machine's memory.",
+    )(f)
+
+
 def config_options(f: Callable[..., Any]) -> Callable[..., Any]:
     """--set and --plugin, shared by every command that takes a config."""
     f = click.option(
@@ -90,6 +109,7 @@ def config_options(f: Callable[..., Any]) -> Callable[..., Any]:
 @cli.command()
 @click.argument("config_file", metavar="CONFIG", type=click.Path(dir_okay=True))
 @config_options
+@memory_check_option
 @click.option(
     "--print-config",
     is_flag=True,
@@ -135,11 +155,12 @@ def _catalog_command(kind: str, plural: str) -> click.Command:
         from pathlib import Path
 
         from kinit_cli import render
-        from kinit_cli.loading import load_plugins
+        from kinit_cli.loading import entry_point_notes, load_plugins
         from kinit_cli.registry import Registry
         from kinit_cli.signatures import describe
 
         load_plugins(plugins, base_dir=Path.cwd())
+        render.warnings(entry_point_notes(), render.console(stderr=True))
         registry = Registry()
         if name:
             item = describe(registry.resolve(kind, name))
@@ -170,6 +191,7 @@ def main() -> None:
 @cli.command()
 @click.argument("config_file", metavar="[CONFIG]", required=False, type=click.Path())
 @config_options
+@memory_check_option
 @click.option(
     "--device",
     type=click.Choice(["auto", "cpu", "gpu"]),
@@ -177,7 +199,11 @@ def main() -> None:
     show_default=True,
     help="auto uses a GPU when TensorFlow sees one.",
 )
-@click.option("--seed", type=int, help="Seed for Python, NumPy and Keras (overrides seed:).")
+@click.option(
+    "--seed",
+    type=click.IntRange(0, 2**32 - 1),  # NumPy's seeds are unsigned 32-bit integers
+    help="Seed for Python, NumPy and Keras (overrides seed:).",
+)
 @click.option(
     "--output",
     "-o",
@@ -237,6 +263,16 @@ def _train(trainer: Any, quiet: bool, as_json: bool, wide: bool = False) -> None
 
     trainer.setup()
     out, err = render.console(), render.console(stderr=True)
+    if trainer.up_to_date:
+        note = (
+            f"{trainer.run_dir} has trained all the epochs it was asked for; nothing to do "
+            "(add --set train.epochs=N to train it further)"
+        )
+        if as_json:
+            render.print_json({"run_dir": str(trainer.run_dir), "nothing_to_do": note})
+        else:
+            out.print(note)
+        return
     render.warnings(trainer.prepared.notes(), err)
     tables = not (quiet or as_json)
     dist = trainer.distribution
@@ -311,6 +347,7 @@ def _train(trainer: Any, quiet: bool, as_json: bool, wide: bool = False) -> None
 @cli.command("inspect-weights")
 @click.argument("target")
 @config_options
+@memory_check_option
 @click.option("--layer", metavar="GLOB", help="Only variables whose path or layer matches.")
 @click.option("--trainable-only", is_flag=True, help="Only trainable variables.")
 @click.option(
@@ -342,6 +379,12 @@ def _train(trainer: Any, quiet: bool, as_json: bool, wide: bool = False) -> None
     help="Print the values of the variables whose path or layer matches (as NumPy prints them).",
 )
 @click.option("--full", is_flag=True, help="With --values: every value, not NumPy's summary.")
+@click.option(
+    "--unsafe-deserialization",
+    "unsafe",
+    is_flag=True,
+    help="Load the Python code a .keras file holds (a Lambda layer): only for files you trust.",
+)
 @click.option("--wide", is_flag=True, help="Every table column, however wide the table gets.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 def inspect_weights(
@@ -357,12 +400,14 @@ def inspect_weights(
     overwrite: bool,
     values: str | None,
     full: bool,
+    unsafe: bool,
     wide: bool,
     as_json: bool,
 ) -> None:
     """Statistics of every weight of TARGET: a config (built, not trained), a saved .keras
     model, a run directory, or a .weights.h5 checkpoint in a run directory."""
     from kinit_cli import inspection, render
+    from kinit_cli.loading import entry_point_notes
 
     result = inspection.inspect(
         target,
@@ -377,7 +422,9 @@ def inspect_weights(
         overwrite=overwrite,
         values=values,
         full=full,
+        unsafe=unsafe,
     )
+    render.warnings(entry_point_notes() + result.inspected.notes, render.console(stderr=True))
     if as_json:
         render.print_json(result.document)
     else:

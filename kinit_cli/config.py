@@ -7,6 +7,8 @@ at the exact spot of a problem by its key path alone.
 
 from __future__ import annotations
 
+import datetime
+import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -15,16 +17,104 @@ from typing import Any
 
 import yaml
 
-from kinit_cli.errors import ConfigError, Problem
+from kinit_cli.errors import ConfigError, Problem, UsageError
 
 KeyPath = tuple[str | int, ...]
 
 _MAP_TAG = "tag:yaml.org,2002:map"
 _SEQ_TAG = "tag:yaml.org,2002:seq"
 
+# Limits that keep a hostile or broken file from taking unbounded memory, time or stack.
+# The largest config in configs/ is under 2 KB; the environment variable raises the size cap.
+MAX_BYTES = 10_000_000
+MAX_BYTES_VARIABLE = "KINIT_MAX_CONFIG_BYTES"
+# Lists and mappings inside each other: Keras's own configs nest under 10 levels; PyYAML's
+# composer and the constructor below recurse per level, so 600 levels hit Python's recursion
+# limit. Checked while composing, before either recursion gets that deep.
+MAX_DEPTH = 100
+# Values that aliases copy in (`*name` repeats everything under `&name`): a "billion laughs"
+# file of nine levels of ten aliases each stands for 10^9 values in a few hundred bytes.
+MAX_ALIAS_VALUES = 100_000
+
+
+class _Refused(yaml.MarkedYAMLError):
+    """Well-formed YAML that kinit will not build: too deep, or aliases that expand too far."""
+
 
 class _Loader(yaml.SafeLoader):
-    """SafeLoader that also reads `1e-3` as a float (YAML 1.2), as every Keras user writes it."""
+    """SafeLoader that also reads `1e-3` as a float (YAML 1.2), as every Keras user writes it,
+    and refuses documents nested deeper than MAX_DEPTH or whose aliases copy in more than
+    MAX_ALIAS_VALUES values, before building them.
+
+    Sizes are counted while composing, on the graph of nodes (where an alias is one
+    reference), so counting an alias bomb costs no more than reading its text.
+    """
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._open = 0  # lists and mappings being composed, around the current node
+        self._copied = 0  # values that aliases copied in so far
+        # Per node being composed: [values under it, its depth]; one entry per open level.
+        self._counts: list[list[int]] = [[0, 0]]
+        self._anchored: dict[int, tuple[int, int]] = {}  # id(anchored node) -> (values, depth)
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            target = self.anchors.get(event.anchor)
+            if target is not None:  # else PyYAML reports the undefined alias
+                self._copy(event, target)
+            return super().compose_node(parent, index)
+        event = self.peek_event()
+        collection = isinstance(event, yaml.CollectionStartEvent)
+        if collection:
+            self._open += 1
+            if self._open > MAX_DEPTH:
+                raise _Refused(
+                    problem=f"lists and mappings nested more than {MAX_DEPTH} levels deep "
+                    "(kinit's limit for a config)",
+                    problem_mark=event.start_mark,
+                )
+        self._counts.append([0, 0])
+        try:
+            node = super().compose_node(parent, index)
+        finally:
+            inner, depth = self._counts.pop()
+            if collection:
+                self._open -= 1
+        measure = (1 + inner, depth + collection)
+        self._add(measure)
+        if event.anchor is not None:
+            self._anchored[id(node)] = measure
+        return node
+
+    def _copy(self, event: yaml.AliasEvent, target: yaml.Node) -> None:
+        measure = self._anchored.get(id(target))
+        if measure is None:  # its anchor is still open: the node would contain itself
+            raise _Refused(
+                problem=f"the alias *{event.anchor} is inside the value it refers to; a config "
+                "cannot contain itself",
+                problem_mark=event.start_mark,
+            )
+        self._copied += measure[0]
+        if self._copied > MAX_ALIAS_VALUES:
+            raise _Refused(
+                problem=f"aliases copy in more than {MAX_ALIAS_VALUES:,} values by the alias "
+                f"*{event.anchor} (kinit's limit for a config)",
+                problem_mark=event.start_mark,
+            )
+        if self._open + measure[1] > MAX_DEPTH:
+            raise _Refused(
+                problem=f"the alias *{event.anchor} nests lists and mappings more than "
+                f"{MAX_DEPTH} levels deep (kinit's limit for a config)",
+                problem_mark=event.start_mark,
+            )
+        self._add(measure)
+
+    def _add(self, measure: tuple[int, int]) -> None:
+        parent = self._counts[-1]
+        parent[0] += measure[0]
+        parent[1] = max(parent[1], measure[1])
 
 
 _Loader.add_implicit_resolver(
@@ -71,6 +161,9 @@ class Config:
     marks: dict[KeyPath, tuple[int, int]] = field(default_factory=dict)
     key_marks: dict[KeyPath, tuple[int, int]] = field(default_factory=dict)
     overrides: dict[KeyPath, str] = field(default_factory=dict)
+    # The text of each value YAML read as something other than text (12345, 2024-01-01,
+    # 007, yes), so that a message can show what to quote.
+    written: dict[KeyPath, str] = field(default_factory=dict)
 
     @property
     def base_dir(self) -> Path:
@@ -103,17 +196,46 @@ def load(path: str | Path, overrides: Iterable[str] = ()) -> Config:
     """Read a config file and apply `--set key.path=value` overrides; raise ConfigError."""
     path = Path(path)
     name = str(path)
+    limit = max_bytes()
     try:
-        raw = path.read_bytes()
+        with path.open("rb") as f:
+            raw = f.read(limit + 1)  # never more: the path may be /dev/zero or a huge file
     except FileNotFoundError:
         raise ConfigError([Problem("config file not found", file=name)]) from None
     except IsADirectoryError:
         raise ConfigError([Problem("expected a YAML file, got a directory", file=name)]) from None
     except OSError as exc:
         raise ConfigError([Problem(f"cannot read the file: {exc.strerror}", file=name)]) from None
+    if len(raw) > limit and b"\x00" not in raw[:8192]:  # binary data: _decode says so
+        raise ConfigError(
+            [
+                Problem(
+                    f"the file is larger than {limit:,} bytes, kinit's limit for a config "
+                    f"(set {MAX_BYTES_VARIABLE} to raise it)",
+                    file=name,
+                )
+            ]
+        )
     config = loads(_decode(raw, name), name)
     apply_overrides(config, overrides)
     return config
+
+
+def max_bytes() -> int:
+    """The size limit for a config file: MAX_BYTES, or the environment variable's value."""
+    text = os.environ.get(MAX_BYTES_VARIABLE)
+    if text is None:
+        return MAX_BYTES
+    try:
+        limit = int(text)
+    except ValueError:
+        limit = 0
+    if limit < 1:
+        raise UsageError(
+            f"{MAX_BYTES_VARIABLE} must be a positive number of bytes. "
+            f"Received: {MAX_BYTES_VARIABLE}={text!r}"
+        )
+    return limit
 
 
 def loads(text: str, file: str | None = None) -> Config:
@@ -131,6 +253,11 @@ def loads(text: str, file: str | None = None) -> Config:
                 ]
             )
         data = _construct(loader, node, (), config)
+    except _Refused as exc:
+        mark = exc.problem_mark
+        raise ConfigError(
+            [Problem(exc.problem, "", file, mark.line + 1, mark.column + 1)]
+        ) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         message = ": ".join(p for p in (exc.context, exc.problem) if p)
@@ -168,7 +295,14 @@ def apply_overrides(config: Config, overrides: Iterable[str]) -> None:
         except (ValueError, yaml.YAMLError) as exc:
             problems.append(Problem(str(exc).splitlines()[0], file=origin))
             continue
+        # What the file (or an earlier --set) had at or under `path` is gone: its positions
+        # must not be found before this override when a problem is located.
+        for table in (config.marks, config.key_marks, config.overrides, config.written):
+            for stale in [p for p in table if p[: len(path)] == path]:
+                del table[stale]
         config.overrides[path] = origin
+        if not isinstance(parsed, str | dict | list):
+            config.written[path] = value.strip()
     if problems:
         raise ConfigError(problems)
 
@@ -183,6 +317,10 @@ def kind_of(value: Any) -> str:
         return f"the number {value}"
     if isinstance(value, str):
         return f"{value!r}"
+    if isinstance(value, datetime.datetime):
+        return f"the timestamp {value}"
+    if isinstance(value, datetime.date):
+        return f"the date {value.isoformat()}"
     if isinstance(value, dict):
         return "a mapping"
     if isinstance(value, list):
@@ -211,26 +349,39 @@ def _construct(loader: _Loader, node: yaml.Node, path: KeyPath, config: Config) 
     config.marks[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
     if isinstance(node, yaml.MappingNode):
         _require_tag(node, _MAP_TAG)
-        loader.flatten_mapping(node)
+        written = {id(key_node) for key_node, _ in node.value}
+        loader.flatten_mapping(node)  # `<<: *base` puts base's pairs first
         out: dict[str, Any] = {}
+        kept: dict[str, tuple[yaml.Node, yaml.Node]] = {}
+        merged: set[str] = set()  # keys whose value a merge brought: a later pair replaces it
         for key_node, value_node in node.value:
             key = loader.construct_object(key_node, deep=True)
             if not isinstance(key, str):
                 key = str(key).lower() if isinstance(key, bool) else str(key)
-            if key in out:
+            if key in out and key not in merged:
                 raise yaml.MarkedYAMLError(
                     problem=f"duplicate key {key!r}", problem_mark=key_node.start_mark
                 )
+            if id(key_node) in written:
+                merged.discard(key)
+            else:
+                merged.add(key)
             mark = key_node.start_mark
             config.key_marks[path + (key,)] = (mark.line + 1, mark.column + 1)
             out[key] = _construct(loader, value_node, path + (key,), config)
+            kept[key] = (key_node, value_node)
+        # Merged once: an alias of this mapping elsewhere sees the pairs that won.
+        node.value = list(kept.values())
         return out
     if isinstance(node, yaml.SequenceNode):
         _require_tag(node, _SEQ_TAG)
         return [_construct(loader, item, path + (i,), config) for i, item in enumerate(node.value)]
     if node.tag not in loader.yaml_constructors or node.tag in (_MAP_TAG, _SEQ_TAG):
         _refuse_tag(node)
-    return loader.construct_object(node, deep=True)
+    value = loader.construct_object(node, deep=True)
+    if not isinstance(value, str):
+        config.written[path] = node.value
+    return value
 
 
 def _require_tag(node: yaml.Node, tag: str) -> None:

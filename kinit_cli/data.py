@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from kinit_cli.backend import keras
-from kinit_cli.errors import DataError, did_you_mean, keras_message
+from kinit_cli.errors import DataError, NonFiniteDataError, did_you_mean, keras_message
 
 # name -> what Keras stores under its datasets folder (a file, or a folder for the
 # sets that come as several files).
@@ -41,6 +41,8 @@ NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
 # IDX type codes (the third byte of the magic number) -> NumPy dtype.
 _IDX_TYPES = {0x08: "u1", 0x09: "i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 _DIGITS_TEST_FRACTION = 0.2
+# Values per step of the finite-values scan: 1 MiB of booleans at a time, whatever the size.
+_FINITE_CHUNK = 1 << 20
 
 
 @dataclass
@@ -104,6 +106,7 @@ def load(
         base_dir: the folder a relative `data.path` is resolved against.
     """
     raw = _read(section, base_dir)
+    _check_finite(raw)
     splits = {
         "train": (raw.x_train, _labels(raw.y_train, "y_train")),
         "test": (raw.x_test, _labels(raw.y_test, "y_test")),
@@ -303,6 +306,51 @@ def _read_npz(path: Path) -> _Raw:
         raise DataError(f"{path} cannot be read as an .npz file: {exc}") from exc
     name = path.stem
     return _Raw(name, f"NumPy archive {path}", *arrays, scale=None)
+
+
+def nonfinite(array: np.ndarray) -> tuple[int, tuple[int, ...] | None]:
+    """(how many, the index of the first) of the NaN and infinite values in `array`.
+
+    Integer and boolean arrays (uint8 pixels) hold none and are not read. Float arrays are
+    scanned a block of examples at a time, so the scan needs _FINITE_CHUNK booleans, never a
+    mask the size of the data set.
+    """
+    if not np.issubdtype(array.dtype, np.inexact):
+        return 0, None
+    array = np.atleast_1d(array)
+    rows = max(1, _FINITE_CHUNK // max(1, math.prod(array.shape[1:])))
+    count, first = 0, None
+    for start in range(0, len(array), rows):
+        bad = np.isfinite(array[start : start + rows])
+        np.logical_not(bad, out=bad)
+        n = int(np.count_nonzero(bad))
+        if n and first is None:
+            at = np.unravel_index(int(np.argmax(bad)), bad.shape)
+            first = (start + int(at[0]), *(int(i) for i in at[1:]))
+        count += n
+    return count, first
+
+
+def _check_finite(raw: _Raw) -> None:
+    """NonFiniteDataError naming every array that holds NaN or infinite values: trained on,
+    they make a NaN model that would still be reported as completed."""
+    found = {}
+    for key in NPZ_KEYS:
+        count, first = nonfinite(getattr(raw, key))
+        if count:
+            found[key] = (count, first)
+    if not found:
+        return
+    parts = [
+        f"{key} has {count} non-finite value{'s' if count > 1 else ''} (NaN or infinite), "
+        f"first at index {first[0] if len(first) == 1 else first}"
+        for key, (count, first) in found.items()
+    ]
+    raise NonFiniteDataError(
+        f"{raw.source}: {'; '.join(parts)}. kinit trains only on finite data: replace those "
+        "values or drop their examples.",
+        found,
+    )
 
 
 def _labels(y: np.ndarray, key: str) -> np.ndarray:

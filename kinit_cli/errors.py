@@ -72,8 +72,55 @@ class PluginCodeError(KinitError):
     exit_code = 1
 
 
+class ModelFileError(UsageError):
+    """A saved model given to kinit is not one it can read: not a .keras archive, a damaged
+    one, or one holding Python code (a Lambda layer) that needs --unsafe-deserialization."""
+
+    def __init__(self, message: str, path: str, code: str | None = None) -> None:
+        self.path = path
+        self.code = code  # the code it holds ('a Lambda layer'): loads only with safe_mode=False
+        super().__init__(message)
+
+
 class DataError(KinitError):
     """A data set cannot be found, downloaded or read, or does not fit the model."""
+
+    exit_code = 1
+
+
+class NonFiniteDataError(DataError):
+    """A data set holds NaN or infinite values, which would train a NaN model."""
+
+    def __init__(self, message: str, found: dict[str, tuple[int, tuple[int, ...]]]) -> None:
+        # array name (x_train, y_test, ...) -> (how many, the index of the first)
+        self.found = found
+        super().__init__(message)
+
+
+class ResourceError(KinitError):
+    """The machine lacks what a config needs (memory): a run that would fail or thrash.
+
+    Exit status 1, a run failure: the config is valid, this machine cannot hold it.
+    """
+
+    exit_code = 1
+
+    def __init__(self, message: str, needed: int, available: int) -> None:
+        self.needed = needed  # bytes
+        self.available = available  # bytes
+        super().__init__(message)
+
+
+class RunDirError(KinitError):
+    """A run directory cannot be used: another kinit process holds it, or it holds files
+    kinit did not write."""
+
+    exit_code = 2
+
+
+class WriteError(KinitError):
+    """A file of the run could not be written (a full disk, a read-only folder); what was
+    complete before stays as it was."""
 
     exit_code = 1
 

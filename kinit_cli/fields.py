@@ -3,6 +3,7 @@ wrong with it (one sentence), or None."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +23,8 @@ class Field:
     check: Check
     default: Any = None
     doc: str = ""
+    # Text is expected: a value YAML read as a number, date or boolean gets a "quote it" hint.
+    text: bool = False
 
 
 def _is_int(v: Any) -> bool:
@@ -40,17 +43,45 @@ def boolean(v: Any) -> str | None:
     return None if isinstance(v, bool) else f"expected true or false, got {kind_of(v)}"
 
 
-def integer(minimum: int | None = None, optional: bool = False) -> Check:
+def integer(
+    minimum: int | None = None, optional: bool = False, maximum: int | None = None
+) -> Check:
     def check(v: Any) -> str | None:
         if optional and v is None:
             return None
         if not _is_int(v):
             return f"expected an integer, got {kind_of(v)}"
-        if minimum is not None and v < minimum:
-            return f"expected an integer >= {minimum}, got {v}"
+        if (minimum is not None and v < minimum) or (maximum is not None and v > maximum):
+            if maximum is None:
+                return f"expected an integer >= {minimum}, got {v}"
+            if minimum is None:
+                return f"expected an integer <= {maximum}, got {v}"
+            return f"expected an integer from {minimum} to {maximum}, got {v}"
         return None
 
     return check
+
+
+# A run name is a folder name (runs/<name>-<timestamp>) and, with '-' and '.' made '_', the
+# Keras model's name, which TensorFlow's root name scope takes only as ASCII starting with a
+# letter or digit (`^[A-Za-z0-9.][A-Za-z0-9_.\\/>-]*$`; `_x` and `é` fail in fit, Keras 3.15).
+RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+RUN_NAME_LENGTH = 100  # with "-YYYYmmdd-HHMMSS", well inside a file name's 255 bytes
+
+
+def run_name(v: Any) -> str | None:
+    """A name that is safe as a folder name and as a Keras model name."""
+    if v is None:
+        return None
+    if not isinstance(v, str):
+        return string(v)
+    if RUN_NAME.fullmatch(v) and len(v) <= RUN_NAME_LENGTH:
+        return None
+    return (
+        f"expected a name matching {RUN_NAME.pattern} (ASCII letters, digits, '_', '.' and '-', "
+        f"a letter or digit first, at most {RUN_NAME_LENGTH} characters), as it names the run "
+        f"directory and the Keras model; got {v!r}"
+    )
 
 
 def fraction(v: Any) -> str | None:

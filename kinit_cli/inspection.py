@@ -10,14 +10,14 @@ from __future__ import annotations
 import fnmatch
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from kinit_cli import provenance, rundir, stats
-from kinit_cli.errors import KinitError, UsageError, keras_message
+from kinit_cli import checkpoint, provenance, rundir, stats
+from kinit_cli.errors import KinitError, ModelFileError, UsageError, keras_message
 
 CONFIG_SUFFIXES = (".yaml", ".yml")
 
@@ -37,6 +37,7 @@ class Inspected:
     stored: dict[int, Any] | None = None
     epochs: int | None = None  # a run's trained epochs (metrics.json)
     file: str | None = None  # the file the values were read from (a run's model or weights)
+    notes: list[str] = field(default_factory=list)  # warnings: works, but deserves a word
 
     def array(self, variable: Any) -> Any:
         """A variable's value as NumPy, from the file when it was read without a rebuild."""
@@ -48,18 +49,24 @@ class Inspected:
         return {w.path: self.array(w.variable) for w in weights}
 
 
-def load(target: str, overrides: Sequence[str] = (), plugins: Sequence[str] = ()) -> Inspected:
-    """Load `target`'s model and weights; UsageError when it is none of the known kinds."""
+def load(
+    target: str, overrides: Sequence[str] = (), plugins: Sequence[str] = (), unsafe: bool = False
+) -> Inspected:
+    """Load `target`'s model and weights; UsageError when it is none of the known kinds.
+
+    `unsafe` lets Keras load the Python code a .keras file holds (a Lambda layer's function:
+    safe_mode=False), with a note saying it did; without it such a file is a ModelFileError.
+    """
     path = Path(target)
     if not path.exists():
         raise UsageError(f"{target} does not exist")
     if path.is_dir():
-        return _run_directory(path, plugins)
+        return _run_directory(path, plugins, unsafe)
     if path.name.endswith(".weights.h5"):
         return _checkpoint(path, plugins)
     if path.suffix == ".keras":
         _load_plugins([], plugins, None)
-        return _saved_model(path, "model", str(path))
+        return _saved_model(path, "model", str(path), unsafe)
     if path.suffix in CONFIG_SUFFIXES:
         prepared, built = _build_seeded(path, overrides, plugins)
         calls = {info.name: info.calls for info in built.layers}
@@ -108,24 +115,23 @@ def _run_config(run_dir: Path, plugins: Sequence[str]) -> None:
     _load_plugins(resolved["plugins"], plugins, run_dir)
 
 
-def _run_directory(run_dir: Path, plugins: Sequence[str]) -> Inspected:
+def _run_directory(run_dir: Path, plugins: Sequence[str], unsafe: bool = False) -> Inspected:
     _run_config(run_dir, plugins)
     model_path, weights_path = run_dir / rundir.MODEL, run_dir / rundir.WEIGHTS
     inspected = None
     if model_path.exists():
         try:
-            inspected = _saved_model(model_path, "run", str(run_dir))
+            inspected = _saved_model(model_path, "run", str(run_dir), unsafe)
             inspected.file = str(model_path)
+        except ModelFileError:
+            if not weights_path.exists():
+                raise  # a damaged model.keras cannot fill a rebuilt model either
         except KinitError:
             inspected = None  # Keras cannot reload its classes: rebuild from the config
     if inspected is None:
         source = weights_path if weights_path.exists() else model_path
         if not source.exists():
-            raise UsageError(
-                f"{run_dir} has neither {rundir.MODEL} nor {rundir.WEIGHTS} (the run did not "
-                f"finish); inspect its checkpoint {run_dir / rundir.BACKUP / 'latest.weights.h5'}"
-                " instead"
-            )
+            raise UsageError(_no_trained_weights(run_dir))
         inspected = _rebuilt(run_dir, source, plugins)
         inspected.file = str(source)
     metrics = run_dir / rundir.METRICS
@@ -142,6 +148,32 @@ def _run_directory(run_dir: Path, plugins: Sequence[str]) -> Inspected:
             if record.get("loaded_from"):
                 w.loaded_from, w.loaded_sha256 = record["loaded_from"], record.get("sha256")
     return inspected
+
+
+def _no_trained_weights(run_dir: Path) -> str:
+    """Why a run directory has no weights to inspect, what it still holds, and what to do."""
+    state = checkpoint.read(run_dir / rundir.BACKUP)
+    head = f"{run_dir} has neither {rundir.MODEL} nor {rundir.WEIGHTS}"
+    status = rundir.status(run_dir)
+    if status == "completed":
+        state_text = f"{head}, though the run completed: its trained weights are gone"
+    else:
+        state_text = f"{head}: the run did not finish ({status or 'it wrote no metrics.json'})"
+    if state is not None and state.weights is not None:
+        return (
+            f"{state_text}; inspect its last backup (after epoch {state.epoch}) instead: "
+            f"kinit inspect-weights {state.weights}"
+        )
+    kept = sorted(
+        p.name
+        for p in run_dir.iterdir()
+        if not p.name.startswith(".") and (p.name != rundir.BACKUP or any(p.iterdir()))
+    )
+    return (
+        f"{state_text}, and it holds no checkpoint either (it has: {', '.join(kept)}). "
+        f"`kinit inspect-weights {run_dir / rundir.CONFIG}` shows the weights its config and "
+        f"seed build (its initial ones); `kinit train {run_dir / rundir.CONFIG}` trains it again"
+    )
 
 
 def rebuild_run(run_dir: Path, plugins: Sequence[str]) -> Any:
@@ -172,25 +204,90 @@ def _rebuilt(run_dir: Path, weights: Path, plugins: Sequence[str]) -> Inspected:
     return Inspected("run", str(run_dir), built.model, built.weights, prepared=None)
 
 
-def _saved_model(path: Path, kind: str, source: str) -> Inspected:
+def _saved_model(path: Path, kind: str, source: str, unsafe: bool = False) -> Inspected:
     from kinit_cli.backend import keras
     from kinit_cli.variables import weight_infos
 
-    read = _read_without_rebuild(path)
+    _check_archive(path)
+    notes: list[str] = []
+    read = _read_without_rebuild(path, safe_mode=True)
     if read is not None:
         model, stored = read
         return Inspected(kind, source, model, weight_infos(model), stored=stored)
     try:
         model = keras().saving.load_model(path, safe_mode=True)
     except Exception as exc:
-        raise KinitError(
-            f"cannot load {path}: {keras_message(exc)}. If it uses plugin objects, load the "
-            "plugin with --plugin."
-        ) from exc
-    return Inspected(kind, source, model, weight_infos(model))
+        code = _code_in(exc)
+        if code is None:
+            raise KinitError(
+                f"cannot load {path}: {keras_message(exc)}. If it uses plugin objects, load the "
+                "plugin with --plugin."
+            ) from exc
+        if not unsafe:
+            raise ModelFileError(
+                f"{path} holds {code} (Python code, which Keras will not load by default); if "
+                "you trust the file, add --unsafe-deserialization",
+                str(path),
+                code=code,
+            ) from exc
+        notes.append(
+            f"--unsafe-deserialization: {path} holds {code}, and Keras loaded its Python code, "
+            "which runs whenever the model is called"
+        )
+        read = _read_without_rebuild(path, safe_mode=False)
+        if read is not None:
+            model, stored = read
+            return Inspected(kind, source, model, weight_infos(model), stored=stored, notes=notes)
+        try:
+            model = keras().saving.load_model(path, safe_mode=False)
+        except Exception as again:
+            raise KinitError(f"cannot load {path}: {keras_message(again)}") from again
+    return Inspected(kind, source, model, weight_infos(model), notes=notes)
 
 
-def _read_without_rebuild(path: Path) -> tuple[Any, dict[int, Any]] | None:
+def _code_in(exc: BaseException) -> str | None:
+    """What Keras refused to deserialize in safe mode ('a Lambda layer'), or None when the
+    error is another one. Keras says so only in its message, which names `safe_mode=False`."""
+    text = str(exc)
+    if "safe_mode" not in text:
+        return None
+    return "a Lambda layer" if "`Lambda` layer" in text else "a Python lambda function"
+
+
+def _check_archive(path: Path) -> None:
+    """ModelFileError unless `path` is a zip archive holding config.json, as every .keras file
+    is (Keras itself answers 'File not found' for a file that is there but unreadable)."""
+    import zipfile
+
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+        if "config.json" in names:
+            return
+        reason = f"a zip archive without config.json; it holds {', '.join(names[:5]) or 'nothing'}"
+    else:
+        with open(path, "rb") as f:
+            head = f.read(8)
+        size = path.stat().st_size
+        if not head:
+            reason = "an empty file"
+        elif head.startswith(b"PK"):
+            reason = (
+                f"zip archive truncated: {size} bytes that start as a zip archive but lack the "
+                "directory at its end; was it copied or downloaded in full?"
+            )
+        elif head.startswith(b"\x89HDF"):
+            reason = "an HDF5 file, Keras 2's .h5 format, not a .keras zip archive"
+        else:
+            reason = f"not a zip archive: {size} bytes starting {head.hex(' ')}"
+    raise ModelFileError(
+        f"{path} is not a readable Keras model file ({reason}); a .keras file is the zip "
+        "archive model.save('NAME.keras') writes",
+        str(path),
+    )
+
+
+def _read_without_rebuild(path: Path, safe_mode: bool = True) -> tuple[Any, dict[int, Any]] | None:
     """The model's structure from config.json with no initializer run, and the values from
     model.weights.h5; None when the file does not fit that reading (load_model then).
 
@@ -214,7 +311,7 @@ def _read_without_rebuild(path: Path) -> tuple[Any, dict[int, Any]] | None:
             weights = archive.read("model.weights.h5")
         config.pop("compile_config", None)  # the optimizer is not inspected
         with StatelessScope():
-            model = keras().saving.deserialize_keras_object(config, safe_mode=True)
+            model = keras().saving.deserialize_keras_object(config, safe_mode=safe_mode)
         stored: dict[int, Any] = {}
         with h5py.File(io.BytesIO(weights), "r") as store:
             for layer in model.layers:
@@ -325,11 +422,12 @@ def inspect(
     overwrite: bool = False,
     values: str | None = None,
     full: bool = False,
+    unsafe: bool = False,
 ) -> Result:
     """Load, select, measure; check against theory and compare with another target on demand."""
     if full and values is None:
         raise UsageError("--full goes with --values GLOB: it prints every value of those")
-    inspected = load(target, overrides, plugins)
+    inspected = load(target, overrides, plugins, unsafe)
     if activations and inspected.prepared is None:
         raise UsageError(
             "--activations needs a config TARGET: it pushes a batch through the "
@@ -406,7 +504,8 @@ def inspect(
         plotting.histograms([drawn(w) for w in weights], Path(plot), overwrite)
         document["plot"] = str(Path(plot))
     if against:
-        other = load(against, overrides, plugins)
+        other = load(against, overrides, plugins, unsafe)
+        inspected.notes += other.notes
         other_arrays = other.arrays(select(other.weights, layer, trainable_only))
         result.comparison = {"source": other.source, **compare(arrays, other_arrays)}
         document["against"] = result.comparison

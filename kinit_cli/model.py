@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from kinit_cli import portability
+from kinit_cli import footprint, portability
 from kinit_cli.backend import keras
 from kinit_cli.config import Config, KeyPath
 from kinit_cli.errors import ConfigError, did_you_mean, explained, keras_message, raised_in
@@ -60,6 +60,7 @@ class BuiltModel:
 
 def build(config: Config, resolved: dict[str, Any], registry: Registry) -> BuiltModel:
     """Build the model the config describes; raise ConfigError with every problem found."""
+    footprint.check(resolved, registry=registry)  # before allocating what cannot fit
     spec = resolved["model"]
     builder = SpecBuilder(registry, config)
     name = spec.get("name") or _keras_name(resolved.get("name") or "model")

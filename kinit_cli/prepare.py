@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,7 +9,8 @@ from typing import Any
 
 from kinit_cli import config as config_mod
 from kinit_cli import schema
-from kinit_cli.errors import ConfigError, Problem
+from kinit_cli.errors import ConfigError
+from kinit_cli.loading import entry_point_notes
 
 
 @dataclass
@@ -39,34 +39,38 @@ class Prepared:
                 "init_from rebuild the model from the run's config.yaml."
             )
         out += [d.message() for d in self.duplicates]
-        return out
+        return out + entry_point_notes()
 
 
 def prepare(
     path: str | Path, overrides: Sequence[str] = (), plugins: Sequence[str] = (), build: bool = True
 ) -> Prepared:
-    """Load the config and its plugins, resolve every name, and build the model."""
-    from kinit_cli.loading import load_plugins
-    from kinit_cli.registry import Registry
+    """Load the config and its plugins, resolve every name, and build the model.
 
+    Problems come in two rounds, each reported whole: first every structural one (YAML,
+    unknown keys, types, ranges) from the schema alone, in milliseconds, since plugins
+    import Keras and with it TensorFlow (seconds); then, for a config whose structure is
+    sound, every name that does not resolve and every layer that cannot be built, across
+    all sections at once.
+    """
     config = config_mod.load(path, overrides)
     resolved, problems = schema.check(config)
-    # Names can still be resolved in sections whose structure is sound, so that one run
-    # reports everything; only a broken plugin list or top level stops here.
-    broken = {_section_of(p) for p in problems}
-    if broken & {"", "plugins"}:
+    if problems:
         raise ConfigError(problems)
+
+    from kinit_cli.loading import load_plugins  # plugins import Keras: after the schema
+    from kinit_cli.registry import Registry
+
     loaded = load_plugins(list(resolved["plugins"]), base_dir=config.base_dir)
     # --plugin paths are the user's, typed relative to where they stand.
     loaded += load_plugins(list(plugins), base_dir=Path.cwd(), entry_points=False)
     registry = Registry()
     prepared = Prepared(config, resolved, registry, loaded)
-    if "compile" not in broken:
-        try:
-            prepared.compile_args = compile_arguments(config, resolved, registry)
-        except ConfigError as exc:
-            problems += exc.problems
-    if build and "model" not in broken:
+    try:
+        prepared.compile_args = compile_arguments(config, resolved, registry)
+    except ConfigError as exc:
+        problems += exc.problems
+    if build:
         from kinit_cli.model import build as build_model
 
         try:
@@ -76,10 +80,6 @@ def prepare(
     if problems:
         raise ConfigError(problems)
     return prepared
-
-
-def _section_of(problem: Problem) -> str:
-    return re.split(r"[.\[]", problem.path, maxsplit=1)[0]
 
 
 def compile_arguments(

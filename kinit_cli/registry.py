@@ -177,7 +177,7 @@ class Registry:
         )
         raise ResolveError(
             f"unknown {kind} '{name}'.{hint} See `kinit list-{info.plural}` for every {kind} "
-            "kinit knows (Keras built-ins and loaded plugins).",
+            f"kinit knows (Keras built-ins and loaded plugins).{_missing_plugins()}",
             name,
             kind,
         )
@@ -228,6 +228,22 @@ class Registry:
 
     def catalog(self, kind: str) -> list[Entry]:
         return sorted(self.entries[kind], key=lambda e: (not e.builtin, e.name.lower()))
+
+
+def _missing_plugins() -> str:
+    """' It may be one of ...' naming the installed entry points that failed to import or
+    that KINIT_DISABLE_PLUGINS skipped: what they register is missing, and no name of theirs
+    is known, since a plugin's names are known only once it is imported."""
+    from kinit_cli import loading
+
+    parts = [
+        f" If the installed plugin '{f.name}' defines it, it is missing: {f.error}."
+        for f in loading.ENTRY_POINT_FAILURES.values()
+    ]
+    if loading.DISABLED:
+        names = ", ".join(f"'{n}'" for n in sorted(loading.DISABLED))
+        parts.append(f" {loading.DISABLE_ENV} skips the installed plugin(s) {names}.")
+    return "".join(parts)
 
 
 def _closest_name(entry: Entry, name: str) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from collections.abc import Sequence
@@ -13,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from kinit_cli import strictjson
 from kinit_cli.errors import ConfigError, KinitError
 from kinit_cli.tables import Column, fitted, left_out_note, middle
 
@@ -29,8 +29,8 @@ def console(stderr: bool = False) -> Console:
 
 
 def print_json(data: Any, out: Console | None = None) -> None:
-    """Exactly one JSON document on stdout, nothing else."""
-    (out.file if out else sys.stdout).write(json.dumps(data, indent=2, default=str) + "\n")
+    """Exactly one JSON document on stdout, nothing else; strict (null for NaN and infinities)."""
+    (out.file if out else sys.stdout).write(strictjson.dumps(data, indent=2, default=str) + "\n")
 
 
 def error(exc: KinitError, out: Console) -> None:

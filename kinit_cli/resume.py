@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from kinit_cli import checkpoint, rundir, schema
 from kinit_cli import config as config_mod
-from kinit_cli import rundir, schema
 from kinit_cli.errors import UsageError
 
 
@@ -56,3 +57,26 @@ def _diff(a: Any, b: Any, path: str) -> list[tuple[str, Any, Any]]:
 def epoch_overrides(overrides: Sequence[str]) -> list[str]:
     """The --set overrides of train.epochs: all a resumed run takes from the command line."""
     return [o for o in overrides if o.partition("=")[0].strip() == "train.epochs"]
+
+
+def up_to_date(run_dir: Path, epochs: int) -> bool:
+    """Whether the run already has `epochs` epochs: then --resume has nothing to do. A
+    completed run continues from its backup when asked for more; fewer is refused."""
+    done = checkpoint.completed_epochs(run_dir)
+    if done > epochs:
+        raise UsageError(
+            f"--resume {run_dir}: the run has trained {done} epochs, and train.epochs={epochs} "
+            f"asks for fewer; give train.epochs={done} or more"
+        )
+    if rundir.status(run_dir) != "completed":
+        return False
+    if done == 0:  # completed before runs kept their backup: there is no state to go on from
+        trained = json.loads((run_dir / rundir.METRICS).read_text()).get("epochs")
+        if trained == epochs:
+            return True
+        raise UsageError(
+            f"--resume {run_dir}: the run completed {trained} epochs without keeping a backup "
+            "(runs made before kinit kept one), so it cannot go on with its optimizer's state; "
+            f"start a new run from its weights with init_from: {{source: {run_dir}}}"
+        )
+    return done == epochs

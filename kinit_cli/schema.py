@@ -7,6 +7,7 @@ only the structure is checked, so a config with a typo fails in milliseconds.
 from __future__ import annotations
 
 import copy
+import re
 from typing import Any
 
 from kinit_cli.config import Config, KeyPath, kind_of
@@ -14,6 +15,7 @@ from kinit_cli.distribute import STRATEGIES
 from kinit_cli.errors import ConfigError, Problem, did_you_mean
 from kinit_cli.fields import (
     REQUIRED,
+    RUN_NAME_LENGTH,
     Field,
     boolean,
     choice,
@@ -24,6 +26,7 @@ from kinit_cli.fields import (
     number,
     optional_boolean,
     optional_string,
+    run_name,
     shape,
     spec,
     spec_list,
@@ -32,13 +35,20 @@ from kinit_cli.fields import (
 )
 
 SCHEMA: dict[str, Any] = {
-    "name": Field(optional_string, doc="run name; defaults to the config file's name"),
-    "seed": Field(integer(0, optional=True), doc="seeds Python, NumPy and Keras"),
+    "name": Field(run_name, doc="run name; defaults to the config file's name", text=True),
+    # NumPy's seeds are unsigned 32-bit integers.
+    "seed": Field(
+        integer(0, optional=True, maximum=2**32 - 1), doc="seeds Python, NumPy and Keras"
+    ),
     "deterministic": Field(boolean, False, "TensorFlow op determinism"),
     "plugins": Field(string_list, [], "modules or .py files (relative to the config's folder)"),
     "data": {
-        "name": Field(optional_string, "digits", "digits, mnist, fashion_mnist or cifar10"),
-        "path": Field(optional_string, doc="a folder of IDX files or an .npz (overrides name)"),
+        "name": Field(
+            optional_string, "digits", "digits, mnist, fashion_mnist or cifar10", text=True
+        ),
+        "path": Field(
+            optional_string, doc="a folder of IDX files or an .npz (overrides name)", text=True
+        ),
         "normalize": Field(boolean, True, "scale pixel values to [0, 1]"),
         "flatten": Field(optional_boolean, doc="flatten images; default: follow the model input"),
         "validation_split": Field(fraction, 0.0, "fraction of training data held out"),
@@ -92,7 +102,9 @@ SCHEMA: dict[str, Any] = {
         ),
     },
     "init_from": {
-        "source": Field(string, REQUIRED, "a run directory or a .keras model to take weights from"),
+        "source": Field(
+            string, REQUIRED, "a run directory or a .keras model to take weights from", text=True
+        ),
         "layers": Field(
             lambda v: None if v is None else string_list(v),
             None,
@@ -114,6 +126,10 @@ SPEC_KEYS = ("class_name", "config")
 FUNCTIONAL_LAYER_KEYS = ("name", "class_name", "config", "inputs", "shares")
 MODEL_KEYS = ("name", "input_shape", "inputs", "layers", "outputs", "class_name", "config")
 INPUT_KEYS = ("name", "shape", "dtype")
+# Keras builds a model by recursing through its layers, about one Python frame per layer
+# (Sequential and Functional, Keras 3.15.1): 2,000 layers hit Python's recursion limit of
+# 1,000 at layer 986. 500 leave room for the stack below and build, fit and save.
+MAX_LAYERS = 500
 
 
 def validate(config: Config) -> dict[str, Any]:
@@ -143,7 +159,7 @@ def check(config: Config) -> tuple[dict[str, Any], list[Problem]]:
             elif (msg := spec(m)) is not None:
                 problems.append(config.problem(path, msg))
     if resolved.get("name") is None and config.file:
-        resolved["name"] = _stem(config.file)
+        resolved["name"] = _default_name(config.file)
     return resolved, problems
 
 
@@ -191,6 +207,9 @@ def _section(
             continue
         message = rule.check(value[key])
         if message:
+            written = config.written.get(path + (key,))
+            if rule.text and written is not None:
+                message += f' (quote it: {key}: "{written}")'
             problems.append(config.problem(path + (key,), message))
         out[key] = value[key]
     return out
@@ -273,6 +292,16 @@ def _model(config: Config, model: dict[str, Any], problems: list[Problem]) -> No
             )
         )
         layers = []
+    if len(layers) > MAX_LAYERS:
+        problems.append(
+            config.problem(
+                path + ("layers",),
+                f"{len(layers):,} layers, more than the {MAX_LAYERS} kinit builds: Keras builds "
+                "a model by recursing through its layers, and deeper models exceed Python's "
+                "recursion limit",
+            )
+        )
+        return
     if functional:
         _functional(config, model, layers, problems)
     else:
@@ -465,7 +494,9 @@ def _references(
             )
 
 
-def _stem(file: str) -> str:
+def _default_name(file: str) -> str:
+    """The config file's name as a run name: what `run_name` refuses made '_' or dropped."""
     from pathlib import Path
 
-    return Path(file).stem
+    name = re.sub(r"[^A-Za-z0-9_.-]", "_", Path(file).stem).lstrip("_.-")
+    return name[:RUN_NAME_LENGTH] or "run"

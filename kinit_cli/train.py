@@ -22,15 +22,23 @@ from typing import Any
 
 import numpy as np
 
+from kinit_cli import (
+    checkpoint,
+    distribute,
+    footprint,
+    pipeline,
+    portability,
+    resume,
+    rundir,
+    schema,
+    stats,
+)
 from kinit_cli import config as config_mod
 from kinit_cli import data as data_mod
-from kinit_cli import distribute, pipeline, portability, resume, rundir, schema, stats
 from kinit_cli.backend import keras, tensorflow
-from kinit_cli.errors import ConfigError, KinitError, UsageError
+from kinit_cli.errors import ConfigError, KinitError, UsageError, WriteError
+from kinit_cli.labels import check_labels
 from kinit_cli.loading import is_file, plugin_failure
-
-# Constructor arguments of Keras callbacks that name files: relative ones go in the run dir.
-_PATH_ARGUMENTS = ("filename", "filepath", "log_dir", "backup_dir")
 
 
 class TrainingInterrupted(KinitError):
@@ -78,6 +86,8 @@ class Trainer:
         self.plugins = list(plugins)
         self.options = options
         self._scratch: Path | None = None  # a non-chief worker's private run directory
+        self.lock: rundir.RunLock | None = None
+        self.up_to_date = False  # --resume of a run that has all its epochs: nothing to do
 
     def setup(self) -> None:
         """Load everything, build the model, create the run directory; nothing trained yet."""
@@ -87,9 +97,28 @@ class Trainer:
         k, tf = keras(), tensorflow()
         opts = self.options
         if opts.resume:
+            given = [
+                f
+                for f, v in (
+                    ("--output", opts.output),
+                    ("--seed", opts.seed),
+                    ("--overwrite", opts.overwrite),
+                )
+                if v
+            ]
+            if given:
+                raise UsageError(
+                    f"--resume continues {opts.resume} in place, with its own seed; "
+                    f"{' and '.join(given)} cannot be given with it"
+                )
             self.run_dir = Path(opts.resume)
             saved = resume.saved_config(self.run_dir, self.config_path, self.overrides)
             source, overrides = saved.file, resume.epoch_overrides(self.overrides)
+            self.up_to_date = resume.up_to_date(
+                self.run_dir, schema.validate(saved)["train"]["epochs"]
+            )
+            if self.up_to_date:
+                return
         else:
             if self.config_path is None:
                 raise UsageError("give a CONFIG file, or --resume RUN_DIR")
@@ -120,6 +149,7 @@ class Trainer:
         if resolved["deterministic"]:
             tf.config.experimental.enable_op_determinism()
         train = resolved["train"]
+        footprint.check(resolved, training=True, registry=self.prepared.registry)
         # Layers take the global dtype policy when they are made and keep it: set it for
         # the build only, so nothing else in the process changes precision.
         previous = k.mixed_precision.dtype_policy()
@@ -140,6 +170,8 @@ class Trainer:
         self.data = data_mod.load(
             resolved["data"], tuple(model.inputs[0].shape[1:]), self.seed, config.base_dir
         )
+        args = self.prepared.compile_args
+        check_labels(self.data, model, args.get("loss"), args.get("metrics", ()))
         if not self.distribution.is_chief:
             # Other workers write what the callbacks write too, into a folder of their own
             # that is removed at the end: nothing that could collide with the chief's.
@@ -170,15 +202,20 @@ class Trainer:
         self.initial_arrays = stats.values(self.built.weights)
         self.initial_report = stats.report(self.built.weights, self.initial_arrays)
         self.prepared.duplicates = stats.duplicates(self.initial_report, self.initial_arrays)
-        if not opts.resume:
-            rundir.create(self.run_dir, opts.overwrite or not self.distribution.is_chief)
-            rundir.write_text(
-                self.run_dir / rundir.CONFIG, config_mod.dump(_portable(resolved, config.base_dir))
+        if opts.resume:
+            self.lock = rundir.RunLock(self.run_dir)
+        else:
+            self.lock = rundir.create(
+                self.run_dir, opts.overwrite or not self.distribution.is_chief, self.callback_files
             )
             rundir.write_json(
                 self.run_dir / rundir.WEIGHTS_INIT, stats.report_json(self.initial_report)
             )
-        self.initial_epoch = min(rundir.completed_epochs(self.run_dir), train["epochs"])
+        # On --resume too: the run's config says how many epochs it was last asked for.
+        rundir.write_text(
+            self.run_dir / rundir.CONFIG, config_mod.dump(_portable(resolved, config.base_dir))
+        )
+        self.initial_epoch = checkpoint.completed_epochs(self.run_dir)
 
     @property
     def resolved(self) -> dict[str, Any]:
@@ -191,17 +228,26 @@ class Trainer:
     def _config_callbacks(self) -> list[Any]:
         from kinit_cli.specs import FAILED, SpecBuilder
 
-        builder = SpecBuilder(self.prepared.registry, self.prepared.config)
-        out = []
+        config = self.prepared.config
+        builder = SpecBuilder(self.prepared.registry, config)
+        out, problems = [], []
+        self.callback_files: list[str] = []
         for i, spec in enumerate(self.resolved["train"]["callbacks"]):
-            spec = _in_run_dir(spec, self.run_dir, private=self._scratch is not None)
-            callback = builder.build(
-                "callback", spec, ("train", "callbacks", i), keep_builtin_names=False
-            )
+            where = ("train", "callbacks", i)
+            if self._scratch is not None:
+                spec = _in_private_dir(spec, self._scratch)
+            else:
+                placed = rundir.callback_paths(
+                    spec, self.run_dir, self.options.overwrite or bool(self.options.resume)
+                )
+                spec = placed.spec
+                self.callback_files += placed.files
+                problems += [config.problem(where + key, text) for key, text in placed.problems]
+            callback = builder.build("callback", spec, where, keep_builtin_names=False)
             if callback is not FAILED:
                 out.append(callback)
-        if builder.problems:
-            raise ConfigError(builder.problems)
+        if builder.problems or problems:
+            raise ConfigError(builder.problems + problems)
         return out
 
     def fit(self, callbacks: Sequence[Any] = ()) -> None:
@@ -210,22 +256,21 @@ class Trainer:
 
         train = self.resolved["train"]
         model = self.built.model
-        backup = EpochBackup(self.run_dir / rundir.BACKUP)
+        self.backup = backup = EpochBackup(self.run_dir)
         self.guard = Guard(backup)
         # The epoch the training dataset yields next: set by EpochOrder as each one begins.
         self.epoch = tensorflow().Variable(self.initial_epoch, dtype="int64", trainable=False)
         validation = self._validation_data if self.data.x_val is not None else None
-        history = keras().callbacks.History()
         self.timer = EpochTimer()
-        # The timer comes last, so an epoch's time includes what the others do at its end
-        # (the backup's checkpoint, the progress line): costs every epoch pays again.
+        # The backup comes after the config's callbacks, so it holds what they change at an
+        # epoch's end (ReduceLROnPlateau's learning rate); the timer comes last, so an
+        # epoch's time includes what the others do at its end: costs every epoch pays again.
         every = [
             EpochOrder(self.epoch),
-            backup,
             self.guard,
-            history,
             *self.callbacks,
             *callbacks,
+            backup,
             self.timer,
         ]
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
@@ -253,6 +298,8 @@ class Trainer:
                     callbacks=every,
                     verbose=0,
                 )
+        except WriteError as exc:
+            raise self._with_backup(exc) from exc
         except KinitError:
             raise
         except Exception as exc:
@@ -264,7 +311,6 @@ class Trainer:
             for s, handler in previous.items():
                 signal.signal(s, handler)
         self.fit_seconds = time.perf_counter() - start
-        self.history = history
 
     def _train_data(self, pieces: pipeline.Pieces | None = None) -> Any:
         train, d = self.resolved["train"], self.data
@@ -304,32 +350,33 @@ class Trainer:
         self.guard.interrupt(signum)
 
     def close(self) -> None:
-        """Remove a non-chief worker's private folder; the chief's run directory stays."""
+        """Release the run directory; remove a non-chief worker's private folder (the
+        chief's run directory stays)."""
+        if self.lock is not None:
+            self.lock.release()
         if self._scratch is not None:
             shutil.rmtree(self._scratch, ignore_errors=True)
 
     def finish(self) -> TrainResult:
         """Evaluate, write the run directory, and report; raise if the run did not complete."""
-        with self.loop.peers() if self.loop is not None else contextlib.nullcontext():
-            return self._finish()
+        try:
+            with self.loop.peers() if self.loop is not None else contextlib.nullcontext():
+                return self._finish()
+        except WriteError as exc:
+            raise self._with_backup(exc) from exc
+
+    def _with_backup(self, exc: WriteError) -> WriteError:
+        """A failed write, with what the run still has to go on from."""
+        done = checkpoint.completed_epochs(self.run_dir)
+        then = f": continue with kinit train --resume {self.run_dir}" if done else ""
+        return WriteError(f"{exc}; the last complete backup is epoch {done}{then}")
 
     def _finish(self) -> TrainResult:
         model, guard, train = self.built.model, self.guard, self.resolved["train"]
-        earlier = [
-            r
-            for r in rundir.read_history(self.run_dir / rundir.HISTORY)
-            if r["epoch"] < self.initial_epoch
-        ]
-        new = [
-            {"epoch": epoch, **{key: float(v[i]) for key, v in self.history.history.items()}}
-            for i, epoch in enumerate(self.history.epoch)
-        ]
-        if guard.failed or guard.interrupted is not None:
-            # Finished epochs are those the backup holds: the one cut short is not, and a
-            # signal that lands after an epoch's backup but before the next epoch cuts none.
-            done = rundir.completed_epochs(self.run_dir)
-            new = [r for r in new if r["epoch"] < done]
-        rows = earlier + new
+        # Finished epochs are those the backup holds: one cut short is not, and a signal
+        # that lands after an epoch's backup but before the next epoch cuts none.
+        rows = self.backup.rows
+        new = [r for r in rows if r["epoch"] >= self.initial_epoch]
         rundir.write_history(self.run_dir / rundir.HISTORY, rows)
         status = "completed"
         if guard.failed:
@@ -395,7 +442,7 @@ class Trainer:
                 f"after the last full epoch were {kept}."
             )
         if status == "interrupted":
-            done = rundir.completed_epochs(self.run_dir)
+            done = checkpoint.completed_epochs(self.run_dir)
             if not chief:
                 then = "The chief worker keeps the run."
             elif self.loop is not None:
@@ -415,6 +462,8 @@ class Trainer:
             try:
                 rundir.save_model(model, self.run_dir / rundir.MODEL)
                 return rundir.MODEL
+            except WriteError:
+                raise
             except Exception:  # a class Keras cannot serialize after all: keep the weights
                 pass
         rundir.save_weights(model, self.run_dir / rundir.WEIGHTS)
@@ -456,19 +505,15 @@ def _steps_per_execution(train: dict[str, Any], replicas: int) -> int:
     return train["steps_per_execution"] if replicas == 1 else 1
 
 
-def _in_run_dir(spec: Any, run_dir: Path, private: bool = False) -> Any:
-    """A callback spec whose relative file arguments are moved into the run directory.
-
-    `private`: a non-chief worker's folder, which takes absolute paths too, so that workers
-    sharing a file system never write the chief's files.
-    """
+def _in_private_dir(spec: Any, folder: Path) -> Any:
+    """A callback spec whose file arguments, absolute ones too, are moved into a non-chief
+    worker's private folder, so that workers sharing a file system never write the chief's."""
     if not isinstance(spec, dict) or not isinstance(spec.get("config"), dict):
         return spec
     config = dict(spec["config"])
-    for key in _PATH_ARGUMENTS:
-        value = config.get(key)
-        if isinstance(value, str) and (private or not Path(value).is_absolute()):
-            config[key] = str(run_dir / (Path(value).name if private else value))
+    for key in rundir.PATH_ARGUMENTS:
+        if isinstance(config.get(key), str):
+            config[key] = str(folder / Path(config[key]).name)
     return {**spec, "config": config}
 
 

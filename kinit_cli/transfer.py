@@ -12,7 +12,7 @@ from typing import Any
 
 from kinit_cli import stats
 from kinit_cli.config import Config, KeyPath
-from kinit_cli.errors import ConfigError, Problem, did_you_mean
+from kinit_cli.errors import ConfigError, ModelFileError, Problem, did_you_mean
 
 SECTION: KeyPath = ("init_from",)
 
@@ -26,7 +26,18 @@ def apply(built: Any, section: dict[str, Any], config: Config) -> None:
         source = config.base_dir / source
     if not source.exists():
         raise ConfigError([config.problem(SECTION + ("source",), f"{source} does not exist")])
-    loaded = inspection.load(str(source))
+    try:
+        loaded = inspection.load(str(source))
+    except ModelFileError as exc:
+        message = str(exc)
+        if exc.code:
+            # train has no --unsafe-deserialization: a source's code never runs from init_from.
+            message = (
+                f"{source} holds {exc.code} (Python code, which Keras will not load by "
+                "default), and init_from never loads a file's code: use a source whose layers "
+                "are registered classes (a plugin), or a kinit run directory"
+            )
+        raise ConfigError([config.problem(SECTION + ("source",), message)]) from exc
     label = loaded.file or str(source)  # for a run directory, the file it read
     problems: list[Problem] = []
     pairs = _pairs(built.model, loaded.model, section, config, problems)

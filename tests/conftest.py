@@ -20,6 +20,18 @@ DIGITS_PATHS = [
     "dense_2/bias",
 ]
 
+# What a completed run directory holds.
+RUN_FILES = [
+    ".kinit-run",
+    "backup",
+    "config.yaml",
+    "history.csv",
+    "metrics.json",
+    "model.keras",
+    "weights-final.json",
+    "weights-init.json",
+]
+
 MNIST_LIKE = """\
 name: tiny
 model:

@@ -111,6 +111,53 @@ def test_invalid_config_exits_2_with_every_problem_and_no_traceback(runner, writ
     assert "Traceback" not in result.output
 
 
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("train.epochs=abc", "train.epochs: expected an integer, got 'abc'"),
+        (
+            "model.layers[0].class_name=Dens",
+            "model.layers[0].class_name: unknown layer 'Dens'. Did you mean 'Dense'? See "
+            "`kinit list-layers` for every layer kinit knows (Keras built-ins and loaded "
+            "plugins).",
+        ),
+        # The file's own layer and metric list had positions: replaced, they point at --set.
+        (
+            "model.layers[0]={class_name: Dens}",
+            "model.layers[0].class_name: unknown layer 'Dens'. Did you mean 'Dense'? See "
+            "`kinit list-layers` for every layer kinit knows (Keras built-ins and loaded "
+            "plugins).",
+        ),
+        (
+            "compile.optimizer=adamm",
+            "compile.optimizer: unknown optimizer 'adamm'. Did you mean 'Adam' or 'Nadam' or "
+            "'AdamW'? See `kinit list-optimizers` for every optimizer kinit knows (Keras "
+            "built-ins and loaded plugins).",
+        ),
+        (
+            "compile.metrics=[acuracy]",
+            "compile.metrics[0]: unknown metric 'acuracy'. Did you mean 'Accuracy' or "
+            "'BinaryAccuracy' or 'binary_accuracy'? See `kinit list-metrics` for every metric "
+            "kinit knows (Keras built-ins and loaded plugins).",
+        ),
+    ],
+)
+def test_problems_from_set_point_at_the_set(runner, write, override, message):
+    path = write(
+        "c.yaml",
+        """\
+        model:
+          input_shape: [3]
+          layers:
+            - {class_name: Dense, config: {units: 2}}
+        compile: {optimizer: adam, metrics: [accuracy]}
+        """,
+    )
+    result = runner.invoke(cli, ["validate", str(path), "--set", override])
+    assert result.exit_code == 2
+    assert result.stderr.strip() == f"error: --set {override}: {message}"
+
+
 def test_debug_lets_the_exception_through(runner, write):
     path = write("bad.yaml", "model: {input_shape: [3], layers: [{class_name: Nope}]}\n")
     result = runner.invoke(cli, ["validate", str(path), "--debug"])

@@ -188,6 +188,24 @@ def test_problems_in_overridden_values_point_at_the_override(write):
     ]
 
 
+def test_an_override_replaces_the_positions_of_what_it_replaced(write):
+    # The file's train.epochs and train.batch_size are gone once --set replaces `train`:
+    # problems under it point at the --set, not at the line the file had.
+    path = write(
+        "c.yaml",
+        "model: {input_shape: [3], layers: [{class_name: Dense}]}\n"
+        "train: {epochs: 2, batch_size: 8}\n",
+    )
+    assert problems_of(path, ["train.batch_size=4", "train={epochs: abc, batch_size: 0}"]) == [
+        "--set train={epochs: abc, batch_size: 0}: train.epochs: expected an integer, got 'abc'",
+        "--set train={epochs: abc, batch_size: 0}: train.batch_size: expected an integer >= 1, "
+        "got 0",
+    ]
+    assert problems_of(path, ["train={epochs: 1}", "train.batch_size=x"]) == [
+        "--set train.batch_size=x: train.batch_size: expected an integer, got 'x'"
+    ]
+
+
 @pytest.mark.parametrize(
     ("override", "message"),
     [

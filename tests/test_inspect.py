@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -165,16 +166,13 @@ def test_saved_model_and_run_directory(runner, trained_run):
 
 
 def test_checkpoint_in_a_run_directory(runner, trained_run, tmp_path):
-    model = keras.saving.load_model(trained_run / "model.keras")
-    backup = trained_run / "backup"
-    backup.mkdir(exist_ok=True)
-    model.save_weights(backup / "latest.weights.h5")
-    doc = inspect_json(runner, backup / "latest.weights.h5")
+    # The run's own backup: the state after its last epoch, the trained weights.
+    checkpoint = trained_run / "backup" / "epoch-00002.weights.h5"
+    doc = inspect_json(runner, checkpoint)
     assert doc["kind"] == "checkpoint"
     assert [v["sha256"] for v in doc["variables"]] == [
         v["sha256"] for v in inspect_json(runner, trained_run / "model.keras")["variables"]
     ]
-    (backup / "latest.weights.h5").unlink()
 
 
 def test_against_reports_change_and_cosine(runner, trained_run):
@@ -502,17 +500,8 @@ def test_check_compares_loaded_variables_with_their_source(runner, write, traine
 
 
 def test_check_on_a_checkpoint_is_not_against_theory(runner, trained_run):
-    model = keras.saving.load_model(trained_run / "model.keras")
-    backup = trained_run / "backup"
-    backup.mkdir(exist_ok=True)
-    model.save_weights(backup / "latest.weights.h5")
-    try:
-        result = runner.invoke(
-            cli, ["inspect-weights", str(backup / "latest.weights.h5"), "--check", "--json"]
-        )
-    finally:
-        (backup / "latest.weights.h5").unlink()
-        backup.rmdir()
+    checkpoint = trained_run / "backup" / "epoch-00002.weights.h5"
+    result = runner.invoke(cli, ["inspect-weights", str(checkpoint), "--check", "--json"])
     assert result.exit_code == 0, result.output
     check = json.loads(result.stdout)["check"]
     assert {c["status"] for c in check} == {"NOT CHECKABLE"}
@@ -718,3 +707,159 @@ def test_check_on_a_run_that_started_from_init_from(runner, write, trained_run, 
     }
     table = runner.invoke(cli, ["inspect-weights", str(run)], env={"COLUMNS": "200"}).stdout
     assert table.count("loaded from") == 4
+
+
+# Saved files kinit cannot read, and where --plot cannot write: one clear message each.
+
+
+def _tiny_model(extra=()):
+    model = keras.Sequential(
+        [keras.Input((3,)), keras.layers.Dense(2, name="d"), *extra], name="tiny"
+    )
+    return model
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (
+            "truncated",
+            "zip archive truncated: 300 bytes that start as a zip archive but lack the "
+            "directory at its end; was it copied or downloaded in full?",
+        ),
+        (bytes(range(16)) * 4, "not a zip archive: 64 bytes starting 00 01 02 03 04 05 06 07"),
+        (b"", "an empty file"),
+        (
+            b"\x89HDF\r\n\x1a\n" + bytes(8),
+            "an HDF5 file, Keras 2's .h5 format, not a .keras zip archive",
+        ),
+        ("no-config", "a zip archive without config.json; it holds notes.txt"),
+    ],
+    ids=["truncated", "random-bytes", "empty", "hdf5", "no-config"],
+)
+def test_an_unreadable_keras_file_says_why(runner, tmp_path, content, reason):
+    import zipfile
+
+    path = tmp_path / "m.keras"
+    if content == "truncated":
+        _tiny_model().save(path)
+        path.write_bytes(path.read_bytes()[:300])
+    elif content == "no-config":
+        with zipfile.ZipFile(path, "w") as archive:
+            archive.writestr("notes.txt", "hello")
+    else:
+        path.write_bytes(content)
+    result = runner.invoke(cli, ["inspect-weights", str(path)])
+    assert (result.exit_code, result.stderr) == (
+        2,
+        f"error: {path} is not a readable Keras model file ({reason}); a .keras file is the "
+        "zip archive model.save('NAME.keras') writes\n",
+    )
+
+
+def test_a_lambda_layer_loads_only_with_unsafe_deserialization(runner, tmp_path, write):
+    path = tmp_path / "lambda.keras"
+    _tiny_model([keras.layers.Lambda(lambda x: x * 2, name="twice")]).save(path)
+    refused = runner.invoke(cli, ["inspect-weights", str(path)])
+    assert (refused.exit_code, refused.stderr) == (
+        2,
+        f"error: {path} holds a Lambda layer (Python code, which Keras will not load by "
+        "default); if you trust the file, add --unsafe-deserialization\n",
+    )
+    loaded = runner.invoke(
+        cli, ["inspect-weights", str(path), "--unsafe-deserialization", "--json"]
+    )
+    assert loaded.exit_code == 0, loaded.output
+    assert [v["path"] for v in json.loads(loaded.stdout)["variables"]] == ["d/kernel", "d/bias"]
+    assert loaded.stderr == (
+        f"warning: --unsafe-deserialization: {path} holds a Lambda layer, and Keras loaded its "
+        "Python code, which runs whenever the model is called\n"
+    )
+    # init_from never runs a file's code (train has no such flag).
+    config = write(
+        "from_lambda.yaml",
+        f"""\
+        init_from:
+          source: {path}
+        model:
+          input_shape: [3]
+          layers:
+            - {{class_name: Dense, config: {{units: 2, name: d}}}}
+        """,
+    )
+    transfer = runner.invoke(cli, ["validate", str(config)])
+    assert (transfer.exit_code, transfer.stderr) == (
+        2,
+        f"error: {config}:2:11: init_from.source: {path} holds a Lambda layer (Python code, "
+        "which Keras will not load by default), and init_from never loads a file's code: use "
+        "a source whose layers are registered classes (a plugin), or a kinit run directory\n",
+    )
+
+
+@pytest.mark.parametrize("checkpoint", [False, True])
+def test_a_run_without_its_trained_weights_says_what_is_left(runner, tmp_path, checkpoint):
+    run = tmp_path / "run"
+    run.mkdir()
+    shutil.copy(CONFIGS / "digits.yaml", run / "config.yaml")
+    (run / "weights-init.json").write_text("{}")
+    (run / ".kinit-run").write_text("{}")
+    (run / "backup").mkdir()
+    if checkpoint:
+        (run / "backup" / "epoch-00001.weights.h5").write_bytes(b"")
+        # A write in progress (replacing()) that the metadata does not point to.
+        (run / "backup" / ".epoch-00002.weights.h5.tmp1.weights.h5").write_bytes(b"")
+        meta = '{"epoch": 1, "weights": "epoch-00001.weights.h5", "history": []}'
+        (run / "backup" / "training_metadata.json").write_text(meta)
+    else:
+        (run / "metrics.json").write_text('{"status": "completed", "epochs": 2}')
+    result = runner.invoke(cli, ["inspect-weights", str(run)])
+    head = f"error: {run} has neither model.keras nor model.weights.h5"
+    if checkpoint:
+        expected = (
+            f"{head}: the run did not finish (it wrote no metrics.json); inspect its last backup "
+            f"(after epoch 1) instead: kinit inspect-weights "
+            f"{run / 'backup' / 'epoch-00001.weights.h5'}"
+        )
+    else:
+        expected = (
+            f"{head}, though the run completed: its trained weights are "
+            "gone, and it holds no checkpoint either (it has: config.yaml, metrics.json, "
+            f"weights-init.json). `kinit inspect-weights {run / 'config.yaml'}` shows the "
+            "weights its config and seed build (its initial ones); "
+            f"`kinit train {run / 'config.yaml'}` trains it again"
+        )
+    assert (result.exit_code, result.stderr) == (2, expected + "\n")
+
+
+def test_plot_into_a_folder_it_cannot_write_or_onto_a_folder_is_refused(runner, tmp_path):
+    config = str(CONFIGS / "digits.yaml")
+    folder = tmp_path / "w.png"
+    folder.mkdir()
+    onto = runner.invoke(cli, ["inspect-weights", config, "--plot", str(folder), "--overwrite"])
+    assert onto.exit_code == 2  # click's own refusal of a folder
+    assert onto.stderr.endswith(
+        f"Error: Invalid value for '--plot': File '{folder}' is a directory.\n"
+    )
+    # sysfs refuses new files even to root, for whom a chmod'ed folder stays writable.
+    if not Path("/sys/kernel").is_dir():
+        pytest.skip("no /sys here")
+    denied = runner.invoke(cli, ["inspect-weights", config, "--plot", "/sys/w.png"])
+    # rundir.replacing's WriteError: the file asked for, not the temporary name beside it.
+    assert (denied.exit_code, denied.stderr) == (1, "error: permission denied writing /sys/w.png\n")
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into a read-only folder")
+def test_plot_into_a_read_only_folder_is_refused(runner, tmp_path):
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(0o500)
+    try:
+        result = runner.invoke(
+            cli, ["inspect-weights", str(CONFIGS / "digits.yaml"), "--plot", str(folder / "w.png")]
+        )
+    finally:
+        folder.chmod(0o700)
+    assert (result.exit_code, result.stderr) == (
+        1,
+        f"error: permission denied writing {folder / 'w.png'}\n",
+    )

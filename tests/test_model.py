@@ -116,7 +116,6 @@ def test_all_name_problems_across_sections_at_once(write):
             - {class_name: Dens, config: {units: 3}}
             - {class_name: Dense, config: {units: 2, kernel_initializer: {class_name: GlorotUniform, config: {sead: 1}}}}
         compile: {optimizer: adamm, loss: mse}
-        train: {epochs: zero}
         """,
     )
     with pytest.raises(ConfigError) as info:
@@ -125,8 +124,13 @@ def test_all_name_problems_across_sections_at_once(write):
         (4, "model.layers[0].class_name"),
         (5, "model.layers[1].config.kernel_initializer.config.sead"),
         (6, "compile.optimizer"),
-        (7, "train.epochs"),
     ]
+    # A structural problem is reported first, alone, before plugins and Keras load
+    # (tests/test_config_limits.py checks that TensorFlow stays unimported).
+    path.write_text(path.read_text() + "train: {epochs: zero}\n")
+    with pytest.raises(ConfigError) as info:
+        prepare(path)
+    assert [(p.line, p.path) for p in info.value.problems] == [(7, "train.epochs")]
 
 
 @pytest.mark.parametrize("text", [MNIST_LIKE, FUNCTIONAL], ids=["sequential", "functional"])

@@ -71,3 +71,190 @@ def test_saved_model_with_plugin_objects_loads_back(write, tmp_path):
     assert type(loaded.layers[0].kernel_initializer).__name__ == "ExampleRandomNormal"
     for a, b in zip(model.weights, loaded.weights, strict=True):
         np.testing.assert_array_equal(keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(b))
+
+
+# Plugin isolation: a plugin is code that runs, but what it does at import stays its own.
+
+NOISY = """\
+import keras
+print("hello from the plugin")
+
+class NoisyInit(keras.initializers.Initializer):
+    def __call__(self, shape, dtype=None):
+        return keras.ops.zeros(shape, dtype=dtype)
+"""
+
+
+def test_plugin_prints_at_import_go_to_stderr_so_json_and_yaml_stay_clean(
+    runner, write, tmp_path, monkeypatch
+):
+    import json
+
+    import yaml
+
+    from kinit_cli.cli import cli
+
+    monkeypatch.chdir(tmp_path)
+    write("noisy.py", NOISY)
+    listed = runner.invoke(cli, ["list-initializers", "--json", "--plugin", "noisy.py"])
+    assert listed.exit_code == 0, listed.output
+    assert "NoisyInit" in [item["name"] for item in json.loads(listed.stdout)]
+    assert listed.stderr == "hello from the plugin\n"
+
+    write("loud.py", NOISY.replace("NoisyInit", "LoudInit"))
+    config = write("c.yaml", "plugins: [loud.py]\n" + MNIST_LIKE)
+    printed = runner.invoke(cli, ["validate", str(config), "--print-config"])
+    assert printed.exit_code == 0, printed.output
+    assert yaml.safe_load(printed.stdout)["plugins"] == ["loud.py"]
+    assert printed.stderr == "hello from the plugin\n"
+
+
+@pytest.mark.parametrize(
+    ("line", "what"),
+    [
+        ("import sys; sys.exit(3)", "called sys.exit(3)"),
+        ("import sys; sys.exit()", "called sys.exit()"),
+        ("raise SystemExit('bye')", "called sys.exit('bye')"),
+        ("raise KeyboardInterrupt", "raised KeyboardInterrupt"),
+    ],
+)
+def test_plugin_ending_the_program_at_import_is_a_plugin_error(
+    runner, write, tmp_path, monkeypatch, line, what
+):
+    from kinit_cli.cli import cli
+
+    monkeypatch.chdir(tmp_path)
+    path = write("bad.py", f"import keras\n{line}\n").resolve()
+    result = runner.invoke(cli, ["list-layers", "--plugin", "bad.py"])
+    ending = (
+        "; a plugin must not end the program" if what.startswith("called") else ""
+    ) + " (run with --debug for the traceback)"
+    assert (result.exit_code, result.stderr) == (
+        2,
+        f"error: {path}:2: plugin 'bad.py' {what} while being imported{ending}\n",
+    )
+    assert result.stdout == ""
+
+
+def test_a_real_ctrl_c_during_a_plugin_import_still_aborts(runner, write, tmp_path, monkeypatch):
+    from kinit_cli.cli import cli
+
+    monkeypatch.chdir(tmp_path)
+    write(
+        "slow.py",
+        """\
+        import os, signal, time
+        os.kill(os.getpid(), signal.SIGINT)  # what a Ctrl-C delivers
+        time.sleep(5)
+        """,
+    )
+    result = runner.invoke(cli, ["list-layers", "--plugin", "slow.py"])
+    assert (result.exit_code, result.stderr) == (1, "\nAborted!\n")
+    assert signal_handler_is_default()
+
+
+def signal_handler_is_default() -> bool:
+    import signal
+
+    return signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+@pytest.fixture
+def installed(tmp_path, monkeypatch):
+    """install(name, module_source) -> a real distribution in tmp_path whose `kinit.plugins`
+    entry point `name` is the module `kinit_ep_<name>`, found by importlib.metadata."""
+    from kinit_cli import loading
+
+    site = tmp_path / "site"
+    site.mkdir()
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.setattr(loading, "ENTRY_POINT_FAILURES", {})
+    monkeypatch.setattr(loading, "DISABLED", set())
+    monkeypatch.setattr(loading, "UNKNOWN_DISABLED", set())
+    monkeypatch.delenv(loading.DISABLE_ENV, raising=False)
+
+    def install(name, source):
+        info = site / f"kinit_ep_{name}-1.0.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(
+            f"Metadata-Version: 2.1\nName: kinit-ep-{name}\nVersion: 1.0\n"
+        )
+        (info / "entry_points.txt").write_text(f"[kinit.plugins]\n{name} = kinit_ep_{name}\n")
+        path = site / f"kinit_ep_{name}.py"
+        path.write_text(source)
+        return path.resolve()
+
+    return install
+
+
+BROKEN = """\
+import keras
+class BrokenInit(keras.initializers.Initializer):
+    pass
+raise RuntimeError("license server unreachable")
+"""
+
+
+def test_a_broken_entry_point_is_a_warning_naming_its_package(runner, installed, write):
+    import json
+
+    from kinit_cli.cli import cli
+
+    path = installed("broken", BROKEN)
+    installed("fine", NOISY.replace('print("hello from the plugin")\n', ""))
+    result = runner.invoke(cli, ["list-initializers", "--json"])
+    assert result.exit_code == 0, result.output
+    assert "NoisyInit" in [item["name"] for item in json.loads(result.stdout)]
+    failure = (
+        f"{path}:4: plugin 'broken (entry point kinit_ep_broken)' failed to import: "
+        "RuntimeError: license server unreachable"
+    )
+    assert result.stderr == (
+        f"warning: {failure}; kinit goes on without it (installed by the package "
+        "kinit-ep-broken). Set KINIT_DISABLE_PLUGINS=broken to skip it.\n"
+    )
+
+    # A config that does not need it works; one naming what it would register says why not.
+    assert runner.invoke(cli, ["validate", str(write("ok.yaml", MNIST_LIKE))]).exit_code == 0
+    needs = write("needs.yaml", MNIST_LIKE.replace("ExampleRandomNormal", "BrokenInit"))
+    refused = runner.invoke(cli, ["validate", str(needs)])
+    assert refused.exit_code == 2
+    assert refused.stderr.strip() == (
+        f"error: {needs}:9:42: model.layers[0].config.kernel_initializer.class_name: unknown "
+        "initializer 'BrokenInit'. See `kinit list-initializers` for every initializer kinit "
+        "knows (Keras built-ins and loaded plugins). If the installed plugin 'broken' defines "
+        f"it, it is missing: {failure}."
+    )
+
+
+def test_kinit_disable_plugins_skips_entry_points_by_name(runner, installed, write, monkeypatch):
+    from kinit_cli.cli import cli
+
+    installed("broken", BROKEN)
+    monkeypatch.setenv("KINIT_DISABLE_PLUGINS", " broken ,brokn")
+    result = runner.invoke(cli, ["list-initializers", "--json"])
+    assert result.exit_code == 0, result.output
+    assert result.stderr == (
+        "warning: KINIT_DISABLE_PLUGINS names 'brokn', which no installed kinit.plugins "
+        "entry point has\n"
+    )
+    needs = write("needs.yaml", MNIST_LIKE.replace("ExampleRandomNormal", "BrokenInit"))
+    refused = runner.invoke(cli, ["validate", str(needs)])
+    assert refused.exit_code == 2
+    assert refused.stderr.strip().endswith(
+        "(Keras built-ins and loaded plugins). KINIT_DISABLE_PLUGINS skips the installed "
+        "plugin(s) 'broken'."
+    )
+
+
+def test_an_entry_point_ending_the_program_is_a_warning_too(runner, installed):
+    from kinit_cli.cli import cli
+
+    path = installed("quits", "import sys\nsys.exit(3)\n")
+    result = runner.invoke(cli, ["list-losses", "--json"])
+    assert result.exit_code == 0, result.output
+    assert result.stderr == (
+        f"warning: {path}:2: plugin 'quits (entry point kinit_ep_quits)' called sys.exit(3) "
+        "while being imported; a plugin must not end the program; kinit goes on without it "
+        "(installed by the package kinit-ep-quits). Set KINIT_DISABLE_PLUGINS=quits to skip it.\n"
+    )

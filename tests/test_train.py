@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from kinit_cli.cli import cli
-from tests.conftest import DIGITS_PATHS, MNIST_LIKE
+from tests.conftest import DIGITS_PATHS, MNIST_LIKE, RUN_FILES
 
 ROOT = Path(__file__).resolve().parent.parent
 DIGITS = str(ROOT / "configs" / "digits.yaml")
@@ -31,18 +31,16 @@ def test_digits_run_directory_holds_everything(runner, tmp_path):
     out = tmp_path / "run"
     result = train(runner, "--set", "train.epochs=3", "--output", str(out))
     assert result.exit_code == 0, result.output
-    assert sorted(p.name for p in out.iterdir()) == [
-        "config.yaml",
-        "history.csv",
-        "metrics.json",
-        "model.keras",
-        "weights-final.json",
-        "weights-init.json",
+    assert sorted(p.name for p in out.iterdir()) == RUN_FILES
+    assert sorted(p.name for p in (out / "backup").iterdir()) == [
+        "epoch-00003.weights.h5",
+        "training_metadata.json",
     ]
     umask = os.umask(0)
     os.umask(umask)
     # Written through temporary files, yet readable as files written with open() are.
-    assert {(p.stat().st_mode & 0o777) for p in out.iterdir()} == {0o666 & ~umask}
+    files = [p for p in [*out.iterdir(), *(out / "backup").iterdir()] if p.is_file()]
+    assert {(p.stat().st_mode & 0o777) for p in files} == {0o666 & ~umask}
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["status"] == "completed" and metrics["seed"] == 42
     assert metrics["data"] == {
@@ -133,19 +131,6 @@ def test_json_output_is_one_document(runner, tmp_path):
     bias = [line for line in table.stdout.splitlines() if line.startswith("│ dense/bias")][-1]
     assert f"|Δ| {doc['changes']['dense/bias']['change']:.4g}" in bias
     assert "Rel. change: ||B - A|| / ||A|| with A = the target" in table.stdout
-
-
-def test_existing_run_directory_is_not_overwritten(runner, tmp_path):
-    out = tmp_path / "run"
-    out.mkdir()
-    (out / "notes.txt").write_text("mine")
-    result = train(runner, "--set", "train.epochs=1", "--output", str(out))
-    assert result.exit_code == 2
-    assert f"run directory {out} already exists and is not empty" in result.stderr
-    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
-    result = train(runner, "--set", "train.epochs=1", "--output", str(out), "--overwrite", "-q")
-    assert result.exit_code == 0
-    assert (out / "notes.txt").read_text() == "mine" and (out / "model.keras").exists()
 
 
 def test_non_finite_loss_stops_and_keeps_good_weights(runner, tmp_path):
@@ -244,7 +229,8 @@ def test_interrupted_run_resumes_to_the_uninterrupted_weights(tmp_path):
     ).read_bytes()
     with (run / "history.csv").open() as f:
         assert [r["epoch"] for r in csv.DictReader(f)] == [str(e) for e in range(8)]
-    assert not (run / "backup").exists()
+    # Kept, so that the completed run can go on with more epochs.
+    assert json.loads(meta.read_text())["epoch"] == 8
 
 
 def test_config_callbacks_write_into_the_run_directory(runner, tmp_path):

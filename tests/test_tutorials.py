@@ -380,7 +380,11 @@ def test_initializer_function_of_the_wrong_shape_is_one_message(write):
             return None
         """,
     )
-    config = write("c.yaml", "plugins: [bad_init.py]\nmodel: {input_shape: [2], layers: [Dense]}\n")
+    config = write(
+        "c.yaml",
+        "plugins: [bad_init.py]\nmodel: {input_shape: [2], layers: [{class_name: Dense, "
+        "config: {units: 1}}]}\n",
+    )
     with pytest.raises(PluginError) as caught:
         prepare(config)
     assert str(caught.value) == (
@@ -415,7 +419,9 @@ def test_untracked_tf_variables_are_an_error_at_validate(runner, tmp_path, write
 def test_keras2_import_names_the_keras3_spelling(runner, tmp_path, write):
     plugin = _plugin(tmp_path, "keras2_topology.py")
     config = write(
-        "k.yaml", "plugins: [keras2_topology.py]\nmodel: {input_shape: [2], layers: [Dense]}\n"
+        "k.yaml",
+        "plugins: [keras2_topology.py]\nmodel: {input_shape: [2], layers: [{class_name: Dense, "
+        "config: {units: 1}}]}\n",
     )
     result = runner.invoke(cli, ["validate", str(config)])
     assert result.exit_code == 2

@@ -1,0 +1,439 @@
+"""The memory a config's model needs, estimated from its specs before anything is built.
+
+Building allocates and fills every weight: a `Dense` of 3e7 units took 84 s and 23.9 GB
+before the machine gave out. `check()` counts the parameters from the layers' configs and
+the input shape first, and refuses a model whose weights cannot fit in the memory this
+machine has available. The count is exact for the layers below and stops at the first
+layer it cannot size (a plugin's, a wrapper, a shared layer): what it counted so far is a
+lower bound, and a lower bound that does not fit is reason enough to refuse. Activations,
+TensorFlow's own buffers and the data are not counted.
+
+Imports no TensorFlow: names are looked up in the registry the caller already holds.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kinit_cli.errors import ResourceError
+
+# Set by the CLI's --ignore-memory-check (cli.py), as --debug sets backend.show_native_logs:
+# check() then estimates nothing and refuses nothing.
+ignored = False
+
+FLAG = "--ignore-memory-check"
+_ITEMSIZE = {"float16": 2, "bfloat16": 2, "float32": 4, "float64": 8}
+
+Shape = tuple[int | None, ...]
+# (the layer's config, its input shape without the batch axis) -> (parameters, output
+# shape), or None when this config or input is not one the rule knows.
+Rule = Callable[[dict[str, Any], Shape], "tuple[int, Shape] | None"]
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """The parameters a model spec makes, and whether every layer was counted."""
+
+    parameters: int
+    itemsize: int  # bytes per parameter: 4 (float32) unless every counted layer says else
+    stopped_at: str | None = None  # the first layer not sized: `parameters` is a lower bound
+
+    @property
+    def bytes(self) -> int:
+        return self.parameters * self.itemsize
+
+
+def estimate(model: dict[str, Any], registry: Any = None) -> Estimate:
+    """Parameters of the `model:` section (validated) as kinit would build it.
+
+    Args:
+        model: the resolved config's `model` section.
+        registry: the Registry the model will be built with: each `class_name` is resolved
+            through it, so aliases and plugins mean what they mean when building. Without
+            it, names are taken as Keras's own spellings.
+    """
+    if "inputs" in model:
+        return _functional(model, registry)
+    if "class_name" in model:  # one class is the whole model: nothing to read its size from
+        return Estimate(0, 4, "model")
+    shape: Shape = tuple(model["input_shape"])
+    total, sizes = 0, set()
+    for i, entry in enumerate(model["layers"]):
+        counted = _layer(entry, shape, registry)
+        if counted is None:
+            return Estimate(total, _itemsize(sizes), f"model.layers[{i}]")
+        total, shape = total + counted[0], counted[1]
+        sizes.add(_dtype_size(entry))
+    return Estimate(total, _itemsize(sizes))
+
+
+def _functional(model: dict[str, Any], registry: Any) -> Estimate:
+    """A graph of named layers: a layer whose inputs are not all sized is not counted, nor
+    is anything downstream of it; the rest are still real parameters."""
+    shapes: dict[str, Shape] = {item["name"]: tuple(item["shape"]) for item in model["inputs"]}
+    total, sizes, stopped = 0, set(), None
+    for i, entry in enumerate(model["layers"]):
+        inputs = entry.get("inputs")
+        names = [inputs] if isinstance(inputs, str) else list(inputs or [])
+        given = [shapes.get(n) for n in names]
+        counted = None
+        if names and all(s is not None for s in given) and "shares" not in entry:
+            if len(given) == 1:
+                counted = _layer(entry, given[0], registry)
+            else:
+                counted = _merge(entry, given, registry)
+        if counted is None:
+            stopped = stopped or f"model.layers[{i}]"
+            continue
+        total += counted[0]
+        sizes.add(_dtype_size(entry))
+        if entry.get("name"):
+            shapes[entry["name"]] = counted[1]
+    return Estimate(total, _itemsize(sizes), stopped)
+
+
+def _itemsize(sizes: set[int]) -> int:
+    # The smallest the layers name: an overestimate could refuse a model that fits.
+    return min(sizes, default=4)
+
+
+def _dtype_size(entry: dict[str, Any]) -> int:
+    """Bytes per weight of a layer: its config's `dtype` when a plain float type, else 4
+    (the mixed policies keep float32 variables)."""
+    dtype = (entry.get("config") or {}).get("dtype")
+    return _ITEMSIZE.get(dtype, 4) if isinstance(dtype, str) else 4
+
+
+def _class_name(entry: dict[str, Any], registry: Any) -> str | None:
+    """The Keras (or kinit built-in layer) class an entry names, or None for any other."""
+    name = entry.get("class_name")
+    if not isinstance(name, str):
+        return None
+    if registry is None:
+        bare = name.rpartition(">")[2]
+        return bare if bare in RULES or bare in _MERGES else None
+    try:
+        cls = registry.resolve("layer", name).obj
+    except Exception:  # not resolvable: building reports it, the estimate just stops
+        return None
+    module = getattr(cls, "__module__", "")
+    if module.startswith("keras.") or module == "kinit_cli.plugins.layers":
+        return cls.__name__
+    return None
+
+
+def _layer(entry: dict[str, Any], shape: Shape, registry: Any) -> tuple[int, Shape] | None:
+    name = _class_name(entry, registry)
+    rule = RULES.get(name) if name else None
+    if rule is None:
+        return None
+    try:
+        return rule(entry.get("config") or {}, shape)
+    except (TypeError, ValueError, KeyError, IndexError, ZeroDivisionError):
+        return None  # a config the rule does not understand: building will say what is wrong
+
+
+def _merge(entry: dict[str, Any], shapes: list[Shape], registry: Any) -> tuple[int, Shape] | None:
+    """Layers of several inputs: no weights; Concatenate joins along its axis (-1 only)."""
+    name = _class_name(entry, registry)
+    if name in _MERGES and name != "Concatenate":
+        return (0, shapes[0]) if all(s == shapes[0] for s in shapes) else None
+    if name == "Concatenate" and (entry.get("config") or {}).get("axis", -1) == -1:
+        if any(s[-1] is None for s in shapes):
+            return None
+        return 0, (*shapes[0][:-1], sum(s[-1] for s in shapes))  # type: ignore[misc]
+    return None
+
+
+def _last(shape: Shape) -> int:
+    if not shape or shape[-1] is None:
+        raise ValueError("the last axis has no known size")
+    return shape[-1]
+
+
+def _dense(config: dict[str, Any], shape: Shape) -> tuple[int, Shape]:
+    units = int(config["units"])
+    return _last(shape) * units + units * bool(config.get("use_bias", True)), (*shape[:-1], units)
+
+
+def _simple_dense(config: dict[str, Any], shape: Shape) -> tuple[int, Shape]:
+    return _dense({"units": 32, **config}, shape)
+
+
+def _linear(config: dict[str, Any], shape: Shape) -> tuple[int, Shape]:
+    units, fan_in = int(config.get("units", 32)), int(config.get("input_dim", 32))
+    return fan_in * units + units, (*shape[:-1], units)
+
+
+def _tuple(value: Any, rank: int) -> tuple[int, ...]:
+    values = (value,) * rank if isinstance(value, int) else tuple(value)
+    if len(values) != rank:
+        raise ValueError("wrong rank")
+    return tuple(int(v) for v in values)
+
+
+def _window(n: int | None, size: int, stride: int, padding: str, dilation: int = 1) -> int | None:
+    """An axis's length after a convolution or pooling window (Keras's arithmetic)."""
+    if n is None:
+        return None
+    if padding in ("same", "causal"):
+        return math.ceil(n / stride)
+    if padding != "valid":
+        raise ValueError(padding)
+    return max(0, (n - dilation * (size - 1) - 1) // stride + 1)
+
+
+def _channels_last(config: dict[str, Any]) -> None:
+    if config.get("data_format") not in (None, "channels_last"):
+        raise ValueError("only channels_last is sized")
+
+
+def _conv(rank: int) -> Rule:
+    def rule(config: dict[str, Any], shape: Shape) -> tuple[int, Shape]:
+        _channels_last(config)
+        if len(shape) != rank + 1:
+            raise ValueError("wrong input rank")
+        filters, groups = int(config["filters"]), int(config.get("groups", 1))
+        kernel = _tuple(config["kernel_size"], rank)
+        strides = _tuple(config.get("strides", 1), rank)
+        dilation = _tuple(config.get("dilation_rate", 1), rank)
+        padding = config.get("padding", "valid")
+        weights = math.prod(kernel) * (_last(shape) // groups) * filters
+        weights += filters * bool(config.get("use_bias", True))
+        spatial = tuple(
+            _window(n, k, s, padding, d)
+            for n, k, s, d in zip(shape[:-1], kernel, strides, dilation, strict=True)
+        )
+        return weights, (*spatial, filters)
+
+    return rule
+
+
+def _pool(rank: int) -> Rule:
+    def rule(config: dict[str, Any], shape: Shape) -> tuple[int, Shape]:
+        _channels_last(config)
+        if len(shape) != rank + 1:
+            raise ValueError("wrong input rank")
+        size = _tuple(config.get("pool_size", 2), rank)
+        strides = _tuple(config.get("strides") or size, rank)
+        padding = config.get("padding", "valid")
+        spatial = tuple(
+            _window(n, k, s, padding) for n, k, s in zip(shape[:-1], size, strides, strict=True)
+        )
+        return 0, (*spatial, shape[-1])
+
+    return rule
+
+
+def _global_pool(rank: int) -> Rule:
+    def rule(config: dict[str, Any], shape: Shape) -> tuple[int, Shape]:
+        _channels_last(config)
+        if len(shape) != rank + 1:
+            raise ValueError("wrong input rank")
+        return 0, ((1,) * rank if config.get("keepdims") else ()) + (shape[-1],)
+
+    return rule
+
+
+def _same(config: dict[str, Any], shape: Shape) -> tuple[int, Shape]:
+    return 0, shape
+
+
+def _flatten(config: dict[str, Any], shape: Shape) -> tuple[int, Shape]:
+    _channels_last(config)
+    return 0, (None if None in shape else math.prod(shape),)  # type: ignore[arg-type]
+
+
+def _reshape(config: dict[str, Any], shape: Shape) -> tuple[int, Shape]:
+    target = tuple(int(d) for d in config["target_shape"])
+    if -1 in target:
+        if None in shape:
+            raise ValueError("unknown size")
+        known = math.prod(d for d in target if d != -1)
+        target = tuple(math.prod(shape) // known if d == -1 else d for d in target)  # type: ignore[arg-type]
+    return 0, target
+
+
+def _normalization(per_channel: Callable[[dict[str, Any]], int]) -> Rule:
+    def rule(config: dict[str, Any], shape: Shape) -> tuple[int, Shape]:
+        if config.get("axis", -1) not in (-1, len(shape)):
+            raise ValueError("only the last axis is sized")
+        return per_channel(config) * _last(shape), shape
+
+    return rule
+
+
+def _embedding(config: dict[str, Any], shape: Shape) -> tuple[int, Shape]:
+    output = int(config["output_dim"])
+    return int(config["input_dim"]) * output, (*shape, output)
+
+
+def _recurrent(gates: int) -> Rule:
+    def rule(config: dict[str, Any], shape: Shape) -> tuple[int, Shape]:
+        if len(shape) != 2 or config.get("return_state"):
+            raise ValueError("sized for (time, features) inputs and one output")
+        units, features = int(config["units"]), _last(shape)
+        biases = units * bool(config.get("use_bias", True))
+        if gates == 3 and config.get("reset_after", True):
+            biases *= 2  # GRU's reset_after keeps a second bias for the recurrent kernel
+        weights = gates * (features * units + units * units + biases)
+        return weights, ((shape[0], units) if config.get("return_sequences") else (units,))
+
+    return rule
+
+
+_MERGES = ("Add", "Average", "Concatenate", "Maximum", "Minimum", "Multiply", "Subtract")
+_SHAPE_ONLY = (
+    "Activation ActivityRegularization AlphaDropout Dropout ELU GaussianDropout GaussianNoise "
+    "Identity LeakyReLU Masking ReLU Softmax SpatialDropout1D SpatialDropout2D SpatialDropout3D"
+)
+# Keras class name (or kinit built-in layer) -> its rule.
+RULES: dict[str, Rule] = {
+    **{name: _same for name in _SHAPE_ONLY.split()},
+    "Dense": _dense,
+    "SimpleDense": _simple_dense,
+    "Linear": _linear,
+    "Embedding": _embedding,
+    "Flatten": _flatten,
+    "Reshape": _reshape,
+    "BatchNormalization": _normalization(
+        lambda c: 2 + bool(c.get("center", True)) + bool(c.get("scale", True))
+    ),
+    "LayerNormalization": _normalization(
+        lambda c: bool(c.get("center", True)) + bool(c.get("scale", True))
+    ),
+    "SimpleRNN": _recurrent(1),
+    "GRU": _recurrent(3),
+    "LSTM": _recurrent(4),
+    **{f"Conv{d}D": _conv(d) for d in (1, 2, 3)},
+    **{f"{kind}Pooling{d}D": _pool(d) for kind in ("Max", "Average") for d in (1, 2, 3)},
+    **{
+        f"Global{kind}Pooling{d}D": _global_pool(d)
+        for kind in ("Max", "Average")
+        for d in (1, 2, 3)
+    },
+}
+
+
+def optimizer_slots(spec: Any) -> tuple[str, int]:
+    """(its name, the copies of every weight it keeps): Adam 2 (m and v), SGD with momentum
+    1, ...; 0 for optimizers not listed, so training counts at least weights and gradients."""
+    name = spec if isinstance(spec, str) else (spec or {}).get("class_name", "")
+    config = {} if isinstance(spec, str) else (spec or {}).get("config") or {}
+    bare = str(name).rpartition(">")[2]
+    key = bare.replace("_", "").lower()
+    if key in ("adam", "adamw"):
+        return bare, 2 + bool(config.get("amsgrad"))
+    if key in ("nadam", "adamax", "adadelta", "ftrl", "lamb"):
+        return bare, 2
+    if key in ("adagrad", "lion"):
+        return bare, 1
+    if key == "rmsprop":
+        return bare, 1 + bool(config.get("momentum")) + bool(config.get("centered"))
+    if key == "sgd":
+        return bare, int(bool(config.get("momentum")))
+    return bare, 0
+
+
+def available_bytes() -> int | None:
+    """Memory this process can still take: the kernel's MemAvailable, or what is left under
+    a cgroup (container) limit when that is less; the physical memory where there is no
+    /proc (macOS); None when nothing tells."""
+    found = []
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                found.append(int(line.split()[1]) * 1024)
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        if limit != "max":
+            used = int(Path("/sys/fs/cgroup/memory.current").read_text())
+            found.append(max(0, int(limit) - used))
+    except (OSError, ValueError):
+        pass
+    if not found:
+        try:
+            found.append(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+        except (ValueError, OSError, AttributeError):
+            pass
+    return min(found) if found else None
+
+
+def check(
+    resolved: dict[str, Any],
+    available: int | None = None,
+    *,
+    training: bool = False,
+    registry: Any = None,
+    ignore: bool | None = None,
+) -> None:
+    """ResourceError when the model's parameters cannot fit in the available memory.
+
+    Args:
+        resolved: the resolved config (its `model` and, for training, `compile` sections).
+        available: bytes available (default: available_bytes(); unknown: nothing refused).
+        training: count what training keeps per weight too: the gradients and the
+            optimizer's slots (Adam: weights, gradients, m and v, 4x the weights).
+        registry: the Registry the model is built with (see estimate()).
+        ignore: skip the check (default: whether --ignore-memory-check was given).
+    """
+    if ignored if ignore is None else ignore:
+        return
+    if available is None:
+        available = available_bytes()
+    if available is None:
+        return
+    found = estimate(resolved["model"], registry)
+    copies, optimizer, slots = 1, "", 0
+    if training:
+        optimizer, slots = optimizer_slots(resolved.get("compile", {}).get("optimizer"))
+        copies = 2 + slots
+    needed = found.bytes * copies
+    if needed <= available:
+        return
+    least = "at least " if found.stopped_at else ""
+    dtype = {2: "16-bit floats", 4: "float32", 8: "float64"}[found.itemsize]
+    weights = f"{least}{_size(found.bytes)} ({_count(found.parameters)} parameters as {dtype})"
+    if copies == 1 or found.bytes > available:
+        what = f"the model's weights alone need {weights}"
+    else:
+        kept = f", and {optimizer} keeps {slots} more per weight" if slots else ""
+        what = (
+            f"training the model needs {least}{_size(needed)}: its weights take {weights}, "
+            f"the gradients as much again{kept} ({copies}x in all)"
+        )
+    counted = (
+        f" (a lower bound: kinit cannot size {found.stopped_at} and what follows it before "
+        "building)"
+        if found.stopped_at
+        else ""
+    )
+    raise ResourceError(
+        f"{what}{counted} but this machine has {_size(available)} available; pass {FLAG} to "
+        "try anyway",
+        needed,
+        available,
+    )
+
+
+def _size(n: int) -> str:
+    """Bytes in decimal units, one decimal: 120.0 GB, 512.0 MB."""
+    for unit, scale in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} bytes"
+
+
+def _count(n: int) -> str:
+    """1,234,567 below ten million, 3.0e10 above."""
+    if n < 10_000_000:
+        return f"{n:,}"
+    mantissa, exponent = f"{n:.1e}".split("e")
+    return f"{mantissa}e{int(exponent)}"

@@ -1,0 +1,309 @@
+"""The run directory keeps what users made: --overwrite, the lock, callback paths, atomic
+backups on a full disk, resuming after SIGKILL and resuming a completed run."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from kinit_cli import rundir
+from kinit_cli.cli import cli
+from kinit_cli.errors import WriteError
+from tests.conftest import RUN_FILES
+
+ROOT = Path(__file__).resolve().parent.parent
+DIGITS = str(ROOT / "configs" / "digits.yaml")
+KINIT = Path(sys.executable).parent / "kinit"
+ENV = {**os.environ, "COLUMNS": "200"}
+EPOCHS = ["--set", "train.batch_size=16"]
+
+
+def kinit(*args: str) -> subprocess.CompletedProcess[str]:
+    """The kinit command in a process of its own, as a user runs it."""
+    return subprocess.run([str(KINIT), *args], capture_output=True, text=True, env=ENV, timeout=300)
+
+
+def train(runner, *args):
+    return runner.invoke(cli, ["train", DIGITS, *EPOCHS, *args])
+
+
+def snapshot(folder: Path) -> dict[str, tuple[bytes, int]]:
+    """Every file under `folder` (hidden ones too) with its bytes and modification time."""
+    return {
+        str(p.relative_to(folder)): (p.read_bytes(), p.stat().st_mtime_ns)
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+@pytest.fixture(scope="module")
+def full_run(tmp_path_factory) -> Path:
+    """An uninterrupted 4-epoch run: what every resumed run below must end as."""
+    out = tmp_path_factory.mktemp("full") / "run"
+    done = kinit("train", DIGITS, *EPOCHS, "--set", "train.epochs=4", "-q", "-o", str(out))
+    assert done.returncode == 0, done.stderr
+    return out
+
+
+def same_run(run: Path, full: Path) -> None:
+    """The same weights, history and metrics as the uninterrupted run (times aside)."""
+    assert (run / "weights-final.json").read_bytes() == (full / "weights-final.json").read_bytes()
+    assert (run / "history.csv").read_text() == (full / "history.csv").read_text()
+    a, b = (json.loads((r / "metrics.json").read_text()) for r in (run, full))
+    for key in ("status", "train", "validation", "test", "epochs", "seed", "data"):
+        assert a[key] == b[key], key
+
+
+def test_resume_of_a_completed_run_with_its_epochs_changes_nothing(runner, tmp_path, full_run):
+    before = snapshot(full_run)
+    result = runner.invoke(cli, ["train", "--resume", str(full_run)])
+    assert result.exit_code == 0, result.output
+    assert result.stdout == (
+        f"{full_run} has trained all the epochs it was asked for; nothing to do (add --set "
+        "train.epochs=N to train it further)\n"
+    )
+    assert snapshot(full_run) == before
+
+
+def test_a_completed_run_continues_to_the_longer_run(runner, tmp_path, full_run):
+    run = tmp_path / "run"
+    assert train(runner, "--set", "train.epochs=2", "-q", "-o", str(run)).exit_code == 0
+    result = runner.invoke(cli, ["train", "--resume", str(run), "--set", "train.epochs=4", "-q"])
+    assert result.exit_code == 0, result.output
+    same_run(run, full_run)
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["initial_epoch"] == 2 and len(metrics["epoch_seconds"]) == 2
+    # The run's config now says what it was last asked for: a plain --resume is up to date.
+    assert "epochs: 4" in (run / "config.yaml").read_text()
+    again = runner.invoke(cli, ["train", "--resume", str(run), "-q"])
+    assert "nothing to do" in again.stdout
+
+
+def test_resume_refuses_fewer_epochs_and_options_that_do_not_apply(runner, full_run):
+    before = snapshot(full_run)
+    fewer = runner.invoke(cli, ["train", "--resume", str(full_run), "--set", "train.epochs=2"])
+    assert fewer.exit_code == 2
+    assert fewer.stderr == (
+        f"error: --resume {full_run}: the run has trained 4 epochs, and train.epochs=2 asks "
+        "for fewer; give train.epochs=4 or more\n"
+    )
+    given = runner.invoke(
+        cli, ["train", "--resume", str(full_run), "--seed", "1", "-o", "elsewhere"]
+    )
+    assert given.exit_code == 2
+    assert given.stderr == (
+        f"error: --resume continues {full_run} in place, with its own seed; --output and "
+        "--seed cannot be given with it\n"
+    )
+    assert snapshot(full_run) == before
+
+
+def test_overwrite_leaves_a_folder_kinit_did_not_make_alone(runner, tmp_path):
+    out = tmp_path / "mine"
+    (out / "backup").mkdir(parents=True)
+    (out / "backup" / "thesis.tex").write_text("years of work")
+    (out / "config.yaml").write_text("my own config")
+    before = snapshot(out)
+    result = train(runner, "--set", "train.epochs=1", "-o", str(out), "--overwrite")
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"error: --overwrite replaces only a run directory kinit made, and {out} is not one "
+        "(it has no .kinit-run or metrics.json); it holds: backup, config.yaml. Give another "
+        "--output.\n"
+    )
+    assert snapshot(out) == before
+
+
+def test_overwrite_replaces_kinit_files_only(runner, tmp_path):
+    out = tmp_path / "run"
+    csv_logger = "train.callbacks=[{class_name: CSVLogger, config: {filename: log.csv}}]"
+    first = train(runner, "--set", "train.epochs=2", "--set", csv_logger, "-q", "-o", str(out))
+    assert first.exit_code == 0, first.output
+    assert (out / "log.csv").exists()
+    (out / "notes.txt").write_text("mine")
+    refused = train(runner, "--set", "train.epochs=1", "-q", "-o", str(out), "--overwrite")
+    assert refused.exit_code == 2
+    assert refused.stderr == (
+        f"error: --overwrite replaces only the files kinit writes, and {out} holds others: "
+        "notes.txt. Move them away, or give another --output.\n"
+    )
+    assert json.loads((out / "metrics.json").read_text())["epochs"] == 2
+    (out / "notes.txt").unlink()
+    # The callback's file is the old run's (the marker recorded it): replaced with the rest.
+    again = train(runner, "--set", "train.epochs=1", "-q", "-o", str(out), "--overwrite")
+    assert again.exit_code == 0, again.output
+    assert json.loads((out / "metrics.json").read_text())["epochs"] == 1
+    assert sorted(p.name for p in out.iterdir()) == RUN_FILES
+
+
+def test_a_second_run_on_a_directory_in_use_is_refused(tmp_path):
+    out = tmp_path / "run"
+    args = [str(KINIT), "train", DIGITS, "-q", "-o", str(out), "--overwrite"]
+    first = subprocess.Popen(
+        [*args, "--set", "train.epochs=100000"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=ENV,
+    )
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and first.poll() is None:
+        if (out / "backup").exists():  # training has begun, with the lock held
+            break
+        time.sleep(0.05)
+    second = kinit(*args[1:], "--set", "train.epochs=1")
+    first.send_signal(signal.SIGINT)  # the first run ends as an interrupted run does
+    _, stderr = first.communicate(timeout=300)
+    assert second.returncode == 2
+    assert second.stderr.splitlines()[-1] == (
+        f"error: run directory {out} is in use by kinit process {first.pid}; wait for it to "
+        "finish, or give another --output"
+    )
+    assert first.returncode == 130, stderr
+    metrics = json.loads((out / "metrics.json").read_text())
+    done = json.loads((out / "backup" / "training_metadata.json").read_text())["epoch"]
+    assert metrics["status"] == "interrupted" and metrics["epochs"] == done >= 1
+    assert "epochs: 100000" in (out / "config.yaml").read_text()
+
+
+@pytest.mark.parametrize(
+    ("filename", "message"),
+    [
+        (
+            "../../../victim.csv",
+            "'../../../victim.csv' leads out of the run directory; relative paths are taken "
+            "inside it (give an absolute path to write elsewhere)",
+        ),
+        (
+            "config.yaml",
+            "'config.yaml' is a file kinit writes in the run directory; give the callback its "
+            "own name",
+        ),
+        (
+            "backup/log.csv",
+            "'backup/log.csv' is a file kinit writes in the run directory; give the callback its "
+            "own name",
+        ),
+        (".", "'.' is the run directory; give the callback its own name"),
+    ],
+)
+def test_callback_files_stay_inside_the_run_directory(runner, tmp_path, filename, message):
+    out = tmp_path / "a" / "b" / "run"
+    callbacks = f"train.callbacks=[{{class_name: CSVLogger, config: {{filename: '{filename}'}}}}]"
+    result = train(runner, "--set", callbacks, "-o", str(out))
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"error: --set {callbacks}: train.callbacks[0].config.filename: {message}\n"
+    )
+    assert not out.exists() and not (tmp_path / "victim.csv").exists()
+
+
+def test_an_absolute_callback_file_is_replaced_only_with_overwrite(runner, tmp_path):
+    victim = tmp_path / "victim.csv"
+    victim.write_text("keep me")
+    callbacks = f"train.callbacks=[{{class_name: CSVLogger, config: {{filename: {victim}}}}}]"
+    result = train(runner, "--set", "train.epochs=1", "--set", callbacks, "-o", str(tmp_path / "r"))
+    assert result.exit_code == 2
+    assert result.stderr.endswith(
+        f"train.callbacks[0].config.filename: {victim} already exists, and kinit does not "
+        "replace a file outside the run directory unless --overwrite is given; name a new file, "
+        "or a relative path (it goes in the run directory)\n"
+    )
+    assert victim.read_text() == "keep me"
+    args = ["--set", "train.epochs=1", "--set", callbacks, "-o", str(tmp_path / "r"), "-q"]
+    assert train(runner, *args, "--overwrite").exit_code == 0
+    assert victim.read_text().splitlines()[0] == "epoch,accuracy,loss,val_accuracy,val_loss"
+
+
+def test_run_names_never_leave_runs():
+    for name, safe in [("../../escaped", "escaped"), ("/etc/x", "etc_x"), ("a b", "a_b")]:
+        path = rundir.default_path(name)
+        assert path.parent == Path("runs") and path.name.startswith(f"{safe}-"), name
+
+
+def test_an_output_that_cannot_be_made_is_one_message(runner, tmp_path):
+    (tmp_path / "file").write_text("")
+    result = train(runner, "--set", "train.epochs=1", "-o", str(tmp_path / "file" / "run"))
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"error: not a directory creating the run directory {tmp_path / 'file' / 'run'}\n"
+    )
+
+
+def test_a_failed_write_names_the_file_and_leaves_the_old_one(tmp_path):
+    target = tmp_path / "metrics.json"
+    target.write_text("complete")
+    with pytest.raises(WriteError) as caught, rundir.replacing(target, ".tmp") as tmp:
+        Path(tmp).write_text("half")
+        # What h5py raises on a full disk: the errno is only in the text.
+        raise RuntimeError("file write failed: errno = 28, error message = 'No space left'")
+    assert str(caught.value) == f"no space left on device writing {target}"
+    assert target.read_text() == "complete"
+    assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]
+    with pytest.raises(WriteError, match=f"^no such file or directory writing {tmp_path}/no/x$"):
+        rundir.write_text(tmp_path / "no" / "x", "text")
+
+
+def _tmpfs(path: Path, size: str) -> None:
+    path.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {done.stderr.decode().strip()}")
+
+
+def test_a_full_disk_stops_at_the_last_complete_backup(tmp_path, full_run):
+    disk = tmp_path / "disk"
+    _tmpfs(disk, "400k")  # room for one backup of the digits model, not for a second
+    try:
+        run = disk / "run"
+        full = kinit("train", DIGITS, *EPOCHS, "--set", "train.epochs=4", "-q", "-o", str(run))
+        assert full.returncode == 1
+        assert full.stderr.splitlines()[-1].startswith(
+            f"error: no space left on device writing {run}/backup/epoch-00002.weights.h5 (it "
+            "needs about "
+        )
+        assert full.stderr.splitlines()[-1].endswith(
+            f"; the last complete backup is epoch 1: continue with kinit train --resume {run}"
+        )
+        assert sorted(p.name for p in (run / "backup").iterdir()) == [
+            "epoch-00001.weights.h5",
+            "training_metadata.json",
+        ]
+        subprocess.run(["mount", "-o", "remount,size=8m", str(disk)], check=True)
+        resumed = kinit("train", "--resume", str(run), "-q")
+        assert resumed.returncode == 0, resumed.stderr
+        same_run(run, full_run)
+    finally:
+        subprocess.run(["umount", str(disk)], check=False)
+
+
+def test_sigkill_then_resume_ends_as_the_uninterrupted_run(tmp_path, full_run):
+    run = tmp_path / "run"
+    proc = subprocess.Popen(
+        [str(KINIT), "train", DIGITS, *EPOCHS, "--set", "train.epochs=4", "-q", "-o", str(run)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=ENV,
+    )
+    meta = run / "backup" / "training_metadata.json"
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and proc.poll() is None:
+        if meta.exists() and json.loads(meta.read_text())["epoch"] >= 1:
+            break
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+    assert not (run / "metrics.json").exists()
+    resumed = kinit("train", "--resume", str(run), "-q")
+    assert resumed.returncode == 0, resumed.stderr
+    same_run(run, full_run)
