@@ -44,6 +44,7 @@ class EpochBackup(_callbacks.Callback):
             if optimizer is not None and not optimizer.built:
                 optimizer.build(self.model.trainable_variables)
             self.model.load_weights(state.weights)
+        checkpoint.restore(state, self.model)
         if state.history is not None:
             self.rows = state.history
         else:  # a backup Keras wrote: the history is in history.csv, if anywhere

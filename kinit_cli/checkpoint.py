@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from kinit_cli import rundir
 
 METADATA = "training_metadata.json"  # Keras's name, so a backup Keras wrote still resumes
@@ -24,12 +26,29 @@ _KERAS_WEIGHTS = "latest.weights.h5"
 
 @dataclass
 class State:
-    """A complete backup: `epoch` epochs trained, their weights file and their history rows
-    (None for a backup Keras wrote, which keeps no history)."""
+    """A complete backup: `epoch` epochs trained, their weights file, their history rows
+    (None for a backup Keras wrote, which keeps no history) and the random generators'
+    states (see generators())."""
 
     epoch: int
     weights: Path | None
     history: list[dict[str, Any]] | None = field(default=None)
+    generators: list[list[int]] = field(default_factory=list)
+
+
+def generators(model: Any) -> list[Any]:
+    """The state variables of the model's random generators (Dropout's, a noise layer's):
+    save_weights leaves them out, so a resumed run would draw other dropout masks than
+    the uninterrupted one. Keras names every SeedGenerator's state so."""
+    return [v for v in model.variables if v.path.endswith("seed_generator_state")]
+
+
+def restore(state: State, model: Any) -> None:
+    """Put the backup's random generator states back into the model (weights aside)."""
+    held = generators(model)
+    if len(held) == len(state.generators):
+        for variable, value in zip(held, state.generators, strict=True):
+            variable.assign(np.asarray(value, dtype=variable.dtype).reshape(variable.shape))
 
 
 def read(backup_dir: Path) -> State | None:
@@ -43,7 +62,12 @@ def read(backup_dir: Path) -> State | None:
 
         raise UsageError(f"cannot read the backup {backup_dir / METADATA}: {exc}") from None
     weights = backup_dir / meta.get("weights", _KERAS_WEIGHTS)
-    return State(int(meta["epoch"]), weights if weights.exists() else None, meta.get("history"))
+    return State(
+        int(meta["epoch"]),
+        weights if weights.exists() else None,
+        meta.get("history"),
+        meta.get("generators", []),
+    )
 
 
 def completed_epochs(run_dir: Path) -> int:
@@ -58,7 +82,11 @@ def commit(backup_dir: Path, epoch: int, model: Any, history: list[dict[str, Any
     backup_dir.mkdir(exist_ok=True)
     name = f"epoch-{epoch:05d}.weights.h5"
     rundir.save_weights(model, backup_dir / name)
-    rundir.write_json(backup_dir / METADATA, {"epoch": epoch, "weights": name, "history": history})
+    states = [np.asarray(v.numpy()).ravel().tolist() for v in generators(model)]
+    rundir.write_json(
+        backup_dir / METADATA,
+        {"epoch": epoch, "weights": name, "history": history, "generators": states},
+    )
     for old in backup_dir.glob("*.weights.h5"):
         if old.name != name:
             old.unlink(missing_ok=True)

@@ -84,6 +84,22 @@ def run_name(v: Any) -> str | None:
     )
 
 
+# What TensorFlow takes as a root name scope, which a Keras model's name becomes in fit.
+MODEL_NAME = re.compile(r"[A-Za-z0-9.][A-Za-z0-9_.\\/>-]*")
+
+
+def model_name(v: Any) -> str | None:
+    """A name Keras can train a model under (fit fails on any other, after the run began)."""
+    if not isinstance(v, str):
+        return string(v)
+    if MODEL_NAME.fullmatch(v):
+        return None
+    return (
+        "expected a model name of ASCII letters, digits and . _ - / > (a letter, digit or '.' "
+        f"first: TensorFlow's rule for the name scope a Keras model trains in); got {v!r}"
+    )
+
+
 def fraction(v: Any) -> str | None:
     ok = isinstance(v, int | float) and not isinstance(v, bool) and 0 <= v < 1
     return None if ok else f"expected a number from 0 up to (not including) 1, got {kind_of(v)}"

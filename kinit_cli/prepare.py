@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from kinit_cli import config as config_mod
-from kinit_cli import schema
-from kinit_cli.errors import ConfigError
+from kinit_cli import rundir, schema
+from kinit_cli.errors import ConfigError, Problem
 from kinit_cli.loading import entry_point_notes
 
 
@@ -55,6 +55,8 @@ def prepare(
     """
     config = config_mod.load(path, overrides)
     resolved, problems = schema.check(config)
+    if not problems:
+        problems = _callback_paths(config, resolved)
     if problems:
         raise ConfigError(problems)
 
@@ -80,6 +82,16 @@ def prepare(
     if problems:
         raise ConfigError(problems)
     return prepared
+
+
+def _callback_paths(config: config_mod.Config, resolved: dict[str, Any]) -> list[Problem]:
+    """Callback files that would leave the run directory or take a name kinit writes there:
+    known before the run directory exists (train checks absolute paths against it too)."""
+    out = []
+    for i, spec in enumerate(resolved["train"]["callbacks"]):
+        for key, text in rundir.callback_paths(spec, None).problems:
+            out.append(config.problem(("train", "callbacks", i, *key), text))
+    return out
 
 
 def compile_arguments(

@@ -148,10 +148,11 @@ class Placed:
     problems: list[tuple[tuple[str, ...], str]] = field(default_factory=list)
 
 
-def callback_paths(spec: Any, run_dir: Path, existing_ok: bool) -> Placed:
+def callback_paths(spec: Any, run_dir: Path | None, existing_ok: bool = False) -> Placed:
     """Place a callback's file arguments: a relative path lands inside the run directory and
     may neither leave it (`..`) nor take a name kinit writes there; an absolute path may not
-    replace an existing file unless `existing_ok` (--overwrite, or a resumed run's own)."""
+    replace an existing file unless `existing_ok` (--overwrite, or a resumed run's own).
+    With no `run_dir` (validate, before there is one) only relative paths are checked."""
     if not isinstance(spec, dict) or not isinstance(spec.get("config"), dict):
         return Placed(spec)
     config, placed = dict(spec["config"]), Placed(spec)
@@ -161,7 +162,10 @@ def callback_paths(spec: Any, run_dir: Path, existing_ok: bool) -> Placed:
             continue
         where = ("config", key)
         target = Path(value).expanduser()
+        if target.is_absolute() and run_dir is None:
+            continue
         if target.is_absolute():
+            assert run_dir is not None
             inside = _inside(target, run_dir)
             if inside is None:
                 if target.exists() and not existing_ok:
@@ -185,7 +189,8 @@ def callback_paths(spec: Any, run_dir: Path, existing_ok: bool) -> Placed:
                     )
                 )
                 continue
-            config[key] = str(run_dir / inside)
+            if run_dir is not None:
+                config[key] = str(run_dir / inside)
         first = Path(inside).parts[0] if inside not in ("", ".") else ""
         if not first or is_own_name(first):
             what = "a file kinit writes in the run directory" if first else "the run directory"

@@ -22,6 +22,7 @@ from kinit_cli.fields import (
     cluster,
     fraction,
     integer,
+    model_name,
     name_map,
     number,
     optional_boolean,
@@ -233,7 +234,7 @@ def _unknown_keys(
 def _model(config: Config, model: dict[str, Any], problems: list[Problem]) -> None:
     path: KeyPath = ("model",)
     _unknown_keys(config, path, model, MODEL_KEYS, problems)
-    if "name" in model and (msg := string(model["name"])):
+    if "name" in model and (msg := model_name(model["name"])):
         problems.append(config.problem(path + ("name",), msg))
     functional = "inputs" in model
     whole = "class_name" in model

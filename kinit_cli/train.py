@@ -191,6 +191,8 @@ class Trainer:
                 steps_per_execution=_steps_per_execution(train, self.distribution.replicas),
                 jit_compile=train["jit_compile"],
             )
+            if "loss" not in arguments:
+                self._require_loss(model)
         self.loop = None
         if self.distribution.name == "multi_worker_mirrored":
             from kinit_cli.loop import Loop
@@ -216,6 +218,23 @@ class Trainer:
             self.run_dir / rundir.CONFIG, config_mod.dump(_portable(resolved, config.base_dir))
         )
         self.initial_epoch = checkpoint.completed_epochs(self.run_dir)
+
+    def _require_loss(self, model: Any) -> None:
+        """A model compiled without a loss trains only when it makes its own (add_loss, or a
+        compute_loss of its own): find out on two examples now, before the run directory
+        exists, rather than from Keras's error in the first step."""
+        d = self.data
+        x = d.model_input(d.x_train[:2])
+        try:
+            model.compute_loss(x=x, y=d.y_train[:2], y_pred=model(x, training=False))
+        except ValueError as exc:
+            if "No loss to compute" not in str(exc):
+                raise
+            message = (
+                "no loss to train with: give compile.loss (e.g. sparse_categorical_crossentropy "
+                "for class ids), or have the model add its own with add_loss()"
+            )
+            raise ConfigError([self.prepared.config.problem(("compile",), message)]) from None
 
     @property
     def resolved(self) -> dict[str, Any]:
@@ -300,17 +319,34 @@ class Trainer:
                 )
         except WriteError as exc:
             raise self._with_backup(exc) from exc
-        except KinitError:
-            raise
         except Exception as exc:
-            failure = plugin_failure(exc, "training")
+            failure = exc if isinstance(exc, KinitError) else plugin_failure(exc, "training")
+            self._record_failure(failure or exc)
             if failure is None:
+                raise
+            if failure is exc:
                 raise
             raise failure from exc
         finally:
             for s, handler in previous.items():
                 signal.signal(s, handler)
         self.fit_seconds = time.perf_counter() - start
+
+    def _record_failure(self, exc: BaseException) -> None:
+        """metrics.json of a run that failed while training: what happened, and the epochs
+        its backup keeps (which --resume goes on from once the cause is fixed)."""
+        if self._scratch is not None:
+            return
+        message = str(exc) if isinstance(exc, KinitError) else f"{type(exc).__name__}: {exc}"
+        metrics = {
+            "status": "failed",
+            "error": message,
+            "epochs": checkpoint.completed_epochs(self.run_dir),
+            "initial_epoch": self.initial_epoch,
+            "seed": self.seed,
+        }
+        with contextlib.suppress(WriteError):
+            rundir.write_json(self.run_dir / rundir.METRICS, metrics)
 
     def _train_data(self, pieces: pipeline.Pieces | None = None) -> Any:
         train, d = self.resolved["train"], self.data

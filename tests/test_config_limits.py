@@ -15,6 +15,7 @@ from kinit_cli.cli import cli
 from kinit_cli.errors import ConfigError
 
 MODEL = "model: {input_shape: [3], layers: [{class_name: Dense}]}\n"
+DIGITS_CONFIG = str(Path(__file__).resolve().parent.parent / "configs" / "digits.yaml")
 DEPTH = "lists and mappings nested more than 100 levels deep (kinit's limit for a config)"
 
 
@@ -397,4 +398,14 @@ def test_names_are_checked_once_the_structure_is_sound(runner, write):
     )
     assert lines[2].startswith(
         f"  {path}:2:22: compile.optimizer: unknown optimizer 'adamm'. Did you mean 'Adam'"
+    )
+
+
+def test_a_model_name_keras_cannot_train_under_is_refused_at_validate(runner):
+    result = runner.invoke(cli, ["validate", DIGITS_CONFIG, "--set", "model.name=_x"])
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "error: --set model.name=_x: model.name: expected a model name of ASCII letters, "
+        "digits and . _ - / > (a letter, digit or '.' first: TensorFlow's rule for the name "
+        "scope a Keras model trains in); got '_x'\n"
     )

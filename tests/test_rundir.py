@@ -307,3 +307,117 @@ def test_sigkill_then_resume_ends_as_the_uninterrupted_run(tmp_path, full_run):
     resumed = kinit("train", "--resume", str(run), "-q")
     assert resumed.returncode == 0, resumed.stderr
     same_run(run, full_run)
+
+
+def test_callback_paths_are_checked_at_validate_too(runner):
+    callbacks = "train.callbacks=[{class_name: CSVLogger, config: {filename: ../log.csv}}]"
+    result = runner.invoke(cli, ["validate", DIGITS, "--set", callbacks])
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"error: --set {callbacks}: train.callbacks[0].config.filename: '../log.csv' leads out "
+        "of the run directory; relative paths are taken inside it (give an absolute path to "
+        "write elsewhere)\n"
+    )
+
+
+def test_a_config_without_a_loss_is_refused_before_the_run_directory(runner, write, tmp_path):
+    config = write(
+        "noloss.yaml",
+        """\
+        data: {name: digits}
+        model:
+          input_shape: [64]
+          layers: [{class_name: Dense, config: {units: 10, activation: softmax}}]
+        compile:
+          optimizer: adam
+        """,
+    )
+    result = runner.invoke(cli, ["train", str(config), "-o", str(tmp_path / "run")])
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"error: {config}:6:3: compile: no loss to train with: give compile.loss (e.g. "
+        "sparse_categorical_crossentropy for class ids), or have the model add its own with "
+        "add_loss()\n"
+    )
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_run_that_fails_while_training_says_so_in_metrics(runner, write, tmp_path):
+    write(
+        "flaky.py",
+        """\
+        import tensorflow as tf
+        from tensorflow import keras
+
+
+        class Flaky(keras.layers.Layer):
+            def __init__(self):
+                super().__init__()
+
+            def call(self, inputs, training=None):
+                if training:
+                    raise ValueError("only at inference")
+                return inputs
+        """,
+    )
+    config = write(
+        "flaky.yaml",
+        """\
+        plugins: [flaky.py]
+        data: {name: digits}
+        model:
+          input_shape: [64]
+          layers:
+            - {class_name: Flaky}
+            - {class_name: Dense, config: {units: 10, activation: softmax}}
+        compile: {optimizer: adam, loss: sparse_categorical_crossentropy}
+        """,
+    )
+    out = tmp_path / "run"
+    result = runner.invoke(cli, ["train", str(config), "-o", str(out), "-q"])
+    assert result.exit_code == 1
+    line = 11
+    expected = (
+        f"{tmp_path / 'flaky.py'}:{line}: training failed in plugin code (call): ValueError: "
+        "only at inference"
+    )
+    assert result.stderr.splitlines()[-1] == f"error: {expected}"
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics == {
+        "status": "failed",
+        "error": expected,
+        "epochs": 0,
+        "initial_epoch": 0,
+        "seed": metrics["seed"],
+    }
+
+
+def test_dropout_masks_resume_where_they_left_off(runner, write, tmp_path):
+    """Dropout's random generator state is in the backup (save_weights leaves it out), so a
+    resumed run draws the masks the uninterrupted one draws."""
+    config = write(
+        "dropout.yaml",
+        """\
+        seed: 7
+        deterministic: true
+        data: {name: digits}
+        model:
+          input_shape: [64]
+          layers:
+            - {class_name: Dense, config: {units: 32, activation: relu}}
+            - {class_name: Dropout, config: {rate: 0.3}}
+            - {class_name: Dense, config: {units: 10, activation: softmax}}
+        compile: {optimizer: adam, loss: sparse_categorical_crossentropy}
+        train: {epochs: 3, batch_size: 64}
+        """,
+    )
+    whole, cut = tmp_path / "whole", tmp_path / "cut"
+    assert runner.invoke(cli, ["train", str(config), "-q", "-o", str(whole)]).exit_code == 0
+    first = ["train", str(config), "-q", "-o", str(cut), "--set", "train.epochs=1"]
+    assert runner.invoke(cli, first).exit_code == 0
+    meta = json.loads((cut / "backup" / "training_metadata.json").read_text())
+    assert len(meta["generators"]) == 1 and len(meta["generators"][0]) == 2
+    result = runner.invoke(cli, ["train", "--resume", str(cut), "--set", "train.epochs=3", "-q"])
+    assert result.exit_code == 0, result.output
+    assert (cut / "weights-final.json").read_bytes() == (whole / "weights-final.json").read_bytes()
+    assert (cut / "history.csv").read_text() == (whole / "history.csv").read_text()
