@@ -73,13 +73,14 @@ class Guard(_callbacks.Callback):
     def __init__(self, backup: EpochBackup) -> None:
         super().__init__()
         self.backup = backup
-
-    def on_train_begin(self, logs: Any = None) -> None:
-        self.good = self.model.get_weights()
+        self.good: list[Any] = []
         self.epoch = 0
         self.failed: tuple[int, int, float] | None = None
         self.interrupted: int | None = None
         self.between_epochs = True
+
+    def on_train_begin(self, logs: Any = None) -> None:
+        self.good = self.model.get_weights()
 
     def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
         self.epoch = epoch

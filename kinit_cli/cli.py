@@ -13,7 +13,7 @@ import click
 
 from kinit_cli import __version__
 from kinit_cli.distribute import STRATEGIES
-from kinit_cli.errors import KinitError
+from kinit_cli.errors import Interrupted, KinitError
 from kinit_cli.registration import KINDS
 
 _DEBUG = "kinit.debug"
@@ -54,6 +54,11 @@ class KinitGroup(click.Group):
                 raise
             render.error(exc, render.console(stderr=True))
             ctx.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            if ctx.meta.get(_DEBUG):
+                raise
+            render.error(Interrupted("interrupted by SIGINT"), render.console(stderr=True))
+            ctx.exit(Interrupted.exit_code)
         except Exception as exc:
             if ctx.meta.get(_DEBUG):
                 raise
@@ -140,16 +145,19 @@ def validate(
     render.model_summary(prepared.built, f"Model '{prepared.built.model.name}'", out)
 
 
+plugin_option = click.option(
+    "--plugin",
+    "plugins",
+    multiple=True,
+    metavar="MODULE_OR_FILE",
+    help="Load a plugin (dotted module or .py file) first; repeatable.",
+)
+
+
 def _catalog_command(kind: str, plural: str) -> click.Command:
     @click.argument("name", required=False)
     @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
-    @click.option(
-        "--plugin",
-        "plugins",
-        multiple=True,
-        metavar="MODULE_OR_FILE",
-        help="Load a plugin (dotted module or .py file) first; repeatable.",
-    )
+    @plugin_option
     @debug_option
     def command(name: str | None, as_json: bool, plugins: tuple[str, ...]) -> None:
         from pathlib import Path
@@ -182,6 +190,49 @@ def _catalog_command(kind: str, plural: str) -> click.Command:
 
 for _kind in KINDS.values():
     cli.add_command(_catalog_command(_kind.name, _kind.plural))
+
+
+@cli.command("schema")
+@plugin_option
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False),
+    metavar="FILE",
+    help="Also load the plugins: that config names (relative to its folder).",
+)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False),
+    metavar="FILE",
+    help="Write the schema to FILE instead of stdout (e.g. kinit.schema.json).",
+)
+@click.option(
+    "--overwrite", is_flag=True, help="Let --output replace a file that is not a kinit schema."
+)
+@debug_option
+def schema_command(
+    plugins: tuple[str, ...], config_file: str | None, output: str | None, overwrite: bool
+) -> None:
+    """Print the JSON Schema of kinit configs, for YAML editors (completion and checks).
+
+    It names every class a config can use (Keras built-ins, aliases and the loaded
+    plugins) and each class's constructor arguments. Point an editor at it with the
+    modeline `# yaml-language-server: $schema=kinit.schema.json` (see README.md).
+    """
+    from pathlib import Path
+
+    from kinit_cli import json_schema, render
+    from kinit_cli.loading import entry_point_notes
+
+    document = json_schema.generate(plugins, config_file)
+    render.warnings(entry_point_notes(), render.console(stderr=True))
+    if output is None:
+        render.print_json(document)
+        return
+    json_schema.write(Path(output), document, overwrite)
+    render.console(stderr=True).print(f"Wrote the config schema to {output}")
 
 
 def main() -> None:

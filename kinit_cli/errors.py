@@ -111,6 +111,12 @@ class ResourceError(KinitError):
         super().__init__(message)
 
 
+class Interrupted(KinitError):
+    """Ctrl-C outside training (start-up, validate, inspect), where there is nothing to save."""
+
+    exit_code = 130
+
+
 class RunDirError(KinitError):
     """A run directory cannot be used: another kinit process holds it, or it holds files
     kinit did not write."""

@@ -1,5 +1,12 @@
 """The value checks a config schema is written with: each takes a value and returns what is
-wrong with it (one sentence), or None."""
+wrong with it (one sentence), or None.
+
+Each check also carries its JSON Schema fragment (`json_schema`), so that the schema
+`kinit schema` writes for editors is derived from the very checks `validate` runs: a
+fragment says what the check accepts, never more strictly (an editor must not flag a value
+kinit takes), and where JSON Schema cannot say it all (a worker index within the list's
+length) it says less.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +21,36 @@ from kinit_cli.errors import did_you_mean
 
 Check = Callable[[Any], str | None]
 REQUIRED = object()  # a Field default: the key must be given
+NULL = {"type": "null"}
+
+
+def with_schema(fragment: dict[str, Any]) -> Callable[[Check], Check]:
+    """Attach the JSON Schema fragment of what `check` accepts (decorator)."""
+
+    def attach(check: Check) -> Check:
+        check.json_schema = fragment  # type: ignore[attr-defined]
+        return check
+
+    return attach
+
+
+def json_schema(check: Check) -> dict[str, Any]:
+    """The JSON Schema fragment a check carries; {} (anything) for one that carries none."""
+    return getattr(check, "json_schema", {})
+
+
+def optional(check: Check) -> Check:
+    """`check`, letting None (an empty YAML value) through."""
+    return with_schema({"anyOf": [NULL, json_schema(check)]})(
+        lambda v: None if v is None else check(v)
+    )
+
+
+def either(first: Check, second: Check) -> Check:
+    """A value either check accepts; the second's message when neither does."""
+    return with_schema({"anyOf": [json_schema(first), json_schema(second)]})(
+        lambda v: None if first(v) is None else second(v)
+    )
 
 
 @dataclass(frozen=True)
@@ -31,14 +68,17 @@ def _is_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
+@with_schema({"type": "string"})
 def string(v: Any) -> str | None:
     return None if isinstance(v, str) else f"expected text, got {kind_of(v)}"
 
 
+@with_schema({"type": ["string", "null"]})
 def optional_string(v: Any) -> str | None:
     return None if v is None else string(v)
 
 
+@with_schema({"type": "boolean"})
 def boolean(v: Any) -> str | None:
     return None if isinstance(v, bool) else f"expected true or false, got {kind_of(v)}"
 
@@ -59,7 +99,12 @@ def integer(
             return f"expected an integer from {minimum} to {maximum}, got {v}"
         return None
 
-    return check
+    fragment: dict[str, Any] = {"type": ["integer", "null"] if optional else "integer"}
+    if minimum is not None:
+        fragment["minimum"] = minimum
+    if maximum is not None:
+        fragment["maximum"] = maximum
+    return with_schema(fragment)(check)
 
 
 # A run name is a folder name (runs/<name>-<timestamp>) and, with '-' and '.' made '_', the
@@ -69,6 +114,13 @@ RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 RUN_NAME_LENGTH = 100  # with "-YYYYmmdd-HHMMSS", well inside a file name's 255 bytes
 
 
+@with_schema(
+    {
+        "type": ["string", "null"],
+        "pattern": f"^(?:{RUN_NAME.pattern})$",
+        "maxLength": RUN_NAME_LENGTH,
+    }
+)
 def run_name(v: Any) -> str | None:
     """A name that is safe as a folder name and as a Keras model name."""
     if v is None:
@@ -88,6 +140,7 @@ def run_name(v: Any) -> str | None:
 MODEL_NAME = re.compile(r"[A-Za-z0-9.][A-Za-z0-9_.\\/>-]*")
 
 
+@with_schema({"type": "string", "pattern": f"^(?:{MODEL_NAME.pattern})$"})
 def model_name(v: Any) -> str | None:
     """A name Keras can train a model under (fit fails on any other, after the run began)."""
     if not isinstance(v, str):
@@ -100,6 +153,7 @@ def model_name(v: Any) -> str | None:
     )
 
 
+@with_schema({"type": "number", "minimum": 0, "exclusiveMaximum": 1})
 def fraction(v: Any) -> str | None:
     ok = isinstance(v, int | float) and not isinstance(v, bool) and 0 <= v < 1
     return None if ok else f"expected a number from 0 up to (not including) 1, got {kind_of(v)}"
@@ -112,13 +166,15 @@ def choice(*options: str) -> Check:
         hint = did_you_mean(str(v), options) if isinstance(v, str) else ""
         return f"expected one of {', '.join(options)}, got {kind_of(v)}.{hint}"
 
-    return check
+    return with_schema({"enum": list(options)})(check)
 
 
+@with_schema({"type": ["boolean", "null"]})
 def optional_boolean(v: Any) -> str | None:
     return None if v is None else boolean(v)
 
 
+@with_schema({"type": "object", "additionalProperties": {"type": "string"}})
 def name_map(v: Any) -> str | None:
     if isinstance(v, dict) and all(isinstance(x, str) for x in v.values()):
         return None
@@ -131,9 +187,26 @@ def number(minimum: float) -> Check:
             return f"expected a number, got {kind_of(v)}"
         return None if v >= minimum else f"expected a number >= {minimum}, got {v}"
 
-    return check
+    return with_schema({"type": "number", "minimum": minimum})(check)
 
 
+@with_schema(
+    {
+        "type": ["object", "null"],
+        "properties": {
+            "workers": {
+                "type": "array",
+                "minItems": 1,
+                # distribute.is_address's rule, as an ECMA-262 pattern.
+                "items": {"type": "string", "pattern": "^[^\\s:]+:[0-9]{1,5}$"},
+            },
+            # Below the number of workers too, which JSON Schema cannot say.
+            "index": {"type": "integer", "minimum": 0},
+        },
+        "required": ["workers", "index"],
+        "additionalProperties": False,
+    }
+)
 def cluster(v: Any) -> str | None:
     """`{workers: [host:port, ...], index: N}`: the TF_CONFIG of one worker, in YAML."""
     if v is None:
@@ -154,17 +227,20 @@ def cluster(v: Any) -> str | None:
     return None
 
 
+@with_schema({"type": "array", "items": {"type": "string"}})
 def string_list(v: Any) -> str | None:
     if not isinstance(v, list) or not all(isinstance(i, str) for i in v):
         return f"expected a list of text items, got {kind_of(v)}"
     return None
 
 
+@with_schema({"type": "array", "items": {"type": ["integer", "null"], "minimum": 1}})
 def shape(v: Any) -> str | None:
     ok = isinstance(v, list) and all(i is None or (_is_int(i) and i > 0) for i in v)
     return None if ok else f"expected a shape (a list of positive integers), got {kind_of(v)}"
 
 
+@with_schema({"anyOf": [{"type": "string"}, {"type": "object"}]})
 def spec(v: Any) -> str | None:
     """A name (`adam`) or a Keras-style `{class_name, config}` mapping."""
     if isinstance(v, str):
@@ -174,5 +250,24 @@ def spec(v: Any) -> str | None:
     return f"expected a name or a {{class_name, config}} mapping, got {kind_of(v)}"
 
 
+@with_schema({"type": "object"})
+def mapping(v: Any) -> str | None:
+    return None if isinstance(v, dict) else f"expected a mapping, got {kind_of(v)}"
+
+
+@with_schema({"type": "array"})
 def spec_list(v: Any) -> str | None:
     return None if isinstance(v, list) else f"expected a list, got {kind_of(v)}"
+
+
+def spec_of(kind: str) -> Check:
+    """`spec`, for a name or `{class_name, config}` of one kind (resolved later, by name):
+    its fragment refers to that kind's definition, which the schema document holds."""
+    return with_schema({"$ref": f"#/$defs/{kind}"})(lambda v: spec(v))
+
+
+def spec_list_of(kind: str) -> Check:
+    """`spec_list`, of one kind (the items are checked where they are resolved)."""
+    return with_schema({"type": "array", "items": {"$ref": f"#/$defs/{kind}"}})(
+        lambda v: spec_list(v)
+    )

@@ -277,7 +277,10 @@ def _check_archive(path: Path) -> None:
                 "directory at its end; was it copied or downloaded in full?"
             )
         elif head.startswith(b"\x89HDF"):
-            reason = "an HDF5 file, Keras 2's .h5 format, not a .keras zip archive"
+            reason = (
+                "an HDF5 file (a .weights.h5 checkpoint, or a Keras 2 .h5 model), not a .keras "
+                "zip archive"
+            )
         else:
             reason = f"not a zip archive: {size} bytes starting {head.hex(' ')}"
     raise ModelFileError(

@@ -63,6 +63,7 @@ class ProgressDisplay(keras().callbacks.Callback):
 
     def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
         self.epoch = epoch
+        self.seen = 0  # steps done in this epoch
         self.start = self.last = time.perf_counter()
         if self.progress:
             self.task = self.progress.add_task(
@@ -71,6 +72,7 @@ class ProgressDisplay(keras().callbacks.Callback):
             self.progress.refresh()
 
     def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
+        self.seen = batch + 1
         now = time.perf_counter()
         if not self.progress or now - self.last < REFRESH_S:
             return
@@ -88,6 +90,13 @@ class ProgressDisplay(keras().callbacks.Callback):
         seconds = time.perf_counter() - self.start
         if self.progress:
             self.progress.remove_task(self.task)
+        if self.model.stop_training and self.seen < self.steps:
+            # Stopped part-way (a signal, a NaN): not an epoch trained, and not kept.
+            self.epoch_line(
+                f"epoch {epoch + 1}/{self.epochs}  stopped after {self.seen} of {self.steps} "
+                "steps (not kept)"
+            )
+            return
         self.epoch_line(
             f"epoch {epoch + 1}/{self.epochs}  {format_logs(logs or {})}  "
             f"{self.samples / seconds:,.0f} samples/s  {seconds:.1f}s"

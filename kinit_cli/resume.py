@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from kinit_cli import checkpoint, rundir, schema
+from kinit_cli import checkpoint, ownership, rundir, schema
 from kinit_cli import config as config_mod
 from kinit_cli.errors import UsageError
 
@@ -17,6 +17,11 @@ def saved_config(
 ) -> config_mod.Config:
     """The run's own config, after checking that what was given alongside changes only epochs."""
     saved_path = run_dir / rundir.CONFIG
+    if not ownership.is_kinit_run(run_dir):
+        raise UsageError(
+            f"--resume {run_dir}: not a kinit run directory (it has no {rundir.MARKER}, nor a "
+            f"{rundir.METRICS} kinit wrote)"
+        )
     if not saved_path.exists():
         raise UsageError(
             f"--resume {run_dir}: no {rundir.CONFIG} there; is it a kinit run directory?"

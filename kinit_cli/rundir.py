@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import fcntl
-import fnmatch
 import io
 import json
 import os
 import re
-import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from kinit_cli import strictjson
-from kinit_cli.errors import RunDirError, UsageError, WriteError
+from kinit_cli.errors import WriteError
 
 CONFIG = "config.yaml"
 MODEL = "model.keras"
@@ -36,7 +33,7 @@ WEIGHTS_FINAL = "weights-final.json"
 BACKUP = "backup"  # Keras BackupAndRestore's folder: the state after the last full epoch
 
 
-MARKER = ".kinit-run"  # says kinit made the folder; its lock is held while a run uses it
+MARKER = ".kinit-run"  # says kinit made the folder (ownership.py); locked while a run uses it
 # What kinit writes in a run directory: all that --overwrite may replace.
 OWN_FILES = (CONFIG, MODEL, WEIGHTS, HISTORY, METRICS, WEIGHTS_INIT, WEIGHTS_FINAL, BACKUP, MARKER)
 
@@ -45,93 +42,6 @@ def default_path(name: str) -> Path:
     """runs/<name>-<timestamp>, the name reduced to characters safe in any file system."""
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._-") or "run"
     return Path("runs") / f"{safe}-{time.strftime('%Y%m%d-%H%M%S')}"
-
-
-class RunLock:
-    """An exclusive lock on a run directory's marker, held for the run's lifetime.
-
-    `flock` is released by the kernel when the process ends, however it ends, so a killed
-    run never leaves a stale lock; the marker records the holder's process id to name it.
-    """
-
-    def __init__(self, run_dir: Path) -> None:
-        self.path = run_dir / MARKER
-        try:
-            self.fd: int | None = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
-        except OSError as exc:
-            raise WriteError(f"{reason(exc)} writing {self.path}") from None
-        try:
-            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = _marker(run_dir).get("pid")
-            os.close(self.fd)
-            self.fd = None
-            who = f"kinit process {holder}" if holder else "another kinit process"
-            raise RunDirError(
-                f"run directory {run_dir} is in use by {who}; wait for it to finish, or give "
-                "another --output"
-            ) from None
-
-    def record(self, callback_files: Sequence[str]) -> None:
-        """Write who holds the directory and which files its callbacks write (theirs to
-        replace on a later --overwrite), in place: a renamed file would leave the lock behind."""
-        assert self.fd is not None
-        from kinit_cli import __version__
-
-        data = {"kinit": __version__, "pid": os.getpid(), "callback_files": list(callback_files)}
-        os.ftruncate(self.fd, 0)
-        os.pwrite(self.fd, (json.dumps(data) + "\n").encode(), 0)
-
-    def release(self) -> None:
-        if self.fd is not None:
-            os.close(self.fd)  # closing the descriptor releases the flock
-            self.fd = None
-
-
-def create(path: Path, overwrite: bool, callback_files: Sequence[str] = ()) -> RunLock:
-    """Make (or, with `overwrite`, empty of kinit's files) the run directory and lock it.
-
-    A non-empty folder is used only with `overwrite`, only when kinit made it, and only
-    when everything in it is kinit's: a user's own files are never deleted.
-    """
-    if path.exists() and not path.is_dir():
-        raise UsageError(f"--output {path} exists and is not a directory")
-    present = _names(path)
-    if MARKER in present:
-        RunLock(path).release()  # in use by another run: say so before anything else
-    if present and not overwrite:
-        raise UsageError(
-            f"run directory {path} already exists and is not empty; give another "
-            "--output, add --overwrite to replace kinit's files in it, or continue it "
-            f"with --resume {path}"
-        )
-    if present and MARKER not in present and METRICS not in present:
-        raise RunDirError(
-            f"--overwrite replaces only a run directory kinit made, and {path} is not one "
-            f"(it has no {MARKER} or {METRICS}); it holds: {_listing(present)}. Give another "
-            "--output."
-        )
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise WriteError(f"{reason(exc)} creating the run directory {path}") from None
-    lock = RunLock(path)
-    present = _names(path)  # again, under the lock: another run may have come and gone
-    owned = _owned(path)
-    in_the_way = [n for n in present if not owned(n)]
-    if in_the_way:
-        lock.release()
-        raise RunDirError(
-            f"--overwrite replaces only the files kinit writes, and {path} holds others: "
-            f"{_listing(in_the_way)}. Move them away, or give another --output."
-        )
-    for name in present:
-        if name != MARKER:
-            # A stale file would mix with the new run's: a checkpoint would even resume it.
-            target = path / name
-            shutil.rmtree(target) if target.is_dir() else target.unlink()
-    lock.record(callback_files)
-    return lock
 
 
 # Constructor arguments of Keras callbacks that name files or folders.
@@ -212,28 +122,6 @@ def _inside(path: Path, run_dir: Path) -> str | None:
 def is_own_name(name: str) -> bool:
     """Whether `name` (a run directory entry) is one of the files kinit itself writes."""
     return name in OWN_FILES or any(name.startswith(f".{own}.") for own in OWN_FILES)
-
-
-def _owned(path: Path) -> Callable[[str], bool]:
-    patterns = [re.sub(r"\{[^}]*\}", "*", p) for p in _marker(path).get("callback_files", [])]
-    return lambda name: is_own_name(name) or any(fnmatch.fnmatchcase(name, p) for p in patterns)
-
-
-def _marker(run_dir: Path) -> dict[str, Any]:
-    try:
-        data = json.loads((run_dir / MARKER).read_text())
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def _names(path: Path) -> list[str]:
-    return sorted(p.name for p in path.iterdir()) if path.is_dir() else []
-
-
-def _listing(names: Sequence[str], most: int = 8) -> str:
-    shown = ", ".join(names[:most])
-    return shown + (f" and {len(names) - most} more" if len(names) > most else "")
 
 
 def reason(exc: BaseException) -> str:

@@ -20,17 +20,21 @@ from kinit_cli.fields import (
     boolean,
     choice,
     cluster,
+    either,
     fraction,
     integer,
+    mapping,
     model_name,
     name_map,
     number,
+    optional,
     optional_boolean,
     optional_string,
     run_name,
     shape,
     spec,
-    spec_list,
+    spec_list_of,
+    spec_of,
     string,
     string_list,
 )
@@ -57,19 +61,23 @@ SCHEMA: dict[str, Any] = {
         "shuffle": Field(boolean, True, "shuffle training data each epoch with the run's seed"),
     },
     "model": Field(
-        lambda v: None if isinstance(v, dict) else f"expected a mapping, got {kind_of(v)}",
+        mapping,
         REQUIRED,
         "the model: Sequential (input_shape + layers), functional, or one class "
         "(class_name + config + input_shape)",
     ),
     "compile": {
-        "optimizer": Field(spec, "rmsprop", "optimizer name or {class_name, config}"),
-        "loss": Field(lambda v: None if v is None else spec(v), None, "loss name or spec"),
-        "metrics": Field(spec_list, [], "list of metric names or specs"),
+        "optimizer": Field(
+            spec_of("optimizer"), "rmsprop", "optimizer name or {class_name, config}"
+        ),
+        "loss": Field(optional(spec_of("loss")), None, "loss name or spec"),
+        "metrics": Field(spec_list_of("metric"), [], "list of metric names or specs"),
     },
     "train": {
-        "epochs": Field(integer(1), 1),
-        "batch_size": Field(integer(1), 32),
+        "epochs": Field(integer(1), 1, "passes over the training data"),
+        "batch_size": Field(
+            integer(1), 32, "examples per training step (the global batch under a strategy)"
+        ),
         # 8: the same weights bit for bit as 1 (tests/test_train.py), 1.3x its speed on
         # configs/mnist.yaml (Fashion-MNIST, 2-core CPU; BENCHMARKS.md), and still a progress
         # update and a NaN check every 8 batches; 32 measured no faster.
@@ -80,7 +88,9 @@ SCHEMA: dict[str, Any] = {
             "float32",
             "Keras dtype policy; the model's outputs stay float32",
         ),
-        "callbacks": Field(spec_list, [], "Keras callbacks as names or {class_name, config}"),
+        "callbacks": Field(
+            spec_list_of("callback"), [], "Keras callbacks as names or {class_name, config}"
+        ),
     },
     "distribute": {
         "strategy": Field(
@@ -89,7 +99,7 @@ SCHEMA: dict[str, Any] = {
             "tf.distribute strategy: one device, all local (or the listed) devices, or a cluster",
         ),
         "devices": Field(
-            lambda v: None if v is None else string_list(v),
+            optional(string_list),
             None,
             "devices for mirrored (cpu:0, cpu:1 split the CPU into logical devices)",
         ),
@@ -107,17 +117,26 @@ SCHEMA: dict[str, Any] = {
             string, REQUIRED, "a run directory or a .keras model to take weights from", text=True
         ),
         "layers": Field(
-            lambda v: None if v is None else string_list(v),
+            optional(string_list),
             None,
             "layers to load (default: every layer the source has by the same name)",
         ),
         "map": Field(name_map, {}, "target layer -> source layer, where the names differ"),
         "freeze": Field(
-            lambda v: None if isinstance(v, bool) else string_list(v),
+            either(boolean, string_list),
             False,
             "true, or a list of layers: make loaded layers non-trainable",
         ),
     },
+}
+
+# What each section is for (the schema's descriptions; the keys carry their own).
+SECTION_DOCS = {
+    "data": "the data set and its options",
+    "compile": "the arguments of model.compile",
+    "train": "the arguments of model.fit, and the dtype policy",
+    "distribute": "tf.distribute: one device, mirrored over local devices, or a cluster",
+    "init_from": "start layers from the weights of a run directory or a .keras model",
 }
 
 # Sections that stay absent from the resolved config unless the file has them.

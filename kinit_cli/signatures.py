@@ -1,9 +1,11 @@
 """What a class or function takes and says: constructor parameters along the MRO (what
-the argument checks accept), its own docstring, and the plain data behind `list-*`."""
+the argument checks accept), its own docstring and its `Args:` entries, and the plain data
+behind `list-*`."""
 
 from __future__ import annotations
 
 import inspect
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +22,9 @@ class Parameter:
     def required(self) -> bool:
         return self.default is inspect.Parameter.empty
 
+
+_ARGS_HEADING = re.compile(r"^(Args|Arguments):\s*$", re.MULTILINE)
+_ARG_LINE = re.compile(r"(\w+)(?:\s*\([^)]*\))?:\s*(.*)")
 
 # Keras's Layer.__init__ takes these from **kwargs besides its named parameters.
 _LAYER_EXTRA_KWARGS = ("input_dim", "input_shape")
@@ -96,6 +101,41 @@ def summary(obj: Any) -> str:
     """First line of the docstring."""
     doc = own_doc(obj)
     return doc.strip().splitlines()[0] if doc.strip() else ""
+
+
+def argument_docs(cls: type) -> dict[str, str]:
+    """Parameter name -> its Args entry, one line, from the first class along the MRO that
+    documents it (Keras documents Layer's own arguments once, on its base)."""
+    out: dict[str, str] = {}
+    for klass in cls.__mro__:
+        doc = inspect.cleandoc(vars(klass).get("__doc__") or "")
+        for name, text in _args_section(doc).items():
+            out.setdefault(name, text)
+    return out
+
+
+def _args_section(doc: str) -> dict[str, str]:
+    heading = _ARGS_HEADING.search(doc)
+    if heading is None:
+        return {}
+    out: dict[str, str] = {}
+    indent: int | None = None
+    current: str | None = None
+    for line in doc[heading.end() :].splitlines():
+        if not line.strip():
+            continue
+        depth = len(line) - len(line.lstrip())
+        if indent is None:
+            indent = depth
+        if depth < indent:
+            break
+        match = _ARG_LINE.fullmatch(line.strip()) if depth == indent else None
+        if match:
+            current = match.group(1)
+            out[current] = match.group(2).strip()
+        elif current is not None and depth > indent:
+            out[current] = f"{out[current]} {line.strip()}".strip()
+    return out
 
 
 def describe(entry: Entry) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from kinit_cli import (
     checkpoint,
     distribute,
     footprint,
+    ownership,
     pipeline,
     portability,
     resume,
@@ -42,9 +43,13 @@ from kinit_cli.loading import is_file, plugin_failure
 
 
 class TrainingInterrupted(KinitError):
-    """Training was stopped by a signal; the last full epoch is saved for --resume."""
+    """Training was stopped by a signal; the last full epoch is saved for --resume. Exits
+    128 + the signal's number, as a shell reports a process the signal ended (130 for
+    SIGINT, 143 for SIGTERM)."""
 
-    exit_code = 130
+    def __init__(self, message: str, signum: int = signal.SIGINT) -> None:
+        super().__init__(message)
+        self.exit_code = 128 + int(signum)
 
 
 class TrainingDiverged(KinitError):
@@ -86,7 +91,7 @@ class Trainer:
         self.plugins = list(plugins)
         self.options = options
         self._scratch: Path | None = None  # a non-chief worker's private run directory
-        self.lock: rundir.RunLock | None = None
+        self.lock: ownership.RunLock | None = None
         self.up_to_date = False  # --resume of a run that has all its epochs: nothing to do
 
     def setup(self) -> None:
@@ -205,9 +210,10 @@ class Trainer:
         self.initial_report = stats.report(self.built.weights, self.initial_arrays)
         self.prepared.duplicates = stats.duplicates(self.initial_report, self.initial_arrays)
         if opts.resume:
-            self.lock = rundir.RunLock(self.run_dir)
+            self.lock = ownership.RunLock(self.run_dir)
+            self.lock.claim()
         else:
-            self.lock = rundir.create(
+            self.lock = ownership.create(
                 self.run_dir, opts.overwrite or not self.distribution.is_chief, self.callback_files
             )
             rundir.write_json(
@@ -317,6 +323,11 @@ class Trainer:
                     callbacks=every,
                     verbose=0,
                 )
+            else:
+                # Every epoch is in the backup already (a run stopped after its last one,
+                # before its final files): restore that state, and finish.
+                backup.set_model(model)
+                backup.on_train_begin()
         except WriteError as exc:
             raise self._with_backup(exc) from exc
         except Exception as exc:
@@ -347,6 +358,8 @@ class Trainer:
         }
         with contextlib.suppress(WriteError):
             rundir.write_json(self.run_dir / rundir.METRICS, metrics)
+            if self.lock is not None:
+                self.lock.record()
 
     def _train_data(self, pieces: pipeline.Pieces | None = None) -> Any:
         train, d = self.resolved["train"], self.data
@@ -467,15 +480,18 @@ class Trainer:
                 self.run_dir / rundir.WEIGHTS_FINAL, stats.report_json(result.final_report)
             )
         rundir.write_json(self.run_dir / rundir.METRICS, metrics)
+        if self.lock is not None:
+            self.lock.record()
         chief = self.distribution.is_chief
         if status == "diverged":
             epoch, step, loss = guard.failed
             saved = self.run_dir / metrics["model_file"]
             kept = f"kept in {saved}" if chief else "kept by the chief worker"
+            which = "after the last full epoch" if rows else "at initialization (no epoch ended)"
             raise TrainingDiverged(
                 f"the loss became {loss} at epoch {epoch + 1}, step {step + 1}; non-finite "
                 f"values in: {', '.join(bad) or 'no weight (the loss alone)'}. The weights "
-                f"after the last full epoch were {kept}."
+                f"{which} were {kept}."
             )
         if status == "interrupted":
             done = checkpoint.completed_epochs(self.run_dir)
@@ -487,7 +503,8 @@ class Trainer:
                 then = f"Continue with: kinit train --resume {self.run_dir}"
             raise TrainingInterrupted(
                 f"interrupted by {signal.Signals(guard.interrupted).name}; {done} of "
-                f"{train['epochs']} epochs are saved. {then}"
+                f"{train['epochs']} epochs are saved. {then}",
+                guard.interrupted,
             )
         return result
 

@@ -731,7 +731,8 @@ def _tiny_model(extra=()):
         (b"", "an empty file"),
         (
             b"\x89HDF\r\n\x1a\n" + bytes(8),
-            "an HDF5 file, Keras 2's .h5 format, not a .keras zip archive",
+            "an HDF5 file (a .weights.h5 checkpoint, or a Keras 2 .h5 model), not a .keras "
+            "zip archive",
         ),
         ("no-config", "a zip archive without config.json; it holds notes.txt"),
     ],

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -115,10 +116,26 @@ def test_overwrite_leaves_a_folder_kinit_did_not_make_alone(runner, tmp_path):
     assert result.exit_code == 2
     assert result.stderr == (
         f"error: --overwrite replaces only a run directory kinit made, and {out} is not one "
-        "(it has no .kinit-run or metrics.json); it holds: backup, config.yaml. Give another "
-        "--output.\n"
+        "(it has no .kinit-run, nor a metrics.json kinit wrote); it holds: backup, config.yaml. "
+        "Give another --output.\n"
     )
     assert snapshot(out) == before
+    # A metrics.json of the user's own does not make the folder kinit's.
+    (out / "metrics.json").write_text('{"my": "results"}')
+    before = snapshot(out)
+    again = train(runner, "--set", "train.epochs=1", "-o", str(out), "--overwrite")
+    assert again.exit_code == 2 and "is not one" in again.stderr
+    assert snapshot(out) == before
+    plain = train(runner, "--set", "train.epochs=1", "-o", str(out))
+    assert plain.stderr == (
+        f"error: run directory {out} already exists and is not empty; give another --output, "
+        "or kinit never writes into a folder it did not make\n"
+    )
+    resumed = runner.invoke(cli, ["train", "--resume", str(out)])
+    assert resumed.stderr == (
+        f"error: --resume {out}: not a kinit run directory (it has no .kinit-run, nor a "
+        "metrics.json kinit wrote)\n"
+    )
 
 
 def test_overwrite_replaces_kinit_files_only(runner, tmp_path):
@@ -421,3 +438,79 @@ def test_dropout_masks_resume_where_they_left_off(runner, write, tmp_path):
     assert result.exit_code == 0, result.output
     assert (cut / "weights-final.json").read_bytes() == (whole / "weights-final.json").read_bytes()
     assert (cut / "history.csv").read_text() == (whole / "history.csv").read_text()
+
+
+def test_overwrite_checks_every_file_under_the_run(runner, tmp_path):
+    """A file of the user's inside backup/ or a callback's folder, one whose name fits a
+    callback's filename pattern, or a link: each is in the way, and nothing is deleted."""
+    out = tmp_path / "run"
+    callbacks = (
+        "train.callbacks=[{class_name: TensorBoard, config: {log_dir: tb}}, "
+        "{class_name: ModelCheckpoint, config: {filepath: 'ck-{epoch:02d}.keras'}}]"
+    )
+    first = train(runner, "--set", "train.epochs=2", "--set", callbacks, "-q", "-o", str(out))
+    assert first.exit_code == 0, first.output
+    recorded = json.loads((out / ".kinit-run").read_text())["callback_files"]
+    assert {"tb", "ck-01.keras", "ck-02.keras"} <= set(recorded)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (out / "backup" / "mine.txt").write_text("mine")
+    (out / "tb" / "my-notes.txt").write_text("mine")
+    (out / "ck-notes.keras").write_text("mine")
+    (out / "link").symlink_to(mine)
+    before = snapshot(out)
+    result = train(runner, "--set", "train.epochs=1", "-q", "-o", str(out), "--overwrite")
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"error: --overwrite replaces only the files kinit writes, and {out} holds others: "
+        "backup/mine.txt, ck-notes.keras, link, tb/my-notes.txt. Move them away, or give "
+        "another --output.\n"
+    )
+    assert snapshot(out) == before and (out / "link").is_symlink()
+    for extra in ("backup/mine.txt", "tb/my-notes.txt", "ck-notes.keras", "link"):
+        (out / extra).unlink()
+    again = train(runner, "--set", "train.epochs=1", "-q", "-o", str(out), "--overwrite")
+    assert again.exit_code == 0, again.output
+    assert not (out / "tb").exists() and not (out / "ck-01.keras").exists()
+
+
+def test_a_run_stopped_after_its_last_backup_finishes_on_resume(runner, tmp_path, full_run):
+    """Killed after the last epoch's backup, before model.keras: --resume trains nothing and
+    writes what the run lacked."""
+    run = tmp_path / "run"
+    shutil.copytree(full_run, run)
+    for name in ("model.keras", "metrics.json", "weights-final.json"):
+        (run / name).unlink()
+    result = runner.invoke(cli, ["train", "--resume", str(run), "-q"])
+    assert result.exit_code == 0, result.output
+    same_run(run, full_run)
+    assert json.loads((run / "metrics.json").read_text())["epoch_seconds"] == []
+
+
+def test_sigterm_exits_143(tmp_path):
+    run = tmp_path / "run"
+    proc = subprocess.Popen(
+        [str(KINIT), "train", DIGITS, "--set", "train.epochs=100000", "-q", "-o", str(run)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=ENV,
+    )
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and not (run / "backup").exists():
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 143, stderr
+    assert "interrupted by SIGTERM;" in stderr
+
+
+def test_ctrl_c_before_training_is_one_line_and_130(runner, monkeypatch):
+    from kinit_cli import prepare
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(prepare, "prepare", interrupted)
+    result = runner.invoke(cli, ["validate", DIGITS])
+    assert (result.exit_code, result.stderr) == (130, "error: interrupted by SIGINT\n")

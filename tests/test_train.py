@@ -434,3 +434,31 @@ def test_a_signal_between_epochs_keeps_every_finished_epoch(tmp_path):
         assert [r["epoch"] for r in csv.DictReader(f)] == ["0", "1"]
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert len(metrics["epoch_seconds"]) == 2
+
+
+def test_progress_line_of_an_epoch_cut_short_says_so():
+    import io
+
+    from rich.console import Console
+
+    from kinit_cli import progress
+
+    console = Console(file=io.StringIO(), width=100, color_system=None)
+    lines: list[str] = []
+    display = progress.ProgressDisplay(console, 2, 3, 4, 10, lines.append)
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(3)])
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+
+    def stop(batch, logs):
+        if batch == 1:
+            model.stop_training = True
+
+    model.fit(
+        np.zeros((10, 1), np.float32),
+        np.zeros(10, np.int64),
+        batch_size=4,
+        epochs=2,
+        callbacks=[keras.callbacks.LambdaCallback(on_train_batch_end=stop), display],
+        verbose=0,
+    )
+    assert lines == ["epoch 1/2  stopped after 2 of 3 steps (not kept)"]

@@ -1,0 +1,211 @@
+"""Whose a run directory is: the marker that says kinit made it, the lock a run holds on it,
+and what --overwrite may replace in it.
+
+A user's files are never deleted: --overwrite empties a folder only when kinit made it and
+everything in it is kinit's, checked file by file (backup/ included). What a run's callbacks
+wrote (a CSVLogger's file, TensorBoard's folder) is recorded in the marker when the run ends;
+a run killed before that leaves only the paths its callbacks were given, and then whatever
+lies under those paths counts as theirs.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import fnmatch
+import json
+import os
+import re
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from kinit_cli import rundir
+from kinit_cli.errors import RunDirError, UsageError, WriteError
+
+# What kinit writes in backup/ (checkpoint.py; Keras's BackupAndRestore names for old runs),
+# and the temporary names replacing() gives them while they are written.
+_BACKUP_FILES = re.compile(
+    r"\.?(epoch-\d+\.weights\.h5|training_metadata\.json|latest\.weights\.h5)(\.bkp|\..+)?"
+)
+
+
+class RunLock:
+    """An exclusive lock on a run directory's marker, held for the run's lifetime.
+
+    `flock` is released by the kernel when the process ends, however it ends, so a killed
+    run never leaves a stale lock; the marker records the holder's process id to name it.
+    """
+
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = run_dir
+        path = run_dir / rundir.MARKER
+        try:
+            self.fd: int | None = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError as exc:
+            raise WriteError(f"{rundir.reason(exc)} writing {path}") from None
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = marker(run_dir).get("pid")
+            self.release()
+            who = f"kinit process {holder}" if holder else "another kinit process"
+            raise RunDirError(
+                f"run directory {run_dir} is in use by {who}; wait for it to finish, or give "
+                "another --output"
+            ) from None
+
+    def claim(self) -> None:
+        """Record this process as the holder, for a second run's refusal to name."""
+        self._write(pid=os.getpid())
+
+    def declare(self, callback_paths: Sequence[str]) -> None:
+        """Claim a new run's directory, recording the entries its callbacks were given
+        (patterns such as `ckpt-{epoch:02d}.keras` included): theirs, should the run never
+        reach record()."""
+        self._write(pid=os.getpid(), callback_paths=list(callback_paths), callback_files=None)
+
+    def record(self) -> None:
+        """Record the files and folders the callbacks wrote: exactly what a later --overwrite
+        may replace besides kinit's own files."""
+        found: set[str] = set(marker(self.run_dir).get("callback_files") or [])
+        for pattern in _patterns(marker(self.run_dir)):
+            for top in self.run_dir.glob(pattern):
+                found.add(top.name)
+                if top.is_dir() and not top.is_symlink():
+                    found.update(str(p.relative_to(self.run_dir)) for p in top.rglob("*"))
+        self._write(callback_files=sorted(found))
+
+    def _write(self, **changes: Any) -> None:
+        """Rewrite the marker in place: a renamed file would leave the lock behind."""
+        from kinit_cli import __version__
+
+        assert self.fd is not None
+        data = {**marker(self.run_dir), "kinit": __version__, **changes}
+        data = {k: v for k, v in data.items() if v is not None}
+        try:
+            os.ftruncate(self.fd, 0)
+            os.pwrite(self.fd, (json.dumps(data) + "\n").encode(), 0)
+        except OSError as exc:
+            raise WriteError(
+                f"{rundir.reason(exc)} writing {self.run_dir / rundir.MARKER}"
+            ) from None
+
+    def release(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)  # closing the descriptor releases the flock
+            self.fd = None
+
+
+def create(path: Path, overwrite: bool, callback_paths: Sequence[str] = ()) -> RunLock:
+    """Make (or, with `overwrite`, empty of kinit's files) the run directory and lock it."""
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"--output {path} exists and is not a directory")
+    present = _names(path)
+    ours = is_kinit_run(path)
+    if rundir.MARKER in present:
+        RunLock(path).release()  # in use by another run: say so before anything else
+    if present and not overwrite:
+        then = "add --overwrite to replace kinit's files in it"
+        if ours and rundir.CONFIG in present:
+            then += f", or continue it with --resume {path}"
+        elif not ours:
+            then = "kinit never writes into a folder it did not make"
+        raise UsageError(
+            f"run directory {path} already exists and is not empty; give another --output, "
+            f"or {then}"
+        )
+    if present and not ours:
+        raise RunDirError(
+            f"--overwrite replaces only a run directory kinit made, and {path} is not one "
+            f"(it has no {rundir.MARKER}, nor a {rundir.METRICS} kinit wrote); it holds: "
+            f"{listing(present)}. Give another --output."
+        )
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise WriteError(f"{rundir.reason(exc)} creating the run directory {path}") from None
+    lock = RunLock(path)
+    in_the_way = foreign(path)  # under the lock: another run may have come and gone
+    if in_the_way:
+        lock.release()
+        raise RunDirError(
+            f"--overwrite replaces only the files kinit writes, and {path} holds others: "
+            f"{listing(in_the_way)}. Move them away, or give another --output."
+        )
+    for name in _names(path):
+        if name != rundir.MARKER:
+            # A stale file would mix with the new run's: a checkpoint would even resume it.
+            target = path / name
+            shutil.rmtree(target) if target.is_dir() else target.unlink()
+    lock.declare(callback_paths)
+    return lock
+
+
+def is_kinit_run(path: Path) -> bool:
+    """Whether kinit made the folder: its marker, or (runs older than the marker) a
+    metrics.json that kinit wrote, which names kinit's version."""
+    if (path / rundir.MARKER).is_file():
+        return True
+    try:
+        metrics = json.loads((path / rundir.METRICS).read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(metrics, dict) and "kinit" in (metrics.get("versions") or {})
+
+
+def foreign(path: Path) -> list[str]:
+    """Everything under the run directory that is not kinit's (relative paths): what
+    --overwrite must not delete. Links are never kinit's, nor followed."""
+    data = marker(path)
+    recorded = data.get("callback_files")
+    patterns = _patterns(data)
+    out = []
+    for entry in sorted(path.iterdir()):
+        name = entry.name
+        if entry.is_symlink():
+            out.append(name)
+        elif name == rundir.BACKUP and entry.is_dir():
+            out += [
+                f"{name}/{p.name}"
+                for p in sorted(entry.iterdir())
+                if p.is_symlink() or not p.is_file() or not _BACKUP_FILES.fullmatch(p.name)
+            ]
+        elif rundir.is_own_name(name) and entry.is_file():
+            continue
+        elif recorded is not None:
+            out += [rel for rel in _tree(path, entry) if rel not in recorded]
+        elif not any(fnmatch.fnmatchcase(name, p) for p in patterns):
+            out.append(name)
+    return out
+
+
+def _tree(root: Path, entry: Path) -> list[str]:
+    """`entry` and, for a folder, everything under it, as paths relative to `root`."""
+    rels = [str(entry.relative_to(root))]
+    if entry.is_dir() and not entry.is_symlink():
+        rels += [str(p.relative_to(root)) for p in sorted(entry.rglob("*"))]
+    return rels
+
+
+def _patterns(data: dict[str, Any]) -> list[str]:
+    """The declared callback paths as globs: `{epoch:02d}` and its kind match any text."""
+    return [re.sub(r"\{[^}]*\}", "*", p) for p in data.get("callback_paths") or []]
+
+
+def marker(run_dir: Path) -> dict[str, Any]:
+    """The marker's record (empty when there is none or it cannot be read)."""
+    try:
+        data = json.loads((run_dir / rundir.MARKER).read_text() or "{}")
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _names(path: Path) -> list[str]:
+    return sorted(p.name for p in path.iterdir()) if path.is_dir() else []
+
+
+def listing(names: Sequence[str], most: int = 8) -> str:
+    shown = ", ".join(names[:most])
+    return shown + (f" and {len(names) - most} more" if len(names) > most else "")
