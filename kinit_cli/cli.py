@@ -196,10 +196,11 @@ for _kind in KINDS.values():
 @plugin_option
 @click.option(
     "--config",
-    "config_file",
+    "config_files",
+    multiple=True,
     type=click.Path(dir_okay=False),
     metavar="FILE",
-    help="Also load the plugins: that config names (relative to its folder).",
+    help="Also load the plugins: that config names (relative to its folder); repeatable.",
 )
 @click.option(
     "--output",
@@ -213,20 +214,20 @@ for _kind in KINDS.values():
 )
 @debug_option
 def schema_command(
-    plugins: tuple[str, ...], config_file: str | None, output: str | None, overwrite: bool
+    plugins: tuple[str, ...], config_files: tuple[str, ...], output: str | None, overwrite: bool
 ) -> None:
     """Print the JSON Schema of kinit configs, for YAML editors (completion and checks).
 
     It names every class a config can use (Keras built-ins, aliases and the loaded
     plugins) and each class's constructor arguments. Point an editor at it with the
-    modeline `# yaml-language-server: $schema=kinit.schema.json` (see README.md).
+    modeline `# yaml-language-server: $schema=../kinit.schema.json` (see README.md).
     """
     from pathlib import Path
 
     from kinit_cli import json_schema, render
     from kinit_cli.loading import entry_point_notes
 
-    document = json_schema.generate(plugins, config_file)
+    document = json_schema.generate(plugins, config_files)
     render.warnings(entry_point_notes(), render.console(stderr=True))
     if output is None:
         render.print_json(document)

@@ -97,26 +97,23 @@ DOCSTRING_TYPED = frozenset(
 )
 
 
-def generate(plugins: Sequence[str] = (), config_file: str | None = None) -> dict[str, Any]:
+def generate(plugins: Sequence[str] = (), config_files: Sequence[str] = ()) -> dict[str, Any]:
     """The schema with every name resolvable after loading `plugins` (relative to the current
-    folder, as `--plugin` is everywhere) and the `plugins:` of `config_file` (relative to its
-    folder). Only that key of the config is read: the file being edited may be broken
-    elsewhere, which is what the schema is for."""
+    folder, as `--plugin` is everywhere) and the `plugins:` of each of `config_files`
+    (relative to its folder). Only that key of a config is read: the file being edited may
+    be broken elsewhere (as long as it parses), which is what the schema is for."""
+    from kinit_cli import config as config_mod
+    from kinit_cli.errors import ConfigError
     from kinit_cli.loading import load_plugins
     from kinit_cli.registry import Registry
 
-    own: list[str] = []
-    base = Path.cwd()
-    if config_file is not None:
-        from kinit_cli import config as config_mod
-        from kinit_cli.errors import ConfigError
-
+    load_plugins([], base_dir=Path.cwd())  # the built-in pack and the entry points
+    for config_file in config_files:
         config = config_mod.load(config_file)
         own = config.data.get("plugins") or []
         if message := fields.string_list(own):
             raise ConfigError([config.problem(("plugins",), message)])
-        base = config.base_dir
-    load_plugins(own, base_dir=base)
+        load_plugins(own, base_dir=config.base_dir, entry_points=False)
     load_plugins(list(plugins), base_dir=Path.cwd(), entry_points=False)
     return document(Registry())
 
@@ -362,7 +359,7 @@ def _kind_defs(registry: Registry, kind: str) -> dict[str, Any]:
             "type": "string",
             "description": f"{kind} name (`kinit list-{plural}`), in any capitalisation",
             "anyOf": [
-                {"enum": sorted(set(completions), key=str.lower)},
+                {"enum": sorted(set(completions), key=lambda n: (n.lower(), n))},
                 {"pattern": _alternatives(accepted, exact=set())},
             ],
         },

@@ -110,8 +110,40 @@ def test_every_shipped_config_validates_and_carries_the_modeline(path):
     text = path.read_text()
     assert text.splitlines()[0] == MODELINE
     # --config loads the config's own plugins (configs/plugin.yaml names scaled_tanh).
-    validator = jsonschema.Draft202012Validator(json_schema.generate(config_file=str(path)))
+    validator = jsonschema.Draft202012Validator(json_schema.generate(config_files=[str(path)]))
     assert errors(validator, read(text)) == []
+
+
+@pytest.mark.slow
+def test_the_readme_command_covers_every_shipped_config_and_is_reproducible(tmp_path):
+    """`kinit schema --config configs/plugin.yaml -o kinit.schema.json`, as README.md says,
+    in two processes with different hash seeds: the same bytes, and every shipped config
+    passes it."""
+    import os
+    import subprocess
+    import sys
+
+    command = "kinit schema --config configs/plugin.yaml -o kinit.schema.json"
+    assert command in (ROOT / "README.md").read_text()
+    kinit = Path(sys.executable).parent / "kinit"
+    written = []
+    for seed in ("1", "2"):
+        out = tmp_path / seed / "kinit.schema.json"
+        out.parent.mkdir()
+        done = subprocess.run(
+            [str(kinit), *command.split()[1:-1], str(out)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PYTHONHASHSEED": seed},
+            timeout=300,
+        )
+        assert done.returncode == 0, done.stderr
+        written.append(out.read_bytes())
+    assert written[0] == written[1]
+    validator = jsonschema.Draft202012Validator(json.loads(written[0]))
+    for path in CONFIGS:
+        assert errors(validator, read(path.read_text())) == [], path.name
 
 
 def readme_blocks() -> list[str]:
