@@ -111,7 +111,9 @@ def _check_one_hot(labels: dict[str, np.ndarray], name: str, layer: str, units: 
 def _check_ids(
     labels: dict[str, np.ndarray], name: str, layer: str, units: int, ignore: Any
 ) -> None:
+    """Every way the labels are not class ids the output can predict, in one DataError."""
     takes = f"{name} takes class ids 0..{units - 1}"
+    problems: list[str] = []
     lo = hi = None
     for key, y in labels.items():
         kept = y if ignore is None else y[y != ignore]
@@ -120,17 +122,18 @@ def _check_ids(
         if not np.issubdtype(kept.dtype, np.integer):
             fractional = kept[np.mod(kept, 1) != 0]
             if fractional.size:
-                raise DataError(
-                    f"the data has the non-integer label {fractional[0]} (in {key}); {takes}"
-                )
+                problems.append(f"the data has the non-integer label {fractional[0]} (in {key})")
+                continue
         y_lo, y_hi = int(kept.min()), int(kept.max())
         if y_lo < 0:
-            raise DataError(f"the data has the label {y_lo} (in {key}); {takes}")
+            problems.append(f"the data has the label {y_lo} (in {key})")
         lo = y_lo if lo is None else min(lo, y_lo)
         hi = y_hi if hi is None else max(hi, y_hi)
     if hi is not None and hi >= units:
-        raise DataError(
-            f"the data has labels {lo}..{hi} ({hi + 1} classes) but the last layer "
-            f"('{layer}') has {units} units; {takes}. Give the last layer one unit per "
-            f"class, or relabel the data to 0..{units - 1}."
+        problems.append(
+            f"the data has labels {max(lo or 0, 0)}..{hi} ({hi + 1} classes) but the last "
+            f"layer ('{layer}') has {units} units"
         )
+        takes += f". Give the last layer one unit per class, or relabel the data to 0..{units - 1}."
+    if problems:
+        raise DataError("; ".join(problems) + f"; {takes}")

@@ -279,6 +279,17 @@ def test_labels_that_are_no_class_ids_are_refused(y, message):
     assert str(caught.value) == message
 
 
+def test_every_label_problem_is_told_at_once():
+    data = splits(np.array([0, 1, 12, 2]), np.array([0, -1]))
+    with pytest.raises(DataError) as caught:
+        labels.check_labels(data, dense_model(5), "sparse_categorical_crossentropy")
+    assert str(caught.value) == (
+        "the data has the label -1 (in y_test); the data has labels 0..12 (13 classes) but the "
+        "last layer ('head') has 5 units; sparse_categorical_crossentropy takes class ids "
+        "0..4. Give the last layer one unit per class, or relabel the data to 0..4."
+    )
+
+
 def test_labels_that_fit_and_ignore_class_pass():
     labels.check_labels(splits(DIGIT_LABELS), dense_model(10), "sparse_categorical_crossentropy")
     y = np.array([0, 1, 4, 255, 255, 3])  # 255: pixels a segmentation mask leaves out
