@@ -33,7 +33,7 @@ def keras() -> ModuleType:
 
                 # Device discovery (cuInit and friends) logs at first use: do it here, quietly.
                 tf.config.list_physical_devices()
-            except BaseException:
+            except Exception:  # a failed import: its logs say why (not so for a Ctrl-C)
                 replay()
                 raise
         _keras = keras_module
