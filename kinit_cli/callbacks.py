@@ -78,6 +78,7 @@ class Guard(_callbacks.Callback):
         self.failed: tuple[int, int, float] | None = None
         self.interrupted: int | None = None
         self.between_epochs = True
+        self.seen = 0  # steps done in the current epoch
 
     def on_train_begin(self, logs: Any = None) -> None:
         self.good = self.model.get_weights()
@@ -85,10 +86,12 @@ class Guard(_callbacks.Callback):
     def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
         self.epoch = epoch
         self.between_epochs = False
+        self.seen = 0
         if self.interrupted is not None:  # Keras still starts the epoch, and cuts it short
             self.backup.skip = True
 
     def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
+        self.seen = batch + 1
         loss = (logs or {}).get("loss")
         if loss is not None and not self.failed and not math.isfinite(float(loss)):
             self.failed = (self.epoch, batch, float(loss))
@@ -102,7 +105,10 @@ class Guard(_callbacks.Callback):
 
     def interrupt(self, signum: int) -> None:
         self.interrupted = signum
-        if not self.between_epochs:
+        # Once an epoch's last step is done its end only remains: that epoch is complete.
+        steps = (self.params or {}).get("steps")
+        done = self.between_epochs or (steps is not None and self.seen >= steps)
+        if not done:
             self.backup.skip = True
         self.model.stop_training = True
 

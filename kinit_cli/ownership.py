@@ -10,8 +10,8 @@ lies under those paths counts as theirs.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
-import fnmatch
 import json
 import os
 import re
@@ -25,9 +25,11 @@ from kinit_cli.errors import RunDirError, UsageError, WriteError
 
 # What kinit writes in backup/ (checkpoint.py; Keras's BackupAndRestore names for old runs),
 # and the temporary names replacing() gives them while they are written.
+_BACKUP_NAMES = r"epoch-\d{5}\.weights\.h5|training_metadata\.json"
 _BACKUP_FILES = re.compile(
-    r"\.?(epoch-\d+\.weights\.h5|training_metadata\.json|latest\.weights\.h5)(\.bkp|\..+)?"
+    rf"{_BACKUP_NAMES}|(?:latest\.weights\.h5|training_metadata\.json)(?:\.bkp)?"
 )
+_BACKUP_TEMPORARY = rundir.temporary_of(_BACKUP_NAMES)
 
 
 class RunLock:
@@ -39,6 +41,7 @@ class RunLock:
 
     def __init__(self, run_dir: Path) -> None:
         self.run_dir = run_dir
+        self.made_dir = False  # whether create() made the folder (abandon() removes it)
         path = run_dir / rundir.MARKER
         try:
             self.fd: int | None = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
@@ -56,25 +59,46 @@ class RunLock:
             ) from None
 
     def claim(self) -> None:
-        """Record this process as the holder, for a second run's refusal to name."""
-        self._write(pid=os.getpid())
+        """Take over an existing run (--resume): record this process as the holder, and what
+        is not kinit's under the callbacks' paths now (a user's file added since), which
+        stays so; until this run records its files, its callbacks' paths count as theirs."""
+        # Under the lock no kinit process writes here: a temporary file is a killed one's.
+        backup = self.run_dir / rundir.BACKUP
+        for entry in [*self.run_dir.iterdir(), *(backup.iterdir() if backup.is_dir() else [])]:
+            stale = rundir.is_temporary(entry.name) or (
+                entry.parent == backup and _BACKUP_TEMPORARY.fullmatch(entry.name)
+            )
+            if stale and entry.is_file() and not entry.is_symlink():
+                entry.unlink()
+        data = marker(self.run_dir)
+        kept = set(data.get("not_ours") or [])
+        self._write(
+            pid=os.getpid(), not_ours=sorted(kept | set(foreign(self.run_dir))), callback_files=None
+        )
 
     def declare(self, callback_paths: Sequence[str]) -> None:
         """Claim a new run's directory, recording the entries its callbacks were given
         (patterns such as `ckpt-{epoch:02d}.keras` included): theirs, should the run never
         reach record()."""
-        self._write(pid=os.getpid(), callback_paths=list(callback_paths), callback_files=None)
+        self._write(
+            pid=os.getpid(),
+            callback_paths=list(callback_paths),
+            callback_files=None,
+            recorded=None,
+            not_ours=None,
+        )
 
     def record(self) -> None:
         """Record the files and folders the callbacks wrote: exactly what a later --overwrite
-        may replace besides kinit's own files."""
-        found: set[str] = set(marker(self.run_dir).get("callback_files") or [])
-        for pattern in _patterns(marker(self.run_dir)):
-            for top in self.run_dir.glob(pattern):
-                found.add(top.name)
-                if top.is_dir() and not top.is_symlink():
-                    found.update(str(p.relative_to(self.run_dir)) for p in top.rglob("*"))
-        self._write(callback_files=sorted(found))
+        may replace besides kinit's own files (what was not kinit's when the run began,
+        left out)."""
+        data = marker(self.run_dir)
+        not_ours = set(data.get("not_ours") or [])
+        found = set(data.get("recorded") or [])
+        for entry in sorted(self.run_dir.iterdir()):
+            if _matches(entry.name, data) and not entry.is_symlink():
+                found.update(rel for rel in _tree(self.run_dir, entry) if rel not in not_ours)
+        self._write(callback_files=sorted(found), recorded=sorted(found))
 
     def _write(self, **changes: Any) -> None:
         """Rewrite the marker in place: a renamed file would leave the lock behind."""
@@ -91,6 +115,17 @@ class RunLock:
                 f"{rundir.reason(exc)} writing {self.run_dir / rundir.MARKER}"
             ) from None
 
+    def abandon(self) -> None:
+        """Undo create() for a run that could not start: remove kinit's files, the marker
+        and, when create() made it, the folder; then release the lock."""
+        for entry in self.run_dir.iterdir():
+            if rundir.is_own_name(entry.name) and entry.is_file() and not entry.is_symlink():
+                entry.unlink()
+        self.release()
+        if self.made_dir:
+            with contextlib.suppress(OSError):
+                self.run_dir.rmdir()
+
     def release(self) -> None:
         if self.fd is not None:
             os.close(self.fd)  # closing the descriptor releases the flock
@@ -106,11 +141,14 @@ def create(path: Path, overwrite: bool, callback_paths: Sequence[str] = ()) -> R
     if rundir.MARKER in present:
         RunLock(path).release()  # in use by another run: say so before anything else
     if present and not overwrite:
+        if not ours:
+            raise UsageError(
+                f"run directory {path} already exists, is not empty and is not a kinit run "
+                "(kinit never writes into a folder it did not make); give another --output"
+            )
         then = "add --overwrite to replace kinit's files in it"
-        if ours and rundir.CONFIG in present:
+        if rundir.CONFIG in present:
             then += f", or continue it with --resume {path}"
-        elif not ours:
-            then = "kinit never writes into a folder it did not make"
         raise UsageError(
             f"run directory {path} already exists and is not empty; give another --output, "
             f"or {then}"
@@ -121,11 +159,18 @@ def create(path: Path, overwrite: bool, callback_paths: Sequence[str] = ()) -> R
             f"(it has no {rundir.MARKER}, nor a {rundir.METRICS} kinit wrote); it holds: "
             f"{listing(present)}. Give another --output."
         )
+    inside = next((p for p in path.resolve().parents if is_kinit_run(p)), None)
+    if inside is not None:
+        raise RunDirError(
+            f"--output {path} is inside the run directory {inside}; give a folder outside it"
+        )
+    made = not path.exists()
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise WriteError(f"{rundir.reason(exc)} creating the run directory {path}") from None
     lock = RunLock(path)
+    lock.made_dir = made
     in_the_way = foreign(path)  # under the lock: another run may have come and gone
     if in_the_way:
         lock.release()
@@ -140,6 +185,22 @@ def create(path: Path, overwrite: bool, callback_paths: Sequence[str] = ()) -> R
             shutil.rmtree(target) if target.is_dir() else target.unlink()
     lock.declare(callback_paths)
     return lock
+
+
+def _matches(name: str, data: dict[str, Any]) -> bool:
+    """Whether a run-directory entry is one the callbacks' declared paths could name: a
+    format field ({epoch:02d}, {batch}) matches digits, one for a metric a number."""
+    for declared in data.get("callback_paths") or []:
+        parts = re.split(r"(\{[^}]*\})", declared)
+        regex = "".join(
+            (r"\d+" if re.match(r"\{(epoch|batch)\b", p) else r"[-+0-9.eEinfa]+")
+            if p.startswith("{")
+            else re.escape(p)
+            for p in parts
+        )
+        if re.fullmatch(regex, name):
+            return True
+    return False
 
 
 def is_kinit_run(path: Path) -> bool:
@@ -159,7 +220,7 @@ def foreign(path: Path) -> list[str]:
     --overwrite must not delete. Links are never kinit's, nor followed."""
     data = marker(path)
     recorded = data.get("callback_files")
-    patterns = _patterns(data)
+    not_ours = set(data.get("not_ours") or [])
     out = []
     for entry in sorted(path.iterdir()):
         name = entry.name
@@ -169,13 +230,17 @@ def foreign(path: Path) -> list[str]:
             out += [
                 f"{name}/{p.name}"
                 for p in sorted(entry.iterdir())
-                if p.is_symlink() or not p.is_file() or not _BACKUP_FILES.fullmatch(p.name)
+                if p.is_symlink()
+                or not p.is_file()
+                or not (_BACKUP_FILES.fullmatch(p.name) or _BACKUP_TEMPORARY.fullmatch(p.name))
             ]
         elif rundir.is_own_name(name) and entry.is_file():
             continue
         elif recorded is not None:
             out += [rel for rel in _tree(path, entry) if rel not in recorded]
-        elif not any(fnmatch.fnmatchcase(name, p) for p in patterns):
+        elif _matches(name, data):  # a run in progress or killed: its callbacks' paths
+            out += [rel for rel in _tree(path, entry) if rel in not_ours]
+        else:
             out.append(name)
     return out
 
@@ -186,11 +251,6 @@ def _tree(root: Path, entry: Path) -> list[str]:
     if entry.is_dir() and not entry.is_symlink():
         rels += [str(p.relative_to(root)) for p in sorted(entry.rglob("*"))]
     return rels
-
-
-def _patterns(data: dict[str, Any]) -> list[str]:
-    """The declared callback paths as globs: `{epoch:02d}` and its kind match any text."""
-    return [re.sub(r"\{[^}]*\}", "*", p) for p in data.get("callback_paths") or []]
 
 
 def marker(run_dir: Path) -> dict[str, Any]:

@@ -119,9 +119,28 @@ def _inside(path: Path, run_dir: Path) -> str | None:
         return None
 
 
+# The temporary name replacing() gives FILE while it is written: mkstemp's 8 random
+# characters between `.FILE.` and the suffix the writer goes by.
+_TEMPORARY = r"\.{}\.[a-z0-9_]{{8}}(?:\.tmp|\.keras|\.weights\.h5)"
+
+
+def temporary_of(names: str) -> re.Pattern[str]:
+    """The pattern of replacing()'s temporary names for files matching the regex `names`."""
+    return re.compile(_TEMPORARY.format(f"(?:{names})"))
+
+
+_OWN_TEMPORARY = temporary_of("|".join(re.escape(own) for own in OWN_FILES))
+
+
 def is_own_name(name: str) -> bool:
-    """Whether `name` (a run directory entry) is one of the files kinit itself writes."""
-    return name in OWN_FILES or any(name.startswith(f".{own}.") for own in OWN_FILES)
+    """Whether `name` (a run directory entry) is one of the files kinit itself writes, or
+    one of them being written."""
+    return name in OWN_FILES or is_temporary(name)
+
+
+def is_temporary(name: str) -> bool:
+    """Whether `name` is a temporary file replacing() left (a process killed mid-write)."""
+    return _OWN_TEMPORARY.fullmatch(name) is not None
 
 
 def reason(exc: BaseException) -> str:

@@ -216,14 +216,25 @@ class Trainer:
             self.lock = ownership.create(
                 self.run_dir, opts.overwrite or not self.distribution.is_chief, self.callback_files
             )
-            rundir.write_json(
-                self.run_dir / rundir.WEIGHTS_INIT, stats.report_json(self.initial_report)
-            )
-        # On --resume too: the run's config says how many epochs it was last asked for.
-        rundir.write_text(
-            self.run_dir / rundir.CONFIG, config_mod.dump(_portable(resolved, config.base_dir))
-        )
+            try:
+                rundir.write_json(
+                    self.run_dir / rundir.WEIGHTS_INIT, stats.report_json(self.initial_report)
+                )
+                self._write_config(resolved, config.base_dir)
+            except WriteError as exc:
+                # Nothing trained yet: leave nothing behind, so the same command can rerun.
+                self.lock.abandon()
+                self.lock = None
+                raise WriteError(f"{exc}; the run did not start, and left nothing") from exc
+        if opts.resume:
+            # The run's config says how many epochs it was last asked for.
+            self._write_config(resolved, config.base_dir)
         self.initial_epoch = checkpoint.completed_epochs(self.run_dir)
+
+    def _write_config(self, resolved: dict[str, Any], base_dir: Path) -> None:
+        rundir.write_text(
+            self.run_dir / rundir.CONFIG, config_mod.dump(_portable(resolved, base_dir))
+        )
 
     def _require_loss(self, model: Any) -> None:
         """A model compiled without a loss trains only when it makes its own (add_loss, or a
@@ -329,7 +340,9 @@ class Trainer:
                 backup.set_model(model)
                 backup.on_train_begin()
         except WriteError as exc:
-            raise self._with_backup(exc) from exc
+            failure = self._with_backup(exc)
+            self._record_failure(failure)
+            raise failure from exc
         except Exception as exc:
             failure = exc if isinstance(exc, KinitError) else plugin_failure(exc, "training")
             self._record_failure(failure or exc)
@@ -407,17 +420,34 @@ class Trainer:
             shutil.rmtree(self._scratch, ignore_errors=True)
 
     def finish(self) -> TrainResult:
-        """Evaluate, write the run directory, and report; raise if the run did not complete."""
+        """Evaluate, write the run directory, and report; raise if the run did not complete.
+
+        A first SIGINT or SIGTERM while the run's files are written is let pass: training is
+        over, and stopping half-way through them would leave a run --resume must finish; a
+        second one stops at once, as during training.
+        """
+        previous = {
+            s: signal.signal(s, self._while_finishing) for s in (signal.SIGINT, signal.SIGTERM)
+        }
         try:
             with self.loop.peers() if self.loop is not None else contextlib.nullcontext():
                 return self._finish()
         except WriteError as exc:
             raise self._with_backup(exc) from exc
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+
+    def _while_finishing(self, signum: int, frame: Any) -> None:
+        signal.signal(
+            signum, signal.default_int_handler if signum == signal.SIGINT else signal.SIG_DFL
+        )
 
     def _with_backup(self, exc: WriteError) -> WriteError:
         """A failed write, with what the run still has to go on from."""
         done = checkpoint.completed_epochs(self.run_dir)
-        then = f": continue with kinit train --resume {self.run_dir}" if done else ""
+        resumable = (self.run_dir / rundir.CONFIG).exists()
+        then = f": continue with kinit train --resume {self.run_dir}" if resumable else ""
         return WriteError(f"{exc}; the last complete backup is epoch {done}{then}")
 
     def _finish(self) -> TrainResult:

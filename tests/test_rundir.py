@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import keras
 import pytest
 
 from kinit_cli import rundir
@@ -128,8 +129,8 @@ def test_overwrite_leaves_a_folder_kinit_did_not_make_alone(runner, tmp_path):
     assert snapshot(out) == before
     plain = train(runner, "--set", "train.epochs=1", "-o", str(out))
     assert plain.stderr == (
-        f"error: run directory {out} already exists and is not empty; give another --output, "
-        "or kinit never writes into a folder it did not make\n"
+        f"error: run directory {out} already exists, is not empty and is not a kinit run (kinit "
+        "never writes into a folder it did not make); give another --output\n"
     )
     resumed = runner.invoke(cli, ["train", "--resume", str(out)])
     assert resumed.stderr == (
@@ -295,6 +296,10 @@ def test_a_full_disk_stops_at_the_last_complete_backup(tmp_path, full_run):
             "epoch-00001.weights.h5",
             "training_metadata.json",
         ]
+        # The failure is in metrics.json too, with the epochs the backup keeps.
+        failed = json.loads((run / "metrics.json").read_text())
+        assert failed["status"] == "failed" and failed["epochs"] == 1
+        assert failed["error"].startswith("no space left on device writing")
         subprocess.run(["mount", "-o", "remount,size=8m", str(disk)], check=True)
         resumed = kinit("train", "--resume", str(run), "-q")
         assert resumed.returncode == 0, resumed.stderr
@@ -514,3 +519,98 @@ def test_ctrl_c_before_training_is_one_line_and_130(runner, monkeypatch):
     monkeypatch.setattr(prepare, "prepare", interrupted)
     result = runner.invoke(cli, ["validate", DIGITS])
     assert (result.exit_code, result.stderr) == (130, "error: interrupted by SIGINT\n")
+
+
+def test_names_that_only_look_like_kinit_files_are_in_the_way(runner, full_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(full_run, run)
+    shutil.copy(run / "backup" / "training_metadata.json", run / "backup" / "meta.json.orig")
+    (run / "backup" / "epoch-00004.weights.h5.keep").write_text("mine")
+    (run / ".config.yaml.notes").write_text("mine")
+    before = snapshot(run)
+    result = train(runner, "--set", "train.epochs=1", "-q", "-o", str(run), "--overwrite")
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"error: --overwrite replaces only the files kinit writes, and {run} holds others: "
+        ".config.yaml.notes, backup/epoch-00004.weights.h5.keep, backup/meta.json.orig. Move "
+        "them away, or give another --output.\n"
+    )
+    assert snapshot(run) == before
+
+
+CALLBACKS = (
+    "train.callbacks=[{class_name: TensorBoard, config: {log_dir: tb}}, "
+    "{class_name: ModelCheckpoint, config: {filepath: 'ck-{epoch:02d}.keras'}}]"
+)
+
+
+def test_files_added_before_a_resume_stay_the_users(runner, tmp_path):
+    out = tmp_path / "run"
+    first = train(runner, "--set", "train.epochs=1", "--set", CALLBACKS, "-q", "-o", str(out))
+    assert first.exit_code == 0, first.output
+    (out / "ck-notes.keras").write_text("mine")
+    (out / "tb" / "notes.txt").write_text("mine")
+    resumed = runner.invoke(cli, ["train", "--resume", str(out), "--set", "train.epochs=2", "-q"])
+    assert resumed.exit_code == 0, resumed.output
+    assert (out / "ck-02.keras").exists()
+    result = train(runner, "--set", "train.epochs=1", "-q", "-o", str(out), "--overwrite")
+    assert result.exit_code == 2
+    assert "holds others: ck-notes.keras, tb/notes.txt." in result.stderr
+    # As a killed run leaves its marker (no record of its callbacks' files): their paths
+    # count as theirs, but a format field matches only what it can produce.
+    marker = json.loads((out / ".kinit-run").read_text())
+    for key in ("callback_files", "recorded", "not_ours"):
+        marker.pop(key, None)
+    (out / ".kinit-run").write_text(json.dumps(marker))
+    (out / "tb" / "notes.txt").unlink()
+    result = train(runner, "--set", "train.epochs=1", "-q", "-o", str(out), "--overwrite")
+    assert result.exit_code == 2
+    assert "holds others: ck-notes.keras." in result.stderr
+
+
+def test_an_output_inside_a_run_directory_is_refused(runner, full_run):
+    inner = full_run / "backup" / "x"
+    result = train(runner, "--set", "train.epochs=1", "-q", "-o", str(inner))
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"error: --output {inner} is inside the run directory {full_run}; give a folder "
+        "outside it\n"
+    )
+    assert not inner.exists()
+
+
+def test_a_run_that_cannot_start_leaves_nothing(tmp_path):
+    disk = tmp_path / "disk"
+    _tmpfs(disk, "8k")
+    try:
+        run = disk / "run"
+        first = kinit("train", DIGITS, "--set", "train.epochs=1", "-q", "-o", str(run))
+        assert first.returncode == 1
+        assert first.stderr.splitlines()[-1].startswith("error: no space left on device writing")
+        assert first.stderr.splitlines()[-1].endswith("; the run did not start, and left nothing")
+        assert not run.exists()
+        subprocess.run(["mount", "-o", "remount,size=8m", str(disk)], check=True)
+        again = kinit("train", DIGITS, "--set", "train.epochs=1", "-q", "-o", str(run))
+        assert again.returncode == 0, again.stderr
+    finally:
+        subprocess.run(["umount", str(disk)], check=False)
+
+
+def test_a_signal_after_an_epochs_last_step_keeps_that_epoch(tmp_path):
+    from kinit_cli.train import Trainer, TrainingInterrupted, TrainOptions
+
+    trainer = Trainer(DIGITS, ["train.epochs=4"], [], TrainOptions(output=str(tmp_path / "run")))
+    trainer.setup()
+    last = trainer.steps_per_epoch - 1
+    epochs: list[int] = []
+    at_last_step = keras.callbacks.LambdaCallback(
+        on_epoch_begin=lambda epoch, logs: epochs.append(epoch),
+        on_train_batch_end=lambda batch, logs: (
+            # Keras numbers a last partial execution past the end (47 of 41 steps, by 8s).
+            epochs[-1] == 1 and batch >= last and trainer.guard.interrupt(signal.SIGINT)
+        ),
+    )
+    trainer.fit([at_last_step])
+    with pytest.raises(TrainingInterrupted, match="2 of 4 epochs are saved"):
+        trainer.finish()
+    trainer.close()
