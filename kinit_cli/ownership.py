@@ -6,6 +6,11 @@ everything in it is kinit's, checked file by file (backup/ included). What a run
 wrote (a CSVLogger's file, TensorBoard's folder) is recorded in the marker when the run ends;
 a run killed before that leaves only the paths its callbacks were given, and then whatever
 lies under those paths counts as theirs.
+
+The marker's keys: `pid` (the holder), `callback_paths` (as the config gives them),
+`recorded` (every file the callbacks were seen to write, across resumes), `callback_files`
+(the same, present only once a run has ended: then exactly these are theirs) and
+`not_ours` (what was not kinit's when a resume took over: a user's, for good).
 """
 
 from __future__ import annotations
