@@ -28,23 +28,20 @@ class EpochBackup(_callbacks.Callback):
     that a completed run can continue with more epochs.
     """
 
-    def __init__(self, run_dir: Path) -> None:
+    def __init__(self, run_dir: Path, epochs: int = 0) -> None:
         super().__init__()
         self.dir = run_dir / rundir.BACKUP
         self.run_dir = run_dir
         self.skip = False
+        self.epochs = epochs  # epochs the backup holds (as read before training)
         self.rows: list[dict[str, Any]] = []  # the history the backup holds
 
     def on_train_begin(self, logs: Any = None) -> None:
         state = checkpoint.read(self.dir)
         if state is None:
             return
-        if state.weights is not None:
-            optimizer = self.model.optimizer
-            if optimizer is not None and not optimizer.built:
-                optimizer.build(self.model.trainable_variables)
-            self.model.load_weights(state.weights)
         checkpoint.restore(state, self.model)
+        self.epochs = state.epoch
         if state.history is not None:
             self.rows = state.history
         else:  # a backup Keras wrote: the history is in history.csv, if anywhere
@@ -57,7 +54,7 @@ class EpochBackup(_callbacks.Callback):
         row = {"epoch": epoch, **{k: float(v) for k, v in (logs or {}).items()}}
         rows = [r for r in self.rows if r["epoch"] < epoch] + [row]
         checkpoint.commit(self.dir, epoch + 1, self.model, rows)
-        self.rows = rows
+        self.epochs, self.rows = epoch + 1, rows
         # For whoever watches the run; --resume reads the history from the backup.
         rundir.write_history(self.run_dir / rundir.HISTORY, rows)
 

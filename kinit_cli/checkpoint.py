@@ -44,7 +44,14 @@ def generators(model: Any) -> list[Any]:
 
 
 def restore(state: State, model: Any) -> None:
-    """Put the backup's random generator states back into the model (weights aside)."""
+    """Put the backup's state back into the model: the weights with the optimizer's
+    variables (built first, so there is somewhere to load them), and the random
+    generators' states."""
+    if state.weights is not None:
+        optimizer = model.optimizer
+        if optimizer is not None and not optimizer.built:
+            optimizer.build(model.trainable_variables)
+        model.load_weights(state.weights)
     held = generators(model)
     if len(held) == len(state.generators):
         for variable, value in zip(held, state.generators, strict=True):

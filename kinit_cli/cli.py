@@ -28,15 +28,17 @@ def _set_debug(ctx: click.Context, _param: click.Parameter, value: bool) -> bool
     return value
 
 
-def debug_option(f: Callable[..., Any]) -> Callable[..., Any]:
+def _setting_flag(name: str, setter: Callable[..., bool], help: str) -> Any:
+    """A flag read before the other options that sets process state (setter: click's
+    callback) instead of reaching the command as an argument."""
     return click.option(
-        "--debug",
-        is_flag=True,
-        expose_value=False,
-        is_eager=True,
-        callback=_set_debug,
-        help="Show Python tracebacks and TensorFlow's own logs.",
-    )(f)
+        name, is_flag=True, expose_value=False, is_eager=True, callback=setter, help=help
+    )
+
+
+debug_option = _setting_flag(
+    "--debug", _set_debug, "Show Python tracebacks and TensorFlow's own logs."
+)
 
 
 class KinitGroup(click.Group):
@@ -80,16 +82,12 @@ def _set_memory_check(_ctx: click.Context, _param: click.Parameter, value: bool)
     return value
 
 
-def memory_check_option(f: Callable[..., Any]) -> Callable[..., Any]:
-    """--ignore-memory-check, for the commands that build a config's model."""
-    return click.option(
-        "--ignore-memory-check",
-        is_flag=True,
-        expose_value=False,
-        is_eager=True,
-        callback=_set_memory_check,
-        help="Build the model even when its weights look too large for this machine's memory.",
-    )(f)
+# For the commands that build a config's model.
+memory_check_option = _setting_flag(
+    "--ignore-memory-check",
+    _set_memory_check,
+    "Build the model even when its weights look too large for this machine's memory.",
+)
 
 
 def config_options(f: Callable[..., Any]) -> Callable[..., Any]:

@@ -206,7 +206,9 @@ def load(path: str | Path, overrides: Iterable[str] = ()) -> Config:
         raise ConfigError([Problem("expected a YAML file, got a directory", file=name)]) from None
     except OSError as exc:
         raise ConfigError([Problem(f"cannot read the file: {exc.strerror}", file=name)]) from None
-    if len(raw) > limit and b"\x00" not in raw[:8192]:  # binary data: _decode says so
+    if b"\x00" in raw[:8192]:
+        raise ConfigError([Problem("not a text file (it contains binary data)", file=name)])
+    if len(raw) > limit:
         raise ConfigError(
             [
                 Problem(
@@ -253,16 +255,13 @@ def loads(text: str, file: str | None = None) -> Config:
                 ]
             )
         data = _construct(loader, node, (), config)
-    except _Refused as exc:
-        mark = exc.problem_mark
-        raise ConfigError(
-            [Problem(exc.problem, "", file, mark.line + 1, mark.column + 1)]
-        ) from None
-    except yaml.MarkedYAMLError as exc:
+    except yaml.MarkedYAMLError as exc:  # _Refused too: a limit, said in kinit's words
         mark = exc.problem_mark or exc.context_mark
         message = ": ".join(p for p in (exc.context, exc.problem) if p)
+        if not isinstance(exc, _Refused):
+            message = f"invalid YAML: {message}"
         line, col = (mark.line + 1, mark.column + 1) if mark else (None, None)
-        raise ConfigError([Problem(f"invalid YAML: {message}", "", file, line, col)]) from None
+        raise ConfigError([Problem(message, "", file, line, col)]) from None
     except yaml.YAMLError as exc:
         raise ConfigError([Problem(f"invalid YAML: {exc}", file=file)]) from None
     finally:
@@ -334,8 +333,6 @@ def dump(data: dict[str, Any]) -> str:
 
 
 def _decode(raw: bytes, file: str) -> str:
-    if b"\x00" in raw[:8192]:
-        raise ConfigError([Problem("not a text file (it contains binary data)", file=file)])
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:

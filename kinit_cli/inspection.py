@@ -85,17 +85,21 @@ def load(
     )
 
 
-def _build_seeded(path: Path, overrides: Sequence[str], plugins: Sequence[str]) -> tuple[Any, Any]:
+def _build_seeded(
+    path: Path, overrides: Sequence[str], plugins: Sequence[str], fresh: bool = False
+) -> tuple[Any, Any]:
     """Build the config's model as `kinit train` does: seeded first, so the same seed gives
-    the same initial weights a run started from."""
+    the same initial weights a run started from. `fresh`: without init_from, so every value
+    is what its initializer draws."""
     from kinit_cli.backend import keras
     from kinit_cli.model import build
     from kinit_cli.prepare import prepare
 
     prepared = prepare(path, overrides, plugins, build=False)
-    if prepared.resolved["seed"] is not None:
-        keras().utils.set_random_seed(prepared.resolved["seed"])
-    return prepared, build(prepared.config, prepared.resolved, prepared.registry)
+    resolved = {**prepared.resolved, "init_from": None} if fresh else prepared.resolved
+    if resolved["seed"] is not None:
+        keras().utils.set_random_seed(resolved["seed"])
+    return prepared, build(prepared.config, resolved, prepared.registry)
 
 
 def _load_plugins(config_plugins: Sequence[str], plugins: Sequence[str], base: Path | None) -> None:
@@ -134,9 +138,7 @@ def _run_directory(run_dir: Path, plugins: Sequence[str], unsafe: bool = False) 
             raise UsageError(_no_trained_weights(run_dir))
         inspected = _rebuilt(run_dir, source, plugins)
         inspected.file = str(source)
-    metrics = run_dir / rundir.METRICS
-    if metrics.exists():
-        inspected.epochs = json.loads(metrics.read_text()).get("epochs")
+    inspected.epochs = rundir.metrics(run_dir).get("epochs")
     inspected.initial = rundir.initial_weights(run_dir)
     if inspected.initial:
         for w in inspected.weights:
@@ -179,15 +181,7 @@ def _no_trained_weights(run_dir: Path) -> str:
 def rebuild_run(run_dir: Path, plugins: Sequence[str]) -> Any:
     """The run's model (model.BuiltModel) built again from its own config.yaml and seed, as
     `kinit train` built it; no init_from, so every value is what its initializer draws."""
-    from kinit_cli.backend import keras
-    from kinit_cli.model import build
-    from kinit_cli.prepare import prepare
-
-    prepared = prepare(run_dir / rundir.CONFIG, (), plugins, build=False)
-    resolved = {**prepared.resolved, "init_from": None}
-    if resolved["seed"] is not None:
-        keras().utils.set_random_seed(resolved["seed"])
-    return build(prepared.config, resolved, prepared.registry)
+    return _build_seeded(run_dir / rundir.CONFIG, (), plugins, fresh=True)[1]
 
 
 def _rebuilt(run_dir: Path, weights: Path, plugins: Sequence[str]) -> Inspected:

@@ -276,7 +276,6 @@ def _load_entry_point(ep: importlib.metadata.EntryPoint, label: str) -> str:
             ep.name, ep.value, getattr(dist, "name", None), str(exc).removesuffix(_DEBUG_HINT)
         )
         raise _EntryPointFailed(ep.name) from exc
-    ENTRY_POINT_FAILURES.pop(ep.name, None)
     return getattr(obj, "__name__", ep.module) if inspect.ismodule(obj) else ep.module
 
 

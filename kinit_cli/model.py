@@ -58,9 +58,13 @@ class BuiltModel:
         return sum(w.size for w in self.weights if not w.trainable)
 
 
-def build(config: Config, resolved: dict[str, Any], registry: Registry) -> BuiltModel:
-    """Build the model the config describes; raise ConfigError with every problem found."""
-    footprint.check(resolved, registry=registry)  # before allocating what cannot fit
+def build(
+    config: Config, resolved: dict[str, Any], registry: Registry, training: bool = False
+) -> BuiltModel:
+    """Build the model the config describes; raise ConfigError with every problem found.
+    `training`: the memory check counts what training keeps per weight too."""
+    # Before allocating what cannot fit.
+    footprint.check(resolved, training=training, registry=registry)
     spec = resolved["model"]
     builder = SpecBuilder(registry, config)
     name = spec.get("name") or _keras_name(resolved.get("name") or "model")

@@ -213,11 +213,7 @@ def is_kinit_run(path: Path) -> bool:
     metrics.json that kinit wrote, which names kinit's version."""
     if (path / rundir.MARKER).is_file():
         return True
-    try:
-        metrics = json.loads((path / rundir.METRICS).read_text())
-    except (OSError, ValueError):
-        return False
-    return isinstance(metrics, dict) and "kinit" in (metrics.get("versions") or {})
+    return "kinit" in (rundir.metrics(path).get("versions") or {})
 
 
 def foreign(path: Path) -> list[str]:

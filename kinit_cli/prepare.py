@@ -10,7 +10,8 @@ from typing import Any
 from kinit_cli import config as config_mod
 from kinit_cli import rundir, schema
 from kinit_cli.errors import ConfigError, Problem
-from kinit_cli.loading import entry_point_notes
+from kinit_cli.loading import entry_point_notes, load_plugins
+from kinit_cli.registry import Registry
 
 
 @dataclass
@@ -60,9 +61,7 @@ def prepare(
     if problems:
         raise ConfigError(problems)
 
-    from kinit_cli.loading import load_plugins  # plugins import Keras: after the schema
-    from kinit_cli.registry import Registry
-
+    # Loading plugins imports Keras (and TensorFlow): only once the schema is satisfied.
     loaded = load_plugins(list(resolved["plugins"]), base_dir=config.base_dir)
     # --plugin paths are the user's, typed relative to where they stand.
     loaded += load_plugins(list(plugins), base_dir=Path.cwd(), entry_points=False)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -76,7 +75,7 @@ def up_to_date(run_dir: Path, epochs: int) -> bool:
     if rundir.status(run_dir) != "completed":
         return False
     if done == 0:  # completed before runs kept their backup: there is no state to go on from
-        trained = json.loads((run_dir / rundir.METRICS).read_text()).get("epochs")
+        trained = rundir.metrics(run_dir).get("epochs")
         if trained == epochs:
             return True
         raise UsageError(

@@ -6,6 +6,7 @@ import contextlib
 import csv
 import io
 import json
+import math
 import os
 import re
 import tempfile
@@ -16,10 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from kinit_cli import strictjson
 from kinit_cli.errors import WriteError
+from kinit_cli.schema import safe_name
 
 CONFIG = "config.yaml"
 MODEL = "model.keras"
@@ -39,9 +39,9 @@ OWN_FILES = (CONFIG, MODEL, WEIGHTS, HISTORY, METRICS, WEIGHTS_INIT, WEIGHTS_FIN
 
 
 def default_path(name: str) -> Path:
-    """runs/<name>-<timestamp>, the name reduced to characters safe in any file system."""
-    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._-") or "run"
-    return Path("runs") / f"{safe}-{time.strftime('%Y%m%d-%H%M%S')}"
+    """runs/<name>-<timestamp>, the name reduced to characters safe in any file system (a
+    validated name already is; the reduction keeps any other from becoming a path)."""
+    return Path("runs") / f"{safe_name(name)}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
 # Constructor arguments of Keras callbacks that name files or folders.
@@ -235,7 +235,9 @@ def state_bytes(model: Any) -> int:
     variables = list(model.weights)
     if getattr(model, "optimizer", None) is not None:
         variables += list(model.optimizer.variables)
-    values = sum(int(np.prod(v.shape)) * np.dtype(v.dtype).itemsize for v in variables)
+    import numpy as np  # only where a model is saved: validate's path stays without NumPy
+
+    values = sum(math.prod(v.shape) * np.dtype(v.dtype).itemsize for v in variables)
     return values + 4096 * len(variables) + 65536
 
 
@@ -269,9 +271,15 @@ def read_history(path: Path) -> list[dict[str, Any]]:
         ]
 
 
+def metrics(run_dir: Path) -> dict[str, Any]:
+    """The run's metrics.json ({} before the run wrote one, or when it is not a mapping)."""
+    try:
+        data = json.loads((run_dir / METRICS).read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
 def status(run_dir: Path) -> str | None:
     """The `status` of the run's metrics.json (None before the run wrote one)."""
-    try:
-        return json.loads((run_dir / METRICS).read_text()).get("status")
-    except (OSError, ValueError, AttributeError):
-        return None
+    return metrics(run_dir).get("status")

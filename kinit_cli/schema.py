@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import re
+from pathlib import Path
 from typing import Any
 
 from kinit_cli.config import Config, KeyPath, kind_of
@@ -515,8 +516,11 @@ def _references(
 
 
 def _default_name(file: str) -> str:
-    """The config file's name as a run name: what `run_name` refuses made '_' or dropped."""
-    from pathlib import Path
+    """The config file's name as a run name."""
+    return safe_name(Path(file).stem)
 
-    name = re.sub(r"[^A-Za-z0-9_.-]", "_", Path(file).stem).lstrip("_.-")
+
+def safe_name(text: str) -> str:
+    """`text` as a run name `run_name` accepts: what it refuses made '_' or dropped."""
+    name = re.sub(r"[^A-Za-z0-9_.-]", "_", text).lstrip("_.-")
     return name[:RUN_NAME_LENGTH] or "run"

@@ -25,7 +25,6 @@ import numpy as np
 from kinit_cli import (
     checkpoint,
     distribute,
-    footprint,
     ownership,
     pipeline,
     portability,
@@ -154,7 +153,6 @@ class Trainer:
         if resolved["deterministic"]:
             tf.config.experimental.enable_op_determinism()
         train = resolved["train"]
-        footprint.check(resolved, training=True, registry=self.prepared.registry)
         # Layers take the global dtype policy when they are made and keep it: set it for
         # the build only, so nothing else in the process changes precision.
         previous = k.mixed_precision.dtype_policy()
@@ -162,7 +160,7 @@ class Trainer:
         scope = self.distribution.strategy.scope()
         try:
             with scope:  # variables, optimizer and metrics belong to the strategy
-                self.built = build(config, resolved, self.prepared.registry)
+                self.built = build(config, resolved, self.prepared.registry, training=True)
         finally:
             k.mixed_precision.set_dtype_policy(previous)
         self.prepared.built = self.built
@@ -292,7 +290,7 @@ class Trainer:
 
         train = self.resolved["train"]
         model = self.built.model
-        self.backup = backup = EpochBackup(self.run_dir)
+        self.backup = backup = EpochBackup(self.run_dir, self.initial_epoch)
         self.guard = Guard(backup)
         # The epoch the training dataset yields next: set by EpochOrder as each one begins.
         self.epoch = tensorflow().Variable(self.initial_epoch, dtype="int64", trainable=False)
@@ -365,7 +363,7 @@ class Trainer:
         metrics = {
             "status": "failed",
             "error": message,
-            "epochs": checkpoint.completed_epochs(self.run_dir),
+            "epochs": self.backup.epochs,
             "initial_epoch": self.initial_epoch,
             "seed": self.seed,
         }
@@ -405,10 +403,7 @@ class Trainer:
         return {key: float(v) for key, v in test.items()}
 
     def _on_signal(self, signum: int, frame: Any) -> None:
-        # A second signal gets the default behaviour: stop now, whatever the state.
-        signal.signal(
-            signum, signal.default_int_handler if signum == signal.SIGINT else signal.SIG_DFL
-        )
+        _stop_on_the_next(signum)
         self.guard.interrupt(signum)
 
     def close(self) -> None:
@@ -439,13 +434,11 @@ class Trainer:
                 signal.signal(s, handler)
 
     def _while_finishing(self, signum: int, frame: Any) -> None:
-        signal.signal(
-            signum, signal.default_int_handler if signum == signal.SIGINT else signal.SIG_DFL
-        )
+        _stop_on_the_next(signum)
 
     def _with_backup(self, exc: WriteError) -> WriteError:
         """A failed write, with what the run still has to go on from."""
-        done = checkpoint.completed_epochs(self.run_dir)
+        done = self.backup.epochs
         resumable = (self.run_dir / rundir.CONFIG).exists()
         then = f": continue with kinit train --resume {self.run_dir}" if resumable else ""
         return WriteError(f"{exc}; the last complete backup is epoch {done}{then}")
@@ -524,7 +517,7 @@ class Trainer:
                 f"{which} were {kept}."
             )
         if status == "interrupted":
-            done = checkpoint.completed_epochs(self.run_dir)
+            done = self.backup.epochs
             if not chief:
                 then = "The chief worker keeps the run."
             elif self.loop is not None:
@@ -551,6 +544,11 @@ class Trainer:
                 pass
         rundir.save_weights(model, self.run_dir / rundir.WEIGHTS)
         return rundir.WEIGHTS
+
+
+def _stop_on_the_next(signum: int) -> None:
+    """Give the next such signal the default behaviour: stop now, whatever the state."""
+    signal.signal(signum, signal.default_int_handler if signum == signal.SIGINT else signal.SIG_DFL)
 
 
 def _compiled_objects(arguments: dict[str, Any]) -> list[Any]:
