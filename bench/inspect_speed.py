@@ -40,8 +40,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     a = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from kinit_cli import stats
-    from kinit_cli.variables import weight_infos
+    from kinit_cli.model.variables import weight_infos
+    from kinit_cli.weights import stats
 
     model = mlp(a.params)
     total, layers = model.count_params(), len(model.layers)

@@ -60,7 +60,7 @@ def write_npz(data: str | None, out: Path) -> str:
         y = (x[:, 14, :].mean(axis=1) > 127).astype(np.int64) + 2 * (x[:, :, 14].mean(axis=1) > 127)
         np.savez(out, x_train=x[:60000], y_train=y[:60000], x_test=x[60000:], y_test=y[60000:])
         return "synthetic 60,000/10,000 28x28 uint8"
-    from kinit_cli.data import _read_idx
+    from kinit_cli.data.datasets import _read_idx
 
     folder = Path(data)
 

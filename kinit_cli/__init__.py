@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
-from kinit_cli.registration import (
+from kinit_cli.registry.registration import (
     register,
     register_activation,
     register_callback,

@@ -12,16 +12,16 @@ from typing import Any
 import click
 
 from kinit_cli import __version__
-from kinit_cli.distribute import STRATEGIES
 from kinit_cli.errors import Interrupted, KinitError
-from kinit_cli.registration import KINDS
+from kinit_cli.registry.registration import KINDS
+from kinit_cli.training.distribute import STRATEGIES
 
 _DEBUG = "kinit.debug"
 
 
 def _set_debug(ctx: click.Context, _param: click.Parameter, value: bool) -> bool:
     if value:
-        from kinit_cli import backend
+        from kinit_cli.runtime import imports as backend
 
         ctx.meta[_DEBUG] = True
         backend.show_native_logs = True
@@ -45,7 +45,7 @@ class KinitGroup(click.Group):
     """Renders every KinitError once, with its exit status; tracebacks only with --debug."""
 
     def invoke(self, ctx: click.Context) -> Any:
-        from kinit_cli import render
+        from kinit_cli.output import render
 
         try:
             return super().invoke(ctx)
@@ -76,7 +76,7 @@ def cli() -> None:
 
 
 def _set_memory_check(_ctx: click.Context, _param: click.Parameter, value: bool) -> bool:
-    from kinit_cli import footprint
+    from kinit_cli.model import footprint
 
     footprint.ignored = value  # every invocation: a flag given once does not stick
     return value
@@ -126,9 +126,9 @@ def validate(
     Prints the layers, output shapes, parameter counts and the initializer of every
     weight; exits 2 with every problem found when the config is invalid.
     """
-    from kinit_cli import render
-    from kinit_cli.config import dump
-    from kinit_cli.prepare import prepare
+    from kinit_cli.config.source import dump
+    from kinit_cli.model.sources import prepare
+    from kinit_cli.output import render
 
     prepared = prepare(config_file, overrides, plugins)
     if print_config:
@@ -160,10 +160,10 @@ def _catalog_command(kind: str, plural: str) -> click.Command:
     def command(name: str | None, as_json: bool, plugins: tuple[str, ...]) -> None:
         from pathlib import Path
 
-        from kinit_cli import render
-        from kinit_cli.loading import entry_point_notes, load_plugins
-        from kinit_cli.registry import Registry
-        from kinit_cli.signatures import describe
+        from kinit_cli.output import render
+        from kinit_cli.registry.catalog import Registry
+        from kinit_cli.registry.plugins import entry_point_notes, load_plugins
+        from kinit_cli.registry.signatures import describe
 
         load_plugins(plugins, base_dir=Path.cwd())
         render.warnings(entry_point_notes(), render.console(stderr=True))
@@ -222,8 +222,9 @@ def schema_command(
     """
     from pathlib import Path
 
-    from kinit_cli import json_schema, render
-    from kinit_cli.loading import entry_point_notes
+    from kinit_cli.output import render
+    from kinit_cli.registry import json_schema
+    from kinit_cli.registry.plugins import entry_point_notes
 
     document = json_schema.generate(plugins, config_files)
     render.warnings(entry_point_notes(), render.console(stderr=True))
@@ -294,7 +295,7 @@ def train(
     Shows the weight statistics at initialization, a live progress display, the test
     metrics, and the statistics after training with how far each weight moved.
     """
-    from kinit_cli.train import Trainer, TrainOptions
+    from kinit_cli.training.trainer import Trainer, TrainOptions
 
     trainer = Trainer(
         config_file,
@@ -309,7 +310,7 @@ def train(
 
 
 def _train(trainer: Any, quiet: bool, as_json: bool, wide: bool = False) -> None:
-    from kinit_cli import render
+    from kinit_cli.output import render
 
     trainer.setup()
     out, err = render.console(), render.console(stderr=True)
@@ -351,7 +352,7 @@ def _train(trainer: Any, quiet: bool, as_json: bool, wide: bool = False) -> None
         render.weight_stats(trainer.initial_report, "Weights at initialization", out, wide=wide)
     callbacks = []
     if not quiet:
-        from kinit_cli.progress import ProgressDisplay
+        from kinit_cli.output.progress import ProgressDisplay
 
         t = trainer.resolved["train"]
         callbacks.append(
@@ -367,7 +368,7 @@ def _train(trainer: Any, quiet: bool, as_json: bool, wide: bool = False) -> None
     trainer.fit(callbacks)
     result = trainer.finish()
     if as_json:
-        from kinit_cli import stats
+        from kinit_cli.weights import stats
 
         render.print_json(
             {
@@ -456,8 +457,9 @@ def inspect_weights(
 ) -> None:
     """Statistics of every weight of TARGET: a config (built, not trained), a saved .keras
     model, a run directory, or a .weights.h5 checkpoint in a run directory."""
-    from kinit_cli import inspection, render
-    from kinit_cli.loading import entry_point_notes
+    from kinit_cli.output import render
+    from kinit_cli.registry.plugins import entry_point_notes
+    from kinit_cli.weights import report as inspection
 
     result = inspection.inspect(
         target,

@@ -80,7 +80,7 @@ def forget_plugins(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
         if str(getattr(sys.modules[name], "__file__", None) or "").startswith(base)
     }
     if "keras" in sys.modules:
-        from kinit_cli import registration
+        from kinit_cli.registry import registration
 
         custom = sys.modules["keras"].saving.get_custom_objects()
         for key, obj in list(custom.items()):

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from kinit_cli import config, schema
+from kinit_cli.config import schema
+from kinit_cli.config import source as config
 from kinit_cli.errors import ConfigError
 
 

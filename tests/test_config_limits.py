@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from kinit_cli import config, schema
 from kinit_cli.cli import cli
+from kinit_cli.config import schema
+from kinit_cli.config import source as config
 from kinit_cli.errors import ConfigError
 
 MODEL = "model: {input_shape: [3], layers: [{class_name: Dense}]}\n"
@@ -85,7 +86,7 @@ def test_dev_zero_is_read_no_further_than_the_limit():
     # Read without a limit, /dev/zero would exhaust the 1 GiB the probe may use.
     out = bounded(
         """\
-        from kinit_cli import config
+        from kinit_cli.config import source as config
         from kinit_cli.errors import ConfigError
         try:
             config.load("/dev/zero")
@@ -148,7 +149,7 @@ def test_an_alias_bomb_is_refused_fast_in_bounded_memory():
     out = bounded(
         f"""\
         import time
-        from kinit_cli import config
+        from kinit_cli.config import source as config
         from kinit_cli.errors import ConfigError
         start = time.perf_counter()
         try:

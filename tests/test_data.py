@@ -11,7 +11,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from kinit_cli import data, schema
+from kinit_cli.config import schema
+from kinit_cli.data import datasets as data
 from kinit_cli.errors import DataError
 
 FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
@@ -460,7 +461,7 @@ def test_real_fashion_mnist_idx_files():
 
 def test_importing_data_or_pipeline_does_not_import_tensorflow():
     code = (
-        "import sys, kinit_cli.data, kinit_cli.pipeline; "
+        "import sys, kinit_cli.data.datasets, kinit_cli.data.pipeline; "
         "print('tensorflow' in sys.modules, 'keras' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

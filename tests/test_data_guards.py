@@ -15,9 +15,14 @@ import pytest
 import yaml
 from rich.console import Console
 
-from kinit_cli import data, footprint, labels, render, rundir, stats, strictjson
 from kinit_cli.cli import cli
+from kinit_cli.data import datasets as data
+from kinit_cli.data import labels
 from kinit_cli.errors import DataError, NonFiniteDataError, ResourceError
+from kinit_cli.model import footprint
+from kinit_cli.output import render
+from kinit_cli.storage import rundir, strictjson
+from kinit_cli.weights import stats
 from tests.conftest import MNIST_LIKE
 from tests.test_data import section
 
@@ -158,7 +163,7 @@ def test_non_finite_numbers_become_null():
 
 
 def _nan_model_report() -> list[stats.VariableStats]:
-    from kinit_cli.variables import weight_infos
+    from kinit_cli.model.variables import weight_infos
 
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
     kernel, bias = model.layers[0].kernel, model.layers[0].bias
@@ -389,8 +394,8 @@ def test_parameters_are_counted_from_the_specs():
     ids=lambda v: v["class_name"] if isinstance(v, dict) else None,
 )
 def test_each_rule_matches_what_keras_builds(layer, input_shape):
-    from kinit_cli.loading import load_plugins
-    from kinit_cli.registry import Registry
+    from kinit_cli.registry.catalog import Registry
+    from kinit_cli.registry.plugins import load_plugins
 
     load_plugins([], base_dir=Path.cwd())
     registry = Registry()

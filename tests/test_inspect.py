@@ -11,8 +11,8 @@ import keras
 import numpy as np
 import pytest
 
-from kinit_cli import inspection
 from kinit_cli.cli import cli
+from kinit_cli.weights import report as inspection
 from tests.conftest import DIGITS_PATHS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -402,8 +402,8 @@ def test_plot_draws_a_png_and_keeps_existing_files(runner, tmp_path, monkeypatch
 
 
 def test_plot_density_matches_the_theory():
-    from kinit_cli.plot import density
-    from kinit_cli.theory import theory_for
+    from kinit_cli.output.plot import density
+    from kinit_cli.weights.theory import theory_for
 
     x = np.linspace(-1, 1, 2001)
     for name in ("glorot_uniform", "he_normal", "truncated_normal"):
@@ -413,7 +413,7 @@ def test_plot_density_matches_the_theory():
 
 
 def test_saved_models_are_read_without_running_initializers(trained_run, write, tmp_path):
-    from kinit_cli.prepare import prepare
+    from kinit_cli.model.sources import prepare
     from tests.conftest import MNIST_LIKE
 
     fast = inspection.load(str(trained_run / "model.keras"))
@@ -644,7 +644,7 @@ def test_values_of_matching_variables(runner, trained_run):
 def test_plot_says_where_it_went_and_draws_theory_over_fresh_values_only(
     runner, trained_run, tmp_path, monkeypatch
 ):
-    from kinit_cli import plot
+    from kinit_cli.output import plot
 
     drawn = {}
     real = plot.histograms

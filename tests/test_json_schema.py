@@ -13,8 +13,10 @@ import jsonschema
 import pytest
 import yaml
 
-from kinit_cli import config, json_schema, schema
 from kinit_cli.cli import cli
+from kinit_cli.config import schema
+from kinit_cli.config import source as config
+from kinit_cli.registry import json_schema
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))
@@ -593,8 +595,8 @@ EXCLUDED = {"string": "many", "array": [2], "object": {"a": 1}, "fraction": 2.5}
 
 
 def test_docstring_types_are_only_ones_keras_enforces(tmp_path):
-    from kinit_cli.registry import Registry
-    from kinit_cli.signatures import argument_docs, parameters
+    from kinit_cli.registry.catalog import Registry
+    from kinit_cli.registry.signatures import argument_docs, parameters
 
     registry = Registry()
     assert {"Dense.units", "Conv2D.filters", "Dropout.rate"} <= json_schema.DOCSTRING_TYPED

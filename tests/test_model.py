@@ -6,10 +6,10 @@ import keras
 import numpy as np
 import pytest
 
-from kinit_cli import config as config_mod
-from kinit_cli import model as model_mod
+from kinit_cli.config import source as config_mod
 from kinit_cli.errors import ConfigError
-from kinit_cli.prepare import prepare
+from kinit_cli.model import build as model_mod
+from kinit_cli.model.sources import prepare
 from tests.conftest import MNIST_LIKE
 
 FUNCTIONAL = """\

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from kinit_cli import pipeline
-from kinit_cli.callbacks import EpochOrder
+from kinit_cli.data import pipeline
+from kinit_cli.training.callbacks import EpochOrder
 
 N, BATCH = 10, 4  # three batches an epoch: 4, 4 and a partial 2
 X = np.arange(N, dtype=np.float32).reshape(N, 1) * 10

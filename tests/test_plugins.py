@@ -8,11 +8,11 @@ import keras
 import numpy as np
 import pytest
 
-from kinit_cli.loading import load_plugins
+from kinit_cli.model.sources import prepare
 from kinit_cli.plugins.initializers import ExampleRandomNormal
 from kinit_cli.plugins.layers import Linear, SimpleDense
-from kinit_cli.prepare import prepare
-from kinit_cli.registry import Registry
+from kinit_cli.registry.catalog import Registry
+from kinit_cli.registry.plugins import load_plugins
 from tests.conftest import MNIST_LIKE
 
 
@@ -163,7 +163,7 @@ def signal_handler_is_default() -> bool:
 def installed(tmp_path, monkeypatch):
     """install(name, module_source) -> a real distribution in tmp_path whose `kinit.plugins`
     entry point `name` is the module `kinit_ep_<name>`, found by importlib.metadata."""
-    from kinit_cli import loading
+    from kinit_cli.registry import plugins as loading
 
     site = tmp_path / "site"
     site.mkdir()

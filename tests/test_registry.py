@@ -7,10 +7,11 @@ import importlib.metadata
 import keras
 import pytest
 
-from kinit_cli import loading, signatures
 from kinit_cli.errors import PluginError, ResolveError
-from kinit_cli.loading import load_plugins
-from kinit_cli.registry import Registry
+from kinit_cli.registry import plugins as loading
+from kinit_cli.registry import signatures
+from kinit_cli.registry.catalog import Registry
+from kinit_cli.registry.plugins import load_plugins
 
 PLUGIN = """\
 import keras

@@ -15,9 +15,9 @@ from pathlib import Path
 import keras
 import pytest
 
-from kinit_cli import rundir
 from kinit_cli.cli import cli
 from kinit_cli.errors import WriteError
+from kinit_cli.storage import rundir
 from tests.conftest import RUN_FILES
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -511,7 +511,7 @@ def test_sigterm_exits_143(tmp_path):
 
 
 def test_ctrl_c_before_training_is_one_line_and_130(runner, monkeypatch):
-    from kinit_cli import prepare
+    from kinit_cli.model import sources as prepare
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
@@ -597,7 +597,7 @@ def test_a_run_that_cannot_start_leaves_nothing(tmp_path):
 
 
 def test_a_signal_after_an_epochs_last_step_keeps_that_epoch(tmp_path):
-    from kinit_cli.train import Trainer, TrainingInterrupted, TrainOptions
+    from kinit_cli.training.trainer import Trainer, TrainingInterrupted, TrainOptions
 
     trainer = Trainer(DIGITS, ["train.epochs=4"], [], TrainOptions(output=str(tmp_path / "run")))
     trainer.setup()

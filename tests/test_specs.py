@@ -5,10 +5,10 @@ from __future__ import annotations
 import keras
 import pytest
 
-from kinit_cli import config as config_mod
-from kinit_cli.loading import load_plugins
-from kinit_cli.registry import Registry
-from kinit_cli.specs import FAILED, SpecBuilder
+from kinit_cli.config import source as config_mod
+from kinit_cli.registry.catalog import Registry
+from kinit_cli.registry.plugins import load_plugins
+from kinit_cli.registry.specs import FAILED, SpecBuilder
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from kinit_cli import stats
+from kinit_cli.weights import stats
 
 
 @pytest.fixture(params=[7, 1 << 20], ids=["tiny-chunks", "default-chunks"])

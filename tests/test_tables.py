@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from kinit_cli import render
-from kinit_cli.inspection import inspect
-from kinit_cli.tables import Column, fitted, middle, shortened
+from kinit_cli.output import render
+from kinit_cli.output.tables import Column, fitted, middle, shortened
+from kinit_cli.weights.report import inspect
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 # inspect-weights' Weights table for a float32, all-trainable model without a run record.
@@ -131,9 +131,9 @@ def test_run_header_breaks_between_items():
 
 @pytest.mark.parametrize("width", [80, 120])
 def test_catalog_fits(width):
-    from kinit_cli.loading import load_plugins
-    from kinit_cli.registry import Registry
-    from kinit_cli.signatures import describe
+    from kinit_cli.registry.catalog import Registry
+    from kinit_cli.registry.plugins import load_plugins
+    from kinit_cli.registry.signatures import describe
 
     load_plugins([])
     items = [describe(e) for e in Registry().catalog("initializer")]

@@ -13,9 +13,10 @@ import pytest
 from keras.src.initializers.random_initializers import compute_fans
 from scipy import stats as scipy_stats
 
-from kinit_cli import register_initializer, theory
-from kinit_cli.variables import describe_initializer
-from kinit_cli.verdict import check
+from kinit_cli import register_initializer
+from kinit_cli.model.variables import describe_initializer
+from kinit_cli.weights import theory
+from kinit_cli.weights.verdict import check
 
 I = keras.initializers  # noqa: E741
 

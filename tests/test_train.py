@@ -391,7 +391,7 @@ def test_progress_display_draws_from_the_batch_hook_only(monkeypatch):
 
     from rich.console import Console
 
-    from kinit_cli import progress
+    from kinit_cli.output import progress
 
     monkeypatch.setattr(progress, "REFRESH_S", 0.0)
     console = Console(file=io.StringIO(), force_terminal=True, width=100, color_system=None)
@@ -420,7 +420,7 @@ def test_progress_display_draws_from_the_batch_hook_only(monkeypatch):
 def test_a_signal_between_epochs_keeps_every_finished_epoch(tmp_path):
     """A signal handled after an epoch's backup, before the next epoch begins, cuts no epoch
     short: the history keeps the epochs the backup holds."""
-    from kinit_cli.train import Trainer, TrainingInterrupted, TrainOptions
+    from kinit_cli.training.trainer import Trainer, TrainingInterrupted, TrainOptions
 
     trainer = Trainer(DIGITS, ["train.epochs=4"], [], TrainOptions(output=str(tmp_path / "run")))
     trainer.setup()
@@ -441,7 +441,7 @@ def test_progress_line_of_an_epoch_cut_short_says_so():
 
     from rich.console import Console
 
-    from kinit_cli import progress
+    from kinit_cli.output import progress
 
     console = Console(file=io.StringIO(), width=100, color_system=None)
     lines: list[str] = []

@@ -17,7 +17,7 @@ import pytest
 
 from kinit_cli.cli import cli
 from kinit_cli.errors import ConfigError, PluginError
-from kinit_cli.prepare import prepare
+from kinit_cli.model.sources import prepare
 
 TUTORIALS = Path(__file__).parent / "tutorials"
 COMPILE = """\
@@ -280,8 +280,8 @@ def test_same_seed_gives_the_plain_keras_scripts_initial_weights(tutorial, plugi
     """The same classes in a plain Keras script, seeded alike, start from the same weights."""
     import sys
 
-    from kinit_cli import stats
-    from kinit_cli.inspection import load
+    from kinit_cli.weights import stats
+    from kinit_cli.weights.report import load
 
     inspected = load(str(tutorial(plugin, text)))
     module = sys.modules[plugin.removesuffix(".py")]  # imported by kinit from tmp_path
@@ -337,8 +337,8 @@ def test_two_user_plugins_claiming_a_name_stay_ambiguous(tutorial, tmp_path, wri
 
 
 def test_classes_register_without_decorators(tmp_path):
-    from kinit_cli.loading import load_plugins
-    from kinit_cli.registry import Registry
+    from kinit_cli.registry.catalog import Registry
+    from kinit_cli.registry.plugins import load_plugins
 
     path = _plugin(tmp_path, "subclassing_guide.py")
     loaded = load_plugins([str(path)])
@@ -590,7 +590,7 @@ def test_model_keras_written_when_the_classes_round_trip(runner, tmp_path, write
 
 def test_interrupted_tutorial_run_resumes(tutorial, tmp_path):
     """--resume rebuilds from the run's config.yaml: classes Keras cannot reload resume too."""
-    from kinit_cli.train import Trainer, TrainingInterrupted, TrainOptions
+    from kinit_cli.training.trainer import Trainer, TrainingInterrupted, TrainOptions
 
     config = tutorial("subclassing_guide.py", SUBCLASSING_GUIDE)
     run = tmp_path / "run"

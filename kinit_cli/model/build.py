@@ -1,0 +1,476 @@
+"""Model spec -> built Keras model (Sequential, functional, or one class), and back to a spec.
+
+Weights are created while the model is built, before compile or fit, as Keras does when
+the input shape is known; variables.py records what made each one. Constructors get only
+the arguments the YAML holds: names and the output dtype are set on the layer afterwards.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from kinit_cli.config.source import Config, KeyPath
+from kinit_cli.errors import ConfigError, did_you_mean, explained, keras_message, raised_in
+from kinit_cli.model import footprint, portability
+from kinit_cli.model.variables import (
+    WeightInfo,
+    recording_weights,
+    untracked_message,
+    untracked_weights,
+    weight_infos,
+)
+from kinit_cli.registry.catalog import Registry
+from kinit_cli.registry.registration import source_file, user_class
+from kinit_cli.registry.specs import FAILED, SpecBuilder
+from kinit_cli.runtime.imports import keras
+
+
+@dataclass
+class LayerInfo:
+    """One layer: its class, where it is applied and what it outputs."""
+
+    name: str
+    class_name: str
+    calls: list[str]  # node names where the layer is applied (functional form)
+    output_shapes: list[tuple[int | None, ...]]
+    params: int
+
+
+@dataclass
+class BuiltModel:
+    model: Any
+    layers: list[LayerInfo]
+    weights: list[WeightInfo]
+    # Classes Keras alone cannot save and reload (portability.Unsaveable).
+    unsaveable: list[Any] = field(default_factory=list)
+
+    @property
+    def trainable_params(self) -> int:
+        return sum(w.size for w in self.weights if w.trainable)
+
+    @property
+    def non_trainable_params(self) -> int:
+        return sum(w.size for w in self.weights if not w.trainable)
+
+
+def build(
+    config: Config, resolved: dict[str, Any], registry: Registry, training: bool = False
+) -> BuiltModel:
+    """Build the model the config describes; raise ConfigError with every problem found.
+    `training`: the memory check counts what training keeps per weight too."""
+    # Before allocating what cannot fit.
+    footprint.check(resolved, training=training, registry=registry)
+    spec = resolved["model"]
+    builder = SpecBuilder(registry, config)
+    name = spec.get("name") or _keras_name(resolved.get("name") or "model")
+    sites: dict[int, KeyPath] = {}  # id(top-level layer) -> the config entry that made it
+    with fresh_names(), recording_weights() as records, _keras_warnings():
+        if "inputs" in spec:
+            model, calls, shapes = _functional(spec, builder, name, sites)
+        elif "class_name" in spec:
+            model, calls, shapes = _whole(spec, builder, name, sites)
+        else:
+            model, calls, shapes = _sequential(spec, builder, name, sites)
+    if model is not None:
+        _trace_calls(model, builder, sites)
+        for layer, attributes in untracked_weights(model):
+            builder.problem(sites.get(id(layer), ("model",)), untracked_message(layer, attributes))
+    if builder.problems or model is None:
+        raise ConfigError(builder.problems)
+    built = BuiltModel(
+        model,
+        _layer_infos(model, calls, shapes, inputs="inputs" in spec),
+        weight_infos(model, records),
+        portability.check(model, records),
+    )
+    if resolved.get("init_from"):
+        from kinit_cli.model import init_from as transfer
+
+        transfer.apply(built, resolved["init_from"], config)
+    return built
+
+
+@contextmanager
+def fresh_names() -> Iterator[None]:
+    """Number unnamed layers and variables from scratch inside the block.
+
+    Keras numbers them process-wide (`dense_2`, `variable_3` where the first model built in
+    a process got `dense`, `variable`), so without this the same config would name its
+    layers differently depending on what was built before it. Keras's own counter is put
+    back afterwards.
+    """
+    import collections
+
+    from keras.src.backend.common import global_state  # private: checked on Keras 3.15
+
+    saved = global_state.get_global_attribute("object_name_uids")
+    global_state.set_global_attribute("object_name_uids", collections.defaultdict(int))
+    try:
+        yield
+    finally:
+        global_state.set_global_attribute("object_name_uids", saved)
+
+
+@contextmanager
+def _keras_warnings() -> Iterator[None]:
+    """Keras's build-time UserWarnings ('looks like it has unbuilt state', 'build() was
+    called on layer ... does not have a build() method') point tutorial code that builds
+    fine, or fails for another reason, at a red herring: shown with --debug only."""
+    import warnings
+
+    from kinit_cli.runtime import imports as backend
+
+    with warnings.catch_warnings():
+        if not backend.show_native_logs:
+            # By category, not module: Keras attributes them to the caller's frame (stacklevel).
+            warnings.simplefilter("ignore", category=UserWarning)
+        yield
+
+
+def _keras_name(text: str) -> str:
+    return "".join(c if c.isalnum() or c == "_" else "_" for c in text)
+
+
+def _sequential(spec: dict[str, Any], builder: SpecBuilder, name: str, sites: dict[int, KeyPath]):
+    """Layers in sequence; an entry `{shares: NAME}` applies the layer NAME above once more."""
+    k = keras()
+    layers: list[Any] = []
+    by_name: dict[str, Any] = {}
+    last = len(spec["layers"]) - 1
+    named = [bool((entry.get("config") or {}).get("name")) for entry in spec["layers"]]
+    taken = {entry["config"]["name"] for entry, n in zip(spec["layers"], named, strict=True) if n}
+    for i, entry in enumerate(spec["layers"]):
+        path: KeyPath = ("model", "layers", i)
+        if "shares" in entry:
+            layer = by_name.get(entry["shares"])
+            if layer is None:
+                hint = did_you_mean(entry["shares"], list(by_name))
+                builder.problem(
+                    path + ("shares",),
+                    f"'{entry['shares']}' is not a layer defined above.{hint} "
+                    f"Layers above: {', '.join(by_name) or 'none'}.",
+                )
+            layers.append(layer)
+            continue
+        layer = builder.build("layer", entry, path)
+        if layer is FAILED:
+            layers.append(None)
+            continue
+        if not named[i]:
+            # Keras's own counter also counts the sub-layers a class makes in __init__
+            # (a block of two Dense makes the next top-level Dense `dense_2`): number
+            # top-level layers within the model instead, as a user reads the list.
+            layer.name = _local_name(type(layer).__name__, taken)
+        taken.add(layer.name)
+        if i == last:
+            _float32_output(layer, entry)
+        by_name[layer.name] = layer
+        sites[id(layer)] = path
+        layers.append(layer)
+    if builder.problems:
+        return None, {}, {}
+    inputs = k.Input(shape=tuple(spec["input_shape"]), name="input_layer")
+    if not any("shares" in entry for entry in spec["layers"]):
+        model = k.Sequential(name=name)
+        model.add(inputs)
+        for i, layer in enumerate(layers):
+            try:
+                model.add(layer)
+            except Exception as exc:
+                builder.problem(("model", "layers", i), _call_failure(layer, exc))
+                return None, {}, {}
+        return model, {}, {layer.name: [tuple(layer.output.shape)] for layer in model.layers}
+    # A layer applied twice in sequence: Keras's Sequential holds each layer once, so the
+    # same chain is built as a functional model.
+    x = inputs
+    calls: dict[str, list[str]] = {}
+    shapes: dict[str, list[tuple[int | None, ...]]] = {}
+    for i, layer in enumerate(layers):
+        try:
+            x = layer(x)
+        except Exception as exc:
+            builder.problem(("model", "layers", i), _call_failure(layer, exc))
+            return None, {}, {}
+        calls.setdefault(layer.name, []).append(f"layers[{i}]")
+        shapes.setdefault(layer.name, []).append(tuple(_first(x).shape))
+    return k.Model(inputs, x, name=name), calls, shapes
+
+
+def _local_name(class_name: str, taken: set[str]) -> str:
+    """`simple_dense`, then `simple_dense_1`, ...: the first name of the class not taken."""
+    base = _snake_case(class_name)
+    candidate, n = base, 0
+    while candidate in taken:
+        n += 1
+        candidate = f"{base}_{n}"
+    return candidate
+
+
+def _snake_case(name: str) -> str:
+    """Keras's own rule: SimpleDense -> simple_dense, LSTM -> lstm, SimpleRNN -> simple_rnn."""
+    name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
+def _float32_output(layer: Any, entry: dict[str, Any]) -> None:
+    """Under a mixed-precision policy an output layer computes in float32 (softmax and the
+    loss lose too much in float16), unless its config names a dtype itself. Set on the
+    layer, not passed to its constructor, which may not take `dtype`."""
+    if not keras().mixed_precision.dtype_policy().name.startswith("mixed"):
+        return
+    if "dtype" not in (entry.get("config") or {}):
+        layer.dtype_policy = "float32"
+
+
+def _whole(spec: dict[str, Any], builder: SpecBuilder, name: str, sites: dict[int, KeyPath]):
+    """`model: {class_name, config, input_shape}`: one class (a keras.Model subclass, say)
+    is the whole model, applied to an input of `input_shape`."""
+    k = keras()
+    layer = builder.build(
+        "layer", {"class_name": spec["class_name"], "config": spec.get("config")}, ("model",)
+    )
+    if layer is FAILED:
+        return None, {}, {}
+    if not (spec.get("config") or {}).get("name"):
+        layer.name = _local_name(type(layer).__name__, set())
+    sites[id(layer)] = ("model",)
+    _float32_output(layer, spec)
+    inputs = k.Input(shape=tuple(spec["input_shape"]), name="input_layer")
+    try:
+        outputs = layer(inputs)
+    except Exception as exc:
+        builder.problem(("model",), _call_failure(layer, exc))
+        return None, {}, {}
+    model = k.Model(inputs, outputs, name=name)
+    return model, {}, {layer.name: [tuple(_first(outputs).shape)]}
+
+
+def _functional(spec: dict[str, Any], builder: SpecBuilder, name: str, sites: dict[int, KeyPath]):
+    k = keras()
+    outputs = [spec["outputs"]] if isinstance(spec["outputs"], str) else spec["outputs"]
+    tensors: dict[str, Any] = {}
+    for item in spec["inputs"]:
+        tensors[item["name"]] = k.Input(
+            shape=tuple(item["shape"]), name=item["name"], dtype=item.get("dtype")
+        )
+    layers: dict[str, Any] = {}
+    calls: dict[str, list[str]] = {}
+    shapes: dict[str, list[tuple[int | None, ...]]] = {}
+    for i, entry in enumerate(spec["layers"]):
+        path: KeyPath = ("model", "layers", i)
+        node = entry["name"]
+        if "shares" in entry:
+            layer = layers.get(entry["shares"])
+        else:
+            spec_only = {"class_name": entry["class_name"], "config": entry.get("config")}
+            layer = builder.build("layer", spec_only, path)
+            layer = None if layer is FAILED else layer
+            if layer is not None:
+                # The entry's name names the layer: set on it, since a constructor written
+                # without **kwargs takes no `name`.
+                layer.name = node
+                if node in outputs:
+                    _float32_output(layer, entry)
+                layers[node] = layer
+                sites[id(layer)] = path
+        names = [entry["inputs"]] if isinstance(entry["inputs"], str) else entry["inputs"]
+        if layer is None or any(n not in tensors for n in names):
+            continue  # already reported, here or upstream
+        args = [tensors[n] for n in names]
+        try:
+            out = layer(args[0] if len(args) == 1 else args)
+        except Exception as exc:
+            builder.problem(path, _call_failure(layer, exc))
+            continue
+        tensors[node] = out
+        calls.setdefault(layer.name, []).append(node)
+        shapes.setdefault(layer.name, []).append(tuple(_first(out).shape))
+    if builder.problems:
+        return None, {}, {}
+    inputs = [tensors[item["name"]] for item in spec["inputs"]]
+    model = k.Model(
+        inputs=inputs[0] if len(inputs) == 1 else inputs,
+        outputs=tensors[outputs[0]] if len(outputs) == 1 else [tensors[o] for o in outputs],
+        name=name,
+    )
+    for item in spec["inputs"]:
+        shapes[item["name"]] = [tuple(tensors[item["name"]].shape)]
+    return model, calls, shapes
+
+
+def _trace_calls(model: Any, builder: SpecBuilder, sites: dict[int, KeyPath]) -> None:
+    """Run each user layer's call() symbolically once, where Keras built it without.
+
+    A layer with its own compute_output_shape (the Keras 2 docs' pattern) is built from
+    that alone, so a broken call() (a Keras 2 `K.dot`) would first fail in the middle of
+    training. Keras's compute_output_spec traces it in a scratch graph, changing no state.
+    """
+    from keras.src.backend import compute_output_spec  # private: checked on Keras 3.15
+
+    for layer in model.layers:
+        own = [k for k in type(layer).__mro__ if user_class(k)]
+        if not own or not any("compute_output_shape" in vars(k) for k in own):
+            continue
+        try:
+            inputs = layer.input
+        except (AttributeError, ValueError):
+            continue  # applied at several places: Keras built it there
+        try:
+            compute_output_spec(layer.call, inputs)
+        except Exception as exc:
+            builder.problem(sites.get(id(layer), ("model",)), _call_failure(layer, exc))
+
+
+def _first(out: Any) -> Any:
+    return out[0] if isinstance(out, list | tuple) else out
+
+
+def _call_failure(layer: Any, exc: Exception) -> str:
+    """'applying X failed: ...' with the line of the layer's own code that raised, and the
+    Keras 3 spelling when the code calls a Keras 2 API."""
+    message = keras_message(exc)
+    # Keras wraps a failing call() in advice to implement compute_output_shape(), which
+    # is beside the point when the call itself raised: keep what it raised.
+    inner = re.search(
+        r"(?:Could not automatically infer the output shape.*?Error encountered"
+        r"|not able to trace the layer `call\(\)`.*?Exception encountered): (.*)",
+        message,
+    )
+    if inner:
+        message = inner.group(1)
+        if message.startswith("''") and message.endswith("''"):  # Keras quotes it twice
+            message = message[2:-2]
+    cls = type(layer)
+    where = raised_in(exc, source_file(cls)) if user_class(cls) else ""
+    return f"applying {cls.__name__} '{layer.name}' failed{where}: {explained(exc, message)}"
+
+
+def _layer_infos(
+    model: Any,
+    calls: dict[str, list[str]],
+    shapes: dict[str, list[tuple[int | None, ...]]],
+    inputs: bool,
+) -> list[LayerInfo]:
+    """One row per layer; input layers only where the config names them (functional form)."""
+    input_layer = keras().layers.InputLayer
+    out = []
+    for layer in model.layers:
+        if not inputs and isinstance(layer, input_layer):
+            continue
+        params = sum(_size(v.shape) for v in layer.weights)
+        out.append(
+            LayerInfo(
+                layer.name,
+                type(layer).__name__,
+                calls.get(layer.name, []),
+                shapes.get(layer.name, []),
+                params,
+            )
+        )
+    return out
+
+
+def _size(shape: Any) -> int:
+    n = 1
+    for d in shape:
+        n *= int(d)
+    return n
+
+
+# --------------------------------------------------------------------------- model -> spec
+
+
+def to_spec(model: Any) -> dict[str, Any]:
+    """The kinit `model:` section that rebuilds `model`'s architecture (from its get_config)."""
+    k = keras()
+    config = model.get_config()
+    if isinstance(model, k.Sequential):
+        layers = config["layers"]
+        first = layers[0]
+        if first["class_name"] != "InputLayer":
+            raise ValueError("a Sequential model without an Input cannot be written as a spec")
+        return {
+            "name": config["name"],
+            "input_shape": list(first["config"]["batch_shape"][1:]),
+            "layers": [_plain_spec(layer) for layer in layers[1:]],
+        }
+    inputs = []
+    entries = []
+    for layer in config["layers"]:
+        if layer["class_name"] == "InputLayer":
+            inputs.append(
+                {
+                    "name": layer["name"],
+                    "shape": list(layer["config"]["batch_shape"][1:]),
+                    "dtype": layer["config"].get("dtype", "float32"),
+                }
+            )
+            continue
+        for n, node in enumerate(layer["inbound_nodes"]):
+            refs = [
+                _node_name(*t["config"]["keras_history"][:2]) for t in _keras_tensors(node["args"])
+            ]
+            entry: dict[str, Any] = {"name": _node_name(layer["name"], n)}
+            if n == 0:
+                cfg = _plain(layer["config"])
+                cfg.pop("name", None)
+                entry.update(
+                    class_name=layer.get("registered_name") or layer["class_name"], config=cfg
+                )
+            else:
+                entry["shares"] = layer["name"]
+            entry["inputs"] = refs[0] if len(refs) == 1 else refs
+            entries.append(entry)
+    outputs = [_node_name(*o[:2]) for o in config["output_layers"]]
+    return {
+        "name": config["name"],
+        "inputs": inputs,
+        "layers": entries,
+        "outputs": outputs[0] if len(outputs) == 1 else outputs,
+    }
+
+
+def _node_name(layer: str, node_index: int) -> str:
+    return layer if node_index == 0 else f"{layer}_call{node_index}"
+
+
+def _keras_tensors(value: Any) -> Iterator[dict[str, Any]]:
+    if isinstance(value, dict):
+        if value.get("class_name") == "__keras_tensor__":
+            yield value
+        else:
+            for v in value.values():
+                yield from _keras_tensors(v)
+    elif isinstance(value, list | tuple):
+        for v in value:
+            yield from _keras_tensors(v)
+
+
+def _plain_spec(layer: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "class_name": layer.get("registered_name") or layer["class_name"],
+        "config": _plain(layer["config"]),
+    }
+
+
+def _plain(value: Any) -> Any:
+    """Keras's serialized form -> kinit YAML: only `{class_name, config}`, dtypes by name."""
+    if isinstance(value, dict):
+        if "class_name" in value and "config" in value and "module" in value:
+            if value["class_name"] == "DTypePolicy":
+                return value["config"]["name"]
+            return {
+                "class_name": value.get("registered_name") or value["class_name"],
+                "config": _plain(value["config"]),
+            }
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return copy.copy(value)

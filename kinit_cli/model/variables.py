@@ -1,0 +1,286 @@
+"""A built model's variables: what made each one, and a path for it that is the same in
+every process.
+
+Keras keeps no reference from a variable to the initializer that filled it, and names
+unnamed variables and layers by process-wide counters; kinit records every `add_weight`
+call during a build and names variables by the model's structure instead.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from kinit_cli.registry.registration import user_class, where_defined
+from kinit_cli.registry.signatures import own_parameters
+from kinit_cli.runtime.imports import keras, tensorflow
+
+
+@dataclass
+class WeightInfo:
+    """One variable of a built model; a shared variable appears once with all its layers."""
+
+    path: str
+    shape: tuple[int, ...]
+    dtype: str
+    trainable: bool
+    initializer: dict[str, Any] | None  # {class_name, config} of what made it; None: unknown
+    layers: list[str]
+    variable: Any = field(repr=False, compare=False, default=None)
+    loaded_from: str | None = None  # 'source.keras:layer/variable' when init_from filled it
+    loaded_sha256: str | None = None  # SHA-256 of the source's values it was filled with
+
+    @property
+    def size(self) -> int:
+        n = 1
+        for d in self.shape:
+            n *= d
+        return n
+
+
+@contextmanager
+def recording_weights() -> Iterator[dict[int, tuple[Any, Any]]]:
+    """Record `(variable, initializer)` for every `Layer.add_weight` call in the block.
+
+    Keras keeps no reference from a variable to the initializer that filled it, and custom
+    layers name their initializer attributes as they like; `add_weight` is the one place
+    every layer goes through (in `build()` or in `__init__`).
+    """
+    layer_cls = keras().layers.Layer
+    original = layer_cls.add_weight
+    records: dict[int, tuple[Any, Any]] = {}
+
+    def add_weight(self: Any, *args: Any, **kwargs: Any) -> Any:
+        variable = original(self, *args, **kwargs)
+        initializer = args[1] if len(args) > 1 else kwargs.get("initializer")
+        if initializer is None:
+            initializer = "glorot_uniform" if "float" in str(variable.dtype) else "zeros"
+        records[id(variable)] = (variable, initializer)
+        return variable
+
+    layer_cls.add_weight = add_weight
+    try:
+        yield records
+    finally:
+        layer_cls.add_weight = original
+
+
+def describe_initializer(initializer: Any) -> dict[str, Any] | None:
+    """`{class_name, config}` of an initializer given as a name, an object or a function.
+
+    TensorFlow's own initializers (`tf.random_normal_initializer()`, `tf.zeros_initializer()`,
+    which tutorials pass to Keras) are not Keras objects but have the same class names and
+    configs as Keras's (RandomNormal, Zeros, ...), so their record resolves to the same theory.
+    """
+    k = keras()
+    if isinstance(initializer, str):
+        try:
+            initializer = k.initializers.get(initializer)
+        except ValueError:
+            return {"class_name": initializer, "config": {}}
+    if isinstance(initializer, k.initializers.Initializer):
+        name = k.saving.get_registered_name(type(initializer))
+        config = {key: v for key, v in initializer.get_config().items() if v is not None}
+        config.update(_unserialized_arguments(initializer, config))
+        if isinstance(initializer, k.initializers.Identity) and "gain" not in config:
+            # Keras's Identity.get_config() leaves its gain out; the theory check needs it.
+            config["gain"] = float(initializer.gain)
+        return {"class_name": name, "config": config}
+    if inspect.isfunction(initializer) or inspect.ismethod(initializer):
+        return {"class_name": k.saving.get_registered_name(initializer), "config": {}}
+    if callable(initializer):  # an object with __call__: TensorFlow's initializers and the like
+        get_config = getattr(initializer, "get_config", None)
+        try:
+            config = get_config() if callable(get_config) else {}
+        except Exception:  # user code: a broken get_config only loses the parameters
+            config = {}
+        config = {key: _plain_value(v) for key, v in dict(config).items() if v is not None}
+        return {"class_name": type(initializer).__name__, "config": config}
+    return None  # an initial value (array) rather than an initializer
+
+
+def _unserialized_arguments(obj: Any, config: dict[str, Any]) -> dict[str, Any]:
+    """A user initializer's constructor arguments its get_config leaves out, read from the
+    attributes of the same names (`self.mean = mean`, the tutorials' way), so the report
+    says `ScaledNormal(mean=0.0, stddev=0.1)` where the class has no get_config."""
+    if not user_class(type(obj)):
+        return {}
+    out = {}
+    for p in own_parameters(type(obj)):
+        value = getattr(obj, p.name, None)
+        if p.name not in config and isinstance(value, bool | int | float | str):
+            out[p.name] = value
+    return out
+
+
+def _plain_value(value: Any) -> Any:
+    """A config value as YAML/JSON can hold it (TensorFlow configs may hold NumPy scalars)."""
+    import numpy as np
+
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return value
+
+
+# Keras's name for a variable made without one: `variable`, `variable_1`, ... process-wide.
+_UNNAMED = re.compile(r"variable(_\d+)?")
+
+
+def variable_paths(model: Any) -> dict[int, str]:
+    """A path for every variable of `model` that does not depend on what else the process built.
+
+    `layer/name` for a variable its layer named; unnamed variables are numbered within their
+    layer in creation order (`variable`, `variable_1`); a nested layer is named by the
+    attribute that holds it (`hidden`, `blocks.0`), or by its own name in a Keras container.
+    """
+    paths: dict[int, str] = {}
+    for layer in model.layers:
+        _name_variables(layer, layer.name, paths)
+    return paths
+
+
+def _name_variables(layer: Any, prefix: str, paths: dict[int, str]) -> None:
+    children = sublayers(layer)
+    inner = {id(v) for _, sub in children for v in sub.weights}
+    used: dict[str, int] = {}
+    unnamed = 0
+    for v in layer.weights:
+        if id(v) in inner or id(v) in paths:
+            continue
+        if _UNNAMED.fullmatch(v.name):
+            leaf = "variable" if unnamed == 0 else f"variable_{unnamed}"
+            unnamed += 1
+        else:
+            leaf = v.name
+        if leaf in used:  # two variables a layer named alike
+            used[leaf] += 1
+            leaf = f"{leaf}_{used[leaf]}"
+        used.setdefault(leaf, 0)
+        paths[id(v)] = f"{prefix}/{leaf}"
+    for segment, sub in children:
+        _name_variables(sub, f"{prefix}/{segment}", paths)
+
+
+def sublayers(layer: Any) -> list[tuple[str, Any]]:
+    """A layer's direct sub-layers as (path segment, layer), in the order Keras tracks them."""
+    tracked = list(getattr(layer, "_layers", []) or [])  # private: Keras 3.15's tracker list
+    if not tracked:
+        return []
+    layer_cls = keras().layers.Layer
+    held: dict[int, str] = {}
+
+    def hold(value: Any, segment: str) -> None:
+        if isinstance(value, layer_cls):
+            held.setdefault(id(value), segment)
+        elif isinstance(value, list | tuple):
+            for i, item in enumerate(value):
+                hold(item, f"{segment}.{i}")
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                hold(item, f"{segment}.{key}")
+
+    for attr, value in vars(layer).items():
+        if not attr.startswith("_"):
+            hold(value, attr)
+    out, seen = [], set()
+    for sub in tracked:
+        if id(sub) in seen:
+            continue
+        seen.add(id(sub))
+        out.append((held.get(id(sub), sub.name), sub))
+    return out
+
+
+def untracked_weights(model: Any) -> list[tuple[Any, list[str]]]:
+    """(top-level layer, ['attr (tf.Variable)', ...]) for weights Keras 3 does not track.
+
+    Keras 3 trains and saves only variables made by `add_weight` (or `keras.Variable`);
+    a `tf.Variable` attribute, the Keras 2 and TensorFlow-guide way, is invisible to it: the
+    model would train without it and report 0 parameters for it.
+    """
+    import numpy as np
+
+    tf = tensorflow()
+    k = keras()
+    out = []
+    for top in model.layers:
+        found: list[str] = []
+        stack: list[tuple[str, Any]] = [("", top)]
+        while stack:
+            prefix, layer = stack.pop()
+            for attr, value in vars(layer).items():
+                items = value if isinstance(value, list | tuple) else [value]
+                for item in items:
+                    if isinstance(item, tf.Variable) and not isinstance(item, k.Variable):
+                        found.append(f"{prefix}{attr} (tf.Variable)")
+                        break
+                    if (
+                        isinstance(item, np.ndarray)
+                        and item.dtype.kind == "f"
+                        and item.ndim >= 2
+                        and not layer.weights
+                    ):
+                        found.append(f"{prefix}{attr} (NumPy array)")
+                        break
+            stack += [(f"{prefix}{seg}.", sub) for seg, sub in sublayers(layer)]
+        if found:
+            out.append((top, found))
+    return out
+
+
+def untracked_message(layer: Any, attributes: list[str]) -> str:
+    names = ", ".join(attributes)
+    return (
+        f"{type(layer).__name__} '{layer.name}' ({where_defined(type(layer))}) keeps weights "
+        f"Keras 3 does not track: {names}. They would be neither trained nor saved. Make "
+        "each with self.add_weight(shape=..., initializer=..., trainable=True) in build() "
+        "or __init__ instead."
+    )
+
+
+def weight_infos(model: Any, records: dict[int, tuple[Any, Any]] | None = None) -> list[WeightInfo]:
+    """Every variable of `model` once, with its layers and the initializer that made it.
+
+    `records` (from recording_weights) are exact; without them (a model loaded from a
+    file) the owning layer's `<name>_initializer` attribute is used, Keras's convention.
+    """
+    users: dict[int, list[str]] = {}
+    owners: dict[int, Any] = {}
+    for layer in model.layers:
+        for v in layer.weights:
+            names = users.setdefault(id(v), [])
+            owners.setdefault(id(v), layer)
+            if layer.name not in names:
+                names.append(layer.name)
+    paths = variable_paths(model)
+    infos, seen = [], set()
+    for v in model.weights:
+        if id(v) in seen:
+            continue
+        seen.add(id(v))
+        if records is not None and id(v) in records:
+            init = describe_initializer(records[id(v)][1])
+        else:
+            init = _attribute_initializer(owners.get(id(v)), v.name)
+        path = paths.get(id(v)) or v.path.removeprefix(f"{model.name}/")
+        infos.append(
+            WeightInfo(
+                path, tuple(v.shape), str(v.dtype), bool(v.trainable), init, users.get(id(v), []), v
+            )
+        )
+    return infos
+
+
+def _attribute_initializer(layer: Any, name: str) -> dict[str, Any] | None:
+    """`kernel` -> layer.kernel_initializer; `recurrent_kernel` -> recurrent_initializer."""
+    for attr in (f"{name}_initializer", f"{name.removesuffix('_kernel')}_initializer"):
+        initializer = getattr(layer, attr, None)
+        if initializer is not None:
+            return describe_initializer(initializer)
+    return None

@@ -1,0 +1,106 @@
+"""`inspect-weights --plot FILE.png`: a grid of per-variable histograms with their theory.
+
+matplotlib is an optional extra (`pip install 'kinit[plot]'`); it is imported here only.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from kinit_cli.errors import UsageError
+from kinit_cli.output.tables import middle
+from kinit_cli.storage.rundir import replacing
+
+MAX_POINTS = 1_000_000  # values drawn per histogram: an even stride through larger variables
+
+
+def density(theory: Any, x: np.ndarray) -> np.ndarray | None:
+    """The theoretical probability density on `x`, for the distributions that have one."""
+    if theory is None or theory.std in (None, 0) or theory.mean is None:
+        return None
+    kind = theory.distribution
+    if kind == "uniform" and theory.low is not None and theory.high is not None:
+        inside = (x >= theory.low) & (x <= theory.high)
+        return np.where(inside, 1.0 / (theory.high - theory.low), 0.0)
+    # A plugin's hook gives moments, not a shape: only a normal one (kurtosis 3) is drawn.
+    if kind == "normal" or (kind == "custom" and theory.kurtosis == 3.0 and theory.low is None):
+        return _normal(x, theory.mean, theory.std)
+    if kind == "truncated_normal" and theory.low is not None and theory.high is not None:
+        # Keras cuts at two standard deviations of the untruncated normal.
+        sigma = (theory.high - theory.low) / 4
+        mass = math.erf(2 / math.sqrt(2))
+        inside = (x >= theory.low) & (x <= theory.high)
+        return np.where(inside, _normal(x, theory.mean, sigma) / mass, 0.0)
+    return None
+
+
+def _normal(x: np.ndarray, mean: float, std: float) -> np.ndarray:
+    return np.exp(-0.5 * ((x - mean) / std) ** 2) / (std * math.sqrt(2 * math.pi))
+
+
+def histograms(
+    items: list[tuple[str, np.ndarray, Any, str]], path: Path, overwrite: bool = False
+) -> None:
+    """Draw (title, values, theory or None, caption) per variable into one PNG, written
+    atomically. The legend stays short and inside its axes; the theory's full description,
+    or why none is drawn, is the caption under each plot."""
+    import textwrap
+
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise UsageError(
+            "--plot needs matplotlib, an optional extra: pip install 'kinit[plot]'"
+        ) from None
+    if path.suffix.lower() != ".png":
+        raise UsageError(f"--plot writes a PNG image: give a FILE.png, not {path}")
+    if not path.parent.is_dir():
+        raise UsageError(f"--plot {path}: the folder {path.parent} does not exist")
+    if path.exists() and not overwrite:
+        raise UsageError(f"{path} already exists; choose another --plot file or add --overwrite")
+    cols = min(3, len(items)) or 1
+    rows = max(1, math.ceil(len(items) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(4.4 * cols, 3.4 * rows), squeeze=False)
+    for ax in axes.flat[len(items) :]:
+        ax.axis("off")
+    for ax, (title, values, theory, caption) in zip(axes.flat, items, strict=False):
+        flat = values.reshape(-1)
+        flat = flat[:: max(1, flat.size // MAX_POINTS)]
+        flat = flat[np.isfinite(flat)].astype(np.float64)
+        ax.set_title(middle(title, 48), fontsize=9)
+        if caption:
+            ax.set_xlabel(textwrap.fill(caption, 56), fontsize=7)
+        ax.tick_params(labelsize=7)
+        if flat.size == 0:
+            ax.text(0.5, 0.5, "no finite values", ha="center", transform=ax.transAxes)
+            continue
+        if flat.min() == flat.max():
+            ax.axvline(flat[0], color="C0", linewidth=3)
+            ax.set_xlim(flat[0] - 1, flat[0] + 1)
+            ax.set_yticks([])
+            ax.set_xlabel(
+                textwrap.fill(
+                    f"every value = {flat[0]:.4g}" + (f"; {caption}" if caption else ""), 56
+                ),
+                fontsize=7,
+            )
+            continue
+        ax.hist(flat, bins=60, density=True, color="C0", alpha=0.75, label="values")
+        x = np.linspace(flat.min(), flat.max(), 400)
+        expected = density(theory, x)
+        if expected is not None:
+            ax.plot(x, expected, color="C3", linewidth=1.5, label="theory")
+            ax.legend(fontsize=7, loc="best", framealpha=0.8)
+    fig.tight_layout()
+    try:
+        with replacing(path, ".png") as tmp:
+            fig.savefig(tmp, dpi=110)
+    finally:
+        plt.close(fig)

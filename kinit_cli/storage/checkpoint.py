@@ -1,0 +1,99 @@
+"""The backup a run keeps for --resume: the weights with the optimizer's state after the last
+full epoch, and the history up to it, committed together.
+
+Keras's BackupAndRestore writes `latest.weights.h5` and its metadata in place, one after the
+other: a full disk left a truncated checkpoint that --resume could not read, and a kill
+between the two writes paired one epoch's weights with another's count. Here each epoch's
+weights go to a file of their own (written to a temporary name and renamed), and only then
+does the metadata, renamed over the old one, point to them: whatever stops the process, the
+metadata names a complete file and the epoch and history that belong to it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from kinit_cli.storage import rundir
+
+METADATA = "training_metadata.json"  # Keras's name, so a backup Keras wrote still resumes
+_KERAS_WEIGHTS = "latest.weights.h5"
+
+
+@dataclass
+class State:
+    """A complete backup: `epoch` epochs trained, their weights file, their history rows
+    (None for a backup Keras wrote, which keeps no history) and the random generators'
+    states (see generators())."""
+
+    epoch: int
+    weights: Path | None
+    history: list[dict[str, Any]] | None = field(default=None)
+    generators: list[list[int]] = field(default_factory=list)
+
+
+def generators(model: Any) -> list[Any]:
+    """The state variables of the model's random generators (Dropout's, a noise layer's):
+    save_weights leaves them out, so a resumed run would draw other dropout masks than
+    the uninterrupted one. Keras names every SeedGenerator's state so."""
+    return [v for v in model.variables if v.path.endswith("seed_generator_state")]
+
+
+def restore(state: State, model: Any) -> None:
+    """Put the backup's state back into the model: the weights with the optimizer's
+    variables (built first, so there is somewhere to load them), and the random
+    generators' states."""
+    if state.weights is not None:
+        optimizer = model.optimizer
+        if optimizer is not None and not optimizer.built:
+            optimizer.build(model.trainable_variables)
+        model.load_weights(state.weights)
+    held = generators(model)
+    if len(held) == len(state.generators):
+        for variable, value in zip(held, state.generators, strict=True):
+            variable.assign(np.asarray(value, dtype=variable.dtype).reshape(variable.shape))
+
+
+def read(backup_dir: Path) -> State | None:
+    """The last complete backup in `backup_dir`, or None when there is none."""
+    try:
+        meta = json.loads((backup_dir / METADATA).read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        from kinit_cli.errors import UsageError
+
+        raise UsageError(f"cannot read the backup {backup_dir / METADATA}: {exc}") from None
+    weights = backup_dir / meta.get("weights", _KERAS_WEIGHTS)
+    return State(
+        int(meta["epoch"]),
+        weights if weights.exists() else None,
+        meta.get("history"),
+        meta.get("generators", []),
+    )
+
+
+def completed_epochs(run_dir: Path) -> int:
+    """Epochs the run's last complete backup holds (0 when there is none)."""
+    state = read(run_dir / rundir.BACKUP)
+    return state.epoch if state else 0
+
+
+def commit(backup_dir: Path, epoch: int, model: Any, history: list[dict[str, Any]]) -> None:
+    """Save the model's state after `epoch` epochs, then point the metadata at it, then drop
+    the backup it replaces. Raises WriteError with nothing committed when a write fails."""
+    backup_dir.mkdir(exist_ok=True)
+    name = f"epoch-{epoch:05d}.weights.h5"
+    rundir.save_weights(model, backup_dir / name)
+    states = [np.asarray(v.numpy()).ravel().tolist() for v in generators(model)]
+    rundir.write_json(
+        backup_dir / METADATA,
+        {"epoch": epoch, "weights": name, "history": history, "generators": states},
+    )
+    for old in backup_dir.glob("*.weights.h5"):
+        if old.name != name:
+            old.unlink(missing_ok=True)

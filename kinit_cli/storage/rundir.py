@@ -1,0 +1,285 @@
+"""The run directory: where a run's config, model, history and reports land, written atomically."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import math
+import os
+import re
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kinit_cli.config.schema import safe_name
+from kinit_cli.errors import WriteError
+from kinit_cli.storage import strictjson
+
+CONFIG = "config.yaml"
+MODEL = "model.keras"
+# Written instead of MODEL when Keras could not reload the model (portability.py): kinit
+# rebuilds it from CONFIG and fills it from this file.
+WEIGHTS = "model.weights.h5"
+HISTORY = "history.csv"
+METRICS = "metrics.json"
+WEIGHTS_INIT = "weights-init.json"
+WEIGHTS_FINAL = "weights-final.json"
+BACKUP = "backup"  # Keras BackupAndRestore's folder: the state after the last full epoch
+
+
+MARKER = ".kinit-run"  # says kinit made the folder (ownership.py); locked while a run uses it
+# What kinit writes in a run directory: all that --overwrite may replace.
+OWN_FILES = (CONFIG, MODEL, WEIGHTS, HISTORY, METRICS, WEIGHTS_INIT, WEIGHTS_FINAL, BACKUP, MARKER)
+
+
+def default_path(name: str) -> Path:
+    """runs/<name>-<timestamp>, the name reduced to characters safe in any file system (a
+    validated name already is; the reduction keeps any other from becoming a path)."""
+    return Path("runs") / f"{safe_name(name)}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+# Constructor arguments of Keras callbacks that name files or folders.
+PATH_ARGUMENTS = ("filename", "filepath", "log_dir", "backup_dir")
+
+
+@dataclass
+class Placed:
+    """A callback spec with its file arguments placed: relative ones inside the run directory.
+    `files`: the run-directory entries it writes; `problems`: (key path, message) pairs."""
+
+    spec: Any
+    files: list[str] = field(default_factory=list)
+    problems: list[tuple[tuple[str, ...], str]] = field(default_factory=list)
+
+
+def callback_paths(spec: Any, run_dir: Path | None, existing_ok: bool = False) -> Placed:
+    """Place a callback's file arguments: a relative path lands inside the run directory and
+    may neither leave it (`..`) nor take a name kinit writes there; an absolute path may not
+    replace an existing file unless `existing_ok` (--overwrite, or a resumed run's own).
+    With no `run_dir` (validate, before there is one) only relative paths are checked."""
+    if not isinstance(spec, dict) or not isinstance(spec.get("config"), dict):
+        return Placed(spec)
+    config, placed = dict(spec["config"]), Placed(spec)
+    for key in PATH_ARGUMENTS:
+        value = config.get(key)
+        if not isinstance(value, str):
+            continue
+        where = ("config", key)
+        target = Path(value).expanduser()
+        if target.is_absolute() and run_dir is None:
+            continue
+        if target.is_absolute():
+            assert run_dir is not None
+            inside = _inside(target, run_dir)
+            if inside is None:
+                if target.exists() and not existing_ok:
+                    placed.problems.append(
+                        (
+                            where,
+                            f"{value} already exists, and kinit does not replace a file "
+                            "outside the run directory unless --overwrite is given; name a new "
+                            "file, or a relative path (it goes in the run directory)",
+                        )
+                    )
+                continue
+        else:
+            inside = os.path.normpath(value)
+            if inside == ".." or inside.startswith(("../", "..\\")):
+                placed.problems.append(
+                    (
+                        where,
+                        f"{value!r} leads out of the run directory; relative paths are "
+                        "taken inside it (give an absolute path to write elsewhere)",
+                    )
+                )
+                continue
+            if run_dir is not None:
+                config[key] = str(run_dir / inside)
+        first = Path(inside).parts[0] if inside not in ("", ".") else ""
+        if not first or is_own_name(first):
+            what = "a file kinit writes in the run directory" if first else "the run directory"
+            placed.problems.append((where, f"{value!r} is {what}; give the callback its own name"))
+            continue
+        placed.files.append(first)
+    placed.spec = {**spec, "config": config}
+    return placed
+
+
+def _inside(path: Path, run_dir: Path) -> str | None:
+    """`path` relative to `run_dir` when it is inside it, else None."""
+    try:
+        return str(path.resolve().relative_to(run_dir.resolve()))
+    except ValueError:
+        return None
+
+
+# The temporary name replacing() gives FILE while it is written: mkstemp's 8 random
+# characters between `.FILE.` and the suffix the writer goes by.
+_TEMPORARY = r"\.{}\.[a-z0-9_]{{8}}(?:\.tmp|\.keras|\.weights\.h5)"
+
+
+def temporary_of(names: str) -> re.Pattern[str]:
+    """The pattern of replacing()'s temporary names for files matching the regex `names`."""
+    return re.compile(_TEMPORARY.format(f"(?:{names})"))
+
+
+_OWN_TEMPORARY = temporary_of("|".join(re.escape(own) for own in OWN_FILES))
+
+
+def is_own_name(name: str) -> bool:
+    """Whether `name` (a run directory entry) is one of the files kinit itself writes, or
+    one of them being written."""
+    return name in OWN_FILES or is_temporary(name)
+
+
+def is_temporary(name: str) -> bool:
+    """Whether `name` is a temporary file replacing() left (a process killed mid-write)."""
+    return _OWN_TEMPORARY.fullmatch(name) is not None
+
+
+def reason(exc: BaseException) -> str:
+    """Why a write failed, as the system says it ('no space left on device'): h5py reports
+    the errno inside a RuntimeError's text."""
+    number = getattr(exc, "errno", None)
+    if number is None:
+        match = re.search(r"errno = (\d+)", str(exc))
+        number = int(match.group(1)) if match else None
+    text = os.strerror(number) if number else str(exc).splitlines()[0]
+    return text[:1].lower() + text[1:]
+
+
+def ensure_space(path: Path, nbytes: int) -> None:
+    """Refuse to start a write that cannot fit: HDF5 fails badly on a full disk (a half-written
+    file, once a crash), while this says so cleanly and writes nothing."""
+    try:
+        st = os.statvfs(path.parent)
+    except OSError:
+        return
+    free = st.f_bavail * st.f_frsize
+    if free < nbytes:
+        raise WriteError(
+            f"no space left on device writing {path} (it needs about {_size(nbytes)}; "
+            f"{_size(free)} free)"
+        )
+
+
+def _size(n: float) -> str:
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GB"
+
+
+@contextmanager
+def replacing(path: Path, suffix: str) -> Iterator[str]:
+    """A temporary file name beside `path` (ending in `suffix`, for writers that go by it)
+    that replaces `path` when the block ends, so readers never see half a file; removed if
+    the block fails, and a failed write is a WriteError naming `path`. The file gets the
+    mode a plain `open` would give it, not mkstemp's owner-only 0600."""
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    except OSError as exc:
+        raise WriteError(f"{reason(exc)} writing {path}") from None
+    os.close(fd)
+    try:
+        yield tmp
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise WriteError(f"{reason(exc)} writing {path}") from exc
+    except RuntimeError as exc:  # h5py's way of saying a write failed
+        if "errno" not in str(exc):
+            raise
+        raise WriteError(f"{reason(exc)} writing {path}") from exc
+    finally:
+        with contextlib.suppress(OSError):
+            Path(tmp).unlink(missing_ok=True)
+
+
+def write_text(path: Path, text: str) -> None:
+    with replacing(path, ".tmp") as tmp:
+        Path(tmp).write_text(text, encoding="utf-8")
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Strict JSON (strictjson.py): a non-finite number is written as null."""
+    write_text(path, strictjson.dumps(data, indent=2, sort_keys=False) + "\n")
+
+
+def save_model(model: Any, path: Path) -> None:
+    """`model.save` through replacing() (Keras goes by the `.keras` suffix)."""
+    ensure_space(path, state_bytes(model))
+    with replacing(path, ".keras") as tmp:
+        model.save(tmp)
+
+
+def save_weights(model: Any, path: Path) -> None:
+    """`model.save_weights` through replacing() (Keras wants the `.weights.h5` suffix)."""
+    ensure_space(path, state_bytes(model))
+    with replacing(path, ".weights.h5") as tmp:
+        model.save_weights(tmp, overwrite=True)
+
+
+def state_bytes(model: Any) -> int:
+    """Bytes the model's variables and its optimizer's take in a file: their values, and
+    HDF5's few kilobytes of metadata per variable (measured: 1.5-2.5 KB), with room to spare."""
+    variables = list(model.weights)
+    if getattr(model, "optimizer", None) is not None:
+        variables += list(model.optimizer.variables)
+    import numpy as np  # only where a model is saved: validate's path stays without NumPy
+
+    values = sum(math.prod(v.shape) * np.dtype(v.dtype).itemsize for v in variables)
+    return values + 4096 * len(variables) + 65536
+
+
+def initial_weights(run_dir: Path) -> dict[str, dict[str, Any]] | None:
+    """The run's weights-init.json entries by variable path (None when it has none)."""
+    path = run_dir / WEIGHTS_INIT
+    if not path.exists():
+        return None
+    return {v["path"]: v for v in json.loads(path.read_text())["variables"]}
+
+
+def write_history(path: Path, rows: list[dict[str, Any]]) -> None:
+    """One row per epoch (`epoch` first, then every logged value)."""
+    keys: list[str] = ["epoch"]
+    for row in rows:
+        keys += [k for k in row if k not in keys]
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=keys, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text(path, out.getvalue())
+
+
+def read_history(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    with path.open(newline="") as f:
+        return [
+            {k: (int(v) if k == "epoch" else float(v)) for k, v in row.items() if v != ""}
+            for row in csv.DictReader(f)
+        ]
+
+
+def metrics(run_dir: Path) -> dict[str, Any]:
+    """The run's metrics.json ({} before the run wrote one, or when it is not a mapping)."""
+    try:
+        data = json.loads((run_dir / METRICS).read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def status(run_dir: Path) -> str | None:
+    """The `status` of the run's metrics.json (None before the run wrote one)."""
+    return metrics(run_dir).get("status")

@@ -1,0 +1,87 @@
+"""--resume: a run continues from its own config, and only its number of epochs may change."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from kinit_cli.config import schema
+from kinit_cli.config import source as config_mod
+from kinit_cli.errors import UsageError
+from kinit_cli.storage import checkpoint, ownership, rundir
+
+
+def saved_config(
+    run_dir: Path, config_path: str | None, overrides: Sequence[str]
+) -> config_mod.Config:
+    """The run's own config, after checking that what was given alongside changes only epochs."""
+    saved_path = run_dir / rundir.CONFIG
+    if not ownership.is_kinit_run(run_dir):
+        raise UsageError(
+            f"--resume {run_dir}: not a kinit run directory (it has no {rundir.MARKER}, nor a "
+            f"{rundir.METRICS} kinit wrote)"
+        )
+    if not saved_path.exists():
+        raise UsageError(
+            f"--resume {run_dir}: no {rundir.CONFIG} there; is it a kinit run directory?"
+        )
+    saved = config_mod.load(saved_path)
+    given = config_mod.load(config_path or saved_path, overrides)
+    old, new = schema.validate(saved), schema.validate(given)
+    if new["seed"] is None:
+        new["seed"] = old["seed"]
+    if config_path is not None and not given.data.get("name"):
+        new["name"] = old["name"]
+    differences = [
+        f"{path}: {a!r} in the run, {b!r} now"
+        for path, a, b in _diff(old, new, "")
+        if path != "train.epochs"
+    ]
+    if differences:
+        raise UsageError(
+            f"--resume {run_dir}: only train.epochs may change when resuming; "
+            "these differ:\n  " + "\n  ".join(differences)
+        )
+    for text in overrides:
+        if text.partition("=")[0].strip() == "train.epochs":
+            config_mod.apply_overrides(saved, [text])
+    return saved
+
+
+def _diff(a: Any, b: Any, path: str) -> list[tuple[str, Any, Any]]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = []
+        for key in list(a) + [k for k in b if k not in a]:
+            sub = f"{path}.{key}" if path else key
+            out += _diff(a.get(key), b.get(key), sub)
+        return out
+    return [] if a == b else [(path, a, b)]
+
+
+def epoch_overrides(overrides: Sequence[str]) -> list[str]:
+    """The --set overrides of train.epochs: all a resumed run takes from the command line."""
+    return [o for o in overrides if o.partition("=")[0].strip() == "train.epochs"]
+
+
+def up_to_date(run_dir: Path, epochs: int) -> bool:
+    """Whether the run already has `epochs` epochs: then --resume has nothing to do. A
+    completed run continues from its backup when asked for more; fewer is refused."""
+    done = checkpoint.completed_epochs(run_dir)
+    if done > epochs:
+        raise UsageError(
+            f"--resume {run_dir}: the run has trained {done} epochs, and train.epochs={epochs} "
+            f"asks for fewer; give train.epochs={done} or more"
+        )
+    if rundir.status(run_dir) != "completed":
+        return False
+    if done == 0:  # completed before runs kept their backup: there is no state to go on from
+        trained = rundir.metrics(run_dir).get("epochs")
+        if trained == epochs:
+            return True
+        raise UsageError(
+            f"--resume {run_dir}: the run completed {trained} epochs without keeping a backup "
+            "(runs made before kinit kept one), so it cannot go on with its optimizer's state; "
+            f"start a new run from its weights with init_from: {{source: {run_dir}}}"
+        )
+    return done == epochs
