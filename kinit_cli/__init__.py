@@ -5,8 +5,6 @@ The public API is the plugin decorators; importing this package does not import 
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
-
 from kinit_cli.registry.registration import (
     register,
     register_activation,
@@ -19,11 +17,7 @@ from kinit_cli.registry.registration import (
     register_optimizer,
     register_regularizer,
 )
-
-try:
-    __version__ = version("kinit")
-except PackageNotFoundError:  # running from a source tree that was never installed
-    __version__ = "0+unknown"
+from kinit_cli.runtime.versions import KINIT as __version__
 
 __all__ = [
     "__version__",

@@ -7,14 +7,15 @@ command imports the core it needs when it runs.
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
 
-from kinit_cli import __version__
+from kinit_cli.config.schema import STRATEGIES
 from kinit_cli.errors import Interrupted, KinitError
 from kinit_cli.registry.registration import KINDS
-from kinit_cli.training.distribute import STRATEGIES
+from kinit_cli.runtime.versions import KINIT
 
 _DEBUG = "kinit.debug"
 
@@ -69,7 +70,7 @@ class KinitGroup(click.Group):
 
 
 @click.group(cls=KinitGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="kinit")
+@click.version_option(KINIT, prog_name="kinit")
 @debug_option
 def cli() -> None:
     """Train Keras models from YAML configs and see what is inside their weights."""
@@ -158,7 +159,6 @@ def _catalog_command(kind: str, plural: str) -> click.Command:
     @plugin_option
     @debug_option
     def command(name: str | None, as_json: bool, plugins: tuple[str, ...]) -> None:
-        from pathlib import Path
 
         from kinit_cli.output import render
         from kinit_cli.registry.catalog import Registry
@@ -220,7 +220,6 @@ def schema_command(
     plugins) and each class's constructor arguments. Point an editor at it with the
     modeline `# yaml-language-server: $schema=../kinit.schema.json` (see README.md).
     """
-    from pathlib import Path
 
     from kinit_cli.output import render
     from kinit_cli.registry import json_schema
@@ -233,6 +232,31 @@ def schema_command(
         return
     json_schema.write(Path(output), document, overwrite)
     render.console(stderr=True).print(f"Wrote the config schema to {output}")
+
+
+@cli.command("export-config")
+@click.argument("model_file", metavar="MODEL.keras", type=click.Path(dir_okay=True))
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False),
+    metavar="FILE.yaml",
+    help="Write the config to FILE.yaml instead of stdout.",
+)
+@click.option("--overwrite", is_flag=True, help="Let --output replace an existing file.")
+@debug_option
+def export_config(model_file: str, output: str | None, overwrite: bool) -> None:
+    """Write the kinit config that rebuilds a saved model: its architecture (model:) and its
+    compile settings (compile:), from the file's own config.json."""
+    from kinit_cli.model import export
+    from kinit_cli.output import render
+
+    content = export.text(export.export(Path(model_file)), Path(model_file))
+    if output is None:
+        click.echo(content, nl=False)
+        return
+    export.write(Path(output), content, overwrite)
+    render.console(stderr=True).print(f"Wrote the config of {model_file} to {output}")
 
 
 def main() -> None:
@@ -295,104 +319,51 @@ def train(
     Shows the weight statistics at initialization, a live progress display, the test
     metrics, and the statistics after training with how far each weight moved.
     """
-    from kinit_cli.training.trainer import Trainer, TrainOptions
+    from kinit_cli.output import render
+    from kinit_cli.training.trainer import Trainer, TrainOptions, UpToDate, plan
 
-    trainer = Trainer(
+    run = plan(
         config_file,
         overrides,
         plugins,
         TrainOptions(device, seed, output, overwrite, resume, strategy),
     )
-    try:
-        _train(trainer, quiet, as_json, wide)
-    finally:
-        trainer.close()
-
-
-def _train(trainer: Any, quiet: bool, as_json: bool, wide: bool = False) -> None:
-    from kinit_cli.output import render
-
-    trainer.setup()
     out, err = render.console(), render.console(stderr=True)
-    if trainer.up_to_date:
-        note = (
-            f"{trainer.run_dir} has trained all the epochs it was asked for; nothing to do "
-            "(add --set train.epochs=N to train it further)"
-        )
-        if as_json:
-            render.print_json({"run_dir": str(trainer.run_dir), "nothing_to_do": note})
-        else:
-            out.print(note)
+    if isinstance(run, UpToDate):
+        render.print_json(run.document) if as_json else out.print(run.message)
         return
-    render.warnings(trainer.prepared.notes(), err)
+    render.warnings(run.notes(), err)
     tables = not (quiet or as_json)
-    dist = trainer.distribution
-    header = {
-        "run": str(trainer.run_dir) if dist.is_chief else "written by the chief worker",
-        "devices": ", ".join(trainer.devices),
-        "seed": trainer.seed,
-        "data": trainer.data.source,
-        "train/val/test": "/".join(str(n) for n in trainer.data.sizes.values()),
-    }
-    batch = trainer.resolved["train"]["batch_size"]
-    header["strategy"] = (
-        f"{dist.name}, {dist.replicas} replica{'s' if dist.replicas > 1 else ''}"
-        + (f", batch {batch} = {batch / dist.replicas:g} per replica" if dist.replicas > 1 else "")
-    )
-    if dist.cluster is not None:
-        c = dist.cluster
-        header["cluster"] = (
-            f"{c.task_type} {c.index} of {c.workers} tasks at {c.address}"
-            f"{' (chief)' if c.is_chief else ''}, from {c.source}"
-        )
-    if trainer.initial_epoch:
-        header["resuming after epoch"] = trainer.initial_epoch
-    if tables:
-        render.run_header(header, out)
-        render.weight_stats(trainer.initial_report, "Weights at initialization", out, wide=wide)
-    callbacks = []
-    if not quiet:
-        from kinit_cli.output.progress import ProgressDisplay
+    with Trainer(run) as trainer:
+        if tables:
+            render.run_header(run.header(), out)
+            render.weight_stats(run.initial_report, "Weights at initialization", out, wide=wide)
+        callbacks = []
+        if not quiet:
+            from kinit_cli.output.progress import ProgressDisplay
 
-        t = trainer.resolved["train"]
-        callbacks.append(
-            ProgressDisplay(
-                err,
-                t["epochs"],
-                trainer.steps_per_epoch,
-                t["batch_size"],
-                len(trainer.data.x_train),
-                lambda line: err.print(line),
+            t = run.resolved["train"]
+            callbacks.append(
+                ProgressDisplay(
+                    err,
+                    t["epochs"],
+                    run.steps_per_epoch,
+                    t["batch_size"],
+                    len(run.data.x_train),
+                    lambda line: err.print(line),
+                )
             )
-        )
-    trainer.fit(callbacks)
-    result = trainer.finish()
+        trainer.fit(callbacks)
+        result = trainer.finish()
     if as_json:
-        from kinit_cli.weights import stats
-
-        render.print_json(
-            {
-                "run_dir": str(result.run_dir),
-                "metrics": result.metrics,
-                "weights_final": stats.report_json(result.final_report)["variables"],
-                "relative_change": {p: c.relative for p, c in result.changes.items()},
-                # The same definition as inspect-weights --against, the initial weights as A.
-                "changes": {
-                    p: {"change": c.absolute, "relative_change": c.relative, "cosine": c.cosine}
-                    for p, c in result.changes.items()
-                },
-            }
-        )
+        render.print_json(result.document)
         return
     if tables:
         render.weight_stats(
             result.final_report, "Weights after training", out, result.changes, wide=wide
         )
     render.metrics_table(result.metrics, out)
-    if dist.is_chief:
-        out.print(f"Run saved in {result.run_dir}")
-    else:
-        out.print("Run saved by the chief worker (this worker writes no run directory)")
+    out.print(result.saved_in)
 
 
 @cli.command("inspect-weights")
@@ -459,9 +430,13 @@ def inspect_weights(
     model, a run directory, or a .weights.h5 checkpoint in a run directory."""
     from kinit_cli.output import render
     from kinit_cli.registry.plugins import entry_point_notes
-    from kinit_cli.weights import report as inspection
+    from kinit_cli.weights.report import inspect
 
-    result = inspection.inspect(
+    if plot:
+        from kinit_cli.output import plot as plotting
+
+        plotting.check(Path(plot), overwrite)
+    report = inspect(
         target,
         overrides,
         plugins,
@@ -471,15 +446,16 @@ def inspect_weights(
         against=against,
         activations=activations,
         plot=plot,
-        overwrite=overwrite,
         values=values,
         full=full,
         unsafe=unsafe,
     )
-    render.warnings(entry_point_notes() + result.inspected.notes, render.console(stderr=True))
+    if plot:
+        plotting.histograms(report.panels, Path(plot), overwrite)
+    render.warnings(entry_point_notes() + report.loaded.notes, render.console(stderr=True))
     if as_json:
-        render.print_json(result.document)
+        render.print_json(report.document)
     else:
-        render.inspection(result, render.console(), wide=wide)
-    if result.failed:
+        render.inspection(report, render.console(), wide=wide)
+    if report.failed:
         raise click.exceptions.Exit(1)

@@ -38,6 +38,11 @@ class KinitError(Exception):
     def message(self) -> str:
         return str(self)
 
+    def lines(self) -> list[str]:
+        """The error as the user reads it, a line each: the CLI styles and prints them, and
+        the cluster watchdog writes them for a process that can no longer speak."""
+        return [f"error: {self}"]
+
 
 class UsageError(KinitError):
     """A command was asked for something it cannot do with the given arguments."""
@@ -54,6 +59,11 @@ class ConfigError(KinitError):
         # In file order; problems without a line (from --set) last.
         self.problems = sorted(problems, key=lambda p: (p.line is None, p.line or 0, p.column or 0))
         super().__init__("\n".join(str(p) for p in self.problems))
+
+    def lines(self) -> list[str]:
+        if len(self.problems) == 1:
+            return [f"error: {self.problems[0]}"]
+        return [f"error: {len(self.problems)} problems:", *(f"  {p}" for p in self.problems)]
 
 
 class PluginError(KinitError):
@@ -129,6 +139,34 @@ class WriteError(KinitError):
     complete before stays as it was."""
 
     exit_code = 1
+
+
+class TrainingInterrupted(KinitError):
+    """Training was stopped by a signal; the last full epoch is saved for --resume. Exits
+    128 + the signal's number, as a shell reports a process the signal ended (130 for
+    SIGINT, 143 for SIGTERM)."""
+
+    def __init__(self, message: str, signum: int = 2) -> None:
+        super().__init__(message)
+        self.exit_code = 128 + int(signum)
+
+
+class TrainingDiverged(KinitError):
+    """The loss became NaN or infinite."""
+
+
+class DistributeError(KinitError):
+    """A strategy or device set that cannot be made on this machine."""
+
+    exit_code = 2
+
+
+class DeviceError(KinitError):
+    """The requested device is not available."""
+
+
+class PeerError(KinitError):
+    """A peer worker stopped answering, or never came."""
 
 
 class ResolveError(KinitError):

@@ -20,7 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from kinit_cli.training.distribute import DistributeError, tf_config
+from kinit_cli.errors import DistributeError
+from kinit_cli.training.distribute import tf_config
 
 ROOT = Path(__file__).resolve().parent.parent
 KINIT = Path(sys.executable).parent / "kinit"

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from kinit_cli.cli import cli
-from kinit_cli.weights import report as inspection
+from kinit_cli.model import sources
+from kinit_cli.weights import report
 from tests.conftest import DIGITS_PATHS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -219,9 +220,9 @@ def test_select_matches_paths_and_layers():
             self.path, self.layers, self.trainable = path, layers, trainable
 
     weights = [W("enc/kernel", ["enc", "dec"]), W("dec/bias", ["dec"]), W("bn/mean", ["bn"], False)]
-    assert [w.path for w in inspection.select(weights, "dec")] == ["enc/kernel", "dec/bias"]
-    assert [w.path for w in inspection.select(weights, "*/kernel")] == ["enc/kernel"]
-    assert [w.path for w in inspection.select(weights, trainable_only=True)] == [
+    assert [w.path for w in report.select(weights, "dec")] == ["enc/kernel", "dec/bias"]
+    assert [w.path for w in report.select(weights, "*/kernel")] == ["enc/kernel"]
+    assert [w.path for w in report.select(weights, trainable_only=True)] == [
         "enc/kernel",
         "dec/bias",
     ]
@@ -416,11 +417,11 @@ def test_saved_models_are_read_without_running_initializers(trained_run, write, 
     from kinit_cli.model.sources import prepare
     from tests.conftest import MNIST_LIKE
 
-    fast = inspection.load(str(trained_run / "model.keras"))
+    fast = sources.read(str(trained_run / "model.keras"))
     assert fast.stored is not None  # read from model.weights.h5, not rebuilt by load_model
     model = prepare(write("c.yaml", MNIST_LIKE)).built.model
     model.save(tmp_path / "plugin.keras")
-    read = inspection.load(str(tmp_path / "plugin.keras"))
+    read = sources.read(str(tmp_path / "plugin.keras"))
     assert read.stored is not None and [w.path for w in read.weights] == [
         "simple_dense/kernel",
         "simple_dense/bias",
@@ -661,11 +662,12 @@ def test_plot_says_where_it_went_and_draws_theory_over_fresh_values_only(
     assert result.exit_code == 0, result.output
     assert result.stdout.rstrip().splitlines()[-1] == f"Histograms written to {fresh}"
     kernel = drawn[str(fresh)][0]
-    assert kernel[0] == "dense/kernel (64, 128)" and kernel[2].distribution == "truncated_normal"
-    assert kernel[3] == kernel[2].description
+    assert kernel.title == "dense/kernel (64, 128)"
+    assert kernel.theory.distribution == "truncated_normal"
+    assert kernel.caption == kernel.theory.description
     doc = inspect_json(runner, trained_run, "--plot", str(trained))
     assert doc["plot"] == str(trained) and trained.stat().st_size > 20_000
-    assert [(item[2], item[3]) for item in drawn[str(trained)]] == [
+    assert [(item.theory, item.caption) for item in drawn[str(trained)]] == [
         (None, "trained values (2 epochs): no theoretical density drawn")
     ] * 6
 

@@ -597,11 +597,14 @@ def test_a_run_that_cannot_start_leaves_nothing(tmp_path):
 
 
 def test_a_signal_after_an_epochs_last_step_keeps_that_epoch(tmp_path):
-    from kinit_cli.training.trainer import Trainer, TrainingInterrupted, TrainOptions
+    from kinit_cli.errors import TrainingInterrupted
+    from kinit_cli.training.trainer import Trainer, TrainOptions, plan
 
-    trainer = Trainer(DIGITS, ["train.epochs=4"], [], TrainOptions(output=str(tmp_path / "run")))
-    trainer.setup()
-    last = trainer.steps_per_epoch - 1
+    trainer = Trainer(
+        plan(DIGITS, ["train.epochs=4"], [], TrainOptions(output=str(tmp_path / "run")))
+    )
+    trainer.start()
+    last = trainer.plan.steps_per_epoch - 1
     epochs: list[int] = []
     at_last_step = keras.callbacks.LambdaCallback(
         on_epoch_begin=lambda epoch, logs: epochs.append(epoch),

@@ -420,10 +420,13 @@ def test_progress_display_draws_from_the_batch_hook_only(monkeypatch):
 def test_a_signal_between_epochs_keeps_every_finished_epoch(tmp_path):
     """A signal handled after an epoch's backup, before the next epoch begins, cuts no epoch
     short: the history keeps the epochs the backup holds."""
-    from kinit_cli.training.trainer import Trainer, TrainingInterrupted, TrainOptions
+    from kinit_cli.errors import TrainingInterrupted
+    from kinit_cli.training.trainer import Trainer, TrainOptions, plan
 
-    trainer = Trainer(DIGITS, ["train.epochs=4"], [], TrainOptions(output=str(tmp_path / "run")))
-    trainer.setup()
+    trainer = Trainer(
+        plan(DIGITS, ["train.epochs=4"], [], TrainOptions(output=str(tmp_path / "run")))
+    )
+    trainer.start()
     at_second_end = keras.callbacks.LambdaCallback(
         on_epoch_end=lambda epoch, logs: epoch == 1 and trainer.guard.interrupt(signal.SIGINT)
     )

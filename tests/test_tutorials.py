@@ -280,10 +280,10 @@ def test_same_seed_gives_the_plain_keras_scripts_initial_weights(tutorial, plugi
     """The same classes in a plain Keras script, seeded alike, start from the same weights."""
     import sys
 
+    from kinit_cli.model.sources import read
     from kinit_cli.weights import stats
-    from kinit_cli.weights.report import load
 
-    inspected = load(str(tutorial(plugin, text)))
+    inspected = read(str(tutorial(plugin, text)))
     module = sys.modules[plugin.removesuffix(".py")]  # imported by kinit from tmp_path
     keras.utils.set_random_seed(3)
     model = script(module)
@@ -590,12 +590,13 @@ def test_model_keras_written_when_the_classes_round_trip(runner, tmp_path, write
 
 def test_interrupted_tutorial_run_resumes(tutorial, tmp_path):
     """--resume rebuilds from the run's config.yaml: classes Keras cannot reload resume too."""
-    from kinit_cli.training.trainer import Trainer, TrainingInterrupted, TrainOptions
+    from kinit_cli.errors import TrainingInterrupted
+    from kinit_cli.training.trainer import Trainer, TrainOptions, plan
 
     config = tutorial("subclassing_guide.py", SUBCLASSING_GUIDE)
     run = tmp_path / "run"
-    trainer = Trainer(str(config), ["train.epochs=3"], [], TrainOptions(output=str(run)))
-    trainer.setup()
+    trainer = Trainer(plan(str(config), ["train.epochs=3"], [], TrainOptions(output=str(run))))
+    trainer.start()
     stop = keras.callbacks.LambdaCallback(
         on_epoch_end=lambda epoch, logs: epoch == 0 and trainer.guard.interrupt(signal.SIGINT)
     )
@@ -603,14 +604,14 @@ def test_interrupted_tutorial_run_resumes(tutorial, tmp_path):
     with pytest.raises(TrainingInterrupted, match="1 of 3 epochs are saved"):
         trainer.finish()
     trainer.close()
-    resumed = Trainer(None, [], [], TrainOptions(resume=str(run)))
-    resumed.setup()
-    assert resumed.initial_epoch == 1
+    resumed = Trainer(plan(None, [], [], TrainOptions(resume=str(run))))
+    resumed.start()
+    assert resumed.plan.initial_epoch == 1
     resumed.fit([])
     result = resumed.finish()
     resumed.close()
     assert result.metrics["epochs"] == 3 and result.metrics["model_file"] == "model.weights.h5"
-    assert [w.path for w in resumed.built.weights] == [
+    assert [w.path for w in resumed.plan.built.weights] == [
         "linear/variable",
         "linear/variable_1",
         "my_layer/kernel",

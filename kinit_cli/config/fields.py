@@ -17,11 +17,15 @@ from typing import Any
 
 from kinit_cli.config.source import kind_of
 from kinit_cli.errors import did_you_mean
-from kinit_cli.training.distribute import is_address
 
 Check = Callable[[Any], str | None]
 REQUIRED = object()  # a Field default: the key must be given
 NULL = {"type": "null"}
+
+
+def is_address(v: Any) -> bool:
+    """A worker address as TF_CONFIG gives it: host:port."""
+    return isinstance(v, str) and re.fullmatch(r"[^\s:]+:\d{1,5}", v) is not None
 
 
 def with_schema(fragment: dict[str, Any]) -> Callable[[Check], Check]:
@@ -197,7 +201,7 @@ def number(minimum: float) -> Check:
             "workers": {
                 "type": "array",
                 "minItems": 1,
-                # distribute.is_address's rule, as an ECMA-262 pattern.
+                # is_address's rule, as an ECMA-262 pattern.
                 "items": {"type": "string", "pattern": "^[^\\s:]+:[0-9]{1,5}$"},
             },
             # Below the number of workers too, which JSON Schema cannot say.

@@ -38,7 +38,9 @@ from kinit_cli.config.fields import (
 )
 from kinit_cli.config.source import Config, KeyPath, kind_of
 from kinit_cli.errors import ConfigError, Problem, did_you_mean
-from kinit_cli.training.distribute import STRATEGIES
+
+# The tf.distribute strategies a config or --strategy may name.
+STRATEGIES = ("default", "mirrored", "multi_worker_mirrored")
 
 SCHEMA: dict[str, Any] = {
     "name": Field(run_name, doc="run name; defaults to the config file's name", text=True),

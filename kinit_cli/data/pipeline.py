@@ -9,6 +9,7 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from kinit_cli.runtime import compat
 from kinit_cli.runtime.imports import tensorflow
 
 if TYPE_CHECKING:
@@ -133,7 +134,7 @@ def _batches(
     # background load, median 38,172 against 31,841 samples/s, slowest 32,555 against 22,458.
     # Under op determinism TensorFlow rewrites a parallel map into a sequential one and logs
     # an error line about the attribute it drops; ask for the sequential map directly then.
-    parallel = None if _op_determinism() else 1
+    parallel = None if compat.op_determinism_enabled() else 1
     dataset = tf.data.Dataset.zip(
         orders.flat_map(index_batches), tf.data.Dataset.from_tensors((x, y)).repeat()
     ).map(gather, num_parallel_calls=parallel)
@@ -150,12 +151,3 @@ def _batches(
     options.experimental_optimization.apply_default_optimizations = False
     options.autotune.enabled = False
     return dataset.with_options(options).prefetch(2)
-
-
-def _op_determinism() -> bool:
-    """Whether tf.config.experimental.enable_op_determinism() is in force (no public query)."""
-    try:
-        from tensorflow.python.framework import config
-    except ImportError:
-        return False
-    return bool(getattr(config, "is_op_determinism_enabled", lambda: False)())

@@ -1,4 +1,4 @@
-"""Model spec -> built Keras model (Sequential, functional, or one class), and back to a spec.
+"""Model spec -> built Keras model (Sequential, functional, or one class).
 
 Weights are created while the model is built, before compile or fit, as Keras does when
 the input shape is known; variables.py records what made each one. Constructors get only
@@ -7,7 +7,6 @@ the arguments the YAML holds: names and the output dtype are set on the layer af
 
 from __future__ import annotations
 
-import copy
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,6 +26,7 @@ from kinit_cli.model.variables import (
 from kinit_cli.registry.catalog import Registry
 from kinit_cli.registry.registration import source_file, user_class
 from kinit_cli.registry.specs import FAILED, SpecBuilder
+from kinit_cli.runtime import compat
 from kinit_cli.runtime.imports import keras
 
 
@@ -62,14 +62,15 @@ def build(
     config: Config, resolved: dict[str, Any], registry: Registry, training: bool = False
 ) -> BuiltModel:
     """Build the model the config describes; raise ConfigError with every problem found.
-    `training`: the memory check counts what training keeps per weight too."""
+    `training`: the memory check counts what training keeps per weight too. init_from is
+    applied by model.sources, which reads its source."""
     # Before allocating what cannot fit.
     footprint.check(resolved, training=training, registry=registry)
     spec = resolved["model"]
     builder = SpecBuilder(registry, config)
     name = spec.get("name") or _keras_name(resolved.get("name") or "model")
     sites: dict[int, KeyPath] = {}  # id(top-level layer) -> the config entry that made it
-    with fresh_names(), recording_weights() as records, _keras_warnings():
+    with compat.fresh_object_names(), recording_weights() as records, _keras_warnings():
         if "inputs" in spec:
             model, calls, shapes = _functional(spec, builder, name, sites)
         elif "class_name" in spec:
@@ -88,32 +89,7 @@ def build(
         weight_infos(model, records),
         portability.check(model, records),
     )
-    if resolved.get("init_from"):
-        from kinit_cli.model import init_from as transfer
-
-        transfer.apply(built, resolved["init_from"], config)
     return built
-
-
-@contextmanager
-def fresh_names() -> Iterator[None]:
-    """Number unnamed layers and variables from scratch inside the block.
-
-    Keras numbers them process-wide (`dense_2`, `variable_3` where the first model built in
-    a process got `dense`, `variable`), so without this the same config would name its
-    layers differently depending on what was built before it. Keras's own counter is put
-    back afterwards.
-    """
-    import collections
-
-    from keras.src.backend.common import global_state  # private: checked on Keras 3.15
-
-    saved = global_state.get_global_attribute("object_name_uids")
-    global_state.set_global_attribute("object_name_uids", collections.defaultdict(int))
-    try:
-        yield
-    finally:
-        global_state.set_global_attribute("object_name_uids", saved)
 
 
 @contextmanager
@@ -310,8 +286,6 @@ def _trace_calls(model: Any, builder: SpecBuilder, sites: dict[int, KeyPath]) ->
     that alone, so a broken call() (a Keras 2 `K.dot`) would first fail in the middle of
     training. Keras's compute_output_spec traces it in a scratch graph, changing no state.
     """
-    from keras.src.backend import compute_output_spec  # private: checked on Keras 3.15
-
     for layer in model.layers:
         own = [k for k in type(layer).__mro__ if user_class(k)]
         if not own or not any("compute_output_shape" in vars(k) for k in own):
@@ -321,7 +295,7 @@ def _trace_calls(model: Any, builder: SpecBuilder, sites: dict[int, KeyPath]) ->
         except (AttributeError, ValueError):
             continue  # applied at several places: Keras built it there
         try:
-            compute_output_spec(layer.call, inputs)
+            compat.compute_output_spec(layer.call, inputs)
         except Exception as exc:
             builder.problem(sites.get(id(layer), ("model",)), _call_failure(layer, exc))
 
@@ -383,94 +357,3 @@ def _size(shape: Any) -> int:
 
 
 # --------------------------------------------------------------------------- model -> spec
-
-
-def to_spec(model: Any) -> dict[str, Any]:
-    """The kinit `model:` section that rebuilds `model`'s architecture (from its get_config)."""
-    k = keras()
-    config = model.get_config()
-    if isinstance(model, k.Sequential):
-        layers = config["layers"]
-        first = layers[0]
-        if first["class_name"] != "InputLayer":
-            raise ValueError("a Sequential model without an Input cannot be written as a spec")
-        return {
-            "name": config["name"],
-            "input_shape": list(first["config"]["batch_shape"][1:]),
-            "layers": [_plain_spec(layer) for layer in layers[1:]],
-        }
-    inputs = []
-    entries = []
-    for layer in config["layers"]:
-        if layer["class_name"] == "InputLayer":
-            inputs.append(
-                {
-                    "name": layer["name"],
-                    "shape": list(layer["config"]["batch_shape"][1:]),
-                    "dtype": layer["config"].get("dtype", "float32"),
-                }
-            )
-            continue
-        for n, node in enumerate(layer["inbound_nodes"]):
-            refs = [
-                _node_name(*t["config"]["keras_history"][:2]) for t in _keras_tensors(node["args"])
-            ]
-            entry: dict[str, Any] = {"name": _node_name(layer["name"], n)}
-            if n == 0:
-                cfg = _plain(layer["config"])
-                cfg.pop("name", None)
-                entry.update(
-                    class_name=layer.get("registered_name") or layer["class_name"], config=cfg
-                )
-            else:
-                entry["shares"] = layer["name"]
-            entry["inputs"] = refs[0] if len(refs) == 1 else refs
-            entries.append(entry)
-    outputs = [_node_name(*o[:2]) for o in config["output_layers"]]
-    return {
-        "name": config["name"],
-        "inputs": inputs,
-        "layers": entries,
-        "outputs": outputs[0] if len(outputs) == 1 else outputs,
-    }
-
-
-def _node_name(layer: str, node_index: int) -> str:
-    return layer if node_index == 0 else f"{layer}_call{node_index}"
-
-
-def _keras_tensors(value: Any) -> Iterator[dict[str, Any]]:
-    if isinstance(value, dict):
-        if value.get("class_name") == "__keras_tensor__":
-            yield value
-        else:
-            for v in value.values():
-                yield from _keras_tensors(v)
-    elif isinstance(value, list | tuple):
-        for v in value:
-            yield from _keras_tensors(v)
-
-
-def _plain_spec(layer: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "class_name": layer.get("registered_name") or layer["class_name"],
-        "config": _plain(layer["config"]),
-    }
-
-
-def _plain(value: Any) -> Any:
-    """Keras's serialized form -> kinit YAML: only `{class_name, config}`, dtypes by name."""
-    if isinstance(value, dict):
-        if "class_name" in value and "config" in value and "module" in value:
-            if value["class_name"] == "DTypePolicy":
-                return value["config"]["name"]
-            return {
-                "class_name": value.get("registered_name") or value["class_name"],
-                "config": _plain(value["config"]),
-            }
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, tuple):
-        return [_plain(v) for v in value]
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return copy.copy(value)

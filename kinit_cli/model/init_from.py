@@ -11,33 +11,17 @@ from pathlib import Path
 from typing import Any
 
 from kinit_cli.config.source import Config, KeyPath
-from kinit_cli.errors import ConfigError, ModelFileError, Problem, did_you_mean
-from kinit_cli.weights import stats
+from kinit_cli.errors import ConfigError, Problem, did_you_mean
+from kinit_cli.model.saved import Loaded
+from kinit_cli.model.variables import digest
 
 SECTION: KeyPath = ("init_from",)
 
 
-def apply(built: Any, section: dict[str, Any], config: Config) -> None:
-    """Copy the source's weights into `built` (a model.BuiltModel); ConfigError on a mismatch."""
-    from kinit_cli.weights import report as inspection
-
-    source = Path(section["source"]).expanduser()
-    if not source.is_absolute():
-        source = config.base_dir / source
-    if not source.exists():
-        raise ConfigError([config.problem(SECTION + ("source",), f"{source} does not exist")])
-    try:
-        loaded = inspection.load(str(source))
-    except ModelFileError as exc:
-        message = str(exc)
-        if exc.code:
-            # train has no --unsafe-deserialization: a source's code never runs from init_from.
-            message = (
-                f"{source} holds {exc.code} (Python code, which Keras will not load by "
-                "default), and init_from never loads a file's code: use a source whose layers "
-                "are registered classes (a plugin), or a kinit run directory"
-            )
-        raise ConfigError([config.problem(SECTION + ("source",), message)]) from exc
+def apply(built: Any, section: dict[str, Any], config: Config, loaded: Loaded) -> None:
+    """Copy the weights of `loaded` (the source, read by model.sources) into `built` (a
+    model.build.BuiltModel); ConfigError with every mismatch found."""
+    source = Path(section["source"])
     label = loaded.file or str(source)  # for a run directory, the file it read
     problems: list[Problem] = []
     pairs = _pairs(built.model, loaded.model, section, config, problems)
@@ -57,7 +41,7 @@ def apply(built: Any, section: dict[str, Any], config: Config) -> None:
     provenance = {}
     for variable, value, where in copies:
         variable.assign(value)
-        provenance[id(variable)] = (where, stats.digest(value))
+        provenance[id(variable)] = (where, digest(value))
     frozen = section["freeze"]
     names = {t.name for t, _, _ in pairs} if frozen is True else set(frozen or ())
     for layer in built.model.layers:

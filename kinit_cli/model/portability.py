@@ -17,6 +17,7 @@ from typing import Any
 from kinit_cli.errors import keras_message
 from kinit_cli.registry.registration import user_class, where_defined
 from kinit_cli.registry.signatures import own_parameters
+from kinit_cli.runtime import compat
 
 
 @dataclass(frozen=True)
@@ -68,8 +69,6 @@ def check_objects(objects: list[Any]) -> list[Unsaveable]:
 
 
 def _round_trip(obj: Any) -> Unsaveable | None:
-    from keras.src.backend.common.stateless_scope import StatelessScope  # private: Keras 3.15
-
     cls = type(obj)
     params = _init_parameters(cls)
     try:
@@ -78,7 +77,7 @@ def _round_trip(obj: Any) -> Unsaveable | None:
         return Unsaveable(cls.__name__, where_defined(cls), _reason("get_config()", exc), params)
     missing = tuple(p for p in params if p not in config)
     try:
-        with StatelessScope():  # declare, do not draw, the weights a constructor makes
+        with compat.stateless_scope():  # declare, do not draw, the weights a constructor makes
             cls.from_config(copy.deepcopy(config))
     except Exception as exc:
         return Unsaveable(

@@ -1,31 +1,83 @@
-"""From a config file to a built model: the steps every config-taking command shares."""
+"""Where a model and its weights come from: a config (built, seeded, with init_from applied),
+a saved `.keras` file, a run directory, or a checkpoint in one.
+
+This is the one reader `inspect-weights` TARGETs and `init_from:` sources both go through.
+A run directory whose model.keras Keras cannot reload is rebuilt from its own config.yaml,
+which is why config preparation and target reading share this module: an init_from source
+can be such a run, so preparing a config may read a target, and reading one may prepare its
+config.
+"""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from kinit_cli.config import schema
 from kinit_cli.config import source as config_mod
-from kinit_cli.errors import ConfigError, Problem
+from kinit_cli.errors import (
+    ConfigError,
+    KinitError,
+    ModelFileError,
+    Problem,
+    UsageError,
+    keras_message,
+)
+from kinit_cli.model import build as model_build
+from kinit_cli.model import init_from, saved
+from kinit_cli.model.build import BuiltModel
+from kinit_cli.model.portability import check_objects
+from kinit_cli.model.saved import Loaded
 from kinit_cli.registry.catalog import Registry
-from kinit_cli.registry.plugins import entry_point_notes, load_plugins
-from kinit_cli.storage import rundir
+from kinit_cli.registry.plugins import LoadedPlugin, entry_point_notes, load_plugins
+from kinit_cli.registry.specs import FAILED, SpecBuilder
+from kinit_cli.runtime.imports import keras
+from kinit_cli.storage import checkpoint, rundir
+
+CONFIG_SUFFIXES = (".yaml", ".yml")
 
 
-@dataclass
-class Prepared:
-    """A validated config with its plugins loaded and its model built."""
+@dataclass(frozen=True)
+class Checked:
+    """A config file read once and checked against the schema, before TensorFlow loads."""
 
     config: config_mod.Config
     resolved: dict[str, Any]
-    registry: Any
-    plugins: list[Any]
-    built: Any = None
-    compile_args: dict[str, Any] = field(default_factory=dict)
-    duplicates: list[Any] = field(default_factory=list)  # stats.Duplicate, once measured
+
+    def with_seed(self, seed: int) -> Checked:
+        """The same config with `seed:` set (--seed, or the seed a run drew for itself)."""
+        return Checked(self.config, {**self.resolved, "seed": seed})
+
+
+def check(path: str | Path, overrides: Sequence[str] = ()) -> Checked:
+    """Read the config and check its structure (YAML, unknown keys, types, ranges, callback
+    paths) from the schema alone, in milliseconds; ConfigError with every problem."""
+    return check_config(config_mod.load(path, overrides))
+
+
+def check_config(config: config_mod.Config) -> Checked:
+    """check() for a config already read (a run's own, with --resume's epoch change)."""
+    resolved, problems = schema.check(config)
+    if not problems:
+        problems = _callback_paths(config, resolved)
+    if problems:
+        raise ConfigError(problems)
+    return Checked(config, resolved)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A checked config with its plugins loaded, every name resolved and its model built."""
+
+    config: config_mod.Config
+    resolved: dict[str, Any]
+    registry: Registry
+    plugins: list[LoadedPlugin]
+    compile_args: dict[str, Any]
+    built: BuiltModel | None = None
 
     def notes(self) -> list[str]:
         """What works but deserves a word: shadowed built-ins, classes Keras cannot reload."""
@@ -34,54 +86,111 @@ class Prepared:
             f"(still reachable as '{builtin}')"
             for builtin, user in self.registry.shadowed.items()
         ]
-        for item in getattr(self.built, "unsaveable", []):
+        for item in self.built.unsaveable if self.built is not None else []:
             out.append(
                 f"{item.message()} kinit keeps the run usable anyway: it writes the weights to "
                 "model.weights.h5 instead of model.keras, and inspect-weights RUN, --resume and "
                 "init_from rebuild the model from the run's config.yaml."
             )
-        out += [d.message() for d in self.duplicates]
         return out + entry_point_notes()
 
 
 def prepare(
-    path: str | Path, overrides: Sequence[str] = (), plugins: Sequence[str] = (), build: bool = True
+    source: str | Path | Checked,
+    overrides: Sequence[str] = (),
+    plugins: Sequence[str] = (),
+    build: bool = True,
+    *,
+    training: bool = False,
+    scope: Any = None,
+    init: bool = True,
 ) -> Prepared:
-    """Load the config and its plugins, resolve every name, and build the model.
+    """Load the config's plugins, resolve every name, and build the model as `kinit train`
+    does: seeded first when the config has a seed, so a seed gives the same initial weights
+    wherever the model is built.
 
-    Problems come in two rounds, each reported whole: first every structural one (YAML,
-    unknown keys, types, ranges) from the schema alone, in milliseconds, since plugins
-    import Keras and with it TensorFlow (seconds); then, for a config whose structure is
-    sound, every name that does not resolve and every layer that cannot be built, across
-    all sections at once.
+    Problems come in two rounds, each reported whole: first every structural one from the
+    schema alone (check()), since plugins import Keras and with it TensorFlow (seconds);
+    then every name that does not resolve and every layer that cannot be built, across all
+    sections at once. `training`: the build uses `train.precision` and the memory check
+    counts what training keeps per weight; `scope`: the tf.distribute strategy's scope, which
+    the variables, the optimizer and the metrics belong to; `init`: apply init_from (off to
+    rebuild what the initializers alone draw).
     """
-    config = config_mod.load(path, overrides)
-    resolved, problems = schema.check(config)
-    if not problems:
-        problems = _callback_paths(config, resolved)
-    if problems:
-        raise ConfigError(problems)
-
+    checked = source if isinstance(source, Checked) else check(source, overrides)
+    config, resolved = checked.config, checked.resolved
     # Loading plugins imports Keras (and TensorFlow): only once the schema is satisfied.
     loaded = load_plugins(list(resolved["plugins"]), base_dir=config.base_dir)
     # --plugin paths are the user's, typed relative to where they stand.
     loaded += load_plugins(list(plugins), base_dir=Path.cwd(), entry_points=False)
     registry = Registry()
-    prepared = Prepared(config, resolved, registry, loaded)
-    try:
-        prepared.compile_args = compile_arguments(config, resolved, registry)
-    except ConfigError as exc:
-        problems += exc.problems
-    if build:
-        from kinit_cli.model.build import build as build_model
-
+    problems: list[Problem] = []
+    compile_args: dict[str, Any] = {}
+    built = None
+    with scope if scope is not None else contextlib.nullcontext():
         try:
-            prepared.built = build_model(config, resolved, registry)
+            compile_args = compile_arguments(config, resolved, registry)
         except ConfigError as exc:
             problems += exc.problems
+        if build:
+            try:
+                built = _build(config, resolved, registry, training, init)
+            except ConfigError as exc:
+                problems += exc.problems
     if problems:
         raise ConfigError(problems)
-    return prepared
+    if built is not None:
+        # The compile config goes into model.keras too: a loss or schedule Keras cannot
+        # reload makes the whole file unloadable.
+        built.unsaveable += check_objects(compiled_objects(compile_args))
+    return Prepared(config, resolved, registry, loaded, compile_args, built)
+
+
+def _build(
+    config: config_mod.Config,
+    resolved: dict[str, Any],
+    registry: Registry,
+    training: bool,
+    init: bool,
+) -> BuiltModel:
+    k = keras()
+    if resolved["seed"] is not None:
+        k.utils.set_random_seed(resolved["seed"])
+    # Layers take the global dtype policy when they are made and keep it: set it for the
+    # build only, so nothing else in the process changes precision.
+    previous = k.mixed_precision.dtype_policy()
+    if training:
+        k.mixed_precision.set_dtype_policy(resolved["train"]["precision"])
+    try:
+        built = model_build.build(config, resolved, registry, training=training)
+    finally:
+        k.mixed_precision.set_dtype_policy(previous)
+    section = resolved.get("init_from")
+    if section and init:
+        init_from.apply(built, section, config, _init_source(section, config))
+    return built
+
+
+def _init_source(section: dict[str, Any], config: config_mod.Config) -> Loaded:
+    """What init_from names, read as inspect-weights reads a target (never a file's code)."""
+    where = (*init_from.SECTION, "source")
+    source = Path(section["source"]).expanduser()
+    if not source.is_absolute():
+        source = config.base_dir / source
+    if not source.exists():
+        raise ConfigError([config.problem(where, f"{source} does not exist")])
+    try:
+        return read(str(source))
+    except ModelFileError as exc:
+        message = str(exc)
+        if exc.code:
+            # train has no --unsafe-deserialization: a source's code never runs from init_from.
+            message = (
+                f"{source} holds {exc.code} (Python code, which Keras will not load by "
+                "default), and init_from never loads a file's code: use a source whose layers "
+                "are registered classes (a plugin), or a kinit run directory"
+            )
+        raise ConfigError([config.problem(where, message)]) from exc
 
 
 def _callback_paths(config: config_mod.Config, resolved: dict[str, Any]) -> list[Problem]:
@@ -95,11 +204,9 @@ def _callback_paths(config: config_mod.Config, resolved: dict[str, Any]) -> list
 
 
 def compile_arguments(
-    config: config_mod.Config, resolved: dict[str, Any], registry: Any
+    config: config_mod.Config, resolved: dict[str, Any], registry: Registry
 ) -> dict[str, Any]:
     """`model.compile` keyword arguments from the `compile:` section; ConfigError if any fails."""
-    from kinit_cli.registry.specs import FAILED, SpecBuilder
-
     builder = SpecBuilder(registry, config)
     section = resolved["compile"]
     args: dict[str, Any] = {
@@ -114,3 +221,155 @@ def compile_arguments(
     if builder.problems or FAILED in args.values() or FAILED in args["metrics"]:
         raise ConfigError(builder.problems)
     return args
+
+
+def compiled_objects(arguments: dict[str, Any]) -> list[Any]:
+    """The objects (not names) in model.compile's arguments, with an optimizer's schedule."""
+    if not arguments:
+        return []
+    optimizer = arguments["optimizer"]
+    objects = [optimizer, arguments.get("loss"), *arguments["metrics"]]
+    if not isinstance(optimizer, str):
+        schedule = keras().optimizers.schedules.LearningRateSchedule
+        objects += [v for v in vars(optimizer).values() if isinstance(v, schedule)]
+    return [o for o in objects if o is not None and not isinstance(o, str)]
+
+
+def read(
+    target: str, overrides: Sequence[str] = (), plugins: Sequence[str] = (), unsafe: bool = False
+) -> Loaded:
+    """Read `target`'s model and weights; UsageError when it is none of the known kinds.
+
+    `unsafe` lets Keras load the Python code a .keras file holds (a Lambda layer's function:
+    safe_mode=False), with a note saying it did; without it such a file is a ModelFileError.
+    """
+    path = Path(target)
+    if not path.exists():
+        raise UsageError(f"{target} does not exist")
+    if path.is_dir():
+        return _run_directory(path, plugins, unsafe)
+    if path.name.endswith(".weights.h5"):
+        return _checkpoint(path, plugins)
+    if path.suffix == ".keras":
+        load_plugins([], base_dir=None)  # the built-in pack and entry points
+        load_plugins(list(plugins), base_dir=Path.cwd(), entry_points=False)
+        return saved.read_keras(path, "model", str(path), unsafe)
+    if path.suffix in CONFIG_SUFFIXES:
+        prepared = prepare(path, overrides, plugins)
+        built = prepared.built
+        return Loaded(
+            "config",
+            f"{path} (built, not trained)",
+            built.model,
+            built.weights,
+            prepared=prepared,
+            calls={info.name: info.calls for info in built.layers},
+        )
+    raise UsageError(
+        f"{target}: expected a config (.yaml), a saved model (.keras), a run directory or a "
+        "checkpoint (.weights.h5)"
+    )
+
+
+def rebuild_run(run_dir: Path, plugins: Sequence[str]) -> BuiltModel:
+    """The run's model built again from its own config.yaml and seed, as `kinit train` built
+    it; no init_from, so every value is what its initializer draws."""
+    built = prepare(run_dir / rundir.CONFIG, (), plugins, init=False).built
+    assert built is not None
+    return built
+
+
+def _run_directory(run_dir: Path, plugins: Sequence[str], unsafe: bool = False) -> Loaded:
+    config_path = run_dir / rundir.CONFIG
+    if not config_path.exists():
+        raise UsageError(f"{run_dir} has no {rundir.CONFIG}: is it a kinit run directory?")
+    # The run's plugins, which its model.keras may need; its model is built only if the file
+    # cannot be read by Keras alone.
+    checked = check(config_path)
+    load_plugins(list(checked.resolved["plugins"]), base_dir=run_dir)
+    load_plugins(list(plugins), base_dir=Path.cwd(), entry_points=False)
+    model_path, weights_path = run_dir / rundir.MODEL, run_dir / rundir.WEIGHTS
+    loaded = None
+    if model_path.exists():
+        try:
+            loaded = saved.read_keras(model_path, "run", str(run_dir), unsafe)
+            loaded.file = str(model_path)
+        except ModelFileError:
+            if not weights_path.exists():
+                raise  # a damaged model.keras cannot fill a rebuilt model either
+        except KinitError:
+            loaded = None  # Keras cannot reload its classes: rebuild from the config
+    if loaded is None:
+        source = weights_path if weights_path.exists() else model_path
+        if not source.exists():
+            raise UsageError(_no_trained_weights(run_dir))
+        built = prepare(checked, (), plugins, init=False).built
+        assert built is not None
+        try:
+            built.model.load_weights(source)
+        except Exception as exc:
+            raise KinitError(
+                f"cannot load {source} into the model {config_path} builds: {keras_message(exc)}"
+            ) from exc
+        loaded = Loaded("run", str(run_dir), built.model, built.weights)
+        loaded.file = str(source)
+    loaded.epochs = rundir.metrics(run_dir).get("epochs")
+    loaded.initial = rundir.initial_weights(run_dir)
+    for w in loaded.weights:
+        # What made each variable, or where init_from took it from, was recorded exactly
+        # when the run built it; a reload can only guess from the layer's attributes.
+        record = (loaded.initial or {}).get(w.path, {})
+        if record.get("initializer") is not None:
+            w.initializer = record["initializer"]
+        if record.get("loaded_from"):
+            w.loaded_from, w.loaded_sha256 = record["loaded_from"], record.get("sha256")
+    return loaded
+
+
+def _no_trained_weights(run_dir: Path) -> str:
+    """Why a run directory has no weights to inspect, what it still holds, and what to do."""
+    state = checkpoint.read(run_dir / rundir.BACKUP)
+    head = f"{run_dir} has neither {rundir.MODEL} nor {rundir.WEIGHTS}"
+    status = rundir.status(run_dir)
+    if status == "completed":
+        state_text = f"{head}, though the run completed: its trained weights are gone"
+    else:
+        state_text = f"{head}: the run did not finish ({status or 'it wrote no metrics.json'})"
+    if state is not None and state.weights is not None:
+        return (
+            f"{state_text}; inspect its last backup (after epoch {state.epoch}) instead: "
+            f"kinit inspect-weights {state.weights}"
+        )
+    kept = sorted(
+        p.name
+        for p in run_dir.iterdir()
+        if not p.name.startswith(".") and (p.name != rundir.BACKUP or any(p.iterdir()))
+    )
+    return (
+        f"{state_text}, and it holds no checkpoint either (it has: {', '.join(kept)}). "
+        f"`kinit inspect-weights {run_dir / rundir.CONFIG}` shows the weights its config and "
+        f"seed build (its initial ones); `kinit train {run_dir / rundir.CONFIG}` trains it again"
+    )
+
+
+def _checkpoint(path: Path, plugins: Sequence[str]) -> Loaded:
+    run_dir = next((p for p in path.resolve().parents if (p / rundir.CONFIG).exists()), None)
+    if run_dir is None:
+        raise UsageError(
+            f"{path}: a checkpoint holds weights only; kinit finds the model in the "
+            f"{rundir.CONFIG} of the run directory it sits in, and none of its folders has one"
+        )
+    prepared = prepare(run_dir / rundir.CONFIG, (), plugins)
+    built = prepared.built
+    assert built is not None
+    model = built.model
+    # Keras's BackupAndRestore checkpoints hold the optimizer's state as well.
+    model.compile(**prepared.compile_args)
+    model.optimizer.build(model.trainable_variables)
+    try:
+        model.load_weights(path)
+    except Exception as exc:
+        raise KinitError(f"cannot load the checkpoint {path}: {keras_message(exc)}") from exc
+    loaded = Loaded("checkpoint", str(path), model, built.weights)
+    loaded.initial = rundir.initial_weights(run_dir)
+    return loaded

@@ -8,6 +8,7 @@ call during a build and names variables by the model's structure instead.
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 import re
 from collections.abc import Iterator
@@ -15,8 +16,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from kinit_cli.registry.registration import user_class, where_defined
 from kinit_cli.registry.signatures import own_parameters
+from kinit_cli.runtime import compat
 from kinit_cli.runtime.imports import keras, tensorflow
 
 
@@ -169,7 +173,7 @@ def _name_variables(layer: Any, prefix: str, paths: dict[int, str]) -> None:
 
 def sublayers(layer: Any) -> list[tuple[str, Any]]:
     """A layer's direct sub-layers as (path segment, layer), in the order Keras tracks them."""
-    tracked = list(getattr(layer, "_layers", []) or [])  # private: Keras 3.15's tracker list
+    tracked = compat.tracked_layers(layer)
     if not tracked:
         return []
     layer_cls = keras().layers.Layer
@@ -284,3 +288,9 @@ def _attribute_initializer(layer: Any, name: str) -> dict[str, Any] | None:
         if initializer is not None:
             return describe_initializer(initializer)
     return None
+
+
+def digest(array: np.ndarray) -> str:
+    """SHA-256 of the values' bytes: what reports, init_from and --check identify values by
+    (stats.moments computes the same one while it scans)."""
+    return hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()

@@ -6,6 +6,7 @@ matplotlib is an optional extra (`pip install 'kinit[plot]'`); it is imported he
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -42,14 +43,18 @@ def _normal(x: np.ndarray, mean: float, std: float) -> np.ndarray:
     return np.exp(-0.5 * ((x - mean) / std) ** 2) / (std * math.sqrt(2 * math.pi))
 
 
-def histograms(
-    items: list[tuple[str, np.ndarray, Any, str]], path: Path, overwrite: bool = False
-) -> None:
-    """Draw (title, values, theory or None, caption) per variable into one PNG, written
-    atomically. The legend stays short and inside its axes; the theory's full description,
-    or why none is drawn, is the caption under each plot."""
-    import textwrap
+def check(path: Path, overwrite: bool = False) -> None:
+    """UsageError unless `path` can take the plot: before any weight is read."""
+    _pyplot()
+    if path.suffix.lower() != ".png":
+        raise UsageError(f"--plot writes a PNG image: give a FILE.png, not {path}")
+    if not path.parent.is_dir():
+        raise UsageError(f"--plot {path}: the folder {path.parent} does not exist")
+    if path.exists() and not overwrite:
+        raise UsageError(f"{path} already exists; choose another --plot file or add --overwrite")
 
+
+def _pyplot() -> Any:
     try:
         import matplotlib
 
@@ -59,18 +64,24 @@ def histograms(
         raise UsageError(
             "--plot needs matplotlib, an optional extra: pip install 'kinit[plot]'"
         ) from None
-    if path.suffix.lower() != ".png":
-        raise UsageError(f"--plot writes a PNG image: give a FILE.png, not {path}")
-    if not path.parent.is_dir():
-        raise UsageError(f"--plot {path}: the folder {path.parent} does not exist")
-    if path.exists() and not overwrite:
-        raise UsageError(f"{path} already exists; choose another --plot file or add --overwrite")
+    return plt
+
+
+def histograms(items: Sequence[Any], path: Path, overwrite: bool = False) -> None:
+    """Draw one panel per variable (weights.report.Panel: title, values, theory or None,
+    caption) into one PNG, written atomically. The legend stays short and inside its axes;
+    the theory's full description, or why none is drawn, is the caption under each plot."""
+    import textwrap
+
+    check(path, overwrite)
+    plt = _pyplot()
     cols = min(3, len(items)) or 1
     rows = max(1, math.ceil(len(items) / cols))
     fig, axes = plt.subplots(rows, cols, figsize=(4.4 * cols, 3.4 * rows), squeeze=False)
     for ax in axes.flat[len(items) :]:
         ax.axis("off")
-    for ax, (title, values, theory, caption) in zip(axes.flat, items, strict=False):
+    for ax, item in zip(axes.flat, items, strict=False):
+        title, values, theory, caption = item.title, item.values, item.theory, item.caption
         flat = values.reshape(-1)
         flat = flat[:: max(1, flat.size // MAX_POINTS)]
         flat = flat[np.isfinite(flat)].astype(np.float64)

@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from kinit_cli.errors import ConfigError, KinitError
+from kinit_cli.errors import KinitError
 from kinit_cli.output.tables import Column, fitted, left_out_note, middle
 from kinit_cli.storage import strictjson
 
@@ -34,12 +34,15 @@ def print_json(data: Any, out: Console | None = None) -> None:
 
 
 def error(exc: KinitError, out: Console) -> None:
-    if isinstance(exc, ConfigError) and len(exc.problems) > 1:
-        out.print(Text(f"error: {len(exc.problems)} problems:", style="bold red"))
-        for problem in exc.problems:
-            out.print(Text(f"  {problem}"))
-        return
-    out.print(Text("error: ", style="bold red") + Text(str(exc)))
+    """The error's own lines (KinitError.lines), the 'error:' on the first one in red."""
+    first, *rest = exc.lines()
+    head, sep, tail = first.partition(": ")
+    styled = Text(head + sep, style="bold red")
+    # The count of a several-problem ConfigError is part of its heading.
+    styled += Text(tail, style="bold red" if tail.endswith("problems:") else "")
+    out.print(styled)
+    for line in rest:
+        out.print(Text(line))
 
 
 def warnings(lines: Sequence[str], out: Console) -> None:

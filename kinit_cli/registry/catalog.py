@@ -10,7 +10,6 @@ signatures.py's.
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import inspect
 import re
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from kinit_cli.registry.registration import (
     keras_module,
     kind_of_class,
 )
+from kinit_cli.runtime import compat
 
 # Names in Keras's modules that are its API functions, not objects a config names.
 _KERAS_API = {"get", "serialize", "deserialize"}
@@ -106,7 +106,7 @@ class Registry:
                 continue
             by_obj.setdefault(id(obj), []).append(attr)
             objs[id(obj)] = obj
-        for alias, obj in _keras_alias_table(kind).items():
+        for alias, obj in compat.name_table(kind.module).items():
             # Keras's own table adds short aliases ('mse', 'normal'); its generated
             # snake_case names ('binary_io_u') are left out, as Keras's public API does.
             if (
@@ -252,15 +252,6 @@ def _closest_name(entry: Entry, name: str) -> str:
 
     low = name.lower()
     return max(entry.names(), key=lambda n: difflib.SequenceMatcher(None, low, n.lower()).ratio())
-
-
-def _keras_alias_table(kind: Kind) -> dict[str, Any]:
-    """Keras's ALL_OBJECTS_DICT for a kind (what its `get()` accepts), where it has one."""
-    try:
-        module = importlib.import_module(f"keras.src.{kind.module}")
-    except ImportError:
-        return {}
-    return dict(getattr(module, "ALL_OBJECTS_DICT", {}))
 
 
 def _named(entry: Entry, name: str, exact: bool) -> bool:

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from kinit_cli.errors import RunDirError, UsageError, WriteError
+from kinit_cli.runtime import versions
 from kinit_cli.storage import rundir
 
 # What kinit writes in backup/ (checkpoint.py; Keras's BackupAndRestore names for old runs),
@@ -107,10 +108,8 @@ class RunLock:
 
     def _write(self, **changes: Any) -> None:
         """Rewrite the marker in place: a renamed file would leave the lock behind."""
-        from kinit_cli import __version__
-
         assert self.fd is not None
-        data = {**marker(self.run_dir), "kinit": __version__, **changes}
+        data = {**marker(self.run_dir), "kinit": versions.KINIT, **changes}
         data = {k: v for k, v in data.items() if v is not None}
         try:
             os.ftruncate(self.fd, 0)

@@ -21,24 +21,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from kinit_cli.errors import KinitError
-
-# The strategies a config or --strategy may name (the schema and the CLI use this list).
-STRATEGIES = ("default", "mirrored", "multi_worker_mirrored")
-
-
-class DistributeError(KinitError):
-    """A strategy or device set that cannot be made on this machine."""
-
-    exit_code = 2
-
-
-class DeviceError(KinitError):
-    """The requested device is not available."""
-
-
-class PeerError(KinitError):
-    """A peer worker stopped answering, or never came."""
+from kinit_cli.config.fields import is_address
+from kinit_cli.errors import DeviceError, DistributeError, KinitError, PeerError
 
 
 @dataclass(frozen=True)
@@ -239,11 +223,6 @@ def _cluster(value: Any, source: str) -> Cluster:
     return Cluster({k: list(v) for k, v in jobs.items()}, kind, index, source)
 
 
-def is_address(v: Any) -> bool:
-    """A worker address as TF_CONFIG gives it: host:port."""
-    return isinstance(v, str) and re.fullmatch(r"[^\s:]+:\d{1,5}", v) is not None
-
-
 def _multi_worker(
     tf: Any, devices: list[str] | None, section: dict[str, Any] | None, timeout: float
 ) -> Distribution:
@@ -271,12 +250,24 @@ def _multi_worker(
 
 
 # The watchdog runs in a process of its own: while TensorFlow waits for the cluster, the
-# main thread sits in C++ code holding the interpreter lock, so no Python thread, timer or
-# signal handler of this process runs until the wait ends.
+# main thread may sit in C++ code holding the interpreter lock, and then no Python thread,
+# timer or signal handler of this process runs until the wait ends. It asks first (SIGUSR1,
+# whose handler raises the error for the CLI to report, exit status 1); a process that
+# cannot answer within GRACE seconds gets the same words written for it, and SIGKILL (137).
+GRACE = 5.0
 _WATCHDOG = """
 import os, signal, sys, time
-parent, seconds, message = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3]
+parent, message = int(sys.argv[1]), sys.argv[4]
+seconds, grace = float(sys.argv[2]), float(sys.argv[3])
 time.sleep(seconds)
+os.kill(parent, signal.SIGUSR1)
+end = time.monotonic() + grace
+while time.monotonic() < end:
+    time.sleep(0.05)
+    try:
+        os.kill(parent, 0)
+    except ProcessLookupError:
+        sys.exit(0)
 sys.stderr.write(message)
 sys.stderr.flush()
 os.kill(parent, signal.SIGKILL)
@@ -284,17 +275,20 @@ os.kill(parent, signal.SIGKILL)
 
 
 @contextmanager
-def deadline(seconds: float, error: KinitError) -> Iterator[None]:
-    """End the process with `error` if the block has not finished within `seconds`.
-
-    For waits inside TensorFlow's C++ runtime, which no Python exception can interrupt: a
-    small watchdog process prints the error and stops this one (exit status 137).
-    """
+def deadline(seconds: float, error: KinitError, grace: float = GRACE) -> Iterator[None]:
+    """Raise `error` if the block has not finished within `seconds`, even from inside
+    TensorFlow's C++ runtime, which no Python timer interrupts (see _WATCHDOG)."""
+    import signal
     import subprocess
     import sys
 
+    def expired(signum: int, frame: Any) -> None:
+        raise error
+
+    previous = signal.signal(signal.SIGUSR1, expired)
+    text = "".join(line + "\n" for line in error.lines())
     watchdog = subprocess.Popen(
-        [sys.executable, "-c", _WATCHDOG, str(os.getpid()), str(seconds), f"error: {error}\n"],
+        [sys.executable, "-c", _WATCHDOG, str(os.getpid()), str(seconds), str(grace), text],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
     )
@@ -303,3 +297,4 @@ def deadline(seconds: float, error: KinitError) -> Iterator[None]:
     finally:
         watchdog.kill()
         watchdog.wait()
+        signal.signal(signal.SIGUSR1, previous)

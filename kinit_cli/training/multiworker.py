@@ -22,8 +22,10 @@ from contextlib import contextmanager
 from typing import Any
 
 from kinit_cli.data.pipeline import Pieces
+from kinit_cli.errors import PeerError
+from kinit_cli.runtime import compat
 from kinit_cli.runtime.imports import keras, tensorflow
-from kinit_cli.training.distribute import Distribution, PeerError
+from kinit_cli.training.distribute import Distribution
 
 DatasetFn = Callable[[Pieces], Any]
 
@@ -74,7 +76,7 @@ class Loop:
         """Create the optimizer's and the metrics' variables in the strategy's scope, from one
         local batch (what `fit` does with a reduced one)."""
         with self.strategy.scope():
-            self.model._symbolic_build(data_batch=batch)
+            compat.symbolic_build(self.model, batch)
 
     def fit(
         self,
@@ -105,7 +107,7 @@ class Loop:
             validation_data = None if validation is None else self.distribute(validation)
             model.stop_training = False
             callback_list.on_train_begin()
-            initial_epoch = model._initial_epoch or initial_epoch
+            initial_epoch = compat.initial_epoch(model) or initial_epoch
             epoch_logs: dict[str, float] = {}
             for epoch in range(initial_epoch, epochs):
                 model.reset_metrics()

@@ -9,13 +9,15 @@ from typing import Any
 from kinit_cli.config import schema
 from kinit_cli.config import source as config_mod
 from kinit_cli.errors import UsageError
+from kinit_cli.model import sources
 from kinit_cli.storage import checkpoint, ownership, rundir
 
 
 def saved_config(
     run_dir: Path, config_path: str | None, overrides: Sequence[str]
-) -> config_mod.Config:
-    """The run's own config, after checking that what was given alongside changes only epochs."""
+) -> sources.Checked:
+    """The run's own config, read once, after checking that what was given alongside (a
+    CONFIG, --set) changes only train.epochs; with that change applied."""
     saved_path = run_dir / rundir.CONFIG
     if not ownership.is_kinit_run(run_dir):
         raise UsageError(
@@ -27,8 +29,11 @@ def saved_config(
             f"--resume {run_dir}: no {rundir.CONFIG} there; is it a kinit run directory?"
         )
     saved = config_mod.load(saved_path)
+    old = schema.validate(saved)
+    if config_path is None and not overrides:
+        return sources.check_config(saved)
     given = config_mod.load(config_path or saved_path, overrides)
-    old, new = schema.validate(saved), schema.validate(given)
+    new = schema.validate(given)
     if new["seed"] is None:
         new["seed"] = old["seed"]
     if config_path is not None and not given.data.get("name"):
@@ -43,10 +48,8 @@ def saved_config(
             f"--resume {run_dir}: only train.epochs may change when resuming; "
             "these differ:\n  " + "\n  ".join(differences)
         )
-    for text in overrides:
-        if text.partition("=")[0].strip() == "train.epochs":
-            config_mod.apply_overrides(saved, [text])
-    return saved
+    config_mod.apply_overrides(saved, epoch_overrides(overrides))
+    return sources.check_config(saved)
 
 
 def _diff(a: Any, b: Any, path: str) -> list[tuple[str, Any, Any]]:

@@ -1,15 +1,16 @@
-"""`kinit train`: seeds, compile, fit, evaluate, the run directory, resuming (its checks in
-resume.py; devices and strategies in distribute.py).
+"""`kinit train`: plan a run (config, devices, seed, data, model, callbacks), then train it
+in its run directory, evaluate it, and report.
 
-The work is split into steps (`Trainer.setup`, `fit`, `finish`) so the command can show
-the initial weights before training starts, while this module never prints.
+plan() does every check and build that can fail before anything is written, and returns
+what the command shows first; a Trainer holds one planned run through its run directory,
+fit() and finish(). Nothing here prints. Resuming's checks are in resume.py, devices and
+strategies in distribute.py.
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
-import platform
 import random
 import shutil
 import signal
@@ -22,35 +23,31 @@ from typing import Any
 
 import numpy as np
 
-from kinit_cli.config import schema
 from kinit_cli.config import source as config_mod
-from kinit_cli.data import datasets as data_mod
 from kinit_cli.data import pipeline
+from kinit_cli.data.datasets import Splits
+from kinit_cli.data.datasets import load as load_data
 from kinit_cli.data.labels import check_labels
-from kinit_cli.errors import ConfigError, KinitError, UsageError, WriteError
-from kinit_cli.model import portability
+from kinit_cli.errors import (
+    ConfigError,
+    KinitError,
+    TrainingDiverged,
+    TrainingInterrupted,
+    UsageError,
+    WriteError,
+)
+from kinit_cli.model import sources
 from kinit_cli.registry.plugins import is_file, plugin_failure
-from kinit_cli.runtime.imports import keras, tensorflow
+from kinit_cli.registry.specs import FAILED, SpecBuilder
+from kinit_cli.runtime.imports import tensorflow
+from kinit_cli.runtime.versions import versions
 from kinit_cli.storage import checkpoint, ownership, rundir
 from kinit_cli.training import distribute, resume
+from kinit_cli.training.multiworker import Loop
 from kinit_cli.weights import stats
 
 
-class TrainingInterrupted(KinitError):
-    """Training was stopped by a signal; the last full epoch is saved for --resume. Exits
-    128 + the signal's number, as a shell reports a process the signal ended (130 for
-    SIGINT, 143 for SIGTERM)."""
-
-    def __init__(self, message: str, signum: int = signal.SIGINT) -> None:
-        super().__init__(message)
-        self.exit_code = 128 + int(signum)
-
-
-class TrainingDiverged(KinitError):
-    """The loss became NaN or infinite."""
-
-
-@dataclass
+@dataclass(frozen=True)
 class TrainOptions:
     device: str = "auto"
     seed: int | None = None
@@ -60,244 +57,363 @@ class TrainOptions:
     strategy: str | None = None  # --strategy: overrides distribute.strategy
 
 
-@dataclass
-class TrainResult:
+@dataclass(frozen=True)
+class UpToDate:
+    """--resume of a run that has all the epochs it asks for: nothing to train."""
+
     run_dir: Path
-    status: str  # completed | interrupted | diverged
-    history: list[dict[str, Any]]
-    metrics: dict[str, Any]
-    final_report: list[stats.VariableStats] = field(default_factory=list)
-    changes: dict[str, stats.Change] = field(default_factory=dict)
 
-
-class Trainer:
-    """One training run, step by step: setup(), fit(callbacks), finish()."""
-
-    def __init__(
-        self,
-        config_path: str | None,
-        overrides: Sequence[str],
-        plugins: Sequence[str],
-        options: TrainOptions,
-    ) -> None:
-        self.config_path = config_path
-        self.overrides = list(overrides)
-        self.plugins = list(plugins)
-        self.options = options
-        self._scratch: Path | None = None  # a non-chief worker's private run directory
-        self.lock: ownership.RunLock | None = None
-        self.up_to_date = False  # --resume of a run that has all its epochs: nothing to do
-
-    def setup(self) -> None:
-        """Load everything, build the model, create the run directory; nothing trained yet."""
-        from kinit_cli.model.build import build
-        from kinit_cli.model.sources import compile_arguments, prepare
-
-        k, tf = keras(), tensorflow()
-        opts = self.options
-        if opts.resume:
-            given = [
-                f
-                for f, v in (
-                    ("--output", opts.output),
-                    ("--seed", opts.seed),
-                    ("--overwrite", opts.overwrite),
-                )
-                if v
-            ]
-            if given:
-                raise UsageError(
-                    f"--resume continues {opts.resume} in place, with its own seed; "
-                    f"{' and '.join(given)} cannot be given with it"
-                )
-            self.run_dir = Path(opts.resume)
-            saved = resume.saved_config(self.run_dir, self.config_path, self.overrides)
-            source, overrides = saved.file, resume.epoch_overrides(self.overrides)
-            self.up_to_date = resume.up_to_date(
-                self.run_dir, schema.validate(saved)["train"]["epochs"]
-            )
-            if self.up_to_date:
-                return
-        else:
-            if self.config_path is None:
-                raise UsageError("give a CONFIG file, or --resume RUN_DIR")
-            source, overrides = self.config_path, self.overrides
-        # Visible and logical devices can only be set before TensorFlow's runtime starts,
-        # and building an optimizer starts it: read the config's own structure first.
-        section = schema.validate(config_mod.load(source, overrides))["distribute"]
-        self.devices = distribute.select_devices(opts.device)
-        strategy_name = opts.strategy or section["strategy"]
-        if opts.resume and strategy_name == "multi_worker_mirrored":
-            raise UsageError(
-                "--resume is not available under multi_worker_mirrored: only the chief keeps "
-                "a backup; start the run again, or resume it on one machine"
-            )
-        self.distribution = distribute.strategy(
-            strategy_name, section["devices"], section["cluster"], section["timeout"]
-        )
-        if self.distribution.devices:
-            self.devices = self.distribution.devices
-        self.prepared = prepare(source, overrides, self.plugins, build=False)
-        config, resolved = self.prepared.config, self.prepared.resolved
-        if opts.seed is not None and not opts.resume:
-            resolved["seed"] = opts.seed
-        if resolved["seed"] is None:
-            resolved["seed"] = random.SystemRandom().randrange(2**31)
-        self.seed = int(resolved["seed"])
-        k.utils.set_random_seed(self.seed)
-        if resolved["deterministic"]:
-            tf.config.experimental.enable_op_determinism()
-        train = resolved["train"]
-        # Layers take the global dtype policy when they are made and keep it: set it for
-        # the build only, so nothing else in the process changes precision.
-        previous = k.mixed_precision.dtype_policy()
-        k.mixed_precision.set_dtype_policy(train["precision"])
-        scope = self.distribution.strategy.scope()
-        try:
-            with scope:  # variables, optimizer and metrics belong to the strategy
-                self.built = build(config, resolved, self.prepared.registry, training=True)
-        finally:
-            k.mixed_precision.set_dtype_policy(previous)
-        self.prepared.built = self.built
-        model = self.built.model
-        if len(model.inputs) != 1 or len(model.outputs) != 1:
-            raise UsageError(
-                f"kinit train feeds one input and one output; the model has "
-                f"{len(model.inputs)} inputs and {len(model.outputs)} outputs"
-            )
-        self.data = data_mod.load(
-            resolved["data"], tuple(model.inputs[0].shape[1:]), self.seed, config.base_dir
-        )
-        args = self.prepared.compile_args
-        check_labels(self.data, model, args.get("loss"), args.get("metrics", ()))
-        if not self.distribution.is_chief:
-            # Other workers write what the callbacks write too, into a folder of their own
-            # that is removed at the end: nothing that could collide with the chief's.
-            self.run_dir = self._scratch = Path(tempfile.mkdtemp(prefix="kinit-worker-"))
-        elif not opts.resume:
-            self.run_dir = (
-                Path(opts.output) if opts.output else rundir.default_path(resolved["name"])
-            )
-        self.callbacks = self._config_callbacks()
-        with self.distribution.strategy.scope():  # the optimizer belongs to the strategy
-            arguments = compile_arguments(config, resolved, self.prepared.registry)
-            # The compile config goes into model.keras too: a loss or schedule Keras cannot
-            # reload makes the whole file unloadable.
-            self.built.unsaveable += portability.check_objects(_compiled_objects(arguments))
-            model.compile(
-                **arguments,
-                steps_per_execution=_steps_per_execution(train, self.distribution.replicas),
-                jit_compile=train["jit_compile"],
-            )
-            if "loss" not in arguments:
-                self._require_loss(model)
-        self.loop = None
-        if self.distribution.name == "multi_worker_mirrored":
-            from kinit_cli.training.multiworker import Loop
-
-            self.loop = Loop(model, self.distribution)
-            batch = train["batch_size"]
-            d = self.data
-            self.loop.build((d.model_input(d.x_train[:batch]), d.y_train[:batch]))
-        self.initial_arrays = stats.values(self.built.weights)
-        self.initial_report = stats.report(self.built.weights, self.initial_arrays)
-        self.prepared.duplicates = stats.duplicates(self.initial_report, self.initial_arrays)
-        if opts.resume:
-            self.lock = ownership.RunLock(self.run_dir)
-            self.lock.claim()
-        else:
-            self.lock = ownership.create(
-                self.run_dir, opts.overwrite or not self.distribution.is_chief, self.callback_files
-            )
-            try:
-                rundir.write_json(
-                    self.run_dir / rundir.WEIGHTS_INIT, stats.report_json(self.initial_report)
-                )
-                self._write_config(resolved, config.base_dir)
-            except WriteError as exc:
-                # Nothing trained yet: leave nothing behind, so the same command can rerun.
-                self.lock.abandon()
-                self.lock = None
-                raise WriteError(f"{exc}; the run did not start, and left nothing") from exc
-        if opts.resume:
-            # The run's config says how many epochs it was last asked for.
-            self._write_config(resolved, config.base_dir)
-        self.initial_epoch = checkpoint.completed_epochs(self.run_dir)
-
-    def _write_config(self, resolved: dict[str, Any], base_dir: Path) -> None:
-        rundir.write_text(
-            self.run_dir / rundir.CONFIG, config_mod.dump(_portable(resolved, base_dir))
+    @property
+    def message(self) -> str:
+        return (
+            f"{self.run_dir} has trained all the epochs it was asked for; nothing to do "
+            "(add --set train.epochs=N to train it further)"
         )
 
-    def _require_loss(self, model: Any) -> None:
-        """A model compiled without a loss trains only when it makes its own (add_loss, or a
-        compute_loss of its own): find out on two examples now, before the run directory
-        exists, rather than from Keras's error in the first step."""
-        d = self.data
-        x = d.model_input(d.x_train[:2])
-        try:
-            model.compute_loss(x=x, y=d.y_train[:2], y_pred=model(x, training=False))
-        except ValueError as exc:
-            if "No loss to compute" not in str(exc):
-                raise
-            message = (
-                "no loss to train with: give compile.loss (e.g. sparse_categorical_crossentropy "
-                "for class ids), or have the model add its own with add_loss()"
-            )
-            raise ConfigError([self.prepared.config.problem(("compile",), message)]) from None
+    @property
+    def document(self) -> dict[str, Any]:
+        return {"run_dir": str(self.run_dir), "nothing_to_do": self.message}
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A run made ready, before anything is written: its config with plugins and model, the
+    devices and strategy, the seed, the data, the callbacks and the initial weights."""
+
+    prepared: sources.Prepared
+    options: TrainOptions
+    distribution: distribute.Distribution
+    devices: list[str]
+    seed: int
+    data: Splits
+    run_dir: Path
+    scratch: Path | None  # a non-chief worker's private run directory, removed at the end
+    callbacks: list[Any]  # the config's own
+    callback_files: list[str]  # what they write in the run directory
+    loop: Loop | None  # the multi-worker loop, where model.fit cannot run
+    initial_arrays: dict[str, np.ndarray]
+    initial_report: list[stats.VariableStats]
+    duplicates: list[stats.Duplicate]
+    initial_epoch: int  # epochs the run's backup already holds (--resume)
 
     @property
     def resolved(self) -> dict[str, Any]:
         return self.prepared.resolved
 
     @property
+    def built(self) -> Any:
+        return self.prepared.built
+
+    @property
     def steps_per_epoch(self) -> int:
         return _steps(self.data.x_train, self.resolved["train"]["batch_size"])
 
-    def _config_callbacks(self) -> list[Any]:
-        from kinit_cli.registry.specs import FAILED, SpecBuilder
+    def notes(self) -> list[str]:
+        """What works but deserves a word, the copies among the initial weights included."""
+        return self.prepared.notes() + [d.message() for d in self.duplicates]
 
-        config = self.prepared.config
-        builder = SpecBuilder(self.prepared.registry, config)
-        out, problems = [], []
-        self.callback_files: list[str] = []
-        for i, spec in enumerate(self.resolved["train"]["callbacks"]):
-            where = ("train", "callbacks", i)
-            if self._scratch is not None:
-                spec = _in_private_dir(spec, self._scratch)
-            else:
-                placed = rundir.callback_paths(
-                    spec, self.run_dir, self.options.overwrite or bool(self.options.resume)
-                )
-                spec = placed.spec
-                self.callback_files += placed.files
-                problems += [config.problem(where + key, text) for key, text in placed.problems]
-            callback = builder.build("callback", spec, where, keep_builtin_names=False)
-            if callback is not FAILED:
-                out.append(callback)
-        if builder.problems or problems:
-            raise ConfigError(builder.problems + problems)
-        return out
+    def header(self) -> dict[str, Any]:
+        """What the run is, as the lines above its first table."""
+        dist, batch = self.distribution, self.resolved["train"]["batch_size"]
+        header: dict[str, Any] = {
+            "run": str(self.run_dir) if dist.is_chief else "written by the chief worker",
+            "devices": ", ".join(self.devices),
+            "seed": self.seed,
+            "data": self.data.source,
+            "train/val/test": "/".join(str(n) for n in self.data.sizes.values()),
+        }
+        header["strategy"] = f"{dist.name}, {dist.replicas} replica" + (
+            f"s, batch {batch} = {batch / dist.replicas:g} per replica" if dist.replicas > 1 else ""
+        )
+        if dist.cluster is not None:
+            c = dist.cluster
+            header["cluster"] = (
+                f"{c.task_type} {c.index} of {c.workers} tasks at {c.address}"
+                f"{' (chief)' if c.is_chief else ''}, from {c.source}"
+            )
+        if self.initial_epoch:
+            header["resuming after epoch"] = self.initial_epoch
+        return header
+
+
+def plan(
+    config_path: str | None,
+    overrides: Sequence[str],
+    plugins: Sequence[str],
+    options: TrainOptions,
+) -> Plan | UpToDate:
+    """Read the config once, choose devices and strategy, seed, build, load the data and
+    check the labels, compile, and make the callbacks: everything that can fail before the
+    run directory is touched."""
+    if options.resume:
+        given = [
+            flag
+            for flag, value in (
+                ("--output", options.output),
+                ("--seed", options.seed),
+                ("--overwrite", options.overwrite),
+            )
+            if value
+        ]
+        if given:
+            raise UsageError(
+                f"--resume continues {options.resume} in place, with its own seed; "
+                f"{' and '.join(given)} cannot be given with it"
+            )
+        run_dir = Path(options.resume)
+        checked = resume.saved_config(run_dir, config_path, overrides)
+        if resume.up_to_date(run_dir, checked.resolved["train"]["epochs"]):
+            return UpToDate(run_dir)
+    else:
+        if config_path is None:
+            raise UsageError("give a CONFIG file, or --resume RUN_DIR")
+        checked = sources.check(config_path, overrides)
+        seed = options.seed if options.seed is not None else checked.resolved["seed"]
+        if seed is None:
+            seed = random.SystemRandom().randrange(2**31)
+        checked = checked.with_seed(seed)
+    # Visible and logical devices can only be set before TensorFlow's runtime starts, and
+    # building an optimizer starts it: the config's own structure says which first.
+    section = checked.resolved["distribute"]
+    devices = distribute.select_devices(options.device)
+    strategy_name = options.strategy or section["strategy"]
+    if options.resume and strategy_name == "multi_worker_mirrored":
+        raise UsageError(
+            "--resume is not available under multi_worker_mirrored: only the chief keeps "
+            "a backup; start the run again, or resume it on one machine"
+        )
+    distribution = distribute.strategy(
+        strategy_name, section["devices"], section["cluster"], section["timeout"]
+    )
+    devices = distribution.devices or devices
+    resolved = checked.resolved
+    seed = int(resolved["seed"])
+    if resolved["deterministic"]:
+        tensorflow().config.experimental.enable_op_determinism()
+    # Variables, optimizer and metrics belong to the strategy.
+    prepared = sources.prepare(
+        checked, (), plugins, training=True, scope=distribution.strategy.scope()
+    )
+    built = prepared.built
+    model = built.model
+    if len(model.inputs) != 1 or len(model.outputs) != 1:
+        raise UsageError(
+            f"kinit train feeds one input and one output; the model has "
+            f"{len(model.inputs)} inputs and {len(model.outputs)} outputs"
+        )
+    config = prepared.config
+    data = load_data(resolved["data"], tuple(model.inputs[0].shape[1:]), seed, config.base_dir)
+    args = prepared.compile_args
+    check_labels(data, model, args.get("loss"), args.get("metrics", ()))
+    scratch = None
+    if not distribution.is_chief:
+        # Other workers write what the callbacks write too, into a folder of their own that
+        # is removed at the end: nothing that could collide with the chief's.
+        run_dir = scratch = Path(tempfile.mkdtemp(prefix="kinit-worker-"))
+    elif not options.resume:
+        run_dir = Path(options.output) if options.output else rundir.default_path(resolved["name"])
+    try:
+        replace = options.overwrite or bool(options.resume)
+        callbacks, callback_files, loop = _ready(
+            prepared, data, distribution, run_dir, scratch, replace
+        )
+    except BaseException:
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
+        raise
+    arrays = stats.values(built.weights)
+    report = stats.report(built.weights, arrays)
+    return Plan(
+        prepared,
+        options,
+        distribution,
+        devices,
+        seed,
+        data,
+        run_dir,
+        scratch,
+        callbacks,
+        callback_files,
+        loop,
+        arrays,
+        report,
+        stats.duplicates(report, arrays),
+        checkpoint.completed_epochs(run_dir) if options.resume else 0,
+    )
+
+
+def _ready(
+    prepared: sources.Prepared,
+    data: Splits,
+    distribution: distribute.Distribution,
+    run_dir: Path,
+    scratch: Path | None,
+    replace: bool,
+) -> tuple[list[Any], list[str], Loop | None]:
+    """The config's callbacks and the files they write, the model compiled, and the
+    multi-worker loop where there is one."""
+    callbacks, files = _config_callbacks(prepared, run_dir, scratch, replace)
+    model, args = prepared.built.model, prepared.compile_args
+    train = prepared.resolved["train"]
+    with distribution.strategy.scope():  # the optimizer's variables belong to the strategy
+        model.compile(
+            **args,
+            steps_per_execution=_steps_per_execution(train, distribution.replicas),
+            jit_compile=train["jit_compile"],
+        )
+    if "loss" not in args:
+        _require_loss(model, data, prepared.config)
+    loop = None
+    if distribution.name == "multi_worker_mirrored":
+        loop = Loop(model, distribution)
+        batch = train["batch_size"]
+        loop.build((data.model_input(data.x_train[:batch]), data.y_train[:batch]))
+    return callbacks, files, loop
+
+
+def _config_callbacks(
+    prepared: sources.Prepared, run_dir: Path, scratch: Path | None, replace: bool
+) -> tuple[list[Any], list[str]]:
+    """The config's callbacks, their file arguments placed in the run directory (or in a
+    non-chief worker's scratch folder), and the files they will write there."""
+    config = prepared.config
+    builder = SpecBuilder(prepared.registry, config)
+    out, files, problems = [], [], []
+    for i, spec in enumerate(prepared.resolved["train"]["callbacks"]):
+        where = ("train", "callbacks", i)
+        if scratch is not None:
+            spec = _in_private_dir(spec, scratch)
+        else:
+            placed = rundir.callback_paths(spec, run_dir, replace)
+            spec = placed.spec
+            files += placed.files
+            problems += [config.problem(where + key, text) for key, text in placed.problems]
+        callback = builder.build("callback", spec, where, keep_builtin_names=False)
+        if callback is not FAILED:
+            out.append(callback)
+    if builder.problems or problems:
+        raise ConfigError(builder.problems + problems)
+    return out, files
+
+
+def _require_loss(model: Any, data: Splits, config: config_mod.Config) -> None:
+    """A model compiled without a loss trains only when it makes its own (add_loss, or a
+    compute_loss of its own): find out on two examples now, before the run directory
+    exists, rather than from Keras's error in the first step."""
+    x = data.model_input(data.x_train[:2])
+    try:
+        model.compute_loss(x=x, y=data.y_train[:2], y_pred=model(x, training=False))
+    except ValueError as exc:
+        if "No loss to compute" not in str(exc):
+            raise
+        message = (
+            "no loss to train with: give compile.loss (e.g. sparse_categorical_crossentropy "
+            "for class ids), or have the model add its own with add_loss()"
+        )
+        raise ConfigError([config.problem(("compile",), message)]) from None
+
+
+@dataclass
+class TrainResult:
+    """A finished run: its metrics.json and the final weights against the initial ones."""
+
+    run_dir: Path
+    metrics: dict[str, Any]
+    chief: bool = True
+    final_report: list[stats.VariableStats] = field(default_factory=list)
+    changes: dict[str, stats.Change] = field(default_factory=dict)
+
+    @property
+    def saved_in(self) -> str:
+        if self.chief:
+            return f"Run saved in {self.run_dir}"
+        return "Run saved by the chief worker (this worker writes no run directory)"
+
+    @property
+    def document(self) -> dict[str, Any]:
+        """train --json's one document."""
+        return {
+            "run_dir": str(self.run_dir),
+            "metrics": self.metrics,
+            "weights_final": stats.report_json(self.final_report)["variables"],
+            "relative_change": {p: c.relative for p, c in self.changes.items()},
+            # The same definition as inspect-weights --against, the initial weights as A.
+            "changes": {
+                p: {"change": c.absolute, "relative_change": c.relative, "cosine": c.cosine}
+                for p, c in self.changes.items()
+            },
+        }
+
+
+class Trainer:
+    """One planned run in its run directory: start(), fit(callbacks), finish(), close();
+    as a context manager, start() on entry and close() on exit."""
+
+    def __init__(self, plan: Plan) -> None:
+        self.plan = plan
+        self.run_dir = plan.run_dir
+        self.lock: ownership.RunLock | None = None  # held from start() to close()
+        # They subclass Keras's Callback, so Keras comes with them: imported for a run only.
+        from kinit_cli.training import callbacks as callbacks_mod
+
+        self.backup = callbacks_mod.EpochBackup(plan.run_dir, plan.initial_epoch)
+        self.guard = callbacks_mod.Guard(self.backup)
+        self.timer = callbacks_mod.EpochTimer()
+        # The epoch the training dataset yields next: set by EpochOrder as each one begins.
+        self.epoch = tensorflow().Variable(plan.initial_epoch, dtype="int64", trainable=False)
+        self.fit_seconds = 0.0
+
+    def __enter__(self) -> Trainer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def start(self) -> None:
+        """Create (or, resuming, claim) the run directory and write its first files."""
+        plan = self.plan
+        if plan.options.resume:
+            self.lock = ownership.RunLock(self.run_dir)
+            self.lock.claim()
+            # The run's config says how many epochs it was last asked for.
+            self._write_config()
+            return
+        replace = plan.options.overwrite or not plan.distribution.is_chief
+        self.lock = ownership.create(self.run_dir, replace, plan.callback_files)
+        try:
+            rundir.write_json(
+                self.run_dir / rundir.WEIGHTS_INIT, stats.report_json(plan.initial_report)
+            )
+            self._write_config()
+        except WriteError as exc:
+            # Nothing trained yet: leave nothing behind, so the same command can rerun.
+            self.lock.abandon()
+            self.lock = None
+            raise WriteError(f"{exc}; the run did not start, and left nothing") from exc
+
+    def _write_config(self) -> None:
+        config = self.plan.prepared.config
+        rundir.write_text(
+            self.run_dir / rundir.CONFIG,
+            config_mod.dump(_portable(self.plan.resolved, config.base_dir)),
+        )
 
     def fit(self, callbacks: Sequence[Any] = ()) -> None:
         """Train from the last saved epoch to `train.epochs`, stopping cleanly on a signal."""
-        from kinit_cli.training.callbacks import EpochBackup, EpochOrder, EpochTimer, Guard
+        from kinit_cli.training.callbacks import EpochOrder
 
-        train = self.resolved["train"]
-        model = self.built.model
-        self.backup = backup = EpochBackup(self.run_dir, self.initial_epoch)
-        self.guard = Guard(backup)
-        # The epoch the training dataset yields next: set by EpochOrder as each one begins.
-        self.epoch = tensorflow().Variable(self.initial_epoch, dtype="int64", trainable=False)
-        validation = self._validation_data if self.data.x_val is not None else None
-        self.timer = EpochTimer()
+        plan, backup = self.plan, self.backup
+        train = plan.resolved["train"]
+        model = plan.built.model
+        validation = self._validation_data if plan.data.x_val is not None else None
         # The backup comes after the config's callbacks, so it holds what they change at an
         # epoch's end (ReduceLROnPlateau's learning rate); the timer comes last, so an
         # epoch's time includes what the others do at its end: costs every epoch pays again.
         every = [
             EpochOrder(self.epoch),
             self.guard,
-            *self.callbacks,
+            *plan.callbacks,
             *callbacks,
             backup,
             self.timer,
@@ -305,23 +421,23 @@ class Trainer:
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         start = time.perf_counter()
         try:
-            if self.initial_epoch < train["epochs"] and self.loop is not None:
-                self.loop.fit(
+            if self.plan.initial_epoch < train["epochs"] and self.plan.loop is not None:
+                self.plan.loop.fit(
                     self._train_data,
-                    self.steps_per_epoch,
-                    self.initial_epoch,
+                    self.plan.steps_per_epoch,
+                    self.plan.initial_epoch,
                     train["epochs"],
                     validation,
-                    _steps(self.data.x_val, train["batch_size"]),
+                    _steps(self.plan.data.x_val, train["batch_size"]),
                     every,
                     stop_requested=lambda: self.guard.interrupted,
                     on_stop=self.guard.interrupt,
                 )
-            elif self.initial_epoch < train["epochs"]:
+            elif self.plan.initial_epoch < train["epochs"]:
                 model.fit(
                     self._train_data(),
                     epochs=train["epochs"],
-                    initial_epoch=self.initial_epoch,
+                    initial_epoch=self.plan.initial_epoch,
                     shuffle=False,  # the dataset is already shuffled, per epoch and seed
                     validation_data=validation() if validation else None,
                     callbacks=every,
@@ -352,15 +468,15 @@ class Trainer:
     def _record_failure(self, exc: BaseException) -> None:
         """metrics.json of a run that failed while training: what happened, and the epochs
         its backup keeps (which --resume goes on from once the cause is fixed)."""
-        if self._scratch is not None:
+        if self.plan.scratch is not None:
             return
         message = str(exc) if isinstance(exc, KinitError) else f"{type(exc).__name__}: {exc}"
         metrics = {
             "status": "failed",
             "error": message,
             "epochs": self.backup.epochs,
-            "initial_epoch": self.initial_epoch,
-            "seed": self.seed,
+            "initial_epoch": self.plan.initial_epoch,
+            "seed": self.plan.seed,
         }
         with contextlib.suppress(WriteError):
             rundir.write_json(self.run_dir / rundir.METRICS, metrics)
@@ -368,33 +484,33 @@ class Trainer:
                 self.lock.record()
 
     def _train_data(self, pieces: pipeline.Pieces | None = None) -> Any:
-        train, d = self.resolved["train"], self.data
+        train, d = self.plan.resolved["train"], self.plan.data
         return pipeline.train_dataset(
             d.x_train,
             d.y_train,
             train["batch_size"],
-            self.seed,
-            self.resolved["data"]["shuffle"],
+            self.plan.seed,
+            self.plan.resolved["data"]["shuffle"],
             self.epoch,
             pieces,
             d.scale,
         )
 
     def _validation_data(self, pieces: pipeline.Pieces | None = None) -> Any:
-        d = self.data
+        d = self.plan.data
         return pipeline.eval_dataset(
-            d.x_val, d.y_val, self.resolved["train"]["batch_size"], pieces, d.scale
+            d.x_val, d.y_val, self.plan.resolved["train"]["batch_size"], pieces, d.scale
         )
 
     def _test_metrics(self) -> dict[str, float]:
-        d, batch = self.data, self.resolved["train"]["batch_size"]
+        d, batch = self.plan.data, self.plan.resolved["train"]["batch_size"]
 
         def dataset(pieces: pipeline.Pieces | None = None) -> Any:
             return pipeline.eval_dataset(d.x_test, d.y_test, batch, pieces, d.scale)
 
-        if self.loop is not None:
-            return self.loop.evaluate(dataset, _steps(d.x_test, batch))
-        test = self.built.model.evaluate(dataset(), return_dict=True, verbose=0)
+        if self.plan.loop is not None:
+            return self.plan.loop.evaluate(dataset, _steps(d.x_test, batch))
+        test = self.plan.built.model.evaluate(dataset(), return_dict=True, verbose=0)
         return {key: float(v) for key, v in test.items()}
 
     def _on_signal(self, signum: int, frame: Any) -> None:
@@ -406,8 +522,8 @@ class Trainer:
         chief's run directory stays)."""
         if self.lock is not None:
             self.lock.release()
-        if self._scratch is not None:
-            shutil.rmtree(self._scratch, ignore_errors=True)
+        if self.plan.scratch is not None:
+            shutil.rmtree(self.plan.scratch, ignore_errors=True)
 
     def finish(self) -> TrainResult:
         """Evaluate, write the run directory, and report; raise if the run did not complete.
@@ -420,7 +536,7 @@ class Trainer:
             s: signal.signal(s, self._while_finishing) for s in (signal.SIGINT, signal.SIGTERM)
         }
         try:
-            with self.loop.peers() if self.loop is not None else contextlib.nullcontext():
+            with self.plan.loop.peers() if self.plan.loop is not None else contextlib.nullcontext():
                 return self._finish()
         except WriteError as exc:
             raise self._with_backup(exc) from exc
@@ -439,18 +555,19 @@ class Trainer:
         return WriteError(f"{exc}; the last complete backup is epoch {done}{then}")
 
     def _finish(self) -> TrainResult:
-        model, guard, train = self.built.model, self.guard, self.resolved["train"]
+        plan, guard = self.plan, self.guard
+        model, train, data = plan.built.model, plan.resolved["train"], plan.data
         # Finished epochs are those the backup holds: one cut short is not, and a signal
         # that lands after an epoch's backup but before the next epoch cuts none.
         rows = self.backup.rows
-        new = [r for r in rows if r["epoch"] >= self.initial_epoch]
+        new = [r for r in rows if r["epoch"] >= self.plan.initial_epoch]
         rundir.write_history(self.run_dir / rundir.HISTORY, rows)
         status = "completed"
         if guard.failed:
             status = "diverged"
             bad = [
                 w.path
-                for w in self.built.weights
+                for w in self.plan.built.weights
                 if not np.isfinite(np.asarray(w.variable.numpy())).all()
             ]
             model.set_weights(guard.good)
@@ -467,32 +584,32 @@ class Trainer:
                 metrics["validation"] = val
         if status != "interrupted":
             metrics["test"] = self._test_metrics()
-        samples = len(new) * len(self.data.x_train)
+        samples = len(new) * len(self.plan.data.x_train)
         metrics.update(
             {
                 "epochs": len(rows),
-                "initial_epoch": self.initial_epoch,
+                "initial_epoch": self.plan.initial_epoch,
                 "wall_time_s": round(self.fit_seconds, 3),
                 # The epochs kept in `new` only: an epoch cut short is not one trained.
                 "epoch_seconds": [round(self.timer.seconds[r["epoch"]], 3) for r in new],
                 "samples_per_second": round(samples / self.fit_seconds, 1)
                 if self.fit_seconds > 0 and samples
                 else None,
-                "seed": self.seed,
-                "devices": self.devices,
-                "strategy": self.distribution.name,
-                "num_replicas": self.distribution.replicas,
-                "per_replica_batch_size": train["batch_size"] / self.distribution.replicas,
-                **_cluster_metrics(self.distribution),
-                "data": {"name": self.data.name, "source": self.data.source, **self.data.sizes},
-                "versions": _versions(),
+                "seed": self.plan.seed,
+                "devices": self.plan.devices,
+                "strategy": self.plan.distribution.name,
+                "num_replicas": self.plan.distribution.replicas,
+                "per_replica_batch_size": train["batch_size"] / self.plan.distribution.replicas,
+                **_cluster_metrics(self.plan.distribution),
+                "data": {"name": data.name, "source": data.source, **data.sizes},
+                "versions": versions(),
             }
         )
-        result = TrainResult(self.run_dir, status, rows, metrics)
+        result = TrainResult(self.run_dir, metrics, self.plan.distribution.is_chief)
         if status != "interrupted":
-            final = stats.values(self.built.weights)
-            result.final_report = stats.report(self.built.weights, final)
-            result.changes = {p: stats.change(self.initial_arrays[p], final[p]) for p in final}
+            final = stats.values(self.plan.built.weights)
+            result.final_report = stats.report(self.plan.built.weights, final)
+            result.changes = {p: stats.change(self.plan.initial_arrays[p], final[p]) for p in final}
             metrics["model_file"] = self._save(model)
             rundir.write_json(
                 self.run_dir / rundir.WEIGHTS_FINAL, stats.report_json(result.final_report)
@@ -500,7 +617,7 @@ class Trainer:
         rundir.write_json(self.run_dir / rundir.METRICS, metrics)
         if self.lock is not None:
             self.lock.record()
-        chief = self.distribution.is_chief
+        chief = self.plan.distribution.is_chief
         if status == "diverged":
             epoch, step, loss = guard.failed
             saved = self.run_dir / metrics["model_file"]
@@ -515,7 +632,7 @@ class Trainer:
             done = self.backup.epochs
             if not chief:
                 then = "The chief worker keeps the run."
-            elif self.loop is not None:
+            elif self.plan.loop is not None:
                 then = f"They are in {self.run_dir}; a multi-worker run cannot be resumed."
             else:
                 then = f"Continue with: kinit train --resume {self.run_dir}"
@@ -529,7 +646,7 @@ class Trainer:
     def _save(self, model: Any) -> str:
         """model.keras when Keras can reload it; otherwise the weights alone, which kinit
         puts back into the model it rebuilds from the run's config.yaml. Returns the name."""
-        if not self.built.unsaveable:
+        if not self.plan.built.unsaveable:
             try:
                 rundir.save_model(model, self.run_dir / rundir.MODEL)
                 return rundir.MODEL
@@ -544,16 +661,6 @@ class Trainer:
 def _stop_on_the_next(signum: int) -> None:
     """Give the next such signal the default behaviour: stop now, whatever the state."""
     signal.signal(signum, signal.default_int_handler if signum == signal.SIGINT else signal.SIG_DFL)
-
-
-def _compiled_objects(arguments: dict[str, Any]) -> list[Any]:
-    """The objects (not names) in model.compile's arguments, with an optimizer's schedule."""
-    optimizer = arguments["optimizer"]
-    objects = [optimizer, arguments.get("loss"), *arguments["metrics"]]
-    if not isinstance(optimizer, str):
-        schedule = keras().optimizers.schedules.LearningRateSchedule
-        objects += [v for v in vars(optimizer).values() if isinstance(v, schedule)]
-    return [o for o in objects if o is not None and not isinstance(o, str)]
 
 
 def _cluster_metrics(distribution: distribute.Distribution) -> dict[str, Any]:
@@ -604,14 +711,3 @@ def _portable(resolved: dict[str, Any], base_dir: Path) -> dict[str, Any]:
     if out.get("init_from"):
         out["init_from"]["source"] = str((base_dir / out["init_from"]["source"]).resolve())
     return out
-
-
-def _versions() -> dict[str, str]:
-    from kinit_cli import __version__
-
-    return {
-        "python": platform.python_version(),
-        "tensorflow": tensorflow().__version__,
-        "keras": keras().__version__,
-        "kinit": __version__,
-    }

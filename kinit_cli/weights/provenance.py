@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from kinit_cli.model.variables import digest
 from kinit_cli.weights import stats, verdict
 
 # What a variable's values are, by kind of target.
@@ -113,7 +114,7 @@ def _initial(
             f"its initial values were loaded from {record['loaded_from']} (init_from), which "
             "now holds other values or cannot be read"
         )
-    if stats.digest(fresh) != record.get("sha256"):
+    if digest(fresh) != record.get("sha256"):
         return _not_checkable(
             "the initial values rebuilt from the run's config and seed differ from "
             "weights-init.json (SHA-256), so they are not the run's"

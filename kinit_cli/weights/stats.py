@@ -220,11 +220,6 @@ def change(initial: np.ndarray, final: np.ndarray) -> Change:
     )
 
 
-def digest(array: np.ndarray) -> str:
-    """SHA-256 of the values' bytes: the `sha256` the weights reports hold (moments())."""
-    return hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()
-
-
 def values(weights: Iterable[Any]) -> dict[str, np.ndarray]:
     """Host copies of every variable's value, by path (each read from the device once)."""
     return {w.path: np.asarray(w.variable.numpy()) for w in weights}

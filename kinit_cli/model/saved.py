@@ -1,0 +1,179 @@
+"""Reading a saved Keras model: a `.keras` file, checked before Keras opens it, read without
+rebuilding when its layout allows (Keras's load_model otherwise), and its Python code loaded
+only when the user says so.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from kinit_cli.errors import KinitError, ModelFileError, keras_message
+from kinit_cli.model.variables import weight_infos
+from kinit_cli.runtime import compat
+from kinit_cli.runtime.imports import keras
+
+
+@dataclass
+class Loaded:
+    """A model's weights and where they came from: what every target kind is read into."""
+
+    kind: str  # config | model | run | checkpoint
+    source: str
+    model: Any
+    weights: list[Any]  # model.variables.WeightInfo
+    initial: dict[str, dict[str, Any]] | None = None  # weights-init.json entries by path
+    prepared: Any = None  # model.sources.Prepared, for a config target
+    calls: dict[str, list[str]] | None = None  # layer -> where it is applied (config target)
+    # Values read straight from a .keras file, by id of the (uninitialized) variable.
+    stored: dict[int, Any] | None = None
+    epochs: int | None = None  # a run's trained epochs (metrics.json)
+    file: str | None = None  # the file the values were read from (a run's model or weights)
+    notes: list[str] = field(default_factory=list)  # warnings: works, but deserves a word
+
+    def array(self, variable: Any) -> Any:
+        """A variable's value as NumPy, from the file when it was read without a rebuild."""
+        if self.stored is not None:
+            return self.stored[id(variable)]
+        return np.asarray(variable.numpy())
+
+    def arrays(self, weights: Sequence[Any]) -> dict[str, Any]:
+        return {w.path: self.array(w.variable) for w in weights}
+
+
+def read_keras(path: Path, kind: str, source: str, unsafe: bool = False) -> Loaded:
+    """The model a .keras file holds and its weights; ModelFileError for a file that is not
+    one, or that holds Python code (a Lambda layer) when `unsafe` is not given."""
+    check_archive(path)
+    notes: list[str] = []
+    read = _read_without_rebuild(path, safe_mode=True)
+    if read is not None:
+        model, stored = read
+        return Loaded(kind, source, model, weight_infos(model), stored=stored)
+    try:
+        model = keras().saving.load_model(path, safe_mode=True)
+    except Exception as exc:
+        code = _code_in(exc)
+        if code is None:
+            raise KinitError(
+                f"cannot load {path}: {keras_message(exc)}. If it uses plugin objects, load the "
+                "plugin with --plugin."
+            ) from exc
+        if not unsafe:
+            raise ModelFileError(
+                f"{path} holds {code} (Python code, which Keras will not load by default); if "
+                "you trust the file, add --unsafe-deserialization",
+                str(path),
+                code=code,
+            ) from exc
+        notes.append(
+            f"--unsafe-deserialization: {path} holds {code}, and Keras loaded its Python code, "
+            "which runs whenever the model is called"
+        )
+        read = _read_without_rebuild(path, safe_mode=False)
+        if read is not None:
+            model, stored = read
+            return Loaded(kind, source, model, weight_infos(model), stored=stored, notes=notes)
+        try:
+            model = keras().saving.load_model(path, safe_mode=False)
+        except Exception as again:
+            raise KinitError(f"cannot load {path}: {keras_message(again)}") from again
+    return Loaded(kind, source, model, weight_infos(model), notes=notes)
+
+
+def _code_in(exc: BaseException) -> str | None:
+    """What Keras refused to deserialize in safe mode ('a Lambda layer'), or None when the
+    error is another one. Keras says so only in its message, which names `safe_mode=False`."""
+    text = str(exc)
+    if "safe_mode" not in text:
+        return None
+    return "a Lambda layer" if "`Lambda` layer" in text else "a Python lambda function"
+
+
+def check_archive(path: Path) -> None:
+    """ModelFileError unless `path` is a zip archive holding config.json, as every .keras file
+    is (Keras itself answers 'File not found' for a file that is there but unreadable)."""
+    import zipfile
+
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+        if "config.json" in names:
+            return
+        reason = f"a zip archive without config.json; it holds {', '.join(names[:5]) or 'nothing'}"
+    else:
+        with open(path, "rb") as f:
+            head = f.read(8)
+        size = path.stat().st_size
+        if not head:
+            reason = "an empty file"
+        elif head.startswith(b"PK"):
+            reason = (
+                f"zip archive truncated: {size} bytes that start as a zip archive but lack the "
+                "directory at its end; was it copied or downloaded in full?"
+            )
+        elif head.startswith(b"\x89HDF"):
+            reason = (
+                "an HDF5 file (a .weights.h5 checkpoint, or a Keras 2 .h5 model), not a .keras "
+                "zip archive"
+            )
+        else:
+            reason = f"not a zip archive: {size} bytes starting {head.hex(' ')}"
+    raise ModelFileError(
+        f"{path} is not a readable Keras model file ({reason}); a .keras file is the zip "
+        "archive model.save('NAME.keras') writes",
+        str(path),
+    )
+
+
+def _read_without_rebuild(path: Path, safe_mode: bool = True) -> tuple[Any, dict[int, Any]] | None:
+    """The model's structure from config.json with no initializer run, and the values from
+    model.weights.h5; None when the file does not fit that reading (load_model then).
+
+    `load_model` builds every layer, which draws every initial value, then overwrites them:
+    on a 50M-parameter model that is most of the time. Under Keras's StatelessScope the
+    variables are only declared; the values come straight from the HDF5 store, where Keras
+    keeps each layer's own variables (trainable, then non-trainable) as layers/<name>/vars/<i>.
+    """
+    import io
+    import zipfile
+
+    import h5py
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            config = json.loads(archive.read("config.json"))
+            weights = archive.read("model.weights.h5")
+    except (KeyError, ValueError, zipfile.BadZipFile):  # no weights in it, or unreadable JSON
+        return None
+    config.pop("compile_config", None)  # the optimizer is not inspected
+    try:
+        with compat.stateless_scope():
+            model = keras().saving.deserialize_keras_object(config, safe_mode=safe_mode)
+    except Exception:  # whatever a class raises here, load_model raises again and it is reported
+        return None
+    stored: dict[int, Any] = {}
+    try:
+        with h5py.File(io.BytesIO(weights), "r") as store:
+            for layer in model.layers:
+                own = compat.own_variables(layer)
+                if not own:
+                    continue
+                group = store["layers"][layer.name]["vars"]
+                if len(group) != len(own):
+                    return None
+                for i, variable in enumerate(own):
+                    value = np.asarray(group[str(i)])
+                    if value.shape != tuple(variable.shape):
+                        return None
+                    stored.setdefault(id(variable), value)
+    except (KeyError, OSError, ValueError):  # another layout of the store: load_model reads it
+        return None
+    if any(id(v) not in stored for v in model.weights):
+        return None  # variables of nested layers: leave them to load_model
+    return model, stored

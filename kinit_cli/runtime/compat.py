@@ -1,0 +1,94 @@
+"""Every use of a private Keras or TensorFlow API, in one file, so an upgrade touches one place.
+
+Each was checked against Keras 3.15.1 and TensorFlow 2.21.0; each says what it stands in
+for and what happens if it moves. Keras and TensorFlow are imported inside the functions,
+as everywhere, so that importing this module stays cheap.
+"""
+
+from __future__ import annotations
+
+import collections
+import importlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+
+def stateless_scope() -> Any:
+    """Keras's StatelessScope: variables made inside are declared, never initialized (Keras
+    3.15: keras.src.backend.common.stateless_scope). Used to read a .keras file and to
+    round-trip a class's config without drawing initial values."""
+    from keras.src.backend.common.stateless_scope import StatelessScope
+
+    return StatelessScope()
+
+
+@contextmanager
+def fresh_object_names() -> Iterator[None]:
+    """Number unnamed layers and variables from scratch inside the block.
+
+    Keras numbers them process-wide (`dense_2`, `variable_3` where the first model built in
+    a process got `dense`, `variable`), in the global attribute `object_name_uids` (Keras
+    3.15: keras.src.backend.common.global_state). Its own counter is put back afterwards.
+    """
+    from keras.src.backend.common import global_state
+
+    saved = global_state.get_global_attribute("object_name_uids")
+    global_state.set_global_attribute("object_name_uids", collections.defaultdict(int))
+    try:
+        yield
+    finally:
+        global_state.set_global_attribute("object_name_uids", saved)
+
+
+def compute_output_spec(fn: Any, *args: Any) -> Any:
+    """Trace `fn` symbolically in a scratch graph (Keras 3.15: keras.src.backend); the public
+    `Layer.compute_output_spec` would call the layer's own compute_output_shape instead."""
+    from keras.src.backend import compute_output_spec as trace
+
+    return trace(fn, *args)
+
+
+def own_variables(layer: Any) -> list[Any]:
+    """A layer's own variables, trainable then non-trainable, without its sub-layers': the
+    order Keras stores them in a .keras file's layers/<name>/vars/<i> (Keras 3.15:
+    Layer._trainable_variables and _non_trainable_variables)."""
+    return list(layer._trainable_variables) + list(layer._non_trainable_variables)
+
+
+def tracked_layers(layer: Any) -> list[Any]:
+    """A layer's direct sub-layers in the order Keras tracks them (Keras 3.15: Layer._layers);
+    empty when the attribute is gone, which loses only the attribute names of sub-layers."""
+    return list(getattr(layer, "_layers", []) or [])
+
+
+def symbolic_build(model: Any, batch: Any) -> None:
+    """Create the optimizer's and metrics' variables from one batch, as `fit` does first
+    (Keras 3.15: Model._symbolic_build); the multi-worker loop needs them before its step."""
+    model._symbolic_build(data_batch=batch)
+
+
+def initial_epoch(model: Any) -> int | None:
+    """The epoch a BackupAndRestore callback set the model to start from (Keras 3.15:
+    Model._initial_epoch, which `fit` reads the same way)."""
+    return getattr(model, "_initial_epoch", None)
+
+
+def name_table(module: str) -> dict[str, Any]:
+    """Keras's ALL_OBJECTS_DICT for a kind (what its `get()` accepts: class names, snake_case
+    names, aliases), from keras.src.<module> (Keras 3.15); empty where there is none."""
+    try:
+        found = importlib.import_module(f"keras.src.{module}")
+    except ImportError:
+        return {}
+    return dict(getattr(found, "ALL_OBJECTS_DICT", {}))
+
+
+def op_determinism_enabled() -> bool:
+    """Whether tf.config.experimental.enable_op_determinism() is in force: TensorFlow has no
+    public query (TensorFlow 2.21: tensorflow.python.framework.config)."""
+    try:
+        from tensorflow.python.framework import config
+    except ImportError:
+        return False
+    return bool(getattr(config, "is_op_determinism_enabled", lambda: False)())
