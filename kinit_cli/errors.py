@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,6 +66,24 @@ class ConfigError(KinitError):
         if len(self.problems) == 1:
             return [f"error: {self.problems[0]}"]
         return [f"error: {len(self.problems)} problems:", *(f"  {p}" for p in self.problems)]
+
+
+class Problems(list[Problem]):
+    """The one way problems are collected: each check adds what it finds, a ConfigError
+    raised by a step is taken in (collecting()), and all of them are raised together."""
+
+    @contextmanager
+    def collecting(self) -> Iterator[None]:
+        """Take in the problems of a ConfigError raised inside the block, and go on."""
+        try:
+            yield
+        except ConfigError as exc:
+            self.extend(exc.problems)
+
+    def raise_any(self) -> None:
+        """One ConfigError with every problem found, if there is one."""
+        if self:
+            raise ConfigError(list(self))
 
 
 class PluginError(KinitError):

@@ -32,6 +32,8 @@ RUN_FILES = [
     "weights-init.json",
 ]
 
+ROOT = Path(__file__).resolve().parent.parent  # the repository
+
 MNIST_LIKE = """\
 name: tiny
 model:

@@ -37,7 +37,7 @@ from kinit_cli.config.fields import (
     string_list,
 )
 from kinit_cli.config.source import Config, KeyPath, kind_of
-from kinit_cli.errors import ConfigError, Problem, did_you_mean
+from kinit_cli.errors import Problems, did_you_mean
 
 # The tf.distribute strategies a config or --strategy may name.
 STRATEGIES = ("default", "mirrored", "multi_worker_mirrored")
@@ -81,7 +81,7 @@ SCHEMA: dict[str, Any] = {
         "batch_size": Field(
             integer(1), 32, "examples per training step (the global batch under a strategy)"
         ),
-        # 8: the same weights bit for bit as 1 (tests/test_train.py), 1.3x its speed on
+        # 8: the same weights bit for bit as 1 (tests/training/test_train.py), 1.3x its speed on
         # configs/mnist.yaml (Fashion-MNIST, 2-core CPU; BENCHMARKS.md), and still a progress
         # update and a NaN check every 8 batches; 32 measured no faster.
         "steps_per_execution": Field(integer(1), 8, "training steps per compiled call"),
@@ -158,14 +158,13 @@ MAX_LAYERS = 500
 def validate(config: Config) -> dict[str, Any]:
     """Check the whole config; return the data with defaults filled, or raise every problem."""
     resolved, problems = check(config)
-    if problems:
-        raise ConfigError(problems)
+    problems.raise_any()
     return resolved
 
 
-def check(config: Config) -> tuple[dict[str, Any], list[Problem]]:
+def check(config: Config) -> tuple[dict[str, Any], Problems]:
     """The data with defaults filled, and every structural problem found."""
-    problems: list[Problem] = []
+    problems = Problems()
     resolved = _section(config, SCHEMA, (), config.data, problems)
     if isinstance(config.data.get("model"), dict):
         _model(config, config.data["model"], problems)
@@ -187,7 +186,7 @@ def check(config: Config) -> tuple[dict[str, Any], list[Problem]]:
 
 
 def check_spec_keys(
-    config: Config, path: KeyPath, value: dict[str, Any], problems: list[Problem]
+    config: Config, path: KeyPath, value: dict[str, Any], problems: Problems
 ) -> None:
     """A `{class_name, config}` mapping: class_name is text, config a mapping, nothing else."""
     _unknown_keys(config, path, value, SPEC_KEYS, problems)
@@ -208,7 +207,7 @@ def check_spec_keys(
 
 
 def _section(
-    config: Config, schema: dict[str, Any], path: KeyPath, value: Any, problems: list[Problem]
+    config: Config, schema: dict[str, Any], path: KeyPath, value: Any, problems: Problems
 ) -> dict[str, Any]:
     if value is None:
         value = {}
@@ -243,7 +242,7 @@ def _unknown_keys(
     path: KeyPath,
     value: dict[str, Any],
     allowed: tuple[str, ...],
-    problems: list[Problem],
+    problems: Problems,
 ) -> None:
     for key in value:
         if key not in allowed:
@@ -253,7 +252,7 @@ def _unknown_keys(
             )
 
 
-def _model(config: Config, model: dict[str, Any], problems: list[Problem]) -> None:
+def _model(config: Config, model: dict[str, Any], problems: Problems) -> None:
     path: KeyPath = ("model",)
     _unknown_keys(config, path, model, MODEL_KEYS, problems)
     if "name" in model and (msg := model_name(model["name"])):
@@ -370,7 +369,7 @@ def _model(config: Config, model: dict[str, Any], problems: list[Problem]) -> No
 
 
 def _functional(
-    config: Config, model: dict[str, Any], layers: list[Any], problems: list[Problem]
+    config: Config, model: dict[str, Any], layers: list[Any], problems: Problems
 ) -> None:
     path: KeyPath = ("model",)
     known: dict[str, str] = {}  # node name -> 'input' | 'layer' | 'call'
@@ -482,7 +481,7 @@ def _define(
     name: Any,
     kind: str,
     path: KeyPath,
-    problems: list[Problem],
+    problems: Problems,
 ) -> None:
     if not isinstance(name, str):
         return
@@ -498,7 +497,7 @@ def _define(
 
 
 def _references(
-    config: Config, known: dict[str, str], value: Any, path: KeyPath, problems: list[Problem]
+    config: Config, known: dict[str, str], value: Any, path: KeyPath, problems: Problems
 ) -> None:
     names = [value] if isinstance(value, str) else value
     if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):

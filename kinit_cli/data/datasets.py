@@ -79,7 +79,7 @@ class Splits:
 
 
 @dataclass
-class _Raw:
+class _SourceArrays:
     """Arrays as a source holds them, and the value that maps their pixels to 1.0."""
 
     name: str
@@ -149,7 +149,7 @@ def load(
     )
 
 
-def _read(section: dict[str, Any], base_dir: Path) -> _Raw:
+def _read(section: dict[str, Any], base_dir: Path) -> _SourceArrays:
     """The source the section names: `path` when given, else `name`."""
     if section.get("path"):
         given = Path(section["path"]).expanduser()
@@ -174,7 +174,7 @@ def _read(section: dict[str, Any], base_dir: Path) -> _Raw:
     )
 
 
-def _read_digits() -> _Raw:
+def _read_digits() -> _SourceArrays:
     from sklearn.datasets import load_digits
 
     digits = load_digits()
@@ -184,7 +184,7 @@ def _read_digits() -> _Raw:
     n_test = math.ceil(n * _DIGITS_TEST_FRACTION)
     test, train = np.sort(order[:n_test]), np.sort(order[n_test:])
     images = digits.images  # float64 in 0..16
-    return _Raw(
+    return _SourceArrays(
         "digits",
         f"scikit-learn digits (bundled, {n:,} images)",
         images[train],
@@ -207,7 +207,7 @@ def _keras_cache() -> Path:
     return Path(home) / "datasets"
 
 
-def _read_keras(name: str) -> _Raw:
+def _read_keras(name: str) -> _SourceArrays:
     expected = _keras_cache() / KERAS_SETS[name]
     module = getattr(keras().datasets, name)
     try:
@@ -224,10 +224,10 @@ def _read_keras(name: str) -> _Raw:
             "dataset-fashion-mnist installs Fashion-MNIST there), or train on the bundled "
             "digits with configs/digits.yaml."
         ) from exc
-    return _Raw(name, f"Keras {name} ({expected})", x_train, y_train, x_test, y_test, None)
+    return _SourceArrays(name, f"Keras {name} ({expected})", x_train, y_train, x_test, y_test, None)
 
 
-def _read_idx_folder(folder: Path) -> _Raw:
+def _read_idx_folder(folder: Path) -> _SourceArrays:
     found: dict[str, Path] = {}
     for stem in IDX_FILES:
         for candidate in (folder / stem, folder / f"{stem}.gz"):
@@ -249,7 +249,7 @@ def _read_idx_folder(folder: Path) -> _Raw:
                 f"{found[IDX_FILES[images]]} holds {len(arrays[images])} images but "
                 f"{found[IDX_FILES[labels]]} holds {len(arrays[labels])} labels"
             )
-    return _Raw(folder.name, f"IDX files in {folder}", *arrays, scale=None)
+    return _SourceArrays(folder.name, f"IDX files in {folder}", *arrays, scale=None)
 
 
 def _read_idx(path: Path, ndim: int) -> np.ndarray:
@@ -286,7 +286,7 @@ def _read_idx(path: Path, ndim: int) -> np.ndarray:
     return np.frombuffer(data, dtype, offset=header).reshape(dims)
 
 
-def _read_npz(path: Path) -> _Raw:
+def _read_npz(path: Path) -> _SourceArrays:
     if not zipfile.is_zipfile(path):
         raise DataError(
             f"{path} is not an .npz file (a zip of .npy arrays, as numpy.savez writes). "
@@ -305,7 +305,7 @@ def _read_npz(path: Path) -> _Raw:
     except (OSError, ValueError, zipfile.BadZipFile) as exc:
         raise DataError(f"{path} cannot be read as an .npz file: {exc}") from exc
     name = path.stem
-    return _Raw(name, f"NumPy archive {path}", *arrays, scale=None)
+    return _SourceArrays(name, f"NumPy archive {path}", *arrays, scale=None)
 
 
 def nonfinite(array: np.ndarray) -> tuple[int, tuple[int, ...] | None]:
@@ -331,7 +331,7 @@ def nonfinite(array: np.ndarray) -> tuple[int, tuple[int, ...] | None]:
     return count, first
 
 
-def _check_finite(raw: _Raw) -> None:
+def _check_finite(raw: _SourceArrays) -> None:
     """NonFiniteDataError naming every array that holds NaN or infinite values: trained on,
     they make a NaN model that would still be reported as completed."""
     found = {}

@@ -24,7 +24,7 @@ def train_dataset(
     seed: int | None,
     shuffle: bool,
     epoch: tf.Variable,
-    pieces: Pieces | None = None,
+    pieces: ReplicaShare | None = None,
     scale: float | None = None,
 ) -> tf.data.Dataset:
     """One epoch of batches per iteration: the epoch whose order it yields is the value of
@@ -61,7 +61,7 @@ def eval_dataset(
     x: np.ndarray,
     y: np.ndarray,
     batch_size: int,
-    pieces: Pieces | None = None,
+    pieces: ReplicaShare | None = None,
     scale: float | None = None,
 ) -> tf.data.Dataset:
     """The examples once, in order, batched (for validation and test)."""
@@ -71,7 +71,7 @@ def eval_dataset(
 
 
 @dataclass(frozen=True)
-class Pieces:
+class ReplicaShare:
     """This input pipeline's share of every batch when several replicas train together.
 
     Each batch (of the configured, global size) is cut into `total` near-equal pieces, one
@@ -90,7 +90,7 @@ def _batches(
     y: np.ndarray,
     batch_size: int,
     orders: Any,
-    pieces: Pieces | None = None,
+    pieces: ReplicaShare | None = None,
     scale: float | None = None,
 ) -> tf.data.Dataset:
     """Batches of the one index vector in `orders`, each one a single gather (as Keras's

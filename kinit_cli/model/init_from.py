@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from kinit_cli.config.source import Config, KeyPath
-from kinit_cli.errors import ConfigError, Problem, did_you_mean
+from kinit_cli.errors import Problems, did_you_mean
 from kinit_cli.model.saved import Loaded
 from kinit_cli.model.variables import digest
 
@@ -23,7 +23,7 @@ def apply(built: Any, section: dict[str, Any], config: Config, loaded: Loaded) -
     model.build.BuiltModel); ConfigError with every mismatch found."""
     source = Path(section["source"])
     label = loaded.file or str(source)  # for a run directory, the file it read
-    problems: list[Problem] = []
+    problems = Problems()
     pairs = _pairs(built.model, loaded.model, section, config, problems)
     copies = []
     for target, origin, where in pairs:
@@ -36,8 +36,7 @@ def apply(built: Any, section: dict[str, Any], config: Config, loaded: Loaded) -
             lambda message, where=where: config.problem(where, message),
             problems,
         )
-    if problems:
-        raise ConfigError(problems)
+    problems.raise_any()
     provenance = {}
     for variable, value, where in copies:
         variable.assign(value)
@@ -53,7 +52,7 @@ def apply(built: Any, section: dict[str, Any], config: Config, loaded: Loaded) -
 
 
 def _pairs(
-    model: Any, source: Any, section: dict[str, Any], config: Config, problems: list[Problem]
+    model: Any, source: Any, section: dict[str, Any], config: Config, problems: Problems
 ) -> list[tuple[Any, Any, KeyPath]]:
     """(target layer, source layer, the config key that asked for it) per layer to load."""
     targets = {layer.name: layer for layer in model.layers if layer.weights}
@@ -119,7 +118,7 @@ def _variables(
     label: str,
     value: Any,
     problem: Any,
-    problems: list[Problem],
+    problems: Problems,
 ) -> list[tuple[Any, Any, str]]:
     target_layer, origin_layer = names
     out = []

@@ -23,6 +23,7 @@ from kinit_cli.errors import (
     KinitError,
     ModelFileError,
     Problem,
+    Problems,
     UsageError,
     keras_message,
 )
@@ -33,7 +34,7 @@ from kinit_cli.model.portability import check_objects
 from kinit_cli.model.saved import Loaded
 from kinit_cli.registry.catalog import Registry
 from kinit_cli.registry.plugins import LoadedPlugin, entry_point_notes, load_plugins
-from kinit_cli.registry.specs import FAILED, SpecBuilder
+from kinit_cli.registry.specs import SpecBuilder
 from kinit_cli.runtime.imports import keras
 from kinit_cli.storage import checkpoint, rundir
 
@@ -60,11 +61,10 @@ def check(path: str | Path, overrides: Sequence[str] = ()) -> Checked:
 
 def check_config(config: config_mod.Config) -> Checked:
     """check() for a config already read (a run's own, with --resume's epoch change)."""
-    resolved, problems = schema.check(config)
-    if not problems:
-        problems = _callback_paths(config, resolved)
-    if problems:
-        raise ConfigError(problems)
+    problems = Problems()
+    resolved, found = schema.check(config)
+    problems += found or _callback_paths(config, resolved)
+    problems.raise_any()
     return Checked(config, resolved)
 
 
@@ -124,21 +124,16 @@ def prepare(
     # --plugin paths are the user's, typed relative to where they stand.
     loaded += load_plugins(list(plugins), base_dir=Path.cwd(), entry_points=False)
     registry = Registry()
-    problems: list[Problem] = []
+    problems = Problems()
     compile_args: dict[str, Any] = {}
     built = None
     with scope if scope is not None else contextlib.nullcontext():
-        try:
+        with problems.collecting():
             compile_args = compile_arguments(config, resolved, registry)
-        except ConfigError as exc:
-            problems += exc.problems
         if build:
-            try:
+            with problems.collecting():
                 built = _build(config, resolved, registry, training, init)
-            except ConfigError as exc:
-                problems += exc.problems
-    if problems:
-        raise ConfigError(problems)
+    problems.raise_any()
     if built is not None:
         # The compile config goes into model.keras too: a loss or schedule Keras cannot
         # reload makes the whole file unloadable.
@@ -218,8 +213,7 @@ def compile_arguments(
         builder.build("metric", m, ("compile", "metrics", i))
         for i, m in enumerate(section["metrics"])
     ]
-    if builder.problems or FAILED in args.values() or FAILED in args["metrics"]:
-        raise ConfigError(builder.problems)
+    builder.problems.raise_any()
     return args
 
 
@@ -280,9 +274,7 @@ def rebuild_run(run_dir: Path, plugins: Sequence[str]) -> BuiltModel:
 
 
 def _run_directory(run_dir: Path, plugins: Sequence[str], unsafe: bool = False) -> Loaded:
-    config_path = run_dir / rundir.CONFIG
-    if not config_path.exists():
-        raise UsageError(f"{run_dir} has no {rundir.CONFIG}: is it a kinit run directory?")
+    config_path = rundir.config_of(run_dir)
     # The run's plugins, which its model.keras may need; its model is built only if the file
     # cannot be read by Keras alone.
     checked = check(config_path)
@@ -353,7 +345,7 @@ def _no_trained_weights(run_dir: Path) -> str:
 
 
 def _checkpoint(path: Path, plugins: Sequence[str]) -> Loaded:
-    run_dir = next((p for p in path.resolve().parents if (p / rundir.CONFIG).exists()), None)
+    run_dir = rundir.enclosing_run(path)
     if run_dir is None:
         raise UsageError(
             f"{path}: a checkpoint holds weights only; kinit finds the model in the "

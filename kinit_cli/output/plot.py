@@ -31,9 +31,12 @@ def density(theory: Any, x: np.ndarray) -> np.ndarray | None:
     if kind == "normal" or (kind == "custom" and theory.kurtosis == 3.0 and theory.low is None):
         return _normal(x, theory.mean, theory.std)
     if kind == "truncated_normal" and theory.low is not None and theory.high is not None:
-        # Keras cuts at two standard deviations of the untruncated normal.
-        sigma = (theory.high - theory.low) / 4
-        mass = math.erf(2 / math.sqrt(2))
+        # The normal before truncation, renormalised over the support the theory gives.
+        sigma = theory.scale if theory.scale else theory.std
+        mass = 0.5 * (
+            math.erf((theory.high - theory.mean) / (sigma * math.sqrt(2)))
+            - math.erf((theory.low - theory.mean) / (sigma * math.sqrt(2)))
+        )
         inside = (x >= theory.low) & (x <= theory.high)
         return np.where(inside, _normal(x, theory.mean, sigma) / mass, 0.0)
     return None

@@ -21,7 +21,7 @@ no default at all (Dense's `units`, Conv2D's `filters`, Dropout's `rate`) is typ
 first words of its entry in the class's Google-style docstring `Args:` section ("units:
 Positive integer, ...", "rate: Float between 0 and 1", "A Python float.") as an integer, a
 number or text; anything less plain ("Integer or tuple of ...") stays untyped. Only where it
-was verified (DOCSTRING_TYPED): tests/test_json_schema.py checks that Keras's constructor
+was verified (DOCSTRING_TYPED): tests/registry/test_json_schema.py checks that Keras's constructor
 rejects every value such a type excludes (text, a fraction for an integer, a list, a
 mapping), so the schema flags nothing validate accepts. Many constructors accept such values
 (Resizing takes `height: "many"`, LSTM `units: 2.5`, the schedules text for their rates), so
@@ -71,7 +71,7 @@ _PLAIN_TYPE = re.compile(
     re.IGNORECASE,
 )
 # Keras 3.15's parameters whose docstring type its constructor enforces, checked by
-# tests/test_json_schema.py for every value the type excludes.
+# tests/registry/test_json_schema.py for every value the type excludes.
 DOCSTRING_TYPED = frozenset(
     {
         "AlphaDropout.rate",

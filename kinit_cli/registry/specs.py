@@ -13,7 +13,7 @@ import inspect
 from typing import Any
 
 from kinit_cli.config.source import Config, KeyPath, kind_of
-from kinit_cli.errors import Problem, ResolveError, did_you_mean, keras_message, raised_in
+from kinit_cli.errors import Problems, ResolveError, did_you_mean, keras_message, raised_in
 from kinit_cli.registry.catalog import Entry, Registry
 from kinit_cli.registry.registration import source_file
 from kinit_cli.registry.signatures import parameters
@@ -56,7 +56,7 @@ class SpecBuilder:
     def __init__(self, registry: Registry, config: Config) -> None:
         self.registry = registry
         self.config = config
-        self.problems: list[Problem] = []
+        self.problems = Problems()
 
     def problem(self, path: KeyPath, message: str, at_key: bool = False) -> None:
         self.problems.append(self.config.problem(path, message, at_key))

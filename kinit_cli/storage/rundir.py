@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from kinit_cli.config.schema import safe_name
-from kinit_cli.errors import WriteError
+from kinit_cli.errors import UsageError, WriteError
 from kinit_cli.storage import strictjson
 
 CONFIG = "config.yaml"
@@ -36,6 +36,21 @@ BACKUP = "backup"  # Keras BackupAndRestore's folder: the state after the last f
 MARKER = ".kinit-run"  # says kinit made the folder (ownership.py); locked while a run uses it
 # What kinit writes in a run directory: all that --overwrite may replace.
 OWN_FILES = (CONFIG, MODEL, WEIGHTS, HISTORY, METRICS, WEIGHTS_INIT, WEIGHTS_FINAL, BACKUP, MARKER)
+
+
+def config_of(run_dir: Path, command: str = "") -> Path:
+    """The run's config.yaml, which every reader of a run directory starts from; UsageError
+    when there is none (`command`: what the user typed, to begin the message with)."""
+    path = run_dir / CONFIG
+    if not path.is_file():
+        head = f"{command} {run_dir}" if command else str(run_dir)
+        raise UsageError(f"{head} has no {CONFIG}: is it a kinit run directory?")
+    return path
+
+
+def enclosing_run(path: Path) -> Path | None:
+    """The run directory a file (a checkpoint in its backup/) sits in, if any."""
+    return next((p for p in path.resolve().parents if (p / CONFIG).is_file()), None)
 
 
 def default_path(name: str) -> Path:

@@ -59,7 +59,7 @@ class EpochBackup(_callbacks.Callback):
         rundir.write_history(self.run_dir / rundir.HISTORY, rows)
 
 
-class Guard(_callbacks.Callback):
+class SafeStop(_callbacks.Callback):
     """Stops at the first non-finite loss, or on request (a signal), keeping the weights of
     the last full epoch.
 

@@ -21,13 +21,13 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from kinit_cli.data.pipeline import Pieces
+from kinit_cli.data.pipeline import ReplicaShare
 from kinit_cli.errors import PeerError
 from kinit_cli.runtime import compat
 from kinit_cli.runtime.imports import keras, tensorflow
 from kinit_cli.training.distribute import Distribution
 
-DatasetFn = Callable[[Pieces], Any]
+DatasetFn = Callable[[ReplicaShare], Any]
 
 # Slots of the stop vector every step all-reduces.
 _SIGINT, _SIGTERM, _NONFINITE = range(3)
@@ -67,7 +67,9 @@ class Loop:
 
         def per_worker(context: Any) -> Any:
             local = context.num_replicas_in_sync // context.num_input_pipelines
-            pieces = Pieces(context.num_replicas_in_sync, context.input_pipeline_id * local, local)
+            pieces = ReplicaShare(
+                context.num_replicas_in_sync, context.input_pipeline_id * local, local
+            )
             return make(pieces)
 
         return self.strategy.distribute_datasets_from_function(per_worker)

@@ -18,16 +18,12 @@ def saved_config(
 ) -> sources.Checked:
     """The run's own config, read once, after checking that what was given alongside (a
     CONFIG, --set) changes only train.epochs; with that change applied."""
-    saved_path = run_dir / rundir.CONFIG
     if not ownership.is_kinit_run(run_dir):
         raise UsageError(
             f"--resume {run_dir}: not a kinit run directory (it has no {rundir.MARKER}, nor a "
             f"{rundir.METRICS} kinit wrote)"
         )
-    if not saved_path.exists():
-        raise UsageError(
-            f"--resume {run_dir}: no {rundir.CONFIG} there; is it a kinit run directory?"
-        )
+    saved_path = rundir.config_of(run_dir, "--resume")
     saved = config_mod.load(saved_path)
     old = schema.validate(saved)
     if config_path is None and not overrides:

@@ -278,7 +278,7 @@ def _config_callbacks(
     non-chief worker's scratch folder), and the files they will write there."""
     config = prepared.config
     builder = SpecBuilder(prepared.registry, config)
-    out, files, problems = [], [], []
+    out, files = [], []
     for i, spec in enumerate(prepared.resolved["train"]["callbacks"]):
         where = ("train", "callbacks", i)
         if scratch is not None:
@@ -287,12 +287,11 @@ def _config_callbacks(
             placed = rundir.callback_paths(spec, run_dir, replace)
             spec = placed.spec
             files += placed.files
-            problems += [config.problem(where + key, text) for key, text in placed.problems]
+            builder.problems += [config.problem(where + key, text) for key, text in placed.problems]
         callback = builder.build("callback", spec, where, keep_builtin_names=False)
         if callback is not FAILED:
             out.append(callback)
-    if builder.problems or problems:
-        raise ConfigError(builder.problems + problems)
+    builder.problems.raise_any()
     return out, files
 
 
@@ -357,7 +356,7 @@ class Trainer:
         from kinit_cli.training import callbacks as callbacks_mod
 
         self.backup = callbacks_mod.EpochBackup(plan.run_dir, plan.initial_epoch)
-        self.guard = callbacks_mod.Guard(self.backup)
+        self.guard = callbacks_mod.SafeStop(self.backup)
         self.timer = callbacks_mod.EpochTimer()
         # The epoch the training dataset yields next: set by EpochOrder as each one begins.
         self.epoch = tensorflow().Variable(plan.initial_epoch, dtype="int64", trainable=False)
@@ -483,7 +482,7 @@ class Trainer:
             if self.lock is not None:
                 self.lock.record()
 
-    def _train_data(self, pieces: pipeline.Pieces | None = None) -> Any:
+    def _train_data(self, pieces: pipeline.ReplicaShare | None = None) -> Any:
         train, d = self.plan.resolved["train"], self.plan.data
         return pipeline.train_dataset(
             d.x_train,
@@ -496,7 +495,7 @@ class Trainer:
             d.scale,
         )
 
-    def _validation_data(self, pieces: pipeline.Pieces | None = None) -> Any:
+    def _validation_data(self, pieces: pipeline.ReplicaShare | None = None) -> Any:
         d = self.plan.data
         return pipeline.eval_dataset(
             d.x_val, d.y_val, self.plan.resolved["train"]["batch_size"], pieces, d.scale
@@ -505,7 +504,7 @@ class Trainer:
     def _test_metrics(self) -> dict[str, float]:
         d, batch = self.plan.data, self.plan.resolved["train"]["batch_size"]
 
-        def dataset(pieces: pipeline.Pieces | None = None) -> Any:
+        def dataset(pieces: pipeline.ReplicaShare | None = None) -> Any:
             return pipeline.eval_dataset(d.x_test, d.y_test, batch, pieces, d.scale)
 
         if self.plan.loop is not None:

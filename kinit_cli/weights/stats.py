@@ -74,7 +74,9 @@ class VariableStats:
         }
 
 
-def _chunks(flat: np.ndarray) -> Iterator[np.ndarray]:
+def chunks(array: np.ndarray) -> Iterator[np.ndarray]:
+    """The values of `array`, flat, CHUNK at a time, as views (never a whole copy)."""
+    flat = np.ascontiguousarray(array).reshape(-1)
     for start in range(0, flat.size, CHUNK):
         yield flat[start : start + CHUNK]
 
@@ -85,7 +87,9 @@ class Moments:
 
     count: int  # finite values
     mean: float
-    m2: float  # sum of squared deviations from the mean
+    m2: float  # sums of the 2nd, 3rd and 4th powers of the deviations from the mean
+    m3: float
+    m4: float
     sumsq: float
     min: float
     max: float
@@ -95,17 +99,18 @@ class Moments:
 
 
 def moments(flat: np.ndarray) -> Moments:
-    """One chunked scan of a flat contiguous array: moments, extremes, zeros and digest.
+    """One chunked scan of a flat contiguous array: moments up to the fourth (for the
+    theory check's kurtosis), extremes, zeros and digest; the one scanner of weight values.
 
     Per chunk, one float64 copy (CHUNK values), centred in place; min, max and the zero
     count read the array's own dtype, which holds them exactly.
     """
     digest = hashlib.sha256()
     n = 0
-    mean = m2 = sumsq = 0.0
+    mean = m2 = m3 = m4 = sumsq = 0.0
     lo, hi = math.inf, -math.inf
     zeros = nonfinite = 0
-    for chunk in _chunks(flat):
+    for chunk in chunks(flat):
         digest.update(memoryview(chunk).cast("B"))
         zeros += int(chunk.size - np.count_nonzero(chunk))
         finite = np.isfinite(chunk)
@@ -117,16 +122,26 @@ def moments(flat: np.ndarray) -> Moments:
         lo, hi = min(lo, float(chunk.min())), max(hi, float(chunk.max()))
         values = chunk.astype(np.float64)
         sumsq += float(np.dot(values, values))
-        # Chan et al.'s pairwise update of mean and sum of squared deviations.
         c_mean = float(values.mean())
         values -= c_mean
-        c_m2 = float(np.dot(values, values))
-        total = n + values.size
+        squares = values * values
+        b, c_m2 = values.size, float(squares.sum())
+        c_m3, c_m4 = float(np.dot(squares, values)), float(np.dot(squares, squares))
+        # The pairwise update of the central moments (Chan et al.; Pebay 2008 for the 3rd
+        # and 4th), which keeps the deviations as exact as a second pass would.
+        total = n + b
         delta = c_mean - mean
-        mean += delta * values.size / total
-        m2 += c_m2 + delta * delta * n * values.size / total
+        d_n = delta / total
+        m4 += c_m4 + (
+            delta * d_n**3 * n * b * (n * n - n * b + b * b)
+            + 6 * d_n * d_n * (n * n * c_m2 + b * b * m2)
+            + 4 * d_n * (n * c_m3 - b * m3)
+        )
+        m3 += c_m3 + delta * d_n * d_n * n * b * (n - b) + 3 * d_n * (n * c_m2 - b * m2)
+        m2 += c_m2 + delta * d_n * n * b
+        mean += d_n * b
         n = total
-    return Moments(n, mean, m2, sumsq, lo, hi, zeros, nonfinite, digest.hexdigest())
+    return Moments(n, mean, m2, m3, m4, sumsq, lo, hi, zeros, nonfinite, digest.hexdigest())
 
 
 def array_stats(array: np.ndarray) -> ArrayStats:
@@ -159,7 +174,7 @@ def histogram(
     """Counts of the finite values in `bins` equal bins over [lo, hi], chunk by chunk;
     `all_finite` (known from the moments' scan) skips the per-chunk filtering copy."""
     counts = np.zeros(bins, np.int64)
-    for chunk in _chunks(flat):
+    for chunk in chunks(flat):
         values = chunk if all_finite else chunk[np.isfinite(chunk)]
         if hi > lo:
             counts += np.histogram(values, bins=bins, range=(lo, hi))[0]

@@ -63,6 +63,7 @@ class Theory:
     gain: float | None = None  # identity, orthogonal
     description: str = ""
     kurtosis: float | None = None  # E[(x - mean)^4] / std^4; None: estimated from the sample
+    scale: float | None = None  # truncated_normal: the std of the normal before truncation
 
 
 def fans(shape: tuple[int, ...]) -> tuple[int, int]:
@@ -253,6 +254,7 @@ def _truncated(name: str, mean: float, stddev: float, tail: str = "") -> Theory:
         high,
         description=text + tail,
         kurtosis=TRUNCATED_KURTOSIS,
+        scale=stddev,
     )
 
 

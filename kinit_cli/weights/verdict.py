@@ -8,11 +8,11 @@ rounding of the variable's dtype. The theories themselves are in `theory.py`.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 
+from kinit_cli.weights.stats import chunks, moments
 from kinit_cli.weights.theory import Theory, format_bound, theory_with_reason
 
 # A model has tens to hundreds of checked variables and each random one gets two z-tests
@@ -26,7 +26,6 @@ from kinit_cli.weights.theory import Theory, format_bound, theory_with_reason
 # uniform (45,000 of a normal); a 1000x1000 kernel shows it at ~45.
 WARN_Z = 4.0
 FAIL_Z = 6.0
-CHUNK = 1 << 20  # values per scan step: large variables are never copied whole as float64
 
 
 @dataclass(frozen=True)
@@ -92,33 +91,13 @@ class _Scan:
         return out
 
 
-def _chunks(array: np.ndarray) -> Iterator[np.ndarray]:
-    """Finite float64 values, CHUNK at a time."""
-    flat = np.ascontiguousarray(array).reshape(-1)
-    for start in range(0, flat.size, CHUNK):
-        values = flat[start : start + CHUNK].astype(np.float64)
-        yield values[np.isfinite(values)]
-
-
 def _scan(array: np.ndarray) -> _Scan:
-    """Two passes (mean first, then central moments) keep the deviations exact."""
-    scan = _Scan(size=int(array.size))
-    total = 0.0
-    lows, highs = [], []
-    for values in _chunks(array):
-        scan.n += values.size
-        if values.size:
-            total += float(values.sum())
-            lows.append(float(values.min()))
-            highs.append(float(values.max()))
-    scan.nonfinite = scan.size - scan.n
-    if not scan.n:
-        return scan
-    scan.mean, scan.low, scan.high = total / scan.n, min(lows), max(highs)
-    for values in _chunks(array):
-        squares = np.square(values - scan.mean)
-        scan.m2 += float(squares.sum())
-        scan.m4 += float(np.dot(squares, squares))
+    """The moments the theory check needs, from the statistics' own scanner."""
+    found = moments(np.ascontiguousarray(array).reshape(-1))
+    scan = _Scan(size=int(array.size), n=found.count, nonfinite=found.nonfinite)
+    if found.count:
+        scan.mean, scan.m2, scan.m4 = found.mean, found.m2, found.m4
+        scan.low, scan.high = found.min, found.max
     return scan
 
 
@@ -191,7 +170,7 @@ def _check_support(
     high = math.inf if theory.high is None else theory.high + slack
     if not scan.n or (scan.low >= low and scan.high <= high):
         return []
-    outside = sum(int(np.count_nonzero((v < low) | (v > high))) for v in _chunks(array))
+    outside = sum(int(np.count_nonzero((v < low) | (v > high))) for v in chunks(array))
     bounds = f"[{format_bound(theory.low, '-inf')}, {format_bound(theory.high, 'inf')}]"
     seen = f"min {scan.low:.4g}, max {scan.high:.4g}"
     return [("FAIL", f"{outside} of {scan.size} values outside {bounds} ({seen})")]
@@ -206,11 +185,9 @@ def _check_constant(
         target = np.asarray(value).astype(array.dtype)
     except (TypeError, ValueError, OverflowError):
         target = np.asarray(value)
-    flat = np.ascontiguousarray(array).reshape(-1)
     differ = 0
     worst = 0.0
-    for start in range(0, flat.size, CHUNK):
-        chunk = flat[start : start + CHUNK]
+    for chunk in chunks(array):
         wrong = chunk != target
         if wrong.any():
             differ += int(np.count_nonzero(wrong))
@@ -218,7 +195,7 @@ def _check_constant(
     observed["differing"] = float(differ)
     if not differ:
         return []
-    text = f"{differ} of {flat.size} values differ from {value:g} (by up to {worst:.3g})"
+    text = f"{differ} of {array.size} values differ from {value:g} (by up to {worst:.3g})"
     return [("FAIL", text)]
 
 

@@ -14,9 +14,8 @@ import pytest
 from kinit_cli.cli import cli
 from kinit_cli.model import sources
 from kinit_cli.weights import report
-from tests.conftest import DIGITS_PATHS
+from tests.conftest import DIGITS_PATHS, ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = ROOT / "configs"
 
 TIED_PLUGIN = '''

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import re
-from pathlib import Path
 
 import pytest
 from rich.console import Console
@@ -13,8 +12,9 @@ from rich.console import Console
 from kinit_cli.output import render
 from kinit_cli.output.tables import Column, fitted, middle, shortened
 from kinit_cli.weights.report import inspect
+from tests.conftest import ROOT
 
-CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+CONFIGS = ROOT / "configs"
 # inspect-weights' Weights table for a float32, all-trainable model without a run record.
 WEIGHT_COLUMNS = ["Variable", "Shape", "Initializer", "Fans", "Mean", "Std", "Min", "Max"]
 WEIGHT_COLUMNS += ["L2", "σmax", "Zeros", "NaN", "Histogram"]

@@ -6,9 +6,7 @@ import keras
 import numpy as np
 import pytest
 
-from kinit_cli.config import source as config_mod
 from kinit_cli.errors import ConfigError
-from kinit_cli.model import build as model_mod
 from kinit_cli.model.sources import prepare
 from tests.conftest import MNIST_LIKE
 
@@ -126,21 +124,8 @@ def test_all_name_problems_across_sections_at_once(write):
         (6, "compile.optimizer"),
     ]
     # A structural problem is reported first, alone, before plugins and Keras load
-    # (tests/test_config_limits.py checks that TensorFlow stays unimported).
+    # (tests/config/test_config_limits.py checks that TensorFlow stays unimported).
     path.write_text(path.read_text() + "train: {epochs: zero}\n")
     with pytest.raises(ConfigError) as info:
         prepare(path)
     assert [(p.line, p.path) for p in info.value.problems] == [(7, "train.epochs")]
-
-
-@pytest.mark.parametrize("text", [MNIST_LIKE, FUNCTIONAL], ids=["sequential", "functional"])
-def test_get_config_round_trips_through_kinit_yaml(write, text):
-    first = prepare(write("a.yaml", text)).built.model
-    spec = model_mod.to_spec(first)
-    yaml_text = config_mod.dump({"model": spec})
-    second = prepare(write("b.yaml", yaml_text)).built.model
-    assert second.get_config() == first.get_config()
-    assert [(v.path, tuple(v.shape)) for v in second.weights] == [
-        (v.path, tuple(v.shape)) for v in first.weights
-    ]
-    assert second is not first

@@ -18,9 +18,8 @@ import pytest
 from kinit_cli.cli import cli
 from kinit_cli.errors import WriteError
 from kinit_cli.storage import rundir
-from tests.conftest import RUN_FILES
+from tests.conftest import ROOT, RUN_FILES
 
-ROOT = Path(__file__).resolve().parent.parent
 DIGITS = str(ROOT / "configs" / "digits.yaml")
 KINIT = Path(sys.executable).parent / "kinit"
 ENV = {**os.environ, "COLUMNS": "200"}

@@ -217,7 +217,7 @@ def test_entry_points_are_discovered(write, tmp_path, monkeypatch):
 
 def test_failing_entry_point_names_its_distribution_entry(monkeypatch):
     # Recorded, not raised: one broken installed package must not disable every command
-    # (tests/test_plugins.py has the warning and the resolver's message).
+    # (tests/registry/test_plugins.py has the warning and the resolver's message).
     ep = importlib.metadata.EntryPoint("bad", "kinit_no_such_pkg.mod", loading.ENTRY_POINT_GROUP)
     monkeypatch.setattr(importlib.metadata, "entry_points", lambda group: [ep])
     monkeypatch.setattr(loading, "ENTRY_POINT_FAILURES", {})

@@ -16,9 +16,8 @@ import numpy as np
 import pytest
 
 from kinit_cli.cli import cli
-from tests.conftest import DIGITS_PATHS, MNIST_LIKE, RUN_FILES
+from tests.conftest import DIGITS_PATHS, MNIST_LIKE, ROOT, RUN_FILES
 
-ROOT = Path(__file__).resolve().parent.parent
 DIGITS = str(ROOT / "configs" / "digits.yaml")
 KINIT = Path(sys.executable).parent / "kinit"
 

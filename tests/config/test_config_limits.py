@@ -14,9 +14,10 @@ from kinit_cli.cli import cli
 from kinit_cli.config import schema
 from kinit_cli.config import source as config
 from kinit_cli.errors import ConfigError
+from tests.conftest import ROOT
 
 MODEL = "model: {input_shape: [3], layers: [{class_name: Dense}]}\n"
-DIGITS_CONFIG = str(Path(__file__).resolve().parent.parent / "configs" / "digits.yaml")
+DIGITS_CONFIG = str(ROOT / "configs" / "digits.yaml")
 DEPTH = "lists and mappings nested more than 100 levels deep (kinit's limit for a config)"
 
 

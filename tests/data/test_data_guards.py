@@ -23,10 +23,9 @@ from kinit_cli.model import footprint
 from kinit_cli.output import render
 from kinit_cli.storage import rundir, strictjson
 from kinit_cli.weights import stats
-from tests.conftest import MNIST_LIKE
-from tests.test_data import section
+from tests.conftest import MNIST_LIKE, ROOT
+from tests.data.test_data import section
 
-ROOT = Path(__file__).resolve().parent.parent
 DIGITS = str(ROOT / "configs" / "digits.yaml")
 
 

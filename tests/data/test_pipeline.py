@@ -97,10 +97,10 @@ def test_pieces_cut_every_batch_among_the_replicas():
     """Three replicas on two workers (one with two): together they hold each whole batch."""
     whole = [y.tolist() for _, y in batches(pipeline.eval_dataset(X, Y, BATCH))]
     worker0 = batches(
-        pipeline.eval_dataset(X, Y, BATCH, pipeline.Pieces(total=3, first=0, count=2))
+        pipeline.eval_dataset(X, Y, BATCH, pipeline.ReplicaShare(total=3, first=0, count=2))
     )
     worker1 = batches(
-        pipeline.eval_dataset(X, Y, BATCH, pipeline.Pieces(total=3, first=2, count=1))
+        pipeline.eval_dataset(X, Y, BATCH, pipeline.ReplicaShare(total=3, first=2, count=1))
     )
     # Batches of 4, 4 and 2 examples cut at size * k // 3; the last batch leaves a piece empty.
     assert [y.tolist() for _, y in worker0] == [[0], [1], [4], [5], [], [8]]
@@ -114,7 +114,7 @@ def test_pieces_cut_every_batch_among_the_replicas():
     ]
     assert rebuilt == whole
     epoch = tf.Variable(1, dtype=tf.int64)
-    shuffled = pipeline.train_dataset(X, Y, BATCH, 7, True, epoch, pipeline.Pieces(2, 1, 1))
+    shuffled = pipeline.train_dataset(X, Y, BATCH, 7, True, epoch, pipeline.ReplicaShare(2, 1, 1))
     assert len(shuffled) == 3
     halves = [y.tolist() for _, y in batches(shuffled)]
     full = [y.tolist() for _, y in epochs_from(X, Y, 7, True, [1])]

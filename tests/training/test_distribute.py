@@ -22,8 +22,8 @@ import pytest
 
 from kinit_cli.errors import DistributeError
 from kinit_cli.training.distribute import tf_config
+from tests.conftest import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 KINIT = Path(sys.executable).parent / "kinit"
 DIGITS = str(ROOT / "configs" / "digits.yaml")
 
@@ -313,3 +313,28 @@ def test_bad_tf_config(text, message):
 def test_cluster_given_twice():
     with pytest.raises(DistributeError, match="the cluster is given twice"):
         tf_config({"TF_CONFIG": "{}"}, {"workers": ["a:1"], "index": 0})
+
+
+def test_the_watchdog_asks_first_and_the_error_is_raised_for_the_cli():
+    from kinit_cli.errors import PeerError
+    from kinit_cli.training.distribute import deadline
+
+    with pytest.raises(PeerError, match="^the cluster did not form$"):
+        with deadline(0.2, PeerError("the cluster did not form"), grace=30):
+            time.sleep(60)  # a wait the process can leave: the handler raises in it
+    assert signal.getsignal(signal.SIGUSR1) is signal.SIG_DFL
+
+
+def test_a_process_that_cannot_answer_gets_the_errors_lines_written_for_it():
+    # SIGUSR1 blocked stands for TensorFlow holding the interpreter in its C++ wait.
+    code = (
+        "import signal, time\n"
+        "from kinit_cli.errors import PeerError\n"
+        "from kinit_cli.training.distribute import deadline\n"
+        "with deadline(0.2, PeerError('the cluster did not form'), grace=0.5):\n"
+        "    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})\n"
+        "    time.sleep(60)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == -signal.SIGKILL
+    assert done.stderr == "error: the cluster did not form\n"

@@ -17,13 +17,14 @@ from kinit_cli.cli import cli
 from kinit_cli.config import schema
 from kinit_cli.config import source as config
 from kinit_cli.registry import json_schema
+from tests.conftest import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))
 MODELINE = "# yaml-language-server: $schema=../kinit.schema.json"
 
 PLUGIN = """\
 import keras
+from tests.conftest import ROOT
 
 
 class MyDense(keras.layers.Layer):

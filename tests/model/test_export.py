@@ -1,0 +1,124 @@
+"""kinit export-config: a saved model back to the kinit config that builds it again."""
+
+from __future__ import annotations
+
+import keras
+import pytest
+import yaml
+
+from kinit_cli.cli import cli
+from kinit_cli.config import source as config_mod
+from kinit_cli.model import export
+from kinit_cli.model.sources import prepare
+from tests.conftest import MNIST_LIKE
+from tests.model.test_model import FUNCTIONAL
+
+
+@pytest.mark.parametrize("text", [MNIST_LIKE, FUNCTIONAL], ids=["sequential", "functional"])
+def test_get_config_round_trips_through_kinit_yaml(write, text):
+    first = prepare(write("a.yaml", text)).built.model
+    spec = export.model_section(keras.saving.serialize_keras_object(first))
+    second = prepare(write("b.yaml", config_mod.dump({"model": spec}))).built.model
+    assert second.get_config() == first.get_config()
+    assert [w.path for w in second.weights] == [w.path for w in first.weights]
+    assert second is not first
+
+
+def tutorial_model(path):
+    """The Keras guide's MLP, saved as a script saves it."""
+    model = keras.Sequential(
+        [
+            keras.Input(shape=(784,)),
+            keras.layers.Dense(512, activation="relu"),
+            keras.layers.Dense(10, activation="softmax"),
+        ]
+    )
+    model.compile(
+        optimizer=keras.optimizers.RMSprop(learning_rate=0.002),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    model.save(path)
+    return model
+
+
+def test_a_script_saved_model_becomes_a_config_that_validates(runner, tmp_path):
+    saved = tutorial_model(tmp_path / "mlp.keras")
+    out = tmp_path / "mlp.yaml"
+    result = runner.invoke(cli, ["export-config", str(tmp_path / "mlp.keras"), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert result.stderr == f"Wrote the config of {tmp_path / 'mlp.keras'} to {out}\n"
+    text = out.read_text()
+    assert text.startswith(f"# Written by kinit export-config from {tmp_path / 'mlp.keras'}.")
+    config = yaml.safe_load(text)
+    assert config["model"]["input_shape"] == [784]
+    assert [
+        (layer["class_name"], layer["config"]["units"], layer["config"]["activation"])
+        for layer in config["model"]["layers"]
+    ] == [("Dense", 512, "relu"), ("Dense", 10, "softmax")]
+    assert config["compile"]["loss"] == "sparse_categorical_crossentropy"
+    assert config["compile"]["metrics"] == ["accuracy"]
+    assert config["compile"]["optimizer"]["class_name"] == "RMSprop"
+    assert config["compile"]["optimizer"]["config"]["learning_rate"] == pytest.approx(0.002)
+    rebuilt = prepare(out)
+    # The layers keep the names the script's model gave them (Keras numbers them per process).
+    assert [(w.path, w.shape) for w in rebuilt.built.weights] == [
+        (f"{layer.name}/{v.name}", tuple(v.shape)) for layer in saved.layers for v in layer.weights
+    ]
+    assert type(rebuilt.compile_args["optimizer"]).__name__ == "RMSprop"
+
+
+def test_stdout_by_default_and_nothing_overwritten(runner, tmp_path):
+    saved = tutorial_model(tmp_path / "mlp.keras")
+    result = runner.invoke(cli, ["export-config", str(tmp_path / "mlp.keras")])
+    assert result.exit_code == 0, result.output
+    assert yaml.safe_load(result.stdout)["name"] == saved.name  # Keras's own: sequential_N
+    mine = tmp_path / "mine.yaml"
+    mine.write_text("my notes\n")
+    result = runner.invoke(cli, ["export-config", str(tmp_path / "mlp.keras"), "-o", str(mine)])
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"error: {mine} already exists; give another --output, or add --overwrite\n"
+    )
+    assert mine.read_text() == "my notes\n"
+    result = runner.invoke(
+        cli, ["export-config", str(tmp_path / "mlp.keras"), "-o", str(mine), "--overwrite"]
+    )
+    assert result.exit_code == 0 and yaml.safe_load(mine.read_text())["model"]["input_shape"] == [
+        784
+    ]
+
+
+def test_what_is_not_a_saved_model_is_told_plainly(runner, tmp_path):
+    (tmp_path / "run").mkdir()
+    result = runner.invoke(cli, ["export-config", str(tmp_path / "run")])
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"error: {tmp_path / 'run'}: export-config reads a saved model (.keras); a run "
+        f"directory has its config already: {tmp_path / 'run' / 'config.yaml'}\n"
+    )
+    broken = tmp_path / "broken.keras"
+    broken.write_bytes(b"not a zip")
+    result = runner.invoke(cli, ["export-config", str(broken)])
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"error: {broken} is not a readable Keras model file")
+
+
+def test_an_unbuilt_subclassed_model_names_what_is_missing():
+    saved = {"class_name": "MyModel", "registered_name": "demo>MyModel", "config": {}}
+    with pytest.raises(Exception) as info:
+        export.model_section(saved)
+    assert str(info.value) == (
+        "the saved model is a MyModel that was never built, so its input shape is not in the "
+        "file; a config needs it (model.input_shape)"
+    )
+    built = {
+        **saved,
+        "config": {"units": 3, "name": "m"},
+        "build_config": {"input_shape": [None, 5]},
+    }
+    assert export.model_section(built) == {
+        "class_name": "demo>MyModel",
+        "config": {"units": 3},
+        "input_shape": [5],
+    }
