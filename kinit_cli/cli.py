@@ -22,10 +22,10 @@ _DEBUG = "kinit.debug"
 
 def _set_debug(ctx: click.Context, _param: click.Parameter, value: bool) -> bool:
     if value:
-        from kinit_cli.runtime import imports as backend
+        from kinit_cli.runtime import imports
 
         ctx.meta[_DEBUG] = True
-        backend.show_native_logs = True
+        imports.show_native_logs = True
     return value
 
 
@@ -129,19 +129,16 @@ def validate(
     """
     from kinit_cli.config.source import dump
     from kinit_cli.model.sources import prepare
-    from kinit_cli.output import render
+    from kinit_cli.output import render, weight_tables
 
     prepared = prepare(config_file, overrides, plugins)
     if print_config:
         click.echo(dump(prepared.resolved), nl=False)
         return
     out = render.console()
-    loaded = [p.spec for p in prepared.plugins if not p.spec.startswith("kinit_cli.")]
-    out.print(
-        f"{config_file}: valid" + (f"; plugins loaded: {', '.join(loaded)}" if loaded else "")
-    )
+    out.print(prepared.verdict(config_file))
     render.warnings(prepared.notes(), render.console(stderr=True))
-    render.model_summary(prepared.built, f"Model '{prepared.built.model.name}'", out)
+    weight_tables.model_summary(prepared.built, f"Model '{prepared.built.model.name}'", out)
 
 
 plugin_option = click.option(
@@ -160,7 +157,7 @@ def _catalog_command(kind: str, plural: str) -> click.Command:
     @debug_option
     def command(name: str | None, as_json: bool, plugins: tuple[str, ...]) -> None:
 
-        from kinit_cli.output import render
+        from kinit_cli.output import catalog, render
         from kinit_cli.registry.catalog import Registry
         from kinit_cli.registry.plugins import entry_point_notes, load_plugins
         from kinit_cli.registry.signatures import describe
@@ -170,13 +167,13 @@ def _catalog_command(kind: str, plural: str) -> click.Command:
         registry = Registry()
         if name:
             item = describe(registry.resolve(kind, name))
-            render.print_json(item) if as_json else render.catalog_detail(item, render.console())
+            render.print_json(item) if as_json else catalog.catalog_detail(item, render.console())
             return
         items = [describe(e) for e in registry.catalog(kind)]
         if as_json:
             render.print_json(items)
         else:
-            render.catalog(kind, items, render.console())
+            catalog.catalog(kind, items, render.console())
 
     command.__doc__ = (
         f"List every {kind} a config can name (Keras and plugins), or show NAME in detail.\n\n"
@@ -319,8 +316,9 @@ def train(
     Shows the weight statistics at initialization, a live progress display, the test
     metrics, and the statistics after training with how far each weight moved.
     """
-    from kinit_cli.output import render
-    from kinit_cli.training.trainer import Trainer, TrainOptions, UpToDate, plan
+    from kinit_cli.output import render, weight_tables
+    from kinit_cli.training.plan import TrainOptions, UpToDate, plan
+    from kinit_cli.training.trainer import Trainer
 
     run = plan(
         config_file,
@@ -337,7 +335,9 @@ def train(
     with Trainer(run) as trainer:
         if tables:
             render.run_header(run.header(), out)
-            render.weight_stats(run.initial_report, "Weights at initialization", out, wide=wide)
+            weight_tables.weight_stats(
+                run.initial_report, "Weights at initialization", out, wide=wide
+            )
         callbacks = []
         if not quiet:
             from kinit_cli.output.progress import ProgressDisplay
@@ -359,7 +359,7 @@ def train(
         render.print_json(result.document)
         return
     if tables:
-        render.weight_stats(
+        weight_tables.weight_stats(
             result.final_report, "Weights after training", out, result.changes, wide=wide
         )
     render.metrics_table(result.metrics, out)
@@ -428,7 +428,7 @@ def inspect_weights(
 ) -> None:
     """Statistics of every weight of TARGET: a config (built, not trained), a saved .keras
     model, a run directory, or a .weights.h5 checkpoint in a run directory."""
-    from kinit_cli.output import render
+    from kinit_cli.output import render, weight_tables
     from kinit_cli.registry.plugins import entry_point_notes
     from kinit_cli.weights.report import inspect
 
@@ -456,6 +456,6 @@ def inspect_weights(
     if as_json:
         render.print_json(report.document)
     else:
-        render.inspection(report, render.console(), wide=wide)
+        weight_tables.inspection(report, render.console(), wide=wide)
     if report.failed:
         raise click.exceptions.Exit(1)

@@ -189,6 +189,11 @@ class PeerError(KinitError):
     """A peer worker stopped answering, or never came."""
 
 
+class EntryPointFailed(Exception):
+    """An installed plugin's entry point failed to import: recorded as a warning
+    (registry.plugins.ENTRY_POINT_FAILURES), and loading goes on; never shown as an error."""
+
+
 class ResolveError(KinitError):
     """A name in a config does not resolve to exactly one registered object."""
 

@@ -591,7 +591,8 @@ def test_model_keras_written_when_the_classes_round_trip(runner, tmp_path, write
 def test_interrupted_tutorial_run_resumes(tutorial, tmp_path):
     """--resume rebuilds from the run's config.yaml: classes Keras cannot reload resume too."""
     from kinit_cli.errors import TrainingInterrupted
-    from kinit_cli.training.trainer import Trainer, TrainOptions, plan
+    from kinit_cli.training.plan import TrainOptions, plan
+    from kinit_cli.training.trainer import Trainer
 
     config = tutorial("subclassing_guide.py", SUBCLASSING_GUIDE)
     run = tmp_path / "run"

@@ -26,7 +26,7 @@ from kinit_cli.model.variables import (
 from kinit_cli.registry.catalog import Registry
 from kinit_cli.registry.registration import source_file, user_class
 from kinit_cli.registry.specs import FAILED, SpecBuilder
-from kinit_cli.runtime import compat
+from kinit_cli.runtime import compat, imports
 from kinit_cli.runtime.imports import keras
 
 
@@ -99,10 +99,8 @@ def _keras_warnings() -> Iterator[None]:
     fine, or fails for another reason, at a red herring: shown with --debug only."""
     import warnings
 
-    from kinit_cli.runtime import imports as backend
-
     with warnings.catch_warnings():
-        if not backend.show_native_logs:
+        if not imports.show_native_logs:
             # By category, not module: Keras attributes them to the caller's frame (stacklevel).
             warnings.simplefilter("ignore", category=UserWarning)
         yield

@@ -18,6 +18,7 @@ from kinit_cli.errors import keras_message
 from kinit_cli.registry.registration import user_class, where_defined
 from kinit_cli.registry.signatures import own_parameters
 from kinit_cli.runtime import compat
+from kinit_cli.runtime.imports import keras
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,6 @@ class Unsaveable:
 def check(model: Any, records: dict[int, tuple[Any, Any]]) -> list[Unsaveable]:
     """Every user class among `model`'s layers and its variables' initializers that does
     not round-trip; Keras's and TensorFlow's own classes are taken as sound."""
-    from kinit_cli.runtime.imports import keras
 
     k = keras()
     parts = (k.initializers.Initializer, k.regularizers.Regularizer, k.constraints.Constraint)

@@ -29,6 +29,7 @@ class Loaded:
     weights: list[Any]  # model.variables.WeightInfo
     initial: dict[str, dict[str, Any]] | None = None  # weights-init.json entries by path
     prepared: Any = None  # model.sources.Prepared, for a config target
+    checked: Any = None  # model.sources.Checked: a run's config.yaml, read once
     calls: dict[str, list[str]] | None = None  # layer -> where it is applied (config target)
     # Values read straight from a .keras file, by id of the (uninitialized) variable.
     stored: dict[int, Any] | None = None

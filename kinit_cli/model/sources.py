@@ -79,6 +79,11 @@ class Prepared:
     compile_args: dict[str, Any]
     built: BuiltModel | None = None
 
+    def verdict(self, path: str | Path) -> str:
+        """validate's first line: the config is valid, with the user's plugins it loaded."""
+        user = [p.spec for p in self.plugins if not p.spec.startswith("kinit_cli.")]
+        return f"{path}: valid" + (f"; plugins loaded: {', '.join(user)}" if user else "")
+
     def notes(self) -> list[str]:
         """What works but deserves a word: shadowed built-ins, classes Keras cannot reload."""
         out = [
@@ -265,10 +270,13 @@ def read(
     )
 
 
-def rebuild_run(run_dir: Path, plugins: Sequence[str]) -> BuiltModel:
-    """The run's model built again from its own config.yaml and seed, as `kinit train` built
-    it; no init_from, so every value is what its initializer draws."""
-    built = prepare(run_dir / rundir.CONFIG, (), plugins, init=False).built
+def rebuild_run(
+    run_dir: Path, plugins: Sequence[str], checked: Checked | None = None
+) -> BuiltModel:
+    """The run's model built again from its own config.yaml (`checked`: as already read) and
+    seed, as `kinit train` built it; no init_from, so every value is what its initializer
+    draws."""
+    built = prepare(checked or rundir.config_of(run_dir), (), plugins, init=False).built
     assert built is not None
     return built
 
@@ -295,8 +303,7 @@ def _run_directory(run_dir: Path, plugins: Sequence[str], unsafe: bool = False) 
         source = weights_path if weights_path.exists() else model_path
         if not source.exists():
             raise UsageError(_no_trained_weights(run_dir))
-        built = prepare(checked, (), plugins, init=False).built
-        assert built is not None
+        built = rebuild_run(run_dir, plugins, checked)
         try:
             built.model.load_weights(source)
         except Exception as exc:
@@ -305,6 +312,7 @@ def _run_directory(run_dir: Path, plugins: Sequence[str], unsafe: bool = False) 
             ) from exc
         loaded = Loaded("run", str(run_dir), built.model, built.weights)
         loaded.file = str(source)
+    loaded.checked = checked
     loaded.epochs = rundir.metrics(run_dir).get("epochs")
     loaded.initial = rundir.initial_weights(run_dir)
     for w in loaded.weights:

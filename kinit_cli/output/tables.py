@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from rich.cells import cell_len
+from rich.console import Console
 from rich.table import Table
 
 # Per column: one border character and one space of padding on each side.
@@ -167,3 +168,30 @@ def _longest_line(text: str) -> int:
 
 def _longest_word(text: str) -> int:
     return max((cell_len(word) for word in text.split()), default=0)
+
+
+def number(x: float | None, digits: int = 4) -> str:
+    """A table cell for a number: 4 significant digits, n/a for none."""
+    if x is None:
+        return "n/a"
+    return f"{x:.{digits}g}"
+
+
+def print_fitted(
+    title: str, columns: list[Column], rows: list[dict[str, str]], out: Console, wide: bool
+) -> list[str]:
+    """A table at the console's width (columns left out by priority, and said so), or,
+    with `wide`, every column however wide that makes it."""
+    width = None if wide else out.width
+    table, left_out = fitted(title, columns, rows, width)
+    if wide and table.width and table.width > out.width:
+        saved, out.width = out.width, table.width  # rich never prints wider than its console
+        try:
+            out.print(table)
+        finally:
+            out.width = saved
+    else:
+        out.print(table)
+    if left_out:
+        out.print(left_out_note(left_out, width))
+    return left_out

@@ -3,7 +3,7 @@
 Plugins register through Keras's own registry (`keras.saving.register_keras_serializable`,
 keys `package>Name`), so models saved with plugin objects load back. kinit adds what
 Keras lacks: the kind of each object, bare-name and alias lookup (case-insensitive) and
-did-you-mean. Loading the plugins themselves is loading.py's; what a class takes is
+did-you-mean. Loading the plugins themselves is plugins.py's; what a class takes is
 signatures.py's.
 """
 
@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kinit_cli.errors import ResolveError, did_you_mean
+from kinit_cli.registry import plugins
 from kinit_cli.registry.registration import (
     BUILTIN_SOURCE,
     DECLARED_KINDS,
@@ -26,6 +27,7 @@ from kinit_cli.registry.registration import (
     kind_of_class,
 )
 from kinit_cli.runtime import compat
+from kinit_cli.runtime.imports import keras
 
 # Names in Keras's modules that are its API functions, not objects a config names.
 _KERAS_API = {"get", "serialize", "deserialize"}
@@ -64,7 +66,6 @@ class Registry:
     """Every nameable object, from Keras's modules and its registry once plugins are loaded."""
 
     def __init__(self) -> None:
-        from kinit_cli.runtime.imports import keras
 
         self._keras = keras()
         self.entries: dict[str, list[Entry]] = {k: [] for k in KINDS}
@@ -234,15 +235,14 @@ def _missing_plugins() -> str:
     """' It may be one of ...' naming the installed entry points that failed to import or
     that KINIT_DISABLE_PLUGINS skipped: what they register is missing, and no name of theirs
     is known, since a plugin's names are known only once it is imported."""
-    from kinit_cli.registry import plugins as loading
 
     parts = [
         f" If the installed plugin '{f.name}' defines it, it is missing: {f.error}."
-        for f in loading.ENTRY_POINT_FAILURES.values()
+        for f in plugins.ENTRY_POINT_FAILURES.values()
     ]
-    if loading.DISABLED:
-        names = ", ".join(f"'{n}'" for n in sorted(loading.DISABLED))
-        parts.append(f" {loading.DISABLE_ENV} skips the installed plugin(s) {names}.")
+    if plugins.DISABLED:
+        names = ", ".join(f"'{n}'" for n in sorted(plugins.DISABLED))
+        parts.append(f" {plugins.DISABLE_ENV} skips the installed plugin(s) {names}.")
     return "".join(parts)
 
 

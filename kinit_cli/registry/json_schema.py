@@ -43,8 +43,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kinit_cli.config import fields, schema
+from kinit_cli.config import fields, model_schema, schema
+from kinit_cli.config import source as config_mod
+from kinit_cli.errors import ConfigError, ResolveError, UsageError
+from kinit_cli.registry.catalog import Registry
+from kinit_cli.registry.plugins import load_plugins
 from kinit_cli.registry.registration import KINDS
+from kinit_cli.registry.signatures import argument_docs, parameters, summary
+from kinit_cli.registry.specs import COMPILE_METRICS, argument_kind
+from kinit_cli.storage import rundir, strictjson
 
 if TYPE_CHECKING:
     from kinit_cli.registry.catalog import Entry, Registry
@@ -102,10 +109,6 @@ def generate(plugins: Sequence[str] = (), config_files: Sequence[str] = ()) -> d
     folder, as `--plugin` is everywhere) and the `plugins:` of each of `config_files`
     (relative to its folder). Only that key of a config is read: the file being edited may
     be broken elsewhere (as long as it parses), which is what the schema is for."""
-    from kinit_cli.config import source as config_mod
-    from kinit_cli.errors import ConfigError
-    from kinit_cli.registry.catalog import Registry
-    from kinit_cli.registry.plugins import load_plugins
 
     load_plugins([], base_dir=Path.cwd())  # the built-in pack and the entry points
     for config_file in config_files:
@@ -121,8 +124,6 @@ def generate(plugins: Sequence[str] = (), config_files: Sequence[str] = ()) -> d
 def write(path: Path, document: dict[str, Any], overwrite: bool = False) -> None:
     """Write the schema to `path` in one step (a reader never sees half of it). An existing
     file is replaced only when it is a schema `kinit schema` wrote, or with `overwrite`."""
-    from kinit_cli.errors import UsageError
-    from kinit_cli.storage import rundir, strictjson
 
     if path.exists() and not overwrite:
         try:
@@ -199,7 +200,7 @@ def _model() -> dict[str, Any]:
     names = {
         "anyOf": [{"type": "string"}, {"type": "array", "minItems": 1, "items": {"type": "string"}}]
     }
-    layers = {"type": "array", "minItems": 1, "maxItems": schema.MAX_LAYERS}
+    layers = {"type": "array", "minItems": 1, "maxItems": model_schema.MAX_LAYERS}
     keys: dict[str, Any] = {
         "name": {**fields.json_schema(fields.model_name), "description": "the Keras model's name"},
         "input_shape": {
@@ -225,8 +226,8 @@ def _model() -> dict[str, Any]:
         "class_name": {"$ref": "#/$defs/layer.name"},
         "config": {"type": ["object", "null"]},
     }
-    assert set(keys) | {"layers"} == set(schema.MODEL_KEYS), "a model key without a schema"
-    assert set(schema.INPUT_KEYS) == set(keys["inputs"]["items"]["properties"])
+    assert set(keys) | {"layers"} == set(model_schema.MODEL_KEYS), "a model key without a schema"
+    assert set(model_schema.INPUT_KEYS) == set(keys["inputs"]["items"]["properties"])
     shares = {"type": "string", "description": "apply this layer, defined above, once more"}
     sequential_layers = {
         **layers,
@@ -263,7 +264,11 @@ def _model() -> dict[str, Any]:
             },
         ),
     }
-    assert set(schema.FUNCTIONAL_LAYER_KEYS) == set(entry_keys) | {"class_name", "config", "shares"}
+    assert set(model_schema.FUNCTIONAL_LAYER_KEYS) == set(entry_keys) | {
+        "class_name",
+        "config",
+        "shares",
+    }
 
     sequential = {
         "properties": {
@@ -313,8 +318,6 @@ def _either_or(key: str, with_key: dict[str, Any], without: dict[str, Any]) -> d
 def _kind_defs(registry: Registry, kind: str) -> dict[str, Any]:
     """`KIND` (a name or a mapping), `KIND.name`, `KIND.object` and `KIND.configs` (the
     config each class takes, chosen by its class_name)."""
-    from kinit_cli.errors import ResolveError
-    from kinit_cli.registry.specs import COMPILE_METRICS
 
     entries = registry.catalog(kind)
     spellings = {id(e): _spellings(e) for e in entries}
@@ -403,7 +406,6 @@ def _alternatives(names: list[str], exact: set[str]) -> str:
 
 def _config_then(entry: Entry) -> dict[str, Any]:
     """What `config` may hold once class_name has picked `entry`."""
-    from kinit_cli.registry.signatures import argument_docs, parameters, summary
 
     obj = entry.obj
     about = f"{entry.name}: {summary(obj)}".rstrip(": ")
@@ -434,7 +436,6 @@ def _config_then(entry: Entry) -> dict[str, Any]:
 
 def parameter(entry: Entry, param: Parameter, doc: str = "") -> dict[str, Any]:
     """The schema of one constructor argument: as the argument checks type it (specs.py)."""
-    from kinit_cli.registry.specs import argument_kind
 
     types = _default_types(param.default)
     inferred = (

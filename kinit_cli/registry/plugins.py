@@ -1,7 +1,7 @@
 """Plugin loading: the built-in pack, `.py` files, modules and `kinit.plugins` entry points.
 
 Each plugin is imported once; what it registers lands in Keras's own registry, where the
-catalog (registry.py) finds it, and so does every public Keras subclass it defines (no
+catalog (catalog.py) finds it, and so does every public Keras subclass it defines (no
 decorator needed). Registering a name another plugin already holds is an error.
 
 A plugin is code that runs: kinit imports it as Python would. What it prints while being
@@ -28,8 +28,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kinit_cli.errors import KinitError, PluginCodeError, PluginError, explained, frames_in
+from kinit_cli.errors import (
+    EntryPointFailed,
+    KinitError,
+    PluginCodeError,
+    PluginError,
+    explained,
+    frames_in,
+)
 from kinit_cli.registry.registration import PLUGIN_ORIGINS, register_module_classes
+from kinit_cli.runtime.imports import keras
 
 ENTRY_POINT_GROUP = "kinit.plugins"
 BUILTIN_PLUGINS = ("kinit_cli.plugins.initializers", "kinit_cli.plugins.layers")
@@ -88,7 +96,6 @@ def load_plugins(
     A spec ending in `.py` (or holding a path separator) is a file, relative to `base_dir`;
     anything else is a dotted module name. Raises PluginError naming the plugin.
     """
-    from kinit_cli.runtime.imports import keras
 
     registry = keras().saving.get_custom_objects()
     loaded: list[LoadedPlugin] = []
@@ -109,7 +116,7 @@ def load_plugins(
         before = dict(registry)
         try:
             module = load()
-        except _EntryPointFailed:
+        except EntryPointFailed:
             continue
         PLUGIN_ORIGINS[module] = spec
         # Classes need no decorator: the tutorials' code registers nothing itself.
@@ -130,10 +137,6 @@ def load_plugins(
 def is_file(spec: str) -> bool:
     """Whether a plugin spec names a file (ends in .py or holds a path separator)."""
     return spec.endswith(".py") or "/" in spec or "\\" in spec
-
-
-class _EntryPointFailed(Exception):
-    """An entry point failed to import; recorded in ENTRY_POINT_FAILURES, loading goes on."""
 
 
 def _entry_point_sources() -> list[tuple[str, Callable[[], str]]]:
@@ -275,7 +278,7 @@ def _load_entry_point(ep: importlib.metadata.EntryPoint, label: str) -> str:
         ENTRY_POINT_FAILURES[ep.name] = EntryPointFailure(
             ep.name, ep.value, getattr(dist, "name", None), str(exc).removesuffix(_DEBUG_HINT)
         )
-        raise _EntryPointFailed(ep.name) from exc
+        raise EntryPointFailed(ep.name) from exc
     return getattr(obj, "__name__", ep.module) if inspect.ismodule(obj) else ep.module
 
 

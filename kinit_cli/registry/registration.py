@@ -2,7 +2,7 @@
 the undecorated classes a plugin defines, and initializer functions in their three forms.
 
 Everything lands under Keras's `package>Name` keys, so saved models load back; what kind
-each object is (layer, initializer, ...) is kept beside it for the catalog (registry.py).
+each object is (layer, initializer, ...) is kept beside it for the catalog (catalog.py).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from kinit_cli.errors import PluginError
+from kinit_cli.runtime.imports import keras
 
 # Module name -> how the user named the plugin that defined it (for the 'source' column).
 PLUGIN_ORIGINS: dict[str, str] = {}
@@ -65,7 +66,6 @@ def register(
         raise ValueError(f"unknown kind {kind!r}; expected one of {', '.join(KINDS)}")
 
     def decorate(target: T) -> T:
-        from kinit_cli.runtime.imports import keras
 
         pkg = package or _package_of(target)
         bare = name or target.__name__
@@ -179,7 +179,6 @@ def _function_initializer(fn: Callable[..., Any], name: str, form: str) -> type:
     A factory's class is only the catalog's handle: building a config calls the factory
     (`factory` attribute), so the model holds, saves and reports the object it returns.
     """
-    from kinit_cli.runtime.imports import keras
 
     def call(self: Any, shape: Any, dtype: Any = None) -> Any:
         if form == "factory":
@@ -209,7 +208,6 @@ def _function_initializer(fn: Callable[..., Any], name: str, form: str) -> type:
 
 def keras_module(kind: Kind) -> tuple[Any, Any]:
     """The Keras module holding a kind's built-ins, and its base class (None: functions)."""
-    from kinit_cli.runtime.imports import keras
 
     module: Any = keras()
     for part in kind.module.split("."):
@@ -234,7 +232,6 @@ def register_module_classes(module: Any) -> None:
     Users bring classes without kinit's decorators (tutorial code); a class already in
     Keras's registry (decorated, by kinit or by Keras's own decorator) is left as it is.
     """
-    from kinit_cli.runtime.imports import keras
 
     known = {id(v) for v in keras().saving.get_custom_objects().values()}
     for attr, obj in list(vars(module).items()):

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from kinit_cli.errors import UsageError
 from kinit_cli.storage import rundir
 
 METADATA = "training_metadata.json"  # Keras's name, so a backup Keras wrote still resumes
@@ -65,8 +66,6 @@ def read(backup_dir: Path) -> State | None:
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as exc:
-        from kinit_cli.errors import UsageError
-
         raise UsageError(f"cannot read the backup {backup_dir / METADATA}: {exc}") from None
     weights = backup_dir / meta.get("weights", _KERAS_WEIGHTS)
     return State(

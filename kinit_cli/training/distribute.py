@@ -23,6 +23,7 @@ from typing import Any
 
 from kinit_cli.config.fields import is_address
 from kinit_cli.errors import DeviceError, DistributeError, KinitError, PeerError
+from kinit_cli.runtime.imports import tensorflow
 
 
 @dataclass(frozen=True)
@@ -68,7 +69,6 @@ class Distribution:
 
 def select_devices(device: str) -> list[str]:
     """Make only the asked-for devices visible; return their names (`CPU:0`, `GPU:0`, ...)."""
-    from kinit_cli.runtime.imports import tensorflow
 
     tf = tensorflow()
     gpus = tf.config.list_physical_devices("GPU")
@@ -95,7 +95,6 @@ def strategy(
     timeout: float = 120,
 ) -> Distribution:
     """Configure logical devices if asked, then make the strategy."""
-    from kinit_cli.runtime.imports import tensorflow
 
     tf = tensorflow()
     if name == "multi_worker_mirrored":

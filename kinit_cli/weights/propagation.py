@@ -10,12 +10,13 @@ from typing import Any
 
 import numpy as np
 
+from kinit_cli.data import datasets
 from kinit_cli.errors import DataError
+from kinit_cli.runtime.imports import keras, tensorflow
 
 
 def propagate(prepared: Any, built: Any) -> dict[str, Any]:
     """One batch of the configured data (unit-Gaussian input when it cannot be loaded)."""
-    from kinit_cli.runtime.imports import keras, tensorflow
 
     k, tf = keras(), tensorflow()
     model = built.model
@@ -74,12 +75,11 @@ def _relative(gradient: Any, variable: Any) -> float | None:
 
 
 def _batch(prepared: Any, model: Any, batch_size: int, seed: int) -> tuple[Any, Any, str]:
-    from kinit_cli.data import datasets as data
 
     shape = tuple(model.inputs[0].shape[1:])
     if len(model.inputs) == 1:
         try:
-            splits = data.load(prepared.resolved["data"], shape, seed, prepared.config.base_dir)
+            splits = datasets.load(prepared.resolved["data"], shape, seed, prepared.config.base_dir)
         except DataError as exc:
             reason = str(exc).split(". ")[0]
         else:

@@ -153,7 +153,9 @@ def inspect(
     if check:
         rebuilt = None
         if loaded.kind == "run" and loaded.initial:
-            rebuilt = stats.values(rebuild_run(Path(loaded.source), plugins).weights)
+            rebuilt = stats.values(
+                rebuild_run(Path(loaded.source), plugins, loaded.checked).weights
+            )
         sources = _source_digests(weights) if loaded.kind == "run" else None
         measured = {s.path: s for s in report}
         result.verdicts = provenance.check(

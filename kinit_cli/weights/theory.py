@@ -33,6 +33,8 @@ from typing import Any
 
 import numpy as np
 
+from kinit_cli.runtime.imports import keras
+
 
 def _truncated_normal_moments(cut: float) -> tuple[float, float]:
     """(std, kurtosis) of a standard normal truncated to [-cut, cut], in closed form."""
@@ -110,7 +112,6 @@ def theory_with_reason(initializer: Any, shape: tuple[int, ...]) -> tuple[Theory
 
 def _resolve(initializer: Any) -> tuple[Any, str]:
     """An Initializer object through Keras's own lookup (names, dicts, classes), or (None, why)."""
-    from kinit_cli.runtime.imports import keras
 
     k = keras()
     if initializer is None:
@@ -139,7 +140,6 @@ def _label(initializer: Any) -> str:
 
 def _name(obj: Any) -> str:
     """Keras's registered name ('package>Name' for plugins) of a function or an object's class."""
-    from kinit_cli.runtime.imports import keras
 
     k = keras()
     target = obj if callable(obj) and not isinstance(obj, k.initializers.Initializer) else type(obj)
@@ -180,7 +180,6 @@ def _keras_theory(
 
     `recorded` is the config of a {class_name, config} record, None for an object.
     """
-    from kinit_cli.runtime.imports import keras
 
     init = keras().initializers
     if isinstance(obj, init.VarianceScaling):

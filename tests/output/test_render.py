@@ -18,24 +18,6 @@ def output(out: Console) -> str:
     return out.file.getvalue()
 
 
-def test_the_run_header_breaks_between_items_never_inside_one():
-    out = text_console(width=60)
-    header = {
-        "run": "runs/digits-20261202-101500",
-        "devices": "CPU:0",
-        "seed": 42,
-        "data": "scikit-learn digits (bundled)",
-        "train/val/test": "1293/144/360",
-        "strategy": "default, 1 replica",
-    }
-    render.run_header(header, out)
-    assert output(out).splitlines() == [
-        "run: runs/digits-20261202-101500 · devices: CPU:0 · seed: 42",
-        "data: scikit-learn digits (bundled)",
-        "train/val/test: 1293/144/360 · strategy: default, 1 replica",
-    ]
-
-
 def test_the_results_table_has_a_column_per_split():
     out = text_console(width=60)
     metrics = {

@@ -9,7 +9,7 @@ import re
 import pytest
 from rich.console import Console
 
-from kinit_cli.output import render
+from kinit_cli.output import catalog, render, weight_tables
 from kinit_cli.output.tables import Column, fitted, middle, shortened
 from kinit_cli.weights.report import inspect
 from tests.conftest import ROOT
@@ -42,7 +42,7 @@ def digits_result():
 @pytest.mark.parametrize("width", [80, 100, 120])
 def test_inspection_fits_and_says_what_it_left_out(digits_result, width):
     out = _console(width)
-    render.inspection(digits_result, out)
+    weight_tables.inspection(digits_result, out)
     text = out.file.getvalue()
     assert max(len(line) for line in text.splitlines()) <= width
     assert text.splitlines()[1] == "values: 4 initializer"  # fresh values, all of them
@@ -77,7 +77,7 @@ def test_inspection_fits_and_says_what_it_left_out(digits_result, width):
 
 def test_wide_keeps_every_column(digits_result):
     out = _console(80)
-    render.inspection(digits_result, out, wide=True)
+    weight_tables.inspection(digits_result, out, wide=True)
     text = out.file.getvalue()
     header = next(line for line in text.split("Weights")[1].splitlines() if line.startswith("┃"))
     assert [h.strip() for h in header.strip("┃").split("┃")] == WEIGHT_COLUMNS
@@ -138,7 +138,7 @@ def test_catalog_fits(width):
     load_plugins([])
     items = [describe(e) for e in Registry().catalog("initializer")]
     out = _console(width)
-    render.catalog("initializer", items, out)
+    catalog.catalog("initializer", items, out)
     lines = out.file.getvalue().splitlines()
     assert max(len(line) for line in lines) <= width
     names = [row[0] for row in _cells("\n".join(lines)) if row[0]]

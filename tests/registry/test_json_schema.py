@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from kinit_cli.cli import cli
-from kinit_cli.config import schema
+from kinit_cli.config import model_schema, schema
 from kinit_cli.config import source as config
 from kinit_cli.registry import json_schema
 from tests.conftest import ROOT
@@ -746,7 +746,7 @@ def test_the_readme_explains_the_modeline_and_the_vs_code_setting():
 
 def test_models_forms_use_schema_keys(document):
     model = document["properties"]["model"]
-    assert set(model["properties"]) == set(schema.MODEL_KEYS)
+    assert set(model["properties"]) == set(model_schema.MODEL_KEYS)
     sequential = model["else"]["else"]
-    assert sequential["properties"]["layers"]["maxItems"] == schema.MAX_LAYERS
+    assert sequential["properties"]["layers"]["maxItems"] == model_schema.MAX_LAYERS
     assert copy.deepcopy(sequential["required"]) == ["input_shape", "layers"]

@@ -163,15 +163,15 @@ def signal_handler_is_default() -> bool:
 def installed(tmp_path, monkeypatch):
     """install(name, module_source) -> a real distribution in tmp_path whose `kinit.plugins`
     entry point `name` is the module `kinit_ep_<name>`, found by importlib.metadata."""
-    from kinit_cli.registry import plugins as loading
+    from kinit_cli.registry import plugins as plugin_loading
 
     site = tmp_path / "site"
     site.mkdir()
     monkeypatch.syspath_prepend(str(site))
-    monkeypatch.setattr(loading, "ENTRY_POINT_FAILURES", {})
-    monkeypatch.setattr(loading, "DISABLED", set())
-    monkeypatch.setattr(loading, "UNKNOWN_DISABLED", set())
-    monkeypatch.delenv(loading.DISABLE_ENV, raising=False)
+    monkeypatch.setattr(plugin_loading, "ENTRY_POINT_FAILURES", {})
+    monkeypatch.setattr(plugin_loading, "DISABLED", set())
+    monkeypatch.setattr(plugin_loading, "UNKNOWN_DISABLED", set())
+    monkeypatch.delenv(plugin_loading.DISABLE_ENV, raising=False)
 
     def install(name, source):
         info = site / f"kinit_ep_{name}-1.0.dist-info"

@@ -8,7 +8,7 @@ import keras
 import pytest
 
 from kinit_cli.errors import PluginError, ResolveError
-from kinit_cli.registry import plugins as loading
+from kinit_cli.registry import plugins as plugin_loading
 from kinit_cli.registry import signatures
 from kinit_cli.registry.catalog import Registry
 from kinit_cli.registry.plugins import load_plugins
@@ -203,11 +203,11 @@ def test_plugin_failures_name_the_plugin(write, tmp_path, spec, message):
 def test_entry_points_are_discovered(write, tmp_path, monkeypatch):
     write("ep_pack.py", PLUGIN.replace("Gauss", "EpGauss"))
     monkeypatch.syspath_prepend(str(tmp_path))
-    ep = importlib.metadata.EntryPoint("ep", "ep_pack", loading.ENTRY_POINT_GROUP)
+    ep = importlib.metadata.EntryPoint("ep", "ep_pack", plugin_loading.ENTRY_POINT_GROUP)
     monkeypatch.setattr(
         importlib.metadata,
         "entry_points",
-        lambda group: [ep] if group == loading.ENTRY_POINT_GROUP else [],
+        lambda group: [ep] if group == plugin_loading.ENTRY_POINT_GROUP else [],
     )
     loaded = load_plugins([])
     assert loaded[-1].spec == "ep (entry point ep_pack)"
@@ -218,12 +218,14 @@ def test_entry_points_are_discovered(write, tmp_path, monkeypatch):
 def test_failing_entry_point_names_its_distribution_entry(monkeypatch):
     # Recorded, not raised: one broken installed package must not disable every command
     # (tests/registry/test_plugins.py has the warning and the resolver's message).
-    ep = importlib.metadata.EntryPoint("bad", "kinit_no_such_pkg.mod", loading.ENTRY_POINT_GROUP)
+    ep = importlib.metadata.EntryPoint(
+        "bad", "kinit_no_such_pkg.mod", plugin_loading.ENTRY_POINT_GROUP
+    )
     monkeypatch.setattr(importlib.metadata, "entry_points", lambda group: [ep])
-    monkeypatch.setattr(loading, "ENTRY_POINT_FAILURES", {})
+    monkeypatch.setattr(plugin_loading, "ENTRY_POINT_FAILURES", {})
     loaded = load_plugins([])
-    assert [p.spec for p in loaded] == list(loading.BUILTIN_PLUGINS)
-    failure = loading.ENTRY_POINT_FAILURES["bad"]
+    assert [p.spec for p in loaded] == list(plugin_loading.BUILTIN_PLUGINS)
+    failure = plugin_loading.ENTRY_POINT_FAILURES["bad"]
     assert (failure.value, failure.package) == ("kinit_no_such_pkg.mod", None)
     assert failure.error.startswith(
         "plugin 'bad (entry point kinit_no_such_pkg.mod)' failed to import: "

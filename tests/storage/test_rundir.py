@@ -510,12 +510,12 @@ def test_sigterm_exits_143(tmp_path):
 
 
 def test_ctrl_c_before_training_is_one_line_and_130(runner, monkeypatch):
-    from kinit_cli.model import sources as prepare
+    from kinit_cli.model import sources
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(prepare, "prepare", interrupted)
+    monkeypatch.setattr(sources, "prepare", interrupted)
     result = runner.invoke(cli, ["validate", DIGITS])
     assert (result.exit_code, result.stderr) == (130, "error: interrupted by SIGINT\n")
 
@@ -597,7 +597,8 @@ def test_a_run_that_cannot_start_leaves_nothing(tmp_path):
 
 def test_a_signal_after_an_epochs_last_step_keeps_that_epoch(tmp_path):
     from kinit_cli.errors import TrainingInterrupted
-    from kinit_cli.training.trainer import Trainer, TrainOptions, plan
+    from kinit_cli.training.plan import TrainOptions, plan
+    from kinit_cli.training.trainer import Trainer
 
     trainer = Trainer(
         plan(DIGITS, ["train.epochs=4"], [], TrainOptions(output=str(tmp_path / "run")))

@@ -420,7 +420,8 @@ def test_a_signal_between_epochs_keeps_every_finished_epoch(tmp_path):
     """A signal handled after an epoch's backup, before the next epoch begins, cuts no epoch
     short: the history keeps the epochs the backup holds."""
     from kinit_cli.errors import TrainingInterrupted
-    from kinit_cli.training.trainer import Trainer, TrainOptions, plan
+    from kinit_cli.training.plan import TrainOptions, plan
+    from kinit_cli.training.trainer import Trainer
 
     trainer = Trainer(
         plan(DIGITS, ["train.epochs=4"], [], TrainOptions(output=str(tmp_path / "run")))

@@ -1,0 +1,373 @@
+"""Tables of weights: a model's layers (validate), weight statistics (train), the
+inspect-weights report with its check, comparison, values and activations."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from kinit_cli.output.render import warnings
+from kinit_cli.output.tables import Column, middle, number, print_fitted
+
+
+def format_initializer(spec: dict[str, Any] | None, loaded_from: str | None = None) -> str:
+    """{class_name: RandomNormal, config: {stddev: 0.05}} -> 'RandomNormal(stddev=0.05)'; a
+    variable init_from filled shows where its values came from instead."""
+    if loaded_from:
+        # A long source path would take a row per line: its middle goes.
+        return f"loaded from {middle(loaded_from, 48)}"
+    if spec is None:
+        return "(initial value)"
+    args = ", ".join(f"{k}={v!r}" for k, v in spec["config"].items())
+    return f"{spec['class_name'].rpartition('>')[2]}({args})"
+
+
+def _variable(path: str, layers: Sequence[str]) -> str:
+    """A variable's path, with the layers that share it when there are several."""
+    return path if len(layers) < 2 else f"{path} ({', '.join(layers)})"
+
+
+def _shape(shape: tuple[Any, ...]) -> str:
+    return "(" + ", ".join("None" if d is None else str(d) for d in shape) + ")"
+
+
+def model_summary(built: Any, title: str, out: Console) -> None:
+    """Layers with output shapes and parameter counts, then every weight and its initializer."""
+    layers = Table(title=title, title_justify="left")
+    for col in ("Layer", "Class", "Output shape", "Params"):
+        layers.add_column(col, justify="right" if col == "Params" else "left")
+    shared = any(len(info.calls) > 1 for info in built.layers)
+    if shared:
+        layers.add_column("Applied at")
+    for info in built.layers:
+        row = [
+            info.name,
+            info.class_name,
+            "\n".join(_shape(s) for s in info.output_shapes) or "?",
+            f"{info.params:,}",
+        ]
+        if shared:
+            row.append(", ".join(info.calls))
+        layers.add_row(*row)
+    out.print(layers)
+
+    calls = {info.name: info.calls for info in built.layers}
+
+    def used_by(w: Any) -> str:
+        return "; ".join(
+            f"{name} at {', '.join(calls[name])}" if len(calls.get(name, [])) > 1 else name
+            for name in w.layers
+        )
+
+    sharing = any(
+        len(w.layers) > 1 or len(calls.get(w.layers[0], [])) > 1 for w in built.weights if w.layers
+    )
+    columns = [
+        Column("Variable", 100, "left", shorten=True),
+        Column("Shape", 95, "left"),
+        Column("Dtype", 60, "left"),
+        Column("Trainable", 70, "left"),
+        Column("Initializer", 90, "left", wrap=True),
+    ]
+    if sharing:
+        columns.append(Column("Used by", 80, "left", wrap=True))
+    rows = [
+        {
+            "Variable": w.path,
+            "Shape": _shape(w.shape),
+            "Dtype": w.dtype,
+            "Trainable": "yes" if w.trainable else "no",
+            "Initializer": format_initializer(w.initializer, w.loaded_from),
+            "Used by": used_by(w),
+        }
+        for w in built.weights
+    ]
+    print_fitted("Weights (created at build time)", columns, rows, out, wide=False)
+    total = built.trainable_params + built.non_trainable_params
+    out.print(
+        f"Total params: {total:,}  (trainable: {built.trainable_params:,}, "
+        f"non-trainable: {built.non_trainable_params:,})"
+    )
+
+
+def weight_stats(
+    report: list[Any],
+    title: str,
+    out: Console,
+    changes: dict[str, Any] | None = None,
+    wide: bool = False,
+) -> None:
+    """Per-variable statistics; with `changes`, how far training moved each variable."""
+    nonfinite = any(v.stats.nonfinite for v in report)
+    columns = [
+        Column("Variable", 100, "left", shorten=True),
+        Column("Shape", 95),
+        Column("Initializer", 85, "left", wrap=True),
+        Column("Mean", 90),
+        Column("Std", 88),
+        Column("Min", 70),
+        Column("Max", 69),
+        Column("L2", 60),
+        Column("Zeros", 45),
+        Column("NaN/Inf", 87 if nonfinite else 40),
+    ]
+    if changes is not None:
+        columns += [Column("Rel. change", 92), Column("Cosine", 80)]
+    rows = []
+    for v in report:
+        s = v.stats
+        row = {
+            "Variable": _variable(v.path, v.layers),
+            "Shape": _shape(v.shape),
+            "Initializer": format_initializer(v.initializer, v.loaded_from),
+            "Mean": number(s.mean),
+            "Std": number(s.std),
+            "Min": number(s.min),
+            "Max": number(s.max),
+            "L2": number(s.l2),
+            "Zeros": f"{s.zero_fraction:.1%}",
+            "NaN/Inf": str(s.nonfinite),
+        }
+        if changes is not None:
+            moved = changes[v.path]
+            row["Rel. change"] = change_cell(moved.relative, moved.absolute)
+            row["Cosine"] = number(moved.cosine)
+        rows.append(row)
+    left_out = print_fitted(title, columns, rows, out, wide)
+    if changes is not None:
+        note = CHANGE_NOTE.format(reference="the initial weights")
+        out.print(note if "Cosine" not in left_out else note.split(" Cosine:")[0])
+
+
+# The one definition of change, for train's table and --against alike.
+CHANGE_NOTE = (
+    "Rel. change: ||B - A|| / ||A|| with A = {reference}; where A is all zeros, |Δ| is the "
+    "absolute change ||B - A||. Cosine: the cosine of the angle between A and B."
+)
+
+
+def change_cell(relative: float | None, absolute: float | None) -> str:
+    """The relative change, or the absolute one (labelled |Δ|) where the reference is zero."""
+    return number(relative) if relative is not None else f"|Δ| {number(absolute)}"
+
+
+_BLOCKS = " ▁▂▃▄▅▆▇█"
+
+
+def sparkline(counts: Sequence[int]) -> str:
+    """Histogram counts as one line of block characters (empty bins stay blank)."""
+    top = max(counts, default=0)
+    if top == 0:
+        return ""
+    return "".join(_BLOCKS[0 if c == 0 else 1 + round((c / top) * 7)] for c in counts)
+
+
+def inspection(result: Any, out: Console, wide: bool = False) -> None:
+    """inspect-weights: variables, layer totals, then the theory check and the comparison."""
+    doc = result.document
+    out.print(f"{doc['source']}")
+    kinds: dict[str, int] = {}
+    for v in doc["variables"]:
+        kind, detail = v["provenance"]["kind"], v["provenance"]["detail"]
+        label = f"{kind} ({detail})" if kind == "trained" and detail else kind
+        kinds[label] = kinds.get(label, 0) + 1
+    out.print("values: " + ", ".join(f"{n} {label}" for label, n in kinds.items()))
+    variables = doc["variables"]
+    nonfinite = any(v["nonfinite"] for v in variables)
+    optional = {
+        "Dtype": any(v["dtype"] != "float32" for v in variables),
+        "Train": any(not v["trainable"] for v in variables),
+        "Std@init": any("initial" in v for v in variables),
+    }
+    columns = [
+        Column("Variable", 100, "left", shorten=True),
+        Column("Shape", 95),
+        Column("Dtype", 75),
+        Column("Train", 76, "left"),
+        Column("Initializer", 85, "left", wrap=True),
+        Column("Fans", 30),
+        Column("Mean", 90),
+        Column("Std", 88),
+        Column("Std@init", 80),
+        Column("Min", 70),
+        Column("Max", 69),
+        Column("L2", 60),
+        Column("σmax", 50),
+        Column("Zeros", 45),
+        Column("NaN", 87 if nonfinite else 40),
+        Column("Histogram", 20, "left"),
+    ]
+    columns = [c for c in columns if optional.get(c.name, True)]
+    rows = []
+    for v in variables:
+        row = {
+            "Variable": _variable(v["path"], v["layers"]),
+            "Shape": _shape(tuple(v["shape"])),
+            "Dtype": v["dtype"],
+            "Train": "yes" if v["trainable"] else "no",
+            "Initializer": format_initializer(v["initializer"], v.get("loaded_from")),
+            "Fans": f"{v['fan_in']}/{v['fan_out']}",
+            "Std@init": number((v.get("initial") or {}).get("std")),
+            "σmax": number(v["spectral_norm"]),
+            "Zeros": f"{v['zero_fraction']:.1%}",
+            "NaN": str(v["nonfinite"]),
+            "Histogram": sparkline(v["histogram"]),
+        }
+        for key in ("mean", "std", "min", "max", "l2"):
+            row[key.capitalize() if key != "l2" else "L2"] = number(v[key])
+        rows.append(row)
+    print_fitted("Weights", columns, rows, out, wide)
+    warnings([d["message"] for d in doc.get("duplicates", [])], out)
+    layers = Table(
+        "Layer",
+        "Params",
+        "Trainable",
+        "Non-trainable",
+        "Bytes",
+        title="Totals",
+        title_justify="left",
+    )
+    for item in [*doc["layers"], {"name": "total", **doc["totals"]}]:
+        layers.add_row(
+            item["name"],
+            f"{item['parameters']:,}",
+            f"{item['trainable']:,}",
+            f"{item['non_trainable']:,}",
+            f"{item['bytes']:,}",
+        )
+    out.print(layers)
+    if result.values is not None:
+        variable_values(result.values, out, full=result.full)
+    if "activations" in doc:
+        activations(doc["activations"], out)
+    if "check" in doc:
+        rows = []
+        for c in doc["check"]:
+            theory, observed = c["theory"] or {}, c["observed"]
+            rows.append(
+                {
+                    "Variable": c["path"],
+                    "Theory": theory.get("description", ""),
+                    "Expected": _moments(theory),
+                    "Observed": _moments(observed),
+                    "Status": c["status"],
+                    "Why": "; ".join(c["reasons"]),
+                }
+            )
+        columns = [
+            Column("Variable", 100, "left", shorten=True),
+            Column("Theory", 70, "left", wrap=True),
+            Column("Expected", 60, "left", wrap=True),
+            Column("Observed", 80, "left", wrap=True),
+            Column("Status", 100, "left"),
+        ]
+        if any(row["Why"] for row in rows):
+            columns.append(Column("Why", 65, "left", wrap=True))
+        title = "Check against the initializers' theory" + (
+            f": {doc['check_of']}" if "check_of" in doc else ""
+        )
+        print_fitted(title, columns, rows, out, wide)
+        out.print(check_summary(doc["check_summary"]))
+    if "against" in doc:
+        other = doc["against"]
+        rows = []
+        for row in other["variables"]:
+            if "other_shape" in row:
+                shape = f"{_shape(tuple(row['shape']))} vs {_shape(tuple(row['other_shape']))}"
+                rows.append(
+                    {"Variable": row["path"], "Shape": shape, "Rel. change": "shape differs"}
+                )
+            else:
+                rows.append(
+                    {
+                        "Variable": row["path"],
+                        "Shape": _shape(tuple(row["shape"])),
+                        "Rel. change": change_cell(row["relative_change"], row["change"]),
+                        "Cosine": number(row["cosine"]),
+                    }
+                )
+        columns = [
+            Column("Variable", 100, "left", shorten=True),
+            Column("Shape", 95),
+            Column("Rel. change", 100),
+            Column("Cosine", 90),
+        ]
+        print_fitted(f"Against {other['source']}", columns, rows, out, wide)
+        out.print(CHANGE_NOTE.format(reference=f"the target {doc['source']}, B = the other"))
+        for key, label in (
+            ("only_in_target", "only in the target"),
+            ("only_in_other", "only in the other"),
+        ):
+            if other[key]:
+                out.print(f"{label}: {', '.join(other[key])}")
+    if "plot" in doc:
+        out.print(f"Histograms written to {doc['plot']}")
+
+
+def variable_values(values: dict[str, Any], out: Console, full: bool = False) -> None:
+    """Each variable's values as NumPy prints them: summarised with '...' past 1,000
+    values (NumPy's own threshold) unless `full`."""
+    import numpy as np
+
+    if not values:
+        out.print("--values: no variable matches")
+    for path, array in values.items():
+        text = np.array2string(
+            array, threshold=sys.maxsize if full else 1000, max_line_width=out.width
+        )
+        out.print(Text(f"{path} {_shape(tuple(array.shape))} {array.dtype}", style="bold"))
+        out.print(Text(text))
+
+
+def _moments(values: dict[str, Any]) -> str:
+    """'mean=0, std=0.05' ('' when there is nothing to say)."""
+    if not values:
+        return ""
+    # 'label=number': a cell wrapped at spaces never parts a label from its number.
+    return f"mean={number(values.get('mean'))}, std={number(values.get('std'))}"
+
+
+def check_summary(counts: dict[str, int]) -> str:
+    """'3 pass, 0 warn, 1 fail, 2 not checkable' (and loaded ones, when there are any)."""
+    parts = [f"{counts['pass']} pass", f"{counts['warn']} warn", f"{counts['fail']} fail"]
+    if counts["loaded"]:
+        parts.append(f"{counts['loaded']} loaded (identical to their source)")
+    parts.append(f"{counts['not_checkable']} not checkable")
+    return ", ".join(parts)
+
+
+def activations(doc: dict[str, Any], out: Console) -> None:
+    """The one-batch signal check: layer outputs, then gradient norms."""
+    signal = Table(
+        "Layer",
+        "Class",
+        "Output shape",
+        "Mean",
+        "Std",
+        title=f"Signal at initialization ({doc['input']})",
+        title_justify="left",
+    )
+    for layer in doc["layers"]:
+        signal.add_row(
+            layer["name"],
+            layer["class_name"],
+            _shape(tuple(layer["shape"])),
+            number(layer["mean"]),
+            number(layer["std"]),
+        )
+    out.print(signal)
+    grads = Table(
+        "Variable",
+        "||grad||",
+        "||grad|| / ||W||",
+        title=f"Gradients of {doc['loss']['name']} = {number(doc['loss']['value'])}",
+        title_justify="left",
+    )
+    for g in doc["gradients"]:
+        grads.add_row(g["path"], number(g["norm"]), number(g["relative"]))
+    out.print(grads)

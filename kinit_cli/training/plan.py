@@ -1,0 +1,321 @@
+"""Planning a run: everything `kinit train` checks and builds before it writes anything.
+
+plan() reads the config once, chooses devices and strategy, seeds and builds the model in
+the strategy's scope, loads the data and checks the labels, compiles, and makes the
+config's callbacks; the frozen Plan it returns is what a Trainer runs and what the command
+shows first. --resume's checks are in resume.py, devices and strategies in distribute.py.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import shutil
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from kinit_cli.config import source as config_mod
+from kinit_cli.data.datasets import Splits
+from kinit_cli.data.datasets import load as load_data
+from kinit_cli.data.labels import check_labels
+from kinit_cli.errors import ConfigError, UsageError
+from kinit_cli.model import sources
+from kinit_cli.registry.specs import FAILED, SpecBuilder
+from kinit_cli.runtime.imports import tensorflow
+from kinit_cli.storage import checkpoint, rundir
+from kinit_cli.training import distribute, resume
+from kinit_cli.training.multiworker import Loop
+from kinit_cli.weights import stats
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    device: str = "auto"
+    seed: int | None = None
+    output: str | None = None
+    overwrite: bool = False
+    resume: str | None = None
+    strategy: str | None = None  # --strategy: overrides distribute.strategy
+
+
+@dataclass(frozen=True)
+class UpToDate:
+    """--resume of a run that has all the epochs it asks for: nothing to train."""
+
+    run_dir: Path
+
+    @property
+    def message(self) -> str:
+        return (
+            f"{self.run_dir} has trained all the epochs it was asked for; nothing to do "
+            "(add --set train.epochs=N to train it further)"
+        )
+
+    @property
+    def document(self) -> dict[str, Any]:
+        return {"run_dir": str(self.run_dir), "nothing_to_do": self.message}
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A run made ready, before anything is written: its config with plugins and model, the
+    devices and strategy, the seed, the data, the callbacks and the initial weights."""
+
+    prepared: sources.Prepared
+    options: TrainOptions
+    distribution: distribute.Distribution
+    devices: list[str]
+    seed: int
+    data: Splits
+    run_dir: Path
+    scratch: Path | None  # a non-chief worker's private run directory, removed at the end
+    callbacks: list[Any]  # the config's own
+    callback_files: list[str]  # what they write in the run directory
+    loop: Loop | None  # the multi-worker loop, where model.fit cannot run
+    initial_arrays: dict[str, np.ndarray]
+    initial_report: list[stats.VariableStats]
+    duplicates: list[stats.Duplicate]
+    initial_epoch: int  # epochs the run's backup already holds (--resume)
+
+    @property
+    def resolved(self) -> dict[str, Any]:
+        return self.prepared.resolved
+
+    @property
+    def built(self) -> Any:
+        return self.prepared.built
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return steps(self.data.x_train, self.resolved["train"]["batch_size"])
+
+    def notes(self) -> list[str]:
+        """What works but deserves a word, the copies among the initial weights included."""
+        return self.prepared.notes() + [d.message() for d in self.duplicates]
+
+    def header(self) -> dict[str, Any]:
+        """What the run is, as the lines above its first table."""
+        dist, batch = self.distribution, self.resolved["train"]["batch_size"]
+        header: dict[str, Any] = {
+            "run": str(self.run_dir) if dist.is_chief else "written by the chief worker",
+            "devices": ", ".join(self.devices),
+            "seed": self.seed,
+            "data": self.data.source,
+            "train/val/test": "/".join(str(n) for n in self.data.sizes.values()),
+        }
+        header["strategy"] = f"{dist.name}, {dist.replicas} replica" + (
+            f"s, batch {batch} = {batch / dist.replicas:g} per replica" if dist.replicas > 1 else ""
+        )
+        if dist.cluster is not None:
+            c = dist.cluster
+            header["cluster"] = (
+                f"{c.task_type} {c.index} of {c.workers} tasks at {c.address}"
+                f"{' (chief)' if c.is_chief else ''}, from {c.source}"
+            )
+        if self.initial_epoch:
+            header["resuming after epoch"] = self.initial_epoch
+        return header
+
+
+def plan(
+    config_path: str | None,
+    overrides: Sequence[str],
+    plugins: Sequence[str],
+    options: TrainOptions,
+) -> Plan | UpToDate:
+    """Read the config once, choose devices and strategy, seed, build, load the data and
+    check the labels, compile, and make the callbacks: everything that can fail before the
+    run directory is touched."""
+    if options.resume:
+        given = [
+            flag
+            for flag, value in (
+                ("--output", options.output),
+                ("--seed", options.seed),
+                ("--overwrite", options.overwrite),
+            )
+            if value
+        ]
+        if given:
+            raise UsageError(
+                f"--resume continues {options.resume} in place, with its own seed; "
+                f"{' and '.join(given)} cannot be given with it"
+            )
+        run_dir = Path(options.resume)
+        checked = resume.saved_config(run_dir, config_path, overrides)
+        if resume.up_to_date(run_dir, checked.resolved["train"]["epochs"]):
+            return UpToDate(run_dir)
+    else:
+        if config_path is None:
+            raise UsageError("give a CONFIG file, or --resume RUN_DIR")
+        checked = sources.check(config_path, overrides)
+        seed = options.seed if options.seed is not None else checked.resolved["seed"]
+        if seed is None:
+            seed = random.SystemRandom().randrange(2**31)
+        checked = checked.with_seed(seed)
+    # Visible and logical devices can only be set before TensorFlow's runtime starts, and
+    # building an optimizer starts it: the config's own structure says which first.
+    section = checked.resolved["distribute"]
+    devices = distribute.select_devices(options.device)
+    strategy_name = options.strategy or section["strategy"]
+    if options.resume and strategy_name == "multi_worker_mirrored":
+        raise UsageError(
+            "--resume is not available under multi_worker_mirrored: only the chief keeps "
+            "a backup; start the run again, or resume it on one machine"
+        )
+    distribution = distribute.strategy(
+        strategy_name, section["devices"], section["cluster"], section["timeout"]
+    )
+    devices = distribution.devices or devices
+    resolved = checked.resolved
+    seed = int(resolved["seed"])
+    if resolved["deterministic"]:
+        tensorflow().config.experimental.enable_op_determinism()
+    # Variables, optimizer and metrics belong to the strategy.
+    prepared = sources.prepare(
+        checked, (), plugins, training=True, scope=distribution.strategy.scope()
+    )
+    built = prepared.built
+    model = built.model
+    if len(model.inputs) != 1 or len(model.outputs) != 1:
+        raise UsageError(
+            f"kinit train feeds one input and one output; the model has "
+            f"{len(model.inputs)} inputs and {len(model.outputs)} outputs"
+        )
+    config = prepared.config
+    data = load_data(resolved["data"], tuple(model.inputs[0].shape[1:]), seed, config.base_dir)
+    args = prepared.compile_args
+    check_labels(data, model, args.get("loss"), args.get("metrics", ()))
+    scratch = None
+    if not distribution.is_chief:
+        # Other workers write what the callbacks write too, into a folder of their own that
+        # is removed at the end: nothing that could collide with the chief's.
+        run_dir = scratch = Path(tempfile.mkdtemp(prefix="kinit-worker-"))
+    elif not options.resume:
+        run_dir = Path(options.output) if options.output else rundir.default_path(resolved["name"])
+    try:
+        replace = options.overwrite or bool(options.resume)
+        callbacks, callback_files, loop = _ready(
+            prepared, data, distribution, run_dir, scratch, replace
+        )
+    except BaseException:
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
+        raise
+    arrays = stats.values(built.weights)
+    report = stats.report(built.weights, arrays)
+    return Plan(
+        prepared,
+        options,
+        distribution,
+        devices,
+        seed,
+        data,
+        run_dir,
+        scratch,
+        callbacks,
+        callback_files,
+        loop,
+        arrays,
+        report,
+        stats.duplicates(report, arrays),
+        checkpoint.completed_epochs(run_dir) if options.resume else 0,
+    )
+
+
+def _ready(
+    prepared: sources.Prepared,
+    data: Splits,
+    distribution: distribute.Distribution,
+    run_dir: Path,
+    scratch: Path | None,
+    replace: bool,
+) -> tuple[list[Any], list[str], Loop | None]:
+    """The config's callbacks and the files they write, the model compiled, and the
+    multi-worker loop where there is one."""
+    callbacks, files = _config_callbacks(prepared, run_dir, scratch, replace)
+    model, args = prepared.built.model, prepared.compile_args
+    train = prepared.resolved["train"]
+    with distribution.strategy.scope():  # the optimizer's variables belong to the strategy
+        model.compile(
+            **args,
+            steps_per_execution=_steps_per_execution(train, distribution.replicas),
+            jit_compile=train["jit_compile"],
+        )
+    if "loss" not in args:
+        _require_loss(model, data, prepared.config)
+    loop = None
+    if distribution.name == "multi_worker_mirrored":
+        loop = Loop(model, distribution)
+        batch = train["batch_size"]
+        loop.build((data.model_input(data.x_train[:batch]), data.y_train[:batch]))
+    return callbacks, files, loop
+
+
+def _config_callbacks(
+    prepared: sources.Prepared, run_dir: Path, scratch: Path | None, replace: bool
+) -> tuple[list[Any], list[str]]:
+    """The config's callbacks, their file arguments placed in the run directory (or in a
+    non-chief worker's scratch folder), and the files they will write there."""
+    config = prepared.config
+    builder = SpecBuilder(prepared.registry, config)
+    out, files = [], []
+    for i, spec in enumerate(prepared.resolved["train"]["callbacks"]):
+        where = ("train", "callbacks", i)
+        if scratch is not None:
+            spec = _in_private_dir(spec, scratch)
+        else:
+            placed = rundir.callback_paths(spec, run_dir, replace)
+            spec = placed.spec
+            files += placed.files
+            builder.problems += [config.problem(where + key, text) for key, text in placed.problems]
+        callback = builder.build("callback", spec, where, keep_builtin_names=False)
+        if callback is not FAILED:
+            out.append(callback)
+    builder.problems.raise_any()
+    return out, files
+
+
+def _require_loss(model: Any, data: Splits, config: config_mod.Config) -> None:
+    """A model compiled without a loss trains only when it makes its own (add_loss, or a
+    compute_loss of its own): find out on two examples now, before the run directory
+    exists, rather than from Keras's error in the first step."""
+    x = data.model_input(data.x_train[:2])
+    try:
+        model.compute_loss(x=x, y=data.y_train[:2], y_pred=model(x, training=False))
+    except ValueError as exc:
+        if "No loss to compute" not in str(exc):
+            raise
+        message = (
+            "no loss to train with: give compile.loss (e.g. sparse_categorical_crossentropy "
+            "for class ids), or have the model add its own with add_loss()"
+        )
+        raise ConfigError([config.problem(("compile",), message)]) from None
+
+
+def steps(x: np.ndarray | None, batch_size: int) -> int:
+    return 0 if x is None else math.ceil(len(x) / batch_size)
+
+
+def _steps_per_execution(train: dict[str, Any], replicas: int) -> int:
+    """`train.steps_per_execution`, or 1 across several replicas: there Keras 3.15's
+    multi-step loop fails ("You must feed a value for placeholder tensor ...", as in
+    keras-team/keras#19246), and the setting never changes the trained weights."""
+    return train["steps_per_execution"] if replicas == 1 else 1
+
+
+def _in_private_dir(spec: Any, folder: Path) -> Any:
+    """A callback spec whose file arguments, absolute ones too, are moved into a non-chief
+    worker's private folder, so that workers sharing a file system never write the chief's."""
+    if not isinstance(spec, dict) or not isinstance(spec.get("config"), dict):
+        return spec
+    config = dict(spec["config"])
+    for key in rundir.PATH_ARGUMENTS:
+        if isinstance(config.get(key), str):
+            config[key] = str(folder / Path(config[key]).name)
+    return {**spec, "config": config}
