@@ -95,6 +95,58 @@ def model_summary(built: Any, title: str, out: Console) -> None:
     )
 
 
+def _columns(variables: list[dict[str, Any]], more: Sequence[Column] = ()) -> list[Column]:
+    """The one weights table's columns, in the order they are left out at a narrow width
+    (tables.fitted); those that would say nothing here (every dtype float32, every variable
+    trainable, no initial values, no value non-finite) are left off."""
+    nonfinite = any(v["nonfinite"] for v in variables)
+    say = {
+        "Dtype": any(v["dtype"] != "float32" for v in variables),
+        "Train": any(not v["trainable"] for v in variables),
+        "Std@init": any("initial" in v for v in variables),
+    }
+    columns = [
+        Column("Variable", 100, "left", shorten=True),
+        Column("Shape", 95),
+        Column("Dtype", 75),
+        Column("Train", 76, "left"),
+        Column("Initializer", 85, "left", wrap=True),
+        Column("Fans", 30),
+        Column("Mean", 90),
+        Column("Std", 88),
+        Column("Std@init", 80),
+        Column("Min", 70),
+        Column("Max", 69),
+        Column("L2", 60),
+        Column("σmax", 50),
+        Column("Zeros", 45),
+        Column("NaN", 87 if nonfinite else 40),
+        Column("Histogram", 20, "left"),
+        *more,
+    ]
+    return [c for c in columns if say.get(c.name, True)]
+
+
+def _row(v: dict[str, Any]) -> dict[str, str]:
+    """One variable (its weights-report entry, stats.VariableStats.to_json) as table cells."""
+    row = {
+        "Variable": _variable(v["path"], v["layers"]),
+        "Shape": _shape(tuple(v["shape"])),
+        "Dtype": v["dtype"],
+        "Train": "yes" if v["trainable"] else "no",
+        "Initializer": format_initializer(v["initializer"], v.get("loaded_from")),
+        "Fans": f"{v['fan_in']}/{v['fan_out']}",
+        "Std@init": number((v.get("initial") or {}).get("std")),
+        "σmax": number(v["spectral_norm"]),
+        "Zeros": f"{v['zero_fraction']:.1%}",
+        "NaN": str(v["nonfinite"]),
+        "Histogram": sparkline(v["histogram"]),
+    }
+    for key in ("mean", "std", "min", "max", "l2"):
+        row[key.capitalize() if key != "l2" else "L2"] = number(v[key])
+    return row
+
+
 def weight_stats(
     report: list[Any],
     title: str,
@@ -102,43 +154,19 @@ def weight_stats(
     changes: dict[str, Any] | None = None,
     wide: bool = False,
 ) -> None:
-    """Per-variable statistics; with `changes`, how far training moved each variable."""
-    nonfinite = any(v.stats.nonfinite for v in report)
-    columns = [
-        Column("Variable", 100, "left", shorten=True),
-        Column("Shape", 95),
-        Column("Initializer", 85, "left", wrap=True),
-        Column("Mean", 90),
-        Column("Std", 88),
-        Column("Min", 70),
-        Column("Max", 69),
-        Column("L2", 60),
-        Column("Zeros", 45),
-        Column("NaN/Inf", 87 if nonfinite else 40),
-    ]
-    if changes is not None:
-        columns += [Column("Rel. change", 92), Column("Cosine", 80)]
+    """train's table of the weights (stats.VariableStats): the same table inspect-weights
+    shows, with how far training moved each variable when `changes` are given."""
+    variables = [v.to_json() for v in report]
+    more = [Column("Rel. change", 92), Column("Cosine", 80)] if changes is not None else []
     rows = []
-    for v in report:
-        s = v.stats
-        row = {
-            "Variable": _variable(v.path, v.layers),
-            "Shape": _shape(v.shape),
-            "Initializer": format_initializer(v.initializer, v.loaded_from),
-            "Mean": number(s.mean),
-            "Std": number(s.std),
-            "Min": number(s.min),
-            "Max": number(s.max),
-            "L2": number(s.l2),
-            "Zeros": f"{s.zero_fraction:.1%}",
-            "NaN/Inf": str(s.nonfinite),
-        }
+    for v in variables:
+        row = _row(v)
         if changes is not None:
-            moved = changes[v.path]
+            moved = changes[v["path"]]
             row["Rel. change"] = change_cell(moved.relative, moved.absolute)
             row["Cosine"] = number(moved.cosine)
         rows.append(row)
-    left_out = print_fitted(title, columns, rows, out, wide)
+    left_out = print_fitted(title, _columns(variables, more), rows, out, wide)
     if changes is not None:
         note = CHANGE_NOTE.format(reference="the initial weights")
         out.print(note if "Cosine" not in left_out else note.split(" Cosine:")[0])
@@ -178,49 +206,7 @@ def inspection(result: Any, out: Console, wide: bool = False) -> None:
         kinds[label] = kinds.get(label, 0) + 1
     out.print("values: " + ", ".join(f"{n} {label}" for label, n in kinds.items()))
     variables = doc["variables"]
-    nonfinite = any(v["nonfinite"] for v in variables)
-    optional = {
-        "Dtype": any(v["dtype"] != "float32" for v in variables),
-        "Train": any(not v["trainable"] for v in variables),
-        "Std@init": any("initial" in v for v in variables),
-    }
-    columns = [
-        Column("Variable", 100, "left", shorten=True),
-        Column("Shape", 95),
-        Column("Dtype", 75),
-        Column("Train", 76, "left"),
-        Column("Initializer", 85, "left", wrap=True),
-        Column("Fans", 30),
-        Column("Mean", 90),
-        Column("Std", 88),
-        Column("Std@init", 80),
-        Column("Min", 70),
-        Column("Max", 69),
-        Column("L2", 60),
-        Column("σmax", 50),
-        Column("Zeros", 45),
-        Column("NaN", 87 if nonfinite else 40),
-        Column("Histogram", 20, "left"),
-    ]
-    columns = [c for c in columns if optional.get(c.name, True)]
-    rows = []
-    for v in variables:
-        row = {
-            "Variable": _variable(v["path"], v["layers"]),
-            "Shape": _shape(tuple(v["shape"])),
-            "Dtype": v["dtype"],
-            "Train": "yes" if v["trainable"] else "no",
-            "Initializer": format_initializer(v["initializer"], v.get("loaded_from")),
-            "Fans": f"{v['fan_in']}/{v['fan_out']}",
-            "Std@init": number((v.get("initial") or {}).get("std")),
-            "σmax": number(v["spectral_norm"]),
-            "Zeros": f"{v['zero_fraction']:.1%}",
-            "NaN": str(v["nonfinite"]),
-            "Histogram": sparkline(v["histogram"]),
-        }
-        for key in ("mean", "std", "min", "max", "l2"):
-            row[key.capitalize() if key != "l2" else "L2"] = number(v[key])
-        rows.append(row)
+    columns, rows = _columns(variables), [_row(v) for v in variables]
     print_fitted("Weights", columns, rows, out, wide)
     warnings([d["message"] for d in doc.get("duplicates", [])], out)
     layers = Table(
