@@ -77,7 +77,7 @@ class Prepared:
     registry: Registry
     plugins: list[LoadedPlugin]
     compile_args: dict[str, Any]
-    built: BuiltModel | None = None
+    built: BuiltModel
 
     def verdict(self, path: str | Path) -> str:
         """validate's first line: the config is valid, with the user's plugins it loaded."""
@@ -91,7 +91,7 @@ class Prepared:
             f"(still reachable as '{builtin}')"
             for builtin, user in self.registry.shadowed.items()
         ]
-        for item in self.built.unsaveable if self.built is not None else []:
+        for item in self.built.unsaveable:
             out.append(
                 f"{item.message()} kinit keeps the run usable anyway: it writes the weights to "
                 "model.weights.h5 instead of model.keras, and inspect-weights RUN, --resume and "
@@ -104,7 +104,6 @@ def prepare(
     source: str | Path | Checked,
     overrides: Sequence[str] = (),
     plugins: Sequence[str] = (),
-    build: bool = True,
     *,
     training: bool = False,
     scope: Any = None,
@@ -131,18 +130,17 @@ def prepare(
     registry = Registry()
     problems = Problems()
     compile_args: dict[str, Any] = {}
-    built = None
+    built: BuiltModel | None = None
     with scope if scope is not None else contextlib.nullcontext():
         with problems.collecting():
             compile_args = compile_arguments(config, resolved, registry)
-        if build:
-            with problems.collecting():
-                built = _build(config, resolved, registry, training, init)
+        with problems.collecting():
+            built = _build(config, resolved, registry, training, init)
     problems.raise_any()
-    if built is not None:
-        # The compile config goes into model.keras too: a loss or schedule Keras cannot
-        # reload makes the whole file unloadable.
-        built.unsaveable += check_objects(compiled_objects(compile_args))
+    assert built is not None  # or there were problems
+    # The compile config goes into model.keras too: a loss or schedule Keras cannot reload
+    # makes the whole file unloadable.
+    built.unsaveable += check_objects(compiled_objects(compile_args))
     return Prepared(config, resolved, registry, loaded, compile_args, built)
 
 
@@ -224,8 +222,6 @@ def compile_arguments(
 
 def compiled_objects(arguments: dict[str, Any]) -> list[Any]:
     """The objects (not names) in model.compile's arguments, with an optimizer's schedule."""
-    if not arguments:
-        return []
     optimizer = arguments["optimizer"]
     objects = [optimizer, arguments.get("loss"), *arguments["metrics"]]
     if not isinstance(optimizer, str):
@@ -276,9 +272,7 @@ def rebuild_run(
     """The run's model built again from its own config.yaml (`checked`: as already read) and
     seed, as `kinit train` built it; no init_from, so every value is what its initializer
     draws."""
-    built = prepare(checked or rundir.config_of(run_dir), (), plugins, init=False).built
-    assert built is not None
-    return built
+    return prepare(checked or rundir.config_of(run_dir), (), plugins, init=False).built
 
 
 def _run_directory(run_dir: Path, plugins: Sequence[str], unsafe: bool = False) -> Loaded:
@@ -361,7 +355,6 @@ def _checkpoint(path: Path, plugins: Sequence[str]) -> Loaded:
         )
     prepared = prepare(run_dir / rundir.CONFIG, (), plugins)
     built = prepared.built
-    assert built is not None
     model = built.model
     # Keras's BackupAndRestore checkpoints hold the optimizer's state as well.
     model.compile(**prepared.compile_args)
