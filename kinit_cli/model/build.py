@@ -177,7 +177,7 @@ def _sequential(spec: dict[str, Any], builder: SpecBuilder, name: str, sites: di
 
 def _local_name(class_name: str, taken: set[str]) -> str:
     """`simple_dense`, then `simple_dense_1`, ...: the first name of the class not taken."""
-    base = _snake_case(class_name)
+    base = snake_case(class_name)
     candidate, n = base, 0
     while candidate in taken:
         n += 1
@@ -185,7 +185,7 @@ def _local_name(class_name: str, taken: set[str]) -> str:
     return candidate
 
 
-def _snake_case(name: str) -> str:
+def snake_case(name: str) -> str:
     """Keras's own rule: SimpleDense -> simple_dense, LSTM -> lstm, SimpleRNN -> simple_rnn."""
     name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
     return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()

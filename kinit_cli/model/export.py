@@ -3,25 +3,40 @@ the kinit config that builds it again.
 
 It reads the file's config.json alone (Keras's own serialized form of the model), so no
 layer is built and no plugin is needed to write the YAML; `kinit validate` on the result
-needs the plugins the model's classes come from, as training it would.
+needs the plugins the model's classes come from, as training it would. An argument equal
+to its class's default is left out, as a person writing the config would leave it out, and
+a float32 value is written as its shortest form (0.001, not 0.0010000000474974513).
 """
 
 from __future__ import annotations
 
 import copy
 import json
+import re
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from kinit_cli.config.source import dump
 from kinit_cli.errors import UsageError
+from kinit_cli.model.build import snake_case
 from kinit_cli.model.saved import check_archive
+from kinit_cli.registry.signatures import parameters
+from kinit_cli.runtime.imports import keras
 from kinit_cli.storage import rundir
 
-# Keras's compile_config keys that have a `compile:` counterpart in a kinit config.
-COMPILE_KEYS = ("optimizer", "loss", "metrics")
+# Keras's compile_config keys that have a `compile:` counterpart in a kinit config, and
+# the Keras module each one's classes come from.
+COMPILE_KEYS = {"optimizer": "optimizers", "loss": "losses", "metrics": "metrics"}
+# A layer argument's Keras module, by the end of its name.
+NESTED = {
+    "_initializer": "initializers",
+    "_regularizer": "regularizers",
+    "_constraint": "constraints",
+}
 
 
 def export(path: Path) -> dict[str, Any]:
@@ -78,10 +93,11 @@ def model_section(saved: dict[str, Any]) -> dict[str, Any]:
             f"the saved model is a {class_name} that was never built, so its input shape is not "
             "in the file; a config needs it (model.input_shape)"
         )
-    spec = {"class_name": saved.get("registered_name") or class_name, "config": _plain(config)}
+    spec = _lean(
+        {"class_name": saved.get("registered_name") or class_name, "config": _plain(config)},
+        "layers",
+    )
     spec["config"].pop("name", None)
-    spec["config"].pop("trainable", None)
-    spec["config"].pop("dtype", None)
     return {**spec, "input_shape": list(build[1:])}
 
 
@@ -89,17 +105,17 @@ def compile_section(compiled: dict[str, Any] | None) -> dict[str, Any]:
     """The `compile:` keys a model's compile_config gives (optimizer, loss, metrics)."""
     if not compiled:
         return {}
-    out = {}
-    for key in COMPILE_KEYS:
+    out: dict[str, Any] = {}
+    for key, module in COMPILE_KEYS.items():
         value = compiled.get(key)
         if value is None:
             continue
         if key == "metrics":
-            value = [_plain(m) for m in _flat(value)]
+            value = [_lean(_plain(m), module) for m in _flat(value)]
             if value:
                 out[key] = value
         else:
-            out[key] = _plain(value)
+            out[key] = _lean(_plain(value), module)
     return out
 
 
@@ -139,13 +155,18 @@ def _functional(config: dict[str, Any]) -> dict[str, Any]:
                 entry["shares"] = layer["name"]
             entry["inputs"] = refs[0] if len(refs) == 1 else refs
             entries.append(entry)
-    outputs = [_node(*o[:2]) for o in config["output_layers"]]
+    outputs = [_node(*o[:2]) for o in _tensor_refs(config["output_layers"])]
     return {
         "name": config["name"],
         "inputs": inputs,
         "layers": entries,
         "outputs": outputs[0] if len(outputs) == 1 else outputs,
     }
+
+
+def _tensor_refs(value: list[Any]) -> list[list[Any]]:
+    """Keras keeps one output as [name, node, tensor] and several as a list of those."""
+    return [value] if value and isinstance(value[0], str) else list(value)
 
 
 def _node(layer: str, node_index: int) -> str:
@@ -166,10 +187,70 @@ def _tensors(value: Any) -> Iterator[dict[str, Any]]:
 
 
 def _layer(layer: dict[str, Any]) -> dict[str, Any]:
-    return {
+    spec = {
         "class_name": layer.get("registered_name") or layer["class_name"],
         "config": _plain(layer["config"]),
     }
+    for key, value in spec["config"].items():
+        if isinstance(value, dict) and _module_of(key, "layers") != "layers":
+            spec["config"][key] = _lean(value, _module_of(key, "layers"))
+    return _lean(spec, "layers")
+
+
+def _lean(spec: Any, module: str) -> Any:
+    """`spec` without the arguments its class would take by default anyway; a spec whose
+    class Keras does not know here (a plugin's) keeps all of them."""
+    if not isinstance(spec, dict) or not isinstance(spec.get("config"), dict):
+        return spec
+    cls = getattr(getattr(keras(), module), spec["class_name"], None)
+    if not isinstance(cls, type):
+        return spec
+    defaults = {p.name: p.default for p in parameters(cls)[0] if not p.required}
+    defaults.setdefault("trainable", True)
+    config = {
+        k: v
+        for k, v in spec["config"].items()
+        if not (k in defaults and _default(v, defaults[k], _module_of(k, module)))
+        and not (k == "dtype" and v == "float32")
+        and not (k == "name" and module == "optimizers" and _numbered(v, cls))
+    }
+    if not config:
+        # kernel_initializer: GlorotUniform, optimizer: Adam; a layer stays a mapping.
+        return {"class_name": spec["class_name"]} if module == "layers" else spec["class_name"]
+    return {"class_name": spec["class_name"], "config": config}
+
+
+def _numbered(name: Any, cls: type) -> bool:
+    """An optimizer name Keras made up: the class's, numbered in the process that saved it
+    (rm_sprop_3 for the fourth RMSprop)."""
+    base = re.escape(snake_case(cls.__name__))
+    return isinstance(name, str) and re.fullmatch(rf"{base}(_\d+)?", name) is not None
+
+
+def _module_of(argument: str, module: str) -> str:
+    """The Keras module an argument's objects come from: kernel_initializer's are
+    initializers; a layer's activation is an activation."""
+    if argument == "activation":
+        return "activations"
+    return next((m for end, m in NESTED.items() if argument.endswith(end)), module)
+
+
+def _default(value: Any, default: Any, module: str) -> bool:
+    """Whether a serialized argument says what the class's default says: equal, equal in
+    float32, or a spec of the object the default's name stands for ('glorot_uniform')."""
+    if isinstance(value, float) and isinstance(default, float):
+        return bool(np.float32(value) == np.float32(default))
+    if isinstance(default, str) and isinstance(value, str | dict):
+        name = value if isinstance(value, str) else value.get("class_name")
+        try:
+            made = getattr(keras(), module).get(default)
+        except (ValueError, TypeError, AttributeError):
+            return value == default
+        return name in (default, type(made).__name__, getattr(made, "__name__", None))
+    try:
+        return bool(value == default)
+    except Exception:  # an array-like default: not a plain argument
+        return False
 
 
 def _flat(value: Any) -> list[Any]:
@@ -197,4 +278,6 @@ def _plain(value: Any) -> Any:
         return {k: _plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_plain(v) for v in value]
+    if isinstance(value, float) and value == float(np.float32(value)):
+        return float(str(np.float32(value)))  # the float32 Keras kept, as it reads: 0.001
     return copy.copy(value)

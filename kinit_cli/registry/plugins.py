@@ -293,9 +293,12 @@ def _import_failure(spec: str, exc: BaseException, path: Path | None = None) -> 
 
 
 def _failing_line(exc: BaseException, path: Path | None) -> str:
-    """'file:line: ' of the innermost traceback frame in the plugin's own file."""
+    """'file:line: ' of the innermost traceback frame in the plugin's own file; for a
+    SyntaxError, where the parser stopped (no frame of the file ran)."""
     import traceback
 
+    if isinstance(exc, SyntaxError) and exc.filename and exc.lineno:
+        return f"{exc.filename}:{exc.lineno}: "
     if path is not None:
         frames = frames_in(exc, {str(path)})
     else:  # a module: the innermost frame that is neither kinit's nor the import system's

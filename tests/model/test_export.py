@@ -122,3 +122,40 @@ def test_an_unbuilt_subclassed_model_names_what_is_missing():
         "config": {"units": 3},
         "input_shape": [5],
     }
+
+
+def test_a_functional_model_with_one_unwrapped_output_and_a_shared_layer(runner, tmp_path):
+    """keras.Model(inputs, out), as the functional API guide writes it: Keras keeps the one
+    output as [name, node, tensor], not a list of them."""
+    left, right = keras.Input(shape=(64,), name="left"), keras.Input(shape=(64,), name="right")
+    shared = keras.layers.Dense(16, activation="relu", name="encoder")
+    merged = keras.layers.Concatenate(name="merged")([shared(left), shared(right)])
+    out = keras.layers.Dense(10, activation="softmax", name="head")(merged)
+    model = keras.Model([left, right], out)
+    model.save(tmp_path / "siamese.keras")
+    result = runner.invoke(cli, ["export-config", str(tmp_path / "siamese.keras")])
+    assert result.exit_code == 0, result.output
+    section = yaml.safe_load(result.stdout)["model"]
+    assert section["outputs"] == "head"
+    assert [entry["name"] for entry in section["layers"]] == [
+        "encoder",
+        "encoder_call1",
+        "merged",
+        "head",
+    ]
+    assert section["layers"][1] == {"name": "encoder_call1", "shares": "encoder", "inputs": "right"}
+    assert section["layers"][0]["config"] == {"units": 16, "activation": "relu"}
+
+
+def test_defaults_are_left_out_and_float32_values_read_as_written(tmp_path):
+    tutorial_model(tmp_path / "mlp.keras")
+    config = export.export(tmp_path / "mlp.keras")
+    assert config["model"]["layers"][0]["config"] == {
+        "name": config["model"]["layers"][0]["config"]["name"],
+        "units": 512,
+        "activation": "relu",
+    }
+    assert config["compile"]["optimizer"] == {
+        "class_name": "RMSprop",
+        "config": {"learning_rate": 0.002},
+    }

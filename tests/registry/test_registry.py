@@ -188,7 +188,10 @@ def test_same_registered_key_from_two_plugins_is_refused(write):
             "{tmp}/raising_plugin.py:1: plugin 'raising_plugin.py' failed to import: "
             "ValueError: bad plugin state (run with --debug for the traceback)",
         ),
-        ("broken_syntax.py", "plugin 'broken_syntax.py' failed to import: SyntaxError: "),
+        (
+            "broken_syntax.py",
+            "{tmp}/broken_syntax.py:1: plugin 'broken_syntax.py' failed to import: SyntaxError: ",
+        ),
     ],
 )
 def test_plugin_failures_name_the_plugin(write, tmp_path, spec, message):
