@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from kinit_cli.config.schema import STRATEGIES
+from kinit_cli.config.choices import STRATEGIES
 from kinit_cli.errors import Interrupted, KinitError
 from kinit_cli.registry.registration import KINDS
 from kinit_cli.runtime.versions import KINIT

@@ -11,6 +11,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from kinit_cli.config.choices import STRATEGIES
 from kinit_cli.config.fields import (
     REQUIRED,
     RUN_NAME_LENGTH,
@@ -41,9 +42,6 @@ from kinit_cli.config.model_schema import (
 )
 from kinit_cli.config.source import Config, KeyPath, kind_of
 from kinit_cli.errors import Problems
-
-# The tf.distribute strategies a config or --strategy may name.
-STRATEGIES = ("default", "mirrored", "multi_worker_mirrored")
 
 SCHEMA: dict[str, Any] = {
     "name": Field(run_name, doc="run name; defaults to the config file's name", text=True),
