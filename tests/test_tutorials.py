@@ -566,6 +566,32 @@ def test_tutorial_model_trains_and_its_run_reloads(
         assert w.initializer == initial[w.path]["initializer"]
 
 
+def test_frozen_layers_of_a_run_keras_cannot_reload_stay_frozen_in_its_report(
+    runner, tutorial, tmp_path
+):
+    """A run saved as model.weights.h5 is rebuilt from its config, without init_from: what
+    it froze comes from weights-init.json, not from the rebuilt layers."""
+    config = tutorial("subclassing_guide.py", SUBCLASSING_GUIDE)
+    source = tmp_path / "source"
+    assert runner.invoke(cli, ["train", str(config), "-q", "-o", str(source)]).exit_code == 0
+    text = config.read_text() + f"init_from: {{source: {source}, layers: [linear], freeze: true}}\n"
+    tuned = config.with_name("tuned.yaml")
+    tuned.write_text(text)
+    run = tmp_path / "tuned"
+    result = runner.invoke(cli, ["train", str(tuned), "-q", "-o", str(run)])
+    assert result.exit_code == 0, result.output
+    assert (run / "model.weights.h5").exists()
+    doc = json.loads(runner.invoke(cli, ["inspect-weights", str(run), "--json"]).stdout)
+    by_path = {v["path"]: v for v in doc["variables"]}
+    for path in ("linear/variable", "linear/variable_1"):
+        assert by_path[path]["trainable"] is False
+        assert by_path[path]["provenance"]["kind"] == "loaded"
+    assert by_path["dense/kernel"]["trainable"] is True
+    assert by_path["dense/kernel"]["provenance"]["kind"] == "trained"
+    frozen = sum(v["size"] for p, v in by_path.items() if p.startswith("linear/"))
+    assert doc["totals"]["non_trainable"] == frozen
+
+
 def test_model_keras_written_when_the_classes_round_trip(runner, tmp_path, write):
     """A plugin written with get_config and **kwargs still gets a .keras file."""
     run = tmp_path / "run"

@@ -7,7 +7,6 @@ layers that received nothing keep what their initializers made.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from kinit_cli.config.source import Config, KeyPath
@@ -21,10 +20,19 @@ SECTION: KeyPath = ("init_from",)
 def apply(built: Any, section: dict[str, Any], config: Config, loaded: Loaded) -> None:
     """Copy the weights of `loaded` (the source, read by model.sources) into `built` (a
     model.build.BuiltModel); ConfigError with every mismatch found."""
-    source = Path(section["source"])
-    label = loaded.file or str(source)  # for a run directory, the file it read
+    label = loaded.file  # for a run directory, the file it read
     problems = Problems()
     pairs = _pairs(built.model, loaded.model, section, config, problems)
+    frozen = section["freeze"]
+    layers = [layer.name for layer in built.model.layers]
+    for i, name in enumerate(frozen if isinstance(frozen, list) else []):
+        if name not in layers:
+            problems.append(
+                config.problem(
+                    SECTION + ("freeze", i),
+                    f"this model has no layer '{name}' to freeze.{did_you_mean(name, layers)}",
+                )
+            )
     copies = []
     for target, origin, where in pairs:
         copies += _variables(
@@ -41,7 +49,6 @@ def apply(built: Any, section: dict[str, Any], config: Config, loaded: Loaded) -
     for variable, value, where in copies:
         variable.assign(value)
         provenance[id(variable)] = (where, digest(value))
-    frozen = section["freeze"]
     names = {t.name for t, _, _ in pairs} if frozen is True else set(frozen or ())
     for layer in built.model.layers:
         if layer.name in names:

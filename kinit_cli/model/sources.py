@@ -178,7 +178,7 @@ def _init_source(section: dict[str, Any], config: config_mod.Config) -> Loaded:
     if not source.exists():
         raise ConfigError([config.problem(where, f"{source} does not exist")])
     try:
-        return read(str(source))
+        loaded = read(str(source))
     except ModelFileError as exc:
         message = str(exc)
         if exc.code:
@@ -189,6 +189,10 @@ def _init_source(section: dict[str, Any], config: config_mod.Config) -> Loaded:
                 "are registered classes (a plugin), or a kinit run directory"
             )
         raise ConfigError([config.problem(where, message)]) from exc
+    except UsageError as exc:  # not a kind of source, or a run with no weights left
+        raise ConfigError([config.problem(where, str(exc))]) from exc
+    loaded.file = loaded.file or str(source)
+    return loaded
 
 
 def _callback_paths(config: config_mod.Config, resolved: dict[str, Any]) -> list[Problem]:
@@ -315,6 +319,9 @@ def _run_directory(run_dir: Path, plugins: Sequence[str], unsafe: bool = False) 
         record = (loaded.initial or {}).get(w.path, {})
         if record.get("initializer") is not None:
             w.initializer = record["initializer"]
+        if isinstance(record.get("trainable"), bool):
+            # A model rebuilt from config.yaml has no init_from, so not its frozen layers.
+            w.trainable = record["trainable"]
         if record.get("loaded_from"):
             w.loaded_from, w.loaded_sha256 = record["loaded_from"], record.get("sha256")
     return loaded

@@ -44,7 +44,9 @@ def saved_config(
             f"--resume {run_dir}: only train.epochs may change when resuming; "
             "these differ:\n  " + "\n  ".join(differences)
         )
-    config_mod.apply_overrides(saved, epoch_overrides(overrides))
+    if new["train"]["epochs"] != old["train"]["epochs"]:
+        # From --set or from the CONFIG given with --resume: the one change allowed.
+        config_mod.apply_overrides(saved, [f"train.epochs={new['train']['epochs']}"])
     return sources.check_config(saved)
 
 
@@ -56,11 +58,6 @@ def _diff(a: Any, b: Any, path: str) -> list[tuple[str, Any, Any]]:
             out += _diff(a.get(key), b.get(key), sub)
         return out
     return [] if a == b else [(path, a, b)]
-
-
-def epoch_overrides(overrides: Sequence[str]) -> list[str]:
-    """The --set overrides of train.epochs: all a resumed run takes from the command line."""
-    return [o for o in overrides if o.partition("=")[0].strip() == "train.epochs"]
 
 
 def up_to_date(run_dir: Path, epochs: int) -> bool:

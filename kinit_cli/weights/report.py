@@ -114,6 +114,16 @@ def inspect(
             "model as its config builds it"
         )
     weights = select(loaded.weights, layer, trainable_only)
+    if not weights and loaded.weights:
+        what = " and ".join(
+            f
+            for f, given in ((f"--layer {layer}", layer), ("--trainable-only", trainable_only))
+            if given
+        )
+        names = list(dict.fromkeys(n for w in loaded.weights for n in w.layers))
+        raise UsageError(
+            f"{what}: no variable of {loaded.source} matches; its layers: {', '.join(names)}"
+        )
     arrays = loaded.arrays(weights)
     report = stats.report(weights, arrays)
     document: dict[str, Any] = {

@@ -87,6 +87,19 @@ def test_a_completed_run_continues_to_the_longer_run(runner, tmp_path, full_run)
     assert "nothing to do" in again.stdout
 
 
+def test_a_config_given_with_resume_may_ask_for_more_epochs(runner, tmp_path, full_run):
+    run = tmp_path / "run"
+    assert train(runner, "--set", "train.epochs=2", "-q", "-o", str(run)).exit_code == 0
+    longer = tmp_path / "longer.yaml"
+    text = (run / "config.yaml").read_text()
+    assert "epochs: 2\n" in text
+    longer.write_text(text.replace("epochs: 2\n", "epochs: 4\n"))
+    result = runner.invoke(cli, ["train", str(longer), "--resume", str(run), "-q"])
+    assert result.exit_code == 0, result.output
+    same_run(run, full_run)
+    assert "epochs: 4\n" in (run / "config.yaml").read_text()
+
+
 def test_resume_refuses_fewer_epochs_and_options_that_do_not_apply(runner, full_run):
     before = snapshot(full_run)
     fewer = runner.invoke(cli, ["train", "--resume", str(full_run), "--set", "train.epochs=2"])

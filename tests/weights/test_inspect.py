@@ -283,6 +283,37 @@ def test_init_from_maps_names_and_reports_shape_mismatches(runner, write, traine
     )
 
 
+def test_init_from_names_what_it_cannot_freeze_or_read(runner, write, trained_run, tmp_path):
+    extra = "  layers: [dense, dense_1]\n          freeze: [dense, dens_1]"
+    path = transfer_config(write, trained_run, extra)
+    result = runner.invoke(cli, ["validate", str(path)])
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"error: {path}:5:19: init_from.freeze[1]: this model has no layer 'dens_1' to "
+        "freeze. Did you mean 'dense_1' or 'dense_2' or 'dense'?\n"
+    )
+    script = tmp_path / "model.py"
+    script.write_text("print('a script')\n")
+    path = transfer_config(write, script)
+    result = runner.invoke(cli, ["validate", str(path)])
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"error: {path}:3:11: init_from.source: {script}: expected a config (.yaml), a saved "
+        "model (.keras), a run directory or a checkpoint (.weights.h5)\n"
+    )
+
+
+def test_a_layer_glob_that_matches_nothing_says_what_there_is(runner):
+    result = runner.invoke(
+        cli, ["inspect-weights", str(CONFIGS / "digits.yaml"), "--layer", "nope"]
+    )
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"error: --layer nope: no variable of {CONFIGS / 'digits.yaml'} (built, not trained) "
+        "matches; its layers: dense, dense_1, dense_2\n"
+    )
+
+
 def test_activations_push_one_batch_of_the_configured_data(runner):
     doc = inspect_json(runner, CONFIGS / "digits.yaml", "--activations")["activations"]
     assert doc["input"] == "scikit-learn digits (bundled, 1,797 images): first 32 examples"
