@@ -16,7 +16,7 @@ import yaml
 from kinit_cli.cli import cli
 from kinit_cli.config import model_schema, schema
 from kinit_cli.config import source as config
-from kinit_cli.registry import json_schema
+from kinit_cli.registry import class_schemas, json_schema
 from tests.conftest import ROOT
 
 CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))
@@ -600,9 +600,9 @@ def test_docstring_types_are_only_ones_keras_enforces(tmp_path):
     from kinit_cli.registry.signatures import argument_docs, parameters
 
     registry = Registry()
-    assert {"Dense.units", "Conv2D.filters", "Dropout.rate"} <= json_schema.DOCSTRING_TYPED
+    assert {"Dense.units", "Conv2D.filters", "Dropout.rate"} <= class_schemas.DOCSTRING_TYPED
     checked = set()
-    for name in sorted(json_schema.DOCSTRING_TYPED):
+    for name in sorted(class_schemas.DOCSTRING_TYPED):
         class_name, _, param = name.partition(".")
         entry = next(
             e
@@ -612,16 +612,16 @@ def test_docstring_types_are_only_ones_keras_enforces(tmp_path):
         )
         params = {p.name: p for p in parameters(entry.obj)[0]}
         docs = argument_docs(entry.obj)
-        inferred = json_schema.infer_type(docs[param])
+        inferred = class_schemas.infer_type(docs[param])
         assert inferred is not None, (name, docs[param])
         good = {"integer": 2, "number": 0.5, "string": str(tmp_path / "backup")}
         args = {
-            p: good[json_schema.infer_type(docs.get(p, "")) or "integer"]
+            p: good[class_schemas.infer_type(docs.get(p, "")) or "integer"]
             for p, info in params.items()
             if info.required
         }
         entry.obj(**args)  # the right types construct
-        fragment = json_schema.parameter(entry, params[param], docs[param])
+        fragment = class_schemas.parameter(entry, params[param], docs[param])
         allowed = set(fragment["type"])
         for what, value in EXCLUDED.items():
             excluded = "number" not in allowed if what == "fraction" else what not in allowed
@@ -629,7 +629,7 @@ def test_docstring_types_are_only_ones_keras_enforces(tmp_path):
                 with pytest.raises(Exception):  # noqa: B017 - Keras raises several kinds
                     entry.obj(**{**args, param: value})
         checked.add(name)
-    assert checked == json_schema.DOCSTRING_TYPED
+    assert checked == class_schemas.DOCSTRING_TYPED
 
 
 def test_other_parameters_without_a_default_stay_untyped(document):
