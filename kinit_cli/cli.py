@@ -187,6 +187,13 @@ for _kind in KINDS.values():
     cli.add_command(_catalog_command(_kind.name, _kind.plural))
 
 
+def output_file_option(metavar: str, help: str) -> Any:
+    """--output/-o for the commands that print one document or write it to a file."""
+    return click.option(
+        "--output", "-o", type=click.Path(dir_okay=False), metavar=metavar, help=help
+    )
+
+
 @cli.command("schema")
 @plugin_option
 @click.option(
@@ -197,13 +204,7 @@ for _kind in KINDS.values():
     metavar="FILE",
     help="Also load the plugins: that config names (relative to its folder); repeatable.",
 )
-@click.option(
-    "--output",
-    "-o",
-    type=click.Path(dir_okay=False),
-    metavar="FILE",
-    help="Write the schema to FILE instead of stdout (e.g. kinit.schema.json).",
-)
+@output_file_option("FILE", "Write the schema to FILE instead of stdout (e.g. kinit.schema.json).")
 @click.option(
     "--overwrite", is_flag=True, help="Let --output replace a file that is not a kinit schema."
 )
@@ -233,13 +234,7 @@ def schema_command(
 
 @cli.command("export-config")
 @click.argument("model_file", metavar="MODEL.keras", type=click.Path(dir_okay=True))
-@click.option(
-    "--output",
-    "-o",
-    type=click.Path(dir_okay=False),
-    metavar="FILE.yaml",
-    help="Write the config to FILE.yaml instead of stdout.",
-)
+@output_file_option("FILE.yaml", "Write the config to FILE.yaml instead of stdout.")
 @click.option("--overwrite", is_flag=True, help="Let --output replace an existing file.")
 @debug_option
 def export_config(model_file: str, output: str | None, overwrite: bool) -> None:

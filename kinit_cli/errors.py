@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -63,8 +64,8 @@ class ConfigError(KinitError):
         super().__init__("\n".join(str(p) for p in self.problems))
 
     def lines(self) -> list[str]:
-        if len(self.problems) == 1:
-            return [f"error: {self.problems[0]}"]
+        if len(self.problems) < 2:
+            return super().lines()
         return [f"error: {len(self.problems)} problems:", *(f"  {p}" for p in self.problems)]
 
 
@@ -166,7 +167,7 @@ class TrainingInterrupted(KinitError):
     128 + the signal's number, as a shell reports a process the signal ended (130 for
     SIGINT, 143 for SIGTERM)."""
 
-    def __init__(self, message: str, signum: int = 2) -> None:
+    def __init__(self, message: str, signum: int = signal.SIGINT) -> None:
         super().__init__(message)
         self.exit_code = 128 + int(signum)
 

@@ -83,13 +83,12 @@ def build(
             builder.problem(sites.get(id(layer), ("model",)), untracked_message(layer, attributes))
     if builder.problems or model is None:
         raise ConfigError(builder.problems)
-    built = BuiltModel(
+    return BuiltModel(
         model,
         _layer_infos(model, calls, shapes, inputs="inputs" in spec),
         weight_infos(model, records),
         portability.check(model, records),
     )
-    return built
 
 
 @contextmanager
@@ -352,6 +351,3 @@ def _size(shape: Any) -> int:
     for d in shape:
         n *= int(d)
     return n
-
-
-# --------------------------------------------------------------------------- model -> spec

@@ -93,12 +93,7 @@ def model_section(saved: dict[str, Any]) -> dict[str, Any]:
             f"the saved model is a {class_name} that was never built, so its input shape is not "
             "in the file; a config needs it (model.input_shape)"
         )
-    spec = _lean(
-        {"class_name": saved.get("registered_name") or class_name, "config": _plain(config)},
-        "layers",
-    )
-    spec["config"].pop("name", None)
-    return {**spec, "input_shape": list(build[1:])}
+    return {**_layer(saved, named=False), "input_shape": list(build[1:])}
 
 
 def compile_section(compiled: dict[str, Any] | None) -> dict[str, Any]:
@@ -149,8 +144,7 @@ def _functional(config: dict[str, Any]) -> dict[str, Any]:
             refs = [_node(*t["config"]["keras_history"][:2]) for t in _tensors(node["args"])]
             entry: dict[str, Any] = {"name": _node(layer["name"], n)}
             if n == 0:
-                entry.update(_layer(layer))
-                entry["config"].pop("name", None)
+                entry.update(_layer(layer, named=False))  # the entry's name names it
             else:
                 entry["shares"] = layer["name"]
             entry["inputs"] = refs[0] if len(refs) == 1 else refs
@@ -186,34 +180,46 @@ def _tensors(value: Any) -> Iterator[dict[str, Any]]:
             yield from _tensors(v)
 
 
-def _layer(layer: dict[str, Any]) -> dict[str, Any]:
-    spec = {
-        "class_name": layer.get("registered_name") or layer["class_name"],
-        "config": _plain(layer["config"]),
-    }
+def _layer(layer: dict[str, Any], named: bool = True) -> dict[str, Any]:
+    """A serialized layer as a spec; `named`: its config keeps the layer's name."""
+    spec = {"class_name": _class_name(layer), "config": _plain(layer.get("config") or {})}
+    if not named:
+        spec["config"].pop("name", None)
     for key, value in spec["config"].items():
         if isinstance(value, dict) and _module_of(key, "layers") != "layers":
             spec["config"][key] = _lean(value, _module_of(key, "layers"))
     return _lean(spec, "layers")
 
 
+def _class_name(serialized: dict[str, Any]) -> str:
+    """The name a config gives a class: Keras's own, or a registered class's name without
+    the package the saving script registered it under (`demo>Linear` -> `Linear`), which
+    kinit resolves in whatever plugin defines it."""
+    registered = serialized.get("registered_name")
+    return registered.rpartition(">")[2] if registered else serialized["class_name"]
+
+
 def _lean(spec: Any, module: str) -> Any:
-    """`spec` without the arguments its class would take by default anyway; a spec whose
-    class Keras does not know here (a plugin's) keeps all of them."""
+    """`spec` without the arguments its class would take by default anyway. Every class
+    loses Keras's base-layer defaults (trainable, a float32 dtype), which Keras's own
+    get_config adds for a class that has none and its constructor may not take; a class
+    Keras does not know here (a plugin's) keeps the rest."""
     if not isinstance(spec, dict) or not isinstance(spec.get("config"), dict):
         return spec
-    cls = getattr(getattr(keras(), module), spec["class_name"], None)
-    if not isinstance(cls, type):
-        return spec
-    defaults = {p.name: p.default for p in parameters(cls)[0] if not p.required}
-    defaults.setdefault("trainable", True)
     config = {
         k: v
         for k, v in spec["config"].items()
-        if not (k in defaults and _default(v, defaults[k], _module_of(k, module)))
-        and not (k == "dtype" and v == "float32")
-        and not (k == "name" and module == "optimizers" and _numbered(v, cls))
+        if not (k == "trainable" and v is True) and not (k == "dtype" and v == "float32")
     }
+    cls = getattr(getattr(keras(), module), spec["class_name"], None)
+    if isinstance(cls, type):
+        defaults = {p.name: p.default for p in parameters(cls)[0] if not p.required}
+        config = {
+            k: v
+            for k, v in config.items()
+            if not (k in defaults and _default(v, defaults[k], _module_of(k, module)))
+            and not (k == "name" and module == "optimizers" and _numbered(v, cls))
+        }
     if not config:
         # kernel_initializer: GlorotUniform, optimizer: Adam; a layer stays a mapping.
         return {"class_name": spec["class_name"]} if module == "layers" else spec["class_name"]
@@ -271,10 +277,7 @@ def _plain(value: Any) -> Any:
                 return value["config"]["name"]
             if value["class_name"] == "function" and isinstance(value["config"], str):
                 return value["config"]
-            return {
-                "class_name": value.get("registered_name") or value["class_name"],
-                "config": _plain(value["config"]),
-            }
+            return {"class_name": _class_name(value), "config": _plain(value["config"])}
         return {k: _plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_plain(v) for v in value]

@@ -22,7 +22,7 @@ from typing import Any
 
 from kinit_cli.errors import ResourceError
 
-# Set by the CLI's --ignore-memory-check (cli.py), as --debug sets backend.show_native_logs:
+# Set by the CLI's --ignore-memory-check (cli.py), as --debug sets runtime.imports.show_native_logs:
 # check() then estimates nothing and refuses nothing.
 ignored = False
 

@@ -14,7 +14,8 @@ from typing import Any
 import numpy as np
 
 from kinit_cli.errors import KinitError, ModelFileError, keras_message
-from kinit_cli.model.variables import weight_infos
+from kinit_cli.model.prepared import Checked, Prepared
+from kinit_cli.model.variables import WeightInfo, weight_infos
 from kinit_cli.runtime import compat
 from kinit_cli.runtime.imports import keras
 
@@ -26,10 +27,10 @@ class Loaded:
     kind: str  # config | model | run | checkpoint
     source: str
     model: Any
-    weights: list[Any]  # model.variables.WeightInfo
+    weights: list[WeightInfo]
     initial: dict[str, dict[str, Any]] | None = None  # weights-init.json entries by path
-    prepared: Any = None  # model.sources.Prepared, for a config target
-    checked: Any = None  # model.sources.Checked: a run's config.yaml, read once
+    prepared: Prepared | None = None  # a config target's
+    checked: Checked | None = None  # a run's config.yaml, as read once
     calls: dict[str, list[str]] | None = None  # layer -> where it is applied (config target)
     # Values read straight from a .keras file, by id of the (uninitialized) variable.
     stored: dict[int, Any] | None = None

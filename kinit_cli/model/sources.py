@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,26 +30,15 @@ from kinit_cli.model import build as model_build
 from kinit_cli.model import init_from, saved
 from kinit_cli.model.build import BuiltModel
 from kinit_cli.model.portability import check_objects
+from kinit_cli.model.prepared import Checked, Prepared
 from kinit_cli.model.saved import Loaded
 from kinit_cli.registry.catalog import Registry
-from kinit_cli.registry.plugins import LoadedPlugin, entry_point_notes, load_plugins
+from kinit_cli.registry.plugins import load_plugins
 from kinit_cli.registry.specs import SpecBuilder
 from kinit_cli.runtime.imports import keras
 from kinit_cli.storage import checkpoint, rundir
 
 CONFIG_SUFFIXES = (".yaml", ".yml")
-
-
-@dataclass(frozen=True)
-class Checked:
-    """A config file read once and checked against the schema, before TensorFlow loads."""
-
-    config: config_mod.Config
-    resolved: dict[str, Any]
-
-    def with_seed(self, seed: int) -> Checked:
-        """The same config with `seed:` set (--seed, or the seed a run drew for itself)."""
-        return Checked(self.config, {**self.resolved, "seed": seed})
 
 
 def check(path: str | Path, overrides: Sequence[str] = ()) -> Checked:
@@ -61,43 +49,11 @@ def check(path: str | Path, overrides: Sequence[str] = ()) -> Checked:
 
 def check_config(config: config_mod.Config) -> Checked:
     """check() for a config already read (a run's own, with --resume's epoch change)."""
-    problems = Problems()
-    resolved, found = schema.check(config)
-    problems += found or _callback_paths(config, resolved)
+    resolved, problems = schema.check(config)
+    if not problems:
+        problems += _callback_paths(config, resolved)
     problems.raise_any()
     return Checked(config, resolved)
-
-
-@dataclass(frozen=True)
-class Prepared:
-    """A checked config with its plugins loaded, every name resolved and its model built."""
-
-    config: config_mod.Config
-    resolved: dict[str, Any]
-    registry: Registry
-    plugins: list[LoadedPlugin]
-    compile_args: dict[str, Any]
-    built: BuiltModel
-
-    def verdict(self, path: str | Path) -> str:
-        """validate's first line: the config is valid, with the user's plugins it loaded."""
-        user = [p.spec for p in self.plugins if not p.spec.startswith("kinit_cli.")]
-        return f"{path}: valid" + (f"; plugins loaded: {', '.join(user)}" if user else "")
-
-    def notes(self) -> list[str]:
-        """What works but deserves a word: shadowed built-ins, classes Keras cannot reload."""
-        out = [
-            f"'{user}' from a plugin shadows kinit's built-in example '{builtin}' "
-            f"(still reachable as '{builtin}')"
-            for builtin, user in self.registry.shadowed.items()
-        ]
-        for item in self.built.unsaveable:
-            out.append(
-                f"{item.message()} kinit keeps the run usable anyway: it writes the weights to "
-                "model.weights.h5 instead of model.keras, and inspect-weights RUN, --resume and "
-                "init_from rebuild the model from the run's config.yaml."
-            )
-        return out + entry_point_notes()
 
 
 def prepare(

@@ -36,13 +36,14 @@ def print_json(data: Any, out: Console | None = None) -> None:
 
 
 def error(exc: KinitError, out: Console) -> None:
-    """The error's own lines (KinitError.lines), the 'error:' on the first one in red."""
+    """The error's own lines (KinitError.lines): 'error:' in red, or the whole first line
+    when it heads the lines below it (a ConfigError's count of problems)."""
     first, *rest = exc.lines()
-    head, sep, tail = first.partition(": ")
-    styled = Text(head + sep, style="bold red")
-    # The count of a several-problem ConfigError is part of its heading.
-    styled += Text(tail, style="bold red" if tail.endswith("problems:") else "")
-    out.print(styled)
+    if rest:
+        out.print(Text(first, style="bold red"))
+    else:
+        head = "error: "
+        out.print(Text(head, style="bold red") + Text(first.removeprefix(head)))
     for line in rest:
         out.print(Text(line))
 

@@ -16,6 +16,9 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -277,9 +280,6 @@ os.kill(parent, signal.SIGKILL)
 def deadline(seconds: float, error: KinitError, grace: float = GRACE) -> Iterator[None]:
     """Raise `error` if the block has not finished within `seconds`, even from inside
     TensorFlow's C++ runtime, which no Python timer interrupts (see _WATCHDOG)."""
-    import signal
-    import subprocess
-    import sys
 
     def expired(signum: int, frame: Any) -> None:
         raise error

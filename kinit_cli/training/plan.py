@@ -25,6 +25,8 @@ from kinit_cli.data.datasets import load as load_data
 from kinit_cli.data.labels import check_labels
 from kinit_cli.errors import ConfigError, UsageError
 from kinit_cli.model import sources
+from kinit_cli.model.build import BuiltModel
+from kinit_cli.model.prepared import Prepared
 from kinit_cli.registry.specs import FAILED, SpecBuilder
 from kinit_cli.runtime.imports import tensorflow
 from kinit_cli.storage import checkpoint, rundir
@@ -66,11 +68,10 @@ class Plan:
     """A run made ready, before anything is written: its config with plugins and model, the
     devices and strategy, the seed, the data, the callbacks and the initial weights."""
 
-    prepared: sources.Prepared
+    prepared: Prepared
     options: TrainOptions
     distribution: distribute.Distribution
     devices: list[str]
-    seed: int
     data: Splits
     run_dir: Path
     scratch: Path | None  # a non-chief worker's private run directory, removed at the end
@@ -87,8 +88,13 @@ class Plan:
         return self.prepared.resolved
 
     @property
-    def built(self) -> Any:
+    def built(self) -> BuiltModel:
         return self.prepared.built
+
+    @property
+    def seed(self) -> int:
+        """The run's seed: the config's, --seed, or the one plan() drew for it."""
+        return int(self.resolved["seed"])
 
     @property
     def steps_per_epoch(self) -> int:
@@ -173,7 +179,6 @@ def plan(
     )
     devices = distribution.devices or devices
     resolved = checked.resolved
-    seed = int(resolved["seed"])
     if resolved["deterministic"]:
         tensorflow().config.experimental.enable_op_determinism()
     # Variables, optimizer and metrics belong to the strategy.
@@ -188,7 +193,8 @@ def plan(
             f"{len(model.inputs)} inputs and {len(model.outputs)} outputs"
         )
     config = prepared.config
-    data = load_data(resolved["data"], tuple(model.inputs[0].shape[1:]), seed, config.base_dir)
+    shape = tuple(model.inputs[0].shape[1:])
+    data = load_data(resolved["data"], shape, int(resolved["seed"]), config.base_dir)
     args = prepared.compile_args
     check_labels(data, model, args.get("loss"), args.get("metrics", ()))
     scratch = None
@@ -214,7 +220,6 @@ def plan(
         options,
         distribution,
         devices,
-        seed,
         data,
         run_dir,
         scratch,
@@ -229,7 +234,7 @@ def plan(
 
 
 def _ready(
-    prepared: sources.Prepared,
+    prepared: Prepared,
     data: Splits,
     distribution: distribute.Distribution,
     run_dir: Path,
@@ -258,7 +263,7 @@ def _ready(
 
 
 def _config_callbacks(
-    prepared: sources.Prepared, run_dir: Path, scratch: Path | None, replace: bool
+    prepared: Prepared, run_dir: Path, scratch: Path | None, replace: bool
 ) -> tuple[list[Any], list[str]]:
     """The config's callbacks, their file arguments placed in the run directory (or in a
     non-chief worker's scratch folder), and the files they will write there."""

@@ -10,12 +10,11 @@ from kinit_cli.config import schema
 from kinit_cli.config import source as config_mod
 from kinit_cli.errors import UsageError
 from kinit_cli.model import sources
+from kinit_cli.model.prepared import Checked
 from kinit_cli.storage import checkpoint, ownership, rundir
 
 
-def saved_config(
-    run_dir: Path, config_path: str | None, overrides: Sequence[str]
-) -> sources.Checked:
+def saved_config(run_dir: Path, config_path: str | None, overrides: Sequence[str]) -> Checked:
     """The run's own config, read once, after checking that what was given alongside (a
     CONFIG, --set) changes only train.epochs; with that change applied."""
     if not ownership.is_kinit_run(run_dir):
@@ -25,9 +24,10 @@ def saved_config(
         )
     saved_path = rundir.config_of(run_dir, "--resume")
     saved = config_mod.load(saved_path)
-    old = schema.validate(saved)
+    checked = sources.check_config(saved)
     if config_path is None and not overrides:
-        return sources.check_config(saved)
+        return checked
+    old = checked.resolved
     given = config_mod.load(config_path or saved_path, overrides)
     new = schema.validate(given)
     if new["seed"] is None:
@@ -44,9 +44,10 @@ def saved_config(
             f"--resume {run_dir}: only train.epochs may change when resuming; "
             "these differ:\n  " + "\n  ".join(differences)
         )
-    if new["train"]["epochs"] != old["train"]["epochs"]:
-        # From --set or from the CONFIG given with --resume: the one change allowed.
-        config_mod.apply_overrides(saved, [f"train.epochs={new['train']['epochs']}"])
+    if new["train"]["epochs"] == old["train"]["epochs"]:
+        return checked
+    # From --set or from the CONFIG given with --resume: the one change allowed.
+    config_mod.apply_overrides(saved, [f"train.epochs={new['train']['epochs']}"])
     return sources.check_config(saved)
 
 

@@ -66,7 +66,6 @@ class Trainer:
 
     def __init__(self, plan: Plan) -> None:
         self.plan = plan
-        self.run_dir = plan.run_dir
         self.lock: ownership.RunLock | None = None  # held from start() to close()
         # They subclass Keras's Callback, so Keras comes with them: imported for a run only.
         from kinit_cli.training import callbacks as callbacks_mod
@@ -77,6 +76,10 @@ class Trainer:
         # The epoch the training dataset yields next: set by EpochOrder as each one begins.
         self.epoch = tensorflow().Variable(plan.initial_epoch, dtype="int64", trainable=False)
         self.fit_seconds = 0.0
+
+    @property
+    def run_dir(self) -> Path:
+        return self.plan.run_dir
 
     def __enter__(self) -> Trainer:
         self.start()

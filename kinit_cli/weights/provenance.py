@@ -68,7 +68,8 @@ def check(
     for w in weights:
         origin = provenance[w.path]
         if origin.kind in (FRESH, SAVED):
-            out[w.path] = verdict.check(w.initializer, arrays[w.path])
+            measured = report[w.path].stats.moments
+            out[w.path] = verdict.check(w.initializer, arrays[w.path], measured)
         elif origin.kind == LOADED:
             out[w.path] = _loaded(w, report[w.path].stats)
         elif origin.kind == TRAINED and rebuilt is not None and initial is not None:

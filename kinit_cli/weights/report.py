@@ -13,6 +13,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from kinit_cli.errors import KinitError, UsageError
 from kinit_cli.model.build import BuiltModel
 from kinit_cli.model.saved import Loaded
@@ -21,7 +23,7 @@ from kinit_cli.model.variables import digest
 from kinit_cli.storage import rundir
 from kinit_cli.weights import provenance, stats
 from kinit_cli.weights.propagation import propagate
-from kinit_cli.weights.theory import theory_for
+from kinit_cli.weights.theory import Theory, theory_for
 from kinit_cli.weights.verdict import Verdict
 
 
@@ -66,8 +68,8 @@ class Panel:
     """One histogram of --plot: a variable's values and the density its theory gives."""
 
     title: str
-    values: Any  # NumPy array
-    theory: Any  # theory.Theory, or None where none is drawn
+    values: np.ndarray
+    theory: Theory | None  # None where none is drawn
     caption: str
 
 

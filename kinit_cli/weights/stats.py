@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -36,6 +36,13 @@ class ArrayStats:
     sha256: str
     spectral_norm: float | None = None  # largest singular value, for kernels (rank >= 2)
     histogram: tuple[int, ...] = ()  # BINS counts of the finite values over [min, max]
+    # The scan these came from, for the theory check (higher moments); not in the reports.
+    moments: Moments | None = field(default=None, repr=False, compare=False)
+
+    def to_json(self) -> dict[str, Any]:
+        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "moments"}
+        data["histogram"] = list(self.histogram)
+        return data
 
 
 @dataclass(frozen=True)
@@ -58,8 +65,6 @@ class VariableStats:
 
     def to_json(self) -> dict[str, Any]:
         fan_in, fan_out = self.fans
-        data = asdict(self.stats)
-        data["histogram"] = list(data["histogram"])
         return {
             "path": self.path,
             "shape": list(self.shape),
@@ -70,7 +75,7 @@ class VariableStats:
             "layers": list(self.layers),
             "fan_in": fan_in,
             "fan_out": fan_out,
-            **data,
+            **self.stats.to_json(),
         }
 
 
@@ -99,7 +104,7 @@ class Moments:
 
 
 def moments(flat: np.ndarray) -> Moments:
-    """One chunked scan of a flat contiguous array: moments up to the fourth (for the
+    """One chunked scan of an array's values: moments up to the fourth (for the
     theory check's kurtosis), extremes, zeros and digest; the one scanner of weight values.
 
     Per chunk, one float64 copy (CHUNK values), centred in place; min, max and the zero
@@ -152,7 +157,7 @@ def array_stats(array: np.ndarray) -> ArrayStats:
     m = moments(flat)
     if m.count == 0:
         nan = float("nan")
-        return ArrayStats(flat.size, nan, nan, nan, nan, nan, 0.0, m.nonfinite, m.sha256)
+        return ArrayStats(flat.size, nan, nan, nan, nan, nan, 0.0, m.nonfinite, m.sha256, moments=m)
     return ArrayStats(
         spectral_norm=spectral_norm(array) if m.nonfinite == 0 else None,
         histogram=histogram(flat, m.min, m.max, all_finite=m.nonfinite == 0),
@@ -165,6 +170,7 @@ def array_stats(array: np.ndarray) -> ArrayStats:
         zero_fraction=m.zeros / flat.size,
         nonfinite=m.nonfinite,
         sha256=m.sha256,
+        moments=m,
     )
 
 

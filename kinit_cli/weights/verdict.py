@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kinit_cli.weights.stats import chunks, moments
+from kinit_cli.weights.stats import Moments, chunks, moments
 from kinit_cli.weights.theory import Theory, format_bound, theory_with_reason
 
 # A model has tens to hundreds of checked variables and each random one gets two z-tests
@@ -41,11 +41,14 @@ class Verdict:
     reasons: list[str]  # one sentence per finding; for NO THEORY, why there is none
 
 
-def check(initializer: dict | str | object | None, array: np.ndarray) -> Verdict:
-    """Compare `array`, the values of one variable, with the theory of its initializer."""
+def check(
+    initializer: dict | str | object | None, array: np.ndarray, found: Moments | None = None
+) -> Verdict:
+    """Compare `array`, the values of one variable, with the theory of its initializer;
+    `found`: its moments, when the statistics have scanned it already."""
     array = np.asarray(array)
     theory, why = theory_with_reason(initializer, tuple(array.shape))
-    scan = _scan(array)
+    scan = _scan(array, found)
     observed = scan.observed()
     if theory is None:
         return Verdict("NO THEORY", None, observed, [why])
@@ -91,9 +94,9 @@ class _Scan:
         return out
 
 
-def _scan(array: np.ndarray) -> _Scan:
+def _scan(array: np.ndarray, found: Moments | None) -> _Scan:
     """The moments the theory check needs, from the statistics' own scanner."""
-    found = moments(np.ascontiguousarray(array).reshape(-1))
+    found = found or moments(array)
     scan = _Scan(size=int(array.size), n=found.count, nonfinite=found.nonfinite)
     if found.count:
         scan.mean, scan.m2, scan.m4 = found.mean, found.m2, found.m4

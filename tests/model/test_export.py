@@ -8,6 +8,7 @@ import yaml
 
 from kinit_cli.cli import cli
 from kinit_cli.config import source as config_mod
+from kinit_cli.errors import UsageError
 from kinit_cli.model import export
 from kinit_cli.model.sources import prepare
 from tests.conftest import MNIST_LIKE
@@ -106,7 +107,7 @@ def test_what_is_not_a_saved_model_is_told_plainly(runner, tmp_path):
 
 def test_an_unbuilt_subclassed_model_names_what_is_missing():
     saved = {"class_name": "MyModel", "registered_name": "demo>MyModel", "config": {}}
-    with pytest.raises(Exception) as info:
+    with pytest.raises(UsageError) as info:
         export.model_section(saved)
     assert str(info.value) == (
         "the saved model is a MyModel that was never built, so its input shape is not in the "
@@ -117,8 +118,9 @@ def test_an_unbuilt_subclassed_model_names_what_is_missing():
         "config": {"units": 3, "name": "m"},
         "build_config": {"input_shape": [None, 5]},
     }
+    # The script's package is not kinit's: the config names the class as a person would.
     assert export.model_section(built) == {
-        "class_name": "demo>MyModel",
+        "class_name": "MyModel",
         "config": {"units": 3},
         "input_shape": [5],
     }
@@ -159,3 +161,50 @@ def test_defaults_are_left_out_and_float32_values_read_as_written(tmp_path):
         "class_name": "RMSprop",
         "config": {"learning_rate": 0.002},
     }
+
+
+TUTORIAL_LAYER = """\
+import tensorflow as tf
+import keras
+
+
+class Linear(keras.layers.Layer):
+    def __init__(self, units=32):
+        super().__init__()
+        self.units = units
+
+    def build(self, input_shape):
+        self.w = self.add_weight(
+            shape=(input_shape[-1], self.units), initializer="random_normal", trainable=True
+        )
+        self.b = self.add_weight(shape=(self.units,), initializer="zeros", trainable=True)
+
+    def call(self, inputs):
+        return tf.matmul(inputs, self.w) + self.b
+"""
+
+
+def test_a_tutorial_layer_exports_to_a_config_that_builds(write, tmp_path):
+    """The Keras guide's Linear (no **kwargs, no get_config, tf ops), registered by a script
+    under its own package: the config names it as a person would, with only its arguments."""
+    from kinit_cli.registry.plugins import load_plugins
+
+    write("tut_layers.py", TUTORIAL_LAYER)
+    load_plugins(["tut_layers.py"], base_dir=tmp_path)
+    import tut_layers
+
+    keras.saving.register_keras_serializable("myscript")(tut_layers.Linear)
+    model = keras.Sequential([keras.Input((64,)), tut_layers.Linear(16), keras.layers.Dense(10)])
+    model.save(tmp_path / "lin.keras")
+    # The script ran in a process of its own: kinit knows the class by its plugin only.
+    keras.saving.get_custom_objects().pop("myscript>Linear")
+    config = export.export(tmp_path / "lin.keras")
+    assert config["model"]["layers"][0] == {"class_name": "Linear", "config": {"units": 16}}
+    text = "plugins: [tut_layers.py]\n" + config_mod.dump(config)
+    built = prepare(write("lin.yaml", text)).built
+    assert [(w.path, w.shape) for w in built.weights] == [
+        ("linear/variable", (64, 16)),
+        ("linear/variable_1", (16,)),
+        (f"{model.layers[1].name}/kernel", (16, 10)),  # Keras's name, numbered per process
+        (f"{model.layers[1].name}/bias", (10,)),
+    ]
