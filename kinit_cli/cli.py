@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from kinit_cli.config.choices import STRATEGIES
+from kinit_cli.config.choices import BACKENDS, STRATEGIES
 from kinit_cli.errors import Interrupted, KinitError
 from kinit_cli.registry.registration import KINDS
 from kinit_cli.runtime.versions import KINIT
@@ -91,6 +91,22 @@ memory_check_option = _setting_flag(
 )
 
 
+def _set_backend(_ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    from kinit_cli.runtime import backend
+
+    backend.requested = value  # every invocation: chosen before anything imports Keras
+
+
+backend_option = click.option(
+    "--backend",
+    type=click.Choice(BACKENDS),
+    expose_value=False,
+    is_eager=True,
+    callback=_set_backend,
+    help="Keras backend (overrides the config's backend: and KERAS_BACKEND).",
+)
+
+
 def config_options(f: Callable[..., Any]) -> Callable[..., Any]:
     """--set and --plugin, shared by every command that takes a config."""
     f = click.option(
@@ -107,7 +123,7 @@ def config_options(f: Callable[..., Any]) -> Callable[..., Any]:
         metavar="KEY.PATH=VALUE",
         help="Override a config value (parsed as YAML), e.g. train.epochs=1; repeatable.",
     )(f)
-    return debug_option(f)
+    return debug_option(backend_option(f))
 
 
 @cli.command()
@@ -154,9 +170,9 @@ def _catalog_command(kind: str, plural: str) -> click.Command:
     @click.argument("name", required=False)
     @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
     @plugin_option
+    @backend_option
     @debug_option
     def command(name: str | None, as_json: bool, plugins: tuple[str, ...]) -> None:
-
         from kinit_cli.output import catalog, render
         from kinit_cli.registry.catalog import Registry
         from kinit_cli.registry.plugins import entry_point_notes, load_plugins

@@ -182,6 +182,13 @@ class DistributeError(KinitError):
     exit_code = 2
 
 
+class BackendError(KinitError):
+    """A backend that is not installed, not known, or not the one Keras already runs on;
+    or a feature the chosen backend does not have."""
+
+    exit_code = 2
+
+
 class DeviceError(KinitError):
     """The requested device is not available."""
 

@@ -3,5 +3,8 @@ machinery, so that `kinit --help` can list them without loading it."""
 
 from __future__ import annotations
 
-# The tf.distribute strategies a config or --strategy may name.
-STRATEGIES = ("default", "mirrored", "multi_worker_mirrored")
+# The Keras backends a config or --backend may name.
+BACKENDS = ("tensorflow", "jax", "torch")
+# The strategies a config or --strategy may name: tf.distribute's, and JAX's DataParallel
+# (through keras.distribution).
+STRATEGIES = ("default", "mirrored", "multi_worker_mirrored", "data_parallel")

@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from kinit_cli.config.choices import STRATEGIES
+from kinit_cli.config.choices import BACKENDS, STRATEGIES
 from kinit_cli.config.fields import (
     REQUIRED,
     RUN_NAME_LENGTH,
@@ -49,7 +49,13 @@ SCHEMA: dict[str, Any] = {
     "seed": Field(
         integer(0, optional=True, maximum=2**32 - 1), doc="seeds Python, NumPy and Keras"
     ),
-    "deterministic": Field(boolean, False, "TensorFlow op determinism"),
+    "backend": Field(
+        optional(choice(*BACKENDS)),
+        doc="Keras backend: tensorflow, jax or torch; default: --backend, KERAS_BACKEND, "
+        "then tensorflow",
+        text=True,
+    ),
+    "deterministic": Field(boolean, False, "deterministic ops (TensorFlow's op determinism)"),
     "plugins": Field(string_list, [], "modules or .py files (relative to the config's folder)"),
     "data": {
         "name": Field(
@@ -82,11 +88,13 @@ SCHEMA: dict[str, Any] = {
         "batch_size": Field(
             integer(1), 32, "examples per training step (the global batch under a strategy)"
         ),
-        # 8: the same weights bit for bit as 1 (tests/training/test_train.py), 1.3x its speed on
-        # configs/mnist.yaml (Fashion-MNIST, 2-core CPU; BENCHMARKS.md), and still a progress
-        # update and a NaN check every 8 batches; 32 measured no faster.
-        "steps_per_execution": Field(integer(1), 8, "training steps per compiled call"),
-        "jit_compile": Field(boolean, False, "compile the training step with XLA"),
+        "steps_per_execution": Field(
+            integer(1, optional=True),
+            doc="training steps per compiled call; default: the backend's (BENCHMARKS.md)",
+        ),
+        "jit_compile": Field(
+            optional_boolean, doc="compile the training step with XLA; default: the backend's"
+        ),
         "precision": Field(
             choice("float32", "mixed_float16", "mixed_bfloat16"),
             "float32",
@@ -100,7 +108,8 @@ SCHEMA: dict[str, Any] = {
         "strategy": Field(
             choice(*STRATEGIES),
             "default",
-            "tf.distribute strategy: one device, all local (or the listed) devices, or a cluster",
+            "one device; tf.distribute's mirrored over local (or the listed) devices or a "
+            "cluster; or JAX's data_parallel",
         ),
         "devices": Field(
             optional(string_list),
@@ -139,7 +148,7 @@ SECTION_DOCS = {
     "data": "the data set and its options",
     "compile": "the arguments of model.compile",
     "train": "the arguments of model.fit, and the dtype policy",
-    "distribute": "tf.distribute: one device, mirrored over local devices, or a cluster",
+    "distribute": "one device, mirrored over local devices, a cluster, or JAX data parallel",
     "init_from": "start layers from the weights of a run directory or a .keras model",
 }
 

@@ -18,6 +18,7 @@ from typing import Any
 from kinit_cli.config import schema
 from kinit_cli.config import source as config_mod
 from kinit_cli.errors import (
+    BackendError,
     ConfigError,
     KinitError,
     ModelFileError,
@@ -32,28 +33,61 @@ from kinit_cli.model.build import BuiltModel
 from kinit_cli.model.portability import check_objects
 from kinit_cli.model.prepared import Checked, Prepared
 from kinit_cli.model.saved import Loaded
+from kinit_cli.registry import tf_ops
 from kinit_cli.registry.catalog import Registry
 from kinit_cli.registry.plugins import load_plugins
+from kinit_cli.registry.registration import KINDS
 from kinit_cli.registry.specs import SpecBuilder
+from kinit_cli.runtime import backend, compat
 from kinit_cli.runtime.imports import keras
 from kinit_cli.storage import checkpoint, rundir
 
 CONFIG_SUFFIXES = (".yaml", ".yml")
 
 
-def check(path: str | Path, overrides: Sequence[str] = ()) -> Checked:
+def check(path: str | Path, overrides: Sequence[str] = (), *, nested: bool = False) -> Checked:
     """Read the config and check its structure (YAML, unknown keys, types, ranges, callback
     paths) from the schema alone, in milliseconds; ConfigError with every problem."""
-    return check_config(config_mod.load(path, overrides))
+    return check_config(config_mod.load(path, overrides), nested=nested)
 
 
-def check_config(config: config_mod.Config) -> Checked:
-    """check() for a config already read (a run's own, with --resume's epoch change)."""
+def check_config(config: config_mod.Config, *, nested: bool = False) -> Checked:
+    """check() for a config already read (a run's own, with --resume's epoch change).
+
+    Its backend becomes the one Keras is imported with. `nested`: the config of a run read
+    as a source of weights after Keras started, which is rebuilt on the running backend
+    (weights are numbers on any backend)."""
     resolved, problems = schema.check(config)
     if not problems:
         problems += _callback_paths(config, resolved)
     problems.raise_any()
+    running = backend.started()
+    if nested and running is not None:
+        resolved["backend"] = running
+    else:
+        try:
+            resolved["backend"] = backend.use(backend.resolve(resolved["backend"]))
+        except BackendError as exc:
+            if backend.requested or "backend" not in config.data:
+                raise  # from --backend or KERAS_BACKEND: nothing in the file to point at
+            raise ConfigError([config.problem(("backend",), str(exc))]) from None
+    _backend_defaults(config, resolved)
     return Checked(config, resolved)
+
+
+def _backend_defaults(config: config_mod.Config, resolved: dict[str, Any]) -> None:
+    """The training settings a config leaves to its backend, filled in; one the backend
+    cannot run is a problem at its key."""
+    name, train = resolved["backend"], resolved["train"]
+    for key, value in backend.DEFAULTS[name].items():
+        if train[key] is None:
+            train[key] = value
+    if name == "torch" and train["steps_per_execution"] != 1:
+        message = (
+            f"must be 1 on backend torch (Keras's torch trainer runs one step per call), "
+            f"got {train['steps_per_execution']}"
+        )
+        raise ConfigError([config.problem(("train", "steps_per_execution"), message)])
 
 
 def prepare(
@@ -84,7 +118,8 @@ def prepare(
     # --plugin paths are the user's, typed relative to where they stand.
     loaded += load_plugins(list(plugins), base_dir=Path.cwd(), entry_points=False)
     registry = Registry()
-    problems = Problems()
+    problems = _tensorflow_ops(config, resolved, registry)
+    problems.raise_any()  # the build would fail on them, far from the cause
     compile_args: dict[str, Any] = {}
     built: BuiltModel | None = None
     with scope if scope is not None else contextlib.nullcontext():
@@ -100,6 +135,43 @@ def prepare(
     return Prepared(config, resolved, registry, loaded, compile_args, built)
 
 
+def _tensorflow_ops(
+    config: config_mod.Config, resolved: dict[str, Any], registry: Registry
+) -> Problems:
+    """On JAX or torch: every TensorFlow op in the plugin classes the config names, each at
+    the class_name that names its class."""
+    problems = Problems()
+    if resolved["backend"] == "tensorflow":
+        return problems
+    for where, name in _class_names(resolved, ()):
+        for kind in KINDS:
+            try:
+                entry = registry.resolve(kind, name)
+            except KinitError:
+                continue
+            if entry.key is not None and isinstance(entry.obj, type):
+                problems += [
+                    config.problem(where, use.message(resolved["backend"]))
+                    for use in tf_ops.uses(entry.obj)
+                ]
+            break
+    return problems
+
+
+def _class_names(node: Any, where: tuple[Any, ...]) -> list[tuple[tuple[Any, ...], str]]:
+    """(key path, name) of every class_name in the config, depth first."""
+    out = []
+    if isinstance(node, dict):
+        if isinstance(node.get("class_name"), str):
+            out.append(((*where, "class_name"), node["class_name"]))
+        for key, value in node.items():
+            out += _class_names(value, (*where, key))
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            out += _class_names(value, (*where, i))
+    return out
+
+
 def _build(
     config: config_mod.Config,
     resolved: dict[str, Any],
@@ -109,7 +181,7 @@ def _build(
 ) -> BuiltModel:
     k = keras()
     if resolved["seed"] is not None:
-        k.utils.set_random_seed(resolved["seed"])
+        compat.set_random_seed(resolved["seed"])
     # Layers take the global dtype policy when they are made and keep it: set it for the
     # build only, so nothing else in the process changes precision.
     previous = k.mixed_precision.dtype_policy()
@@ -239,7 +311,7 @@ def _run_directory(run_dir: Path, plugins: Sequence[str], unsafe: bool = False) 
     config_path = rundir.config_of(run_dir)
     # The run's plugins, which its model.keras may need; its model is built only if the file
     # cannot be read by Keras alone.
-    checked = check(config_path)
+    checked = check(config_path, nested=True)
     load_plugins(list(checked.resolved["plugins"]), base_dir=run_dir)
     load_plugins(list(plugins), base_dir=Path.cwd(), entry_points=False)
     model_path, weights_path = run_dir / rundir.MODEL, run_dir / rundir.WEIGHTS

@@ -21,7 +21,7 @@ import numpy as np
 from kinit_cli.registry.registration import user_class, where_defined
 from kinit_cli.registry.signatures import own_parameters
 from kinit_cli.runtime import compat
-from kinit_cli.runtime.imports import keras, tensorflow
+from kinit_cli.runtime.imports import keras
 
 
 @dataclass
@@ -208,9 +208,13 @@ def untracked_weights(model: Any) -> list[tuple[Any, list[str]]]:
     a `tf.Variable` attribute, the Keras 2 and TensorFlow-guide way, is invisible to it: the
     model would train without it and report 0 parameters for it.
     """
+    import sys
+
     import numpy as np
 
-    tf = tensorflow()
+    # A tf.Variable exists only where TensorFlow is loaded (its backend, or a plugin's own).
+    tf = sys.modules.get("tensorflow")
+    tf_variable = tf.Variable if tf is not None and hasattr(tf, "Variable") else ()
     k = keras()
     out = []
     for top in model.layers:
@@ -221,7 +225,7 @@ def untracked_weights(model: Any) -> list[tuple[Any, list[str]]]:
             for attr, value in vars(layer).items():
                 items = value if isinstance(value, list | tuple) else [value]
                 for item in items:
-                    if isinstance(item, tf.Variable) and not isinstance(item, k.Variable):
+                    if isinstance(item, tf_variable) and not isinstance(item, k.Variable):
                         found.append(f"{prefix}{attr} (tf.Variable)")
                         break
                     if (

@@ -20,6 +20,7 @@ import importlib.metadata
 import importlib.util
 import inspect
 import os
+import re
 import signal
 import sys
 import threading
@@ -37,7 +38,7 @@ from kinit_cli.errors import (
     frames_in,
 )
 from kinit_cli.registry.registration import PLUGIN_ORIGINS, register_module_classes
-from kinit_cli.runtime.imports import keras
+from kinit_cli.runtime.imports import keras, tensorflow
 
 ENTRY_POINT_GROUP = "kinit.plugins"
 BUILTIN_PLUGINS = ("kinit_cli.plugins.initializers", "kinit_cli.plugins.layers")
@@ -214,6 +215,29 @@ def _import_file(spec: str, path: Path) -> str:
     return module
 
 
+def _module_file(module: str) -> Path | None:
+    try:
+        found = importlib.util.find_spec(module)
+    except (ImportError, ValueError):
+        return None
+    origin = getattr(found, "origin", None)
+    return Path(origin) if origin and origin.endswith(".py") else None
+
+
+def _tensorflow_first(path: Path | None) -> None:
+    """Import TensorFlow, quietly (imports.tensorflow), before a plugin that imports it on
+    another backend: its native start-up logs would otherwise reach the terminal."""
+    if path is None or "tensorflow" in sys.modules:
+        return
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return
+    if re.search(r"^\s*(import|from)\s+tensorflow\b", text, re.MULTILINE):
+        with contextlib.suppress(ImportError):
+            tensorflow()
+
+
 @contextlib.contextmanager
 def _plugin_import(spec: str, path: Path | None) -> Iterator[None]:
     """Run a plugin's import with its prints on stderr, and its attempts to end the program
@@ -226,6 +250,7 @@ def _plugin_import(spec: str, path: Path | None) -> Iterator[None]:
     thread other than the main one) no SIGINT reaches this code, so any KeyboardInterrupt
     there is the plugin's too.
     """
+    _tensorflow_first(path or _module_file(spec))
     interrupted: list[bool] = []
     previous: Any = None
     if threading.current_thread() is threading.main_thread():

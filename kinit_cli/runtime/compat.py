@@ -92,3 +92,64 @@ def op_determinism_enabled() -> bool:
     except ImportError:
         return False
     return bool(getattr(config, "is_op_determinism_enabled", lambda: False)())
+
+
+def set_random_seed(seed: int) -> None:
+    """keras.utils.set_random_seed without importing TensorFlow on the other backends.
+
+    Keras's own function seeds TensorFlow whenever it is installed, and so imports it (two
+    seconds, and a second runtime in the process). This does what it does (Keras 3.15:
+    keras.src.utils.rng_utils): the global seed and SeedGenerator in Keras's global state,
+    Python's and NumPy's generators, torch's on the torch backend, and TensorFlow's when
+    TensorFlow is loaded (its backend, or a plugin's `tf.random` ops).
+    """
+    import random
+    import sys
+
+    import numpy as np
+    from keras.src.backend.common import global_state
+    from keras.src.random import seed_generator
+    from keras.src.utils import rng_utils
+
+    global_state.set_global_attribute(rng_utils.GLOBAL_RANDOM_SEED, seed)
+    global_state.set_global_attribute(seed_generator.GLOBAL_SEED_GENERATOR, None)
+    random.seed(seed)
+    np.random.seed(seed)
+    if "tensorflow" in sys.modules:
+        sys.modules["tensorflow"].random.set_seed(seed)
+    import keras
+
+    if keras.backend.backend() == "torch":
+        import torch
+
+        torch.manual_seed(seed)
+
+
+def tensorflow_only_once_loaded() -> None:
+    """Make Keras's checks for TensorFlow ("is it installed?") answer no until something
+    imports it, on the JAX and torch backends.
+
+    Keras asks `tf.available` of its lazy module (Keras 3.15:
+    keras.src.utils.module_utils.tensorflow) in serialization, saving and input adapters,
+    and that question imports TensorFlow whenever it is installed: two seconds, a second
+    runtime and its native logs in a run that never uses it. Before TensorFlow is loaded no
+    TensorFlow object can exist, so "not available" is the true answer; once a plugin or a
+    feature (TensorBoard) imports it, the lazy module answers as before.
+    """
+    import sys
+
+    from keras.src.utils import module_utils
+
+    lazy = module_utils.tensorflow
+    plain = type(lazy)
+    if getattr(plain, "_kinit_when_loaded", False):
+        return
+
+    class WhenLoaded(plain):  # type: ignore[misc, valid-type]
+        _kinit_when_loaded = True
+
+        @property
+        def available(self) -> bool:
+            return "tensorflow" in sys.modules and bool(plain.available.fget(self))
+
+    lazy.__class__ = WhenLoaded

@@ -1,4 +1,8 @@
-"""The one place TensorFlow and Keras are imported: lazily, once, without native log noise."""
+"""The one place Keras and TensorFlow are imported: lazily, once, without native log noise.
+
+Keras is imported on the backend runtime/backend.py chose; TensorFlow only on its own
+backend, or by a feature that needs it (tensorflow()).
+"""
 
 from __future__ import annotations
 
@@ -9,13 +13,15 @@ from contextlib import contextmanager
 from types import ModuleType
 from typing import Any
 
+from kinit_cli.runtime import backend, compat
+
 _keras: ModuleType | None = None
 # Set by --debug (or KINIT_DEBUG=1): let TensorFlow's native start-up logs through.
 show_native_logs = bool(os.environ.get("KINIT_DEBUG"))
 
 
 def keras() -> ModuleType:
-    """Import TensorFlow and Keras on first use and return the `keras` module.
+    """Import Keras (with TensorFlow on its own backend) on first use; return `keras`.
 
     TensorFlow's C++ runtime writes INFO lines (oneDNN, CUDA stubs) to file descriptor 2
     before its logging is configured, so no environment variable silences them; they are
@@ -23,16 +29,21 @@ def keras() -> ModuleType:
     """
     global _keras
     if _keras is None:
+        name = backend.current()
         # TensorFlow's runtime logs its own view of errors kinit reports (a lost peer
         # worker, say) as native ERROR lines; those show with --debug only.
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if show_native_logs else "3")
         with _captured_native_stderr(show=show_native_logs) as replay:
             try:
                 import keras as keras_module
-                import tensorflow as tf
 
-                # Device discovery (cuInit and friends) logs at first use: do it here, quietly.
-                tf.config.list_physical_devices()
+                if name == "tensorflow":
+                    import tensorflow as tf
+
+                    # Device discovery (cuInit and friends) logs at first use: do it here.
+                    tf.config.list_physical_devices()
+                else:
+                    compat.tensorflow_only_once_loaded()
             except Exception:  # a failed import: its logs say why (not so for a Ctrl-C)
                 replay()
                 raise
@@ -41,10 +52,14 @@ def keras() -> ModuleType:
 
 
 def tensorflow() -> Any:
-    """The `tensorflow` module, imported through keras() so the same quiet import applies."""
+    """The `tensorflow` module, on any backend, as quietly as keras() imports it."""
     keras()
-    import tensorflow as tf
-
+    with _captured_native_stderr(show=show_native_logs or "tensorflow" in sys.modules) as replay:
+        try:
+            import tensorflow as tf
+        except Exception:
+            replay()
+            raise
     return tf
 
 

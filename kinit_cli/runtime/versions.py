@@ -1,11 +1,12 @@
-"""The versions a run records: kinit's own, and Python's, Keras's and TensorFlow's."""
+"""The versions a run records: kinit's own, and Python's, Keras's and its backend's."""
 
 from __future__ import annotations
 
 import platform
 from importlib.metadata import PackageNotFoundError, version
 
-from kinit_cli.runtime.imports import keras, tensorflow
+from kinit_cli.runtime import backend
+from kinit_cli.runtime.imports import keras
 
 try:
     KINIT = version("kinit")
@@ -14,10 +15,12 @@ except PackageNotFoundError:  # running from a source tree that was never instal
 
 
 def versions() -> dict[str, str]:
-    """What metrics.json says a run ran on (imports TensorFlow: for train only)."""
+    """What metrics.json says a run ran on (imports Keras: for train only)."""
+    name = backend.current()
+    keras()
     return {
         "python": platform.python_version(),
-        "tensorflow": tensorflow().__version__,
+        name: version(backend.PACKAGES[name]),
         "keras": keras().__version__,
         "kinit": KINIT,
     }

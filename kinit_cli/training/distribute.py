@@ -20,13 +20,17 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
 from kinit_cli.config.fields import is_address
-from kinit_cli.errors import DeviceError, DistributeError, KinitError, PeerError
-from kinit_cli.runtime.imports import tensorflow
+from kinit_cli.errors import BackendError, DeviceError, DistributeError, KinitError, PeerError
+from kinit_cli.runtime import backend
+from kinit_cli.runtime.imports import keras, tensorflow
+
+# What each strategy runs on.
+TF_STRATEGIES = ("mirrored", "multi_worker_mirrored")
 
 
 @dataclass(frozen=True)
@@ -70,9 +74,46 @@ class Distribution:
         return self.cluster is None or self.cluster.is_chief
 
 
+@dataclass(frozen=True)
+class KerasDistribution:
+    """A keras.distribution layout (JAX's DataParallel) in the place of a tf.distribute
+    strategy: the same scope() and replica count; or one device (`layout` None)."""
+
+    layout: Any = None
+    num_replicas_in_sync: int = 1
+
+    def scope(self) -> Any:
+        return nullcontext() if self.layout is None else self.layout.scope()
+
+
+def configure(
+    backend_name: str, device: str, strategy_name: str, devices: list[str] | None
+) -> None:
+    """What has to be set before JAX or torch start (their device lists are fixed then):
+    --device cpu hides the GPUs, and `data_parallel` over cpu:0, cpu:1, ... splits the CPU
+    into that many XLA host devices. TensorFlow's are set through tf.config instead."""
+    if backend_name == "tensorflow":
+        return
+    if backend_name == "jax":
+        if device == "cpu":
+            os.environ["JAX_PLATFORMS"] = "cpu"
+        cpus = [_device_name(d) for d in devices or []]
+        count = [int(n.split(":")[1]) + 1 for n in cpus if n.startswith("CPU:")]
+        if count and strategy_name == "data_parallel":
+            if "jax" in sys.modules:
+                raise DistributeError("cannot split the CPU into devices now: JAX has started")
+            os.environ["JAX_PLATFORMS"] = "cpu"
+            flag = f"--xla_force_host_platform_device_count={max(count)}"
+            os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {flag}".strip()
+    elif backend_name == "torch" and device == "cpu":
+        os.environ["KERAS_TORCH_DEVICE"] = "cpu"
+
+
 def select_devices(device: str) -> list[str]:
     """Make only the asked-for devices visible; return their names (`CPU:0`, `GPU:0`, ...)."""
-
+    name = backend.current()
+    if name != "tensorflow":
+        return _other_devices(name, device)
     tf = tensorflow()
     gpus = tf.config.list_physical_devices("GPU")
     if device == "gpu" and not gpus:
@@ -91,6 +132,29 @@ def select_devices(device: str) -> list[str]:
     ]
 
 
+def _other_devices(name: str, device: str) -> list[str]:
+    """select_devices on JAX or torch: their accelerators, else the CPU."""
+    if name == "jax":
+        import jax
+
+        found = [f"{d.platform.upper()}:{d.id}" for d in jax.devices()]
+        gpus = [d for d in found if d.startswith("GPU:")]
+    else:
+        keras()
+        import torch
+
+        count = torch.cuda.device_count() if device != "cpu" else 0
+        gpus = [f"GPU:{i}" for i in range(count)]
+        found = gpus or ["CPU:0"]
+    if device == "gpu" and not gpus:
+        raise DeviceError(
+            f"--device gpu: {name} sees no GPU (it sees: {', '.join(found)}). Install its "
+            f"GPU build ({backend.INSTALL[name].split('GPU: ')[-1].rstrip(')')}), or use "
+            "--device cpu."
+        )
+    return gpus if gpus and device != "cpu" else [d for d in found if d.startswith("CPU")][:1]
+
+
 def strategy(
     name: str,
     devices: list[str] | None,
@@ -98,7 +162,9 @@ def strategy(
     timeout: float = 120,
 ) -> Distribution:
     """Configure logical devices if asked, then make the strategy."""
-
+    running = backend.current()
+    if running != "tensorflow" or name == "data_parallel":
+        return _keras_distribution(running, name, devices, cluster)
     tf = tensorflow()
     if name == "multi_worker_mirrored":
         return _multi_worker(tf, devices, cluster, timeout)
@@ -130,6 +196,48 @@ def strategy(
     mirrored = tf.distribute.MirroredStrategy(devices=chosen)
     used = [d.rsplit("device:", 1)[-1] for d in mirrored.extended.worker_devices]
     return Distribution(name, mirrored, used)
+
+
+def _keras_distribution(
+    running: str, name: str, devices: list[str] | None, cluster: dict[str, Any] | None
+) -> Distribution:
+    """The strategies of the JAX and torch backends: one device, or (JAX) DataParallel over
+    the local devices or the listed ones, through keras.distribution."""
+    if name in TF_STRATEGIES or cluster is not None:
+        raise BackendError(
+            f"distribute.strategy {name} is a tf.distribute strategy: it runs on backend "
+            f"tensorflow, not {running}"
+            + ("; on jax, data_parallel trains on several devices" if running == "jax" else "")
+        )
+    if name == "data_parallel" and running != "jax":
+        raise BackendError(
+            f"distribute.strategy data_parallel is JAX's (keras.distribution.DataParallel), "
+            f"not {running}'s; "
+            + ("use mirrored on tensorflow" if running == "tensorflow" else "use backend: jax")
+        )
+    names = [_device_name(d) for d in devices or []]
+    if name == "default":
+        if len(names) > 1:
+            raise DistributeError(
+                "distribute.devices lists several devices but the strategy is default (one "
+                "device); use strategy: data_parallel"
+            )
+        return Distribution(name, KerasDistribution(), names)
+    import jax
+
+    by_name = {f"{d.platform.upper()}:{d.id}": d for d in jax.devices()}
+    missing = [d for d in names if d not in by_name]
+    if missing:
+        raise DistributeError(
+            f"distribute.devices: {', '.join(missing)} does not exist; JAX sees "
+            f"{', '.join(by_name)}"
+        )
+    chosen = [by_name[d] for d in names] if names else list(by_name.values())
+    layout = keras().distribution.DataParallel(devices=chosen)
+    # Keras's JAX trainer lays out each batch by the global distribution, not a scope.
+    keras().distribution.set_distribution(layout)
+    used = [f"{d.platform.upper()}:{d.id}" for d in chosen]
+    return Distribution(name, KerasDistribution(layout, len(chosen)), used)
 
 
 def _device_name(text: str) -> str:

@@ -28,7 +28,7 @@ from kinit_cli.model import sources
 from kinit_cli.model.build import BuiltModel
 from kinit_cli.model.prepared import Prepared
 from kinit_cli.registry.specs import FAILED, SpecBuilder
-from kinit_cli.runtime.imports import tensorflow
+from kinit_cli.runtime import determinism
 from kinit_cli.storage import checkpoint, rundir
 from kinit_cli.training import distribute, resume
 from kinit_cli.training.multiworker import Loop
@@ -109,6 +109,7 @@ class Plan:
         dist, batch = self.distribution, self.resolved["train"]["batch_size"]
         header: dict[str, Any] = {
             "run": str(self.run_dir) if dist.is_chief else "written by the chief worker",
+            "backend": self.resolved["backend"],
             "devices": ", ".join(self.devices),
             "seed": self.seed,
             "data": self.data.source,
@@ -167,8 +168,12 @@ def plan(
     # Visible and logical devices can only be set before TensorFlow's runtime starts, and
     # building an optimizer starts it: the config's own structure says which first.
     section = checked.resolved["distribute"]
-    devices = distribute.select_devices(options.device)
     strategy_name = options.strategy or section["strategy"]
+    running = checked.resolved["backend"]
+    distribute.configure(running, options.device, strategy_name, section["devices"])
+    if checked.resolved["deterministic"]:
+        determinism.enable()
+    devices = distribute.select_devices(options.device)
     if options.resume and strategy_name == "multi_worker_mirrored":
         raise UsageError(
             "--resume is not available under multi_worker_mirrored: only the chief keeps "
@@ -179,8 +184,6 @@ def plan(
     )
     devices = distribution.devices or devices
     resolved = checked.resolved
-    if resolved["deterministic"]:
-        tensorflow().config.experimental.enable_op_determinism()
     # Variables, optimizer and metrics belong to the strategy.
     prepared = sources.prepare(
         checked, (), plugins, training=True, scope=distribution.strategy.scope()

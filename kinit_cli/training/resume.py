@@ -11,6 +11,7 @@ from kinit_cli.config import source as config_mod
 from kinit_cli.errors import UsageError
 from kinit_cli.model import sources
 from kinit_cli.model.prepared import Checked
+from kinit_cli.runtime import backend
 from kinit_cli.storage import checkpoint, ownership, rundir
 
 
@@ -24,14 +25,28 @@ def saved_config(run_dir: Path, config_path: str | None, overrides: Sequence[str
         )
     saved_path = rundir.config_of(run_dir, "--resume")
     saved = config_mod.load(saved_path)
+    ran_on = saved.data.get("backend") or "tensorflow"  # runs from before backend: were TF's
+    if backend.requested and backend.requested != ran_on:
+        raise UsageError(
+            f"--resume {run_dir}: the run trains on backend {ran_on}; --backend "
+            f"{backend.requested} cannot continue it"
+        )
+    saved.data.setdefault("backend", ran_on)
     checked = sources.check_config(saved)
     if config_path is None and not overrides:
         return checked
     old = checked.resolved
     given = config_mod.load(config_path or saved_path, overrides)
     new = schema.validate(given)
-    if new["seed"] is None:
-        new["seed"] = old["seed"]
+    # What the run's config left to defaults was filled in when it ran.
+    filled = (("seed",), ("backend",), ("train", "steps_per_execution"), ("train", "jit_compile"))
+    for path in filled:
+        *parents, key = path
+        old_part, new_part = old, new
+        for p in parents:
+            old_part, new_part = old_part[p], new_part[p]
+        if new_part[key] is None:
+            new_part[key] = old_part[key]
     if config_path is not None and not given.data.get("name"):
         new["name"] = old["name"]
     differences = [

@@ -73,8 +73,16 @@ class Trainer:
         self.backup = callbacks_mod.EpochBackup(plan.run_dir, plan.initial_epoch)
         self.guard = callbacks_mod.SafeStop(self.backup)
         self.timer = callbacks_mod.EpochTimer()
+        # tf.data on TensorFlow; NumPy batches on JAX and torch, which need no TensorFlow.
+        self.tf_data = plan.resolved["backend"] == "tensorflow"
         # The epoch the training dataset yields next: set by EpochOrder as each one begins.
-        self.epoch = tensorflow().Variable(plan.initial_epoch, dtype="int64", trainable=False)
+        if self.tf_data:
+            self.epoch = tensorflow().Variable(plan.initial_epoch, dtype="int64", trainable=False)
+        else:
+            from kinit_cli.data import batches  # a Keras PyDataset: Keras comes with it
+
+            self.batches = batches
+            self.epoch = batches.EpochCounter(plan.initial_epoch)
         self.fit_seconds = 0.0
 
     @property
@@ -203,6 +211,17 @@ class Trainer:
 
     def _train_data(self, pieces: pipeline.ReplicaShare | None = None) -> Any:
         train, d = self.plan.resolved["train"], self.plan.data
+        if not self.tf_data:
+            return self.batches.train_batches(
+                d.x_train,
+                d.y_train,
+                train["batch_size"],
+                self.plan.seed,
+                self.plan.resolved["data"]["shuffle"],
+                self.epoch,
+                d.scale,
+                self.plan.distribution.replicas,
+            )
         return pipeline.train_dataset(
             d.x_train,
             d.y_train,
@@ -215,15 +234,19 @@ class Trainer:
         )
 
     def _validation_data(self, pieces: pipeline.ReplicaShare | None = None) -> Any:
-        d = self.plan.data
-        return pipeline.eval_dataset(
-            d.x_val, d.y_val, self.plan.resolved["train"]["batch_size"], pieces, d.scale
-        )
+        d, batch = self.plan.data, self.plan.resolved["train"]["batch_size"]
+        if not self.tf_data:
+            pad = self.plan.distribution.replicas
+            return self.batches.eval_batches(d.x_val, d.y_val, batch, d.scale, pad)
+        return pipeline.eval_dataset(d.x_val, d.y_val, batch, pieces, d.scale)
 
     def _test_metrics(self) -> dict[str, float]:
         d, batch = self.plan.data, self.plan.resolved["train"]["batch_size"]
 
         def dataset(pieces: pipeline.ReplicaShare | None = None) -> Any:
+            if not self.tf_data:
+                pad = self.plan.distribution.replicas
+                return self.batches.eval_batches(d.x_test, d.y_test, batch, d.scale, pad)
             return pipeline.eval_dataset(d.x_test, d.y_test, batch, pieces, d.scale)
 
         if self.plan.loop is not None:
@@ -315,6 +338,7 @@ class Trainer:
                 else None,
                 "seed": self.plan.seed,
                 "devices": self.plan.devices,
+                "backend": self.plan.resolved["backend"],
                 "strategy": self.plan.distribution.name,
                 "num_replicas": self.plan.distribution.replicas,
                 "per_replica_batch_size": train["batch_size"] / self.plan.distribution.replicas,

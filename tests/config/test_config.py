@@ -45,8 +45,8 @@ def test_defaults_are_filled_and_name_comes_from_the_file(write):
     assert resolved["train"] == {
         "epochs": 1,
         "batch_size": 32,
-        "steps_per_execution": 8,
-        "jit_compile": False,
+        "steps_per_execution": None,  # the backend's, filled in when the backend is chosen
+        "jit_compile": None,
         "precision": "float32",
         "callbacks": [],
     }
@@ -278,7 +278,7 @@ def test_inputs_need_the_functional_form_and_shares_stands_alone(write):
 def test_dump_keeps_key_order(write):
     path = write("c.yaml", "seed: 1\nmodel: {input_shape: [3], layers: [{class_name: Dense}]}\n")
     text = config.dump(schema.validate(config.load(path)))
-    assert text.splitlines()[:3] == ["name: c", "seed: 1", "deterministic: false"]
+    assert text.splitlines()[:4] == ["name: c", "seed: 1", "backend: null", "deterministic: false"]
     assert config.loads(text).data["model"]["layers"] == [{"class_name": "Dense"}]
 
 

@@ -1,0 +1,85 @@
+"""The Keras backend a process runs on: TensorFlow, JAX or PyTorch, chosen once, before Keras
+is imported (Keras reads KERAS_BACKEND on import and never again).
+
+The choice, first that applies: `--backend`, the config's `backend:`, the KERAS_BACKEND
+variable, then `tensorflow`, because plugins written the way tutorials write them call
+`tf.*` ops. `~/.keras/keras.json` is not read: a config means the same on every machine.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+
+from kinit_cli.config.choices import BACKENDS
+from kinit_cli.errors import BackendError
+
+DEFAULT = "tensorflow"
+# The package each backend needs, and how to install it.
+PACKAGES = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
+INSTALL = {
+    "tensorflow": "pip install tensorflow (GPU: pip install 'kinit[gpu]')",
+    "jax": "pip install 'kinit[jax]' (GPU: pip install 'jax[cuda12]')",
+    "torch": "pip install 'kinit[torch]' (GPU: a CUDA build of torch, from pytorch.org)",
+}
+
+# train.steps_per_execution and train.jit_compile where a config leaves them out. Each
+# keeps same-seed runs bit-identical (tests/training/test_backends.py).
+# TensorFlow: 8 steps, the same weights bit for bit as 1 (tests/training/test_train.py),
+# 1.3x its speed on configs/mnist.yaml (Fashion-MNIST, 2-core CPU; BENCHMARKS.md), and still
+# a progress update and a NaN check every 8 batches; 32 measured no faster. No XLA: it
+# changes rounding and was not faster there.
+# JAX: XLA is how JAX runs at all (without jit every op dispatches on its own: 777 against
+# 10,388 samples/s on digits, measured); steps per call as BENCHMARKS.md measured.
+# torch: Keras's torch trainer runs one step per call; torch.compile costs more than it
+# saves on models this size.
+DEFAULTS: dict[str, dict[str, object]] = {
+    "tensorflow": {"steps_per_execution": 8, "jit_compile": False},
+    "jax": {"steps_per_execution": 8, "jit_compile": True},
+    "torch": {"steps_per_execution": 1, "jit_compile": False},
+}
+
+requested: str | None = None  # --backend, set by the command line before anything runs
+
+
+def resolve(configured: str | None = None) -> str:
+    """The backend a command runs on, given the config's `backend:` (None when it has none)."""
+    name = requested or configured or os.environ.get("KERAS_BACKEND") or DEFAULT
+    if name not in BACKENDS:
+        source = "--backend" if requested else "the config" if configured else "KERAS_BACKEND"
+        raise BackendError(f"{source} names backend {name!r}; kinit runs on {', '.join(BACKENDS)}")
+    return name
+
+
+def started() -> str | None:
+    """The backend Keras was imported with in this process, or None before the import."""
+    module = sys.modules.get("keras")
+    if module is None or not hasattr(module, "backend"):
+        return None
+    return str(module.backend.backend())
+
+
+def use(name: str) -> str:
+    """Make `name` the backend Keras is imported with; BackendError when its package is not
+    installed or Keras already runs on another one in this process."""
+    running = started()
+    if running is not None:
+        if running != name:
+            raise BackendError(
+                f"backend {name} was asked for, but Keras already runs on {running} in this "
+                "process (a backend is chosen once per process, before Keras is imported)"
+            )
+        return name
+    if importlib.util.find_spec(PACKAGES[name]) is None:
+        raise BackendError(
+            f"backend {name} needs the {PACKAGES[name]} package, which is not installed: "
+            f"{INSTALL[name]}"
+        )
+    os.environ["KERAS_BACKEND"] = name
+    return name
+
+
+def current() -> str:
+    """The backend Keras runs on, or will be imported with."""
+    return started() or use(resolve())

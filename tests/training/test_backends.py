@@ -1,0 +1,298 @@
+"""The same config on TensorFlow, JAX and torch: each in its own process (Keras chooses its
+backend once, on import), through the real command line."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import DIGITS_PATHS, ROOT
+
+DIGITS = str(ROOT / "configs" / "digits.yaml")
+BACKENDS = ("tensorflow", "jax", "torch")
+
+# Runs the command line in this interpreter, then says which frameworks it imported.
+_RUN = """
+import json, sys
+from kinit_cli.cli import cli
+try:
+    cli.main(sys.argv[1:], prog_name="kinit")
+except SystemExit as exit:
+    code = exit.code or 0
+else:
+    code = 0
+loaded = sorted(m for m in ("tensorflow", "jax", "torch") if m in sys.modules)
+print("KINIT-LOADED " + json.dumps(loaded), file=sys.stderr)
+sys.exit(code)
+"""
+
+
+def kinit(*args: str, cwd: Path | None = None) -> tuple[subprocess.CompletedProcess, list[str]]:
+    """Run `kinit ARGS` in a fresh interpreter; (the process, the frameworks it imported)."""
+    env = {**os.environ, "COLUMNS": "200"}
+    env.pop("KERAS_BACKEND", None)
+    done = subprocess.run(
+        [sys.executable, "-c", _RUN, *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=600,
+    )
+    lines = [line for line in done.stderr.splitlines() if line.startswith("KINIT-LOADED ")]
+    loaded = json.loads(lines[-1].removeprefix("KINIT-LOADED ")) if lines else []
+    return done, loaded
+
+
+def train(out: Path, backend: str, *args: str) -> dict:
+    done, loaded = kinit(
+        "train", DIGITS, "--backend", backend, "-q", "--output", str(out), "--set",
+        "train.epochs=3", *args,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    if backend != "tensorflow":
+        assert "tensorflow" not in loaded
+    return json.loads((out / "metrics.json").read_text())
+
+
+def final_weights(run: Path) -> dict[str, tuple]:
+    variables = json.loads((run / "weights-final.json").read_text())["variables"]
+    return {v["path"]: (v["mean"], v["std"], v["l2"], v["min"], v["max"]) for v in variables}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["jax", "torch"])
+def test_trains_evaluates_and_inspects_without_tensorflow(tmp_path, backend):
+    metrics = train(tmp_path / "run", backend)
+    assert metrics["status"] == "completed"
+    assert metrics["backend"] == backend
+    assert set(metrics["versions"]) == {"python", backend, "keras", "kinit"}
+    assert metrics["test"]["accuracy"] > 0.9
+    saved = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
+    assert saved["backend"] == backend
+    assert saved["train"]["steps_per_execution"] == (8 if backend == "jax" else 1)
+    assert saved["train"]["jit_compile"] is (backend == "jax")
+    # The run directory is read back on the backend it recorded, without --backend.
+    done, loaded = kinit("inspect-weights", str(tmp_path / "run"), "--json")
+    assert done.returncode == 0, done.stderr
+    assert "tensorflow" not in loaded and backend in loaded
+    document = json.loads(done.stdout)
+    assert [v["path"] for v in document["variables"]] == DIGITS_PATHS
+    # The initial weights, drawn on this backend, match what their initializers promise.
+    done, loaded = kinit("inspect-weights", DIGITS, "--backend", backend, "--check")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "tensorflow" not in loaded
+    assert "6 of 6" in done.stdout or "pass" in done.stdout.lower()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_same_seed_same_backend_gives_the_same_bits(tmp_path, backend):
+    train(tmp_path / "a", backend)
+    train(tmp_path / "b", backend)
+    a, b = final_weights(tmp_path / "a"), final_weights(tmp_path / "b")
+    assert list(a) == DIGITS_PATHS
+    assert a == b
+    history = [(tmp_path / n / "history.csv").read_text() for n in "ab"]
+    assert history[0] == history[1]
+
+
+@pytest.mark.slow
+def test_the_backends_reach_the_same_accuracy_class(tmp_path):
+    """configs/digits.yaml, 3 epochs, seed 42: the backends draw different initial weights
+    and batch orders, so the figures differ; measured 0.961 (TensorFlow), 0.975 (JAX) and
+    0.969 (torch). Each must be above 0.93 and within 0.04 of the others."""
+    accuracy = {b: train(tmp_path / b, b)["test"]["accuracy"] for b in BACKENDS}
+    assert min(accuracy.values()) > 0.93, accuracy
+    assert max(accuracy.values()) - min(accuracy.values()) <= 0.04, accuracy
+
+
+@pytest.mark.slow
+def test_jax_data_parallel_over_two_cpu_devices_matches_one_device(tmp_path):
+    one = train(tmp_path / "one", "jax")
+    two = train(
+        tmp_path / "two",
+        "jax",
+        "--set",
+        "distribute={strategy: data_parallel, devices: [cpu:0, cpu:1]}",
+    )
+    assert (one["strategy"], one["num_replicas"], one["devices"]) == ("default", 1, ["CPU:0"])
+    assert (two["strategy"], two["num_replicas"], two["devices"]) == (
+        "data_parallel",
+        2,
+        ["CPU:0", "CPU:1"],
+    )
+    # Partial batches that do not split in two are padded with weight 0: the same maths.
+    assert two["test"]["accuracy"] == pytest.approx(one["test"]["accuracy"], abs=0.01)
+    w1, w2 = final_weights(tmp_path / "one"), final_weights(tmp_path / "two")
+    for path in DIGITS_PATHS:
+        assert w2[path] == pytest.approx(w1[path], rel=1e-3, abs=1e-5), path
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("backend", "setting", "message"),
+    [
+        (
+            "jax",
+            "distribute.strategy=mirrored",
+            "error: distribute.strategy mirrored is a tf.distribute strategy: it runs on "
+            "backend tensorflow, not jax; on jax, data_parallel trains on several devices",
+        ),
+        (
+            "tensorflow",
+            "distribute.strategy=data_parallel",
+            "error: distribute.strategy data_parallel is JAX's "
+            "(keras.distribution.DataParallel), not tensorflow's; use mirrored on tensorflow",
+        ),
+    ],
+)
+def test_a_strategy_the_backend_does_not_have(tmp_path, backend, setting, message):
+    done, _ = kinit(
+        "train", DIGITS, "--backend", backend, "-q", "-o", str(tmp_path / "r"), "--set", setting
+    )
+    assert done.returncode == 2
+    assert message in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "r").exists()
+
+
+TUTORIAL_PLUGIN = """\
+import tensorflow as tf
+from tensorflow import keras
+
+
+class Linear(keras.layers.Layer):
+    def __init__(self, units=32):
+        super().__init__()
+        self.units = units
+
+    def build(self, input_shape):
+        self.w = self.add_weight(shape=(input_shape[-1], self.units),
+                                 initializer="random_normal", trainable=True)
+
+    def call(self, inputs):
+        return tf.nn.relu(tf.matmul(inputs, self.w))
+
+
+class NeutralLinear(keras.layers.Layer):
+    def __init__(self, units=32):
+        super().__init__()
+        self.units = units
+
+    def build(self, input_shape):
+        self.w = self.add_weight(shape=(input_shape[-1], self.units),
+                                 initializer="random_normal", trainable=True)
+
+    def call(self, inputs):
+        return keras.ops.relu(keras.ops.matmul(inputs, self.w))
+"""
+
+PLUGIN_CONFIG = """\
+plugins: [layers.py]
+backend: {backend}
+model:
+  input_shape: [64]
+  layers:
+    - {{class_name: {layer}, config: {{units: 16}}}}
+    - {{class_name: Dense, config: {{units: 10, activation: softmax}}}}
+compile: {{optimizer: adam, loss: sparse_categorical_crossentropy, metrics: [accuracy]}}
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["jax", "torch"])
+def test_a_plugin_with_tensorflow_ops_fails_at_validate_with_the_fix(tmp_path, backend):
+    (tmp_path / "layers.py").write_text(TUTORIAL_PLUGIN)
+    config = tmp_path / "c.yaml"
+    config.write_text(PLUGIN_CONFIG.format(backend=backend, layer="Linear"))
+    done, _ = kinit("validate", str(config), cwd=tmp_path)
+    assert done.returncode == 2
+    plugin = tmp_path / "layers.py"
+    assert done.stderr.splitlines()[:3] == [
+        "error: 2 problems:",
+        f"  {config}:6:20: model.layers[0].class_name: {plugin}:15: Linear.call calls "
+        f"tf.nn.relu, a TensorFlow op, which backend {backend} cannot run: write "
+        "keras.ops.relu (backend-neutral), or set backend: tensorflow",
+        f"  {config}:6:20: model.layers[0].class_name: {plugin}:15: Linear.call calls "
+        f"tf.matmul, a TensorFlow op, which backend {backend} cannot run: write "
+        "keras.ops.matmul (backend-neutral), or set backend: tensorflow",
+    ]
+    assert "Traceback" not in done.stderr
+    # The same file's backend-neutral class trains there; TensorFlow is imported only
+    # because the file imports it.
+    config.write_text(PLUGIN_CONFIG.format(backend=backend, layer="NeutralLinear"))
+    done, _ = kinit("train", str(config), "-q", "-o", str(tmp_path / "run"), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["backend"] == backend and metrics["status"] == "completed"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_the_builtin_pack_and_tutorial_classes_build_and_train(tmp_path, backend):
+    """configs/plugin.yaml's plugin (a function initializer and activation), the pack's
+    SimpleDense and ExampleRandomNormal, and the Keras guide's Linear written as it is
+    there, with keras.ops."""
+    guide = textwrap.dedent(
+        """\
+        import keras
+        from keras import ops
+
+
+        class Linear(keras.layers.Layer):
+            def __init__(self, units=32):
+                super().__init__()
+                self.units = units
+
+            def build(self, input_shape):
+                self.w = self.add_weight(
+                    shape=(input_shape[-1], self.units), initializer="random_normal", trainable=True
+                )
+                self.b = self.add_weight(shape=(self.units,), initializer="zeros", trainable=True)
+
+            def call(self, inputs):
+                return ops.matmul(inputs, self.w) + self.b
+        """
+    )
+    (tmp_path / "guide.py").write_text(guide)
+    plugin = ROOT / "configs" / "plugins" / "my_plugin.py"
+    (tmp_path / "c.yaml").write_text(
+        textwrap.dedent(
+            f"""\
+            plugins: [{plugin}, guide.py]
+            model:
+              input_shape: [64]
+              layers:
+                - class_name: SimpleDense
+                  config:
+                    units: 32
+                    kernel_initializer: {{class_name: ExampleRandomNormal, config: {{stddev: 0.05}}}}
+                - {{class_name: Dense, config: {{units: 32, activation: scaled_tanh,
+                    kernel_initializer: {{class_name: ScaledUniform, config: {{scale: 1.5}}}}}}}}
+                - {{class_name: Linear, config: {{units: 10}}}}
+                - {{class_name: Softmax}}
+            compile: {{optimizer: adam, loss: sparse_categorical_crossentropy, metrics: [accuracy]}}
+            train: {{epochs: 2}}
+            """
+        )
+    )
+    done, _ = kinit(
+        "train", "c.yaml", "--backend", backend, "-q", "-o", str(tmp_path / "run"), cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["backend"] == backend
+    assert metrics["test"]["accuracy"] > 0.5
+    paths = [
+        v["path"]
+        for v in json.loads((tmp_path / "run" / "weights-final.json").read_text())["variables"]
+    ]
+    assert len(paths) == 6 and paths[-2:] == ["linear/variable", "linear/variable_1"]
