@@ -3,6 +3,10 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.kinit-installed
+# torch as the tests install it: 2.13.0, which pip takes from a CPU wheel where the machine
+# keeps one (a find-links folder); elsewhere PyPI's build for the platform. TORCH=torch
+# takes pip's own choice.
+TORCH ?= torch==2.13.0
 
 .PHONY: install demo test test-fast lint format bench clean
 
@@ -12,7 +16,7 @@ $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "kinit needs Python 3.11 or newer")'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet '$(TORCH)' -e '.[dev,jax,torch]'
 	touch $(STAMP)
 
 demo: install

@@ -184,9 +184,11 @@ def epoch_timer():
     return EpochTimer()
 
 
-def plain(npz: str, epochs: int, name: str) -> dict:
-    """The tutorial script: NumPy arrays straight into model.fit."""
+def plain(npz: str, epochs: int, name: str, backend: str = "tensorflow") -> dict:
+    """The tutorial script: NumPy arrays straight into model.fit, on `backend` (the one line
+    a Keras 3 script sets: KERAS_BACKEND)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ["KERAS_BACKEND"] = backend
     import keras
 
     keras.utils.set_random_seed(42)
@@ -272,13 +274,18 @@ def run(args: list[str], parse, cwd: Path | None = None) -> tuple[dict, float]:
         return parse(out.read()), usage.ru_maxrss / 1024
 
 
-# (key, label) of each row of a model, in the order they run in a pair.
+# (key, label) of each row of a model, in the order they run in a pair; the ceilings only
+# with --ceilings.
 SIDES = (
-    ("kinit", "kinit"),
-    ("plain", "plain"),
+    ("kinit", "kinit tensorflow"),
+    ("kinit_jax", "kinit jax"),
+    ("plain", "plain TF"),
+    ("plain_jax", "plain JAX"),
     ("ceiling", "ceiling (no XLA)"),
     ("xla", "ceiling (XLA)"),
 )
+# The plain script each ratio column divides by.
+BASES = (("plain", "vs TF"), ("plain_jax", "vs JAX"))
 
 
 def figures(result: dict) -> dict:
@@ -299,8 +306,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data")
     parser.add_argument("--models", default=",".join(MODELS), help="comma-separated")
-    parser.add_argument("--epochs", type=int, default=2)
-    parser.add_argument("--pairs", type=int, default=2)
+    parser.add_argument(
+        "--epochs", type=int, default=0, help="default: each config's own train.epochs"
+    )
+    parser.add_argument("--pairs", type=int, default=5)
     parser.add_argument(
         "--set",
         dest="sets",
@@ -309,13 +318,17 @@ def main() -> None:
         metavar="KEY=VALUE",
         help="extra --set for the kinit side (e.g. train.steps_per_execution=16)",
     )
+    parser.add_argument(
+        "--ceilings", action="store_true", help="also Keras's own TF step on one batch"
+    )
     parser.add_argument("--worker", choices=["plain", "ceiling", "matmul"])
+    parser.add_argument("--backend", default="tensorflow", help="--worker plain: Keras backend")
     parser.add_argument("--model", choices=list(MODELS), default="mnist")
     parser.add_argument("--npz")
     parser.add_argument("--xla", action="store_true", help="--worker ceiling: jit_compile")
     a = parser.parse_args()
     if a.worker == "plain":
-        print(json.dumps(plain(a.npz, a.epochs, a.model)))
+        print(json.dumps(plain(a.npz, a.epochs, a.model, a.backend)))
         return
     if a.worker == "ceiling":
         print(json.dumps(ceiling(a.npz, a.epochs, a.model, a.xla)))
@@ -333,29 +346,37 @@ def main() -> None:
         npz = Path(tmp) / "data.npz"
         described = write_npz(a.data, npz)
         print(
-            f"data: {described}; {a.epochs} epochs ({max(a.epochs, 2)} for the ceilings); "
-            f"{a.pairs} pairs" + (f"; kinit --set {' '.join(a.sets)}" if a.sets else "")
+            f"data: {described}; "
+            f"{a.epochs or 'the configs own'} epochs; {a.pairs} alternating runs of each side"
+            + (f"; kinit --set {' '.join(a.sets)}" if a.sets else "")
         )
         print(f"machine: float32 matmul {peak:,.1f} GFLOP/s (2048x2048 tf.matmul, best of 5)")
         for name in names:
             pairs = []
             for i in range(a.pairs):
                 out = Path(tmp) / f"{name}-{i}"
+                epochs = a.epochs or config_epochs(name)
                 results = {
-                    "kinit": run_kinit(name, npz, a.epochs, out, a.sets),
-                    "plain": run_worker("plain", name, npz, a.epochs),
-                    "ceiling": run_worker("ceiling", name, npz, a.epochs),
-                    "xla": run_worker("ceiling", name, npz, a.epochs, "--xla"),
+                    "kinit": run_kinit(name, npz, epochs, out, a.sets),
+                    "kinit_jax": run_kinit(
+                        name, npz, epochs, Path(f"{out}-jax"), [*a.sets, "backend=jax"]
+                    ),
+                    "plain": run_worker("plain", name, npz, epochs),
+                    "plain_jax": run_worker("plain", name, npz, epochs, "--backend", "jax"),
                 }
+                if a.ceilings:
+                    results["ceiling"] = run_worker("ceiling", name, npz, epochs)
+                    results["xla"] = run_worker("ceiling", name, npz, epochs, "--xla")
                 flops = results["plain"][0]["flops"]
                 pairs.append({key: (figures(r), mem) for key, (r, mem) in results.items()})
-                k, p = pairs[-1]["kinit"][0], pairs[-1]["plain"][0]
-                c, x = pairs[-1]["ceiling"][0], pairs[-1]["xla"][0]
                 print(
-                    f"{name} pair {i + 1}: samples/s whole fit (steady): kinit "
-                    f"{k['whole']:,.0f} ({number(k['steady'], ',.0f')}), plain "
-                    f"{p['whole']:,.0f} ({number(p['steady'], ',.0f')}); ceiling steady "
-                    f"{c['steady']:,.0f}, with XLA {x['steady']:,.0f}"
+                    f"{name} pair {i + 1} ({epochs} epochs): samples/s whole fit (steady): "
+                    + "; ".join(
+                        f"{label} {pairs[-1][key][0]['whole']:,.0f} "
+                        f"({number(pairs[-1][key][0]['steady'], ',.0f')})"
+                        for key, label in SIDES
+                        if key in pairs[-1]
+                    )
                 )
             summary.append((name, flops, pairs))
     print()
@@ -363,7 +384,8 @@ def main() -> None:
     print()
     steady_table(summary, peak)
     print(
-        "vs plain: the row's samples/s over the plain script's, median over pairs.\n"
+        "vs TF / vs JAX: the row's samples/s over the plain script's on that backend, median\n"
+        "of the pairs' ratios.\n"
         "epoch s: median seconds of the epochs after the first; 1st epoch s includes tracing;\n"
         "overhead s: the whole fit minus its epochs (before the first: the input pipeline...).\n"
         "ceiling: Keras's own step (steps_per_execution 8) on one fixed batch in memory, no\n"
@@ -391,31 +413,42 @@ def median(pairs: list[dict], key: str, figure: str) -> float | None:
     return None if None in values else statistics.median(values)
 
 
-def ratio(pairs: list[dict], key: str, figure: str) -> float | None:
-    """A side's figure over the plain script's: the median of the pairs' ratios."""
-    if median(pairs, key, figure) is None or median(pairs, "plain", figure) is None:
+def ratio(pairs: list[dict], key: str, figure: str, base: str = "plain") -> float | None:
+    """A side's figure over a plain script's: the median of the pairs' ratios."""
+    if median(pairs, key, figure) is None or median(pairs, base, figure) is None:
         return None
-    return statistics.median(p[key][0][figure] / p["plain"][0][figure] for p in pairs)
+    return statistics.median(p[key][0][figure] / p[base][0][figure] for p in pairs)
+
+
+def ratios(pairs: list[dict], key: str, figure: str) -> str:
+    """The row's ratio columns: over the plain TF script and over the plain JAX one."""
+    return " ".join(
+        f"{'':>8}" if key == base else number(ratio(pairs, key, figure, base), ".2f", 8)
+        for base, _ in BASES
+    )
+
+
+def present(pairs: list[dict]) -> list[tuple[str, str]]:
+    return [(key, label) for key, label in SIDES if key in pairs[0]]
 
 
 def whole_table(summary: list, peak: float) -> None:
     """samples/s over the whole fit: one-time costs included."""
     print("whole fit: samples/s over the whole fit call, first-epoch tracing included")
     print(
-        f"{'model':12} {'side':16} {'samples/s':>10} {'vs plain':>8} {'accuracy':>9} "
-        f"{'RSS MiB':>8} {'GFLOP/s':>8} {'of peak':>8}"
+        f"{'model':12} {'side':16} {'samples/s':>10} {'vs TF':>8} {'vs JAX':>8} "
+        f"{'accuracy':>9} {'RSS MiB':>8} {'GFLOP/s':>8} {'of peak':>8}"
     )
     for name, flops, pairs in summary:
-        for key, label in SIDES:
+        for key, label in present(pairs):
             # The ceilings stand for the steady rate only: their whole fit and their memory
             # (one batch of data) are no figures to compare here.
-            timed = key in ("kinit", "plain")
+            timed = key not in ("ceiling", "xla")
             rss = max(p[key][1] for p in pairs) if timed else None
             sps = median(pairs, key, "whole") if timed else None
-            whole_ratio = ratio(pairs, key, "whole") if timed else None
-            shown = "" if key == "plain" else number(whole_ratio, ".2f")
+            shown = ratios(pairs, key, "whole") if timed else f"{'':>17}"
             print(
-                f"{name:12} {label:16} {number(sps, ',.0f', 10)} {shown:>8} "
+                f"{name:12} {label:16} {number(sps, ',.0f', 10)} {shown} "
                 f"{number(median(pairs, key, 'accuracy'), '.4f', 9)} "
                 f"{number(rss, ',.0f', 8)} {roofline(sps, flops, peak)}"
             )
@@ -425,20 +458,27 @@ def steady_table(summary: list, peak: float) -> None:
     """samples/s per epoch after the first, and the one-time costs the whole fit adds."""
     print("steady state: samples/s over the median epoch after the first")
     print(
-        f"{'model':12} {'side':16} {'samples/s':>10} {'vs plain':>8} {'GFLOP/s':>8} "
+        f"{'model':12} {'side':16} {'samples/s':>10} {'vs TF':>8} {'vs JAX':>8} {'GFLOP/s':>8} "
         f"{'of peak':>8} {'epoch s':>8} {'1st epoch s':>11} {'overhead s':>10}"
     )
     for name, flops, pairs in summary:
-        for key, label in SIDES:
+        for key, label in present(pairs):
             sps = median(pairs, key, "steady")
-            shown = "" if key == "plain" else number(ratio(pairs, key, "steady"), ".2f")
+            shown = ratios(pairs, key, "steady")
             print(
-                f"{name:12} {label:16} {number(sps, ',.0f', 10)} {shown:>8} "
+                f"{name:12} {label:16} {number(sps, ',.0f', 10)} {shown} "
                 f"{roofline(sps, flops, peak)} "
                 f"{number(median(pairs, key, 'epoch'), '.3f', 8)} "
                 f"{number(median(pairs, key, 'first'), '.3f', 11)} "
                 f"{number(median(pairs, key, 'overhead'), '.3f', 10)}"
             )
+
+
+def config_epochs(name: str) -> int:
+    """The config's own train.epochs."""
+    import yaml
+
+    return int(yaml.safe_load(MODELS[name][0].read_text())["train"]["epochs"])
 
 
 def run_kinit(name: str, npz: Path, epochs: int, out: Path, sets: list[str]) -> tuple[dict, float]:

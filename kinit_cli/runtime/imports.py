@@ -57,6 +57,8 @@ def tensorflow() -> Any:
     with _captured_native_stderr(show=show_native_logs or "tensorflow" in sys.modules) as replay:
         try:
             import tensorflow as tf
+
+            tf.config.list_physical_devices()  # device discovery logs at first use
         except Exception:
             replay()
             raise

@@ -29,6 +29,7 @@ from kinit_cli.model.build import BuiltModel
 from kinit_cli.model.prepared import Prepared
 from kinit_cli.registry.specs import FAILED, SpecBuilder
 from kinit_cli.runtime import determinism
+from kinit_cli.runtime.imports import tensorflow
 from kinit_cli.storage import checkpoint, rundir
 from kinit_cli.training import distribute, resume
 from kinit_cli.training.multiworker import Loop
@@ -273,6 +274,9 @@ def _config_callbacks(
     config = prepared.config
     builder = SpecBuilder(prepared.registry, config)
     out, files = [], []
+    specs = prepared.resolved["train"]["callbacks"]
+    if prepared.resolved["backend"] != "tensorflow" and "TensorBoard" in str(specs):
+        tensorflow()  # it writes through tf.summary: loaded now, quietly, not mid-run
     for i, spec in enumerate(prepared.resolved["train"]["callbacks"]):
         where = ("train", "callbacks", i)
         if scratch is not None:

@@ -11,13 +11,18 @@ from typing import Any
 import numpy as np
 
 from kinit_cli.data import datasets
-from kinit_cli.errors import DataError
+from kinit_cli.errors import BackendError, DataError
 from kinit_cli.runtime.imports import keras, tensorflow
 
 
 def propagate(prepared: Any, built: Any) -> dict[str, Any]:
     """One batch of the configured data (unit-Gaussian input when it cannot be loaded)."""
-
+    running = prepared.resolved["backend"]
+    if running != "tensorflow":
+        raise BackendError(
+            f"--activations takes its gradients with TensorFlow's GradientTape, so it runs on "
+            f"backend tensorflow, not {running}: add --backend tensorflow"
+        )
     k, tf = keras(), tensorflow()
     model = built.model
     resolved = prepared.resolved
