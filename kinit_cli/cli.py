@@ -303,7 +303,8 @@ def main() -> None:
 @click.option(
     "--strategy",
     type=click.Choice(STRATEGIES),
-    help="tf.distribute strategy (overrides distribute.strategy).",
+    help="Distribution strategy (overrides distribute.strategy): tf.distribute's on "
+    "tensorflow, data_parallel on jax.",
 )
 @click.option("--quiet", "-q", is_flag=True, help="Print only the final results.")
 @click.option("--wide", is_flag=True, help="Every table column, however wide the table gets.")

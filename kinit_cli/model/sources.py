@@ -71,21 +71,19 @@ def check_config(config: config_mod.Config, *, nested: bool = False) -> Checked:
             if backend.requested or "backend" not in config.data:
                 raise  # from --backend or KERAS_BACKEND: nothing in the file to point at
             raise ConfigError([config.problem(("backend",), str(exc))]) from None
-    _backend_defaults(config, resolved)
+    _backend_settings(config, resolved)
     return Checked(config, resolved)
 
 
-def _backend_defaults(config: config_mod.Config, resolved: dict[str, Any]) -> None:
-    """The training settings a config leaves to its backend, filled in; one the backend
-    cannot run is a problem at its key."""
-    name, train = resolved["backend"], resolved["train"]
-    for key, value in backend.DEFAULTS[name].items():
-        if train[key] is None:
-            train[key] = value
-    if name == "torch" and train["steps_per_execution"] != 1:
+def _backend_settings(config: config_mod.Config, resolved: dict[str, Any]) -> None:
+    """A training setting the backend cannot run is a problem at its key. What a config
+    leaves out stays out (backend.setting() fills it in where it is used), so the run's
+    config.yaml means the same on another backend."""
+    steps = resolved["train"]["steps_per_execution"]
+    if resolved["backend"] == "torch" and steps not in (None, 1):
         message = (
             f"must be 1 on backend torch (Keras's torch trainer runs one step per call), "
-            f"got {train['steps_per_execution']}"
+            f"got {steps}"
         )
         raise ConfigError([config.problem(("train", "steps_per_execution"), message)])
 
@@ -138,12 +136,19 @@ def prepare(
 def _tensorflow_ops(
     config: config_mod.Config, resolved: dict[str, Any], registry: Registry
 ) -> Problems:
-    """On JAX or torch: every TensorFlow op in the plugin classes the config names, each at
-    the class_name that names its class."""
+    """On JAX or torch: every TensorFlow op in the plugin classes the config names (and the
+    code they use), each at the place that names its class."""
     problems = Problems()
-    if resolved["backend"] == "tensorflow":
+    running = resolved["backend"]
+    if running == "tensorflow":
         return problems
-    for where, name in _class_names(resolved, ()):
+    switch = "use --backend tensorflow" if backend.requested else "set backend: tensorflow"
+    names = [
+        found
+        for section in ("model", "compile", "train")
+        for found in _class_names(resolved[section], (section,))
+    ]
+    for where, name in names:
         for kind in KINDS:
             try:
                 entry = registry.resolve(kind, name)
@@ -151,7 +156,7 @@ def _tensorflow_ops(
                 continue
             if entry.key is not None and isinstance(entry.obj, type):
                 problems += [
-                    config.problem(where, use.message(resolved["backend"]))
+                    config.problem(where, use.message(running, switch))
                     for use in tf_ops.uses(entry.obj)
                 ]
             break
@@ -159,16 +164,20 @@ def _tensorflow_ops(
 
 
 def _class_names(node: Any, where: tuple[Any, ...]) -> list[tuple[tuple[Any, ...], str]]:
-    """(key path, name) of every class_name in the config, depth first."""
+    """(key path, name) of every class_name in a section, and of every plain text that may
+    name a class (`kernel_initializer: MyInit`), depth first."""
     out = []
     if isinstance(node, dict):
         if isinstance(node.get("class_name"), str):
             out.append(((*where, "class_name"), node["class_name"]))
         for key, value in node.items():
-            out += _class_names(value, (*where, key))
+            if key != "class_name":
+                out += _class_names(value, (*where, key))
     elif isinstance(node, list):
         for i, value in enumerate(node):
             out += _class_names(value, (*where, i))
+    elif isinstance(node, str) and node.isidentifier():
+        out.append((where, node))
     return out
 
 

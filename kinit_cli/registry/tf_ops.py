@@ -1,10 +1,11 @@
-"""TensorFlow ops in plugin classes, found before a JAX or torch run trips on them.
+"""TensorFlow ops in plugin code, found before a JAX or torch run trips on them.
 
 Tutorial code calls `tf.matmul`, `tf.nn.relu` or `tf.random_normal_initializer`; on the JAX
 or torch backend those get a tensor they cannot take (or make TensorFlow tensors Keras
-cannot use), and the error comes from deep inside the backend. Reading the class's source
-finds them first: every attribute read through a name the class's module binds to
-TensorFlow, `tf.keras` (Keras itself) excepted.
+cannot use), and the error comes from deep inside the backend. Reading the source finds
+them first: every attribute read through a name the module binds to TensorFlow
+(`tf.keras`, Keras itself, excepted), in the class a config names, its bases, and the
+classes and functions of the user's own modules it refers to (a sub-layer, a helper).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import inspect
 import sys
 import textwrap
 from dataclasses import dataclass
-from types import ModuleType
+from types import FunctionType, ModuleType
 from typing import Any
 
 # Where the keras.ops name differs from TensorFlow's (the rest keep their names).
@@ -27,6 +28,7 @@ _RENAMED = {
     "reduce_any": "keras.ops.any",
     "reduce_all": "keras.ops.all",
     "concat": "keras.ops.concatenate",
+    "clip_by_value": "keras.ops.clip",
     "constant": "keras.ops.convert_to_tensor",
     "Variable": "self.add_weight (or keras.Variable)",
     "random_normal_initializer": "keras.initializers.RandomNormal",
@@ -39,80 +41,101 @@ _RENAMED = {
     "uniform": "keras.random.uniform",
     "truncated_normal": "keras.random.truncated_normal",
 }
-
-
-_FRAMEWORKS = {"keras", "tensorflow", "tf_keras", "builtins", "abc", "typing"}
+# Modules whose code is not the user's: never read.
+_FRAMEWORKS = {"keras", "tensorflow", "tf_keras", "builtins", "abc", "typing", "numpy", "kinit_cli"}
 
 
 @dataclass(frozen=True)
 class TensorFlowUse:
-    """One TensorFlow op in a plugin class: where, which, and what to write instead."""
+    """One TensorFlow op in plugin code: where, which, and what to write instead."""
 
     file: str
     line: int
-    owner: str  # Class.method
+    owner: str  # Class.method or function
     op: str  # as written: tf.matmul
+    via: str | None = None  # the named class, when the op is in code it refers to
 
     @property
     def fix(self) -> str:
         last = self.op.rsplit(".", 1)[-1]
         if last in _RENAMED:
             return _RENAMED[last]
-        try:
-            import keras
+        import keras
 
-            if hasattr(keras.ops, last):
-                return f"keras.ops.{last}"
-        except ImportError:  # pragma: no cover - Keras is a dependency
-            pass
-        return "its keras.ops counterpart"
+        return f"keras.ops.{last}" if hasattr(keras.ops, last) else "its keras.ops counterpart"
 
-    def message(self, backend: str) -> str:
+    def message(self, backend: str, switch: str) -> str:
+        """`switch`: how the user picks the TensorFlow backend where they picked this one."""
+        via = f" (used by {self.via})" if self.via else ""
         return (
-            f"{self.file}:{self.line}: {self.owner} calls {self.op}, a TensorFlow op, which "
-            f"backend {backend} cannot run: write {self.fix} (backend-neutral), or set "
-            "backend: tensorflow"
+            f"{self.file}:{self.line}: {self.owner}{via} calls {self.op}, a TensorFlow op, which "
+            f"backend {backend} cannot run: write {self.fix} (backend-neutral), or {switch}"
         )
 
 
 def uses(cls: type) -> list[TensorFlowUse]:
-    """The TensorFlow ops `cls`'s own methods and its non-Keras bases' read, in source
-    order."""
+    """The TensorFlow ops in `cls`, its non-framework bases, and the user's classes and
+    functions they refer to, each place once, in source order within each."""
     found: list[TensorFlowUse] = []
-    for klass in cls.__mro__:
-        module = sys.modules.get(klass.__module__)
-        if module is None or klass.__module__.split(".")[0] in _FRAMEWORKS:
+    seen: set[int] = set()
+    pending: list[Any] = [k for k in cls.__mro__ if _users(k)]
+    while pending:
+        obj = pending.pop(0)
+        if id(obj) in seen:
             continue
-        found += _class_uses(klass, module)
+        seen.add(id(obj))
+        ops, refers = _read(obj)
+        via = None if obj in cls.__mro__ else cls.__name__
+        found += [TensorFlowUse(u.file, u.line, u.owner, u.op, via) for u in ops]
+        pending += [r for r in refers if id(r) not in seen]
     return found
 
 
-def _class_uses(klass: type, module: ModuleType) -> list[TensorFlowUse]:
-    aliases = {name for name, value in vars(module).items() if _is_tensorflow(value)}
-    if not aliases:
-        return []
+def _users(obj: Any) -> bool:
+    """Whether `obj` is a class or function of the user's (not a framework's)."""
+    module = getattr(obj, "__module__", None) or ""
+    return (
+        isinstance(obj, type | FunctionType)
+        and module.split(".")[0] not in _FRAMEWORKS
+        and module in sys.modules
+    )
+
+
+def _read(obj: Any) -> tuple[list[TensorFlowUse], list[Any]]:
+    """The ops in `obj`'s source, and the user's classes and functions it names."""
+    module: ModuleType = sys.modules[obj.__module__]
+    names = vars(module)
+    aliases = {name for name, value in names.items() if _is_tensorflow(value)}
     try:
-        lines, first = inspect.getsourcelines(klass)
-        file = inspect.getsourcefile(klass) or "<unknown>"
+        lines, first = inspect.getsourcelines(obj)
+        file = inspect.getsourcefile(obj) or "<unknown>"
     except (OSError, TypeError):
-        return []
+        return [], []
     tree = ast.parse(textwrap.dedent("".join(lines)))
-    out = []
-    for node in ast.walk(tree):
-        if not isinstance(node, ast.FunctionDef):
-            continue
+    refers = [
+        names[n.id]
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Name) and n.id in names and _users(names[n.id])
+    ]
+    found: dict[tuple[int, str], tuple[tuple[int, int], TensorFlowUse]] = {}
+    functions = [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)]
+    for node in functions:
         # tf.nn.relu holds tf.nn: only the outermost attribute of a chain is the op.
         inside = {id(n.value) for n in ast.walk(node) if isinstance(n, ast.Attribute)}
         for inner in ast.walk(node):
-            if id(inner) in inside:
-                continue
-            op = _chain(inner)
+            op = None if id(inner) in inside else _chain(inner)
             if op and op.split(".")[0] in aliases and _is_op(op):
                 line = first + inner.lineno - 1
-                where = (line, inner.col_offset)
-                out.append((where, TensorFlowUse(file, line, f"{klass.__name__}.{node.name}", op)))
-    unique = {(u.line, u.op): (where, u) for where, u in sorted(out, key=lambda p: p[0])}
-    return [u for _, u in sorted(unique.values(), key=lambda p: p[0])]
+                owner = (
+                    node.name if isinstance(obj, FunctionType) else f"{obj.__name__}.{node.name}"
+                )
+                if (line, op) not in found or node.name != obj.__name__:
+                    found[(line, op)] = (
+                        (line, inner.col_offset),
+                        TensorFlowUse(file, line, owner, op),
+                    )
+    ordered = sorted(found.values(), key=lambda pair: pair[0])
+    return [use for _, use in ordered], refers
 
 
 def _is_tensorflow(value: Any) -> bool:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
+from typing import Any
 
 from kinit_cli.config.choices import BACKENDS
 from kinit_cli.errors import BackendError
@@ -41,6 +42,12 @@ DEFAULTS: dict[str, dict[str, object]] = {
 }
 
 requested: str | None = None  # --backend, set by the command line before anything runs
+
+
+def setting(resolved: dict[str, Any], key: str) -> Any:
+    """train.<key> as the config gives it, else the config's backend's default."""
+    value = resolved["train"][key]
+    return DEFAULTS[resolved["backend"]][key] if value is None else value
 
 
 def resolve(configured: str | None = None) -> str:

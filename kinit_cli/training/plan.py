@@ -23,12 +23,12 @@ from kinit_cli.config import source as config_mod
 from kinit_cli.data.datasets import Splits
 from kinit_cli.data.datasets import load as load_data
 from kinit_cli.data.labels import check_labels
-from kinit_cli.errors import ConfigError, UsageError
+from kinit_cli.errors import ConfigError, DistributeError, UsageError
 from kinit_cli.model import sources
 from kinit_cli.model.build import BuiltModel
 from kinit_cli.model.prepared import Prepared
 from kinit_cli.registry.specs import FAILED, SpecBuilder
-from kinit_cli.runtime import determinism
+from kinit_cli.runtime import backend, determinism
 from kinit_cli.runtime.imports import tensorflow
 from kinit_cli.storage import checkpoint, rundir
 from kinit_cli.training import distribute, resume
@@ -185,6 +185,13 @@ def plan(
     )
     devices = distribution.devices or devices
     resolved = checked.resolved
+    batch = resolved["train"]["batch_size"]
+    if distribution.name == "data_parallel" and batch % distribution.replicas:
+        raise DistributeError(
+            f"data_parallel splits every batch evenly across its {distribution.replicas} "
+            f"devices: train.batch_size {batch} does not divide; use a multiple of "
+            f"{distribution.replicas}"
+        )
     # Variables, optimizer and metrics belong to the strategy.
     prepared = sources.prepare(
         checked, (), plugins, training=True, scope=distribution.strategy.scope()
@@ -250,11 +257,15 @@ def _ready(
     callbacks, files = _config_callbacks(prepared, run_dir, scratch, replace)
     model, args = prepared.built.model, prepared.compile_args
     train = prepared.resolved["train"]
+    if distribution.name == "data_parallel":
+        # Partial batches come padded with copies weighted 0 (data/batches.py): only
+        # weighted metrics leave the copies out.
+        args = {**args, "metrics": [], "weighted_metrics": args.get("metrics", [])}
     with distribution.strategy.scope():  # the optimizer's variables belong to the strategy
         model.compile(
             **args,
-            steps_per_execution=_steps_per_execution(train, distribution.replicas),
-            jit_compile=train["jit_compile"],
+            steps_per_execution=steps_per_call(prepared.resolved, distribution.replicas),
+            jit_compile=backend.setting(prepared.resolved, "jit_compile"),
         )
     if "loss" not in args:
         _require_loss(model, data, prepared.config)
@@ -314,11 +325,11 @@ def steps(x: np.ndarray | None, batch_size: int) -> int:
     return 0 if x is None else math.ceil(len(x) / batch_size)
 
 
-def _steps_per_execution(train: dict[str, Any], replicas: int) -> int:
+def steps_per_call(resolved: dict[str, Any], replicas: int) -> int:
     """`train.steps_per_execution`, or 1 across several replicas: there Keras 3.15's
     multi-step loop fails ("You must feed a value for placeholder tensor ...", as in
     keras-team/keras#19246), and the setting never changes the trained weights."""
-    return train["steps_per_execution"] if replicas == 1 else 1
+    return backend.setting(resolved, "steps_per_execution") if replicas == 1 else 1
 
 
 def _in_private_dir(spec: Any, folder: Path) -> Any:

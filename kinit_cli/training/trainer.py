@@ -20,11 +20,12 @@ from kinit_cli.config import source as config_mod
 from kinit_cli.data import pipeline
 from kinit_cli.errors import KinitError, TrainingDiverged, TrainingInterrupted, WriteError
 from kinit_cli.registry.plugins import is_file, plugin_failure
+from kinit_cli.runtime import backend
 from kinit_cli.runtime.imports import tensorflow
 from kinit_cli.runtime.versions import versions
 from kinit_cli.storage import ownership, rundir
 from kinit_cli.training import distribute
-from kinit_cli.training.plan import Plan, steps
+from kinit_cli.training.plan import Plan, steps, steps_per_call
 from kinit_cli.weights import stats
 
 
@@ -339,6 +340,9 @@ class Trainer:
                 "seed": self.plan.seed,
                 "devices": self.plan.devices,
                 "backend": self.plan.resolved["backend"],
+                # What the config left to the backend, as it ran.
+                "steps_per_execution": steps_per_call(plan.resolved, plan.distribution.replicas),
+                "jit_compile": backend.setting(plan.resolved, "jit_compile"),
                 "strategy": self.plan.distribution.name,
                 "num_replicas": self.plan.distribution.replicas,
                 "per_replica_batch_size": train["batch_size"] / self.plan.distribution.replicas,
