@@ -67,11 +67,12 @@ def test_print_config_applies_overrides_and_defaults(runner):
     )
     assert result.exit_code == 0, result.output
     printed = yaml.safe_load(result.stdout)
+    assert printed["backend"] == "tensorflow"
     assert printed["train"] == {
         "epochs": 1,
         "batch_size": 128,
-        "steps_per_execution": 8,
-        "jit_compile": False,
+        "steps_per_execution": None,  # the backend's (8 on tensorflow), where it is used
+        "jit_compile": None,
         "precision": "float32",
         "callbacks": [],
     }

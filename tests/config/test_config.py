@@ -45,7 +45,7 @@ def test_defaults_are_filled_and_name_comes_from_the_file(write):
     assert resolved["train"] == {
         "epochs": 1,
         "batch_size": 32,
-        "steps_per_execution": None,  # the backend's, filled in when the backend is chosen
+        "steps_per_execution": None,  # the backend's, where it is used (runtime.backend)
         "jit_compile": None,
         "precision": "float32",
         "callbacks": [],
