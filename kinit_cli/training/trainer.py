@@ -212,27 +212,11 @@ class Trainer:
 
     def _train_data(self, pieces: pipeline.ReplicaShare | None = None) -> Any:
         train, d = self.plan.resolved["train"], self.plan.data
+        shuffle = self.plan.resolved["data"]["shuffle"]
+        common = (d.x_train, d.y_train, train["batch_size"], self.plan.seed, shuffle, self.epoch)
         if not self.tf_data:
-            return self.batches.train_batches(
-                d.x_train,
-                d.y_train,
-                train["batch_size"],
-                self.plan.seed,
-                self.plan.resolved["data"]["shuffle"],
-                self.epoch,
-                d.scale,
-                self.plan.distribution.replicas,
-            )
-        return pipeline.train_dataset(
-            d.x_train,
-            d.y_train,
-            train["batch_size"],
-            self.plan.seed,
-            self.plan.resolved["data"]["shuffle"],
-            self.epoch,
-            pieces,
-            d.scale,
-        )
+            return self.batches.train_batches(*common, d.scale, self.plan.distribution.replicas)
+        return pipeline.train_dataset(*common, pieces, d.scale)
 
     def _validation_data(self, pieces: pipeline.ReplicaShare | None = None) -> Any:
         d, batch = self.plan.data, self.plan.resolved["train"]["batch_size"]
