@@ -99,7 +99,7 @@ def _set_backend(_ctx: click.Context, _param: click.Parameter, value: str | None
 
 backend_option = click.option(
     "--backend",
-    type=click.Choice(BACKENDS),
+    type=click.Choice(BACKENDS, case_sensitive=False),
     expose_value=False,
     is_eager=True,
     callback=_set_backend,
