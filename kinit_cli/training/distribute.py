@@ -1,4 +1,5 @@
-"""`distribute:` the tf.distribute strategy a run trains under, and the devices it uses.
+"""`distribute:` the strategy a run trains under, and the devices it uses: tf.distribute's
+on TensorFlow, keras.distribution's DataParallel on JAX, one device on torch.
 
 `devices: [cpu:0, cpu:1]` splits the CPU into that many logical devices (TensorFlow's
 logical device configuration), so `mirrored` can be tried on any machine. That has to
