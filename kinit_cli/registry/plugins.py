@@ -227,7 +227,7 @@ def _module_file(module: str) -> Path | None:
 def _tensorflow_first(path: Path | None) -> None:
     """Import TensorFlow, quietly (imports.tensorflow), before a plugin that imports it on
     another backend: its native start-up logs would otherwise reach the terminal."""
-    if path is None or "tensorflow" in sys.modules:
+    if path is None:
         return
     try:
         text = path.read_text(encoding="utf-8", errors="replace")
@@ -250,7 +250,8 @@ def _plugin_import(spec: str, path: Path | None) -> Iterator[None]:
     thread other than the main one) no SIGINT reaches this code, so any KeyboardInterrupt
     there is the plugin's too.
     """
-    _tensorflow_first(path or _module_file(spec))
+    if "tensorflow" not in sys.modules:  # on its own backend it is loaded already
+        _tensorflow_first(path or _module_file(spec))
     interrupted: list[bool] = []
     previous: Any = None
     if threading.current_thread() is threading.main_thread():

@@ -17,12 +17,16 @@ from kinit_cli.config.choices import BACKENDS
 from kinit_cli.errors import BackendError
 
 DEFAULT = "tensorflow"
-# The package each backend needs, and how to install it.
-PACKAGES = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
+# How to install each backend (its package has its name), on the CPU and for a GPU.
 INSTALL = {
-    "tensorflow": "pip install tensorflow (GPU: pip install 'kinit[gpu]')",
-    "jax": "pip install 'kinit[jax]' (GPU: pip install 'jax[cuda12]')",
-    "torch": "pip install 'kinit[torch]' (GPU: a CUDA build of torch, from pytorch.org)",
+    "tensorflow": "pip install tensorflow",
+    "jax": "pip install 'kinit[jax]'",
+    "torch": "pip install 'kinit[torch]'",
+}
+GPU_INSTALL = {
+    "tensorflow": "pip install 'kinit[gpu]'",
+    "jax": "pip install 'jax[cuda12]'",
+    "torch": "a CUDA build of torch, from pytorch.org",
 }
 
 # train.steps_per_execution and train.jit_compile where a config leaves them out. Each
@@ -82,10 +86,10 @@ def use(name: str) -> str:
                 "process (a backend is chosen once per process, before Keras is imported)"
             )
         return name
-    if importlib.util.find_spec(PACKAGES[name]) is None:
+    if importlib.util.find_spec(name) is None:
         raise BackendError(
-            f"backend {name} needs the {PACKAGES[name]} package, which is not installed: "
-            f"{INSTALL[name]}"
+            f"backend {name} needs the {name} package, which is not installed: "
+            f"{INSTALL[name]} (GPU: {GPU_INSTALL[name]})"
         )
     os.environ["KERAS_BACKEND"] = name
     return name

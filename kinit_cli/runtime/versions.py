@@ -20,7 +20,7 @@ def versions() -> dict[str, str]:
     keras()
     return {
         "python": platform.python_version(),
-        name: version(backend.PACKAGES[name]),
+        name: version(name),  # each backend's package has its name
         "keras": keras().__version__,
         "kinit": KINIT,
     }

@@ -150,7 +150,7 @@ def _other_devices(name: str, device: str) -> list[str]:
     if device == "gpu" and not gpus:
         raise DeviceError(
             f"--device gpu: {name} sees no GPU (it sees: {', '.join(found)}). Install its "
-            f"GPU build ({backend.INSTALL[name].split('GPU: ')[-1].rstrip(')')}), or use "
+            f"GPU build ({backend.GPU_INSTALL[name]}), or use "
             "--device cpu."
         )
     return gpus if gpus and device != "cpu" else [d for d in found if d.startswith("CPU")][:1]
