@@ -2,13 +2,22 @@
 what Keras's own training step reaches on this machine.
 
     python bench/train_vs_fit.py [--data DIR] [--models mnist,fashion_mlp,fashion_cnn]
-                                 [--epochs 2] [--pairs 2] [--set KEY=VALUE ...]
+                                 [--epochs N] [--pairs 5] [--set KEY=VALUE ...]
+                                 [--sides kinit,kinit_jax,plain,plain_jax] [--ceilings]
 
 Models: configs/mnist.yaml (784-512-10 MLP), configs/fashion_mnist_mlp.yaml (256-128-100)
 and configs/fashion_mnist_cnn.yaml (two 5x5 conv + pool, dense 1024). The plain side is
 written the way the Keras tutorials write it: `model.compile(...)` with defaults and
 `model.fit(x, y, ...)` on NumPy arrays. Each side runs in its own process, alternating, so
 neither inherits the other's warm caches; a ratio is the median of the pairs' ratios.
+The sides: kinit on TensorFlow (its defaults), kinit_xla (the same with train.jit_compile),
+kinit_jax (backend: jax), and the plain script with KERAS_BACKEND tensorflow and jax.
+
+Pair i trains every side with seed 42 + i, so the pairs give each side's test accuracy over
+as many seeds: the accuracy table shows each side's mean and standard error, and how many
+of the plain script's standard errors each kinit side's mean lies from it. Start-up to the
+first step is the wall time from launching a side's process to the end of its first
+training call (a callback on each side notes it; bench/first_step.py is kinit's, a plugin).
 
 Two tables, because a short run hides the per-epoch rate under one-time costs:
 - whole fit: samples/s over the whole `fit` call, which includes tracing the training
@@ -23,7 +32,9 @@ optimizer and loss, compiled with steps_per_execution 8, on one fixed batch of 1
 training examples repeated for an epoch's steps: no input pipeline, no callbacks but an
 epoch timer. Without XLA it keeps Keras's numerics, so it is the most any tool that keeps
 them can reach on this machine; with XLA (jit_compile) it is faster but rounds differently.
-Each ceiling runs in its own process too, once per pair.
+The JAX ceiling is the same step on the JAX backend, where Keras always compiles with XLA:
+the most kinit on JAX, or any tool on Keras's JAX step, can reach. Each ceiling runs in its
+own process too, once per pair, for at most 3 epochs (the steady rate needs 2).
 
 The roofline: the machine's measured float32 matrix-multiply throughput (GFLOP/s, a
 2048x2048 tf.matmul) and each model's FLOPs per training sample (3x the forward pass of
@@ -90,11 +101,11 @@ MODELS = {
     "mnist": (ROOT / "configs" / "mnist.yaml", []),
     "fashion_mlp": (
         ROOT / "configs" / "fashion_mnist_mlp.yaml",
-        ["data.validation_split=0.0", "train.callbacks=[]"],
+        ["data.validation_split=0.0"],
     ),
     "fashion_cnn": (
         ROOT / "configs" / "fashion_mnist_cnn.yaml",
-        ["data.validation_split=0.0", "train.callbacks=[]"],
+        ["data.validation_split=0.0"],
     ),
 }
 
@@ -146,6 +157,7 @@ def training_flops(model) -> float:
 
 
 BATCH = 128
+SEED = 42  # run i of each side trains with seed SEED + i
 LOSS = "sparse_categorical_crossentropy"
 
 
@@ -162,11 +174,12 @@ def arrays(
 
 
 def epoch_timer():
-    """A callback that appends each epoch's wall seconds to its `seconds` list.
+    """A callback that appends each epoch's wall seconds to its `seconds` list and keeps
+    the wall-clock time at which the first training call ended (`first_step_at`).
 
-    Epoch hooks only: Keras calls every callback's batch hooks, but the inherited ones do
-    nothing, and it reads each step's logs for its own History with or without this one. So
-    the tutorial script stays as written, but for two empty calls a step.
+    Keras calls every callback's batch hooks anyway and reads each step's logs for its own
+    History with or without this one, so the tutorial script stays as written, but for one
+    attribute test a step.
     """
     import keras
 
@@ -174,9 +187,14 @@ def epoch_timer():
         def __init__(self) -> None:
             super().__init__()
             self.seconds: list[float] = []
+            self.first_step_at: float | None = None
 
         def on_epoch_begin(self, epoch: int, logs=None) -> None:
             self.start = time.perf_counter()
+
+        def on_train_batch_end(self, batch: int, logs=None) -> None:
+            if self.first_step_at is None:
+                self.first_step_at = time.time()
 
         def on_epoch_end(self, epoch: int, logs=None) -> None:
             self.seconds.append(time.perf_counter() - self.start)
@@ -184,14 +202,14 @@ def epoch_timer():
     return EpochTimer()
 
 
-def plain(npz: str, epochs: int, name: str, backend: str = "tensorflow") -> dict:
+def plain(npz: str, epochs: int, name: str, backend: str = "tensorflow", seed: int = 42) -> dict:
     """The tutorial script: NumPy arrays straight into model.fit, on `backend` (the one line
     a Keras 3 script sets: KERAS_BACKEND)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ["KERAS_BACKEND"] = backend
     import keras
 
-    keras.utils.set_random_seed(42)
+    keras.utils.set_random_seed(seed)
     model, optimizer = plain_model(name)
     x_train, y_train, x_test, y_test = arrays(npz, model)
     model.compile(optimizer=optimizer, loss=LOSS, metrics=["accuracy"])
@@ -205,16 +223,18 @@ def plain(npz: str, epochs: int, name: str, backend: str = "tensorflow") -> dict
         "samples": len(x_train),
         "accuracy": model.evaluate(x_test, y_test, verbose=0)[1],
         "flops": training_flops(model),
+        "first_step_at": timer.first_step_at,
     }
 
 
-def ceiling(npz: str, epochs: int, name: str, xla: bool) -> dict:
+def ceiling(npz: str, epochs: int, name: str, xla: bool, backend: str = "tensorflow") -> dict:
     """Keras's own training step alone: one fixed batch of real examples, already in memory,
     repeated for as many steps as an epoch has; no input pipeline, no callbacks but the
-    timer. `xla` compiles the step with XLA, which changes the numerics."""
+    timer. `xla` compiles the TensorFlow step with XLA, which changes the numerics; on JAX
+    the step is always XLA-compiled (Keras's default there), fed the same device array."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ["KERAS_BACKEND"] = backend
     import keras
-    import tensorflow as tf
 
     keras.utils.set_random_seed(42)
     model, optimizer = plain_model(name)
@@ -226,17 +246,35 @@ def ceiling(npz: str, epochs: int, name: str, xla: bool) -> dict:
         loss=LOSS,
         metrics=["accuracy"],
         steps_per_execution=8,
-        jit_compile=xla,
+        jit_compile=True if backend == "jax" else xla,
     )
-    batches = tf.data.Dataset.from_tensors((x_train[:BATCH], y_train[:BATCH])).repeat(steps)
+    if backend == "jax":
+        import jax
+
+        batch = (jax.device_put(x_train[:BATCH]), jax.device_put(y_train[:BATCH]))
+
+        class Repeat(keras.utils.PyDataset):
+            def __len__(self) -> int:
+                return steps
+
+            def __getitem__(self, i: int):
+                return batch
+
+        batches = Repeat()
+    else:
+        import tensorflow as tf
+
+        batches = tf.data.Dataset.from_tensors((x_train[:BATCH], y_train[:BATCH])).repeat(steps)
     timer = epoch_timer()
     start = time.perf_counter()
-    model.fit(batches, epochs=max(epochs, 2), verbose=0, callbacks=[timer])
+    # Steady state only: the first epoch traces, the others give the rate.
+    model.fit(batches, epochs=min(max(epochs, 2), 3), verbose=0, callbacks=[timer])
     return {
         "seconds": time.perf_counter() - start,
         "epoch_seconds": timer.seconds,
         "samples": steps * BATCH,
         "accuracy": None,
+        "first_step_at": None,
     }
 
 
@@ -261,29 +299,36 @@ def matmul_gflops(rounds: int = 5) -> dict:
     return {"gflops": best}
 
 
-def run(args: list[str], parse, cwd: Path | None = None) -> tuple[dict, float]:
+def run(
+    args: list[str], parse, cwd: Path | None = None, env: dict | None = None
+) -> tuple[dict, float]:
     """Run one side in a child process; its result and its peak resident memory (MiB)."""
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        proc = subprocess.Popen(args, stdout=out, stderr=err, text=True, cwd=cwd)
+        launched = time.time()
+        proc = subprocess.Popen(args, stdout=out, stderr=err, text=True, cwd=cwd, env=env)
         _, status, usage = os.wait4(proc.pid, 0)  # wait4: this child's own peak memory
         proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
         if proc.returncode:
             raise SystemExit(f"{args[:3]} failed:\n{err.read()[-2000:]}")
-        return parse(out.read()), usage.ru_maxrss / 1024
+        return {**parse(out.read()), "launched": launched}, usage.ru_maxrss / 1024
 
 
 # (key, label) of each row of a model, in the order they run in a pair; the ceilings only
 # with --ceilings.
 SIDES = (
     ("kinit", "kinit tensorflow"),
+    ("kinit_xla", "kinit TF + XLA"),
     ("kinit_jax", "kinit jax"),
     ("plain", "plain TF"),
     ("plain_jax", "plain JAX"),
     ("ceiling", "ceiling (no XLA)"),
     ("xla", "ceiling (XLA)"),
+    ("ceiling_jax", "ceiling JAX"),
 )
+# The ceilings stand for the steady rate alone.
+CEILINGS = ("ceiling", "xla", "ceiling_jax")
 # The plain script each ratio column divides by.
 BASES = (("plain", "vs TF"), ("plain_jax", "vs JAX"))
 
@@ -299,6 +344,11 @@ def figures(result: dict) -> dict:
         "first": times[0],
         "overhead": result["seconds"] - sum(times),
         "accuracy": result["accuracy"],
+        "startup": (
+            None
+            if result.get("first_step_at") is None
+            else result["first_step_at"] - result["launched"]
+        ),
     }
 
 
@@ -321,22 +371,32 @@ def main() -> None:
     parser.add_argument(
         "--ceilings", action="store_true", help="also Keras's own TF step on one batch"
     )
+    parser.add_argument(
+        "--sides",
+        default="kinit,kinit_jax,plain,plain_jax",
+        help="comma-separated, of kinit, kinit_xla (kinit on TensorFlow with XLA), kinit_jax, "
+        "plain, plain_jax; default: all but kinit_xla",
+    )
     parser.add_argument("--worker", choices=["plain", "ceiling", "matmul"])
     parser.add_argument("--backend", default="tensorflow", help="--worker plain: Keras backend")
     parser.add_argument("--model", choices=list(MODELS), default="mnist")
     parser.add_argument("--npz")
     parser.add_argument("--xla", action="store_true", help="--worker ceiling: jit_compile")
+    parser.add_argument("--seed", type=int, default=42, help="--worker plain: the seed")
     a = parser.parse_args()
     if a.worker == "plain":
-        print(json.dumps(plain(a.npz, a.epochs, a.model, a.backend)))
+        print(json.dumps(plain(a.npz, a.epochs, a.model, a.backend, a.seed)))
         return
     if a.worker == "ceiling":
-        print(json.dumps(ceiling(a.npz, a.epochs, a.model, a.xla)))
+        print(json.dumps(ceiling(a.npz, a.epochs, a.model, a.xla, a.backend)))
         return
     if a.worker == "matmul":
         print(json.dumps(matmul_gflops()))
         return
     names = [m.strip() for m in a.models.split(",") if m.strip()]
+    sides = {s.strip() for s in a.sides.split(",") if s.strip()}
+    if not sides & {"plain", "plain_jax"}:
+        raise SystemExit("--sides needs plain or plain_jax: the ratios divide by it")
     unknown = [m for m in names if m not in MODELS]
     if unknown:
         raise SystemExit(f"unknown model(s) {unknown}; choose from {', '.join(MODELS)}")
@@ -347,38 +407,75 @@ def main() -> None:
         described = write_npz(a.data, npz)
         print(
             f"data: {described}; "
-            f"{a.epochs or 'the configs own'} epochs; {a.pairs} alternating runs of each side"
+            f"{a.epochs or 'the configs own'} epochs; {a.pairs} alternating runs of each side, "
+            f"run i with seed {SEED} + i on every side"
             + (f"; kinit --set {' '.join(a.sets)}" if a.sets else "")
         )
         print(f"machine: float32 matmul {peak:,.1f} GFLOP/s (2048x2048 tf.matmul, best of 5)")
-        for name in names:
-            pairs = []
-            for i in range(a.pairs):
-                out = Path(tmp) / f"{name}-{i}"
-                epochs = a.epochs or config_epochs(name)
-                results = {
-                    "kinit": run_kinit(name, npz, epochs, out, a.sets),
-                    "kinit_jax": run_kinit(
-                        name, npz, epochs, Path(f"{out}-jax"), [*a.sets, "backend=jax"]
-                    ),
-                    "plain": run_worker("plain", name, npz, epochs),
-                    "plain_jax": run_worker("plain", name, npz, epochs, "--backend", "jax"),
-                }
-                if a.ceilings:
-                    results["ceiling"] = run_worker("ceiling", name, npz, epochs)
-                    results["xla"] = run_worker("ceiling", name, npz, epochs, "--xla")
-                flops = results["plain"][0]["flops"]
-                pairs.append({key: (figures(r), mem) for key, (r, mem) in results.items()})
-                print(
-                    f"{name} pair {i + 1} ({epochs} epochs): samples/s whole fit (steady): "
-                    + "; ".join(
-                        f"{label} {pairs[-1][key][0]['whole']:,.0f} "
-                        f"({number(pairs[-1][key][0]['steady'], ',.0f')})"
-                        for key, label in SIDES
-                        if key in pairs[-1]
+        pairs: list[dict] = []
+        try:
+            for name in names:
+                pairs = []
+                for i in range(a.pairs):
+                    out = Path(tmp) / f"{name}-{i}"
+                    epochs = a.epochs or config_epochs(name)
+                    seed = ["--seed", str(SEED + i)]
+                    sets = [*a.sets, f"seed={SEED + i}"]
+                    runs = {
+                        "kinit": (run_kinit, name, npz, epochs, out, sets),
+                        "kinit_xla": (
+                            run_kinit,
+                            name,
+                            npz,
+                            epochs,
+                            Path(f"{out}-xla"),
+                            [*sets, "train.jit_compile=true"],
+                        ),
+                        "kinit_jax": (
+                            run_kinit,
+                            name,
+                            npz,
+                            epochs,
+                            Path(f"{out}-jax"),
+                            [*sets, "backend=jax"],
+                        ),
+                        "plain": (run_worker, "plain", name, npz, epochs, *seed),
+                        "plain_jax": (
+                            run_worker,
+                            "plain",
+                            name,
+                            npz,
+                            epochs,
+                            *seed,
+                            "--backend",
+                            "jax",
+                        ),
+                    }
+                    results = {key: f(*args) for key, (f, *args) in runs.items() if key in sides}
+                    if a.ceilings:
+                        results["ceiling"] = run_worker("ceiling", name, npz, epochs)
+                        results["xla"] = run_worker("ceiling", name, npz, epochs, "--xla")
+                        results["ceiling_jax"] = run_worker(
+                            "ceiling", name, npz, epochs, "--backend", "jax"
+                        )
+                    flops = next(
+                        results[k][0]["flops"] for k in ("plain", "plain_jax") if k in results
                     )
-                )
-            summary.append((name, flops, pairs))
+                    pairs.append({key: (figures(r), mem) for key, (r, mem) in results.items()})
+                    print(
+                        f"{name} pair {i + 1} ({epochs} epochs): samples/s whole fit (steady): "
+                        + "; ".join(
+                            f"{label} {pairs[-1][key][0]['whole']:,.0f} "
+                            f"({number(pairs[-1][key][0]['steady'], ',.0f')})"
+                            for key, label in SIDES
+                            if key in pairs[-1]
+                        )
+                    )
+                summary.append((name, flops, pairs))
+        except KeyboardInterrupt:  # the tables of the pairs that finished
+            print("interrupted: the tables below hold the pairs that finished")
+            if pairs and not (summary and summary[-1][2] is pairs):
+                summary.append((name, flops, pairs))
     print()
     whole_table(summary, peak)
     print()
@@ -388,11 +485,16 @@ def main() -> None:
         "of the pairs' ratios.\n"
         "epoch s: median seconds of the epochs after the first; 1st epoch s includes tracing;\n"
         "overhead s: the whole fit minus its epochs (before the first: the input pipeline...).\n"
+        "to 1st step s: from launching the process to the end of its first training call\n"
+        "(imports, data, model, tracing and compiling included), median.\n"
         "ceiling: Keras's own step (steps_per_execution 8) on one fixed batch in memory, no\n"
-        "input pipeline; without XLA it keeps Keras's numerics, XLA changes them.\n"
+        "input pipeline; without XLA it keeps Keras's numerics, XLA changes them; the JAX\n"
+        "ceiling is XLA-compiled as Keras always compiles on JAX.\n"
         "training FLOPs per sample: "
         + ", ".join(f"{name} {flops / 1e6:,.2f} M" for name, flops, _ in summary)
     )
+    print()
+    accuracy_table(summary)
 
 
 def number(value: float | None, spec: str, width: int = 0) -> str:
@@ -415,7 +517,7 @@ def median(pairs: list[dict], key: str, figure: str) -> float | None:
 
 def ratio(pairs: list[dict], key: str, figure: str, base: str = "plain") -> float | None:
     """A side's figure over a plain script's: the median of the pairs' ratios."""
-    if median(pairs, key, figure) is None or median(pairs, base, figure) is None:
+    if base not in pairs[0] or None in (median(pairs, key, figure), median(pairs, base, figure)):
         return None
     return statistics.median(p[key][0][figure] / p[base][0][figure] for p in pairs)
 
@@ -437,20 +539,17 @@ def whole_table(summary: list, peak: float) -> None:
     print("whole fit: samples/s over the whole fit call, first-epoch tracing included")
     print(
         f"{'model':12} {'side':16} {'samples/s':>10} {'vs TF':>8} {'vs JAX':>8} "
-        f"{'accuracy':>9} {'RSS MiB':>8} {'GFLOP/s':>8} {'of peak':>8}"
+        f"{'to 1st step s':>13} {'RSS MiB':>8} {'GFLOP/s':>8} {'of peak':>8}"
     )
     for name, flops, pairs in summary:
         for key, label in present(pairs):
-            # The ceilings stand for the steady rate only: their whole fit and their memory
-            # (one batch of data) are no figures to compare here.
-            timed = key not in ("ceiling", "xla")
-            rss = max(p[key][1] for p in pairs) if timed else None
-            sps = median(pairs, key, "whole") if timed else None
-            shown = ratios(pairs, key, "whole") if timed else f"{'':>17}"
+            if key in CEILINGS:  # the steady rate only: their whole fit and memory (one
+                continue  # batch of data) are no figures to compare
+            sps = median(pairs, key, "whole")
             print(
-                f"{name:12} {label:16} {number(sps, ',.0f', 10)} {shown} "
-                f"{number(median(pairs, key, 'accuracy'), '.4f', 9)} "
-                f"{number(rss, ',.0f', 8)} {roofline(sps, flops, peak)}"
+                f"{name:12} {label:16} {number(sps, ',.0f', 10)} {ratios(pairs, key, 'whole')} "
+                f"{number(median(pairs, key, 'startup'), '.2f', 13)} "
+                f"{max(p[key][1] for p in pairs):>8,.0f} {roofline(sps, flops, peak)}"
             )
 
 
@@ -472,6 +571,50 @@ def steady_table(summary: list, peak: float) -> None:
                 f"{number(median(pairs, key, 'first'), '.3f', 11)} "
                 f"{number(median(pairs, key, 'overhead'), '.3f', 10)}"
             )
+
+
+def accuracy_table(summary: list) -> None:
+    """Test accuracy over the pairs' seeds: each side's mean and its standard error, and
+    each kinit side's distance from each plain script's mean in that script's standard
+    errors (the issue's criterion: within 2), then in the standard error of the difference
+    of the two means."""
+    print("test accuracy over the pairs' seeds: mean, standard error of the mean (SE)")
+    print(
+        f"{'model':12} {'side':16} {'seeds':>5} {'mean':>7} {'SE':>7} {'min':>7} {'max':>7} "
+        f"{'vs TF':>15} {'vs JAX':>15}"
+    )
+    for name, _, pairs in summary:
+        for key, label in present(pairs):
+            if key in CEILINGS:
+                continue
+            values = [p[key][0]["accuracy"] for p in pairs]
+            mean, se = mean_se(values)
+            shown = []
+            for base, _ in BASES:
+                if not key.startswith("kinit") or base not in pairs[0]:
+                    shown.append(f"{'':>15}")
+                    continue
+                base_mean, base_se = mean_se([p[base][0]["accuracy"] for p in pairs])
+                if not base_se or se is None:
+                    shown.append(f"{'n/a':>15}")
+                    continue
+                both = math.hypot(se, base_se)
+                pair = f"{(mean - base_mean) / base_se:+.2f} ({(mean - base_mean) / both:+.2f})"
+                shown.append(f"{pair:>15}")
+            print(
+                f"{name:12} {label:16} {len(values):>5} {mean:>7.4f} {number(se, '.4f', 7)} "
+                f"{min(values):>7.4f} {max(values):>7.4f} {' '.join(shown)}"
+            )
+    print(
+        "vs TF / vs JAX: (kinit mean - plain mean) / plain SE, the criterion holding within 2;\n"
+        "in brackets over the SE of the difference, sqrt(kinit SE^2 + plain SE^2)."
+    )
+
+
+def mean_se(values: list[float]) -> tuple[float, float | None]:
+    """The mean of `values` and its standard error (None for a single value)."""
+    se = statistics.stdev(values) / math.sqrt(len(values)) if len(values) > 1 else None
+    return statistics.fmean(values), se
 
 
 def config_epochs(name: str) -> int:
@@ -500,7 +643,11 @@ def run_kinit(name: str, npz: Path, epochs: int, out: Path, sets: list[str]) -> 
         "--set",
         f"train.epochs={epochs}",
     ]
-    for item in [*extra, *sets]:
+    # FirstStep (bench/first_step.py, a plugin) notes when the first training call ends;
+    # the configs here name no other plugin or callback once `extra` is applied.
+    stamp = Path(f"{out}.first-step")
+    plugin = ["plugins=[" + str(ROOT / "bench" / "first_step.py") + "]"]
+    for item in [*extra, *sets, *plugin, "train.callbacks=[FirstStep]"]:
         args += ["--set", item]
 
     def parse(stdout: str) -> dict:
@@ -510,9 +657,10 @@ def run_kinit(name: str, npz: Path, epochs: int, out: Path, sets: list[str]) -> 
             "epoch_seconds": m["epoch_seconds"],
             "samples": m["data"]["train"],
             "accuracy": m["test"]["accuracy"],
+            "first_step_at": float(stamp.read_text()),
         }
 
-    return run(args, parse, cwd=ROOT)
+    return run(args, parse, cwd=ROOT, env={**os.environ, "KINIT_BENCH_FIRST_STEP": str(stamp)})
 
 
 def run_worker(worker: str, name: str, npz: Path, epochs: int, *extra: str) -> tuple[dict, float]:

@@ -23,6 +23,7 @@ from kinit_cli.model.variables import (
     untracked_weights,
     weight_infos,
 )
+from kinit_cli.registry import tf_ops
 from kinit_cli.registry.catalog import Registry
 from kinit_cli.registry.registration import source_file, user_class
 from kinit_cli.registry.specs import FAILED, SpecBuilder
@@ -318,7 +319,8 @@ def _call_failure(layer: Any, exc: Exception) -> str:
             message = message[2:-2]
     cls = type(layer)
     where = raised_in(exc, source_file(cls)) if user_class(cls) else ""
-    return f"applying {cls.__name__} '{layer.name}' failed{where}: {explained(exc, message)}"
+    hint = tf_ops.unseen_ops_hint(source_file(cls)) if user_class(cls) else ""
+    return f"applying {cls.__name__} '{layer.name}' failed{where}: {explained(exc, message)}{hint}"
 
 
 def _layer_infos(

@@ -38,9 +38,12 @@ class Prepared:
     built: BuiltModel
 
     def verdict(self, path: str | Path) -> str:
-        """validate's first line: the config is valid, with the user's plugins it loaded."""
+        """validate's first line: the config is valid on its backend (a plugin can be valid
+        on one and not another), with the user's plugins it loaded."""
         user = [p.spec for p in self.plugins if not p.spec.startswith("kinit_cli.")]
-        return f"{path}: valid" + (f"; plugins loaded: {', '.join(user)}" if user else "")
+        return f"{path}: valid on backend {self.resolved['backend']}" + (
+            f"; plugins loaded: {', '.join(user)}" if user else ""
+        )
 
     def notes(self) -> list[str]:
         """What works but deserves a word: shadowed built-ins, classes Keras cannot reload."""

@@ -37,6 +37,7 @@ from kinit_cli.errors import (
     explained,
     frames_in,
 )
+from kinit_cli.registry import tf_ops
 from kinit_cli.registry.registration import PLUGIN_ORIGINS, register_module_classes
 from kinit_cli.runtime.imports import keras, tensorflow
 
@@ -354,5 +355,5 @@ def plugin_failure(exc: BaseException, doing: str) -> PluginCodeError | None:
     frame = frames[-1]
     return PluginCodeError(
         f"{frame.filename}:{frame.lineno}: {doing} failed in plugin code ({frame.name}): "
-        f"{type(exc).__name__}: {explained(exc)}"
+        f"{type(exc).__name__}: {explained(exc)}{tf_ops.unseen_ops_hint(frame.filename)}"
     )

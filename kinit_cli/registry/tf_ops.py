@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import ast
 import inspect
+import os
 import sys
 import textwrap
 from dataclasses import dataclass
 from types import FunctionType, ModuleType
 from typing import Any
+
+from kinit_cli.runtime import backend
 
 # Where the keras.ops name differs from TensorFlow's (the rest keep their names).
 _RENAMED = {
@@ -73,6 +76,27 @@ class TensorFlowUse:
         )
 
 
+def unseen_ops_hint(filename: str | None) -> str:
+    """For an error raised in plugin code on JAX or torch: when the module of `filename`
+    binds TensorFlow (`import tensorflow as tf`), a TensorFlow op this scan cannot see
+    (`getattr(tf, name)`) may be the cause, and the backend's own error will not say so."""
+    running = backend.started()
+    if filename is None or running in (None, "tensorflow"):
+        return ""
+    wanted = os.path.realpath(filename)
+    for module in list(sys.modules.values()):
+        path = getattr(module, "__file__", None)
+        if path and os.path.realpath(path) == wanted:
+            if any(is_tensorflow(value) for value in vars(module).values()):
+                return (
+                    f" ({os.path.basename(filename)} uses TensorFlow, whose ops backend "
+                    f"{running} cannot run: write them with keras.ops, backend-neutral, or "
+                    "run on backend tensorflow)"
+                )
+            break
+    return ""
+
+
 def uses(cls: type) -> list[TensorFlowUse]:
     """The TensorFlow ops in `cls`, its non-framework bases, and the user's classes and
     functions they refer to, each place once, in source order within each."""
@@ -105,7 +129,7 @@ def _read(obj: Any) -> tuple[list[TensorFlowUse], list[Any]]:
     """The ops in `obj`'s source, and the user's classes and functions it names."""
     module: ModuleType = sys.modules[obj.__module__]
     names = vars(module)
-    aliases = {name for name, value in names.items() if _is_tensorflow(value)}
+    aliases = {name for name, value in names.items() if is_tensorflow(value)}
     try:
         lines, first = inspect.getsourcelines(obj)
         file = inspect.getsourcefile(obj) or "<unknown>"
@@ -138,7 +162,8 @@ def _read(obj: Any) -> tuple[list[TensorFlowUse], list[Any]]:
     return [use for _, use in ordered], refers
 
 
-def _is_tensorflow(value: Any) -> bool:
+def is_tensorflow(value: Any) -> bool:
+    """`value` is TensorFlow or one of its modules."""
     name = getattr(value, "__name__", "")
     return isinstance(value, ModuleType) and (
         name == "tensorflow" or name.startswith("tensorflow.")

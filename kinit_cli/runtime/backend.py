@@ -33,9 +33,10 @@ GPU_INSTALL = {
 # keeps same-seed runs bit-identical (tests/training/test_backends.py).
 # TensorFlow: 8 steps, the same weights bit for bit as 1 (tests/training/test_train.py),
 # 1.3x its speed on configs/mnist.yaml (Fashion-MNIST, 2-core CPU; BENCHMARKS.md), and still
-# a progress update and a NaN check every 8 batches; 32 measured no faster. No XLA yet: it
-# is faster but rounds differently, and the accuracy criterion that would allow it as a
-# default (5 seeds) has not been measured.
+# a progress update and a NaN check every 8 batches; 32 measured no faster. No XLA: on
+# Fashion-MNIST (BENCHMARKS.md, "Backends") it made the MLPs' Keras step 1.2x faster but
+# the CNN's epochs 2.3x slower (XLA's CPU convolutions), and Keras itself leaves XLA off
+# on machines with no GPU; `train.jit_compile: true` asks for it.
 # JAX: XLA is how JAX runs at all (without jit every op dispatches on its own: 777 against
 # 137,856 samples/s in digits.yaml's second epoch, measured).
 # JAX's 8 steps against 1: 43,000 against 40,036 samples/s on Fashion-MNIST (mnist.yaml, 3

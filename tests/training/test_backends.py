@@ -250,6 +250,51 @@ def test_a_plugin_with_tensorflow_ops_fails_at_validate_with_the_fix(tmp_path, b
     assert metrics["backend"] == backend and metrics["status"] == "completed"
 
 
+# A TensorFlow op the source scan cannot see: reached through a module-level table.
+HIDDEN_OP_PLUGIN = """\
+import tensorflow as tf
+from tensorflow import keras
+
+ACTIVATIONS = {"relu": tf.nn.relu, "tanh": tf.nn.tanh}
+
+
+class Block(keras.layers.Layer):
+    def __init__(self, units=32, activation="relu"):
+        super().__init__()
+        self.units = units
+        self.act = ACTIVATIONS[activation]
+
+    def build(self, input_shape):
+        self.w = self.add_weight(shape=(input_shape[-1], self.units),
+                                 initializer="random_normal", trainable=True)
+
+    def call(self, inputs):
+        return self.act(keras.ops.matmul(inputs, self.w))
+"""
+
+
+@pytest.mark.slow
+def test_a_tensorflow_op_the_scan_cannot_see_gets_the_backend_hint(tmp_path):
+    (tmp_path / "layers.py").write_text(HIDDEN_OP_PLUGIN)
+    config = tmp_path / "c.yaml"
+    config.write_text(PLUGIN_CONFIG.format(backend="jax", layer="Block"))
+    done, _ = kinit("validate", str(config), cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    said = [line for line in done.stderr.splitlines() if not line.startswith("KINIT-LOADED")]
+    words = " ".join(" ".join(said).split())  # one message, however rich wrapped it
+    assert words.startswith(f"error: {config}:6:7: model.layers[0]: "), done.stderr
+    assert f"applying Block 'block' failed (at {tmp_path / 'layers.py'}:18): " in words
+    assert words.endswith(
+        "(layers.py uses TensorFlow, whose ops backend jax cannot run: write them with "
+        "keras.ops, backend-neutral, or run on backend tensorflow)"
+    ), done.stderr
+    assert "Traceback" not in done.stderr
+    # On TensorFlow the same class is fine.
+    config.write_text(PLUGIN_CONFIG.format(backend="tensorflow", layer="Block"))
+    done, _ = kinit("validate", str(config), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_the_builtin_pack_and_tutorial_classes_build_and_train(tmp_path, backend):
@@ -326,6 +371,10 @@ def test_validate_and_list_honour_the_backend(tmp_path):
         "error: --set train.steps_per_execution=8: train.steps_per_execution: must be 1 on "
         "backend torch (Keras's torch trainer runs one step per call), got 8"
     ), done.stderr
+    done, _ = kinit("validate", DIGITS, "--backend", "jax")
+    assert done.returncode == 0, done.stderr
+    words = " ".join(done.stdout.split())  # as rich may have wrapped the line
+    assert words.startswith(f"{DIGITS}: valid on backend jax Model "), done.stdout
     done, loaded = kinit("list-initializers", "--backend", "jax", "--json")
     assert done.returncode == 0, done.stderr
     assert "jax" in loaded and "tensorflow" not in loaded
