@@ -11,14 +11,18 @@ classes and functions of the user's own modules it refers to (a sub-layer, a hel
 from __future__ import annotations
 
 import ast
+import contextlib
 import inspect
 import os
 import sys
 import textwrap
+import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from types import FunctionType, ModuleType
 from typing import Any
 
+from kinit_cli.errors import PluginCodeError
 from kinit_cli.runtime import backend
 
 # Where the keras.ops name differs from TensorFlow's (the rest keep their names).
@@ -76,25 +80,91 @@ class TensorFlowUse:
         )
 
 
-def unseen_ops_hint(filename: str | None) -> str:
-    """For an error raised in plugin code on JAX or torch: when the module of `filename`
-    binds TensorFlow (`import tensorflow as tf`), a TensorFlow op this scan cannot see
-    (`getattr(tf, name)`) may be the cause, and the backend's own error will not say so."""
-    running = backend.started()
-    if filename is None or running in (None, "tensorflow"):
-        return ""
+def binds_tensorflow(filename: str | None) -> bool:
+    """The loaded module of `filename` binds a name to TensorFlow: `import tensorflow as tf`,
+    or `from tensorflow import matmul` (a TensorFlow function or class)."""
+    if filename is None:
+        return False
     wanted = os.path.realpath(filename)
     for module in list(sys.modules.values()):
         path = getattr(module, "__file__", None)
         if path and os.path.realpath(path) == wanted:
-            if any(is_tensorflow(value) for value in vars(module).values()):
-                return (
-                    f" ({os.path.basename(filename)} uses TensorFlow, whose ops backend "
-                    f"{running} cannot run: write them with keras.ops, backend-neutral, or "
-                    "run on backend tensorflow)"
-                )
-            break
-    return ""
+            return any(_from_tensorflow(value) for value in vars(module).values())
+    return False
+
+
+def _from_tensorflow(value: Any) -> bool:
+    if isinstance(value, ModuleType):
+        return is_tensorflow(value)
+    try:
+        return str(getattr(value, "__module__", "") or "").startswith("tensorflow.")
+    except Exception:  # an object whose attributes raise: not TensorFlow's
+        return False
+
+
+def _advice(filename: str, running: str) -> str:
+    return (
+        f"{os.path.basename(filename)} uses TensorFlow, whose ops backend {running} cannot "
+        "run: write them with keras.ops, backend-neutral, or run on backend tensorflow"
+    )
+
+
+def unseen_ops_hint(filename: str | None) -> str:
+    """For an error raised in plugin code on JAX or torch: when the module of `filename`
+    binds TensorFlow, a TensorFlow op this scan cannot see (`getattr(tf, name)`) may be the
+    cause, and the backend's own error will not say so."""
+    running = backend.started()
+    if running in (None, "tensorflow") or not binds_tensorflow(filename):
+        return ""
+    assert filename is not None
+    return f" ({_advice(filename, running)})"
+
+
+# Keras's warning for trainable weights the loss does not reach.
+NO_GRADIENTS = "Gradients do not exist for variables"
+
+
+@contextlib.contextmanager
+def cut_gradients_fail(model: Any) -> Iterator[None]:
+    """On JAX or torch, a TensorFlow op in a layer of a user class whose module binds
+    TensorFlow can run without an error (torch tensors become NumPy arrays) and cut the
+    layer's weights off from the gradients; Keras only warns (NO_GRADIENTS), and the run
+    would end with those weights untrained. Inside this, that warning, when it names such a
+    layer's weights, fails the run instead (PluginCodeError), saying why; any other warning
+    goes on as before."""
+    from kinit_cli.registry.registration import source_file, user_class
+
+    running = backend.started()
+    layers = (
+        []
+        if running in (None, "tensorflow")
+        else [
+            layer
+            for layer in model._flatten_layers(include_self=True)
+            if user_class(type(layer)) and binds_tensorflow(source_file(type(layer)))
+        ]
+    )
+    with warnings.catch_warnings():  # restores showwarning and the filters on the way out
+        if layers:
+            show = warnings.showwarning
+
+            def showwarning(message: Any, *args: Any, **kwargs: Any) -> None:
+                text = str(message)
+                for layer in layers if NO_GRADIENTS in text else []:
+                    cut = [v.path for v in layer.trainable_weights if f"'{v.path}'" in text]
+                    if cut:
+                        filename = source_file(type(layer)) or "?"
+                        raise PluginCodeError(
+                            f"{filename}: training on backend {running} got no gradients for "
+                            f"the weights of {type(layer).__name__} '{layer.name}' "
+                            f"({', '.join(cut)}), so they would never train: "
+                            f"{_advice(filename, str(running))} (its ops turn the backend's "
+                            "tensors into NumPy arrays, which gradients do not pass through)"
+                        )
+                show(message, *args, **kwargs)
+
+            warnings.showwarning = showwarning
+        yield
 
 
 def uses(cls: type) -> list[TensorFlowUse]:

@@ -19,6 +19,7 @@ import numpy as np
 from kinit_cli.config import source as config_mod
 from kinit_cli.data import pipeline
 from kinit_cli.errors import KinitError, TrainingDiverged, TrainingInterrupted, WriteError
+from kinit_cli.registry import tf_ops
 from kinit_cli.registry.plugins import is_file, plugin_failure
 from kinit_cli.runtime import backend
 from kinit_cli.runtime.imports import tensorflow
@@ -146,6 +147,8 @@ class Trainer:
             self.timer,
         ]
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        gradients = tf_ops.cut_gradients_fail(model)
+        gradients.__enter__()
         start = time.perf_counter()
         try:
             if self.plan.initial_epoch < train["epochs"] and self.plan.loop is not None:
@@ -188,6 +191,7 @@ class Trainer:
                 raise
             raise failure from exc
         finally:
+            gradients.__exit__(None, None, None)
             for s, handler in previous.items():
                 signal.signal(s, handler)
         self.fit_seconds = time.perf_counter() - start

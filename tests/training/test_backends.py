@@ -295,6 +295,62 @@ def test_a_tensorflow_op_the_scan_cannot_see_gets_the_backend_hint(tmp_path):
     assert done.returncode == 0, done.stderr
 
 
+# TensorFlow ops that run on torch without an error: the torch tensors become NumPy arrays
+# on the way in, so no gradient reaches the layer's weights.
+GETATTR_OP_PLUGIN = """\
+import tensorflow as tf
+from tensorflow import keras
+
+
+class Block(keras.layers.Layer):
+    def __init__(self, units=32):
+        super().__init__()
+        self.units = units
+
+    def build(self, input_shape):
+        self.w = self.add_weight(shape=(input_shape[-1], self.units),
+                                 initializer="random_normal", trainable=True)
+
+    def call(self, inputs):
+        return keras.ops.relu(getattr(tf, "matmul")(inputs, self.w))
+"""
+
+
+@pytest.mark.slow
+def test_weights_a_tensorflow_op_cuts_off_from_the_gradients_fail_the_run(tmp_path):
+    (tmp_path / "layers.py").write_text(GETATTR_OP_PLUGIN)
+    config = tmp_path / "c.yaml"
+    config.write_text(PLUGIN_CONFIG.format(backend="torch", layer="Block"))
+    run = tmp_path / "run"
+    done, _ = kinit("train", str(config), "-q", "-o", str(run), "--set", "train.epochs=1")
+    assert done.returncode == 1, done.stderr
+    message = (
+        f"{tmp_path / 'layers.py'}: training on backend torch got no gradients for the "
+        "weights of Block 'block' (c/block/variable), so they would never train: layers.py "
+        "uses TensorFlow, whose ops backend torch cannot run: write them with keras.ops, "
+        "backend-neutral, or run on backend tensorflow (its ops turn the backend's tensors "
+        "into NumPy arrays, which gradients do not pass through)"
+    )
+    said = [line for line in done.stderr.splitlines() if not line.startswith("KINIT-LOADED")]
+    assert f"error: {message}" in " ".join(" ".join(said).split()), done.stderr
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["status"] == "failed" and metrics["error"] == message
+    # `from tensorflow import matmul` binds TensorFlow too: the hint on jax.
+    (tmp_path / "layers.py").write_text(
+        GETATTR_OP_PLUGIN.replace(
+            "import tensorflow as tf", "from tensorflow import matmul"
+        ).replace('getattr(tf, "matmul")', "matmul")
+    )
+    config.write_text(PLUGIN_CONFIG.format(backend="jax", layer="Block"))
+    done, _ = kinit("validate", str(config), cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    said = [line for line in done.stderr.splitlines() if not line.startswith("KINIT-LOADED")]
+    assert " ".join(" ".join(said).split()).endswith(
+        "(layers.py uses TensorFlow, whose ops backend jax cannot run: write them with "
+        "keras.ops, backend-neutral, or run on backend tensorflow)"
+    ), done.stderr
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_the_builtin_pack_and_tutorial_classes_build_and_train(tmp_path, backend):
