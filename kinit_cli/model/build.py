@@ -8,6 +8,7 @@ the arguments the YAML holds: names and the output dtype are set on the layer af
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -319,7 +320,7 @@ def _call_failure(layer: Any, exc: Exception) -> str:
             message = message[2:-2]
     cls = type(layer)
     where = raised_in(exc, source_file(cls)) if user_class(cls) else ""
-    hint = tf_ops.unseen_ops_hint(source_file(cls)) if user_class(cls) else ""
+    hint = tf_ops.unseen_ops_hint(sys.modules.get(cls.__module__)) if user_class(cls) else ""
     return f"applying {cls.__name__} '{layer.name}' failed{where}: {explained(exc, message)}{hint}"
 
 

@@ -344,16 +344,17 @@ def plugin_failure(exc: BaseException, doing: str) -> PluginCodeError | None:
     """One message for an error raised inside a loaded plugin's code while `doing`: the
     plugin's file and line, the error, and the Keras 3 spelling of a Keras 2 API; None when
     no plugin code is on the traceback (then it is not the plugin's)."""
-    files = set()
+    modules = {}  # resolved file -> the plugin module loaded from it
     for name in PLUGIN_ORIGINS:
         path = getattr(sys.modules.get(name), "__file__", None)
         if path and not name.startswith("kinit_cli"):
-            files.add(str(Path(path).resolve()))
-    frames = frames_in(exc, files)
+            modules[str(Path(path).resolve())] = sys.modules[name]
+    frames = frames_in(exc, set(modules))
     if not frames:
         return None
     frame = frames[-1]
+    hint = tf_ops.unseen_ops_hint(modules.get(str(Path(frame.filename).resolve())))
     return PluginCodeError(
         f"{frame.filename}:{frame.lineno}: {doing} failed in plugin code ({frame.name}): "
-        f"{type(exc).__name__}: {explained(exc)}{tf_ops.unseen_ops_hint(frame.filename)}"
+        f"{type(exc).__name__}: {explained(exc)}{hint}"
     )

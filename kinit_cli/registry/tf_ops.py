@@ -80,17 +80,10 @@ class TensorFlowUse:
         )
 
 
-def binds_tensorflow(filename: str | None) -> bool:
-    """The loaded module of `filename` binds a name to TensorFlow: `import tensorflow as tf`,
-    or `from tensorflow import matmul` (a TensorFlow function or class)."""
-    if filename is None:
-        return False
-    wanted = os.path.realpath(filename)
-    for module in list(sys.modules.values()):
-        path = getattr(module, "__file__", None)
-        if path and os.path.realpath(path) == wanted:
-            return any(_from_tensorflow(value) for value in vars(module).values())
-    return False
+def binds_tensorflow(module: ModuleType | None) -> bool:
+    """`module` binds a name to TensorFlow: `import tensorflow as tf`, or `from tensorflow
+    import matmul` (a TensorFlow function or class)."""
+    return module is not None and any(_from_tensorflow(v) for v in vars(module).values())
 
 
 def _from_tensorflow(value: Any) -> bool:
@@ -102,22 +95,28 @@ def _from_tensorflow(value: Any) -> bool:
         return False
 
 
-def _advice(filename: str, running: str) -> str:
+def _other_backend() -> str | None:
+    """The backend Keras runs on when it is not TensorFlow (None before Keras starts)."""
+    running = backend.started()
+    return None if running == "tensorflow" else running
+
+
+def _advice(module: ModuleType, running: str) -> str:
+    name = os.path.basename(getattr(module, "__file__", None) or module.__name__)
     return (
-        f"{os.path.basename(filename)} uses TensorFlow, whose ops backend {running} cannot "
-        "run: write them with keras.ops, backend-neutral, or run on backend tensorflow"
+        f"{name} uses TensorFlow, whose ops backend {running} cannot run: write them with "
+        "keras.ops, backend-neutral, or run on backend tensorflow"
     )
 
 
-def unseen_ops_hint(filename: str | None) -> str:
-    """For an error raised in plugin code on JAX or torch: when the module of `filename`
-    binds TensorFlow, a TensorFlow op this scan cannot see (`getattr(tf, name)`) may be the
-    cause, and the backend's own error will not say so."""
-    running = backend.started()
-    if running in (None, "tensorflow") or not binds_tensorflow(filename):
+def unseen_ops_hint(module: ModuleType | None) -> str:
+    """For an error raised in plugin code on JAX or torch: when `module` binds TensorFlow, a
+    TensorFlow op this scan cannot see (`getattr(tf, name)`) may be the cause, and the
+    backend's own error will not say so."""
+    running = _other_backend()
+    if running is None or module is None or not binds_tensorflow(module):
         return ""
-    assert filename is not None
-    return f" ({_advice(filename, running)})"
+    return f" ({_advice(module, running)})"
 
 
 # Keras's warning for trainable weights the loss does not reach.
@@ -132,37 +131,34 @@ def cut_gradients_fail(model: Any) -> Iterator[None]:
     would end with those weights untrained. Inside this, that warning, when it names such a
     layer's weights, fails the run instead (PluginCodeError), saying why; any other warning
     goes on as before."""
-    from kinit_cli.registry.registration import source_file, user_class
+    from kinit_cli.registry.registration import user_class
 
-    running = backend.started()
-    layers = (
-        []
-        if running in (None, "tensorflow")
-        else [
-            layer
-            for layer in model._flatten_layers(include_self=True)
-            if user_class(type(layer)) and binds_tensorflow(source_file(type(layer)))
-        ]
-    )
-    with warnings.catch_warnings():  # restores showwarning and the filters on the way out
-        if layers:
-            show = warnings.showwarning
+    running = _other_backend()
+    layers = [
+        layer
+        for layer in (model._flatten_layers(include_self=True) if running else [])
+        if user_class(type(layer)) and binds_tensorflow(sys.modules.get(type(layer).__module__))
+    ]
+    with warnings.catch_warnings():  # restores showwarning on the way out
+        show = warnings.showwarning
 
-            def showwarning(message: Any, *args: Any, **kwargs: Any) -> None:
-                text = str(message)
-                for layer in layers if NO_GRADIENTS in text else []:
+        def showwarning(message: Any, *args: Any, **kwargs: Any) -> None:
+            text = str(message)
+            if NO_GRADIENTS in text:
+                for layer in layers:
                     cut = [v.path for v in layer.trainable_weights if f"'{v.path}'" in text]
                     if cut:
-                        filename = source_file(type(layer)) or "?"
+                        module = sys.modules[type(layer).__module__]
                         raise PluginCodeError(
-                            f"{filename}: training on backend {running} got no gradients for "
-                            f"the weights of {type(layer).__name__} '{layer.name}' "
-                            f"({', '.join(cut)}), so they would never train: "
-                            f"{_advice(filename, str(running))} (its ops turn the backend's "
+                            f"{module.__file__}: training on backend {running} got no "
+                            f"gradients for the weights of {type(layer).__name__} "
+                            f"'{layer.name}' ({', '.join(cut)}), so they would never train: "
+                            f"{_advice(module, str(running))} (its ops turn the backend's "
                             "tensors into NumPy arrays, which gradients do not pass through)"
                         )
-                show(message, *args, **kwargs)
+            show(message, *args, **kwargs)
 
+        if layers:
             warnings.showwarning = showwarning
         yield
 

@@ -147,53 +147,51 @@ class Trainer:
             self.timer,
         ]
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-        gradients = tf_ops.cut_gradients_fail(model)
-        gradients.__enter__()
         start = time.perf_counter()
-        try:
-            if self.plan.initial_epoch < train["epochs"] and self.plan.loop is not None:
-                self.plan.loop.fit(
-                    self._train_data,
-                    self.plan.steps_per_epoch,
-                    self.plan.initial_epoch,
-                    train["epochs"],
-                    validation,
-                    steps(self.plan.data.x_val, train["batch_size"]),
-                    every,
-                    stop_requested=lambda: self.guard.interrupted,
-                    on_stop=self.guard.interrupt,
-                )
-            elif self.plan.initial_epoch < train["epochs"]:
-                model.fit(
-                    self._train_data(),
-                    epochs=train["epochs"],
-                    initial_epoch=self.plan.initial_epoch,
-                    shuffle=False,  # the dataset is already shuffled, per epoch and seed
-                    validation_data=validation() if validation else None,
-                    callbacks=every,
-                    verbose=0,
-                )
-            else:
-                # Every epoch is in the backup already (a run stopped after its last one,
-                # before its final files): restore that state, and finish.
-                backup.set_model(model)
-                backup.on_train_begin()
-        except WriteError as exc:
-            failure = self._with_backup(exc)
-            self._record_failure(failure)
-            raise failure from exc
-        except Exception as exc:
-            failure = exc if isinstance(exc, KinitError) else plugin_failure(exc, "training")
-            self._record_failure(failure or exc)
-            if failure is None:
-                raise
-            if failure is exc:
-                raise
-            raise failure from exc
-        finally:
-            gradients.__exit__(None, None, None)
-            for s, handler in previous.items():
-                signal.signal(s, handler)
+        with tf_ops.cut_gradients_fail(model):
+            try:
+                if self.plan.initial_epoch < train["epochs"] and self.plan.loop is not None:
+                    self.plan.loop.fit(
+                        self._train_data,
+                        self.plan.steps_per_epoch,
+                        self.plan.initial_epoch,
+                        train["epochs"],
+                        validation,
+                        steps(self.plan.data.x_val, train["batch_size"]),
+                        every,
+                        stop_requested=lambda: self.guard.interrupted,
+                        on_stop=self.guard.interrupt,
+                    )
+                elif self.plan.initial_epoch < train["epochs"]:
+                    model.fit(
+                        self._train_data(),
+                        epochs=train["epochs"],
+                        initial_epoch=self.plan.initial_epoch,
+                        shuffle=False,  # the dataset is already shuffled, per epoch and seed
+                        validation_data=validation() if validation else None,
+                        callbacks=every,
+                        verbose=0,
+                    )
+                else:
+                    # Every epoch is in the backup already (a run stopped after its last one,
+                    # before its final files): restore that state, and finish.
+                    backup.set_model(model)
+                    backup.on_train_begin()
+            except WriteError as exc:
+                failure = self._with_backup(exc)
+                self._record_failure(failure)
+                raise failure from exc
+            except Exception as exc:
+                failure = exc if isinstance(exc, KinitError) else plugin_failure(exc, "training")
+                self._record_failure(failure or exc)
+                if failure is None:
+                    raise
+                if failure is exc:
+                    raise
+                raise failure from exc
+            finally:
+                for s, handler in previous.items():
+                    signal.signal(s, handler)
         self.fit_seconds = time.perf_counter() - start
 
     def _record_failure(self, exc: BaseException) -> None:
