@@ -18,6 +18,7 @@ from kinit_cli.registry.registration import KINDS
 from kinit_cli.runtime.versions import KINIT
 
 _DEBUG = "kinit.debug"
+_TRUST = "kinit.trust"
 
 
 def _set_debug(ctx: click.Context, _param: click.Parameter, value: bool) -> bool:
@@ -55,6 +56,9 @@ class KinitGroup(click.Group):
         except KinitError as exc:
             if ctx.meta.get(_DEBUG):
                 raise
+            trust = ctx.meta.get(_TRUST)
+            if trust is not None:  # code it let run before the failure is still owed a word
+                render.warnings(trust.notes(), render.console(stderr=True))
             render.error(exc, render.console(stderr=True))
             ctx.exit(exc.exit_code)
         except KeyboardInterrupt:
@@ -107,6 +111,31 @@ backend_option = click.option(
 )
 
 
+trust_option = click.option(
+    "--trust-plugins",
+    "trust_plugins",
+    is_flag=True,
+    help="Import the plugins a run or an init_from source names (their code runs): only "
+    "for files you trust.",
+)
+
+
+def _trust(plugins: tuple[str, ...], trusted: bool, unsafe: bool = False) -> Any:
+    """The command's one Trust (registry/trust.py), kept where an error can still warn of
+    the code it let run."""
+    from kinit_cli.registry.trust import Trust
+
+    trust = Trust(plugins, trusted, unsafe)
+    click.get_current_context().meta[_TRUST] = trust
+    return trust
+
+
+def _trust_notes(trust: Any) -> list[str]:
+    """The warnings for the code `trust` let run, said once: not again if the command fails."""
+    click.get_current_context().meta.pop(_TRUST, None)
+    return trust.notes()
+
+
 def config_options(f: Callable[..., Any]) -> Callable[..., Any]:
     """--set and --plugin, shared by every command that takes a config."""
     f = click.option(
@@ -129,6 +158,7 @@ def config_options(f: Callable[..., Any]) -> Callable[..., Any]:
 @cli.command()
 @click.argument("config_file", metavar="CONFIG", type=click.Path(dir_okay=True))
 @config_options
+@trust_option
 @memory_check_option
 @click.option(
     "--print-config",
@@ -136,7 +166,11 @@ def config_options(f: Callable[..., Any]) -> Callable[..., Any]:
     help="Print the resolved config (overrides and defaults applied) as YAML.",
 )
 def validate(
-    config_file: str, overrides: tuple[str, ...], plugins: tuple[str, ...], print_config: bool
+    config_file: str,
+    overrides: tuple[str, ...],
+    plugins: tuple[str, ...],
+    trust_plugins: bool,
+    print_config: bool,
 ) -> None:
     """Validate CONFIG, load its plugins and build its model (without training).
 
@@ -147,13 +181,15 @@ def validate(
     from kinit_cli.model.sources import prepare
     from kinit_cli.output import render, weight_tables
 
-    prepared = prepare(config_file, overrides, plugins)
+    trust = _trust(plugins, trust_plugins)
+    prepared = prepare(config_file, overrides, trust)
     if print_config:
+        render.warnings(_trust_notes(trust), render.console(stderr=True))
         click.echo(dump(prepared.resolved), nl=False)
         return
     out = render.console()
     out.print(prepared.verdict(config_file))
-    render.warnings(prepared.notes(), render.console(stderr=True))
+    render.warnings(prepared.notes() + _trust_notes(trust), render.console(stderr=True))
     weight_tables.model_summary(prepared.built, f"Model '{prepared.built.model.name}'", out)
 
 
@@ -274,6 +310,7 @@ def main() -> None:
 @cli.command()
 @click.argument("config_file", metavar="[CONFIG]", required=False, type=click.Path())
 @config_options
+@trust_option
 @memory_check_option
 @click.option(
     "--device",
@@ -313,6 +350,7 @@ def train(
     config_file: str | None,
     overrides: tuple[str, ...],
     plugins: tuple[str, ...],
+    trust_plugins: bool,
     device: str,
     seed: int | None,
     output: str | None,
@@ -332,17 +370,18 @@ def train(
     from kinit_cli.training.plan import TrainOptions, UpToDate, plan
     from kinit_cli.training.trainer import Trainer
 
+    trust = _trust(plugins, trust_plugins)
     run = plan(
         config_file,
         overrides,
-        plugins,
+        trust,
         TrainOptions(device, seed, output, overwrite, resume, strategy),
     )
     out, err = render.console(), render.console(stderr=True)
     if isinstance(run, UpToDate):
         render.print_json(run.document) if as_json else out.print(run.message)
         return
-    render.warnings(run.notes(), err)
+    render.warnings(run.notes() + _trust_notes(trust), err)
     tables = not (quiet or as_json)
     with Trainer(run) as trainer:
         if tables:
@@ -381,6 +420,7 @@ def train(
 @cli.command("inspect-weights")
 @click.argument("target")
 @config_options
+@trust_option
 @memory_check_option
 @click.option("--layer", metavar="GLOB", help="Only variables whose path or layer matches.")
 @click.option("--trainable-only", is_flag=True, help="Only trainable variables.")
@@ -425,6 +465,7 @@ def inspect_weights(
     target: str,
     overrides: tuple[str, ...],
     plugins: tuple[str, ...],
+    trust_plugins: bool,
     layer: str | None,
     trainable_only: bool,
     check: bool,
@@ -448,10 +489,11 @@ def inspect_weights(
         from kinit_cli.output import plot as plotting
 
         plotting.check(Path(plot), overwrite)
+    trust = _trust(plugins, trust_plugins, unsafe)
     report = inspect(
         target,
         overrides,
-        plugins,
+        trust,
         layer=layer,
         trainable_only=trainable_only,
         check=check,
@@ -460,11 +502,11 @@ def inspect_weights(
         plot=plot,
         values=values,
         full=full,
-        unsafe=unsafe,
     )
     if plot:
         plotting.histograms(report.panels, Path(plot), overwrite)
-    render.warnings(entry_point_notes() + report.loaded.notes, render.console(stderr=True))
+    notes = entry_point_notes() + _trust_notes(trust) + report.loaded.notes
+    render.warnings(notes, render.console(stderr=True))
     if as_json:
         render.print_json(report.document)
     else:

@@ -113,6 +113,16 @@ class ModelFileError(UsageError):
         super().__init__(message)
 
 
+class UntrustedCode(UsageError):
+    """Reading a run or a checkpoint needs code its files name (their plugins), which kinit
+    imports only when the user asks (--trust-plugins, or the same file with --plugin)."""
+
+    def __init__(self, message: str, plugins: list[str], classes: list[str]) -> None:
+        self.plugins = plugins  # what the files name and kinit did not import
+        self.classes = classes  # the classes that could not be rebuilt without them
+        super().__init__(message)
+
+
 class DataError(KinitError):
     """A data set cannot be found, downloaded or read, or does not fit the model."""
 

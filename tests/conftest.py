@@ -76,11 +76,18 @@ def forget_plugins(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     before = set(sys.modules)
     yield
     base = str(tmp_path_factory.getbasetemp())
-    written = {
-        name
-        for name in set(sys.modules) - before
-        if str(getattr(sys.modules[name], "__file__", None) or "").startswith(base)
-    }
+    forget(
+        {
+            name
+            for name in set(sys.modules) - before
+            if str(getattr(sys.modules[name], "__file__", None) or "").startswith(base)
+        }
+    )
+
+
+def forget(written: set[str]) -> None:
+    """Unload the plugin modules `written` and unregister what they registered (for a
+    fixture that loads plugins before forget_plugins looks)."""
     if "keras" in sys.modules:
         from kinit_cli.registry import registration
 

@@ -5,7 +5,8 @@ This is the one reader `inspect-weights` TARGETs and `init_from:` sources both g
 A run directory whose model.keras Keras cannot reload is rebuilt from its own config.yaml,
 which is why config preparation and target reading share this module: an init_from source
 can be such a run, so preparing a config may read a target, and reading one may prepare its
-config.
+config. What code that may import is for the caller's Trust (registry/trust.py) to say: a
+config the user runs imports its own plugins, a file it reads only with the user's leave.
 """
 
 from __future__ import annotations
@@ -38,9 +39,10 @@ from kinit_cli.registry.catalog import Registry
 from kinit_cli.registry.plugins import load_plugins
 from kinit_cli.registry.registration import KINDS
 from kinit_cli.registry.specs import SpecBuilder
+from kinit_cli.registry.trust import Trust
 from kinit_cli.runtime import backend, compat
 from kinit_cli.runtime.imports import keras
-from kinit_cli.storage import checkpoint, rundir
+from kinit_cli.storage import checkpoint, ownership, rundir
 
 CONFIG_SUFFIXES = (".yaml", ".yml")
 
@@ -60,6 +62,7 @@ def check_config(config: config_mod.Config, *, nested: bool = False) -> Checked:
     resolved, problems = schema.check(config)
     if not problems:
         problems += _callback_paths(config, resolved)
+        problems += _init_from_cycle(config, resolved)
     problems.raise_any()
     running = backend.started()
     if nested and running is not None:
@@ -91,8 +94,9 @@ def _backend_settings(config: config_mod.Config, resolved: dict[str, Any]) -> No
 def prepare(
     source: str | Path | Checked,
     overrides: Sequence[str] = (),
-    plugins: Sequence[str] = (),
+    trust: Trust | None = None,
     *,
+    own: bool = True,
     training: bool = False,
     scope: Any = None,
     init: bool = True,
@@ -107,14 +111,39 @@ def prepare(
     sections at once. `training`: the build uses `train.precision` and the memory check
     counts what training keeps per weight; `scope`: the tf.distribute strategy's scope, which
     the variables, the optimizer and the metrics belong to; `init`: apply init_from (off to
-    rebuild what the initializers alone draw).
+    rebuild what the initializers alone draw). `own`: the config is the one the user runs,
+    so its `plugins:` are imported; otherwise (a run's, a source's) `trust` decides.
     """
+    trust = trust or Trust()
     checked = source if isinstance(source, Checked) else check(source, overrides)
     config, resolved = checked.config, checked.resolved
     # Loading plugins imports Keras (and TensorFlow): only once the schema is satisfied.
-    loaded = load_plugins(list(resolved["plugins"]), base_dir=config.base_dir)
-    # --plugin paths are the user's, typed relative to where they stand.
-    loaded += load_plugins(list(plugins), base_dir=Path.cwd(), entry_points=False)
+    withheld: list[str] = []
+    if own:
+        loaded = load_plugins(list(resolved["plugins"]), base_dir=config.base_dir)
+        # --plugin paths are the user's, typed relative to where they stand.
+        loaded += load_plugins(list(trust.plugins), base_dir=Path.cwd(), entry_points=False)
+    else:
+        loaded = trust.load_user()
+        withheld = trust.load_named(resolved["plugins"], config.base_dir, str(config.file))
+    try:
+        return _resolve(config, resolved, loaded, trust, training, scope, init)
+    except ConfigError:
+        if withheld:
+            raise trust.refusal(str(config.file), withheld, unresolved(resolved)) from None
+        raise
+
+
+def _resolve(
+    config: config_mod.Config,
+    resolved: dict[str, Any],
+    loaded: list[Any],
+    trust: Trust,
+    training: bool,
+    scope: Any,
+    init: bool,
+) -> Prepared:
+    """prepare() once the plugins are in: every name resolved and the model built."""
     registry = Registry()
     problems = _tensorflow_ops(config, resolved, registry)
     problems.raise_any()  # the build would fail on them, far from the cause
@@ -124,7 +153,7 @@ def prepare(
         with problems.collecting():
             compile_args = compile_arguments(config, resolved, registry)
         with problems.collecting():
-            built = _build(config, resolved, registry, training, init)
+            built = _build(config, resolved, registry, trust, training, init)
     problems.raise_any()
     assert built is not None  # or there were problems
     # The compile config goes into model.keras too: a loss or schedule Keras cannot reload
@@ -163,6 +192,27 @@ def _tensorflow_ops(
     return problems
 
 
+def unresolved(resolved: dict[str, Any]) -> list[str]:
+    """The `class_name`s of a config that no kind resolves to: what it needs plugins for."""
+    registry = Registry()
+    out = []
+    for section in ("model", "compile"):
+        for where, name in _class_names(resolved[section], (section,)):
+            if where[-1] == "class_name" and not _resolves(registry, name):
+                out.append(name)
+    return list(dict.fromkeys(out))
+
+
+def _resolves(registry: Registry, name: str) -> bool:
+    for kind in KINDS:
+        try:
+            registry.resolve(kind, name)
+        except KinitError:
+            continue
+        return True
+    return False
+
+
 def _class_names(node: Any, where: tuple[Any, ...]) -> list[tuple[tuple[Any, ...], str]]:
     """(key path, name) of every class_name in a section, and of every plain text that may
     name a class (`kernel_initializer: MyInit`), depth first."""
@@ -185,6 +235,7 @@ def _build(
     config: config_mod.Config,
     resolved: dict[str, Any],
     registry: Registry,
+    trust: Trust,
     training: bool,
     init: bool,
 ) -> BuiltModel:
@@ -202,20 +253,61 @@ def _build(
         k.mixed_precision.set_dtype_policy(previous)
     section = resolved.get("init_from")
     if section and init:
-        init_from.apply(built, section, config, _init_source(section, config))
+        init_from.apply(built, section, config, _init_source(section, config, trust))
     return built
 
 
-def _init_source(section: dict[str, Any], config: config_mod.Config) -> Loaded:
+def _source_path(text: str, base_dir: Path) -> Path:
+    """An init_from source as written, relative ones against their config's folder."""
+    source = Path(text).expanduser()
+    return source if source.is_absolute() else base_dir / source
+
+
+def _init_from_cycle(config: config_mod.Config, resolved: dict[str, Any]) -> list[Problem]:
+    """A chain of config sources that comes back to a config on it (a.yaml -> b.yaml ->
+    a.yaml) would be built forever: found from the YAML alone, before Keras loads."""
+    section = resolved.get("init_from")
+    if not section or config.file is None:
+        return []
+    chain = [Path(config.file).resolve()]
+    source = _source_path(section["source"], config.base_dir)
+    while source.suffix in CONFIG_SUFFIXES and source.is_file():
+        chain.append(source.resolve())
+        if chain[-1] in chain[:-1]:
+            shown = " -> ".join(_shown(p, config.base_dir) for p in chain)
+            message = (
+                f"init_from goes round in a circle: {shown}; each config starts from the "
+                "next one's weights, so none can be built"
+            )
+            return [config.problem((*init_from.SECTION, "source"), message)]
+        try:
+            inner = config_mod.load(source).data.get("init_from")
+        except KinitError:
+            return []  # reading it as a source reports that
+        if not isinstance(inner, dict) or not isinstance(inner.get("source"), str):
+            return []
+        source = _source_path(inner["source"], source.resolve().parent)
+    return []
+
+
+def _shown(path: Path, base_dir: Path) -> str:
+    """A path as the user reads it: relative to the config's folder when inside it."""
+    try:
+        return str(path.relative_to(base_dir.resolve()))
+    except ValueError:
+        return str(path)
+
+
+def _init_source(section: dict[str, Any], config: config_mod.Config, trust: Trust) -> Loaded:
     """What init_from names, read as inspect-weights reads a target (never a file's code)."""
     where = (*init_from.SECTION, "source")
-    source = Path(section["source"]).expanduser()
-    if not source.is_absolute():
-        source = config.base_dir / source
+    source = _source_path(section["source"], config.base_dir)
     if not source.exists():
         raise ConfigError([config.problem(where, f"{source} does not exist")])
     try:
-        loaded = read(str(source))
+        # A .keras file's code never runs from init_from; a run's or a config's plugins as
+        # the user allowed.
+        loaded = read(str(source), trust.safe(), own=False)
     except ModelFileError as exc:
         message = str(exc)
         if exc.code:
@@ -272,26 +364,28 @@ def compiled_objects(arguments: dict[str, Any]) -> list[Any]:
 
 
 def read(
-    target: str, overrides: Sequence[str] = (), plugins: Sequence[str] = (), unsafe: bool = False
+    target: str, trust: Trust | None = None, overrides: Sequence[str] = (), *, own: bool = True
 ) -> Loaded:
     """Read `target`'s model and weights; UsageError when it is none of the known kinds.
 
-    `unsafe` lets Keras load the Python code a .keras file holds (a Lambda layer's function:
-    safe_mode=False), with a note saying it did; without it such a file is a ModelFileError.
+    `trust` says what code may run: a .keras file's (a Lambda layer's function:
+    safe_mode=False) with `unsafe`, noted when it did, else such a file is a ModelFileError;
+    the plugins a run's config.yaml names only as it allows. `own`: a config target is the
+    user's, so its plugins are imported (not for one an init_from names).
     """
+    trust = trust or Trust()
     path = Path(target)
     if not path.exists():
         raise UsageError(f"{target} does not exist")
     if path.is_dir():
-        return _run_directory(path, plugins, unsafe)
+        return _run_directory(path, trust)
     if path.name.endswith(".weights.h5"):
-        return _checkpoint(path, plugins)
+        return _checkpoint(path, trust)
     if path.suffix == ".keras":
-        load_plugins([], base_dir=None)  # the built-in pack and entry points
-        load_plugins(list(plugins), base_dir=Path.cwd(), entry_points=False)
-        return saved.read_keras(path, "model", str(path), unsafe)
+        trust.load_user()
+        return saved.read_keras(path, "model", str(path), trust.unsafe)
     if path.suffix in CONFIG_SUFFIXES:
-        prepared = prepare(path, overrides, plugins)
+        prepared = prepare(path, overrides, trust, own=own)
         built = prepared.built
         return Loaded(
             "config",
@@ -307,27 +401,27 @@ def read(
     )
 
 
-def rebuild_run(
-    run_dir: Path, plugins: Sequence[str], checked: Checked | None = None
-) -> BuiltModel:
+def rebuild_run(run_dir: Path, trust: Trust, checked: Checked | None = None) -> BuiltModel:
     """The run's model built again from its own config.yaml (`checked`: as already read) and
     seed, as `kinit train` built it; no init_from, so every value is what its initializer
-    draws."""
-    return prepare(checked or rundir.config_of(run_dir), (), plugins, init=False).built
+    draws. The run's plugins are imported only as `trust` allows."""
+    source = checked or rundir.config_of(run_dir)
+    return prepare(source, (), trust, own=False, init=False).built
 
 
-def _run_directory(run_dir: Path, plugins: Sequence[str], unsafe: bool = False) -> Loaded:
+def _run_directory(run_dir: Path, trust: Trust) -> Loaded:
     config_path = rundir.config_of(run_dir)
-    # The run's plugins, which its model.keras may need; its model is built only if the file
-    # cannot be read by Keras alone.
+    _require_run(run_dir)
+    # The run's plugins, which its model.keras may need, as far as the user allowed; its
+    # model is built only if the file cannot be read by Keras alone.
     checked = check(config_path, nested=True)
-    load_plugins(list(checked.resolved["plugins"]), base_dir=run_dir)
-    load_plugins(list(plugins), base_dir=Path.cwd(), entry_points=False)
+    trust.load_user()
+    trust.load_named(checked.resolved["plugins"], run_dir, str(config_path))
     model_path, weights_path = run_dir / rundir.MODEL, run_dir / rundir.WEIGHTS
     loaded = None
     if model_path.exists():
         try:
-            loaded = saved.read_keras(model_path, "run", str(run_dir), unsafe)
+            loaded = saved.read_keras(model_path, "run", str(run_dir), trust.unsafe)
             loaded.file = str(model_path)
         except ModelFileError:
             if not weights_path.exists():
@@ -338,7 +432,8 @@ def _run_directory(run_dir: Path, plugins: Sequence[str], unsafe: bool = False) 
         source = weights_path if weights_path.exists() else model_path
         if not source.exists():
             raise UsageError(_no_trained_weights(run_dir))
-        built = rebuild_run(run_dir, plugins, checked)
+        # Without the plugins it names, the rebuild says which classes need them.
+        built = rebuild_run(run_dir, trust, checked)
         try:
             built.model.load_weights(source)
         except Exception as exc:
@@ -362,6 +457,16 @@ def _run_directory(run_dir: Path, plugins: Sequence[str], unsafe: bool = False) 
         if record.get("loaded_from"):
             w.loaded_from, w.loaded_sha256 = record["loaded_from"], record.get("sha256")
     return loaded
+
+
+def _require_run(run_dir: Path) -> None:
+    """UsageError unless kinit made the folder: only a run's files are read as a run's."""
+    if not ownership.is_kinit_run(run_dir):
+        raise UsageError(
+            f"{run_dir} is not a kinit run directory (it has no {rundir.MARKER}, nor a "
+            f"{rundir.METRICS} kinit wrote), so kinit does not read it as one; give its "
+            f"files instead: kinit inspect-weights {run_dir / rundir.CONFIG}"
+        )
 
 
 def _no_trained_weights(run_dir: Path) -> str:
@@ -390,14 +495,10 @@ def _no_trained_weights(run_dir: Path) -> str:
     )
 
 
-def _checkpoint(path: Path, plugins: Sequence[str]) -> Loaded:
-    run_dir = rundir.enclosing_run(path)
-    if run_dir is None:
-        raise UsageError(
-            f"{path}: a checkpoint holds weights only; kinit finds the model in the "
-            f"{rundir.CONFIG} of the run directory it sits in, and none of its folders has one"
-        )
-    prepared = prepare(run_dir / rundir.CONFIG, (), plugins)
+def _checkpoint(path: Path, trust: Trust) -> Loaded:
+    run_dir = _run_of(path)
+    # The run's config is built without its init_from: the checkpoint holds every value.
+    prepared = prepare(run_dir / rundir.CONFIG, (), trust, own=False, init=False)
     built = prepared.built
     model = built.model
     # Keras's BackupAndRestore checkpoints hold the optimizer's state as well.
@@ -410,3 +511,29 @@ def _checkpoint(path: Path, plugins: Sequence[str]) -> Loaded:
     loaded = Loaded("checkpoint", str(path), model, built.weights)
     loaded.initial = rundir.initial_weights(run_dir)
     return loaded
+
+
+def _run_of(path: Path) -> Path:
+    """The run directory a checkpoint lies in: RUN/NAME.weights.h5, or RUN/backup/NAME, where
+    RUN is a kinit run with its config.yaml; nothing further up is a checkpoint's run."""
+    folder = path.resolve().parent
+    places = [folder, folder.parent] if folder.name == rundir.BACKUP else [folder]
+    for place in places:
+        if ownership.is_kinit_run(place) and (place / rundir.CONFIG).is_file():
+            return place
+    unmarked = [p for p in places if (p / rundir.CONFIG).is_file()]
+    if unmarked:
+        why = (
+            f"{unmarked[0]} has a {rundir.CONFIG} but is not a kinit run directory (it has no "
+            f"{rundir.MARKER}, nor a {rundir.METRICS} kinit wrote), so kinit does not build "
+            "the model it describes"
+        )
+    elif len(places) == 2:
+        why = f"neither {places[0]} nor {places[1]} is one"
+    else:
+        why = f"{places[0]} is not one"
+    raise UsageError(
+        f"{path}: a checkpoint holds weights only; kinit finds the model in the "
+        f"{rundir.CONFIG} of the run directory it lies in (RUN/NAME.weights.h5 or "
+        f"RUN/{rundir.BACKUP}/NAME.weights.h5), and {why}"
+    )

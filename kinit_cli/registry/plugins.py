@@ -106,9 +106,7 @@ def load_plugins(
     ]
     for spec in specs:
         if is_file(spec):
-            path = Path(spec).expanduser()
-            if not path.is_absolute():
-                path = (base_dir or Path.cwd()) / path
+            path = file_of(spec, base_dir)
             sources.append((spec, lambda s=spec, p=path: _import_file(s, p)))
         else:
             sources.append((spec, lambda s=spec: _import_module(s, s)))
@@ -139,6 +137,28 @@ def load_plugins(
 def is_file(spec: str) -> bool:
     """Whether a plugin spec names a file (ends in .py or holds a path separator)."""
     return spec.endswith(".py") or "/" in spec or "\\" in spec
+
+
+def file_of(spec: str, base_dir: Path | None) -> Path:
+    """The file a file spec names: relative ones against `base_dir` (else the current folder)."""
+    path = Path(spec).expanduser()
+    return path if path.is_absolute() else (base_dir or Path.cwd()) / path
+
+
+def absolute(spec: str, base_dir: Path | None) -> str:
+    """A spec as it still resolves from anywhere: a file's absolute path, a module's name."""
+    return str(file_of(spec, base_dir).resolve()) if is_file(spec) else spec
+
+
+def is_imported(spec: str, base_dir: Path | None) -> bool:
+    """Whether importing the plugin would run nothing: its module (for a file, the module
+    imported from that very file) is loaded already."""
+    if not is_file(spec):
+        return spec in sys.modules
+    path = file_of(spec, base_dir).resolve()
+    module = sys.modules.get(path.stem)
+    origin = getattr(module, "__file__", None)
+    return origin is not None and Path(origin).resolve() == path
 
 
 def _entry_point_sources() -> list[tuple[str, Callable[[], str]]]:

@@ -27,7 +27,9 @@ from kinit_cli.errors import ConfigError, DistributeError, UsageError
 from kinit_cli.model import sources
 from kinit_cli.model.build import BuiltModel
 from kinit_cli.model.prepared import Prepared
+from kinit_cli.registry.plugins import absolute
 from kinit_cli.registry.specs import FAILED, SpecBuilder
+from kinit_cli.registry.trust import Trust
 from kinit_cli.runtime import backend, determinism
 from kinit_cli.runtime.imports import tensorflow
 from kinit_cli.storage import checkpoint, rundir
@@ -83,6 +85,8 @@ class Plan:
     initial_report: list[stats.VariableStats]
     duplicates: list[stats.Duplicate]
     initial_epoch: int  # epochs the run's backup already holds (--resume)
+    # --plugin as the run's config.yaml records them beside its plugins: (files absolute).
+    user_plugins: tuple[str, ...] = ()
 
     @property
     def resolved(self) -> dict[str, Any]:
@@ -133,12 +137,14 @@ class Plan:
 def plan(
     config_path: str | None,
     overrides: Sequence[str],
-    plugins: Sequence[str],
+    trust: Trust | None,
     options: TrainOptions,
 ) -> Plan | UpToDate:
     """Read the config once, choose devices and strategy, seed, build, load the data and
     check the labels, compile, and make the callbacks: everything that can fail before the
-    run directory is touched."""
+    run directory is touched. The config's plugins are imported (the user runs it, and with
+    --resume the run's: resuming runs that config), `trust` says what else may run."""
+    trust = trust or Trust()
     if options.resume:
         given = [
             flag
@@ -194,7 +200,7 @@ def plan(
         )
     # Variables, optimizer and metrics belong to the strategy.
     prepared = sources.prepare(
-        checked, (), plugins, training=True, scope=distribution.strategy.scope()
+        checked, (), trust, training=True, scope=distribution.strategy.scope()
     )
     built = prepared.built
     model = built.model
@@ -241,6 +247,7 @@ def plan(
         report,
         stats.duplicates(report, arrays),
         checkpoint.completed_epochs(run_dir) if options.resume else 0,
+        tuple(absolute(p, Path.cwd()) for p in trust.plugins),
     )
 
 

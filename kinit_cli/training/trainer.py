@@ -20,7 +20,7 @@ from kinit_cli.config import source as config_mod
 from kinit_cli.data import pipeline
 from kinit_cli.errors import KinitError, TrainingDiverged, TrainingInterrupted, WriteError
 from kinit_cli.registry import tf_ops
-from kinit_cli.registry.plugins import is_file, plugin_failure
+from kinit_cli.registry.plugins import absolute, plugin_failure
 from kinit_cli.runtime import backend
 from kinit_cli.runtime.imports import tensorflow
 from kinit_cli.runtime.versions import versions
@@ -124,7 +124,7 @@ class Trainer:
         config = self.plan.prepared.config
         rundir.write_text(
             self.run_dir / rundir.CONFIG,
-            config_mod.dump(_portable(self.plan.resolved, config.base_dir)),
+            config_mod.dump(_portable(self.plan.resolved, config.base_dir, self.plan.user_plugins)),
         )
 
     def fit(self, callbacks: Sequence[Any] = ()) -> None:
@@ -409,12 +409,15 @@ def _cluster_metrics(distribution: distribute.Distribution) -> dict[str, Any]:
     }
 
 
-def _portable(resolved: dict[str, Any], base_dir: Path) -> dict[str, Any]:
-    """The resolved config with file paths made absolute, so the run dir's copy reruns as is."""
+def _portable(resolved: dict[str, Any], base_dir: Path, user: Sequence[str]) -> dict[str, Any]:
+    """The resolved config with file paths made absolute, so the run dir's copy reruns as is,
+    and with every plugin the run used (`user`: --plugin's, absolute already), so that
+    --resume and the run's readers find its classes."""
     import copy
 
     out = copy.deepcopy(resolved)
-    out["plugins"] = [str((base_dir / p).resolve()) if is_file(p) else p for p in out["plugins"]]
+    plugins = [absolute(p, base_dir) for p in out["plugins"]]
+    out["plugins"] = list(dict.fromkeys([*plugins, *user]))
     if out["data"].get("path"):
         out["data"]["path"] = str((base_dir / out["data"]["path"]).resolve())
     if out.get("init_from"):

@@ -20,6 +20,7 @@ from kinit_cli.model.build import BuiltModel
 from kinit_cli.model.saved import Loaded
 from kinit_cli.model.sources import read, rebuild_run
 from kinit_cli.model.variables import digest
+from kinit_cli.registry.trust import Trust
 from kinit_cli.storage import rundir
 from kinit_cli.weights import provenance, stats
 from kinit_cli.weights.propagation import propagate
@@ -94,7 +95,7 @@ class Report:
 def inspect(
     target: str,
     overrides: Sequence[str] = (),
-    plugins: Sequence[str] = (),
+    trust: Trust | None = None,
     layer: str | None = None,
     trainable_only: bool = False,
     check: bool = False,
@@ -103,13 +104,13 @@ def inspect(
     plot: str | None = None,
     values: str | None = None,
     full: bool = False,
-    unsafe: bool = False,
 ) -> Report:
     """Read, select, measure; check against theory and compare with another target on demand.
     With `plot`, the report holds the panels output.plot draws into that file."""
     if full and values is None:
         raise UsageError("--full goes with --values GLOB: it prints every value of those")
-    loaded = read(target, overrides, plugins, unsafe)
+    trust = trust or Trust()
+    loaded = read(target, trust, overrides)
     if activations and loaded.prepared is None:
         raise UsageError(
             "--activations needs a config TARGET: it pushes a batch through the "
@@ -165,10 +166,8 @@ def inspect(
     if check:
         rebuilt = None
         if loaded.kind == "run" and loaded.initial:
-            rebuilt = stats.values(
-                rebuild_run(Path(loaded.source), plugins, loaded.checked).weights
-            )
-        sources = _source_digests(weights) if loaded.kind == "run" else None
+            rebuilt = stats.values(rebuild_run(Path(loaded.source), trust, loaded.checked).weights)
+        sources = _source_digests(weights, trust) if loaded.kind == "run" else None
         measured = {s.path: s for s in report}
         result.verdicts = provenance.check(
             weights, arrays, measured, origins, loaded.initial, rebuilt, sources
@@ -184,7 +183,7 @@ def inspect(
         result.panels = [_panel(w, arrays[w.path], origins[w.path]) for w in weights]
         document["plot"] = str(Path(plot))
     if against:
-        other = read(against, overrides, plugins, unsafe)
+        other = read(against, trust, overrides)
         loaded.notes += other.notes
         other_arrays = other.arrays(select(other.weights, layer, trainable_only))
         result.comparison = {"source": other.source, **compare(arrays, other_arrays)}
@@ -192,7 +191,7 @@ def inspect(
     return result
 
 
-def _source_digests(weights: Sequence[Any]) -> dict[str, str]:
+def _source_digests(weights: Sequence[Any], trust: Trust) -> dict[str, str]:
     """path -> SHA-256 of the values its init_from source holds now ('file:layer/var'),
     each source read once; a source that is gone or changed shape is left out."""
     by_source: dict[str, Loaded | None] = {}
@@ -203,7 +202,7 @@ def _source_digests(weights: Sequence[Any]) -> dict[str, str]:
         label, _, path = w.loaded_from.rpartition(":")
         if label not in by_source:
             try:
-                by_source[label] = read(label)
+                by_source[label] = read(label, trust.safe(), own=False)
             except KinitError:
                 by_source[label] = None
         source = by_source[label]

@@ -1,0 +1,268 @@
+"""A run, a checkpoint or an init_from source from elsewhere is data: the plugins its files
+name run only when the user asks (--trust-plugins, or their own copy with --plugin); a run
+records the plugins it used; an init_from chain that comes back to itself is refused."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from kinit_cli.cli import cli
+from kinit_cli.errors import ConfigError
+from kinit_cli.model import sources
+from tests.conftest import forget
+
+PLUGIN = """\
+import keras
+
+
+class MyDense(keras.layers.Layer):
+    def __init__(self, units=4, **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+
+    def build(self, shape):
+        self.w = self.add_weight(shape=(shape[-1], self.units))
+
+    def call(self, x):
+        return keras.ops.matmul(x, self.w)
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units}
+
+
+class MyCb(keras.callbacks.Callback):
+    pass
+"""
+
+CONFIG = """\
+name: trusty
+seed: 1
+data: {name: digits, validation_split: 0.1}
+model:
+  input_shape: [64]
+  layers:
+    - {class_name: MyDense, config: {units: 8}}
+    - {class_name: Dense, config: {units: 10, activation: softmax}}
+compile:
+  optimizer: adam
+  loss: sparse_categorical_crossentropy
+train: {epochs: 1, batch_size: 64, callbacks: [{class_name: MyCb}]}
+"""
+
+REFUSAL = (
+    "{what} names plugins that kinit does not import unless asked, since they are code: "
+    "{helper}; its model uses MyDense, which kinit cannot rebuild without them. Add "
+    "--trust-plugins to import them (only for files you trust), or --plugin FILE to load a "
+    "copy of your own"
+)
+WARNING = (
+    "warning: --trust-plugins: imported the plugins {what} names, and their code ran with "
+    "your permissions: {helper}\n"
+)
+CHECKPOINT = "backup/epoch-00001.weights.h5"
+
+
+@pytest.fixture(scope="module")
+def plugin_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A run trained with `--plugin layers.py`, given relative to the folder it was run in."""
+    base = tmp_path_factory.mktemp("trust")
+    (base / "layers.py").write_text(PLUGIN)
+    (base / "c.yaml").write_text(CONFIG)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(base)
+        result = CliRunner().invoke(
+            cli, ["train", "c.yaml", "--plugin", "layers.py", "-o", "run", "-q"]
+        )
+    assert result.exit_code == 0, result.output
+    forget({"layers"})  # loaded before forget_plugins looks: every test imports it afresh
+    return base / "run"
+
+
+def downloaded(run: Path, tmp_path: Path, folder: str = "downloaded") -> tuple[Path, Path]:
+    """A copy of `run` as someone else may hand it over: a helper.py beside its config, named
+    in its plugins:, that leaves a sentinel file when it is imported."""
+    copy = tmp_path / folder
+    shutil.copytree(run, copy)
+    sentinel = tmp_path / "SENTINEL"
+    code = f"import pathlib\npathlib.Path({str(sentinel)!r}).write_text('ran')\n"
+    (copy / "helper.py").write_text(code + PLUGIN)
+    config = yaml.safe_load((copy / "config.yaml").read_text())
+    config["plugins"] = ["helper.py"]
+    (copy / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    return copy, sentinel
+
+
+def transfer(tmp_path: Path) -> Path:
+    """A config of the user's that starts its Dense layer from downloaded/'s."""
+    path = tmp_path / "mine.yaml"
+    path.write_text(
+        "model:\n"
+        "  input_shape: [8]\n"
+        "  layers:\n"
+        "    - {class_name: Dense, config: {units: 10, name: dense}}\n"
+        "init_from: {source: downloaded, layers: [dense]}\n"
+    )
+    return path
+
+
+def _where(config: Path, text: str) -> str:
+    """file:line:column of `text` in the config, as kinit's messages locate a value."""
+    for number, line in enumerate(config.read_text().splitlines(), start=1):
+        if text in line:
+            return f"{config}:{number}:{line.index(text) + 1}"
+    raise AssertionError(text)
+
+
+def test_a_run_records_the_plugins_it_was_trained_with(plugin_run):
+    config = yaml.safe_load((plugin_run / "config.yaml").read_text())
+    assert config["plugins"] == [str((plugin_run.parent / "layers.py").resolve())]
+
+
+def test_resume_finds_the_classes_of_plugin_given_on_the_command_line(runner, plugin_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(plugin_run, run)
+    result = runner.invoke(cli, ["train", "--resume", str(run), "--set", "train.epochs=2", "-q"])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert (metrics["status"], metrics["epochs"]) == ("completed", 2)
+
+
+@pytest.mark.parametrize("target", ["run", "checkpoint"])
+def test_reading_a_run_never_imports_its_plugins(runner, plugin_run, tmp_path, target):
+    run, sentinel = downloaded(plugin_run, tmp_path)
+    path = run if target == "run" else run / CHECKPOINT
+    # The run is read as typed; a checkpoint's run is found from its resolved path.
+    what = run / "config.yaml" if target == "run" else run.resolve() / "config.yaml"
+    helper = run.resolve() / "helper.py"
+    result = runner.invoke(cli, ["inspect-weights", str(path)])
+    assert (result.exit_code, result.stderr) == (
+        2,
+        "error: " + REFUSAL.format(what=what, helper=helper) + "\n",
+    )
+    assert not sentinel.exists()
+    trusted = runner.invoke(cli, ["inspect-weights", str(path), "--trust-plugins", "--json"])
+    assert trusted.exit_code == 0, trusted.output
+    assert trusted.stderr == WARNING.format(what=what, helper=helper)
+    assert sentinel.read_text() == "ran"
+    assert json.loads(trusted.stdout)["kind"] == target
+
+
+@pytest.mark.parametrize("target", ["run", "checkpoint"])
+def test_a_copy_of_the_plugin_of_ones_own_reads_a_run(runner, plugin_run, tmp_path, target):
+    run, sentinel = downloaded(plugin_run, tmp_path)
+    mine = tmp_path / "my_layers.py"
+    mine.write_text(PLUGIN)
+    path = run if target == "run" else run / CHECKPOINT
+    result = runner.invoke(cli, ["inspect-weights", str(path), "--plugin", str(mine), "--json"])
+    assert (result.exit_code, result.stderr) == (0, "")
+    assert [v["path"] for v in json.loads(result.stdout)["variables"]] == [
+        "my_dense/variable",
+        "dense/kernel",
+        "dense/bias",
+    ]
+    assert not sentinel.exists()
+
+
+def test_validate_with_init_from_a_run_never_imports_its_plugins(runner, plugin_run, tmp_path):
+    run, sentinel = downloaded(plugin_run, tmp_path)
+    config = transfer(tmp_path)
+    what = run.resolve() / "config.yaml"
+    helper = run.resolve() / "helper.py"
+    result = runner.invoke(cli, ["validate", str(config)])
+    where = _where(config, "downloaded")
+    assert (result.exit_code, result.stderr) == (
+        2,
+        f"error: {where}: init_from.source: " + REFUSAL.format(what=what, helper=helper) + "\n",
+    )
+    assert not sentinel.exists()
+    trusted = runner.invoke(cli, ["validate", str(config), "--trust-plugins"])
+    assert trusted.exit_code == 0, trusted.output
+    assert trusted.stdout.startswith(f"{config}: valid on backend tensorflow\n")
+    assert trusted.stderr == WARNING.format(what=what, helper=helper)
+    assert sentinel.read_text() == "ran"
+
+
+def test_a_failure_after_trusted_code_ran_still_warns(runner, plugin_run, tmp_path):
+    run, sentinel = downloaded(plugin_run, tmp_path)
+    config = transfer(tmp_path)
+    config.write_text(config.read_text().replace("units: 10", "units: 3"))
+    result = runner.invoke(cli, ["validate", str(config), "--trust-plugins"])
+    helper = run.resolve() / "helper.py"
+    assert result.exit_code == 2
+    assert result.stderr.startswith(
+        WARNING.format(what=run.resolve() / "config.yaml", helper=helper) + "error: "
+    )
+    assert sentinel.read_text() == "ran"
+
+
+@pytest.mark.parametrize("trusted", [False, True])
+def test_a_checkpoint_outside_a_kinit_run_is_not_read_with_an_ancestors_config(
+    runner, plugin_run, tmp_path, trusted
+):
+    """A config.yaml further up, or in a folder kinit did not make, is not the checkpoint's
+    run: its plugins never run, --trust-plugins or not."""
+    run, sentinel = downloaded(plugin_run, tmp_path)
+    (run / ".kinit-run").unlink()
+    (run / "metrics.json").unlink()
+    deep = run / "sub" / "deep"
+    deep.mkdir(parents=True)
+    shutil.copy(run / CHECKPOINT, deep / "x.weights.h5")
+    flag = ["--trust-plugins"] if trusted else []
+    head = (
+        "a checkpoint holds weights only; kinit finds the model in the config.yaml of the run "
+        "directory it lies in (RUN/NAME.weights.h5 or RUN/backup/NAME.weights.h5), and"
+    )
+    result = runner.invoke(cli, ["inspect-weights", str(deep / "x.weights.h5"), *flag])
+    assert (result.exit_code, result.stderr) == (
+        2,
+        f"error: {deep / 'x.weights.h5'}: {head} {deep.resolve()} is not one\n",
+    )
+    result = runner.invoke(cli, ["inspect-weights", str(run / CHECKPOINT), *flag])
+    assert (result.exit_code, result.stderr) == (
+        2,
+        f"error: {run / CHECKPOINT}: {head} {run.resolve()} has a config.yaml but is not a "
+        "kinit run directory (it has no .kinit-run, nor a metrics.json kinit wrote), so kinit "
+        "does not build the model it describes\n",
+    )
+    result = runner.invoke(cli, ["inspect-weights", str(run), *flag])
+    assert (result.exit_code, result.stderr) == (
+        2,
+        f"error: {run} is not a kinit run directory (it has no .kinit-run, nor a metrics.json "
+        "kinit wrote), so kinit does not read it as one; give its files instead: kinit "
+        f"inspect-weights {run / 'config.yaml'}\n",
+    )
+    assert not sentinel.exists()
+
+
+CYCLE_MODEL = (
+    "model:\n  input_shape: [4]\n  layers:\n    - {class_name: Dense, config: {units: 2}}\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("files", "chain"),
+    [
+        ({"a.yaml": "a.yaml"}, "a.yaml -> a.yaml"),
+        ({"a.yaml": "sub/b.yaml", "sub/b.yaml": "../a.yaml"}, "a.yaml -> sub/b.yaml -> a.yaml"),
+    ],
+)
+def test_an_init_from_cycle_is_refused_from_the_yaml_alone(runner, write, files, chain):
+    for name, source in files.items():
+        write(name, CYCLE_MODEL + f"init_from: {{source: {source}}}\n")
+    config = Path(write("a.yaml", CYCLE_MODEL + f"init_from: {{source: {files['a.yaml']}}}\n"))
+    expected = (
+        f"{_where(config, files['a.yaml'])}: init_from.source: init_from goes round in a "
+        f"circle: {chain}; each config starts from the next one's weights, so none can be built"
+    )
+    # The structural check finds it: before any plugin, Keras or TensorFlow is imported.
+    with pytest.raises(ConfigError) as raised:
+        sources.check(config)
+    assert str(raised.value) == expected
+    result = runner.invoke(cli, ["validate", str(config)])
+    assert (result.exit_code, result.stderr) == (2, f"error: {expected}\n")
