@@ -62,6 +62,13 @@ def read_keras(path: Path, kind: str, source: str, unsafe: bool = False) -> Load
     except Exception as exc:
         code = _code_in(exc)
         if code is None:
+            missing = unknown_classes(path)
+            if missing:
+                raise KinitError(
+                    f"cannot load {path}: its model uses {', '.join(missing)}, which no loaded "
+                    "plugin defines (kinit imports no code a file names); load the plugin that "
+                    "defines them with --plugin FILE"
+                ) from exc
             raise KinitError(
                 f"cannot load {path}: {keras_message(exc)}. If it uses plugin objects, load the "
                 "plugin with --plugin."
@@ -86,6 +93,33 @@ def read_keras(path: Path, kind: str, source: str, unsafe: bool = False) -> Load
         except Exception as again:
             raise KinitError(f"cannot load {path}: {keras_message(again)}") from again
     return Loaded(kind, source, model, weight_infos(model), notes=notes)
+
+
+def unknown_classes(path: Path) -> list[str]:
+    """The classes a .keras file's config.json names from outside Keras that nothing has
+    registered (by their registered names): what it needs a plugin for. Walked without
+    recursion, so any depth of nesting is read."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            stack = [json.loads(archive.read("config.json"))]
+    except (KeyError, ValueError, RecursionError, zipfile.BadZipFile):
+        return []
+    known = keras().saving.get_custom_objects()
+    out = []
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            module, name = node.get("module"), node.get("class_name")
+            if isinstance(module, str) and isinstance(name, str):
+                name = node.get("registered_name") or name
+                if module.split(".")[0] != "keras" and name not in known:
+                    out.append(str(name))
+            stack += reversed(list(node.values()))
+        elif isinstance(node, list):
+            stack += reversed(node)
+    return list(dict.fromkeys(out))
 
 
 def _code_in(exc: BaseException) -> str | None:

@@ -48,11 +48,6 @@ def config_of(run_dir: Path, command: str = "") -> Path:
     return path
 
 
-def enclosing_run(path: Path) -> Path | None:
-    """The run directory a file (a checkpoint in its backup/) sits in, if any."""
-    return next((p for p in path.resolve().parents if (p / CONFIG).is_file()), None)
-
-
 def default_path(name: str) -> Path:
     """runs/<name>-<timestamp>, the name reduced to characters safe in any file system (a
     validated name already is; the reduction keeps any other from becoming a path)."""

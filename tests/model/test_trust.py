@@ -169,6 +169,23 @@ def test_a_copy_of_the_plugin_of_ones_own_reads_a_run(runner, plugin_run, tmp_pa
     assert not sentinel.exists()
 
 
+def test_a_keras_file_names_the_classes_it_needs_a_plugin_for(runner, plugin_run, tmp_path):
+    model = plugin_run / "model.keras"
+    result = runner.invoke(cli, ["inspect-weights", str(model)])
+    assert (result.exit_code, result.stderr) == (
+        1,
+        f"error: cannot load {model}: its model uses layers>MyDense, which no loaded plugin "
+        "defines (kinit imports no code a file names); load the plugin that defines them with "
+        "--plugin FILE\n",
+    )
+    mine = tmp_path / "mine" / "layers.py"  # the file the class was registered from, by name
+    mine.parent.mkdir()
+    mine.write_text(PLUGIN)
+    result = runner.invoke(cli, ["inspect-weights", str(model), "--plugin", str(mine), "--json"])
+    assert (result.exit_code, result.stderr) == (0, "")
+    assert json.loads(result.stdout)["kind"] == "model"
+
+
 def test_validate_with_init_from_a_run_never_imports_its_plugins(runner, plugin_run, tmp_path):
     run, sentinel = downloaded(plugin_run, tmp_path)
     config = transfer(tmp_path)
