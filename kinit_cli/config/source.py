@@ -21,6 +21,8 @@ from kinit_cli.errors import ConfigError, Problem, UsageError
 
 KeyPath = tuple[str | int, ...]
 
+SUFFIXES = (".yaml", ".yml")  # what a config file's name ends in
+
 _MAP_TAG = "tag:yaml.org,2002:map"
 _SEQ_TAG = "tag:yaml.org,2002:seq"
 

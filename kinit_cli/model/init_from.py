@@ -2,19 +2,63 @@
 
 The model is built first, as always; then the chosen layers' variables are overwritten with
 the source's values, variable by variable (matched by name, shapes checked), so only the
-layers that received nothing keep what their initializers made.
+layers that received nothing keep what their initializers made. A source may be a config
+whose own init_from names another: a chain that comes back to itself is refused from the
+YAML alone (cycle()).
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from kinit_cli.config.source import Config, KeyPath
-from kinit_cli.errors import Problems, did_you_mean
+from kinit_cli.config.source import SUFFIXES, Config, KeyPath, load
+from kinit_cli.errors import KinitError, Problem, Problems, did_you_mean
 from kinit_cli.model.saved import Loaded
 from kinit_cli.model.variables import digest
 
 SECTION: KeyPath = ("init_from",)
+
+
+def source_path(text: str, base_dir: Path) -> Path:
+    """An init_from source as written, relative ones against their config's folder."""
+    source = Path(text).expanduser()
+    return source if source.is_absolute() else base_dir / source
+
+
+def cycle(config: Config, resolved: dict[str, Any]) -> list[Problem]:
+    """A chain of config sources that comes back to a config on it (a.yaml -> b.yaml ->
+    a.yaml) would be built forever: found from the YAML alone, before Keras loads."""
+    section = resolved.get("init_from")
+    if not section or config.file is None:
+        return []
+    chain = [Path(config.file).resolve()]
+    source = source_path(section["source"], config.base_dir)
+    while source.suffix in SUFFIXES and source.is_file():
+        chain.append(source.resolve())
+        if chain[-1] in chain[:-1]:
+            shown = " -> ".join(_shown(p, config.base_dir) for p in chain)
+            message = (
+                f"init_from goes round in a circle: {shown}; each config starts from the "
+                "next one's weights, so none can be built"
+            )
+            return [config.problem((*SECTION, "source"), message)]
+        try:
+            inner = load(source).data.get("init_from")
+        except KinitError:
+            return []  # reading it as a source reports that
+        if not isinstance(inner, dict) or not isinstance(inner.get("source"), str):
+            return []
+        source = source_path(inner["source"], source.resolve().parent)
+    return []
+
+
+def _shown(path: Path, base_dir: Path) -> str:
+    """A path as the user reads it: relative to the config's folder when inside it."""
+    try:
+        return str(path.relative_to(base_dir.resolve()))
+    except ValueError:
+        return str(path)
 
 
 def apply(built: Any, section: dict[str, Any], config: Config, loaded: Loaded) -> None:

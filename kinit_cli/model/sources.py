@@ -44,8 +44,6 @@ from kinit_cli.runtime import backend, compat
 from kinit_cli.runtime.imports import keras
 from kinit_cli.storage import checkpoint, ownership, rundir
 
-CONFIG_SUFFIXES = (".yaml", ".yml")
-
 
 def check(path: str | Path, overrides: Sequence[str] = (), *, nested: bool = False) -> Checked:
     """Read the config and check its structure (YAML, unknown keys, types, ranges, callback
@@ -62,7 +60,7 @@ def check_config(config: config_mod.Config, *, nested: bool = False) -> Checked:
     resolved, problems = schema.check(config)
     if not problems:
         problems += _callback_paths(config, resolved)
-        problems += _init_from_cycle(config, resolved)
+        problems += init_from.cycle(config, resolved)
     problems.raise_any()
     running = backend.started()
     if nested and running is not None:
@@ -257,51 +255,10 @@ def _build(
     return built
 
 
-def _source_path(text: str, base_dir: Path) -> Path:
-    """An init_from source as written, relative ones against their config's folder."""
-    source = Path(text).expanduser()
-    return source if source.is_absolute() else base_dir / source
-
-
-def _init_from_cycle(config: config_mod.Config, resolved: dict[str, Any]) -> list[Problem]:
-    """A chain of config sources that comes back to a config on it (a.yaml -> b.yaml ->
-    a.yaml) would be built forever: found from the YAML alone, before Keras loads."""
-    section = resolved.get("init_from")
-    if not section or config.file is None:
-        return []
-    chain = [Path(config.file).resolve()]
-    source = _source_path(section["source"], config.base_dir)
-    while source.suffix in CONFIG_SUFFIXES and source.is_file():
-        chain.append(source.resolve())
-        if chain[-1] in chain[:-1]:
-            shown = " -> ".join(_shown(p, config.base_dir) for p in chain)
-            message = (
-                f"init_from goes round in a circle: {shown}; each config starts from the "
-                "next one's weights, so none can be built"
-            )
-            return [config.problem((*init_from.SECTION, "source"), message)]
-        try:
-            inner = config_mod.load(source).data.get("init_from")
-        except KinitError:
-            return []  # reading it as a source reports that
-        if not isinstance(inner, dict) or not isinstance(inner.get("source"), str):
-            return []
-        source = _source_path(inner["source"], source.resolve().parent)
-    return []
-
-
-def _shown(path: Path, base_dir: Path) -> str:
-    """A path as the user reads it: relative to the config's folder when inside it."""
-    try:
-        return str(path.relative_to(base_dir.resolve()))
-    except ValueError:
-        return str(path)
-
-
 def _init_source(section: dict[str, Any], config: config_mod.Config, trust: Trust) -> Loaded:
     """What init_from names, read as inspect-weights reads a target (never a file's code)."""
     where = (*init_from.SECTION, "source")
-    source = _source_path(section["source"], config.base_dir)
+    source = init_from.source_path(section["source"], config.base_dir)
     if not source.exists():
         raise ConfigError([config.problem(where, f"{source} does not exist")])
     try:
@@ -384,7 +341,7 @@ def read(
     if path.suffix == ".keras":
         trust.load_user()
         return saved.read_keras(path, "model", str(path), trust.unsafe)
-    if path.suffix in CONFIG_SUFFIXES:
+    if path.suffix in config_mod.SUFFIXES:
         prepared = prepare(path, overrides, trust, own=own)
         built = prepared.built
         return Loaded(
