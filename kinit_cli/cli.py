@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -16,6 +16,9 @@ from kinit_cli.config.choices import BACKENDS, STRATEGIES
 from kinit_cli.errors import Interrupted, KinitError
 from kinit_cli.registry.registration import KINDS
 from kinit_cli.runtime.versions import KINIT
+
+if TYPE_CHECKING:
+    from kinit_cli.registry.trust import Trust
 
 _DEBUG = "kinit.debug"
 _TRUST = "kinit.trust"
@@ -120,7 +123,7 @@ trust_option = click.option(
 )
 
 
-def _trust(plugins: tuple[str, ...], trusted: bool, unsafe: bool = False) -> Any:
+def _trust(plugins: tuple[str, ...], trusted: bool, unsafe: bool = False) -> Trust:
     """The command's one Trust (registry/trust.py), kept where an error can still warn of
     the code it let run."""
     from kinit_cli.registry.trust import Trust
@@ -130,7 +133,7 @@ def _trust(plugins: tuple[str, ...], trusted: bool, unsafe: bool = False) -> Any
     return trust
 
 
-def _trust_notes(trust: Any) -> list[str]:
+def _trust_notes(trust: Trust) -> list[str]:
     """The warnings for the code `trust` let run, said once: not again if the command fails."""
     click.get_current_context().meta.pop(_TRUST, None)
     return trust.notes()

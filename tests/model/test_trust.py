@@ -169,6 +169,16 @@ def test_a_copy_of_the_plugin_of_ones_own_reads_a_run(runner, plugin_run, tmp_pa
     assert not sentinel.exists()
 
 
+def test_a_plugin_the_user_names_is_the_users_to_run(runner, plugin_run, tmp_path):
+    """--plugin naming the run's own helper.py is the user asking for that code: it runs,
+    and it is the user's choice, so there is nothing to warn of."""
+    run, sentinel = downloaded(plugin_run, tmp_path)
+    plugin = str(run / "helper.py")
+    result = runner.invoke(cli, ["inspect-weights", str(run), "--plugin", plugin, "--json"])
+    assert (result.exit_code, result.stderr) == (0, "")
+    assert sentinel.read_text() == "ran"
+
+
 def test_a_keras_file_names_the_classes_it_needs_a_plugin_for(runner, plugin_run, tmp_path):
     model = plugin_run / "model.keras"
     result = runner.invoke(cli, ["inspect-weights", str(model)])
