@@ -6,6 +6,10 @@ command imports the core it needs when it runs.
 
 from __future__ import annotations
 
+import os
+import sys
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -267,8 +271,50 @@ def export_config(model_file: str, output: str | None, overwrite: bool) -> None:
     render.console(stderr=True).print(f"Wrote the config of {model_file} to {output}")
 
 
+# How long the command's end waits for threads it did not start before it exits anyway.
+THREAD_GRACE_S = 1.0
+
+
 def main() -> None:
-    cli(prog_name="kinit")
+    """The `kinit` command: its output safe on closed streams and broken pipes, and its end
+    not held up by a thread a plugin left running (Python would wait for it forever)."""
+    from kinit_cli.output import render
+
+    render.guard_streams()
+    try:
+        cli(prog_name="kinit")
+    except SystemExit as exc:
+        code = exc.code
+    else:
+        code = 0
+    left = _threads_left(THREAD_GRACE_S)
+    if not left:
+        sys.exit(code)
+    names = ", ".join(repr(t.name) for t in left)
+    render.warnings(
+        [
+            f"a plugin's thread ({names}) was still running when the command was done; "
+            "kinit exits without waiting for it"
+        ],
+        render.console(stderr=True),
+    )
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0 if code is None else code if isinstance(code, int) else 1)
+
+
+def _threads_left(grace: float) -> list[threading.Thread]:
+    """The threads Python would wait for at exit (not daemons) still alive after `grace`
+    seconds in all: kinit starts none, so they are a plugin's."""
+    deadline = time.monotonic() + grace
+    left = []
+    for thread in threading.enumerate():
+        if thread is threading.main_thread() or thread.daemon:
+            continue
+        thread.join(max(0.0, deadline - time.monotonic()))
+        if thread.is_alive():
+            left.append(thread)
+    return left
 
 
 @cli.command()

@@ -47,6 +47,56 @@ def width(stream: Any) -> int:
     return PIPED_WIDTH
 
 
+class PipeSafe:
+    """A standard stream whose reader may leave (`kinit ... | head -1`): after a broken pipe
+    the rest goes to os.devnull, so the command still finishes (a run is still trained and
+    written) instead of failing on its next line of output."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return int(self._stream.write(text))
+        except BrokenPipeError:
+            self._to_nowhere()
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            self._to_nowhere()
+
+    def _to_nowhere(self) -> None:
+        _devnull_onto(self._stream.fileno())
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def guard_streams() -> None:
+    """stdout and stderr made safe to print on, once per process: a closed one (`>&-`,
+    `2>&-`: Python sets it to None) goes to os.devnull, so the command runs and its output
+    goes nowhere, and no file kinit opens later takes its descriptor (where TensorFlow's
+    own logging would write into it); a broken pipe ends in os.devnull too (PipeSafe)."""
+    for fd, name in ((1, "stdout"), (2, "stderr")):
+        stream = getattr(sys, name)
+        if isinstance(stream, PipeSafe):
+            continue
+        if stream is None:
+            _devnull_onto(fd)
+            stream = os.fdopen(fd, "w", encoding="utf-8", errors="replace", closefd=False)
+        setattr(sys, name, PipeSafe(stream))
+
+
+def _devnull_onto(fd: int) -> None:
+    null = os.open(os.devnull, os.O_WRONLY)
+    if null != fd:
+        os.dup2(null, fd)
+        os.close(null)
+
+
 def print_json(data: Any, out: Console | None = None) -> None:
     """Exactly one JSON document on stdout, nothing else; strict (null for NaN and infinities)."""
     (out.file if out else sys.stdout).write(strictjson.dumps(data, indent=2, default=str) + "\n")
