@@ -243,12 +243,13 @@ def schema_command(
     from kinit_cli.registry import json_schema
     from kinit_cli.registry.plugins import entry_point_notes
 
+    target = Path(output).absolute() if output else None  # before plugins: they may chdir
     document = json_schema.generate(plugins, config_files)
     render.warnings(entry_point_notes(), render.console(stderr=True))
     if output is None:
         render.print_json(document)
         return
-    json_schema.write(Path(output), document, overwrite)
+    json_schema.write(target or Path(output), document, overwrite)
     render.console(stderr=True).print(f"Wrote the config schema to {output}")
 
 
@@ -493,6 +494,7 @@ def inspect_weights(
     if plot:
         from kinit_cli.output import plot as plotting
 
+        plot = str(Path(plot).absolute())  # before plugins load: they may chdir
         plotting.check(Path(plot), overwrite)
     report = inspect(
         target,

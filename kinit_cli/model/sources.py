@@ -114,7 +114,7 @@ def prepare(
     # Loading plugins imports Keras (and TensorFlow): only once the schema is satisfied.
     loaded = load_plugins(list(resolved["plugins"]), base_dir=config.base_dir)
     # --plugin paths are the user's, typed relative to where they stand.
-    loaded += load_plugins(list(plugins), base_dir=Path.cwd(), entry_points=False)
+    loaded += load_plugins(list(plugins), base_dir=config.cwd, entry_points=False)
     registry = Registry()
     problems = _tensorflow_ops(config, resolved, registry)
     problems.raise_any()  # the build would fail on them, far from the cause
