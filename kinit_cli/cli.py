@@ -292,11 +292,11 @@ def main() -> None:
     if not left:
         sys.exit(code)
     names = ", ".join(repr(t.name) for t in left)
+    one = len(left) == 1
+    what = f"a plugin's thread ({names}) was" if one else f"plugin threads ({names}) were"
+    them = "it" if one else "them"
     render.warnings(
-        [
-            f"a plugin's thread ({names}) was still running when the command was done; "
-            "kinit exits without waiting for it"
-        ],
+        [f"{what} still running when the command was done; kinit exits without waiting for {them}"],
         render.console(stderr=True),
     )
     sys.stdout.flush()

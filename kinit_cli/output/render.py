@@ -40,11 +40,13 @@ def width(stream: Any) -> int:
     if columns.isascii() and columns.isdigit() and int(columns) > 0:
         return min(max(int(columns), MIN_WIDTH), MAX_WIDTH)
     try:
-        if stream.isatty():
-            return min(max(os.get_terminal_size(stream.fileno()).columns, MIN_WIDTH), MAX_WIDTH)
+        if not stream.isatty():
+            return PIPED_WIDTH
+        columns = os.get_terminal_size(stream.fileno()).columns
     except (AttributeError, ValueError, OSError):  # no stream, or one closed under us
-        pass
-    return PIPED_WIDTH
+        return PIPED_WIDTH
+    # A terminal that reports no size (some containers' pseudo-terminals): rich's default.
+    return min(max(columns, MIN_WIDTH), MAX_WIDTH) if columns > 0 else 80
 
 
 class PipeSafe:

@@ -209,8 +209,9 @@ def records(
     title: str, columns: Sequence[Column], rows: Sequence[dict[str, str]], out: Console
 ) -> None:
     """Every row as its first cell, then one indented `Column: value` line per other cell
-    (empty ones left off): a layout that holds every column at any width, and wraps a long
-    value at its spaces, never inside a number."""
+    (empty ones left off): a layout that holds every column at any width. A value that does
+    not fit beside its name goes on the lines below it, wrapped at its spaces if it must,
+    never inside a number."""
     if title:
         out.print(Text(title, style="italic"))
     first, *rest = columns
@@ -218,5 +219,10 @@ def records(
         out.print(Text(row.get(first.name, ""), style="bold"))
         for c in rest:
             value = row.get(c.name, "")
-            if value:
+            if not value:
+                continue
+            if 2 + cell_len(c.name) + 2 + _longest_line(value) <= out.width:
                 out.print(Padding(Text(f"{c.name}: {value}"), (0, 0, 0, 2), expand=False))
+            else:
+                out.print(Padding(Text(f"{c.name}:"), (0, 0, 0, 2), expand=False))
+                out.print(Padding(Text(value), (0, 0, 0, 4), expand=False))

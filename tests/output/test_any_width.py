@@ -10,7 +10,7 @@ from rich.console import Console
 
 from kinit_cli.cli import cli
 from kinit_cli.output import render, weight_tables
-from kinit_cli.output.tables import number
+from kinit_cli.output.tables import Column, number, print_fitted
 from kinit_cli.weights.report import inspect
 from tests.conftest import ROOT
 
@@ -106,4 +106,26 @@ def test_results_fall_back_to_one_block_per_metric():
         "loss",
         "  Train: 0.1235",
         "  Test: 1.235e+06",
+    ]
+
+
+def test_a_value_too_long_beside_its_name_goes_below_it_whole():
+    columns = [Column("Variable", 100, "left"), Column("Shape", 100)]
+    columns += [Column("Histogram", 20, "left"), Column("Rel. change", 100)]
+    row = {
+        "Variable": "dense_2/bias",
+        "Shape": "(10)",
+        "Histogram": "▁▃▃▃█       ▃▆▁",
+        "Rel. change": "|Δ| 0.06409",
+    }
+    out = _console(22)
+    print_fitted("Weights", columns, [row], out, wide=False)
+    assert [line.rstrip() for line in out.file.getvalue().splitlines()] == [
+        "Weights",
+        "dense_2/bias",
+        "  Shape: (10)",
+        "  Histogram:",
+        "    ▁▃▃▃█       ▃▆▁",
+        "  Rel. change:",
+        "    |Δ| 0.06409",
     ]
