@@ -494,8 +494,8 @@ def inspect_weights(
     if plot:
         from kinit_cli.output import plot as plotting
 
-        plot = str(Path(plot).absolute())  # before plugins load: they may chdir
         plotting.check(Path(plot), overwrite)
+        plot = str(Path(plot).absolute())  # before plugins load: they may chdir
     report = inspect(
         target,
         overrides,

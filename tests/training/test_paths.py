@@ -58,6 +58,21 @@ def test_a_plugin_that_changes_directory_does_not_move_the_schema(runner, tmp_pa
     assert list(elsewhere.iterdir()) == []
 
 
+def test_a_plugin_that_changes_directory_does_not_move_the_plot(runner, tmp_path, monkeypatch):
+    home, elsewhere = tmp_path / "home", tmp_path / "elsewhere"
+    home.mkdir()
+    elsewhere.mkdir()
+    (home / "stray.py").write_text(f"import os\nos.chdir({str(elsewhere)!r})\n")
+    monkeypatch.chdir(home)
+    digits = str(ROOT / "configs" / "digits.yaml")
+    args = ["inspect-weights", digits, "--plugin", "stray.py", "--plot", "w.png"]
+    result = runner.invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.rstrip().splitlines()[-1] == f"Histograms written to {home / 'w.png'}"
+    assert (home / "w.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert list(elsewhere.iterdir()) == []
+
+
 @pytest.mark.parametrize(
     ("callback", "key"),
     [("TensorBoard", "log_dir"), ("CSVLogger", "filename")],
