@@ -41,10 +41,11 @@ def test_columns_gives_a_usable_width(monkeypatch, columns, width):
     assert render.console().width == width
 
 
+@pytest.mark.parametrize("command", ["validate", "train"])
 @pytest.mark.parametrize("columns", ["0", "1", "-3", "abc", "30", "99999999999999"])
-def test_errors_print_at_any_columns(runner, tmp_path, columns):
+def test_errors_print_at_any_columns(runner, tmp_path, columns, command):
     missing = tmp_path / "missing.yaml"
-    result = runner.invoke(cli, ["validate", str(missing)], env={"COLUMNS": columns})
+    result = runner.invoke(cli, [command, str(missing)], env={"COLUMNS": columns})
     assert result.exit_code == 2
     assert result.output == f"error: {missing}: config file not found\n"
 
