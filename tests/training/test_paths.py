@@ -25,13 +25,21 @@ def _config(tmp_path, callback: str) -> str:
     return str(path)
 
 
-def test_a_plugin_that_changes_directory_does_not_move_the_run(runner, tmp_path, monkeypatch):
+@pytest.fixture
+def wander(tmp_path, monkeypatch):
+    """(home, elsewhere): the test stands in home, where wander.py, a plugin, moves the
+    process to elsewhere as it is imported."""
     home, elsewhere = tmp_path / "home", tmp_path / "elsewhere"
     home.mkdir()
     elsewhere.mkdir()
     (home / "wander.py").write_text(f"import os\nos.chdir({str(elsewhere)!r})\n")
-    config = _config(home, "{class_name: CSVLogger, config: {filename: log.csv}}")
     monkeypatch.chdir(home)
+    return home, elsewhere
+
+
+def test_a_plugin_that_changes_directory_does_not_move_the_run(runner, wander):
+    home, elsewhere = wander
+    config = _config(home, "{class_name: CSVLogger, config: {filename: log.csv}}")
     result = runner.invoke(
         cli,
         ["train", config, "--plugin", "wander.py", "--set", "train.epochs=1", "-o", "run"],
@@ -45,27 +53,19 @@ def test_a_plugin_that_changes_directory_does_not_move_the_run(runner, tmp_path,
     assert list(elsewhere.iterdir()) == []
 
 
-def test_a_plugin_that_changes_directory_does_not_move_the_schema(runner, tmp_path, monkeypatch):
-    home, elsewhere = tmp_path / "home", tmp_path / "elsewhere"
-    home.mkdir()
-    elsewhere.mkdir()
-    (home / "roam.py").write_text(f"import os\nos.chdir({str(elsewhere)!r})\n")
-    monkeypatch.chdir(home)
-    result = runner.invoke(cli, ["schema", "--plugin", "roam.py", "-o", "kinit.schema.json"])
+def test_a_plugin_that_changes_directory_does_not_move_the_schema(runner, wander):
+    home, elsewhere = wander
+    result = runner.invoke(cli, ["schema", "--plugin", "wander.py", "-o", "kinit.schema.json"])
     assert result.exit_code == 0, result.output
     assert result.stderr == "Wrote the config schema to kinit.schema.json\n"
     assert "$schema" in json.loads((home / "kinit.schema.json").read_text())
     assert list(elsewhere.iterdir()) == []
 
 
-def test_a_plugin_that_changes_directory_does_not_move_the_plot(runner, tmp_path, monkeypatch):
-    home, elsewhere = tmp_path / "home", tmp_path / "elsewhere"
-    home.mkdir()
-    elsewhere.mkdir()
-    (home / "stray.py").write_text(f"import os\nos.chdir({str(elsewhere)!r})\n")
-    monkeypatch.chdir(home)
+def test_a_plugin_that_changes_directory_does_not_move_the_plot(runner, wander):
+    home, elsewhere = wander
     digits = str(ROOT / "configs" / "digits.yaml")
-    args = ["inspect-weights", digits, "--plugin", "stray.py", "--plot", "w.png"]
+    args = ["inspect-weights", digits, "--plugin", "wander.py", "--plot", "w.png"]
     result = runner.invoke(cli, args)
     assert result.exit_code == 0, result.output
     assert result.stdout.rstrip().splitlines()[-1] == f"Histograms written to {home / 'w.png'}"
