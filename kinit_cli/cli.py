@@ -6,6 +6,10 @@ command imports the core it needs when it runs.
 
 from __future__ import annotations
 
+import os
+import sys
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -278,12 +282,13 @@ def schema_command(
     from kinit_cli.registry import json_schema
     from kinit_cli.registry.plugins import entry_point_notes
 
+    target = Path(output).absolute() if output else None  # before plugins: they may chdir
     document = json_schema.generate(plugins, config_files)
     render.warnings(entry_point_notes(), render.console(stderr=True))
     if output is None:
         render.print_json(document)
         return
-    json_schema.write(Path(output), document, overwrite)
+    json_schema.write(target or Path(output), document, overwrite)
     render.console(stderr=True).print(f"Wrote the config schema to {output}")
 
 
@@ -306,8 +311,50 @@ def export_config(model_file: str, output: str | None, overwrite: bool) -> None:
     render.console(stderr=True).print(f"Wrote the config of {model_file} to {output}")
 
 
+# How long the command's end waits for threads it did not start before it exits anyway.
+THREAD_GRACE_S = 1.0
+
+
 def main() -> None:
-    cli(prog_name="kinit")
+    """The `kinit` command: its output safe on closed streams and broken pipes, and its end
+    not held up by a thread a plugin left running (Python would wait for it forever)."""
+    from kinit_cli.output import render
+
+    render.guard_streams()
+    try:
+        cli(prog_name="kinit")
+    except SystemExit as exc:
+        code = exc.code
+    else:
+        code = 0
+    left = _threads_left(THREAD_GRACE_S)
+    if not left:
+        sys.exit(code)
+    names = ", ".join(repr(t.name) for t in left)
+    one = len(left) == 1
+    what = f"a plugin's thread ({names}) was" if one else f"plugin threads ({names}) were"
+    them = "it" if one else "them"
+    render.warnings(
+        [f"{what} still running when the command was done; kinit exits without waiting for {them}"],
+        render.console(stderr=True),
+    )
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0 if code is None else code if isinstance(code, int) else 1)
+
+
+def _threads_left(grace: float) -> list[threading.Thread]:
+    """The threads Python would wait for at exit (not daemons) still alive after `grace`
+    seconds in all: kinit starts none, so they are a plugin's."""
+    deadline = time.monotonic() + grace
+    left = []
+    for thread in threading.enumerate():
+        if thread is threading.main_thread() or thread.daemon:
+            continue
+        thread.join(max(0.0, deadline - time.monotonic()))
+        if thread.is_alive():
+            left.append(thread)
+    return left
 
 
 @cli.command()
@@ -492,6 +539,7 @@ def inspect_weights(
         from kinit_cli.output import plot as plotting
 
         plotting.check(Path(plot), overwrite)
+        plot = str(Path(plot).absolute())  # before plugins load: they may chdir
     trust = _trust(plugins, trust_plugins, unsafe)
     report = inspect(
         target,

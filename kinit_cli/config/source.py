@@ -166,11 +166,14 @@ class Config:
     # The text of each value YAML read as something other than text (12345, 2024-01-01,
     # 007, yes), so that a message can show what to quote.
     written: dict[KeyPath, str] = field(default_factory=dict)
+    # The working directory when the config was read: a plugin that changes it later does
+    # not move what the config's relative paths name.
+    cwd: Path = field(default_factory=Path.cwd, repr=False, compare=False)
 
     @property
     def base_dir(self) -> Path:
         """Folder that relative paths in the config (plugins, data) are resolved against."""
-        return Path(self.file).resolve().parent if self.file else Path.cwd()
+        return (self.cwd / self.file).resolve().parent if self.file else self.cwd
 
     def problem(self, path: KeyPath, message: str, at_key: bool = False) -> Problem:
         """A Problem at `path`, located at its value (or at its key, for unknown keys)."""

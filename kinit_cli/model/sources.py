@@ -120,7 +120,7 @@ def prepare(
     if own:
         loaded = load_plugins(list(resolved["plugins"]), base_dir=config.base_dir)
         # --plugin paths are the user's, typed relative to where they stand.
-        loaded += load_plugins(list(trust.plugins), base_dir=Path.cwd(), entry_points=False)
+        loaded += load_plugins(list(trust.plugins), base_dir=config.cwd, entry_points=False)
     else:
         loaded = trust.load_user()
         withheld = trust.load_named(resolved["plugins"], config.base_dir, str(config.file))

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from rich.console import Console
-from rich.table import Table
 from rich.text import Text
 
 from kinit_cli.output.tables import Column, print_fitted
@@ -38,11 +37,13 @@ def catalog_detail(item: dict[str, Any], out: Console) -> None:
         f"Name in configs: {item['qualified_name']}"
         + (f"; aliases: {', '.join(item['aliases'])}" if item["aliases"] else "")
     )
-    table = Table("Parameter", "Default")
-    for p in item["parameters"]:
-        table.add_row(p["name"], "(required)" if p["required"] else repr(p["default"]))
-    if item["parameters"]:
-        out.print(table)
+    columns = [Column("Parameter", 100, "left"), Column("Default", 100, "left", wrap=True)]
+    rows = [
+        {"Parameter": p["name"], "Default": "(required)" if p["required"] else repr(p["default"])}
+        for p in item["parameters"]
+    ]
+    if rows:
+        print_fitted("", columns, rows, out, wide=False)
     if item["doc"]:
         out.print(Text(item["doc"]))
 

@@ -3,7 +3,9 @@
 rich shrinks every column of a table too wide for the console, which folds numbers across
 lines (`0.00918` / `9`) and squeezes columns to nothing. Here each column is measured first;
 text columns (paths, initializers) give way first (shortened in the middle or wrapped at
-spaces), then the least important columns are left out, and the table says which.
+spaces), then the least important columns are left out, and the table says which. Where
+even the columns that always stay do not fit, each row is printed as a block of
+`Column: value` lines instead (records()), so nothing promised is dropped or cut.
 """
 
 from __future__ import annotations
@@ -13,7 +15,9 @@ from dataclasses import dataclass
 
 from rich.cells import cell_len
 from rich.console import Console
+from rich.padding import Padding
 from rich.table import Table
+from rich.text import Text
 
 # Per column: one border character and one space of padding on each side.
 _EDGE = 3
@@ -181,9 +185,13 @@ def print_fitted(
     title: str, columns: list[Column], rows: list[dict[str, str]], out: Console, wide: bool
 ) -> list[str]:
     """A table at the console's width (columns left out by priority, and said so), or,
-    with `wide`, every column however wide that makes it."""
+    with `wide`, every column however wide that makes it; one block per row (records())
+    where the columns that always stay are wider than the console."""
     width = None if wide else out.width
     table, left_out = fitted(title, columns, rows, width)
+    if width is not None and table.width is not None and table.width > width:
+        records(title, columns, rows, out)
+        return []
     if wide and table.width and table.width > out.width:
         saved, out.width = out.width, table.width  # rich never prints wider than its console
         try:
@@ -195,3 +203,26 @@ def print_fitted(
     if left_out:
         out.print(left_out_note(left_out, width))
     return left_out
+
+
+def records(
+    title: str, columns: Sequence[Column], rows: Sequence[dict[str, str]], out: Console
+) -> None:
+    """Every row as its first cell, then one indented `Column: value` line per other cell
+    (empty ones left off): a layout that holds every column at any width. A value that does
+    not fit beside its name goes on the lines below it, wrapped at its spaces if it must,
+    never inside a number."""
+    if title:
+        out.print(Text(title, style="italic"))
+    first, *rest = columns
+    for row in rows:
+        out.print(Text(row.get(first.name, ""), style="bold"))
+        for c in rest:
+            value = row.get(c.name, "")
+            if not value:
+                continue
+            if 2 + cell_len(c.name) + 2 + _longest_line(value) <= out.width:
+                out.print(Padding(Text(f"{c.name}: {value}"), (0, 0, 0, 2), expand=False))
+            else:
+                out.print(Padding(Text(f"{c.name}:"), (0, 0, 0, 2), expand=False))
+                out.print(Padding(Text(value), (0, 0, 0, 4), expand=False))

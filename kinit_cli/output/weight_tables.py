@@ -8,7 +8,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from rich.console import Console
-from rich.table import Table
 from rich.text import Text
 
 from kinit_cli.output.render import warnings
@@ -38,23 +37,26 @@ def _shape(shape: tuple[Any, ...]) -> str:
 
 def model_summary(built: Any, title: str, out: Console) -> None:
     """Layers with output shapes and parameter counts, then every weight and its initializer."""
-    layers = Table(title=title, title_justify="left")
-    for col in ("Layer", "Class", "Output shape", "Params"):
-        layers.add_column(col, justify="right" if col == "Params" else "left")
     shared = any(len(info.calls) > 1 for info in built.layers)
+    layer_columns = [
+        Column("Layer", 100, "left"),
+        Column("Class", 100, "left"),
+        Column("Output shape", 100, "left"),
+        Column("Params", 100),
+    ]
     if shared:
-        layers.add_column("Applied at")
-    for info in built.layers:
-        row = [
-            info.name,
-            info.class_name,
-            "\n".join(_shape(s) for s in info.output_shapes) or "?",
-            f"{info.params:,}",
-        ]
-        if shared:
-            row.append(", ".join(info.calls))
-        layers.add_row(*row)
-    out.print(layers)
+        layer_columns.append(Column("Applied at", 100, "left", wrap=True))
+    layer_rows = [
+        {
+            "Layer": info.name,
+            "Class": info.class_name,
+            "Output shape": "\n".join(_shape(s) for s in info.output_shapes) or "?",
+            "Params": f"{info.params:,}",
+            "Applied at": ", ".join(info.calls),
+        }
+        for info in built.layers
+    ]
+    print_fitted(title, layer_columns, layer_rows, out, wide=False)
 
     calls = {info.name: info.calls for info in built.layers}
 
@@ -69,7 +71,7 @@ def model_summary(built: Any, title: str, out: Console) -> None:
     )
     columns = [
         Column("Variable", 100, "left", shorten=True),
-        Column("Shape", 95, "left"),
+        Column("Shape", 100, "left"),
         Column("Dtype", 60, "left"),
         Column("Trainable", 70, "left"),
         Column("Initializer", 90, "left", wrap=True),
@@ -107,13 +109,13 @@ def _columns(variables: list[dict[str, Any]], more: Sequence[Column] = ()) -> li
     }
     columns = [
         Column("Variable", 100, "left", shorten=True),
-        Column("Shape", 95),
+        Column("Shape", 100),
         Column("Dtype", 75),
         Column("Train", 76, "left"),
         Column("Initializer", 85, "left", wrap=True),
         Column("Fans", 30),
-        Column("Mean", 90),
-        Column("Std", 88),
+        Column("Mean", 100),
+        Column("Std", 100),
         Column("Std@init", 80),
         Column("Min", 70),
         Column("Max", 69),
@@ -209,24 +211,15 @@ def inspection(result: Any, out: Console, wide: bool = False) -> None:
     columns, rows = _columns(variables), [_row(v) for v in variables]
     print_fitted("Weights", columns, rows, out, wide)
     warnings([d["message"] for d in doc.get("duplicates", [])], out)
-    layers = Table(
-        "Layer",
-        "Params",
-        "Trainable",
-        "Non-trainable",
-        "Bytes",
-        title="Totals",
-        title_justify="left",
-    )
-    for item in [*doc["layers"], {"name": "total", **doc["totals"]}]:
-        layers.add_row(
-            item["name"],
-            f"{item['parameters']:,}",
-            f"{item['trainable']:,}",
-            f"{item['non_trainable']:,}",
-            f"{item['bytes']:,}",
-        )
-    out.print(layers)
+    totals = [Column("Layer", 100, "left")]
+    totals += [Column(name, 100) for name in ("Params", "Trainable", "Non-trainable", "Bytes")]
+    keys = ("parameters", "trainable", "non_trainable", "bytes")
+    rows = [
+        {"Layer": item["name"]}
+        | {c.name: f"{item[key]:,}" for c, key in zip(totals[1:], keys, strict=True)}
+        for item in [*doc["layers"], {"name": "total", **doc["totals"]}]
+    ]
+    print_fitted("Totals", totals, rows, out, wide)
     if result.values is not None:
         variable_values(result.values, out, full=result.full)
     if "activations" in doc:
@@ -329,31 +322,28 @@ def check_summary(counts: dict[str, int]) -> str:
 
 def activations(doc: dict[str, Any], out: Console) -> None:
     """The one-batch signal check: layer outputs, then gradient norms."""
-    signal = Table(
-        "Layer",
-        "Class",
-        "Output shape",
-        "Mean",
-        "Std",
-        title=f"Signal at initialization ({doc['input']})",
-        title_justify="left",
-    )
-    for layer in doc["layers"]:
-        signal.add_row(
-            layer["name"],
-            layer["class_name"],
-            _shape(tuple(layer["shape"])),
-            number(layer["mean"]),
-            number(layer["std"]),
-        )
-    out.print(signal)
-    grads = Table(
-        "Variable",
-        "||grad||",
-        "||grad|| / ||W||",
-        title=f"Gradients of {doc['loss']['name']} = {number(doc['loss']['value'])}",
-        title_justify="left",
-    )
-    for g in doc["gradients"]:
-        grads.add_row(g["path"], number(g["norm"]), number(g["relative"]))
-    out.print(grads)
+    signal = [Column(name, 100, "left") for name in ("Layer", "Class", "Output shape")]
+    signal += [Column("Mean", 100), Column("Std", 100)]
+    rows = [
+        {
+            "Layer": layer["name"],
+            "Class": layer["class_name"],
+            "Output shape": _shape(tuple(layer["shape"])),
+            "Mean": number(layer["mean"]),
+            "Std": number(layer["std"]),
+        }
+        for layer in doc["layers"]
+    ]
+    print_fitted(f"Signal at initialization ({doc['input']})", signal, rows, out, wide=False)
+    grads = [Column("Variable", 100, "left"), Column("||grad||", 100)]
+    grads.append(Column("||grad|| / ||W||", 100))
+    rows = [
+        {
+            "Variable": g["path"],
+            "||grad||": number(g["norm"]),
+            "||grad|| / ||W||": number(g["relative"]),
+        }
+        for g in doc["gradients"]
+    ]
+    title = f"Gradients of {doc['loss']['name']} = {number(doc['loss']['value'])}"
+    print_fitted(title, grads, rows, out, wide=False)

@@ -22,6 +22,7 @@ import inspect
 import os
 import re
 import signal
+import stat
 import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -206,8 +207,7 @@ def _import_module(spec: str, module: str) -> str:
 
 
 def _import_file(spec: str, path: Path) -> str:
-    if not path.is_file():
-        raise PluginError(f"plugin file '{spec}' not found (looked for {path})", plugin=spec)
+    _check_regular(spec, path)
     path = path.resolve()
     module = path.stem
     existing = sys.modules.get(module)
@@ -234,6 +234,40 @@ def _import_file(spec: str, path: Path) -> str:
             raise
         raise _import_failure(spec, exc, path) from exc
     return module
+
+
+# What a path is when it is not a regular file: named, so a FIFO or a folder is not "not found".
+_KINDS = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a named pipe (FIFO)"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+)
+
+
+def _check_regular(spec: str, path: Path) -> None:
+    """A plugin file must be a regular file; found by stat, never opened, so a FIFO (whose
+    open waits for a writer) cannot hang kinit."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise PluginError(
+            f"plugin file '{spec}' not found (looked for {path})", plugin=spec
+        ) from None
+    except OSError as exc:
+        raise PluginError(
+            f"plugin file '{spec}' cannot be read ({path}): {exc.strerror}", plugin=spec
+        ) from None
+    if stat.S_ISREG(mode):
+        return
+    kind = next((name for test, name in _KINDS if test(mode)), "not a regular file")
+    hint = (
+        "; name the .py file inside it, or the package by its dotted module name"
+        if stat.S_ISDIR(mode)
+        else "; a plugin is read from a regular .py file"
+    )
+    raise PluginError(f"plugin file '{spec}' is {kind}, not a file ({path}){hint}", plugin=spec)
 
 
 def _module_file(module: str) -> Path | None:

@@ -71,8 +71,9 @@ class Placed:
 def callback_paths(spec: Any, run_dir: Path | None, existing_ok: bool = False) -> Placed:
     """Place a callback's file arguments: a relative path lands inside the run directory and
     may neither leave it (`..`) nor take a name kinit writes there; an absolute path may not
-    replace an existing file unless `existing_ok` (--overwrite, or a resumed run's own).
-    With no `run_dir` (validate, before there is one) only relative paths are checked."""
+    lead into another kinit run, nor replace an existing file unless `existing_ok`
+    (--overwrite, or a resumed run's own). With no `run_dir` (validate, before there is one)
+    only relative paths are checked: an absolute one may be in the run --output will name."""
     if not isinstance(spec, dict) or not isinstance(spec.get("config"), dict):
         return Placed(spec)
     config, placed = dict(spec["config"]), Placed(spec)
@@ -87,6 +88,10 @@ def callback_paths(spec: Any, run_dir: Path | None, existing_ok: bool = False) -
         if target.is_absolute():
             assert run_dir is not None
             inside = _inside(target, run_dir)
+            other = _other_run(target, run_dir) if inside is None else None
+            if other is not None:
+                placed.problems.append((where, _in_other_run(value, other)))
+                continue
             if inside is None:
                 if target.exists() and not existing_ok:
                     placed.problems.append(
@@ -119,6 +124,23 @@ def callback_paths(spec: Any, run_dir: Path | None, existing_ok: bool = False) -
         placed.files.append(first)
     placed.spec = {**spec, "config": config}
     return placed
+
+
+def _other_run(path: Path, run_dir: Path) -> Path | None:
+    """The kinit run (a folder with the marker) that `path` is in or is, other than
+    `run_dir`; None when there is none."""
+    resolved, own = path.resolve(), run_dir.resolve()
+    return next(
+        (p for p in (resolved, *resolved.parents) if p != own and (p / MARKER).is_file()), None
+    )
+
+
+def _in_other_run(value: str, other: Path) -> str:
+    return (
+        f"{value} is inside the kinit run {other}, which this run must not write into (that "
+        "run's --overwrite and --resume would then refuse or remove its files); name a folder "
+        "outside it, or a relative path (it goes in this run's directory)"
+    )
 
 
 def _inside(path: Path, run_dir: Path) -> str | None:

@@ -198,6 +198,10 @@ def plan(
             f"devices: train.batch_size {batch} does not divide; use a multiple of "
             f"{distribution.replicas}"
         )
+    # Where the run goes is fixed before plugins load: a plugin's os.chdir must not send the
+    # run (nor the callbacks' files placed in it) elsewhere while kinit names this place.
+    given = options.resume or options.output or rundir.default_path(resolved["name"])
+    run_dir = Path(given).absolute()
     # Variables, optimizer and metrics belong to the strategy.
     prepared = sources.prepare(
         checked, (), trust, training=True, scope=distribution.strategy.scope()
@@ -219,8 +223,6 @@ def plan(
         # Other workers write what the callbacks write too, into a folder of their own that
         # is removed at the end: nothing that could collide with the chief's.
         run_dir = scratch = Path(tempfile.mkdtemp(prefix="kinit-worker-"))
-    elif not options.resume:
-        run_dir = Path(options.output) if options.output else rundir.default_path(resolved["name"])
     try:
         replace = options.overwrite or bool(options.resume)
         callbacks, callback_files, loop = _ready(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import keras
@@ -257,4 +258,65 @@ def test_an_entry_point_ending_the_program_is_a_warning_too(runner, installed):
         f"warning: {path}:2: plugin 'quits (entry point kinit_ep_quits)' called sys.exit(3) "
         "while being imported; a plugin must not end the program; kinit goes on without it "
         "(installed by the package kinit-ep-quits). Set KINIT_DISABLE_PLUGINS=quits to skip it.\n"
+    )
+
+
+def _unblock_after(fifo, seconds: float) -> None:
+    """Open `fifo` for writing after `seconds`, ending a read that would otherwise wait
+    forever: a regression that opens the FIFO fails the test instead of hanging it."""
+    import os
+    import threading
+    import time
+
+    def unblock() -> None:
+        time.sleep(seconds)
+        with contextlib.suppress(OSError):
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+
+    threading.Thread(target=unblock, daemon=True).start()
+
+
+@pytest.mark.parametrize(
+    ("make", "spec", "kind", "hint"),
+    [
+        (
+            lambda p: p.mkdir(),
+            "plugs/",
+            "a directory",
+            "name the .py file inside it, or the package by its dotted module name",
+        ),
+        (
+            lambda p: __import__("os").mkfifo(p),
+            "pipe.py",
+            "a named pipe (FIFO)",
+            "a plugin is read from a regular .py file",
+        ),
+    ],
+    ids=["directory", "fifo"],
+)
+def test_a_plugin_path_that_is_not_a_file_says_what_it_is(
+    runner, tmp_path, monkeypatch, make, spec, kind, hint
+):
+    from kinit_cli.cli import cli
+
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / spec.rstrip("/")
+    make(path)
+    if kind.startswith("a named pipe"):
+        _unblock_after(path, 30)
+    result = runner.invoke(cli, ["list-layers", "--plugin", spec])
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert result.stderr == (
+        f"error: plugin file '{spec}' is {kind}, not a file ({tmp_path / spec}); {hint}\n"
+    )
+
+
+def test_a_missing_plugin_file_is_not_found(runner, tmp_path, monkeypatch):
+    from kinit_cli.cli import cli
+
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(cli, ["list-layers", "--plugin", "gone.py"])
+    assert (result.exit_code, result.stderr) == (
+        2,
+        f"error: plugin file 'gone.py' not found (looked for {tmp_path / 'gone.py'})\n",
     )
