@@ -389,8 +389,10 @@ def _read_records(run_dir: Path, loaded: Loaded) -> None:
         loaded.notes.append(
             f"{loaded.file} and {run_dir / rundir.WEIGHTS_INIT} disagree: {path} is {held} in "
             f"the first and {record} in the second ({n} variable{'s' * (n > 1)} differ): the "
-            f"model file is not the one this run trained; the values shown are {loaded.file}'s"
+            f"model file is not the one this run trained. Shown: {loaded.file}'s values, "
+            "without the run's record of its initial weights (nor --check of them)"
         )
+        loaded.initial = None  # a record of another model says nothing of this one
 
 
 def _no_trained_weights(run_dir: Path) -> str:

@@ -59,11 +59,11 @@ class RunLock:
         except OSError as exc:
             if path.is_symlink():
                 message = _links_message(run_dir, [rundir.MARKER])
-                raise RunDirError(f"run directory {run_dir}: {message}") from None
+                raise RunDirError(f"the run directory {run_dir} {message}") from None
             raise WriteError(f"{rundir.reason(exc)} writing {path}") from None
         if not stat.S_ISREG(os.fstat(self.fd).st_mode):
             self.release()
-            raise RunDirError(f"{path} is not a regular file: it is not a marker kinit wrote")
+            raise RecordError(path, "it is not a regular file")
         try:
             fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -239,13 +239,15 @@ def refuse_links(run_dir: Path, option: str) -> None:
     it would land outside the run (a marker truncated, a user's folder emptied)."""
     found = links(run_dir) if run_dir.is_dir() else []
     if found:
-        raise RunDirError(f"{option} {run_dir}: " + _links_message(run_dir, found))
+        raise RunDirError(
+            f"{option} {run_dir}: the run directory " + _links_message(run_dir, found)
+        )
 
 
 def _links_message(run_dir: Path, found: Sequence[str]) -> str:
     shown = listing([f"{rel} -> {os.readlink(run_dir / rel)}" for rel in found])
     return (
-        f"{'it has symbolic links' if len(found) > 1 else 'it has a symbolic link'} where "
+        f"{'has symbolic links' if len(found) > 1 else 'has a symbolic link'} where "
         f"kinit writes: {shown}. kinit never writes, truncates or deletes through a link in a "
         "run directory; put the files themselves there, or give another run directory"
     )
