@@ -207,7 +207,8 @@ def create(path: Path, overwrite: bool, callback_paths: Sequence[str] = ()) -> R
         if name != rundir.MARKER:
             # A stale file would mix with the new run's: a checkpoint would even resume it.
             target = path / name
-            shutil.rmtree(target) if target.is_dir() else target.unlink()
+            real_dir = target.is_dir() and not target.is_symlink()
+            shutil.rmtree(target) if real_dir else target.unlink()
     lock.declare(callback_paths)
     return lock
 

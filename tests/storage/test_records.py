@@ -16,8 +16,11 @@ from kinit_cli.storage import checkpoint, ownership, rundir
 from tests.conftest import DIGITS_PATHS
 from tests.storage.test_rundir import DIGITS, EPOCHS, kinit, snapshot
 
-# A callback that fails at the end of the second epoch while its flag file exists.
+# Callbacks that fail, or send the process a Ctrl-C, at the end of the second epoch while
+# their flag file exists.
 FLAKY = """\
+import os
+import signal
 from pathlib import Path
 
 import keras
@@ -27,6 +30,12 @@ class FailAtTwo(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if epoch == 1 and Path(__file__).with_name("fail.flag").exists():
             raise RuntimeError("epoch two went wrong")
+
+
+class CtrlCAtTwo(keras.callbacks.Callback):
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == 1 and Path(__file__).with_name("fail.flag").exists():
+            os.kill(os.getpid(), signal.SIGINT)
 """
 
 
@@ -45,30 +54,24 @@ def copy(run: Path, tmp_path: Path) -> Path:
     return target
 
 
-def test_a_failed_continuation_keeps_the_completed_record(runner, write, tmp_path):
+def completed_with(runner, write, tmp_path, callback):
+    """A completed 1-epoch run with the `callback` of FLAKY, its flag file set."""
     write("flaky.py", FLAKY)
-    flag = write("fail.flag", "")
+    write("fail.flag", "")
     out = tmp_path / "run"
+    plugin = f"plugins=[{tmp_path / 'flaky.py'}]"
+    callbacks = f"train.callbacks=[{callback}]"
     first = runner.invoke(
         cli,
-        [
-            "train",
-            DIGITS,
-            *EPOCHS,
-            "--plugin",
-            str(tmp_path / "flaky.py"),
-            "--set",
-            f"plugins=[{tmp_path / 'flaky.py'}]",
-            "--set",
-            "train.callbacks=[FailAtTwo]",
-            "--set",
-            "train.epochs=1",
-            "-q",
-            "-o",
-            str(out),
-        ],
+        ["train", DIGITS, *EPOCHS, "--set", plugin, "--set", callbacks, "-q", "-o", str(out)]
+        + ["--set", "train.epochs=1"],
     )
     assert first.exit_code == 0, first.output
+    return out
+
+
+def test_a_failed_continuation_keeps_the_completed_record(runner, write, tmp_path):
+    out = completed_with(runner, write, tmp_path, "FailAtTwo")
     completed = json.loads((out / "metrics.json").read_text())
     model = (out / "model.keras").read_bytes()
     failed = runner.invoke(cli, ["train", "--resume", str(out), "--set", "train.epochs=3", "-q"])
@@ -87,12 +90,28 @@ def test_a_failed_continuation_keeps_the_completed_record(runner, write, tmp_pat
         "seed": completed["seed"],
     }
     assert (out / "model.keras").read_bytes() == model
-    flag.unlink()
+    (tmp_path / "fail.flag").unlink()
     again = runner.invoke(cli, ["train", "--resume", str(out), "-q"])
     assert again.exit_code == 0, again.output
     done = json.loads((out / "metrics.json").read_text())
     assert done["status"] == "completed" and done["epochs"] == 3
     assert "continuation" not in done
+
+
+def test_an_interrupted_continuation_keeps_the_completed_record(runner, write, tmp_path):
+    out = completed_with(runner, write, tmp_path, "CtrlCAtTwo")
+    completed = json.loads((out / "metrics.json").read_text())
+    stopped = runner.invoke(cli, ["train", "--resume", str(out), "--set", "train.epochs=3", "-q"])
+    assert stopped.exit_code == 130
+    record = json.loads((out / "metrics.json").read_text())
+    attempt = record.pop("continuation")
+    assert record == completed
+    assert attempt["status"] == "interrupted" and attempt["epochs"] == 2
+    (tmp_path / "fail.flag").unlink()
+    again = runner.invoke(cli, ["train", "--resume", str(out), "-q"])
+    assert again.exit_code == 0, again.output
+    done = json.loads((out / "metrics.json").read_text())
+    assert (done["status"], done["epochs"], "continuation" in done) == ("completed", 3, False)
 
 
 def test_a_backup_that_does_not_fit_fails_the_continuation_only(runner, two_epochs, tmp_path):
