@@ -321,8 +321,10 @@ _MARKER_SHAPE = mapping(
     {
         "pid": count,
         "kinit": text,
-        **{key: list_of(text) for key in ("callback_paths", "recorded", "callback_files")},
-        "not_ours": list_of(text),
+        **{
+            key: list_of(text)
+            for key in ("callback_paths", "recorded", "callback_files", "not_ours")
+        },
     },
 )
 
