@@ -11,6 +11,7 @@ metadata names a complete file and the epoch and history that belong to it.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,6 +73,13 @@ def restore(state: State, model: Any) -> None:
     held = generators(model)
     if len(held) == len(state.generators):
         for variable, value in zip(held, state.generators, strict=True):
+            size = math.prod(variable.shape)
+            if len(value) != size:
+                raise RecordError(
+                    state.weights.with_name(METADATA),
+                    f"a random generator's state has {len(value)} values where the model's "
+                    f"{variable.path} holds {size}",
+                )
             variable.assign(np.asarray(value, dtype=variable.dtype).reshape(variable.shape))
 
 

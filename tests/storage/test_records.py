@@ -280,3 +280,18 @@ def test_a_side_file_that_is_a_device_is_not_read(tmp_path):
     assert str(caught.value) == (
         f"{run / 'weights-init.json'} cannot be read back: it is not a regular file"
     )
+
+
+def test_generator_states_that_do_not_fit_are_one_message(tmp_path):
+    import keras
+
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dropout(0.5)])
+    model.compile(optimizer="sgd", loss="mse")
+    weights = tmp_path / "epoch-00001.weights.h5"
+    model.save_weights(weights)
+    with pytest.raises(RecordError) as caught:
+        checkpoint.restore(checkpoint.State(1, weights, None, [[1, 2, 3]]), model)
+    assert str(caught.value) == (
+        f"{tmp_path / 'training_metadata.json'} cannot be read back: a random generator's "
+        "state has 3 values where the model's seed_generator/seed_generator_state holds 2"
+    )
