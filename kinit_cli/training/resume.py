@@ -19,6 +19,7 @@ def saved_config(run_dir: Path, config_path: str | None, overrides: Sequence[str
     """The run's own config, read once, after checking that what was given alongside (a
     CONFIG, --set) changes only train.epochs; with that change applied."""
     ownership.refuse_links(run_dir, "--resume")
+    ownership.marker(run_dir, strict=True)  # what is the user's must be known
     if not ownership.is_kinit_run(run_dir):
         raise UsageError(
             f"--resume {run_dir}: not a kinit run directory (it has no {rundir.MARKER}, nor a "

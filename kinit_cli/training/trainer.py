@@ -103,7 +103,12 @@ class Trainer:
         plan = self.plan
         if plan.options.resume:
             self.lock = ownership.RunLock(self.run_dir)
-            self.lock.claim()
+            try:
+                self.lock.claim()
+            except BaseException:
+                self.lock.release()
+                self.lock = None
+                raise
             # The run's config says how many epochs it was last asked for.
             self._write_config()
             return
