@@ -350,7 +350,10 @@ def _run_directory(run_dir: Path, plugins: Sequence[str], unsafe: bool = False) 
         loaded = Loaded("run", str(run_dir), built.model, built.weights)
         loaded.file = str(source)
     loaded.checked = checked
-    loaded.epochs = rundir.metrics(run_dir).get("epochs")
+    try:
+        loaded.epochs = rundir.metrics(run_dir, strict=True).get("epochs")
+    except RecordError as exc:
+        loaded.notes.append(f"{exc}; shown without the number of epochs the run trained")
     _read_records(run_dir, loaded)
     for w in loaded.weights:
         # What made each variable, or where init_from took it from, was recorded exactly

@@ -229,10 +229,19 @@ def test_a_damaged_metrics_json_refuses_resume_naming_it(runner, two_epochs, tmp
     (run / "metrics.json").write_text('{"status": "completed", "epochs": "2"}')
     result = runner.invoke(cli, ["train", "--resume", str(run), "--set", "train.epochs=4", "-q"])
     assert result.exit_code == 2
+    reason = (
+        f"{run / 'metrics.json'} cannot be read back: `epochs` must be a whole number of 0 or "
+        "more; it is '2'"
+    )
     assert result.stderr == (
-        f"error: --resume {run}: {run / 'metrics.json'} cannot be read back: `epochs` must be "
-        "a whole number of 0 or more; it is '2'; put the file back as the run left it, or "
-        "start the run again\n"
+        f"error: --resume {run}: {reason}; put the file back as the run left it, or start the "
+        "run again\n"
+    )
+    inspected = runner.invoke(cli, ["inspect-weights", str(run), "--json"])
+    assert inspected.exit_code == 0, inspected.output
+    assert [v["path"] for v in json.loads(inspected.stdout)["variables"]] == DIGITS_PATHS
+    assert " ".join(inspected.stderr.split()) == (
+        f"warning: {reason}; shown without the number of epochs the run trained"
     )
 
 
