@@ -165,6 +165,16 @@ class RunDirError(KinitError):
     exit_code = 2
 
 
+class RecordError(RunDirError):
+    """A file kinit wrote into a run directory reads back damaged (truncated, edited, not
+    of the shape kinit writes): the file and what is wrong with it."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(f"{path} cannot be read back: {reason}")
+
+
 class WriteError(KinitError):
     """A file of the run could not be written (a full disk, a read-only folder); what was
     complete before stays as it was."""

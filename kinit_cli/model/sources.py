@@ -25,6 +25,7 @@ from kinit_cli.errors import (
     ModelFileError,
     Problem,
     Problems,
+    RecordError,
     UsageError,
     keras_message,
 )
@@ -34,6 +35,7 @@ from kinit_cli.model.build import BuiltModel
 from kinit_cli.model.portability import check_objects
 from kinit_cli.model.prepared import Checked, Prepared
 from kinit_cli.model.saved import Loaded
+from kinit_cli.model.variables import first_difference
 from kinit_cli.registry import tf_ops
 from kinit_cli.registry.catalog import Registry
 from kinit_cli.registry.plugins import load_plugins
@@ -400,12 +402,17 @@ def _run_directory(run_dir: Path, trust: Trust) -> Loaded:
         loaded = Loaded("run", str(run_dir), built.model, built.weights)
         loaded.file = str(source)
     loaded.checked = checked
-    loaded.epochs = rundir.metrics(run_dir).get("epochs")
-    loaded.initial = rundir.initial_weights(run_dir)
+    try:
+        loaded.epochs = rundir.metrics(run_dir, strict=True).get("epochs")
+    except RecordError as exc:
+        loaded.notes.append(f"{exc}; shown without the number of epochs the run trained")
+    _read_records(run_dir, loaded)
     for w in loaded.weights:
         # What made each variable, or where init_from took it from, was recorded exactly
         # when the run built it; a reload can only guess from the layer's attributes.
         record = (loaded.initial or {}).get(w.path, {})
+        if tuple(record.get("shape", w.shape)) != tuple(w.shape):
+            continue  # another variable than the one recorded: its record says nothing
         if record.get("initializer") is not None:
             w.initializer = record["initializer"]
         if isinstance(record.get("trainable"), bool):
@@ -426,16 +433,46 @@ def _require_run(run_dir: Path) -> None:
         )
 
 
+def _read_records(run_dir: Path, loaded: Loaded) -> None:
+    """The run's weights-init.json into `loaded.initial`, with a note when it cannot be read
+    back (the weights are still shown, without what it records) or when it records other
+    variables than the model file holds (a file swapped for another model's)."""
+    try:
+        loaded.initial = rundir.initial_weights(run_dir)
+    except RecordError as exc:
+        loaded.notes.append(
+            f"{exc}; shown without it: the initial values, the initializers and init_from "
+            "sources recorded when the run built its model, and --check of its initial weights"
+        )
+        return
+    if loaded.initial is None or loaded.file is None:
+        return
+    recorded = {p: tuple(e["shape"]) for p, e in loaded.initial.items()}
+    differ = first_difference(loaded.weights, recorded)
+    if differ is not None:
+        path, held, record, n = differ
+        loaded.notes.append(
+            f"{loaded.file} and {run_dir / rundir.WEIGHTS_INIT} disagree: {path} is {held} in "
+            f"the first and {record} in the second ({n} variable{'s' * (n > 1)} differ): the "
+            f"model file is not the one this run trained. Shown: {loaded.file}'s values, "
+            "without the run's record of its initial weights (nor --check of them)"
+        )
+        loaded.initial = None  # a record of another model says nothing of this one
+
+
 def _no_trained_weights(run_dir: Path) -> str:
     """Why a run directory has no weights to inspect, what it still holds, and what to do."""
-    state = checkpoint.read(run_dir / rundir.BACKUP)
+    try:
+        state = checkpoint.read(run_dir / rundir.BACKUP)
+    except RecordError:
+        state = None  # no backup to point to, then
     head = f"{run_dir} has neither {rundir.MODEL} nor {rundir.WEIGHTS}"
     status = rundir.status(run_dir)
     if status == "completed":
         state_text = f"{head}, though the run completed: its trained weights are gone"
     else:
         state_text = f"{head}: the run did not finish ({status or 'it wrote no metrics.json'})"
-    if state is not None and state.weights is not None:
+    if state is not None:
         return (
             f"{state_text}; inspect its last backup (after epoch {state.epoch}) instead: "
             f"kinit inspect-weights {state.weights}"
@@ -466,7 +503,7 @@ def _checkpoint(path: Path, trust: Trust) -> Loaded:
     except Exception as exc:
         raise KinitError(f"cannot load the checkpoint {path}: {keras_message(exc)}") from exc
     loaded = Loaded("checkpoint", str(path), model, built.weights)
-    loaded.initial = rundir.initial_weights(run_dir)
+    _read_records(run_dir, loaded)
     return loaded
 
 

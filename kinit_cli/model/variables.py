@@ -46,6 +46,22 @@ class WeightInfo:
         return n
 
 
+def first_difference(
+    weights: list[WeightInfo], recorded: dict[str, tuple[int, ...]]
+) -> tuple[str, str, str, int] | None:
+    """Where a model's variables and a record of them (path -> shape) first part:
+    (path, the model's shape or 'absent', the record's, how many differ); None when they
+    agree."""
+    held = {w.path: tuple(w.shape) for w in weights}
+    paths = list(held) + [p for p in recorded if p not in held]
+    differing = [p for p in paths if held.get(p) != recorded.get(p)]
+    if not differing:
+        return None
+    first = differing[0]
+    shape = lambda p, table: str(table[p]) if p in table else "absent"  # noqa: E731
+    return first, shape(first, held), shape(first, recorded), len(differing)
+
+
 @contextmanager
 def recording_weights() -> Iterator[dict[int, tuple[Any, Any]]]:
     """Record `(variable, initializer)` for every `Layer.add_weight` call in the block.

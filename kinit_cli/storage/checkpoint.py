@@ -11,18 +11,30 @@ metadata names a complete file and the epoch and history that belong to it.
 
 from __future__ import annotations
 
-import json
+import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from kinit_cli.errors import UsageError
-from kinit_cli.storage import rundir
+from kinit_cli.errors import RecordError, RunDirError, keras_message
+from kinit_cli.storage import records, rundir
+from kinit_cli.storage.records import count, list_of, mapping, nullable, number
 
 METADATA = "training_metadata.json"  # Keras's name, so a backup Keras wrote still resumes
 _KERAS_WEIGHTS = "latest.weights.h5"
+# The weights files commit() writes (and Keras's), the only ones it ever removes.
+_WEIGHTS_FILES = re.compile(r"epoch-\d{5}\.weights\.h5|latest\.weights\.h5")
+_METADATA_SHAPE = mapping(
+    {"epoch": count},
+    {
+        "weights": records.file_name,
+        "history": nullable(list_of(mapping({"epoch": count}))),
+        "generators": list_of(list_of(number)),
+    },
+)
 
 
 @dataclass
@@ -32,7 +44,7 @@ class State:
     states (see generators())."""
 
     epoch: int
-    weights: Path | None
+    weights: Path
     history: list[dict[str, Any]] | None = field(default=None)
     generators: list[list[int]] = field(default_factory=list)
 
@@ -48,32 +60,45 @@ def restore(state: State, model: Any) -> None:
     """Put the backup's state back into the model: the weights with the optimizer's
     variables (built first, so there is somewhere to load them), and the random
     generators' states."""
-    if state.weights is not None:
-        optimizer = model.optimizer
-        if optimizer is not None and not optimizer.built:
-            optimizer.build(model.trainable_variables)
+    optimizer = model.optimizer
+    if optimizer is not None and not optimizer.built:
+        optimizer.build(model.trainable_variables)
+    try:
         model.load_weights(state.weights)
+    except Exception as exc:  # Keras says why in a ValueError, h5py in an OSError
+        raise RunDirError(
+            f"cannot restore the backup {state.weights} into the run's model: "
+            f"{keras_message(exc) or type(exc).__name__}"
+        ) from exc
     held = generators(model)
     if len(held) == len(state.generators):
         for variable, value in zip(held, state.generators, strict=True):
+            size = math.prod(variable.shape)
+            if len(value) != size:
+                raise RecordError(
+                    state.weights.with_name(METADATA),
+                    f"a random generator's state has {len(value)} values where the model's "
+                    f"{variable.path} holds {size}",
+                )
             variable.assign(np.asarray(value, dtype=variable.dtype).reshape(variable.shape))
 
 
 def read(backup_dir: Path) -> State | None:
-    """The last complete backup in `backup_dir`, or None when there is none."""
+    """The last complete backup in `backup_dir`, or None when there is none; RecordError
+    when its metadata cannot be read back or the weights it names are gone (resuming
+    without them would start from fresh weights and a fresh optimizer)."""
     try:
-        meta = json.loads((backup_dir / METADATA).read_text())
+        meta = records.read_json(backup_dir / METADATA, _METADATA_SHAPE)
     except FileNotFoundError:
         return None
-    except (OSError, ValueError) as exc:
-        raise UsageError(f"cannot read the backup {backup_dir / METADATA}: {exc}") from None
     weights = backup_dir / meta.get("weights", _KERAS_WEIGHTS)
-    return State(
-        int(meta["epoch"]),
-        weights if weights.exists() else None,
-        meta.get("history"),
-        meta.get("generators", []),
-    )
+    if not weights.is_file():
+        raise RecordError(
+            backup_dir / METADATA,
+            f"the weights and optimizer state after epoch {meta['epoch']} it names, "
+            f"{weights}, are missing",
+        )
+    return State(meta["epoch"], weights, meta.get("history"), meta.get("generators", []))
 
 
 def completed_epochs(run_dir: Path) -> int:
@@ -93,6 +118,6 @@ def commit(backup_dir: Path, epoch: int, model: Any, history: list[dict[str, Any
         backup_dir / METADATA,
         {"epoch": epoch, "weights": name, "history": history, "generators": states},
     )
-    for old in backup_dir.glob("*.weights.h5"):
-        if old.name != name:
+    for old in backup_dir.iterdir():
+        if old.name != name and _WEIGHTS_FILES.fullmatch(old.name) and not old.is_symlink():
             old.unlink(missing_ok=True)

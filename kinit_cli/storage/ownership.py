@@ -21,13 +21,15 @@ import json
 import os
 import re
 import shutil
+import stat
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from kinit_cli.errors import RunDirError, UsageError, WriteError
+from kinit_cli.errors import RecordError, RunDirError, UsageError, WriteError
 from kinit_cli.runtime import versions
-from kinit_cli.storage import rundir
+from kinit_cli.storage import records, rundir
+from kinit_cli.storage.records import count, list_of, mapping, text
 
 # What kinit writes in backup/ (checkpoint.py; Keras's BackupAndRestore names for old runs),
 # and the temporary names replacing() gives them while they are written.
@@ -50,9 +52,18 @@ class RunLock:
         self.made_dir = False  # whether create() made the folder (abandon() removes it)
         path = run_dir / rundir.MARKER
         try:
-            self.fd: int | None = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+            # Never through a link: O_CREAT would make a dangling one's target, and the
+            # writes below would truncate a file outside the run.
+            flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK
+            self.fd: int | None = os.open(path, flags, 0o666)
         except OSError as exc:
+            if path.is_symlink():
+                message = _links_message(run_dir, [rundir.MARKER])
+                raise RunDirError(f"the run directory {run_dir} {message}") from None
             raise WriteError(f"{rundir.reason(exc)} writing {path}") from None
+        if not stat.S_ISREG(os.fstat(self.fd).st_mode):
+            self.release()
+            raise RecordError(path, "it is not a regular file")
         try:
             fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -68,6 +79,8 @@ class RunLock:
         """Take over an existing run (--resume): record this process as the holder, and what
         is not kinit's under the callbacks' paths now (a user's file added since), which
         stays so; until this run records its files, its callbacks' paths count as theirs."""
+        refuse_links(self.run_dir, "--resume")  # again, under the lock
+        marker(self.run_dir, strict=True)  # what is the user's must be known
         # Under the lock no kinit process writes here: a temporary file is a killed one's.
         backup = self.run_dir / rundir.BACKUP
         for entry in [*self.run_dir.iterdir(), *(backup.iterdir() if backup.is_dir() else [])]:
@@ -140,9 +153,17 @@ def create(path: Path, overwrite: bool, callback_paths: Sequence[str] = ()) -> R
     """Make (or, with `overwrite`, empty of kinit's files) the run directory and lock it."""
     if path.exists() and not path.is_dir():
         raise UsageError(f"--output {path} exists and is not a directory")
+    if path.is_symlink() and not path.exists():
+        raise RunDirError(
+            f"--output {path} is a symbolic link to {os.readlink(path)}, which does not "
+            "exist; kinit makes no run directory through a link: give the folder itself"
+        )
     present = _names(path)
+    if present:
+        refuse_links(path, "--output")
     ours = is_kinit_run(path)
     if rundir.MARKER in present:
+        marker(path, strict=True)  # what is the user's must be known
         RunLock(path).release()  # in use by another run: say so before anything else
     if present and not overwrite:
         if not ours:
@@ -186,9 +207,51 @@ def create(path: Path, overwrite: bool, callback_paths: Sequence[str] = ()) -> R
         if name != rundir.MARKER:
             # A stale file would mix with the new run's: a checkpoint would even resume it.
             target = path / name
-            shutil.rmtree(target) if target.is_dir() else target.unlink()
+            real_dir = target.is_dir() and not target.is_symlink()
+            shutil.rmtree(target) if real_dir else target.unlink()
     lock.declare(callback_paths)
     return lock
+
+
+def links(run_dir: Path) -> list[str]:
+    """The symbolic links where kinit or the run's callbacks write (relative paths): kinit's
+    own names, backup/ and the callbacks' paths, at any depth. A link among a user's
+    entries is theirs, and kinit touches none of those."""
+    data = marker(run_dir)
+    found = []
+    for entry in sorted(run_dir.iterdir()):
+        written = rundir.is_own_name(entry.name) or _matches(entry.name, data)
+        if not written and entry.name not in (data.get("callback_files") or []):
+            continue
+        if entry.is_symlink():
+            found.append(entry.name)
+        elif entry.is_dir():
+            found += [
+                str(Path(top, name).relative_to(run_dir))
+                for top, dirs, files in os.walk(entry)
+                for name in sorted(dirs + files)
+                if Path(top, name).is_symlink()
+            ]
+    return found
+
+
+def refuse_links(run_dir: Path, option: str) -> None:
+    """RunDirError when a run directory holds a link where kinit writes: a write through
+    it would land outside the run (a marker truncated, a user's folder emptied)."""
+    found = links(run_dir) if run_dir.is_dir() else []
+    if found:
+        raise RunDirError(
+            f"{option} {run_dir}: the run directory " + _links_message(run_dir, found)
+        )
+
+
+def _links_message(run_dir: Path, found: Sequence[str]) -> str:
+    shown = listing([f"{rel} -> {os.readlink(run_dir / rel)}" for rel in found])
+    return (
+        f"{'has symbolic links' if len(found) > 1 else 'has a symbolic link'} where "
+        f"kinit writes: {shown}. kinit never writes, truncates or deletes through a link in a "
+        "run directory; put the files themselves there, or give another run directory"
+    )
 
 
 def _matches(name: str, data: dict[str, Any]) -> bool:
@@ -253,13 +316,33 @@ def _tree(root: Path, entry: Path) -> list[str]:
     return rels
 
 
-def marker(run_dir: Path) -> dict[str, Any]:
-    """The marker's record (empty when there is none or it cannot be read)."""
+_MARKER_SHAPE = mapping(
+    {},
+    {
+        "pid": count,
+        "kinit": text,
+        **{
+            key: list_of(text)
+            for key in ("callback_paths", "recorded", "callback_files", "not_ours")
+        },
+    },
+)
+
+
+def marker(run_dir: Path, strict: bool = False) -> dict[str, Any]:
+    """The marker's record: empty when there is none, or it is empty (a run killed as it
+    began). One that cannot be read back is a RecordError when `strict`, else empty too,
+    which makes every file not named kinit's count as a user's."""
     try:
-        data = json.loads((run_dir / rundir.MARKER).read_text() or "{}")
-    except (OSError, ValueError):
+        if not records.read_bytes(run_dir / rundir.MARKER).strip():
+            return {}
+        return records.read_json(run_dir / rundir.MARKER, _MARKER_SHAPE)
+    except FileNotFoundError:
         return {}
-    return data if isinstance(data, dict) else {}
+    except RecordError:
+        if strict:
+            raise
+        return {}
 
 
 def _names(path: Path) -> list[str]:

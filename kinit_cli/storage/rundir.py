@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
-import json
 import math
 import os
 import re
@@ -18,8 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from kinit_cli.config.schema import safe_name
-from kinit_cli.errors import UsageError, WriteError
-from kinit_cli.storage import strictjson
+from kinit_cli.errors import RecordError, UsageError, WriteError
+from kinit_cli.storage import records, strictjson
+from kinit_cli.storage.records import count, list_of, mapping, nullable, number, text
 
 CONFIG = "config.yaml"
 MODEL = "model.keras"
@@ -273,12 +273,30 @@ def state_bytes(model: Any) -> int:
     return values + 4096 * len(variables) + 65536
 
 
+# What weights-init.json holds for each variable, as far as kinit reads it back.
+_VARIABLE = mapping(
+    {"path": text, "shape": list_of(count), "size": count, "min": number, "max": number},
+    {
+        "sha256": nullable(text),
+        "mean": number,
+        "std": number,
+        "l2": number,
+        "trainable": records.boolean,
+        "initializer": nullable(mapping({"class_name": text})),
+        "loaded_from": nullable(text),
+    },
+)
+WEIGHTS_REPORT = mapping({"variables": list_of(_VARIABLE)})
+
+
 def initial_weights(run_dir: Path) -> dict[str, dict[str, Any]] | None:
-    """The run's weights-init.json entries by variable path (None when it has none)."""
-    path = run_dir / WEIGHTS_INIT
-    if not path.exists():
+    """The run's weights-init.json entries by variable path (None when it has none);
+    RecordError when it cannot be read back."""
+    try:
+        data = records.read_json(run_dir / WEIGHTS_INIT, WEIGHTS_REPORT)
+    except FileNotFoundError:
         return None
-    return {v["path"]: v for v in json.loads(path.read_text())["variables"]}
+    return {v["path"]: v for v in data["variables"]}
 
 
 def write_history(path: Path, rows: list[dict[str, Any]]) -> None:
@@ -293,25 +311,69 @@ def write_history(path: Path, rows: list[dict[str, Any]]) -> None:
     write_text(path, out.getvalue())
 
 
+def _history_row(row: Any, where: str) -> str | None:
+    """A history.csv row: `epoch` a count, every other value a number (or empty)."""
+    if row.get("epoch") is None or not row["epoch"].isdigit():
+        return f"{where}: `epoch` must be a whole number of 0 or more; it is {row.get('epoch')!r}"
+    for key, value in row.items():
+        if key is None or value is None:
+            return f"{where} has {'more' if key is None else 'fewer'} values than the header"
+        try:
+            float(value) if value != "" else None
+        except ValueError:
+            return f"{where}: `{key}` must be a number; it is {value!r}"
+    return None
+
+
 def read_history(path: Path) -> list[dict[str, Any]]:
-    if not path.exists():
-        return []
-    with path.open(newline="") as f:
-        return [
-            {k: (int(v) if k == "epoch" else float(v)) for k, v in row.items() if v != ""}
-            for row in csv.DictReader(f)
-        ]
-
-
-def metrics(run_dir: Path) -> dict[str, Any]:
-    """The run's metrics.json ({} before the run wrote one, or when it is not a mapping)."""
+    """history.csv's rows ([] when there is none); RecordError when it cannot be read back."""
     try:
-        data = json.loads((run_dir / METRICS).read_text())
-    except (OSError, ValueError):
+        rows = records.read_csv(path, _history_row)
+    except FileNotFoundError:
+        return []
+    return [
+        {k: (int(v) if k == "epoch" else float(v)) for k, v in row.items() if v != ""}
+        for row in rows
+    ]
+
+
+# What kinit reads back from metrics.json; a run's other results are for the user.
+METRICS_RECORD = mapping(
+    {"status": text},
+    {
+        "epochs": count,
+        "initial_epoch": count,
+        "versions": mapping({}),
+        "model_file": records.file_name,
+        "continuation": mapping({"status": text}),
+    },
+)
+
+
+def metrics(run_dir: Path, strict: bool = False) -> dict[str, Any]:
+    """The run's metrics.json ({} before the run wrote one). One that cannot be read back
+    is a RecordError when `strict`, else {} (what kinit cannot read, it does not trust)."""
+    try:
+        return records.read_json(run_dir / METRICS, METRICS_RECORD)
+    except FileNotFoundError:
         return {}
-    return data if isinstance(data, dict) else {}
+    except RecordError:
+        if strict:
+            raise
+        return {}
 
 
 def status(run_dir: Path) -> str | None:
     """The `status` of the run's metrics.json (None before the run wrote one)."""
     return metrics(run_dir).get("status")
+
+
+def record_outcome(run_dir: Path, outcome: dict[str, Any]) -> None:
+    """Write the metrics.json of a run that did not complete. A run that had completed
+    before (and is being continued) keeps its record, and its model file with it: the
+    attempt goes beside it, under `continuation`, and --resume may try again."""
+    before = metrics(run_dir)
+    if before.get("status") == "completed":
+        kept = {k: v for k, v in before.items() if k != "continuation"}
+        outcome = {**kept, "continuation": outcome}
+    write_json(run_dir / METRICS, outcome)

@@ -8,7 +8,7 @@ from typing import Any
 
 from kinit_cli.config import schema
 from kinit_cli.config import source as config_mod
-from kinit_cli.errors import UsageError
+from kinit_cli.errors import RecordError, RunDirError, UsageError
 from kinit_cli.model import sources
 from kinit_cli.model.prepared import Checked
 from kinit_cli.runtime import backend
@@ -18,6 +18,8 @@ from kinit_cli.storage import checkpoint, ownership, rundir
 def saved_config(run_dir: Path, config_path: str | None, overrides: Sequence[str]) -> Checked:
     """The run's own config, read once, after checking that what was given alongside (a
     CONFIG, --set) changes only train.epochs; with that change applied."""
+    ownership.refuse_links(run_dir, "--resume")
+    ownership.marker(run_dir, strict=True)  # what is the user's must be known
     if not ownership.is_kinit_run(run_dir):
         raise UsageError(
             f"--resume {run_dir}: not a kinit run directory (it has no {rundir.MARKER}, nor a "
@@ -79,16 +81,23 @@ def _diff(a: Any, b: Any, path: str) -> list[tuple[str, Any, Any]]:
 def up_to_date(run_dir: Path, epochs: int) -> bool:
     """Whether the run already has `epochs` epochs: then --resume has nothing to do. A
     completed run continues from its backup when asked for more; fewer is refused."""
-    done = checkpoint.completed_epochs(run_dir)
+    try:
+        done = checkpoint.completed_epochs(run_dir)
+        record = rundir.metrics(run_dir, strict=True)
+    except RecordError as exc:
+        raise RunDirError(
+            f"--resume {run_dir}: {exc}; put the file back as the run left it, or start the "
+            "run again"
+        ) from None
     if done > epochs:
         raise UsageError(
             f"--resume {run_dir}: the run has trained {done} epochs, and train.epochs={epochs} "
             f"asks for fewer; give train.epochs={done} or more"
         )
-    if rundir.status(run_dir) != "completed":
+    if record.get("status") != "completed":
         return False
     if done == 0:  # completed before runs kept their backup: there is no state to go on from
-        trained = rundir.metrics(run_dir).get("epochs")
+        trained = record.get("epochs")
         if trained == epochs:
             return True
         raise UsageError(
@@ -96,4 +105,5 @@ def up_to_date(run_dir: Path, epochs: int) -> bool:
             "(runs made before kinit kept one), so it cannot go on with its optimizer's state; "
             f"start a new run from its weights with init_from: {{source: {run_dir}}}"
         )
-    return done == epochs
+    # A continuation that failed after its last epoch's backup still has its files to write.
+    return done == epochs and record.get("epochs") == epochs

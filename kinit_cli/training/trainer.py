@@ -103,7 +103,12 @@ class Trainer:
         plan = self.plan
         if plan.options.resume:
             self.lock = ownership.RunLock(self.run_dir)
-            self.lock.claim()
+            try:
+                self.lock.claim()
+            except BaseException:
+                self.lock.release()
+                self.lock = None
+                raise
             # The run's config says how many epochs it was last asked for.
             self._write_config()
             return
@@ -196,7 +201,8 @@ class Trainer:
 
     def _record_failure(self, exc: BaseException) -> None:
         """metrics.json of a run that failed while training: what happened, and the epochs
-        its backup keeps (which --resume goes on from once the cause is fixed)."""
+        its backup keeps (which --resume goes on from once the cause is fixed); beside the
+        record of a completed run this one continued (rundir.record_outcome)."""
         if self.plan.scratch is not None:
             return
         message = str(exc) if isinstance(exc, KinitError) else f"{type(exc).__name__}: {exc}"
@@ -208,7 +214,7 @@ class Trainer:
             "seed": self.plan.seed,
         }
         with contextlib.suppress(WriteError):
-            rundir.write_json(self.run_dir / rundir.METRICS, metrics)
+            rundir.record_outcome(self.run_dir, metrics)
             if self.lock is not None:
                 self.lock.record()
 
@@ -346,7 +352,10 @@ class Trainer:
             rundir.write_json(
                 self.run_dir / rundir.WEIGHTS_FINAL, stats.report_json(result.final_report)
             )
-        rundir.write_json(self.run_dir / rundir.METRICS, metrics)
+        if status == "interrupted":  # the model file is not this attempt's: keep its record
+            rundir.record_outcome(self.run_dir, metrics)
+        else:
+            rundir.write_json(self.run_dir / rundir.METRICS, metrics)
         if self.lock is not None:
             self.lock.record()
         chief = self.plan.distribution.is_chief

@@ -100,6 +100,14 @@ def _initial(
 ) -> verdict.Verdict:
     if record is None or fresh is None:
         return _not_checkable("the run recorded no initial values for this variable")
+    shape = tuple(weight.shape)
+    if tuple(record.get("shape", shape)) != shape or tuple(fresh.shape) != shape:
+        # The model file is another model than the one the run built and recorded.
+        return _not_checkable(
+            f"the run's files disagree: the model file holds shape {shape}, weights-init.json "
+            f"records {tuple(record.get('shape', shape))} and config.yaml builds "
+            f"{tuple(fresh.shape)}; the recorded initial values are not this variable's"
+        )
     if record.get("loaded_from"):
         # Loaded at the start, trained since: what can be said is whether the run started
         # from its source's values, which weights-init.json's SHA-256 records.
