@@ -365,8 +365,13 @@ def train(
                     lambda line: err.print(line),
                 )
             )
-        trainer.fit(callbacks)
-        result = trainer.finish()
+        try:
+            trainer.fit(callbacks)
+            result = trainer.finish()
+        except KinitError:
+            if as_json and trainer.document is not None:
+                render.print_json(trainer.document)  # the run's record says how it ended
+            raise
     if as_json:
         render.print_json(result.document)
         return

@@ -317,3 +317,31 @@ def _references(
             problems.append(
                 config.problem(where, f"'{name}' is not an input or layer defined above.{hint}")
             )
+
+
+def layer_names(model: Any) -> list[tuple[KeyPath, str]]:
+    """Each layer name the config gives, at its key: a functional entry's `name`, a
+    Sequential layer's `config.name` (an entry with `shares` names no new layer)."""
+    layers = model.get("layers") if isinstance(model, dict) else None
+    if not isinstance(layers, list):
+        return []
+    found: list[tuple[KeyPath, str]] = []
+    for i, layer in enumerate(layers):
+        if not isinstance(layer, dict) or "shares" in layer:
+            continue
+        path: KeyPath = ("model", "layers", i)
+        if "inputs" in model:
+            name, path = layer.get("name"), path + ("name",)
+        else:
+            cfg = layer.get("config")
+            name, path = (
+                (cfg or {}).get("name") if isinstance(cfg, dict) else None,
+                path
+                + (
+                    "config",
+                    "name",
+                ),
+            )
+        if isinstance(name, str):
+            found.append((path, name))
+    return found

@@ -17,6 +17,7 @@ from typing import Any
 
 from kinit_cli.config import schema
 from kinit_cli.config import source as config_mod
+from kinit_cli.config.model_schema import layer_names
 from kinit_cli.errors import (
     BackendError,
     ConfigError,
@@ -76,16 +77,22 @@ def check_config(config: config_mod.Config, *, nested: bool = False) -> Checked:
 
 
 def _backend_settings(config: config_mod.Config, resolved: dict[str, Any]) -> None:
-    """A training setting the backend cannot run is a problem at its key. What a config
-    leaves out stays out (backend.setting() fills it in where it is used), so the run's
-    config.yaml means the same on another backend."""
+    """A training setting or layer name the backend cannot run is a problem at its key,
+    found here rather than at fit's first step. What a config leaves out stays out
+    (backend.setting() fills it in where it is used), so the run's config.yaml means the
+    same on another backend."""
+    problems = Problems()
     steps = resolved["train"]["steps_per_execution"]
     if resolved["backend"] == "torch" and steps not in (None, 1):
         message = (
             f"must be 1 on backend torch (Keras's torch trainer runs one step per call), "
             f"got {steps}"
         )
-        raise ConfigError([config.problem(("train", "steps_per_execution"), message)])
+        problems.append(config.problem(("train", "steps_per_execution"), message))
+    for path, name in layer_names(resolved["model"]):
+        if message := backend.layer_name_problem(name, resolved["backend"]):
+            problems.append(config.problem(path, message))
+    problems.raise_any()
 
 
 def prepare(

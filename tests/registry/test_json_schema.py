@@ -232,7 +232,7 @@ MISTAKES = [
         BASE,
         top("train", {"epochs": 0}),
         "0 is less than the minimum of 1",
-        "expected an integer >= 1, got 0",
+        "expected an integer from 1 to 2147483647, got 0",
     ),
     (
         "seed too large",
