@@ -147,7 +147,7 @@ def validate(
     from kinit_cli.model.sources import prepare
     from kinit_cli.output import render, weight_tables
 
-    prepared = prepare(config_file, overrides, plugins)
+    prepared = prepare(config_file, overrides, plugins, callbacks=True)
     if print_config:
         click.echo(dump(prepared.resolved), nl=False)
         return

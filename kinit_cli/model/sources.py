@@ -38,7 +38,7 @@ from kinit_cli.registry import tf_ops
 from kinit_cli.registry.catalog import Registry
 from kinit_cli.registry.plugins import load_plugins
 from kinit_cli.registry.registration import KINDS
-from kinit_cli.registry.specs import SpecBuilder
+from kinit_cli.registry.specs import SpecBuilder, check_specs
 from kinit_cli.runtime import backend, compat
 from kinit_cli.runtime.imports import keras
 from kinit_cli.storage import checkpoint, rundir
@@ -103,6 +103,7 @@ def prepare(
     training: bool = False,
     scope: Any = None,
     init: bool = True,
+    callbacks: bool = False,
 ) -> Prepared:
     """Load the config's plugins, resolve every name, and build the model as `kinit train`
     does: seeded first when the config has a seed, so a seed gives the same initial weights
@@ -114,7 +115,8 @@ def prepare(
     sections at once. `training`: the build uses `train.precision` and the memory check
     counts what training keeps per weight; `scope`: the tf.distribute strategy's scope, which
     the variables, the optimizer and the metrics belong to; `init`: apply init_from (off to
-    rebuild what the initializers alone draw).
+    rebuild what the initializers alone draw); `callbacks`: check the config's callbacks
+    too (validate: train makes them itself, once the run directory exists).
     """
     checked = source if isinstance(source, Checked) else check(source, overrides)
     config, resolved = checked.config, checked.resolved
@@ -130,6 +132,11 @@ def prepare(
     with scope if scope is not None else contextlib.nullcontext():
         with problems.collecting():
             compile_args = compile_arguments(config, resolved, registry)
+        if callbacks:
+            where = ("train", "callbacks")
+            problems += check_specs(
+                registry, config, "callback", resolved[where[0]][where[1]], where
+            )
         with problems.collecting():
             built = _build(config, resolved, registry, training, init)
     problems.raise_any()

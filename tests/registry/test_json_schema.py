@@ -95,6 +95,7 @@ def test_the_schema_is_valid_draft_2020_12(document):
     assert train["properties"]["epochs"] == {
         "type": "integer",
         "minimum": 1,
+        "maximum": 2**31 - 1,
         "description": "passes over the training data",
         "default": 1,
     }
