@@ -345,3 +345,23 @@ def layer_names(model: Any) -> list[tuple[KeyPath, str]]:
         if isinstance(name, str):
             found.append((path, name))
     return found
+
+
+def unused(model: Any) -> list[str]:
+    """The inputs and layer entries of a functional model that lead to none of its outputs:
+    Keras leaves them out of the model without a word, so their layers are never trained."""
+    if not isinstance(model, dict) or "inputs" not in model:
+        return []
+    outputs = model.get("outputs")
+    reached = set([outputs] if isinstance(outputs, str) else outputs or [])
+    shared: set[str] = set()  # layers applied again by a reached `shares` entry
+    entries = [e for e in model.get("layers") or [] if isinstance(e, dict)]
+    for entry in reversed(entries):
+        if entry.get("name") in reached:
+            names = entry.get("inputs")
+            reached.update([names] if isinstance(names, str) else names or [])
+            if isinstance(entry.get("shares"), str):
+                shared.add(entry["shares"])
+    defined = [i.get("name") for i in model.get("inputs") or [] if isinstance(i, dict)]
+    defined += [e.get("name") for e in entries]
+    return [n for n in defined if isinstance(n, str) and n not in reached | shared]
