@@ -365,3 +365,9 @@ def unused(model: Any) -> list[str]:
     defined = [i.get("name") for i in model.get("inputs") or [] if isinstance(i, dict)]
     defined += [e.get("name") for e in entries]
     return [n for n in defined if isinstance(n, str) and n not in reached | shared]
+
+
+def unused_text(names: list[str]) -> str:
+    """ "'d', 'e' lead to none of the model's outputs", of what unused() found."""
+    verb = "leads" if len(names) == 1 else "lead"
+    return f"{', '.join(repr(n) for n in names)} {verb} to none of the model's outputs"

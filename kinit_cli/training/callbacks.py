@@ -98,6 +98,8 @@ class SafeStop(_callbacks.Callback):
             self.model.stop_training = True
 
     def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+        if self.seen == 0:  # Keras ends an epoch whose data ran out at once: none trained
+            self.backup.skip = True
         if not self.failed and self.interrupted is None:
             self.good = self.model.get_weights()
         self.between_epochs = True

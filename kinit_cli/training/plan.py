@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from kinit_cli.config import source as config_mod
-from kinit_cli.config.model_schema import unused
+from kinit_cli.config.model_schema import unused, unused_text
 from kinit_cli.data.datasets import Splits
 from kinit_cli.data.datasets import load as load_data
 from kinit_cli.data.labels import check_labels
@@ -315,7 +315,7 @@ def _require_trainable_weights(prepared: Prepared) -> None:
         return
     total = sum(int(np.prod(w.shape)) for w in model.weights)
     left = unused(prepared.resolved["model"])
-    why = f" ({', '.join(repr(n) for n in left)} lead to none of its outputs)" if left else ""
+    why = f" ({unused_text(left)})" if left else ""
     message = (
         f"the model has no trainable weights ({total:,} parameters, none trainable){why}, "
         "so training would change nothing; if that is meant, set "
