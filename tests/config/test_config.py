@@ -49,6 +49,7 @@ def test_defaults_are_filled_and_name_comes_from_the_file(write):
         "jit_compile": None,
         "precision": "float32",
         "callbacks": [],
+        "allow_no_trainable_weights": False,
     }
     assert resolved["data"] == {
         "name": "digits",
