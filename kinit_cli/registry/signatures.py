@@ -85,9 +85,14 @@ def _own_parameters(fn: Any, skip_first: bool = False) -> tuple[list[Parameter],
 _CALLABLE_ARGS = re.compile(r"callable\[(?:[^\[\]]|\[[^\[\]]*\])*\]")
 # An Args entry that opens by calling the argument a function: "A function that takes an
 # epoch index ..." (LearningRateScheduler.schedule), "The function to be evaluated" (Lambda).
-# One that only offers a function among other things ("A float value ..., or a callable")
-# does not: text is one of the things it takes.
-_FUNCTION_DOC = re.compile(r"(?:an?|the)\s+(?:\w+\s+)?(?:function|callable)\b", re.IGNORECASE)
+# Not one that offers a function among other things ("A float value ..., or a callable"),
+# names one ("A function name") or qualifies it ("The activation function to use", which a
+# class may look up by name): text may be what those take.
+_FUNCTION_DOC = re.compile(
+    r"(?:an?|the)\s+(?:python\s+)?(?:function|callable)"
+    r"(?:\s+(?:that|which|to|taking|called|applied|returning|mapping)\b|\s*[.,:;(]|\s*$)",
+    re.IGNORECASE,
+)
 
 
 def takes_function(param: Parameter, doc: str = "", callback: bool = False) -> bool:

@@ -142,6 +142,11 @@ def _p(annotation=inspect.Parameter.empty, default=None, name="f") -> Parameter:
         (_p(default=print), "", False, True),
         (_p(), "A function that takes an epoch index.", False, True),
         (_p(), "The function to be evaluated.", False, True),
+        (_p(), "A callable.", False, True),
+        (_p(), "A Python function, applied to each batch.", False, True),
+        # A name, or a qualified function a class may look up by name: text may do.
+        (_p(), "A function name, e.g. 'relu'.", False, False),
+        (_p(), "The activation function to use.", False, False),
         # Offered among other things: text is one of them.
         (_p(default=0.9), "A float value, or a callable that returns it.", False, False),
         (_p(name="on_epoch_end"), "called at the end of every epoch.", True, True),
