@@ -189,7 +189,7 @@ def validate(
     from kinit_cli.output import render, weight_tables
 
     trust = _trust(plugins, trust_plugins)
-    prepared = prepare(config_file, overrides, trust)
+    prepared = prepare(config_file, overrides, trust, callbacks=True)
     if print_config:
         render.warnings(_trust_notes(trust), render.console(stderr=True))
         click.echo(dump(prepared.resolved), nl=False)
@@ -454,8 +454,13 @@ def train(
                     lambda line: err.print(line),
                 )
             )
-        trainer.fit(callbacks)
-        result = trainer.finish()
+        try:
+            trainer.fit(callbacks)
+            result = trainer.finish()
+        except KinitError:
+            if as_json and trainer.document is not None:
+                render.print_json(trainer.document)  # the run's record says how it ended
+            raise
     if as_json:
         render.print_json(result.document)
         return

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import signal
 import traceback
 from collections.abc import Iterator
@@ -192,6 +193,10 @@ class TrainingInterrupted(KinitError):
         self.exit_code = 128 + int(signum)
 
 
+class NoStepTrained(KinitError):
+    """Training ended its epochs without one step: nothing was trained."""
+
+
 class TrainingDiverged(KinitError):
     """The loss became NaN or infinite."""
 
@@ -279,11 +284,22 @@ def explained(exc: BaseException, message: str | None = None) -> str:
     return f"{message.rstrip('.')}.{hint}" if hint else message
 
 
+# Terminal control sequences: CSI (colours, cursor moves: ESC [ ... final byte) and OSC
+# (titles, links: ESC ] ... BEL or ESC \\), then any other lone escape or C1 introducer.
+_TERMINAL_CODES = re.compile(
+    r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-_]?|[\x80-\x9f]"
+)
+
+
+def plain(text: str) -> str:
+    """`text` without terminal control sequences (Keras bolds the message of an error raised
+    in a layer's call), as it goes into a file."""
+    return _TERMINAL_CODES.sub("", text)
+
+
 def keras_message(exc: BaseException) -> str:
     """A Keras/TensorFlow exception as one line: no ANSI styling, no call-argument dump."""
-    import re
-
-    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))
+    text = plain(str(exc))
     text = re.sub(r"^Exception encountered when calling [\w.]+\(\)\.", "", text.strip())
     text = text.split("Arguments received by", 1)[0]
     return " ".join(text.split())
@@ -303,7 +319,6 @@ _KERAS2_MODULES = {
 
 def keras2_hint(exc: BaseException) -> str:
     """' Keras 3 spells it ...' for an error that comes from a removed Keras 2 API, else ''."""
-    import re
     import sys
 
     if isinstance(exc, ModuleNotFoundError) and exc.name:

@@ -87,9 +87,16 @@ def boolean(v: Any) -> str | None:
     return None if isinstance(v, bool) else f"expected true or false, got {kind_of(v)}"
 
 
+# TensorFlow counts steps, batches and epochs in 32-bit integers: a larger count wraps (a
+# steps_per_execution of 2**31 trained no step, Keras 3.15) or fails inside tf.data.
+INT32_MAX = 2**31 - 1
+
+
 def integer(
-    minimum: int | None = None, optional: bool = False, maximum: int | None = None
+    minimum: int | None = None, optional: bool = False, maximum: int | None = INT32_MAX
 ) -> Check:
+    """An integer within [minimum, maximum]; a count TensorFlow takes unless told otherwise."""
+
     def check(v: Any) -> str | None:
         if optional and v is None:
             return None
@@ -185,13 +192,17 @@ def name_map(v: Any) -> str | None:
     return f"expected a mapping of layer names to layer names, got {kind_of(v)}"
 
 
-def number(minimum: float) -> Check:
+def number(minimum: float, maximum: float = INT32_MAX) -> Check:
+    """A finite number within [minimum, maximum] (.inf and .nan are neither)."""
+
     def check(v: Any) -> str | None:
         if not isinstance(v, int | float) or isinstance(v, bool):
             return f"expected a number, got {kind_of(v)}"
-        return None if v >= minimum else f"expected a number >= {minimum}, got {v}"
+        if minimum <= v <= maximum:
+            return None
+        return f"expected a number from {minimum} to {maximum}, got {v}"
 
-    return with_schema({"type": "number", "minimum": minimum})(check)
+    return with_schema({"type": "number", "minimum": minimum, "maximum": maximum})(check)
 
 
 @with_schema(

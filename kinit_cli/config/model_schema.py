@@ -317,3 +317,57 @@ def _references(
             problems.append(
                 config.problem(where, f"'{name}' is not an input or layer defined above.{hint}")
             )
+
+
+def layer_names(model: Any) -> list[tuple[KeyPath, str]]:
+    """Each layer name the config gives, at its key: a functional entry's `name`, a
+    Sequential layer's `config.name` (an entry with `shares` names no new layer)."""
+    layers = model.get("layers") if isinstance(model, dict) else None
+    if not isinstance(layers, list):
+        return []
+    found: list[tuple[KeyPath, str]] = []
+    for i, layer in enumerate(layers):
+        if not isinstance(layer, dict) or "shares" in layer:
+            continue
+        path: KeyPath = ("model", "layers", i)
+        if "inputs" in model:
+            name, path = layer.get("name"), path + ("name",)
+        else:
+            cfg = layer.get("config")
+            name, path = (
+                (cfg or {}).get("name") if isinstance(cfg, dict) else None,
+                path
+                + (
+                    "config",
+                    "name",
+                ),
+            )
+        if isinstance(name, str):
+            found.append((path, name))
+    return found
+
+
+def unused(model: Any) -> list[str]:
+    """The inputs and layer entries of a functional model that lead to none of its outputs:
+    Keras leaves them out of the model without a word, so their layers are never trained."""
+    if not isinstance(model, dict) or "inputs" not in model:
+        return []
+    outputs = model.get("outputs")
+    reached = set([outputs] if isinstance(outputs, str) else outputs or [])
+    shared: set[str] = set()  # layers applied again by a reached `shares` entry
+    entries = [e for e in model.get("layers") or [] if isinstance(e, dict)]
+    for entry in reversed(entries):
+        if entry.get("name") in reached:
+            names = entry.get("inputs")
+            reached.update([names] if isinstance(names, str) else names or [])
+            if isinstance(entry.get("shares"), str):
+                shared.add(entry["shares"])
+    defined = [i.get("name") for i in model.get("inputs") or [] if isinstance(i, dict)]
+    defined += [e.get("name") for e in entries]
+    return [n for n in defined if isinstance(n, str) and n not in reached | shared]
+
+
+def unused_text(names: list[str]) -> str:
+    """ "'d', 'e' lead to none of the model's outputs", of what unused() found."""
+    verb = "leads" if len(names) == 1 else "lead"
+    return f"{', '.join(repr(n) for n in names)} {verb} to none of the model's outputs"

@@ -103,6 +103,12 @@ SCHEMA: dict[str, Any] = {
         "callbacks": Field(
             spec_list_of("callback"), [], "Keras callbacks as names or {class_name, config}"
         ),
+        "allow_no_trainable_weights": Field(
+            boolean,
+            False,
+            "train a model with no trainable weights (refused by default: training would "
+            "change nothing)",
+        ),
     },
     "distribute": {
         "strategy": Field(

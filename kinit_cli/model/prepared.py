@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from kinit_cli.config import source as config_mod
+from kinit_cli.config.model_schema import unused, unused_text
 from kinit_cli.model.build import BuiltModel
 from kinit_cli.registry.catalog import Registry
 from kinit_cli.registry.plugins import LoadedPlugin, entry_point_notes
@@ -57,5 +58,10 @@ class Prepared:
                 f"{item.message()} kinit keeps the run usable anyway: it writes the weights to "
                 "model.weights.h5 instead of model.keras, and inspect-weights RUN, --resume and "
                 "init_from rebuild the model from the run's config.yaml."
+            )
+        if left := unused(self.resolved["model"]):
+            them = "it" if len(left) == 1 else "them"
+            out.append(
+                f"model: {unused_text(left)}: Keras leaves {them} out of the model, untrained"
             )
         return out + entry_point_notes()

@@ -18,6 +18,7 @@ from typing import Any
 
 from kinit_cli.config import schema
 from kinit_cli.config import source as config_mod
+from kinit_cli.config.model_schema import layer_names
 from kinit_cli.errors import (
     BackendError,
     ConfigError,
@@ -40,7 +41,7 @@ from kinit_cli.registry import tf_ops
 from kinit_cli.registry.catalog import Registry
 from kinit_cli.registry.plugins import load_plugins
 from kinit_cli.registry.registration import KINDS
-from kinit_cli.registry.specs import SpecBuilder
+from kinit_cli.registry.specs import SpecBuilder, check_specs
 from kinit_cli.registry.trust import Trust
 from kinit_cli.runtime import backend, compat
 from kinit_cli.runtime.imports import keras
@@ -79,16 +80,22 @@ def check_config(config: config_mod.Config, *, nested: bool = False) -> Checked:
 
 
 def _backend_settings(config: config_mod.Config, resolved: dict[str, Any]) -> None:
-    """A training setting the backend cannot run is a problem at its key. What a config
-    leaves out stays out (backend.setting() fills it in where it is used), so the run's
-    config.yaml means the same on another backend."""
+    """A training setting or layer name the backend cannot run is a problem at its key,
+    found here rather than at fit's first step. What a config leaves out stays out
+    (backend.setting() fills it in where it is used), so the run's config.yaml means the
+    same on another backend."""
+    problems = Problems()
     steps = resolved["train"]["steps_per_execution"]
     if resolved["backend"] == "torch" and steps not in (None, 1):
         message = (
             f"must be 1 on backend torch (Keras's torch trainer runs one step per call), "
             f"got {steps}"
         )
-        raise ConfigError([config.problem(("train", "steps_per_execution"), message)])
+        problems.append(config.problem(("train", "steps_per_execution"), message))
+    for path, name in layer_names(resolved["model"]):
+        if message := backend.layer_name_problem(name, resolved["backend"]):
+            problems.append(config.problem(path, message))
+    problems.raise_any()
 
 
 def prepare(
@@ -100,6 +107,7 @@ def prepare(
     training: bool = False,
     scope: Any = None,
     init: bool = True,
+    callbacks: bool = False,
 ) -> Prepared:
     """Load the config's plugins, resolve every name, and build the model as `kinit train`
     does: seeded first when the config has a seed, so a seed gives the same initial weights
@@ -111,8 +119,10 @@ def prepare(
     sections at once. `training`: the build uses `train.precision` and the memory check
     counts what training keeps per weight; `scope`: the tf.distribute strategy's scope, which
     the variables, the optimizer and the metrics belong to; `init`: apply init_from (off to
-    rebuild what the initializers alone draw). `own`: the config is the one the user runs,
-    so its `plugins:` are imported; otherwise (a run's, a source's) `trust` decides.
+    rebuild what the initializers alone draw); `callbacks`: check the config's callbacks
+    too (validate: train makes them itself, once the run directory exists). `own`: the
+    config is the one the user runs, so its `plugins:` are imported; otherwise (a run's, a
+    source's) `trust` decides.
     """
     trust = trust or Trust()
     checked = source if isinstance(source, Checked) else check(source, overrides)
@@ -127,7 +137,7 @@ def prepare(
         loaded = trust.load_user()
         withheld = trust.load_named(resolved["plugins"], config.base_dir, str(config.file))
     try:
-        return _resolve(config, resolved, loaded, trust, training, scope, init)
+        return _resolve(config, resolved, loaded, trust, training, scope, init, callbacks)
     except ConfigError:
         if withheld:
             raise trust.refusal(str(config.file), withheld, unresolved(resolved)) from None
@@ -142,6 +152,7 @@ def _resolve(
     training: bool,
     scope: Any,
     init: bool,
+    callbacks: bool,
 ) -> Prepared:
     """prepare() once the plugins are in: every name resolved and the model built."""
     registry = Registry()
@@ -152,6 +163,11 @@ def _resolve(
     with scope if scope is not None else contextlib.nullcontext():
         with problems.collecting():
             compile_args = compile_arguments(config, resolved, registry)
+        if callbacks:
+            where = ("train", "callbacks")
+            problems += check_specs(
+                registry, config, "callback", resolved[where[0]][where[1]], where
+            )
         with problems.collecting():
             built = _build(config, resolved, registry, trust, training, init)
     problems.raise_any()

@@ -13,7 +13,7 @@ from rich.cells import cell_len
 from rich.console import Console
 from rich.text import Text
 
-from kinit_cli.errors import KinitError
+from kinit_cli.errors import KinitError, plain
 from kinit_cli.output.tables import Column, number, print_fitted
 from kinit_cli.storage import strictjson
 
@@ -127,8 +127,8 @@ def unexpected(exc: BaseException, out: Console) -> None:
     out.print(
         Text("error: ", style="bold red")
         + Text(
-            f"{type(exc).__name__}: {exc}\n(an unexpected failure: run again with --debug for "
-            "the traceback)"
+            f"{type(exc).__name__}: {plain(str(exc))}\n(an unexpected failure: run again with "
+            "--debug for the traceback)"
         )
     )
 

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from kinit_cli.errors import ResolveError
 from kinit_cli.registry.registration import KINDS
-from kinit_cli.registry.signatures import argument_docs, parameters, summary
+from kinit_cli.registry.signatures import argument_docs, parameters, summary, takes_function
 from kinit_cli.registry.specs import COMPILE_METRICS, argument_kind
 
 if TYPE_CHECKING:
@@ -194,6 +194,9 @@ def _config_then(entry: Entry) -> dict[str, Any]:
 def parameter(entry: Entry, param: Parameter, doc: str = "") -> dict[str, Any]:
     """The schema of one constructor argument: as the argument checks type it (specs.py)."""
 
+    if takes_function(param, doc, callback=entry.kind == "callback"):
+        # A Python function only, which no config value is (specs._not_a_function).
+        return {"type": "null", **({"description": doc} if doc else {})}
     types = _default_types(param.default)
     inferred = (
         entry.builtin

@@ -408,7 +408,13 @@ def plugin_failure(exc: BaseException, doing: str) -> PluginCodeError | None:
         return None
     frame = frames[-1]
     hint = tf_ops.unseen_ops_hint(modules.get(str(Path(frame.filename).resolve())))
+    if not isinstance(exc, Exception):  # sys.exit(), KeyboardInterrupt: not kinit's to end
+        hint += (
+            " (plugin code stops training with self.model.stop_training = True, or fails it "
+            "by raising an exception; it cannot end kinit)"
+        )
+    detail = explained(exc) if str(exc) else ""
     return PluginCodeError(
         f"{frame.filename}:{frame.lineno}: {doing} failed in plugin code ({frame.name}): "
-        f"{type(exc).__name__}: {explained(exc)}{hint}"
+        f"{type(exc).__name__}{': ' if detail else ''}{detail}{hint}"
     )

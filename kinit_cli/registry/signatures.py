@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 class Parameter:
     name: str
     default: Any = inspect.Parameter.empty
+    annotation: Any = inspect.Parameter.empty
 
     @property
     def required(self) -> bool:
@@ -52,7 +53,8 @@ def parameters(obj: Any) -> tuple[list[Parameter], bool]:
         for p in params:
             # A base's required parameter (BaseConv's `rank`) is the subclass's to supply.
             seen.setdefault(
-                p.name, p if last is None or not p.required else Parameter(p.name, None)
+                p.name,
+                p if last is None or not p.required else Parameter(p.name, None, p.annotation),
             )
         if klass.__name__ == "Layer" and klass.__module__.startswith("keras"):
             for extra in _LAYER_EXTRA_KWARGS:
@@ -75,8 +77,39 @@ def _own_parameters(fn: Any, skip_first: bool = False) -> tuple[list[Parameter],
         if p.kind is p.VAR_KEYWORD:
             open_kwargs = True
         elif p.kind is not p.VAR_POSITIONAL:
-            out.append(Parameter(p.name, p.default))
+            out.append(Parameter(p.name, p.default, p.annotation))
     return out, open_kwargs
+
+
+# The brackets of a Callable[...] hint.
+_CALLABLE_ARGS = re.compile(r"callable\[(?:[^\[\]]|\[[^\[\]]*\])*\]")
+# An Args entry that opens by calling the argument a function: "A function that takes an
+# epoch index ..." (LearningRateScheduler.schedule), "The function to be evaluated" (Lambda).
+# Not one that offers a function among other things ("A float value ..., or a callable"),
+# names one ("A function name") or qualifies it ("The activation function to use", which a
+# class may look up by name): text may be what those take.
+_FUNCTION_DOC = re.compile(
+    r"(?:an?|the)\s+(?:python\s+)?(?:function|callable)"
+    r"(?:\s+(?:that|which|to|taking|called|applied|returning|mapping)\b|\s*[.,:;(]|\s*$)",
+    re.IGNORECASE,
+)
+
+
+def takes_function(param: Parameter, doc: str = "", callback: bool = False) -> bool:
+    """Whether an argument can only be a Python function, which no config value is: its
+    annotation says Callable (and not str), its default is a function, its Args entry
+    opens by calling it one, or it is a callback's `on_*` hook (LambdaCallback's)."""
+    if param.annotation is not inspect.Parameter.empty:
+        # Callable[[str], str] names str as its argument: what the whole hint allows is
+        # what stands outside the Callable's brackets.
+        hint = _CALLABLE_ARGS.sub("callable", str(param.annotation).lower())
+        if "callable" in hint and "str" not in hint:
+            return True
+    if inspect.isroutine(param.default):
+        return True
+    if callback and param.name.startswith("on_"):
+        return True
+    return _FUNCTION_DOC.match(doc) is not None
 
 
 def own_parameters(obj: Any) -> list[Parameter]:

@@ -16,7 +16,7 @@ from kinit_cli.config.source import Config, KeyPath, kind_of
 from kinit_cli.errors import Problems, ResolveError, did_you_mean, keras_message, raised_in
 from kinit_cli.registry.catalog import Entry, Registry
 from kinit_cli.registry.registration import source_file
-from kinit_cli.registry.signatures import parameters
+from kinit_cli.registry.signatures import argument_docs, parameters, takes_function
 
 
 class _Failed:
@@ -25,6 +25,7 @@ class _Failed:
 
 
 FAILED: Any = _Failed()
+CHECKED: Any = object()  # what a check-only SpecBuilder returns for a spec it would build
 
 # Metric names `model.compile` itself turns into the binary, categorical or sparse
 # variant that fits the loss; resolving them to keras.metrics.Accuracy would be wrong.
@@ -53,10 +54,13 @@ def argument_kind(name: str, value: Any) -> str | None:
 class SpecBuilder:
     """Builds objects from specs found in a config, collecting problems instead of stopping."""
 
-    def __init__(self, registry: Registry, config: Config) -> None:
+    def __init__(self, registry: Registry, config: Config, make: bool = True) -> None:
         self.registry = registry
         self.config = config
         self.problems = Problems()
+        # False: check names and arguments, make nothing (validate's callbacks, which
+        # train makes with their files placed in the run directory).
+        self.make = make
 
     def problem(self, path: KeyPath, message: str, at_key: bool = False) -> None:
         self.problems.append(self.config.problem(path, message, at_key))
@@ -133,6 +137,8 @@ class SpecBuilder:
                 args[key] = built
                 continue
             mismatch = _mismatch(by_name[key].default, value) if key in by_name else None
+            if mismatch is None and key in by_name and value is not None:
+                mismatch = _not_a_function(entry, by_name[key], value)
             if mismatch:
                 self.problem(path + (key,), mismatch)
                 ok = False
@@ -142,6 +148,8 @@ class SpecBuilder:
                 ok = False
         if not ok:
             return FAILED
+        if not self.make:
+            return CHECKED
         try:
             return obj(**args)
         except Exception as exc:  # Keras validates values in constructors: report, don't crash
@@ -170,6 +178,19 @@ class SpecBuilder:
         return made
 
 
+def _not_a_function(entry: Entry, param: Any, value: Any) -> str | None:
+    """The message for a config value given to an argument that takes a Python function
+    only (LambdaCallback's on_epoch_end: print), which would fail once training calls it."""
+    doc = argument_docs(entry.obj).get(param.name, "")
+    if not takes_function(param, doc, callback=entry.kind == "callback"):
+        return None
+    return (
+        f"expected a Python function, got {kind_of(value)}: {entry.name}'s '{param.name}' "
+        "takes code, and a config holds data only; pass the function from a plugin class "
+        f"(a subclass of {entry.name}, say, that gives it in its __init__)"
+    )
+
+
 def _mismatch(default: Any, value: Any) -> str | None:
     """A type error message when `value` cannot be what the parameter's default says it is."""
     if value is None or default is None or default is inspect.Parameter.empty:
@@ -184,3 +205,14 @@ def _mismatch(default: Any, value: Any) -> str | None:
     if isinstance(default, str) and not isinstance(value, str | dict):
         return f"expected text, got {kind_of(value)}"
     return None
+
+
+def check_specs(
+    registry: Registry, config: Config, kind: str, specs: list[Any], where: KeyPath
+) -> Problems:
+    """Every problem of a list of specs (names, arguments), found without making any: what
+    validate says of the callbacks train makes once the run directory exists."""
+    builder = SpecBuilder(registry, config, make=False)
+    for i, spec in enumerate(specs):
+        builder.build(kind, spec, where + (i,), keep_builtin_names=False)
+    return builder.problems

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import sys
 from typing import Any
 
@@ -48,6 +49,20 @@ DEFAULTS: dict[str, dict[str, object]] = {
     "tensorflow": {"steps_per_execution": 8, "jit_compile": False},
     "jax": {"steps_per_execution": 8, "jit_compile": True},
     "torch": {"steps_per_execution": 1, "jit_compile": False},
+}
+
+# The layer names each backend cannot train, found only once training starts (fit's first
+# step, Keras 3.15): TensorFlow opens a name scope per layer, and a scope nested in the
+# model's takes only `^[A-Za-z0-9_.\\/>-]*$` (tensorflow/python/framework/ops.py,
+# _VALID_SCOPE_NAME_REGEX); torch keeps a layer's variables in a ParameterDict, whose keys
+# take no '.'. JAX takes any name.
+LAYER_NAMES: dict[str, tuple[re.Pattern[str], str]] = {
+    "tensorflow": (
+        re.compile(r"[A-Za-z0-9_.\\/>-]*"),
+        "ASCII letters, digits and _ . - > only (TensorFlow's rule for the name scope a "
+        "layer runs in)",
+    ),
+    "torch": (re.compile(r"[^.]*"), "no '.' (torch's rule for the keys of a layer's weights)"),
 }
 
 requested: str | None = None  # --backend, set by the command line before anything runs
@@ -99,3 +114,25 @@ def use(name: str) -> str:
 def current() -> str:
     """The backend Keras runs on, or will be imported with."""
     return started() or use(resolve())
+
+
+def takes_layer_name(name: str, backend: str) -> bool:
+    """Whether `backend` can train a layer called `name`."""
+    rule = LAYER_NAMES.get(backend)
+    return rule is None or rule[0].fullmatch(name) is not None
+
+
+def layer_name_problem(name: str, backend: str) -> str | None:
+    """Why `backend` cannot train a layer called `name` (and which backends can), or None."""
+    if takes_layer_name(name, backend):
+        return None
+    others = [b for b in BACKENDS if takes_layer_name(name, b)]
+    which = (
+        f"backend {others[0]} takes"
+        if len(others) == 1
+        else f"backends {' and '.join(others)} take"
+    )
+    return (
+        f"{name!r} is not a layer name backend {backend} can train: {LAYER_NAMES[backend][1]}; "
+        f"rename it ({which} it as it is)"
+    )

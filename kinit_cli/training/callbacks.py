@@ -76,6 +76,7 @@ class SafeStop(_callbacks.Callback):
         self.interrupted: int | None = None
         self.between_epochs = True
         self.seen = 0  # steps done in the current epoch
+        self.steps = 0  # training steps (calls, with steps_per_execution) of the whole fit
 
     def on_train_begin(self, logs: Any = None) -> None:
         self.good = self.model.get_weights()
@@ -89,6 +90,7 @@ class SafeStop(_callbacks.Callback):
 
     def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
         self.seen = batch + 1
+        self.steps += 1
         loss = (logs or {}).get("loss")
         if loss is not None and not self.failed and not math.isfinite(float(loss)):
             self.failed = (self.epoch, batch, float(loss))
@@ -96,6 +98,8 @@ class SafeStop(_callbacks.Callback):
             self.model.stop_training = True
 
     def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+        if self.seen == 0:  # Keras ends an epoch whose data ran out at once: none trained
+            self.backup.skip = True
         if not self.failed and self.interrupted is None:
             self.good = self.model.get_weights()
         self.between_epochs = True

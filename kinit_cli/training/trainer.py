@@ -18,7 +18,16 @@ import numpy as np
 
 from kinit_cli.config import source as config_mod
 from kinit_cli.data import pipeline
-from kinit_cli.errors import KinitError, TrainingDiverged, TrainingInterrupted, WriteError
+from kinit_cli.errors import (
+    KinitError,
+    NoStepTrained,
+    PluginCodeError,
+    TrainingDiverged,
+    TrainingInterrupted,
+    WriteError,
+    explained,
+    plain,
+)
 from kinit_cli.registry import tf_ops
 from kinit_cli.registry.plugins import absolute, plugin_failure
 from kinit_cli.runtime import backend
@@ -86,10 +95,19 @@ class Trainer:
             self.batches = batches
             self.epoch = batches.EpochCounter(plan.initial_epoch)
         self.fit_seconds = 0.0
+        # The metrics.json this run last wrote: a failed run's document under --json.
+        self.record: dict[str, Any] | None = None
 
     @property
     def run_dir(self) -> Path:
         return self.plan.run_dir
+
+    @property
+    def document(self) -> dict[str, Any] | None:
+        """train --json's document of a run that stopped with an error: its metrics.json."""
+        if self.record is None:
+            return None
+        return {"run_dir": str(self.run_dir), "metrics": self.record}
 
     def __enter__(self) -> Trainer:
         self.start()
@@ -186,6 +204,12 @@ class Trainer:
                 failure = self._with_backup(exc)
                 self._record_failure(failure)
                 raise failure from exc
+            except (SystemExit, KeyboardInterrupt) as exc:
+                failure = self._exit_in_code(exc)
+                if failure is None:
+                    raise  # a second Ctrl-C: stop now, as promised
+                self._record_failure(failure)
+                raise failure from exc
             except Exception as exc:
                 failure = exc if isinstance(exc, KinitError) else plugin_failure(exc, "training")
                 self._record_failure(failure or exc)
@@ -198,6 +222,41 @@ class Trainer:
                 for s, handler in previous.items():
                     signal.signal(s, handler)
         self.fit_seconds = time.perf_counter() - start
+        self._check_steps()
+
+    def _exit_in_code(self, exc: SystemExit | KeyboardInterrupt) -> KinitError | None:
+        """What a sys.exit() or a KeyboardInterrupt raised during training is: None for the
+        KeyboardInterrupt of a second Ctrl-C (the first one set `guard.interrupted`, and
+        _stop_on_the_next gave the next Python's default handler); otherwise code's, a
+        plugin's where one is on the traceback, and a failure of the run either way."""
+        if isinstance(exc, KeyboardInterrupt) and self.guard.interrupted is not None:
+            return None
+        failure = plugin_failure(exc, "training")
+        if failure is not None:
+            return failure
+        return PluginCodeError(
+            f"training failed: {type(exc).__name__} was raised by code during training, not "
+            "by a signal"
+        )
+
+    def _check_steps(self) -> None:
+        """Fail a run whose epochs ran no training step (Keras ends an epoch whose data gave
+        no batch with a warning only): recording it completed would keep untrained weights
+        as a trained model."""
+        train = self.plan.resolved["train"]
+        if self.plan.initial_epoch >= train["epochs"] or self.guard.steps:
+            return
+        if self.guard.interrupted is not None or self.guard.failed:
+            return
+        failure = NoStepTrained(
+            f"no training step ran in epochs {self.plan.initial_epoch + 1} to {train['epochs']} "
+            f"({len(self.plan.data.x_train)} training examples, batch_size "
+            f"{train['batch_size']}, steps_per_execution "
+            f"{steps_per_call(self.plan.resolved, self.plan.distribution.replicas)}): Keras "
+            "ended each epoch without a batch, so nothing was trained"
+        )
+        self._record_failure(failure)
+        raise failure
 
     def _record_failure(self, exc: BaseException) -> None:
         """metrics.json of a run that failed while training: what happened, and the epochs
@@ -205,7 +264,10 @@ class Trainer:
         record of a completed run this one continued (rundir.record_outcome)."""
         if self.plan.scratch is not None:
             return
-        message = str(exc) if isinstance(exc, KinitError) else f"{type(exc).__name__}: {exc}"
+        if isinstance(exc, KinitError):
+            message = plain(str(exc))
+        else:  # Keras's message, without its colour codes and argument dump
+            message = f"{type(exc).__name__}: {explained(exc)}"
         metrics = {
             "status": "failed",
             "error": message,
@@ -213,6 +275,7 @@ class Trainer:
             "initial_epoch": self.plan.initial_epoch,
             "seed": self.plan.seed,
         }
+        self.record = metrics
         with contextlib.suppress(WriteError):
             rundir.record_outcome(self.run_dir, metrics)
             if self.lock is not None:
@@ -356,6 +419,7 @@ class Trainer:
             rundir.record_outcome(self.run_dir, metrics)
         else:
             rundir.write_json(self.run_dir / rundir.METRICS, metrics)
+        self.record = metrics
         if self.lock is not None:
             self.lock.record()
         chief = self.plan.distribution.is_chief

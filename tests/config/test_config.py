@@ -49,6 +49,7 @@ def test_defaults_are_filled_and_name_comes_from_the_file(write):
         "jit_compile": None,
         "precision": "float32",
         "callbacks": [],
+        "allow_no_trainable_weights": False,
     }
     assert resolved["data"] == {
         "name": "digits",
@@ -80,7 +81,7 @@ def test_every_problem_is_reported_at_once_with_suggestions(write):
         f"{path}:1:1: sed: unknown key 'sed'. Did you mean 'seed'?",
         f"{path}:2:16: deterministic: expected true or false, got 'yes please'",
         f"{path}:6:27: model.layers[0].confg: unknown key 'confg'. Did you mean 'config'?",
-        f"{path}:7:17: train.epochs: expected an integer >= 1, got 0",
+        f"{path}:7:17: train.epochs: expected an integer from 1 to 2147483647, got 0",
         f"{path}:7:20: train.batch_sise: unknown key 'batch_sise'. Did you mean 'batch_size'?",
     ]
 
@@ -199,8 +200,8 @@ def test_an_override_replaces_the_positions_of_what_it_replaced(write):
     )
     assert problems_of(path, ["train.batch_size=4", "train={epochs: abc, batch_size: 0}"]) == [
         "--set train={epochs: abc, batch_size: 0}: train.epochs: expected an integer, got 'abc'",
-        "--set train={epochs: abc, batch_size: 0}: train.batch_size: expected an integer >= 1, "
-        "got 0",
+        "--set train={epochs: abc, batch_size: 0}: train.batch_size: expected an integer from 1 to "
+        "2147483647, got 0",
     ]
     assert problems_of(path, ["train={epochs: 1}", "train.batch_size=x"]) == [
         "--set train.batch_size=x: train.batch_size: expected an integer, got 'x'"
@@ -298,7 +299,10 @@ def test_dump_keeps_key_order(write):
             "distribute.cluster: expected {workers: [host:port, ...], index: N} (this "
             "process's worker index)",
         ),
-        ("distribute.timeout=0", "distribute.timeout: expected a number >= 1, got 0"),
+        (
+            "distribute.timeout=0",
+            "distribute.timeout: expected a number from 1 to 2147483647, got 0",
+        ),
     ],
 )
 def test_bad_cluster_sections(write, override, message):

@@ -60,3 +60,20 @@ def test_errors_render_their_own_lines():
     render.error(PeerError("the cluster did not form within 20 s"), out)
     assert output(out) == "error: the cluster did not form within 20 s\n"
     assert PeerError("x").lines() == ["error: x"]
+
+
+def test_an_unexpected_error_is_printed_without_terminal_codes():
+    """Keras bolds an error raised in a layer's call; stderr may be a log file."""
+    out = text_console()
+    render.unexpected(ValueError("\x1b[1m'my dense' is not a valid scope name\x1b[0m"), out)
+    assert output(out) == (
+        "error: ValueError: 'my dense' is not a valid scope name\n"
+        "(an unexpected failure: run again with --debug for the traceback)\n"
+    )
+
+
+def test_plain_removes_every_terminal_control_sequence():
+    from kinit_cli.errors import plain
+
+    text = "\x1b[1;31mred\x1b[0m \x1b]8;;http://x\x07link\x1b]8;;\x07 \x1b[2K\x9bdone"
+    assert plain(text) == "red link done"

@@ -95,6 +95,7 @@ def test_the_schema_is_valid_draft_2020_12(document):
     assert train["properties"]["epochs"] == {
         "type": "integer",
         "minimum": 1,
+        "maximum": 2**31 - 1,
         "description": "passes over the training data",
         "default": 1,
     }
@@ -232,7 +233,7 @@ MISTAKES = [
         BASE,
         top("train", {"epochs": 0}),
         "0 is less than the minimum of 1",
-        "expected an integer >= 1, got 0",
+        "expected an integer from 1 to 2147483647, got 0",
     ),
     (
         "seed too large",

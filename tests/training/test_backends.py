@@ -437,6 +437,29 @@ def test_validate_and_list_honour_the_backend(tmp_path):
     assert "GlorotUniform" in [item["name"] for item in json.loads(done.stdout)]
 
 
+@pytest.mark.slow
+def test_a_layer_name_is_refused_only_on_the_backend_that_cannot_train_it(tmp_path):
+    config = tmp_path / "names.yaml"
+    config.write_text(
+        "model:\n"
+        "  input_shape: [64]\n"
+        "  layers:\n"
+        "    - {class_name: Dense, config: {units: 8, name: my dense}}\n"
+        "    - {class_name: Dense, config: {units: 10, name: out.put}}\n"
+        "compile: {loss: sparse_categorical_crossentropy}\n"
+    )
+    done, _ = kinit("validate", str(config), "--backend", "jax")
+    assert done.returncode == 0, done.stderr
+    done, _ = kinit("validate", str(config), "--backend", "torch")
+    assert done.returncode == 2
+    said = [line for line in done.stderr.splitlines() if not line.startswith("KINIT-LOADED")]
+    assert said == [
+        f"error: {config}:5:53: model.layers[1].config.name: 'out.put' is not a layer name "
+        "backend torch can train: no '.' (torch's rule for the keys of a layer's weights); "
+        "rename it (backends tensorflow and jax take it as it is)"
+    ]
+
+
 def test_an_unknown_backend_is_a_config_error_with_a_suggestion(write):
     from kinit_cli.config import source
     from kinit_cli.config.schema import check
