@@ -77,9 +77,9 @@ def cli() -> None:
 
 
 def _set_memory_check(_ctx: click.Context, _param: click.Parameter, value: bool) -> bool:
-    from kinit_cli.model import footprint
+    from kinit_cli.runtime import memory
 
-    footprint.ignored = value  # every invocation: a flag given once does not stick
+    memory.ignored = value  # every invocation: a flag given once does not stick
     return value
 
 

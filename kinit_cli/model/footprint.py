@@ -14,19 +14,14 @@ Imports no TensorFlow: names are looked up in the registry the caller already ho
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from kinit_cli.errors import ResourceError
+from kinit_cli.runtime import memory
 
-# Set by the CLI's --ignore-memory-check (cli.py), as --debug sets runtime.imports.show_native_logs:
-# check() then estimates nothing and refuses nothing.
-ignored = False
-
-FLAG = "--ignore-memory-check"
+FLAG = memory.FLAG
 _ITEMSIZE = {"float16": 2, "bfloat16": 2, "float32": 4, "float64": 8}
 
 Shape = tuple[int | None, ...]
@@ -97,6 +92,71 @@ def _functional(model: dict[str, Any], registry: Any) -> Estimate:
     return Estimate(total, _itemsize(sizes), stopped)
 
 
+def saved_estimate(config: dict[str, Any]) -> Estimate:
+    """Parameters the layers of a .keras file's config.json declare, before Keras builds any.
+
+    Each of Keras's own layers is sized by RULES from the input shape its `build_config`
+    records, else from the layer before it (as a Sequential feeds it); nested models are
+    walked; any other layer stops the count there, a lower bound.
+    """
+    total, sizes, stopped = 0, set(), None
+    models = [config]
+    while models:
+        inner = models.pop().get("config")
+        layers = inner.get("layers") if isinstance(inner, dict) else None
+        shape: Shape | None = None
+        for i, entry in enumerate(layers if isinstance(layers, list) else []):
+            if not isinstance(entry, dict):
+                continue
+            shape = _recorded_shape(entry, shape)
+            layer_config = entry.get("config")
+            if isinstance(layer_config, dict) and isinstance(layer_config.get("layers"), list):
+                models.append(entry)  # a nested model: its layers record their own shapes
+                shape = None
+                continue
+            counted = _saved_layer(entry, shape)
+            if counted is None:
+                stopped = stopped or f"config.json layers[{i}] ({entry.get('class_name')})"
+                shape = None
+                continue
+            total, shape = total + counted[0], counted[1]
+            sizes.add(_dtype_size(entry))
+    return Estimate(total, _itemsize(sizes), stopped)
+
+
+def _recorded_shape(entry: dict[str, Any], previous: Shape | None) -> Shape | None:
+    """A saved layer's input shape without the batch axis: its build_config's, an
+    InputLayer's batch_shape, or the previous layer's output."""
+    config = entry.get("config") if isinstance(entry.get("config"), dict) else {}
+    build = entry.get("build_config")
+    recorded = build.get("input_shape") if isinstance(build, dict) else None
+    if entry.get("class_name") == "InputLayer":
+        recorded = config.get("batch_shape") or config.get("batch_input_shape")
+    if not isinstance(recorded, list) or not recorded:
+        return previous
+    if not all(d is None or (isinstance(d, int) and d >= 0) for d in recorded):
+        return None  # several inputs, or not a shape
+    return tuple(recorded[1:])
+
+
+def _saved_layer(entry: dict[str, Any], shape: Shape | None) -> tuple[int, Shape] | None:
+    """(parameters, output shape) of one of Keras's layers in a config.json, or None."""
+    if entry.get("class_name") == "InputLayer":
+        return (0, shape) if shape is not None else None
+    module = entry.get("module")
+    if shape is None or not (isinstance(module, str) and module.startswith("keras")):
+        return None
+    rule = RULES.get(entry.get("class_name"))  # type: ignore[arg-type]
+    config = entry.get("config")
+    if rule is None or not isinstance(config, dict):
+        return None
+    try:
+        parameters, out = rule(config, shape)
+    except (TypeError, ValueError, KeyError, IndexError, ZeroDivisionError):
+        return None
+    return max(0, parameters), out
+
+
 def _itemsize(sizes: set[int]) -> int:
     # The smallest the layers name: an overestimate could refuse a model that fits.
     return min(sizes, default=4)
@@ -106,6 +166,8 @@ def _dtype_size(entry: dict[str, Any]) -> int:
     """Bytes per weight of a layer: its config's `dtype` when a plain float type, else 4
     (the mixed policies keep float32 variables)."""
     dtype = (entry.get("config") or {}).get("dtype")
+    if isinstance(dtype, dict):  # a saved DTypePolicy: {"class_name": ..., "config": {"name"}}
+        dtype = (dtype.get("config") or {}).get("name")
     return _ITEMSIZE.get(dtype, 4) if isinstance(dtype, str) else 4
 
 
@@ -340,32 +402,6 @@ def optimizer_slots(spec: Any) -> tuple[str, int]:
     return bare, 0
 
 
-def available_bytes() -> int | None:
-    """Memory this process can still take: the kernel's MemAvailable, or what is left under
-    a cgroup (container) limit when that is less; the physical memory where there is no
-    /proc (macOS); None when nothing tells."""
-    found = []
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                found.append(int(line.split()[1]) * 1024)
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
-        if limit != "max":
-            used = int(Path("/sys/fs/cgroup/memory.current").read_text())
-            found.append(max(0, int(limit) - used))
-    except (OSError, ValueError):
-        pass
-    if not found:
-        try:
-            found.append(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
-        except (ValueError, OSError, AttributeError):
-            pass
-    return min(found) if found else None
-
-
 def check(
     resolved: dict[str, Any],
     available: int | None = None,
@@ -378,37 +414,64 @@ def check(
 
     Args:
         resolved: the resolved config (its `model` and, for training, `compile` sections).
-        available: bytes available (default: available_bytes(); unknown: nothing refused).
+        available: bytes available (default: memory.available_bytes(); unknown: nothing
+            refused).
         training: count what training keeps per weight too: the gradients and the
             optimizer's slots (Adam: weights, gradients, m and v, 4x the weights).
         registry: the Registry the model is built with (see estimate()).
         ignore: skip the check (default: whether --ignore-memory-check was given).
     """
-    if ignored if ignore is None else ignore:
-        return
-    if available is None:
-        available = available_bytes()
-    if available is None:
+    if memory.ignored if ignore is None else ignore:
         return
     found = estimate(resolved["model"], registry)
-    copies, optimizer, slots = 1, "", 0
-    if training:
-        optimizer, slots = optimizer_slots(resolved.get("compile", {}).get("optimizer"))
-        copies = 2 + slots
+    if not training:
+        _refuse(found, available)
+        return
+    optimizer, slots = optimizer_slots(resolved.get("compile", {}).get("optimizer"))
+    kept = f", and {optimizer} keeps {slots} more per weight" if slots else ""
+    _refuse(
+        found,
+        available,
+        2 + slots,
+        f"training the model needs {{}}: its weights take {{}}, the gradients as much again{kept}",
+    )
+
+
+def check_saved(config: dict[str, Any], path: str, available: int | None = None) -> None:
+    """ResourceError when the weights a .keras file's config.json declares cannot fit twice
+    in the available memory (the model's variables, and the values read from the file),
+    checked before Keras builds a layer."""
+    if memory.ignored:
+        return
+    _refuse(
+        saved_estimate(config),
+        available,
+        2,
+        "reading the model needs {}: its weights take {}, the values read from the file as "
+        "much again",
+        f"{path}: ",
+    )
+
+
+def _refuse(
+    found: Estimate, available: int | None, copies: int = 1, many: str = "", where: str = ""
+) -> None:
+    """ResourceError when `copies` of the weights `found` counts do not fit in `available`
+    bytes (default: what the machine has); `many` says what the copies are."""
+    if available is None:
+        available = memory.available_bytes()
     needed = found.bytes * copies
-    if needed <= available:
+    if available is None or needed <= available:
         return
     least = "at least " if found.stopped_at else ""
     dtype = {2: "16-bit floats", 4: "float32", 8: "float64"}[found.itemsize]
-    weights = f"{least}{_size(found.bytes)} ({_count(found.parameters)} parameters as {dtype})"
+    weights = (
+        f"{least}{memory.size_text(found.bytes)} ({_count(found.parameters)} parameters as {dtype})"
+    )
     if copies == 1 or found.bytes > available:
         what = f"the model's weights alone need {weights}"
     else:
-        kept = f", and {optimizer} keeps {slots} more per weight" if slots else ""
-        what = (
-            f"training the model needs {least}{_size(needed)}: its weights take {weights}, "
-            f"the gradients as much again{kept} ({copies}x in all)"
-        )
+        what = many.format(least + memory.size_text(needed), weights) + f" ({copies}x in all)"
     counted = (
         f" (a lower bound: kinit cannot size {found.stopped_at} and what follows it before "
         "building)"
@@ -416,19 +479,11 @@ def check(
         else ""
     )
     raise ResourceError(
-        f"{what}{counted} but this machine has {_size(available)} available; pass {FLAG} to "
-        "try anyway",
+        f"{where}{what}{counted} but this machine has {memory.size_text(available)} available; "
+        f"pass {FLAG} to try anyway",
         needed,
         available,
     )
-
-
-def _size(n: int) -> str:
-    """Bytes in decimal units, one decimal: 120.0 GB, 512.0 MB."""
-    for unit, scale in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
-        if n >= scale:
-            return f"{n / scale:.1f} {unit}"
-    return f"{n} bytes"
 
 
 def _count(n: int) -> str:

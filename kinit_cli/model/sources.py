@@ -20,10 +20,12 @@ from kinit_cli.config import source as config_mod
 from kinit_cli.errors import (
     BackendError,
     ConfigError,
+    DeclaredSizeError,
     KinitError,
     ModelFileError,
     Problem,
     Problems,
+    ResourceError,
     UsageError,
     keras_message,
 )
@@ -40,7 +42,7 @@ from kinit_cli.registry.registration import KINDS
 from kinit_cli.registry.specs import SpecBuilder
 from kinit_cli.runtime import backend, compat
 from kinit_cli.runtime.imports import keras
-from kinit_cli.storage import checkpoint, rundir
+from kinit_cli.storage import bounded, checkpoint, rundir
 
 CONFIG_SUFFIXES = (".yaml", ".yml")
 
@@ -332,6 +334,8 @@ def _run_directory(run_dir: Path, plugins: Sequence[str], unsafe: bool = False) 
         except ModelFileError:
             if not weights_path.exists():
                 raise  # a damaged model.keras cannot fill a rebuilt model either
+        except (DeclaredSizeError, ResourceError):
+            raise  # a rebuild would spend the memory the check refused
         except KinitError:
             loaded = None  # Keras cannot reload its classes: rebuild from the config
     if loaded is None:
@@ -339,6 +343,8 @@ def _run_directory(run_dir: Path, plugins: Sequence[str], unsafe: bool = False) 
         if not source.exists():
             raise UsageError(_no_trained_weights(run_dir))
         built = rebuild_run(run_dir, plugins, checked)
+        if source == weights_path:
+            bounded.check_hdf5_file(source)
         try:
             built.model.load_weights(source)
         except Exception as exc:
@@ -403,6 +409,7 @@ def _checkpoint(path: Path, plugins: Sequence[str]) -> Loaded:
     # Keras's BackupAndRestore checkpoints hold the optimizer's state as well.
     model.compile(**prepared.compile_args)
     model.optimizer.build(model.trainable_variables)
+    bounded.check_hdf5_file(path)
     try:
         model.load_weights(path)
     except Exception as exc:
