@@ -19,9 +19,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.lib import format as npy
 
-from kinit_cli.errors import DataError, NonFiniteDataError, did_you_mean, keras_message
+from kinit_cli.errors import (
+    DataError,
+    DeclaredSizeError,
+    NonFiniteDataError,
+    did_you_mean,
+    keras_message,
+)
+from kinit_cli.runtime import memory
 from kinit_cli.runtime.imports import keras
+from kinit_cli.storage import bounded
 
 # name -> what Keras stores under its datasets folder (a file, or a folder for the
 # sets that come as several files).
@@ -159,7 +168,15 @@ def _read(section: dict[str, Any], base_dir: Path) -> _SourceArrays:
                 f"data.path {section['path']!r} does not exist: there is no file or folder "
                 f"{path}. Give a folder of IDX files or an .npz file."
             )
-        return _read_idx_folder(path) if path.is_dir() else _read_npz(path)
+        if path.is_dir():
+            return _read_idx_folder(path)
+        what = bounded.kind_of(path)
+        if what is not None:
+            raise DataError(
+                f"data.path {section['path']!r} is {what}, not a file: give a folder of IDX "
+                "files or an .npz file."
+            )
+        return _read_npz(path)
     name = section.get("name")
     if name == "digits":
         return _read_digits()
@@ -231,7 +248,10 @@ def _read_idx_folder(folder: Path) -> _SourceArrays:
     found: dict[str, Path] = {}
     for stem in IDX_FILES:
         for candidate in (folder / stem, folder / f"{stem}.gz"):
-            if candidate.is_file():
+            if candidate.exists():
+                what = bounded.kind_of(candidate)
+                if what is not None:
+                    raise DataError(f"{candidate} is {what}, not an IDX file")
                 found[stem] = candidate
                 break
     missing = [stem for stem in IDX_FILES if stem not in found]
@@ -254,16 +274,34 @@ def _read_idx_folder(folder: Path) -> _SourceArrays:
 
 def _read_idx(path: Path, ndim: int) -> np.ndarray:
     """One IDX file: 2 zero bytes, a type code, the number of dimensions, their sizes
-    (big-endian uint32), then the values in C order."""
+    (big-endian uint32), then the values in C order. Streamed into an array of the size the
+    header declares, checked first; reading stops one byte past it (a .gz file can inflate
+    to any size)."""
     try:
-        data = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+        opened = gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")  # noqa: SIM115
+        with opened as f:
+            dims, dtype = _idx_header(path, f, ndim)
+            size = math.prod(dims) * dtype.itemsize
+            if path.suffix != ".gz":
+                _check_idx_size(path, dims, size, path.stat().st_size - 4 - 4 * ndim)
+            bounded.refuse_memory(path, f"its header ({dims} values)", size)
+            out = np.empty(dims, dtype)
+            held = f.readinto(memoryview(out.reshape(-1).view(np.uint8)))
+            extra = len(f.read(1)) if held == size else 0
     except EOFError as exc:
         raise DataError(f"{path} is truncated: the compressed data ends early") from exc
-    except OSError as exc:
+    except (OSError, gzip.BadGzipFile) as exc:
         raise DataError(f"{path} cannot be read: {exc}") from exc
+    _check_idx_size(path, dims, size, held, more=bool(extra))
+    return out
+
+
+def _idx_header(path: Path, f: Any, ndim: int) -> tuple[tuple[int, ...], np.dtype]:
+    """The dimensions and dtype an IDX file's header declares; DataError for another file."""
+    head = f.read(4)
     expected = 0x0800 | ndim
-    magic = int.from_bytes(data[:4], "big") if len(data) >= 4 else None
-    if magic is None or data[:2] != b"\0\0" or data[2] not in _IDX_TYPES or data[3] != ndim:
+    magic = int.from_bytes(head, "big") if len(head) == 4 else None
+    if magic is None or head[:2] != b"\0\0" or head[2] not in _IDX_TYPES or head[3] != ndim:
         kind = "image" if ndim == 3 else "label"
         found = "is shorter than 4 bytes" if magic is None else f"is 0x{magic:08X}"
         raise DataError(
@@ -271,19 +309,25 @@ def _read_idx(path: Path, ndim: int) -> np.ndarray:
             f"expected 0x{expected:08X} ({ndim} dimension{'s' if ndim > 1 else ''} "
             "of unsigned bytes)"
         )
-    header = 4 + 4 * ndim
-    if len(data) < header:
-        raise DataError(f"{path} is truncated: its header ends after {len(data)} bytes")
-    dims = tuple(int(d) for d in np.frombuffer(data, ">u4", count=ndim, offset=4))
-    dtype = np.dtype(_IDX_TYPES[data[2]])
-    size = math.prod(dims) * dtype.itemsize
-    if len(data) - header != size:
-        problem = "is truncated" if len(data) - header < size else "has trailing bytes"
-        raise DataError(
-            f"{path} {problem}: its header promises {dims} values ({size} bytes), "
-            f"the file holds {len(data) - header} bytes of data"
-        )
-    return np.frombuffer(data, dtype, offset=header).reshape(dims)
+    sizes = f.read(4 * ndim)
+    if len(sizes) < 4 * ndim:
+        raise DataError(f"{path} is truncated: its header ends after {4 + len(sizes)} bytes")
+    dims = tuple(int(d) for d in np.frombuffer(sizes, ">u4", count=ndim))
+    return dims, np.dtype(_IDX_TYPES[head[2]])
+
+
+def _check_idx_size(
+    path: Path, dims: tuple[int, ...], size: int, held: int, more: bool = False
+) -> None:
+    """DataError unless the file holds exactly the `size` bytes its header promises."""
+    if held == size and not more:
+        return
+    problem = "is truncated" if held < size else "has trailing bytes"
+    holds = f"more than {held}" if more else str(held)
+    raise DataError(
+        f"{path} {problem}: its header promises {dims} values ({size} bytes), "
+        f"the file holds {holds} bytes of data"
+    )
 
 
 def _read_npz(path: Path) -> _SourceArrays:
@@ -301,6 +345,7 @@ def _read_npz(path: Path) -> _SourceArrays:
                     f"{', '.join(missing)}; it holds: {', '.join(archive.files) or 'nothing'}. "
                     f"kinit reads {', '.join(NPZ_KEYS)}."
                 )
+            _check_npz_headers(path, archive.zip)
             arrays = [archive[k] for k in NPZ_KEYS]
     except (OSError, ValueError, zipfile.BadZipFile) as exc:
         raise DataError(f"{path} cannot be read as an .npz file: {exc}") from exc
@@ -308,8 +353,63 @@ def _read_npz(path: Path) -> _SourceArrays:
     return _SourceArrays(name, f"NumPy archive {path}", *arrays, scale=None)
 
 
-def nonfinite(array: np.ndarray) -> tuple[int, tuple[int, ...] | None]:
-    """(how many, the index of the first) of the NaN and infinite values in `array`.
+def _check_npz_headers(path: Path, archive: zipfile.ZipFile) -> None:
+    """Each array's .npy header (shape, dtype) read before its values: numbers only, one row
+    per example, no more bytes than its member holds, and all of them within memory."""
+    total = 0
+    for key in NPZ_KEYS:
+        names = archive.namelist()
+        info = archive.getinfo(f"{key}.npy" if f"{key}.npy" in names else key)
+        with archive.open(info) as member:
+            version = npy.read_magic(member)
+            read = npy.read_array_header_1_0 if version == (1, 0) else npy.read_array_header_2_0
+            shape, _, dtype = read(member)
+            header = member.tell()
+        problem = _npz_problem(shape, dtype)
+        if problem:
+            raise DataError(f"{path}: {key} {problem}")
+        size = math.prod(shape) * dtype.itemsize
+        if size > info.file_size - header:
+            raise DeclaredSizeError(
+                f"{path}: {key} declares shape {shape} of {dtype} ({memory.size_text(size)}) "
+                f"but its member holds {memory.size_text(info.file_size - header)}",
+                str(path),
+                size,
+                info.file_size - header,
+            )
+        total += size
+    bounded.refuse_memory(path, f"its arrays ({', '.join(NPZ_KEYS)})", total)
+
+
+# NumPy dtype kinds -> what the values are, for those no model trains on.
+_NOT_NUMBERS = {
+    "U": "text",
+    "S": "bytes",
+    "M": "dates and times",
+    "m": "time differences",
+    "O": "Python objects",
+    "c": "complex numbers",
+    "V": "raw bytes",
+}
+
+
+def _npz_problem(shape: tuple[int, ...], dtype: np.dtype) -> str | None:
+    """What is wrong with an array of this header for training, or None."""
+    if dtype.names:
+        return (
+            f"holds records with the fields {', '.join(dtype.names)} ({dtype}); expected "
+            "an array of numbers (integers or floats)"
+        )
+    if dtype.kind in _NOT_NUMBERS:
+        return f"holds {_NOT_NUMBERS[dtype.kind]} ({dtype}); expected numbers (integers or floats)"
+    if not shape:
+        return "is a single value (shape ()); expected an array with one row per example"
+    return None
+
+
+def nonfinite(array: np.ndarray, seen_as: Any = None) -> tuple[int, tuple[int, ...] | None]:
+    """(how many, the index of the first) of the NaN and infinite values in `array`, or in
+    `array` cast to `seen_as` (float64 data becomes infinite where float32 cannot hold it).
 
     Integer and boolean arrays (uint8 pixels) hold none and are not read. Float arrays are
     scanned a block of examples at a time, so the scan needs _FINITE_CHUNK booleans, never a
@@ -321,7 +421,11 @@ def nonfinite(array: np.ndarray) -> tuple[int, tuple[int, ...] | None]:
     rows = max(1, _FINITE_CHUNK // max(1, math.prod(array.shape[1:])))
     count, first = 0, None
     for start in range(0, len(array), rows):
-        bad = np.isfinite(array[start : start + rows])
+        block = array[start : start + rows]
+        if seen_as is not None:
+            with np.errstate(over="ignore"):
+                block = block.astype(seen_as)
+        bad = np.isfinite(block)
         np.logical_not(bad, out=bad)
         n = int(np.count_nonzero(bad))
         if n and first is None:
@@ -332,25 +436,37 @@ def nonfinite(array: np.ndarray) -> tuple[int, tuple[int, ...] | None]:
 
 
 def _check_finite(raw: _SourceArrays) -> None:
-    """NonFiniteDataError naming every array that holds NaN or infinite values: trained on,
+    """NonFiniteDataError naming every array that holds NaN or infinite values, or (x only)
+    values past float32's range, which the model's float32 inputs turn infinite: trained on,
     they make a NaN model that would still be reported as completed."""
-    found = {}
-    for key in NPZ_KEYS:
-        count, first = nonfinite(getattr(raw, key))
-        if count:
-            found[key] = (count, first)
+    found = _nonfinite_arrays(raw, None)
+    what = "non-finite value{s} (NaN or infinite)"
+    fix = "replace those values or drop their examples"
+    if not found:
+        found = _nonfinite_arrays(raw, np.float32)
+        limit = float(np.finfo(np.float32).max)
+        what = f"value{{s}} beyond float32's range (+-{limit:.4g}), the model's input type"
+        fix = "scale those values down or drop their examples"
     if not found:
         return
     parts = [
-        f"{key} has {count} non-finite value{'s' if count > 1 else ''} (NaN or infinite), "
+        f"{key} has {count} {what.format(s='s' if count > 1 else '')}, "
         f"first at index {first[0] if len(first) == 1 else first}"
         for key, (count, first) in found.items()
     ]
     raise NonFiniteDataError(
-        f"{raw.source}: {'; '.join(parts)}. kinit trains only on finite data: replace those "
-        "values or drop their examples.",
-        found,
+        f"{raw.source}: {'; '.join(parts)}. kinit trains only on finite data: {fix}.", found
     )
+
+
+def _nonfinite_arrays(raw: _SourceArrays, seen_as: Any) -> dict[str, tuple[int, Any]]:
+    """Array name -> (count, first index) of its non-finite values (`seen_as`: x cast so)."""
+    found = {}
+    for key in NPZ_KEYS if seen_as is None else ("x_train", "x_test"):
+        count, first = nonfinite(getattr(raw, key), seen_as)
+        if count:
+            found[key] = (count, first)
+    return found
 
 
 def _labels(y: np.ndarray, key: str) -> np.ndarray:
@@ -366,8 +482,21 @@ def _labels(y: np.ndarray, key: str) -> np.ndarray:
         if not np.issubdtype(y.dtype, np.floating) or not np.all(np.mod(y, 1) == 0):
             raise DataError(f"{key} holds {y.dtype} values; expected integer class ids")
     if len(y) and y.min() < 0:
-        raise DataError(f"{key} holds the label {y.min()}; class ids start at 0")
+        raise DataError(f"{key} holds the label {_label_text(y.min())}; class ids start at 0")
+    largest = np.iinfo(np.int64).max
+    if len(y) and y.max() >= largest + 1:  # exact for uint64 and float64 alike
+        raise DataError(
+            f"{key} holds the label {_label_text(y.max())}, past the largest class id kinit "
+            f"can hold ({largest}); class ids run 0..units-1 of the last layer"
+        )
     return y.astype(np.int64)
+
+
+def _label_text(value: Any) -> str:
+    """A label as the data holds it: 3 for 3.0, 1e+300 for a float too long to write out."""
+    if isinstance(value, np.floating) and abs(value) >= 1e16:
+        return f"{float(value):g}"
+    return str(int(value))
 
 
 def _hold_out(n: int, fraction: float, seed: int | None) -> tuple[np.ndarray, np.ndarray]:

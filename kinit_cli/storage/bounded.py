@@ -14,7 +14,7 @@ import stat
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from kinit_cli.errors import DeclaredSizeError
 from kinit_cli.runtime import memory
@@ -41,7 +41,7 @@ def kind_of(path: Path) -> str | None:
     return next((text for test, text in _KINDS if test(mode)), "not a regular file")
 
 
-def _refuse_memory(path: Path | str, what: str, needed: int) -> None:
+def refuse_memory(path: Path | str, what: str, needed: int) -> None:
     """DeclaredSizeError when `needed` bytes do not fit in the memory available."""
     available = memory.refusal(needed)
     if available is not None:
@@ -74,7 +74,7 @@ def check_member(path: Path, info: zipfile.ZipInfo, limit: int | None = None) ->
             str(path),
             info.file_size,
         )
-    _refuse_memory(path, f"the member {info.filename}", info.file_size)
+    refuse_memory(path, f"the member {info.filename}", info.file_size)
 
 
 def read_member(path: Path, archive: zipfile.ZipFile, name: str, limit: int | None = None) -> bytes:
@@ -131,7 +131,7 @@ def check_hdf5(store: Any, path: Path | str) -> int:
                 stored,
             )
         total += size
-    _refuse_memory(path, "its weights file", total)
+    refuse_memory(path, "its weights file", total)
     return total
 
 
@@ -146,9 +146,3 @@ def check_hdf5_file(path: Path) -> int:
         return 0
     with store:
         return check_hdf5(store, path)
-
-
-def open_member(archive: zipfile.ZipFile, name: str) -> IO[bytes]:
-    """A zip member as a seekable file (h5py reads it in place, no copy in memory): cheap to
-    seek when stored uncompressed, as Keras stores them."""
-    return archive.open(name)
