@@ -284,7 +284,9 @@ def _read_idx(path: Path, ndim: int) -> np.ndarray:
             size = math.prod(dims) * dtype.itemsize
             if path.suffix != ".gz":
                 _check_idx_size(path, dims, size, path.stat().st_size - 4 - 4 * ndim)
-            bounded.refuse_memory(path, f"its header ({dims} values)", size)
+            bounded.refuse_memory(
+                path, f"its header declares {dims} values of {dtype}, {{size}}", size
+            )
             out = np.empty(dims, dtype)
             held = f.readinto(memoryview(out.reshape(-1).view(np.uint8)))
             extra = len(f.read(1)) if held == size else 0
@@ -378,7 +380,7 @@ def _check_npz_headers(path: Path, archive: zipfile.ZipFile) -> None:
                 info.file_size - header,
             )
         total += size
-    bounded.refuse_memory(path, f"its arrays ({', '.join(NPZ_KEYS)})", total)
+    bounded.refuse_memory(path, f"its arrays ({', '.join(NPZ_KEYS)}) declare {{size}}", total)
 
 
 # NumPy dtype kinds -> what the values are, for those no model trains on.
@@ -494,7 +496,7 @@ def _labels(y: np.ndarray, key: str) -> np.ndarray:
 
 def _label_text(value: Any) -> str:
     """A label as the data holds it: 3 for 3.0, 1e+300 for a float too long to write out."""
-    if isinstance(value, np.floating) and abs(value) >= 1e16:
+    if isinstance(value, np.floating) and abs(value) >= 1e20:
         return f"{float(value):g}"
     return str(int(value))
 

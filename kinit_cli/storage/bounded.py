@@ -42,11 +42,12 @@ def kind_of(path: Path) -> str | None:
 
 
 def refuse_memory(path: Path | str, what: str, needed: int) -> None:
-    """DeclaredSizeError when `needed` bytes do not fit in the memory available."""
+    """DeclaredSizeError when `needed` bytes do not fit in the memory available; `what` says
+    what declares them, with {size} where their size goes."""
     available = memory.refusal(needed)
     if available is not None:
         raise DeclaredSizeError(
-            f"{path}: {what} declares {memory.size_text(needed)}, but this machine has "
+            f"{path}: {what.replace('{size}', memory.size_text(needed))}, but this machine has "
             f"{memory.size_text(available)} available; pass {memory.FLAG} to try anyway",
             str(path),
             needed,
@@ -74,7 +75,7 @@ def check_member(path: Path, info: zipfile.ZipInfo, limit: int | None = None) ->
             str(path),
             info.file_size,
         )
-    refuse_memory(path, f"the member {info.filename}", info.file_size)
+    refuse_memory(path, f"the member {info.filename} declares {{size}}", info.file_size)
 
 
 def read_member(path: Path, archive: zipfile.ZipFile, name: str, limit: int | None = None) -> bytes:
@@ -131,7 +132,7 @@ def check_hdf5(store: Any, path: Path | str) -> int:
                 stored,
             )
         total += size
-    refuse_memory(path, "its weights file", total)
+    refuse_memory(path, "its datasets declare {size}", total)
     return total
 
 
