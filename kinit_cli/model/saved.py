@@ -195,8 +195,13 @@ def check_contents(path: Path) -> dict[str, Any]:
         for info in archive.infolist():
             bounded.check_member(path, info)
         if WEIGHTS in archive.namelist():
-            with _weights_store(path, archive) as store:
-                bounded.check_hdf5(store, f"{path} ({WEIGHTS})")
+            try:
+                with _weights_store(path, archive) as store:
+                    bounded.check_hdf5(store, f"{path} ({WEIGHTS})")
+            except zipfile.BadZipFile as exc:
+                raise ModelFileError(f"{path} is damaged: {exc}", str(path)) from exc
+            except OSError:
+                pass  # not an HDF5 file: Keras says so when it reads it
     footprint.check_saved(config, str(path))
     return config
 
@@ -209,8 +214,9 @@ def _weights_store(path: Path, archive: Any) -> Iterator[Any]:
 
     import h5py
 
-    if archive.getinfo(WEIGHTS).compress_type == zipfile.ZIP_STORED:  # seeks are cheap
-        with archive.open(WEIGHTS) as member, h5py.File(member, "r") as store:
+    info = archive.getinfo(WEIGHTS)
+    if info.compress_type == zipfile.ZIP_STORED:
+        with bounded.stored_member(path, info) as member, h5py.File(member, "r") as store:
             yield store
         return
     data = bounded.read_member(path, archive, WEIGHTS)
@@ -238,7 +244,7 @@ def _read_without_rebuild(
     try:
         with zipfile.ZipFile(path) as archive, _weights_store(path, archive) as store:
             stored = _stored_values(model, store)
-    except (KeyError, OSError, ValueError):  # another layout of the store: load_model reads it
+    except (KeyError, OSError, ValueError, zipfile.BadZipFile):  # load_model reads (or reports) it
         return None
     if stored is None or any(id(v) not in stored for v in model.weights):
         return None  # variables of nested layers: leave them to load_model

@@ -9,12 +9,14 @@ declared size is checked here against what the file holds and what memory is ava
 
 from __future__ import annotations
 
+import io
 import math
 import stat
 import zipfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from kinit_cli.errors import DeclaredSizeError
 from kinit_cli.runtime import memory
@@ -147,3 +149,72 @@ def check_hdf5_file(path: Path) -> int:
         return 0
     with store:
         return check_hdf5(store, path)
+
+
+class _Window(io.RawIOBase):
+    """Bytes start..start+size of an open file as a seekable file of their own: a stored zip
+    member read in place (zipfile's own member file re-reads from its start on every seek
+    back, which HDF5 does all the time)."""
+
+    def __init__(self, raw: IO[bytes], start: int, size: int) -> None:
+        super().__init__()
+        self._raw, self._start, self._size, self._pos = raw, start, size, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
+        self._pos = min(max(0, base + offset), self._size)
+        return self._pos
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")[: max(0, self._size - self._pos)]
+        self._raw.seek(self._start + self._pos)
+        n = self._raw.readinto(view) or 0
+        self._pos += n
+        return n
+
+
+@contextmanager
+def stored_member(path: Path, info: zipfile.ZipInfo) -> Iterator[IO[bytes]]:
+    """An uncompressed zip member as a seekable file, read in place; DeclaredSizeError when
+    the archive ends before the size the member declares."""
+    with open(path, "rb") as raw:
+        raw.seek(info.header_offset)
+        local = raw.read(30)
+        if len(local) < 30 or not local.startswith(b"PK\x03\x04"):
+            raise zipfile.BadZipFile(f"{info.filename}: no local header where it is declared")
+        start = info.header_offset + 30 + int.from_bytes(local[26:28], "little")
+        start += int.from_bytes(local[28:30], "little")
+        held = max(0, path.stat().st_size - start)
+        if info.file_size > held:
+            raise DeclaredSizeError(
+                f"{path}: the member {info.filename} declares {info.file_size:,} bytes but the "
+                f"archive holds {held:,} after its start",
+                str(path),
+                info.file_size,
+                held,
+            )
+        window = _Window(raw, start, info.file_size)
+        _check_crc(path, info, window)
+        yield window
+
+
+def _check_crc(path: Path, info: zipfile.ZipInfo, member: IO[bytes]) -> None:
+    """zipfile.BadZipFile unless the member's bytes have the CRC-32 its entry declares (as
+    zipfile itself checks), read 1 MiB at a time."""
+    import zlib
+
+    crc = 0
+    while block := member.read(1 << 20):
+        crc = zlib.crc32(block, crc)
+    member.seek(0)
+    if crc != info.CRC:
+        raise zipfile.BadZipFile(f"Bad CRC-32 for file {info.filename!r} in {path}")
