@@ -25,6 +25,12 @@ from tests.data.test_data_guards import load_npz, write_npz
 MIB = 1 << 20
 
 
+@pytest.fixture(autouse=True)
+def memory_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The checks on, whatever an earlier command's --ignore-memory-check left behind."""
+    monkeypatch.setattr(memory, "ignored", False)
+
+
 def inflating_gzip(head: bytes, zeros_mib: int) -> bytes:
     """`head` then `zeros_mib` MiB of zeros, as gzip members of about 1 kB each."""
     member = gzip.compress(bytes(MIB))

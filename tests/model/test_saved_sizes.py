@@ -25,9 +25,20 @@ from tests.conftest import kinit_limited
 GiB = 1 << 30
 
 
+@pytest.fixture(autouse=True)
+def memory_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The checks on, whatever an earlier command's --ignore-memory-check left behind."""
+    monkeypatch.setattr(memory, "ignored", False)
+
+
 def small_model() -> keras.Model:
     return keras.Sequential(
-        [keras.Input((8,)), keras.layers.Dense(4, name="dense"), keras.layers.Dense(3, name="head")]
+        [
+            keras.Input((8,), name="x"),
+            keras.layers.Dense(4, name="dense"),
+            keras.layers.Dense(3, name="head"),
+        ],
+        name="small",
     )
 
 
@@ -142,12 +153,14 @@ def test_weights_past_the_memory_available_are_refused(tmp_path, monkeypatch):
 
 
 def test_the_estimate_from_config_json_matches_what_keras_builds(tmp_path):
-    inputs = keras.Input((6, 6, 2))
+    inputs = keras.Input((6, 6, 2), name="image")
     x = keras.layers.Conv2D(5, 3, name="conv")(inputs)
-    x = keras.layers.Flatten()(x)
-    inner = keras.Sequential([keras.Input((80,)), keras.layers.Dense(7)], name="inner")
-    outputs = keras.layers.Dense(2, dtype="float64")(inner(x))
-    model = keras.Model(inputs, outputs)
+    x = keras.layers.Flatten(name="flat")(x)
+    inner = keras.Sequential(
+        [keras.Input((80,), name="features"), keras.layers.Dense(7, name="mid")], name="inner"
+    )
+    outputs = keras.layers.Dense(2, dtype="float64", name="out")(inner(x))
+    model = keras.Model(inputs, outputs, name="f")
     model.save(tmp_path / "f.keras")
     config = saved.read_config(tmp_path / "f.keras")
     found = footprint.saved_estimate(config)

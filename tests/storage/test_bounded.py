@@ -105,7 +105,39 @@ def test_the_address_space_limit_counts_as_memory_available():
 
 
 def test_refusal_is_silenced_by_the_flag(monkeypatch):
+    monkeypatch.setattr(memory, "ignored", False)
     assert memory.refusal(10, available=5) == 5
     assert memory.refusal(5, available=5) is None
     monkeypatch.setattr(memory, "ignored", True)
     assert memory.refusal(10, available=5) is None
+
+
+def test_a_checkpoint_dataset_that_stores_less_than_it_declares(tmp_path):
+    import h5py
+    import numpy as np
+
+    path = tmp_path / "epoch-00001.weights.h5"
+    with h5py.File(path, "w") as store:
+        store.create_dataset("layers/dense/vars/0", data=np.ones((3, 2), "float32"))
+        store.create_dataset("layers/dense/vars/1", shape=(50000, 50000), dtype="float64")
+    with pytest.raises(DeclaredSizeError) as caught:
+        bounded.check_hdf5_file(path)
+    assert str(caught.value) == (
+        f"{path}: the dataset layers/dense/vars/1 declares shape (50000, 50000) of float64 "
+        "(20.0 GB) but stores 0 bytes; the file is damaged or was not written by Keras"
+    )
+
+
+def test_sound_datasets_are_counted_and_a_non_hdf5_file_left_to_keras(tmp_path):
+    import h5py
+    import numpy as np
+
+    path = tmp_path / "ok.weights.h5"
+    with h5py.File(path, "w") as store:
+        store.create_dataset("a", data=np.ones((3, 2), "float32"))
+        store.create_dataset("b/c", data=np.ones(5, "float64"))
+        store.create_dataset("empty", data=np.ones(0, "float32"))
+    assert bounded.check_hdf5_file(path) == 3 * 2 * 4 + 5 * 8
+    other = tmp_path / "text.weights.h5"
+    other.write_text("not HDF5")
+    assert bounded.check_hdf5_file(other) == 0
