@@ -345,3 +345,8 @@ def test_a_huge_declared_model_is_refused_within_memory(tmp_path):
         + r"[0-9.]+ [kMG]B"
         + re.escape(" available; pass --ignore-memory-check to try anyway\n"),
     )
+
+
+def test_export_config_takes_the_flag_its_refusals_name(runner):
+    result = runner.invoke(cli, ["export-config", "--help"])
+    assert result.exit_code == 0 and "--ignore-memory-check" in result.output
