@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
-from kinit_cli.errors import DeclaredSizeError
+from kinit_cli.errors import DeclaredSizeError, ModelFileError
 from kinit_cli.runtime import memory
 
 # Inflated / compressed size of a zip member past which it is refused: Keras stores a
@@ -140,9 +140,13 @@ def check_hdf5(store: Any, path: Path | str) -> int:
 
 def check_hdf5_file(path: Path) -> int:
     """check_hdf5 on the HDF5 file at `path` (a .weights.h5 checkpoint), before Keras reads
-    it; a file h5py cannot open is left for Keras to report."""
+    it; a file h5py cannot open is left for Keras to report, a path that is no regular file
+    (a FIFO would block the open) is a ModelFileError."""
     import h5py
 
+    what = kind_of(path)
+    if what is not None:
+        raise ModelFileError(f"{path} is {what}, not a weights file", str(path))
     try:
         store = h5py.File(path, "r")
     except OSError:

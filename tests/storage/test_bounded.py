@@ -141,3 +141,15 @@ def test_sound_datasets_are_counted_and_a_non_hdf5_file_left_to_keras(tmp_path):
     other = tmp_path / "text.weights.h5"
     other.write_text("not HDF5")
     assert bounded.check_hdf5_file(other) == 0
+
+
+def test_a_checkpoint_path_that_is_a_fifo_is_not_opened(tmp_path):
+    from kinit_cli.errors import ModelFileError
+
+    path = tmp_path / "epoch-00001.weights.h5"
+    os.mkfifo(path)
+    with pytest.raises(ModelFileError) as caught:
+        bounded.check_hdf5_file(path)
+    assert str(caught.value) == (
+        f"{path} is a FIFO (named pipe), which a reader would wait on, not a weights file"
+    )
