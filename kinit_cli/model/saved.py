@@ -5,6 +5,7 @@ only when the user says so.
 
 from __future__ import annotations
 
+import copy
 import json
 import zipfile
 from collections.abc import Iterator, Sequence
@@ -200,8 +201,8 @@ def check_contents(path: Path) -> dict[str, Any]:
                     bounded.check_hdf5(store, f"{path} ({WEIGHTS})")
             except zipfile.BadZipFile as exc:
                 raise ModelFileError(f"{path} is damaged: {exc}", str(path)) from exc
-            except OSError:
-                pass  # not an HDF5 file: Keras says so when it reads it
+            except (OSError, RuntimeError, ValueError):
+                pass  # not an HDF5 file h5py can walk: Keras says what is wrong when it reads it
     footprint.check_saved(config, str(path))
     return config
 
@@ -235,7 +236,9 @@ def _read_without_rebuild(
     variables are only declared; the values come straight from the HDF5 store, where Keras
     keeps each layer's own variables (trainable, then non-trainable) as layers/<name>/vars/<i>.
     """
-    config = {k: v for k, v in config.items() if k != "compile_config"}  # not inspected
+    # A copy for each reading (deserializing may change it), without the optimizer: it is
+    # not inspected.
+    config = copy.deepcopy({k: v for k, v in config.items() if k != "compile_config"})
     try:
         with compat.stateless_scope():
             model = keras().saving.deserialize_keras_object(config, safe_mode=safe_mode)
