@@ -88,9 +88,9 @@ def cli() -> None:
 
 
 def _set_memory_check(_ctx: click.Context, _param: click.Parameter, value: bool) -> bool:
-    from kinit_cli.model import footprint
+    from kinit_cli.runtime import memory
 
-    footprint.ignored = value  # every invocation: a flag given once does not stick
+    memory.ignored = value  # every invocation: a flag given once does not stick
     return value
 
 
@@ -98,7 +98,8 @@ def _set_memory_check(_ctx: click.Context, _param: click.Parameter, value: bool)
 memory_check_option = _setting_flag(
     "--ignore-memory-check",
     _set_memory_check,
-    "Build the model even when its weights look too large for this machine's memory.",
+    "Build or read a model even when its weights, or the sizes a file declares, look too "
+    "large for this machine's memory.",
 )
 
 
@@ -296,6 +297,7 @@ def schema_command(
 @click.argument("model_file", metavar="MODEL.keras", type=click.Path(dir_okay=True))
 @output_file_option("FILE.yaml", "Write the config to FILE.yaml instead of stdout.")
 @click.option("--overwrite", is_flag=True, help="Let --output replace an existing file.")
+@memory_check_option
 @debug_option
 def export_config(model_file: str, output: str | None, overwrite: bool) -> None:
     """Write the kinit config that rebuilds a saved model: its architecture (model:) and its

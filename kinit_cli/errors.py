@@ -153,6 +153,21 @@ class ResourceError(KinitError):
         super().__init__(message)
 
 
+class DeclaredSizeError(KinitError):
+    """A file declares more than it holds, more than it could hold, or more than this machine
+    has memory for: refused before that memory is spent. Exit status 1, as ResourceError."""
+
+    exit_code = 1
+
+    def __init__(
+        self, message: str, path: str, declared: int, available: int | None = None
+    ) -> None:
+        self.path = path
+        self.declared = declared  # bytes the file declares
+        self.available = available  # bytes it holds, or memory available; None: not the cause
+        super().__init__(message)
+
+
 class Interrupted(KinitError):
     """Ctrl-C outside training (start-up, validate, inspect), where there is nothing to save."""
 

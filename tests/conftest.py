@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import resource
+import subprocess
 import sys
 import textwrap
 from collections.abc import Callable, Iterator
@@ -50,6 +53,32 @@ compile:
   loss: sparse_categorical_crossentropy
   metrics: [accuracy]
 """
+
+
+# Address space for a kinit subprocess that reads a hostile file: TensorFlow's import maps
+# 1.9 GB and training a tiny model needs under 4.1 GB (measured); 5 GiB leaves room, and a
+# reader that believes a file's declared size fails on it instead of exhausting the machine.
+KINIT_ADDRESS_SPACE = 5 << 30
+
+
+def kinit_limited(
+    *args: str, cwd: Path, limit: int = KINIT_ADDRESS_SPACE, timeout: float = 300
+) -> subprocess.CompletedProcess:
+    """`kinit ARGS` in a subprocess under an address-space limit (RLIMIT_AS) and a timeout."""
+
+    def limit_memory() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "1000"}
+    return subprocess.run(
+        [sys.executable, "-m", "kinit_cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=timeout,
+        preexec_fn=limit_memory,
+    )
 
 
 @pytest.fixture

@@ -3,25 +3,32 @@ pipelines over them are in pipeline.py).
 
 Sources: scikit-learn's bundled `digits` (the offline default), the Keras downloads
 (`mnist`, `fashion_mnist`, `cifar10`), and local files given as `data.path`: a folder of
-IDX files (the MNIST format, plain or .gz) or an .npz with x_train, y_train, x_test, y_test.
+IDX files (the MNIST format, plain or .gz) or an .npz with x_train, y_train, x_test, y_test,
+read by files.py.
 """
 
 from __future__ import annotations
 
 import contextlib
-import gzip
 import math
 import os
 import sys
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from kinit_cli.errors import DataError, NonFiniteDataError, did_you_mean, keras_message
+from kinit_cli.data import files
+from kinit_cli.data.files import NPZ_KEYS
+from kinit_cli.errors import (
+    DataError,
+    NonFiniteDataError,
+    did_you_mean,
+    keras_message,
+)
 from kinit_cli.runtime.imports import keras
+from kinit_cli.storage import bounded
 
 # name -> what Keras stores under its datasets folder (a file, or a folder for the
 # sets that come as several files).
@@ -31,15 +38,6 @@ KERAS_SETS = {
     "cifar10": "cifar-10-batches-py-target",
 }
 NAMES = ("digits", *KERAS_SETS)
-IDX_FILES = (
-    "train-images-idx3-ubyte",
-    "train-labels-idx1-ubyte",
-    "t10k-images-idx3-ubyte",
-    "t10k-labels-idx1-ubyte",
-)
-NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
-# IDX type codes (the third byte of the magic number) -> NumPy dtype.
-_IDX_TYPES = {0x08: "u1", 0x09: "i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 _DIGITS_TEST_FRACTION = 0.2
 # Values per step of the finite-values scan: 1 MiB of booleans at a time, whatever the size.
 _FINITE_CHUNK = 1 << 20
@@ -159,7 +157,17 @@ def _read(section: dict[str, Any], base_dir: Path) -> _SourceArrays:
                 f"data.path {section['path']!r} does not exist: there is no file or folder "
                 f"{path}. Give a folder of IDX files or an .npz file."
             )
-        return _read_idx_folder(path) if path.is_dir() else _read_npz(path)
+        if path.is_dir():
+            arrays = files.read_idx_folder(path)
+            return _SourceArrays(path.name, f"IDX files in {path}", *arrays, scale=None)
+        what = bounded.kind_of(path)
+        if what is not None:
+            raise DataError(
+                f"data.path {section['path']!r} is {what}, not a file: give a folder of IDX "
+                "files or an .npz file."
+            )
+        arrays = files.read_npz(path)
+        return _SourceArrays(path.stem, f"NumPy archive {path}", *arrays, scale=None)
     name = section.get("name")
     if name == "digits":
         return _read_digits()
@@ -227,89 +235,9 @@ def _read_keras(name: str) -> _SourceArrays:
     return _SourceArrays(name, f"Keras {name} ({expected})", x_train, y_train, x_test, y_test, None)
 
 
-def _read_idx_folder(folder: Path) -> _SourceArrays:
-    found: dict[str, Path] = {}
-    for stem in IDX_FILES:
-        for candidate in (folder / stem, folder / f"{stem}.gz"):
-            if candidate.is_file():
-                found[stem] = candidate
-                break
-    missing = [stem for stem in IDX_FILES if stem not in found]
-    if missing:
-        held = sorted(p.name for p in folder.iterdir())
-        shown = ", ".join(held[:12]) + (f" and {len(held) - 12} more" if len(held) > 12 else "")
-        raise DataError(
-            f"{folder} lacks the IDX file{'s' if len(missing) > 1 else ''} "
-            f"{', '.join(missing)} (each may end in .gz). It holds: {shown or 'nothing'}."
-        )
-    arrays = [_read_idx(found[stem], 3 if "images" in stem else 1) for stem in IDX_FILES]
-    for images, labels in ((0, 1), (2, 3)):
-        if len(arrays[images]) != len(arrays[labels]):
-            raise DataError(
-                f"{found[IDX_FILES[images]]} holds {len(arrays[images])} images but "
-                f"{found[IDX_FILES[labels]]} holds {len(arrays[labels])} labels"
-            )
-    return _SourceArrays(folder.name, f"IDX files in {folder}", *arrays, scale=None)
-
-
-def _read_idx(path: Path, ndim: int) -> np.ndarray:
-    """One IDX file: 2 zero bytes, a type code, the number of dimensions, their sizes
-    (big-endian uint32), then the values in C order."""
-    try:
-        data = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
-    except EOFError as exc:
-        raise DataError(f"{path} is truncated: the compressed data ends early") from exc
-    except OSError as exc:
-        raise DataError(f"{path} cannot be read: {exc}") from exc
-    expected = 0x0800 | ndim
-    magic = int.from_bytes(data[:4], "big") if len(data) >= 4 else None
-    if magic is None or data[:2] != b"\0\0" or data[2] not in _IDX_TYPES or data[3] != ndim:
-        kind = "image" if ndim == 3 else "label"
-        found = "is shorter than 4 bytes" if magic is None else f"is 0x{magic:08X}"
-        raise DataError(
-            f"{path} is not an IDX {kind} file: its magic number {found}, "
-            f"expected 0x{expected:08X} ({ndim} dimension{'s' if ndim > 1 else ''} "
-            "of unsigned bytes)"
-        )
-    header = 4 + 4 * ndim
-    if len(data) < header:
-        raise DataError(f"{path} is truncated: its header ends after {len(data)} bytes")
-    dims = tuple(int(d) for d in np.frombuffer(data, ">u4", count=ndim, offset=4))
-    dtype = np.dtype(_IDX_TYPES[data[2]])
-    size = math.prod(dims) * dtype.itemsize
-    if len(data) - header != size:
-        problem = "is truncated" if len(data) - header < size else "has trailing bytes"
-        raise DataError(
-            f"{path} {problem}: its header promises {dims} values ({size} bytes), "
-            f"the file holds {len(data) - header} bytes of data"
-        )
-    return np.frombuffer(data, dtype, offset=header).reshape(dims)
-
-
-def _read_npz(path: Path) -> _SourceArrays:
-    if not zipfile.is_zipfile(path):
-        raise DataError(
-            f"{path} is not an .npz file (a zip of .npy arrays, as numpy.savez writes). "
-            "data.path takes a folder of IDX files or an .npz file."
-        )
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            missing = [k for k in NPZ_KEYS if k not in archive.files]
-            if missing:
-                raise DataError(
-                    f"{path} lacks the key{'s' if len(missing) > 1 else ''} "
-                    f"{', '.join(missing)}; it holds: {', '.join(archive.files) or 'nothing'}. "
-                    f"kinit reads {', '.join(NPZ_KEYS)}."
-                )
-            arrays = [archive[k] for k in NPZ_KEYS]
-    except (OSError, ValueError, zipfile.BadZipFile) as exc:
-        raise DataError(f"{path} cannot be read as an .npz file: {exc}") from exc
-    name = path.stem
-    return _SourceArrays(name, f"NumPy archive {path}", *arrays, scale=None)
-
-
-def nonfinite(array: np.ndarray) -> tuple[int, tuple[int, ...] | None]:
-    """(how many, the index of the first) of the NaN and infinite values in `array`.
+def nonfinite(array: np.ndarray, seen_as: Any = None) -> tuple[int, tuple[int, ...] | None]:
+    """(how many, the index of the first) of the NaN and infinite values in `array`, or in
+    `array` cast to `seen_as` (float64 data becomes infinite where float32 cannot hold it).
 
     Integer and boolean arrays (uint8 pixels) hold none and are not read. Float arrays are
     scanned a block of examples at a time, so the scan needs _FINITE_CHUNK booleans, never a
@@ -321,7 +249,11 @@ def nonfinite(array: np.ndarray) -> tuple[int, tuple[int, ...] | None]:
     rows = max(1, _FINITE_CHUNK // max(1, math.prod(array.shape[1:])))
     count, first = 0, None
     for start in range(0, len(array), rows):
-        bad = np.isfinite(array[start : start + rows])
+        block = array[start : start + rows]
+        if seen_as is not None:
+            with np.errstate(over="ignore"):
+                block = block.astype(seen_as)
+        bad = np.isfinite(block)
         np.logical_not(bad, out=bad)
         n = int(np.count_nonzero(bad))
         if n and first is None:
@@ -332,25 +264,40 @@ def nonfinite(array: np.ndarray) -> tuple[int, tuple[int, ...] | None]:
 
 
 def _check_finite(raw: _SourceArrays) -> None:
-    """NonFiniteDataError naming every array that holds NaN or infinite values: trained on,
+    """NonFiniteDataError naming every array that holds NaN or infinite values, or (x only)
+    values past float32's range, which the model's float32 inputs turn infinite: trained on,
     they make a NaN model that would still be reported as completed."""
-    found = {}
-    for key in NPZ_KEYS:
-        count, first = nonfinite(getattr(raw, key))
-        if count:
-            found[key] = (count, first)
+    found = _nonfinite_arrays(raw, None)
+    what = "non-finite value{s} (NaN or infinite)"
+    fix = "replace those values or drop their examples"
+    if not found:
+        found = _nonfinite_arrays(raw, np.float32)
+        limit = float(np.finfo(np.float32).max)
+        what = f"value{{s}} beyond float32's range (+-{limit:.4g}), the model's input type"
+        fix = "scale those values down or drop their examples"
     if not found:
         return
     parts = [
-        f"{key} has {count} non-finite value{'s' if count > 1 else ''} (NaN or infinite), "
+        f"{key} has {count} {what.format(s='s' if count > 1 else '')}, "
         f"first at index {first[0] if len(first) == 1 else first}"
         for key, (count, first) in found.items()
     ]
     raise NonFiniteDataError(
-        f"{raw.source}: {'; '.join(parts)}. kinit trains only on finite data: replace those "
-        "values or drop their examples.",
-        found,
+        f"{raw.source}: {'; '.join(parts)}. kinit trains only on finite data: {fix}.", found
     )
+
+
+def _nonfinite_arrays(raw: _SourceArrays, seen_as: Any) -> dict[str, tuple[int, Any]]:
+    """Array name -> (count, first index) of its non-finite values (`seen_as`: x cast so)."""
+    found = {}
+    for key in NPZ_KEYS if seen_as is None else ("x_train", "x_test"):
+        array = getattr(raw, key)
+        if seen_as is not None and array.dtype.itemsize <= np.dtype(seen_as).itemsize:
+            continue  # float16 and float32 fit in float32: nothing to cast
+        count, first = nonfinite(array, seen_as)
+        if count:
+            found[key] = (count, first)
+    return found
 
 
 def _labels(y: np.ndarray, key: str) -> np.ndarray:
@@ -366,8 +313,21 @@ def _labels(y: np.ndarray, key: str) -> np.ndarray:
         if not np.issubdtype(y.dtype, np.floating) or not np.all(np.mod(y, 1) == 0):
             raise DataError(f"{key} holds {y.dtype} values; expected integer class ids")
     if len(y) and y.min() < 0:
-        raise DataError(f"{key} holds the label {y.min()}; class ids start at 0")
+        raise DataError(f"{key} holds the label {_label_text(y.min())}; class ids start at 0")
+    largest = np.iinfo(np.int64).max
+    if len(y) and y.max() >= largest + 1:  # exact for uint64 and float64 alike
+        raise DataError(
+            f"{key} holds the label {_label_text(y.max())}, past the largest class id kinit "
+            f"can hold ({largest}); class ids run 0..units-1 of the last layer"
+        )
     return y.astype(np.int64)
+
+
+def _label_text(value: Any) -> str:
+    """A label as the data holds it: 3 for 3.0, 1e+300 for a float too long to write out."""
+    if isinstance(value, np.floating) and abs(value) >= 1e20:
+        return f"{float(value):g}"
+    return str(int(value))
 
 
 def _hold_out(n: int, fraction: float, seed: int | None) -> tuple[np.ndarray, np.ndarray]:

@@ -11,9 +11,7 @@ a float32 value is written as its shortest form (0.001, not 0.001000000047497451
 from __future__ import annotations
 
 import copy
-import json
 import re
-import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,7 +21,7 @@ import numpy as np
 from kinit_cli.config.source import dump
 from kinit_cli.errors import UsageError
 from kinit_cli.model.build import snake_case
-from kinit_cli.model.saved import check_archive
+from kinit_cli.model.saved import check_archive, read_config
 from kinit_cli.registry.signatures import parameters
 from kinit_cli.runtime.imports import keras
 from kinit_cli.storage import rundir
@@ -51,8 +49,7 @@ def export(path: Path) -> dict[str, Any]:
     if not path.exists():
         raise UsageError(f"{path} does not exist")
     check_archive(path)
-    with zipfile.ZipFile(path) as archive:
-        saved = json.loads(archive.read("config.json"))
+    saved = read_config(path)
     out: dict[str, Any] = {"name": saved.get("config", {}).get("name") or path.stem}
     out["model"] = model_section(saved)
     section = compile_section(saved.get("compile_config"))

@@ -3,36 +3,27 @@
 Building allocates and fills every weight: a `Dense` of 3e7 units took 84 s and 23.9 GB
 before the machine gave out. `check()` counts the parameters from the layers' configs and
 the input shape first, and refuses a model whose weights cannot fit in the memory this
-machine has available. The count is exact for the layers below and stops at the first
-layer it cannot size (a plugin's, a wrapper, a shared layer): what it counted so far is a
-lower bound, and a lower bound that does not fit is reason enough to refuse. Activations,
-TensorFlow's own buffers and the data are not counted.
+machine has available. The count is exact for the layers layer_sizes.py knows and stops
+at the first layer it cannot size (a plugin's, a wrapper, a shared layer): what it counted
+so far is a lower bound, and a lower bound that does not fit is reason enough to refuse.
+Activations, TensorFlow's own buffers and the data are not counted. A `.keras` file's
+config.json is sized the same way (`check_saved()`), from the input shapes its layers
+recorded.
 
 Imports no TensorFlow: names are looked up in the registry the caller already holds.
 """
 
 from __future__ import annotations
 
-import math
-import os
-from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from kinit_cli.errors import ResourceError
+from kinit_cli.model.layer_sizes import MERGES, RULES, Shape
+from kinit_cli.runtime import memory
 
-# Set by the CLI's --ignore-memory-check (cli.py), as --debug sets runtime.imports.show_native_logs:
-# check() then estimates nothing and refuses nothing.
-ignored = False
-
-FLAG = "--ignore-memory-check"
+FLAG = memory.FLAG
 _ITEMSIZE = {"float16": 2, "bfloat16": 2, "float32": 4, "float64": 8}
-
-Shape = tuple[int | None, ...]
-# (the layer's config, its input shape without the batch axis) -> (parameters, output
-# shape), or None when this config or input is not one the rule knows.
-Rule = Callable[[dict[str, Any], Shape], "tuple[int, Shape] | None"]
 
 
 @dataclass(frozen=True)
@@ -97,6 +88,71 @@ def _functional(model: dict[str, Any], registry: Any) -> Estimate:
     return Estimate(total, _itemsize(sizes), stopped)
 
 
+def saved_estimate(config: dict[str, Any]) -> Estimate:
+    """Parameters the layers of a .keras file's config.json declare, before Keras builds any.
+
+    Each of Keras's own layers is sized by RULES from the input shape its `build_config`
+    records, else from the layer before it (as a Sequential feeds it); nested models are
+    walked; any other layer stops the count there, a lower bound.
+    """
+    total, sizes, stopped = 0, set(), None
+    models = [config]
+    while models:
+        inner = models.pop().get("config")
+        layers = inner.get("layers") if isinstance(inner, dict) else None
+        shape: Shape | None = None
+        for i, entry in enumerate(layers if isinstance(layers, list) else []):
+            if not isinstance(entry, dict):
+                continue
+            shape = _recorded_shape(entry, shape)
+            layer_config = entry.get("config")
+            if isinstance(layer_config, dict) and isinstance(layer_config.get("layers"), list):
+                models.append(entry)  # a nested model: its layers record their own shapes
+                shape = None
+                continue
+            counted = _saved_layer(entry, shape)
+            if counted is None:
+                stopped = stopped or f"config.json layers[{i}] ({entry.get('class_name')})"
+                shape = None
+                continue
+            total, shape = total + counted[0], counted[1]
+            sizes.add(_dtype_size(entry))
+    return Estimate(total, _itemsize(sizes), stopped)
+
+
+def _recorded_shape(entry: dict[str, Any], previous: Shape | None) -> Shape | None:
+    """A saved layer's input shape without the batch axis: its build_config's, an
+    InputLayer's batch_shape, or the previous layer's output."""
+    config = entry.get("config") if isinstance(entry.get("config"), dict) else {}
+    build = entry.get("build_config")
+    recorded = build.get("input_shape") if isinstance(build, dict) else None
+    if entry.get("class_name") == "InputLayer":
+        recorded = config.get("batch_shape") or config.get("batch_input_shape")
+    if not isinstance(recorded, list) or not recorded:
+        return previous
+    if not all(d is None or (isinstance(d, int) and d >= 0) for d in recorded):
+        return None  # several inputs, or not a shape
+    return tuple(recorded[1:])
+
+
+def _saved_layer(entry: dict[str, Any], shape: Shape | None) -> tuple[int, Shape] | None:
+    """(parameters, output shape) of one of Keras's layers in a config.json, or None."""
+    if entry.get("class_name") == "InputLayer":
+        return (0, shape) if shape is not None else None
+    module = entry.get("module")
+    if shape is None or not (isinstance(module, str) and module.startswith("keras")):
+        return None
+    rule = RULES.get(entry.get("class_name"))  # type: ignore[arg-type]
+    config = entry.get("config")
+    if rule is None or not isinstance(config, dict):
+        return None
+    try:
+        parameters, out = rule(config, shape)
+    except (TypeError, ValueError, KeyError, IndexError, ZeroDivisionError):
+        return None
+    return max(0, parameters), out
+
+
 def _itemsize(sizes: set[int]) -> int:
     # The smallest the layers name: an overestimate could refuse a model that fits.
     return min(sizes, default=4)
@@ -106,6 +162,8 @@ def _dtype_size(entry: dict[str, Any]) -> int:
     """Bytes per weight of a layer: its config's `dtype` when a plain float type, else 4
     (the mixed policies keep float32 variables)."""
     dtype = (entry.get("config") or {}).get("dtype")
+    if isinstance(dtype, dict):  # a saved DTypePolicy: {"class_name": ..., "config": {"name"}}
+        dtype = (dtype.get("config") or {}).get("name")
     return _ITEMSIZE.get(dtype, 4) if isinstance(dtype, str) else 4
 
 
@@ -116,7 +174,7 @@ def _class_name(entry: dict[str, Any], registry: Any) -> str | None:
         return None
     if registry is None:
         bare = name.rpartition(">")[2]
-        return bare if bare in RULES or bare in _MERGES else None
+        return bare if bare in RULES or bare in MERGES else None
     try:
         cls = registry.resolve("layer", name).obj
     except Exception:  # not resolvable: building reports it, the estimate just stops
@@ -141,183 +199,13 @@ def _layer(entry: dict[str, Any], shape: Shape, registry: Any) -> tuple[int, Sha
 def _merge(entry: dict[str, Any], shapes: list[Shape], registry: Any) -> tuple[int, Shape] | None:
     """Layers of several inputs: no weights; Concatenate joins along its axis (-1 only)."""
     name = _class_name(entry, registry)
-    if name in _MERGES and name != "Concatenate":
+    if name in MERGES and name != "Concatenate":
         return (0, shapes[0]) if all(s == shapes[0] for s in shapes) else None
     if name == "Concatenate" and (entry.get("config") or {}).get("axis", -1) == -1:
         if any(s[-1] is None for s in shapes):
             return None
         return 0, (*shapes[0][:-1], sum(s[-1] for s in shapes))  # type: ignore[misc]
     return None
-
-
-def _last(shape: Shape) -> int:
-    if not shape or shape[-1] is None:
-        raise ValueError("the last axis has no known size")
-    return shape[-1]
-
-
-def _dense(config: dict[str, Any], shape: Shape) -> tuple[int, Shape]:
-    units = int(config["units"])
-    return _last(shape) * units + units * bool(config.get("use_bias", True)), (*shape[:-1], units)
-
-
-def _simple_dense(config: dict[str, Any], shape: Shape) -> tuple[int, Shape]:
-    return _dense({"units": 32, **config}, shape)
-
-
-def _linear(config: dict[str, Any], shape: Shape) -> tuple[int, Shape]:
-    units, fan_in = int(config.get("units", 32)), int(config.get("input_dim", 32))
-    return fan_in * units + units, (*shape[:-1], units)
-
-
-def _tuple(value: Any, rank: int) -> tuple[int, ...]:
-    values = (value,) * rank if isinstance(value, int) else tuple(value)
-    if len(values) != rank:
-        raise ValueError("wrong rank")
-    return tuple(int(v) for v in values)
-
-
-def _window(n: int | None, size: int, stride: int, padding: str, dilation: int = 1) -> int | None:
-    """An axis's length after a convolution or pooling window (Keras's arithmetic)."""
-    if n is None:
-        return None
-    if padding in ("same", "causal"):
-        return math.ceil(n / stride)
-    if padding != "valid":
-        raise ValueError(padding)
-    return max(0, (n - dilation * (size - 1) - 1) // stride + 1)
-
-
-def _channels_last(config: dict[str, Any]) -> None:
-    if config.get("data_format") not in (None, "channels_last"):
-        raise ValueError("only channels_last is sized")
-
-
-def _conv(rank: int) -> Rule:
-    def rule(config: dict[str, Any], shape: Shape) -> tuple[int, Shape]:
-        _channels_last(config)
-        if len(shape) != rank + 1:
-            raise ValueError("wrong input rank")
-        filters, groups = int(config["filters"]), int(config.get("groups", 1))
-        kernel = _tuple(config["kernel_size"], rank)
-        strides = _tuple(config.get("strides", 1), rank)
-        dilation = _tuple(config.get("dilation_rate", 1), rank)
-        padding = config.get("padding", "valid")
-        weights = math.prod(kernel) * (_last(shape) // groups) * filters
-        weights += filters * bool(config.get("use_bias", True))
-        spatial = tuple(
-            _window(n, k, s, padding, d)
-            for n, k, s, d in zip(shape[:-1], kernel, strides, dilation, strict=True)
-        )
-        return weights, (*spatial, filters)
-
-    return rule
-
-
-def _pool(rank: int) -> Rule:
-    def rule(config: dict[str, Any], shape: Shape) -> tuple[int, Shape]:
-        _channels_last(config)
-        if len(shape) != rank + 1:
-            raise ValueError("wrong input rank")
-        size = _tuple(config.get("pool_size", 2), rank)
-        strides = _tuple(config.get("strides") or size, rank)
-        padding = config.get("padding", "valid")
-        spatial = tuple(
-            _window(n, k, s, padding) for n, k, s in zip(shape[:-1], size, strides, strict=True)
-        )
-        return 0, (*spatial, shape[-1])
-
-    return rule
-
-
-def _global_pool(rank: int) -> Rule:
-    def rule(config: dict[str, Any], shape: Shape) -> tuple[int, Shape]:
-        _channels_last(config)
-        if len(shape) != rank + 1:
-            raise ValueError("wrong input rank")
-        return 0, ((1,) * rank if config.get("keepdims") else ()) + (shape[-1],)
-
-    return rule
-
-
-def _same(config: dict[str, Any], shape: Shape) -> tuple[int, Shape]:
-    return 0, shape
-
-
-def _flatten(config: dict[str, Any], shape: Shape) -> tuple[int, Shape]:
-    _channels_last(config)
-    return 0, (None if None in shape else math.prod(shape),)  # type: ignore[arg-type]
-
-
-def _reshape(config: dict[str, Any], shape: Shape) -> tuple[int, Shape]:
-    target = tuple(int(d) for d in config["target_shape"])
-    if -1 in target:
-        if None in shape:
-            raise ValueError("unknown size")
-        known = math.prod(d for d in target if d != -1)
-        target = tuple(math.prod(shape) // known if d == -1 else d for d in target)  # type: ignore[arg-type]
-    return 0, target
-
-
-def _normalization(per_channel: Callable[[dict[str, Any]], int]) -> Rule:
-    def rule(config: dict[str, Any], shape: Shape) -> tuple[int, Shape]:
-        if config.get("axis", -1) not in (-1, len(shape)):
-            raise ValueError("only the last axis is sized")
-        return per_channel(config) * _last(shape), shape
-
-    return rule
-
-
-def _embedding(config: dict[str, Any], shape: Shape) -> tuple[int, Shape]:
-    output = int(config["output_dim"])
-    return int(config["input_dim"]) * output, (*shape, output)
-
-
-def _recurrent(gates: int) -> Rule:
-    def rule(config: dict[str, Any], shape: Shape) -> tuple[int, Shape]:
-        if len(shape) != 2 or config.get("return_state"):
-            raise ValueError("sized for (time, features) inputs and one output")
-        units, features = int(config["units"]), _last(shape)
-        biases = units * bool(config.get("use_bias", True))
-        if gates == 3 and config.get("reset_after", True):
-            biases *= 2  # GRU's reset_after keeps a second bias for the recurrent kernel
-        weights = gates * (features * units + units * units + biases)
-        return weights, ((shape[0], units) if config.get("return_sequences") else (units,))
-
-    return rule
-
-
-_MERGES = ("Add", "Average", "Concatenate", "Maximum", "Minimum", "Multiply", "Subtract")
-_SHAPE_ONLY = (
-    "Activation ActivityRegularization AlphaDropout Dropout ELU GaussianDropout GaussianNoise "
-    "Identity LeakyReLU Masking ReLU Softmax SpatialDropout1D SpatialDropout2D SpatialDropout3D"
-)
-# Keras class name (or kinit built-in layer) -> its rule.
-RULES: dict[str, Rule] = {
-    **{name: _same for name in _SHAPE_ONLY.split()},
-    "Dense": _dense,
-    "SimpleDense": _simple_dense,
-    "Linear": _linear,
-    "Embedding": _embedding,
-    "Flatten": _flatten,
-    "Reshape": _reshape,
-    "BatchNormalization": _normalization(
-        lambda c: 2 + bool(c.get("center", True)) + bool(c.get("scale", True))
-    ),
-    "LayerNormalization": _normalization(
-        lambda c: bool(c.get("center", True)) + bool(c.get("scale", True))
-    ),
-    "SimpleRNN": _recurrent(1),
-    "GRU": _recurrent(3),
-    "LSTM": _recurrent(4),
-    **{f"Conv{d}D": _conv(d) for d in (1, 2, 3)},
-    **{f"{kind}Pooling{d}D": _pool(d) for kind in ("Max", "Average") for d in (1, 2, 3)},
-    **{
-        f"Global{kind}Pooling{d}D": _global_pool(d)
-        for kind in ("Max", "Average")
-        for d in (1, 2, 3)
-    },
-}
 
 
 def optimizer_slots(spec: Any) -> tuple[str, int]:
@@ -340,32 +228,6 @@ def optimizer_slots(spec: Any) -> tuple[str, int]:
     return bare, 0
 
 
-def available_bytes() -> int | None:
-    """Memory this process can still take: the kernel's MemAvailable, or what is left under
-    a cgroup (container) limit when that is less; the physical memory where there is no
-    /proc (macOS); None when nothing tells."""
-    found = []
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                found.append(int(line.split()[1]) * 1024)
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
-        if limit != "max":
-            used = int(Path("/sys/fs/cgroup/memory.current").read_text())
-            found.append(max(0, int(limit) - used))
-    except (OSError, ValueError):
-        pass
-    if not found:
-        try:
-            found.append(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
-        except (ValueError, OSError, AttributeError):
-            pass
-    return min(found) if found else None
-
-
 def check(
     resolved: dict[str, Any],
     available: int | None = None,
@@ -378,37 +240,64 @@ def check(
 
     Args:
         resolved: the resolved config (its `model` and, for training, `compile` sections).
-        available: bytes available (default: available_bytes(); unknown: nothing refused).
+        available: bytes available (default: memory.available_bytes(); unknown: nothing
+            refused).
         training: count what training keeps per weight too: the gradients and the
             optimizer's slots (Adam: weights, gradients, m and v, 4x the weights).
         registry: the Registry the model is built with (see estimate()).
         ignore: skip the check (default: whether --ignore-memory-check was given).
     """
-    if ignored if ignore is None else ignore:
-        return
-    if available is None:
-        available = available_bytes()
-    if available is None:
+    if memory.ignored if ignore is None else ignore:
         return
     found = estimate(resolved["model"], registry)
-    copies, optimizer, slots = 1, "", 0
-    if training:
-        optimizer, slots = optimizer_slots(resolved.get("compile", {}).get("optimizer"))
-        copies = 2 + slots
+    if not training:
+        _refuse(found, available)
+        return
+    optimizer, slots = optimizer_slots(resolved.get("compile", {}).get("optimizer"))
+    kept = f", and {optimizer} keeps {slots} more per weight" if slots else ""
+    _refuse(
+        found,
+        available,
+        2 + slots,
+        f"training the model needs {{}}: its weights take {{}}, the gradients as much again{kept}",
+    )
+
+
+def check_saved(config: dict[str, Any], path: str, available: int | None = None) -> None:
+    """ResourceError when the weights a .keras file's config.json declares cannot fit twice
+    in the available memory (the model's variables, and the values read from the file),
+    checked before Keras builds a layer."""
+    if memory.ignored:
+        return
+    _refuse(
+        saved_estimate(config),
+        available,
+        2,
+        "reading the model needs {}: its weights take {}, the values read from the file as "
+        "much again",
+        f"{path}: ",
+    )
+
+
+def _refuse(
+    found: Estimate, available: int | None, copies: int = 1, many: str = "", where: str = ""
+) -> None:
+    """ResourceError when `copies` of the weights `found` counts do not fit in `available`
+    bytes (default: what the machine has); `many` says what the copies are."""
+    if available is None:
+        available = memory.available_bytes()
     needed = found.bytes * copies
-    if needed <= available:
+    if available is None or needed <= available:
         return
     least = "at least " if found.stopped_at else ""
     dtype = {2: "16-bit floats", 4: "float32", 8: "float64"}[found.itemsize]
-    weights = f"{least}{_size(found.bytes)} ({_count(found.parameters)} parameters as {dtype})"
+    weights = (
+        f"{least}{memory.size_text(found.bytes)} ({_count(found.parameters)} parameters as {dtype})"
+    )
     if copies == 1 or found.bytes > available:
         what = f"the model's weights alone need {weights}"
     else:
-        kept = f", and {optimizer} keeps {slots} more per weight" if slots else ""
-        what = (
-            f"training the model needs {least}{_size(needed)}: its weights take {weights}, "
-            f"the gradients as much again{kept} ({copies}x in all)"
-        )
+        what = many.format(least + memory.size_text(needed), weights) + f" ({copies}x in all)"
     counted = (
         f" (a lower bound: kinit cannot size {found.stopped_at} and what follows it before "
         "building)"
@@ -416,19 +305,11 @@ def check(
         else ""
     )
     raise ResourceError(
-        f"{what}{counted} but this machine has {_size(available)} available; pass {FLAG} to "
-        "try anyway",
+        f"{where}{what}{counted} but this machine has {memory.size_text(available)} available; "
+        f"pass {FLAG} to try anyway",
         needed,
         available,
     )
-
-
-def _size(n: int) -> str:
-    """Bytes in decimal units, one decimal: 120.0 GB, 512.0 MB."""
-    for unit, scale in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
-        if n >= scale:
-            return f"{n / scale:.1f} {unit}"
-    return f"{n} bytes"
 
 
 def _count(n: int) -> str:

@@ -5,19 +5,27 @@ only when the user says so.
 
 from __future__ import annotations
 
+import copy
 import json
-from collections.abc import Sequence
+import zipfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from kinit_cli.config import source
 from kinit_cli.errors import KinitError, ModelFileError, keras_message
+from kinit_cli.model import footprint
 from kinit_cli.model.prepared import Checked, Prepared
 from kinit_cli.model.variables import WeightInfo, weight_infos
 from kinit_cli.runtime import compat
 from kinit_cli.runtime.imports import keras
+from kinit_cli.storage import bounded
+
+WEIGHTS = "model.weights.h5"  # a .keras archive's member holding the values
 
 
 @dataclass
@@ -52,8 +60,9 @@ def read_keras(path: Path, kind: str, source: str, unsafe: bool = False) -> Load
     """The model a .keras file holds and its weights; ModelFileError for a file that is not
     one, or that holds Python code (a Lambda layer) when `unsafe` is not given."""
     check_archive(path)
+    config = check_contents(path)
     notes: list[str] = []
-    read = _read_without_rebuild(path, safe_mode=True)
+    read = _read_without_rebuild(path, config, safe_mode=True)
     if read is not None:
         model, stored = read
         return Loaded(kind, source, model, weight_infos(model), stored=stored)
@@ -84,7 +93,7 @@ def read_keras(path: Path, kind: str, source: str, unsafe: bool = False) -> Load
             f"--unsafe-deserialization: {path} holds {code}, and Keras loaded its Python code, "
             "which runs whenever the model is called"
         )
-        read = _read_without_rebuild(path, safe_mode=False)
+        read = _read_without_rebuild(path, config, safe_mode=False)
         if read is not None:
             model, stored = read
             return Loaded(kind, source, model, weight_infos(model), stored=stored, notes=notes)
@@ -134,8 +143,9 @@ def _code_in(exc: BaseException) -> str | None:
 def check_archive(path: Path) -> None:
     """ModelFileError unless `path` is a zip archive holding config.json, as every .keras file
     is (Keras itself answers 'File not found' for a file that is there but unreadable)."""
-    import zipfile
-
+    what = bounded.kind_of(path)
+    if what is not None:
+        raise ModelFileError(f"{path} is {what}, not a Keras model file", str(path))
     if zipfile.is_zipfile(path):
         with zipfile.ZipFile(path) as archive:
             names = archive.namelist()
@@ -167,7 +177,91 @@ def check_archive(path: Path) -> None:
     )
 
 
-def _read_without_rebuild(path: Path, safe_mode: bool = True) -> tuple[Any, dict[int, Any]] | None:
+def read_config(path: Path) -> dict[str, Any]:
+    """A .keras file's config.json, read within the limits a config file has (its size and
+    nesting depth); ModelFileError for one that is not a JSON mapping."""
+    with zipfile.ZipFile(path) as archive:
+        data = bounded.read_member(path, archive, "config.json", source.max_bytes())
+    deep = (
+        f"{path}: config.json nests lists and mappings more than {source.MAX_DEPTH} levels "
+        "deep (kinit's limit, as for a config file)"
+    )
+    try:
+        config = json.loads(data)
+    except RecursionError as exc:
+        raise ModelFileError(deep, str(path)) from exc
+    except ValueError as exc:
+        raise ModelFileError(f"{path}: config.json is not valid JSON ({exc})", str(path)) from exc
+    if not isinstance(config, dict):
+        raise ModelFileError(
+            f"{path}: config.json holds {_json_kind(config)}; expected a mapping (the model's "
+            "class_name and config, as model.save writes it)",
+            str(path),
+        )
+    if _depth(config) > source.MAX_DEPTH:
+        raise ModelFileError(deep, str(path))
+    return config
+
+
+def _json_kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    kinds = {list: "a list", str: "a string", bool: "a boolean", int: "a number", float: "a number"}
+    return f"{kinds.get(type(value), type(value).__name__)} ({json.dumps(value)[:40]})"
+
+
+def _depth(value: Any) -> int:
+    """How deep lists and mappings nest in `value` (1: a flat one), counted without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        node, level = stack.pop()
+        children = node.values() if isinstance(node, dict) else node
+        deepest = max(deepest, level)
+        stack += [(c, level + 1) for c in children if isinstance(c, dict | list)]
+    return deepest
+
+
+def check_contents(path: Path) -> dict[str, Any]:
+    """The file's config.json, once every size it declares is checked against what the file
+    holds and the memory available: each member, each weights dataset, and the weights its
+    layers declare (footprint.check_saved); DeclaredSizeError or ResourceError otherwise."""
+    config = read_config(path)
+    with zipfile.ZipFile(path) as archive:
+        for info in archive.infolist():
+            bounded.check_member(path, info)
+        if WEIGHTS in archive.namelist():
+            try:
+                with _weights_store(path, archive) as store:
+                    bounded.check_hdf5(store, f"{path} ({WEIGHTS})")
+            except zipfile.BadZipFile as exc:
+                raise ModelFileError(f"{path} is damaged: {exc}", str(path)) from exc
+            except (OSError, RuntimeError, ValueError):
+                pass  # not an HDF5 file h5py can walk: Keras says what is wrong when it reads it
+    footprint.check_saved(config, str(path))
+    return config
+
+
+@contextmanager
+def _weights_store(path: Path, archive: Any) -> Iterator[Any]:
+    """The archive's weights as an open h5py File, read in place when stored uncompressed
+    (as Keras stores it); a compressed member is read whole, its size checked first."""
+    import io
+
+    import h5py
+
+    info = archive.getinfo(WEIGHTS)
+    if info.compress_type == zipfile.ZIP_STORED:
+        with bounded.stored_member(path, info) as member, h5py.File(member, "r") as store:
+            yield store
+        return
+    data = bounded.read_member(path, archive, WEIGHTS)
+    with h5py.File(io.BytesIO(data), "r") as store:
+        yield store
+
+
+def _read_without_rebuild(
+    path: Path, config: dict[str, Any], safe_mode: bool = True
+) -> tuple[Any, dict[int, Any]] | None:
     """The model's structure from config.json with no initializer run, and the values from
     model.weights.h5; None when the file does not fit that reading (load_model then).
 
@@ -176,40 +270,37 @@ def _read_without_rebuild(path: Path, safe_mode: bool = True) -> tuple[Any, dict
     variables are only declared; the values come straight from the HDF5 store, where Keras
     keeps each layer's own variables (trainable, then non-trainable) as layers/<name>/vars/<i>.
     """
-    import io
-    import zipfile
-
-    import h5py
-
-    try:
-        with zipfile.ZipFile(path) as archive:
-            config = json.loads(archive.read("config.json"))
-            weights = archive.read("model.weights.h5")
-    except (KeyError, ValueError, zipfile.BadZipFile):  # no weights in it, or unreadable JSON
-        return None
-    config.pop("compile_config", None)  # the optimizer is not inspected
+    # A copy for each reading (deserializing may change it), without the optimizer: it is
+    # not inspected.
+    config = copy.deepcopy({k: v for k, v in config.items() if k != "compile_config"})
     try:
         with compat.stateless_scope():
             model = keras().saving.deserialize_keras_object(config, safe_mode=safe_mode)
     except Exception:  # whatever a class raises here, load_model raises again and it is reported
         return None
-    stored: dict[int, Any] = {}
     try:
-        with h5py.File(io.BytesIO(weights), "r") as store:
-            for layer in model.layers:
-                own = compat.own_variables(layer)
-                if not own:
-                    continue
-                group = store["layers"][layer.name]["vars"]
-                if len(group) != len(own):
-                    return None
-                for i, variable in enumerate(own):
-                    value = np.asarray(group[str(i)])
-                    if value.shape != tuple(variable.shape):
-                        return None
-                    stored.setdefault(id(variable), value)
-    except (KeyError, OSError, ValueError):  # another layout of the store: load_model reads it
+        with zipfile.ZipFile(path) as archive, _weights_store(path, archive) as store:
+            stored = _stored_values(model, store)
+    except (KeyError, OSError, ValueError, zipfile.BadZipFile):  # load_model reads (or reports) it
         return None
-    if any(id(v) not in stored for v in model.weights):
+    if stored is None or any(id(v) not in stored for v in model.weights):
         return None  # variables of nested layers: leave them to load_model
     return model, stored
+
+
+def _stored_values(model: Any, store: Any) -> dict[int, Any] | None:
+    """Each variable's value from the store, by id; None when a layer's do not match."""
+    stored: dict[int, Any] = {}
+    for layer in model.layers:
+        own = compat.own_variables(layer)
+        if not own:
+            continue
+        group = store["layers"][layer.name]["vars"]
+        if len(group) != len(own):
+            return None
+        for i, variable in enumerate(own):
+            dataset = group[str(i)]
+            if tuple(dataset.shape) != tuple(variable.shape):
+                return None  # compared before the values are read
+            stored.setdefault(id(variable), np.asarray(dataset))
+    return stored

@@ -22,11 +22,13 @@ from kinit_cli.config.model_schema import layer_names
 from kinit_cli.errors import (
     BackendError,
     ConfigError,
+    DeclaredSizeError,
     KinitError,
     ModelFileError,
     Problem,
     Problems,
     RecordError,
+    ResourceError,
     UsageError,
     keras_message,
 )
@@ -45,7 +47,7 @@ from kinit_cli.registry.specs import SpecBuilder, check_specs
 from kinit_cli.registry.trust import Trust
 from kinit_cli.runtime import backend, compat
 from kinit_cli.runtime.imports import keras
-from kinit_cli.storage import checkpoint, ownership, rundir
+from kinit_cli.storage import bounded, checkpoint, ownership, rundir
 
 
 def check(path: str | Path, overrides: Sequence[str] = (), *, nested: bool = False) -> Checked:
@@ -401,6 +403,8 @@ def _run_directory(run_dir: Path, trust: Trust) -> Loaded:
         except ModelFileError:
             if not weights_path.exists():
                 raise  # a damaged model.keras cannot fill a rebuilt model either
+        except (DeclaredSizeError, ResourceError):
+            raise  # a rebuild would spend the memory the check refused
         except KinitError:
             loaded = None  # Keras cannot reload its classes: rebuild from the config
     if loaded is None:
@@ -409,6 +413,8 @@ def _run_directory(run_dir: Path, trust: Trust) -> Loaded:
             raise UsageError(_no_trained_weights(run_dir))
         # Without the plugins it names, the rebuild says which classes need them.
         built = rebuild_run(run_dir, trust, checked)
+        if source == weights_path:
+            bounded.check_hdf5_file(source)
         try:
             built.model.load_weights(source)
         except Exception as exc:
@@ -514,6 +520,7 @@ def _checkpoint(path: Path, trust: Trust) -> Loaded:
     # Keras's BackupAndRestore checkpoints hold the optimizer's state as well.
     model.compile(**prepared.compile_args)
     model.optimizer.build(model.trainable_variables)
+    bounded.check_hdf5_file(path)
     try:
         model.load_weights(path)
     except Exception as exc:

@@ -13,6 +13,7 @@ import pytest
 
 from kinit_cli.config import schema
 from kinit_cli.data import datasets as data
+from kinit_cli.data import files
 from kinit_cli.errors import DataError
 
 FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
@@ -39,7 +40,7 @@ def write_idx_folder(folder: Path, gz: bool = False, **replace: bytes) -> Path:
     """The four MNIST-layout files of X_TRAIN/Y_TRAIN/X_TEST/Y_TEST; `replace` swaps one's bytes."""
     folder.mkdir(parents=True, exist_ok=True)
     contents = dict(
-        zip(data.IDX_FILES, map(idx_bytes, (X_TRAIN, Y_TRAIN, X_TEST, Y_TEST)), strict=True)
+        zip(files.IDX_FILES, map(idx_bytes, (X_TRAIN, Y_TRAIN, X_TEST, Y_TEST)), strict=True)
     )
     for stem, raw in contents.items():
         raw = replace.get(stem.replace("-", "_"), raw)

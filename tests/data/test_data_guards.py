@@ -21,6 +21,7 @@ from kinit_cli.data import labels
 from kinit_cli.errors import DataError, NonFiniteDataError, ResourceError
 from kinit_cli.model import footprint
 from kinit_cli.output import render
+from kinit_cli.runtime import memory
 from kinit_cli.storage import rundir, strictjson
 from kinit_cli.weights import stats
 from tests.conftest import MNIST_LIKE, ROOT
@@ -484,14 +485,14 @@ def test_functional_models_count_what_their_inputs_size():
 
 def test_no_refusal_when_asked_or_when_memory_is_unknown(monkeypatch):
     footprint.check(HUGE, available=1, ignore=True)
-    monkeypatch.setattr(footprint, "available_bytes", lambda: None)
+    monkeypatch.setattr(memory, "available_bytes", lambda: None)
     footprint.check(HUGE, ignore=False)
-    monkeypatch.setattr(footprint, "ignored", True)
+    monkeypatch.setattr(memory, "ignored", True)
     footprint.check(HUGE, available=1)
 
 
 def test_available_memory_is_read_from_the_system():
-    available = footprint.available_bytes()
+    available = memory.available_bytes()
     assert isinstance(available, int) and 0 < available < 1 << 50
 
 
@@ -502,15 +503,15 @@ def test_every_command_that_builds_a_config_takes_the_flag(runner, command):
 
 
 def test_the_flag_holds_for_one_invocation(runner, monkeypatch):
-    monkeypatch.setattr(footprint, "ignored", False)
+    monkeypatch.setattr(memory, "ignored", False)
     result = runner.invoke(cli, ["validate", DIGITS, "--ignore-memory-check", "--print-config"])
-    assert result.exit_code == 0 and footprint.ignored is True
+    assert result.exit_code == 0 and memory.ignored is True
     result = runner.invoke(cli, ["validate", DIGITS, "--print-config"])
-    assert result.exit_code == 0 and footprint.ignored is False
+    assert result.exit_code == 0 and memory.ignored is False
 
 
 def test_validate_refuses_a_model_too_large_for_memory(runner, monkeypatch):
-    monkeypatch.setattr(footprint, "available_bytes", lambda: 50_000)
+    monkeypatch.setattr(memory, "available_bytes", lambda: 50_000)
     result = runner.invoke(cli, ["validate", DIGITS])
     assert result.exit_code == 1
     assert result.stderr == (
