@@ -264,13 +264,18 @@ def output_file_option(metavar: str, help: str) -> Any:
     metavar="FILE",
     help="Also load the plugins: that config names (relative to its folder); repeatable.",
 )
+@trust_option
 @output_file_option("FILE", "Write the schema to FILE instead of stdout (e.g. kinit.schema.json).")
 @click.option(
     "--overwrite", is_flag=True, help="Let --output replace a file that is not a kinit schema."
 )
 @debug_option
 def schema_command(
-    plugins: tuple[str, ...], config_files: tuple[str, ...], output: str | None, overwrite: bool
+    plugins: tuple[str, ...],
+    config_files: tuple[str, ...],
+    trust_plugins: bool,
+    output: str | None,
+    overwrite: bool,
 ) -> None:
     """Print the JSON Schema of kinit configs, for YAML editors (completion and checks).
 
@@ -284,8 +289,9 @@ def schema_command(
     from kinit_cli.registry.plugins import entry_point_notes
 
     target = Path(output).absolute() if output else None  # before plugins: they may chdir
-    document = json_schema.generate(plugins, config_files)
-    render.warnings(entry_point_notes(), render.console(stderr=True))
+    trust = _trust(plugins, trust_plugins)
+    document = json_schema.generate(plugins, config_files, trust)
+    render.warnings(entry_point_notes() + _trust_notes(trust), render.console(stderr=True))
     if output is None:
         render.print_json(document)
         return

@@ -18,6 +18,9 @@ from kinit_cli.model.saved import Loaded
 from kinit_cli.model.variables import digest
 
 SECTION: KeyPath = ("init_from",)
+# Configs on one init_from chain, the first included: each builds its model in turn (seconds
+# each), so a longer chain is refused from the YAML before any is built.
+MAX_CHAIN = 16
 
 
 def source_path(text: str, base_dir: Path) -> Path:
@@ -28,7 +31,8 @@ def source_path(text: str, base_dir: Path) -> Path:
 
 def cycle(config: Config, resolved: dict[str, Any]) -> list[Problem]:
     """A chain of config sources that comes back to a config on it (a.yaml -> b.yaml ->
-    a.yaml) would be built forever: found from the YAML alone, before Keras loads."""
+    a.yaml) would be built forever, and one of more than MAX_CHAIN configs for minutes:
+    both found from the YAML alone, before Keras loads."""
     section = resolved.get("init_from")
     if not section or config.file is None:
         return []
@@ -41,6 +45,13 @@ def cycle(config: Config, resolved: dict[str, Any]) -> list[Problem]:
             message = (
                 f"init_from goes round in a circle: {shown}; each config starts from the "
                 "next one's weights, so none can be built"
+            )
+            return [config.problem((*SECTION, "source"), message)]
+        if len(chain) > MAX_CHAIN:
+            message = (
+                f"init_from chains more than {MAX_CHAIN} configs, starting at "
+                f"{_shown(chain[0], config.base_dir)} (each builds its model in turn); start "
+                "from a trained run directory or a .keras file instead of a config"
             )
             return [config.problem((*SECTION, "source"), message)]
         try:

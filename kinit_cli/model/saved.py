@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from kinit_cli.config import source
-from kinit_cli.errors import KinitError, ModelFileError, keras_message
+from kinit_cli.errors import KinitError, ModelFileError, UntrustedCode, keras_message
 from kinit_cli.model import footprint
 from kinit_cli.model.prepared import Checked, Prepared
 from kinit_cli.model.variables import WeightInfo, weight_infos
@@ -73,10 +73,13 @@ def read_keras(path: Path, kind: str, source: str, unsafe: bool = False) -> Load
         if code is None:
             missing = unknown_classes(path)
             if missing:
-                raise KinitError(
+                # A matter of leave, as for the same model read through its run: exit 2.
+                raise UntrustedCode(
                     f"cannot load {path}: its model uses {', '.join(missing)}, which no loaded "
                     "plugin defines (kinit imports no code a file names); load the plugin that "
-                    "defines them with --plugin FILE"
+                    "defines them with --plugin FILE",
+                    [],
+                    missing,
                 ) from exc
             raise KinitError(
                 f"cannot load {path}: {keras_message(exc)}. If it uses plugin objects, load the "

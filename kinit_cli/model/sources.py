@@ -124,20 +124,28 @@ def prepare(
     rebuild what the initializers alone draw); `callbacks`: check the config's callbacks
     too (validate: train makes them itself, once the run directory exists). `own`: the
     config is the one the user runs, so its `plugins:` are imported; otherwise (a run's, a
-    source's) `trust` decides.
+    source's) `trust` decides. A config in a folder with kinit's marker is a run's even when
+    given directly: only `kinit train` (`training`) imports its plugins without leave, and
+    says so.
     """
     trust = trust or Trust()
     checked = source if isinstance(source, Checked) else check(source, overrides)
     config, resolved = checked.config, checked.resolved
     # Loading plugins imports Keras (and TensorFlow): only once the schema is satisfied.
     withheld: list[str] = []
-    if own:
+    # A config in a run directory is that run's (someone else's, maybe), not the user's.
+    run_config = config.file is not None and ownership.has_marker(config.base_dir)
+    if own and not run_config:
         loaded = load_plugins(list(resolved["plugins"]), base_dir=config.base_dir)
         # --plugin paths are the user's, typed relative to where they stand.
         loaded += load_plugins(list(trust.plugins), base_dir=config.cwd, entry_points=False)
     else:
+        # The user's --plugin first: a run's plugin of the same module name is that copy.
         loaded = trust.load_user()
-        withheld = trust.load_named(resolved["plugins"], config.base_dir, str(config.file))
+        running = own and training  # kinit train RUN/config.yaml, --resume: they run it
+        withheld = trust.load_named(
+            resolved["plugins"], config.base_dir, str(config.file), running=running
+        )
     try:
         return _resolve(config, resolved, loaded, trust, training, scope, init, callbacks)
     except ConfigError:
@@ -447,11 +455,11 @@ def _run_directory(run_dir: Path, trust: Trust) -> Loaded:
 
 def _require_run(run_dir: Path) -> None:
     """UsageError unless kinit made the folder: only a run's files are read as a run's."""
-    if not ownership.is_kinit_run(run_dir):
+    if not ownership.has_marker(run_dir):
         raise UsageError(
-            f"{run_dir} is not a kinit run directory (it has no {rundir.MARKER}, nor a "
-            f"{rundir.METRICS} kinit wrote), so kinit does not read it as one; give its "
-            f"files instead: kinit inspect-weights {run_dir / rundir.CONFIG}"
+            f"{run_dir} is not a kinit run directory (it has no {rundir.MARKER}), so kinit "
+            f"does not read it as one; give its files instead: kinit inspect-weights "
+            f"{run_dir / rundir.CONFIG}"
         )
 
 
@@ -536,14 +544,13 @@ def _run_of(path: Path) -> Path:
     folder = path.resolve().parent
     places = [folder, folder.parent] if folder.name == rundir.BACKUP else [folder]
     for place in places:
-        if ownership.is_kinit_run(place) and (place / rundir.CONFIG).is_file():
+        if ownership.has_marker(place) and (place / rundir.CONFIG).is_file():
             return place
     unmarked = [p for p in places if (p / rundir.CONFIG).is_file()]
     if unmarked:
         why = (
             f"{unmarked[0]} has a {rundir.CONFIG} but is not a kinit run directory (it has no "
-            f"{rundir.MARKER}, nor a {rundir.METRICS} kinit wrote), so kinit does not build "
-            "the model it describes"
+            f"{rundir.MARKER}), so kinit does not build the model it describes"
         )
     elif len(places) == 2:
         why = f"neither {places[0]} nor {places[1]} is one"

@@ -15,7 +15,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from kinit_cli.errors import UntrustedCode
-from kinit_cli.registry.plugins import LoadedPlugin, absolute, is_imported, load_plugins
+from kinit_cli.registry.plugins import (
+    LoadedPlugin,
+    absolute,
+    is_file,
+    is_imported,
+    load_plugins,
+)
 
 FLAG = "--trust-plugins"
 
@@ -39,29 +45,42 @@ class Trust:
         loaded = load_plugins([], base_dir=None)
         return loaded + load_plugins(list(self.plugins), base_dir=Path.cwd(), entry_points=False)
 
-    def load_named(self, specs: Sequence[str], base_dir: Path, named_by: str) -> list[str]:
+    def load_named(
+        self, specs: Sequence[str], base_dir: Path, named_by: str, *, running: bool = False
+    ) -> list[str]:
         """Import the plugins a file names (`named_by`, relative ones against `base_dir`)
         as far as the user allowed; returns those left out (files by their absolute path).
         One imported already (the same file through --plugin) runs nothing again, so it is
-        always allowed."""
-        allowed = [s for s in specs if self.trusted or is_imported(s, base_dir)]
+        always allowed; one whose module name a --plugin took is that copy, the user's, so
+        the file's own never runs. `running`: the file is a run's config that `kinit train`
+        runs (RUN/config.yaml, --resume), so its plugins run, with a warning."""
+        specs = [s for s in specs if self._module(s) not in self._user_modules()]
+        allowed = [s for s in specs if self.trusted or running or is_imported(s, base_dir)]
         fresh = [absolute(s, base_dir) for s in allowed if not is_imported(s, base_dir)]
         if fresh:  # noted first: a plugin that fails has run all the same
-            self.imported.append(
-                f"{FLAG}: imported the plugins {named_by} names, and their code ran with your "
-                f"permissions: {', '.join(fresh)}"
-            )
+            self.imported.append(_warning(named_by, fresh, running and not self.trusted))
         load_plugins(allowed, base_dir=base_dir, entry_points=False)
         return [absolute(s, base_dir) for s in specs if s not in allowed]
+
+    def _user_modules(self) -> set[str]:
+        return {self._module(p) for p in self.plugins}
+
+    @staticmethod
+    def _module(spec: str) -> str:
+        """The module name a plugin is imported as: a file's stem, else the dotted name."""
+        return Path(spec).stem if is_file(spec) else spec
 
     def notes(self) -> list[str]:
         """The warning owed for each file whose plugins --trust-plugins let run."""
         return list(self.imported)
 
-    def refusal(self, what: str, withheld: Sequence[str], classes: Sequence[str]) -> UntrustedCode:
+    def refusal(
+        self, what: str, withheld: Sequence[str], classes: Sequence[str], needs: str = ""
+    ) -> UntrustedCode:
         """The error for `what` (a run, a checkpoint, a config) that cannot be rebuilt
-        without the plugins it names: which classes, which files, and how to allow them."""
-        needs = (
+        without the plugins it names: which classes, which files, and how to allow them
+        (`needs`: what else is missing without them)."""
+        needs = needs or (
             f"its model uses {', '.join(classes)}, which kinit cannot rebuild without them"
             if classes
             else "its model cannot be rebuilt without them"
@@ -72,3 +91,17 @@ class Trust:
             "you trust), or --plugin FILE to load a copy of your own"
         )
         return UntrustedCode(message, list(withheld), list(classes))
+
+
+def _warning(named_by: str, files: Sequence[str], run_config: bool) -> str:
+    """What stderr says of plugins imported from a file the user did not write."""
+    if run_config:
+        return (
+            f"{named_by} is a kinit run's config: kinit train imported the plugins it names, "
+            f"and their code ran with your permissions: {', '.join(files)}. To run a copy of "
+            "your own instead, give it with --plugin FILE"
+        )
+    return (
+        f"{FLAG}: imported the plugins {named_by} names, and their code ran with your "
+        f"permissions: {', '.join(files)}"
+    )

@@ -270,10 +270,16 @@ def _matches(name: str, data: dict[str, Any]) -> bool:
     return False
 
 
+def has_marker(path: Path) -> bool:
+    """Whether the folder holds kinit's marker: what reading counts as a run (a metrics.json
+    anyone can write, so it proves nothing about the code the folder's config names)."""
+    return (path / rundir.MARKER).is_file()
+
+
 def is_kinit_run(path: Path) -> bool:
     """Whether kinit made the folder: its marker, or (runs older than the marker) a
     metrics.json that kinit wrote, which names kinit's version."""
-    if (path / rundir.MARKER).is_file():
+    if has_marker(path):
         return True
     return "kinit" in (rundir.metrics(path).get("versions") or {})
 

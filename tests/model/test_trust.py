@@ -61,6 +61,11 @@ REFUSAL = (
     "--trust-plugins to import them (only for files you trust), or --plugin FILE to load a "
     "copy of your own"
 )
+RUN_WARNING = (
+    "warning: {what} is a kinit run's config: kinit train imported the plugins it names, and "
+    "their code ran with your permissions: {helper}. To run a copy of your own instead, give "
+    "it with --plugin FILE\n"
+)
 WARNING = (
     "warning: --trust-plugins: imported the plugins {what} names, and their code ran with "
     "your permissions: {helper}\n"
@@ -182,8 +187,9 @@ def test_a_plugin_the_user_names_is_the_users_to_run(runner, plugin_run, tmp_pat
 def test_a_keras_file_names_the_classes_it_needs_a_plugin_for(runner, plugin_run, tmp_path):
     model = plugin_run / "model.keras"
     result = runner.invoke(cli, ["inspect-weights", str(model)])
+    # Exit 2, as for the same model read through its run: a matter of leave, not a failure.
     assert (result.exit_code, result.stderr) == (
-        1,
+        2,
         f"error: cannot load {model}: its model uses layers>MyDense, which no loaded plugin "
         "defines (kinit imports no code a file names); load the plugin that defines them with "
         "--plugin FILE\n",
@@ -232,11 +238,12 @@ def test_a_failure_after_trusted_code_ran_still_warns(runner, plugin_run, tmp_pa
 def test_a_checkpoint_outside_a_kinit_run_is_not_read_with_an_ancestors_config(
     runner, plugin_run, tmp_path, trusted
 ):
-    """A config.yaml further up, or in a folder kinit did not make, is not the checkpoint's
-    run: its plugins never run, --trust-plugins or not."""
+    """A config.yaml further up, or in a folder without kinit's marker (a metrics.json naming
+    kinit proves nothing: anyone can write one), is not the checkpoint's run: its plugins
+    never run, --trust-plugins or not."""
     run, sentinel = downloaded(plugin_run, tmp_path)
     (run / ".kinit-run").unlink()
-    (run / "metrics.json").unlink()
+    assert "kinit" in json.loads((run / "metrics.json").read_text())["versions"]
     deep = run / "sub" / "deep"
     deep.mkdir(parents=True)
     shutil.copy(run / CHECKPOINT, deep / "x.weights.h5")
@@ -254,15 +261,14 @@ def test_a_checkpoint_outside_a_kinit_run_is_not_read_with_an_ancestors_config(
     assert (result.exit_code, result.stderr) == (
         2,
         f"error: {run / CHECKPOINT}: {head} {run.resolve()} has a config.yaml but is not a "
-        "kinit run directory (it has no .kinit-run, nor a metrics.json kinit wrote), so kinit "
-        "does not build the model it describes\n",
+        "kinit run directory (it has no .kinit-run), so kinit does not build the model it "
+        "describes\n",
     )
     result = runner.invoke(cli, ["inspect-weights", str(run), *flag])
     assert (result.exit_code, result.stderr) == (
         2,
-        f"error: {run} is not a kinit run directory (it has no .kinit-run, nor a metrics.json "
-        "kinit wrote), so kinit does not read it as one; give its files instead: kinit "
-        f"inspect-weights {run / 'config.yaml'}\n",
+        f"error: {run} is not a kinit run directory (it has no .kinit-run), so kinit does not "
+        f"read it as one; give its files instead: kinit inspect-weights {run / 'config.yaml'}\n",
     )
     assert not sentinel.exists()
 
@@ -288,6 +294,110 @@ def test_an_init_from_cycle_is_refused_from_the_yaml_alone(runner, write, files,
         f"circle: {chain}; each config starts from the next one's weights, so none can be built"
     )
     # The structural check finds it: before any plugin, Keras or TensorFlow is imported.
+    with pytest.raises(ConfigError) as raised:
+        sources.check(config)
+    assert str(raised.value) == expected
+    result = runner.invoke(cli, ["validate", str(config)])
+    assert (result.exit_code, result.stderr) == (2, f"error: {expected}\n")
+
+
+def _reading_commands(run: Path, tmp_path: Path) -> dict[str, list[str]]:
+    config = str(run / "config.yaml")
+    return {
+        "inspect": ["inspect-weights", config],
+        "against": ["inspect-weights", config, "--against", str(run)],
+        "validate": ["validate", config],
+        "schema": ["schema", "--config", config, "-o", str(tmp_path / "s.json")],
+    }
+
+
+@pytest.mark.parametrize("command", ["inspect", "against", "validate", "schema"])
+def test_a_runs_own_config_is_the_runs_not_the_users(runner, plugin_run, tmp_path, command):
+    """RUN/config.yaml given directly is still that run's: reading it imports none of its
+    plugins, exactly as reading RUN does."""
+    run, sentinel = downloaded(plugin_run, tmp_path)
+    what, helper = run / "config.yaml", run.resolve() / "helper.py"
+    refusal = REFUSAL.format(what=what, helper=helper)
+    if command == "schema":
+        refusal = refusal.replace(
+            "its model uses MyDense, which kinit cannot rebuild without them",
+            "the schema would miss their names",
+        )
+    result = runner.invoke(cli, _reading_commands(run, tmp_path)[command])
+    assert (result.exit_code, result.stderr, result.stdout) == (2, f"error: {refusal}\n", "")
+    assert not sentinel.exists()
+    assert not (tmp_path / "s.json").exists()
+
+
+def test_a_runs_own_config_is_read_with_the_users_leave(runner, plugin_run, tmp_path):
+    run, sentinel = downloaded(plugin_run, tmp_path)
+    mine = tmp_path / "mine" / "helper.py"
+    mine.parent.mkdir()
+    mine.write_text(PLUGIN)
+    command = _reading_commands(run, tmp_path)["schema"]
+    result = runner.invoke(cli, [*command, "--plugin", str(mine)])
+    assert (result.exit_code, result.stderr) == (0, f"Wrote the config schema to {command[-1]}\n")
+    assert not sentinel.exists()
+    forget({"helper"})
+    result = runner.invoke(cli, [*_reading_commands(run, tmp_path)["validate"], "--trust-plugins"])
+    assert result.exit_code == 0, result.output
+    what, helper = run / "config.yaml", run.resolve() / "helper.py"
+    assert result.stderr == WARNING.format(what=what, helper=helper)
+    assert sentinel.read_text() == "ran"
+
+
+def test_training_a_runs_own_config_runs_its_plugins_and_says_so(runner, plugin_run, tmp_path):
+    """kinit train RUN/config.yaml reruns the run (the README's recipe): its plugins run, and
+    stderr names them."""
+    run, sentinel = downloaded(plugin_run, tmp_path)
+    out = tmp_path / "again"
+    result = runner.invoke(cli, ["train", str(run / "config.yaml"), "-o", str(out), "-q"])
+    assert result.exit_code == 0, result.output
+    what, helper = run / "config.yaml", run.resolve() / "helper.py"
+    assert result.stderr == RUN_WARNING.format(what=what, helper=helper)
+    assert sentinel.read_text() == "ran"
+    assert json.loads((out / "metrics.json").read_text())["status"] == "completed"
+
+
+def test_resume_runs_the_runs_plugins_and_says_so(runner, plugin_run, tmp_path):
+    run, sentinel = downloaded(plugin_run, tmp_path)
+    result = runner.invoke(cli, ["train", "--resume", str(run), "--set", "train.epochs=2", "-q"])
+    assert result.exit_code == 0, result.output
+    helper = run.resolve() / "helper.py"
+    assert result.stderr == RUN_WARNING.format(what=run / "config.yaml", helper=helper)
+    assert sentinel.read_text() == "ran"
+
+
+def test_resume_with_a_copy_of_ones_own_never_runs_the_runs(runner, plugin_run, tmp_path):
+    """--plugin mine/helper.py takes the module name 'helper' first: the run's helper.py is
+    that copy, so it is neither imported nor a clash."""
+    run, sentinel = downloaded(plugin_run, tmp_path)
+    mine = tmp_path / "mine" / "helper.py"
+    mine.parent.mkdir()
+    mine.write_text(PLUGIN)
+    result = runner.invoke(
+        cli,
+        ["train", "--resume", str(run), "--plugin", str(mine), "--set", "train.epochs=2", "-q"],
+    )
+    assert (result.exit_code, result.stderr) == (0, ""), result.output
+    assert not sentinel.exists()
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert (metrics["status"], metrics["epochs"]) == ("completed", 2)
+
+
+def test_an_init_from_chain_longer_than_the_limit_is_refused(runner, write):
+    """A chain of 17 configs (none coming back) is refused from the YAML alone; 16 pass."""
+    for i in range(1, 17):
+        write(f"c{i}.yaml", CYCLE_MODEL + f"init_from: {{source: c{i + 1}.yaml}}\n")
+    write("c17.yaml", CYCLE_MODEL)
+    sixteen = write("c2.yaml", CYCLE_MODEL + "init_from: {source: c3.yaml}\n")
+    assert sources.check(sixteen).resolved["init_from"]["source"] == "c3.yaml"
+    config = Path(write("c1.yaml", CYCLE_MODEL + "init_from: {source: c2.yaml}\n"))
+    expected = (
+        f"{_where(config, 'c2.yaml')}: init_from.source: init_from chains more than 16 "
+        "configs, starting at c1.yaml (each builds its model in turn); start from a trained "
+        "run directory or a .keras file instead of a config"
+    )
     with pytest.raises(ConfigError) as raised:
         sources.check(config)
     assert str(raised.value) == expected
