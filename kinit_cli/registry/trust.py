@@ -54,21 +54,13 @@ class Trust:
         always allowed; one whose module name a --plugin took is that copy, the user's, so
         the file's own never runs. `running`: the file is a run's config that `kinit train`
         runs (RUN/config.yaml, --resume), so its plugins run, with a warning."""
-        specs = [s for s in specs if self._module(s) not in self._user_modules()]
+        specs = not_replaced(specs, self.plugins)
         allowed = [s for s in specs if self.trusted or running or is_imported(s, base_dir)]
         fresh = [absolute(s, base_dir) for s in allowed if not is_imported(s, base_dir)]
         if fresh:  # noted first: a plugin that fails has run all the same
             self.imported.append(_warning(named_by, fresh, running and not self.trusted))
         load_plugins(allowed, base_dir=base_dir, entry_points=False)
         return [absolute(s, base_dir) for s in specs if s not in allowed]
-
-    def _user_modules(self) -> set[str]:
-        return {self._module(p) for p in self.plugins}
-
-    @staticmethod
-    def _module(spec: str) -> str:
-        """The module name a plugin is imported as: a file's stem, else the dotted name."""
-        return Path(spec).stem if is_file(spec) else spec
 
     def notes(self) -> list[str]:
         """The warning owed for each file whose plugins --trust-plugins let run."""
@@ -105,3 +97,15 @@ def _warning(named_by: str, files: Sequence[str], run_config: bool) -> str:
         f"{FLAG}: imported the plugins {named_by} names, and their code ran with your "
         f"permissions: {', '.join(files)}"
     )
+
+
+def not_replaced(specs: Sequence[str], user: Sequence[str]) -> list[str]:
+    """The plugins `specs` names, less those a plugin of the user's (`user`, --plugin) stands
+    for: one imported under the same module name, which the user's copy has taken."""
+    taken = {_module(p) for p in user}
+    return [s for s in specs if _module(s) not in taken]
+
+
+def _module(spec: str) -> str:
+    """The module name a plugin is imported as: a file's stem, else the dotted name."""
+    return Path(spec).stem if is_file(spec) else spec

@@ -30,6 +30,7 @@ from kinit_cli.errors import (
 )
 from kinit_cli.registry import tf_ops
 from kinit_cli.registry.plugins import absolute, plugin_failure
+from kinit_cli.registry.trust import not_replaced
 from kinit_cli.runtime import backend
 from kinit_cli.runtime.imports import tensorflow
 from kinit_cli.runtime.versions import versions
@@ -489,7 +490,8 @@ def _portable(resolved: dict[str, Any], base_dir: Path, user: Sequence[str]) -> 
     import copy
 
     out = copy.deepcopy(resolved)
-    plugins = [absolute(p, base_dir) for p in out["plugins"]]
+    # A run's plugin that the user's copy stood for (--resume --plugin) was not used.
+    plugins = [absolute(p, base_dir) for p in not_replaced(out["plugins"], user)]
     out["plugins"] = list(dict.fromkeys([*plugins, *user]))
     if out["data"].get("path"):
         out["data"]["path"] = str((base_dir / out["data"]["path"]).resolve())

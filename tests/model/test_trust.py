@@ -383,6 +383,9 @@ def test_resume_with_a_copy_of_ones_own_never_runs_the_runs(runner, plugin_run, 
     assert not sentinel.exists()
     metrics = json.loads((run / "metrics.json").read_text())
     assert (metrics["status"], metrics["epochs"]) == ("completed", 2)
+    # The run records the copy it used, not the file that never ran.
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    assert config["plugins"] == [str(mine.resolve())]
 
 
 def test_an_init_from_chain_longer_than_the_limit_is_refused(runner, write):
