@@ -128,7 +128,8 @@ def prepare(
     counts what training keeps per weight; `scope`: the tf.distribute strategy's scope, which
     the variables, the optimizer and the metrics belong to; `init`: apply init_from (off to
     rebuild what the initializers alone draw); `callbacks`: check the config's callbacks
-    too (validate: train makes them itself, once the run directory exists). `own`: the
+    too (validate: train makes them itself, once the run directory exists). With either of
+    `training` and `callbacks`, a model with no trainable weights is refused. `own`: the
     config is the one the user runs, so its `plugins:` are imported; otherwise (a run's, a
     source's) `trust` decides.
     """
