@@ -50,12 +50,52 @@ def export(path: Path) -> dict[str, Any]:
         raise UsageError(f"{path} does not exist")
     check_archive(path)
     saved = read_config(path)
+    if holders := python_code(saved):
+        raise UsageError(
+            f"{path} holds Python code a config cannot carry (a lambda, saved as compiled "
+            f"bytecode) in {', '.join(holders)}; give that code a class of its own in a plugin "
+            "(a Layer subclass) and write its entry by hand"
+        )
     out: dict[str, Any] = {"name": saved.get("config", {}).get("name") or path.stem}
     out["model"] = model_section(saved)
     section = compile_section(saved.get("compile_config"))
     if section:
         out["compile"] = section
     return out
+
+
+def python_code(saved: dict[str, Any]) -> list[str]:
+    """Where a serialized model holds a lambda's compiled bytecode (`__lambda__`, what Keras
+    writes for a Lambda layer's lambda): the layers by name, and its compile settings."""
+    config = saved.get("config")
+    layers = config.get("layers") if isinstance(config, dict) else None
+    out = [
+        f"layer {_name_of(layer)!r}"
+        for layer in (layers if isinstance(layers, list) else [saved])
+        if _holds_lambda(layer)
+    ]
+    if _holds_lambda(saved.get("compile_config")):
+        out.append("its compile settings")
+    return out
+
+
+def _name_of(layer: Any) -> str:
+    config = layer.get("config") if isinstance(layer, dict) else None
+    return str(config.get("name") if isinstance(config, dict) else layer)
+
+
+def _holds_lambda(node: Any) -> bool:
+    """Whether `node` holds `{class_name: __lambda__}` anywhere, walked without recursion."""
+    stack = [node]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if node.get("class_name") == "__lambda__":
+                return True
+            stack += node.values()
+        elif isinstance(node, list):
+            stack += node
+    return False
 
 
 def text(config: dict[str, Any], source: Path) -> str:

@@ -12,13 +12,14 @@ config the user runs imports its own plugins, a file it reads only with the user
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from kinit_cli.config import schema
 from kinit_cli.config import source as config_mod
-from kinit_cli.config.model_schema import layer_names
+from kinit_cli.config.model_schema import layer_names, unused, unused_text
 from kinit_cli.errors import (
     BackendError,
     ConfigError,
@@ -50,21 +51,26 @@ from kinit_cli.runtime.imports import keras
 from kinit_cli.storage import bounded, checkpoint, ownership, rundir
 
 
-def check(path: str | Path, overrides: Sequence[str] = (), *, nested: bool = False) -> Checked:
+def check(
+    path: str | Path, overrides: Sequence[str] = (), *, nested: bool = False, any_run: bool = False
+) -> Checked:
     """Read the config and check its structure (YAML, unknown keys, types, ranges, callback
     paths) from the schema alone, in milliseconds; ConfigError with every problem."""
-    return check_config(config_mod.load(path, overrides), nested=nested)
+    return check_config(config_mod.load(path, overrides), nested=nested, any_run=any_run)
 
 
-def check_config(config: config_mod.Config, *, nested: bool = False) -> Checked:
+def check_config(
+    config: config_mod.Config, *, nested: bool = False, any_run: bool = False
+) -> Checked:
     """check() for a config already read (a run's own, with --resume's epoch change).
 
     Its backend becomes the one Keras is imported with. `nested`: the config of a run read
     as a source of weights after Keras started, which is rebuilt on the running backend
-    (weights are numbers on any backend)."""
+    (weights are numbers on any backend). `any_run`: no run is being written (validate), so
+    a callback path inside any kinit run is refused (train checks against the run it writes)."""
     resolved, problems = schema.check(config)
     if not problems:
-        problems += _callback_paths(config, resolved)
+        problems += _callback_paths(config, resolved, any_run)
         problems += init_from.cycle(config, resolved)
     problems.raise_any()
     running = backend.started()
@@ -122,14 +128,15 @@ def prepare(
     counts what training keeps per weight; `scope`: the tf.distribute strategy's scope, which
     the variables, the optimizer and the metrics belong to; `init`: apply init_from (off to
     rebuild what the initializers alone draw); `callbacks`: check the config's callbacks
-    too (validate: train makes them itself, once the run directory exists). `own`: the
+    too (validate: train makes them itself, once the run directory exists). With either of
+    `training` and `callbacks`, a model with no trainable weights is refused. `own`: the
     config is the one the user runs, so its `plugins:` are imported; otherwise (a run's, a
     source's) `trust` decides. A config in a folder with kinit's marker is a run's even when
     given directly: only `kinit train` (`training`) imports its plugins without leave, and
     says so.
     """
     trust = trust or Trust()
-    checked = source if isinstance(source, Checked) else check(source, overrides)
+    checked = source if isinstance(source, Checked) else check(source, overrides, any_run=callbacks)
     config, resolved = checked.config, checked.resolved
     # Loading plugins imports Keras (and TensorFlow): only once the schema is satisfied.
     withheld: list[str] = []
@@ -182,10 +189,31 @@ def _resolve(
             built = _build(config, resolved, registry, trust, training, init)
     problems.raise_any()
     assert built is not None  # or there were problems
+    if training or callbacks:  # train, and validate, which refuses what train would
+        _require_trainable_weights(config, resolved, built.model)
     # The compile config goes into model.keras too: a loss or schedule Keras cannot reload
     # makes the whole file unloadable.
     built.unsaveable += check_objects(compiled_objects(compile_args))
     return Prepared(config, resolved, registry, loaded, compile_args, built)
+
+
+def _require_trainable_weights(
+    config: config_mod.Config, resolved: dict[str, Any], model: Any
+) -> None:
+    """Refuse a model with no trainable weights unless the config asks for it: a functional
+    model whose outputs name its input, or one init_from froze whole, would otherwise train
+    nothing and be recorded completed."""
+    if model.trainable_weights or resolved["train"]["allow_no_trainable_weights"]:
+        return
+    total = sum(math.prod(w.shape) for w in model.weights)
+    left = unused(resolved["model"])
+    why = f" ({unused_text(left)})" if left else ""
+    message = (
+        f"the model has no trainable weights ({total:,} parameters, none trainable){why}, "
+        "so training would change nothing; if that is meant, set "
+        "train.allow_no_trainable_weights: true"
+    )
+    raise ConfigError([config.problem(("model",), message)])
 
 
 def _tensorflow_ops(
@@ -309,12 +337,15 @@ def _init_source(section: dict[str, Any], config: config_mod.Config, trust: Trus
     return loaded
 
 
-def _callback_paths(config: config_mod.Config, resolved: dict[str, Any]) -> list[Problem]:
+def _callback_paths(
+    config: config_mod.Config, resolved: dict[str, Any], any_run: bool
+) -> list[Problem]:
     """Callback files that would leave the run directory or take a name kinit writes there:
-    known before the run directory exists (train checks absolute paths against it too)."""
+    known before the run directory exists (train checks absolute paths against it too);
+    with `any_run`, also those inside an existing kinit run."""
     out = []
     for i, spec in enumerate(resolved["train"]["callbacks"]):
-        for key, text in rundir.callback_paths(spec, None).problems:
+        for key, text in rundir.callback_paths(spec, None, any_run=any_run).problems:
             out.append(config.problem(("train", "callbacks", i, *key), text))
     return out
 

@@ -68,12 +68,15 @@ class Placed:
     problems: list[tuple[tuple[str, ...], str]] = field(default_factory=list)
 
 
-def callback_paths(spec: Any, run_dir: Path | None, existing_ok: bool = False) -> Placed:
+def callback_paths(
+    spec: Any, run_dir: Path | None, existing_ok: bool = False, *, any_run: bool = False
+) -> Placed:
     """Place a callback's file arguments: a relative path lands inside the run directory and
     may neither leave it (`..`) nor take a name kinit writes there; an absolute path may not
     lead into another kinit run, nor replace an existing file unless `existing_ok`
-    (--overwrite, or a resumed run's own). With no `run_dir` (validate, before there is one)
-    only relative paths are checked: an absolute one may be in the run --output will name."""
+    (--overwrite, or a resumed run's own). With no `run_dir` (before there is one) only
+    relative paths are checked, an absolute one may be in the run --output will name; unless
+    `any_run` (validate, which writes no run): then one inside any kinit run is refused."""
     if not isinstance(spec, dict) or not isinstance(spec.get("config"), dict):
         return Placed(spec)
     config, placed = dict(spec["config"]), Placed(spec)
@@ -84,6 +87,9 @@ def callback_paths(spec: Any, run_dir: Path | None, existing_ok: bool = False) -
         where = ("config", key)
         target = Path(value).expanduser()
         if target.is_absolute() and run_dir is None:
+            other = _other_run(target, None) if any_run else None
+            if other is not None:
+                placed.problems.append((where, _in_other_run(value, other)))
             continue
         if target.is_absolute():
             assert run_dir is not None
@@ -126,10 +132,10 @@ def callback_paths(spec: Any, run_dir: Path | None, existing_ok: bool = False) -
     return placed
 
 
-def _other_run(path: Path, run_dir: Path) -> Path | None:
+def _other_run(path: Path, run_dir: Path | None) -> Path | None:
     """The kinit run (a folder with the marker) that `path` is in or is, other than
-    `run_dir`; None when there is none."""
-    resolved, own = path.resolve(), run_dir.resolve()
+    `run_dir` (any, with None); None when there is none."""
+    resolved, own = path.resolve(), run_dir.resolve() if run_dir is not None else None
     return next(
         (p for p in (resolved, *resolved.parents) if p != own and (p / MARKER).is_file()), None
     )

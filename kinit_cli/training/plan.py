@@ -20,7 +20,6 @@ from typing import Any
 import numpy as np
 
 from kinit_cli.config import source as config_mod
-from kinit_cli.config.model_schema import unused, unused_text
 from kinit_cli.data.datasets import Splits
 from kinit_cli.data.datasets import load as load_data
 from kinit_cli.data.labels import check_labels
@@ -209,7 +208,6 @@ def plan(
     )
     built = prepared.built
     model = built.model
-    _require_trainable_weights(prepared)
     if len(model.inputs) != 1 or len(model.outputs) != 1:
         raise UsageError(
             f"kinit train feeds one input and one output; the model has "
@@ -313,24 +311,6 @@ def _config_callbacks(
             out.append(callback)
     builder.problems.raise_any()
     return out, files
-
-
-def _require_trainable_weights(prepared: Prepared) -> None:
-    """Refuse to train a model with no trainable weights unless the config asks for it: a
-    functional model whose outputs name its input, or one init_from froze whole, would
-    otherwise train nothing and be recorded completed."""
-    model = prepared.built.model
-    if model.trainable_weights or prepared.resolved["train"]["allow_no_trainable_weights"]:
-        return
-    total = sum(int(np.prod(w.shape)) for w in model.weights)
-    left = unused(prepared.resolved["model"])
-    why = f" ({unused_text(left)})" if left else ""
-    message = (
-        f"the model has no trainable weights ({total:,} parameters, none trainable){why}, "
-        "so training would change nothing; if that is meant, set "
-        "train.allow_no_trainable_weights: true"
-    )
-    raise ConfigError([prepared.config.problem(("model",), message)])
 
 
 def _require_loss(model: Any, data: Splits, config: config_mod.Config) -> None:

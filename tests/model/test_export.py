@@ -90,6 +90,29 @@ def test_stdout_by_default_and_nothing_overwritten(runner, tmp_path):
     ]
 
 
+def test_a_model_holding_a_lambda_is_refused_naming_its_layers(runner, tmp_path):
+    model = keras.Sequential(
+        [
+            keras.Input(shape=(4,)),
+            keras.layers.Lambda(lambda x: x * 2, name="double"),
+            keras.layers.Dense(3, name="dense"),
+            keras.layers.Lambda(lambda x: x + 1, name="shift"),
+        ]
+    )
+    saved = tmp_path / "lam.keras"
+    model.save(saved)
+    out = tmp_path / "lam.yaml"
+    result = runner.invoke(cli, ["export-config", str(saved), "-o", str(out)])
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert result.stderr == (
+        f"error: {saved} holds Python code a config cannot carry (a lambda, saved as compiled "
+        "bytecode) in layer 'double', layer 'shift'; give that code a class of its own in a "
+        "plugin (a Layer subclass) and write its entry by hand\n"
+    )
+    assert not out.exists()
+
+
 def test_what_is_not_a_saved_model_is_told_plainly(runner, tmp_path):
     (tmp_path / "run").mkdir()
     result = runner.invoke(cli, ["export-config", str(tmp_path / "run")])

@@ -181,11 +181,13 @@ train: {batch_size: 16}
 """
 
 
-def test_a_model_with_no_trainable_weights_is_refused(runner, write, tmp_path):
+@pytest.mark.parametrize("command", ["train", "validate"])
+def test_a_model_with_no_trainable_weights_is_refused(runner, write, tmp_path, command):
     config = write("frozen.yaml", FROZEN)
     out = tmp_path / "run"
-    result = runner.invoke(cli, ["train", str(config), "--output", str(out), "-q"])
+    result = runner.invoke(cli, _train_or_validate(command, config, out))
     assert result.exit_code == 2
+    assert result.stdout == ""
     assert result.stderr == (
         f"error: {config}:4:3: model: the model has no trainable weights (650 parameters, "
         "none trainable), so training would change nothing; if that is meant, set "
@@ -216,25 +218,47 @@ def test_a_model_with_no_trainable_weights_trains_when_the_config_allows_it(
     assert json.loads((out / "metrics.json").read_text())["status"] == "completed"
 
 
-def test_outputs_naming_an_input_is_refused_naming_the_unused_layers(runner, write, tmp_path):
-    config = write(
-        "identity.yaml",
-        """\
-        data: {name: digits, limit: 64}
-        model:
-          inputs: [{name: x, shape: [64]}]
-          layers:
-            - {name: d, class_name: Dense, config: {units: 10}, inputs: x}
-          outputs: x
-        compile: {loss: mse}
-        """,
-    )
+IDENTITY = """\
+data: {name: digits, limit: 64}
+model:
+  inputs: [{name: x, shape: [64]}]
+  layers:
+    - {name: d, class_name: Dense, config: {units: 10}, inputs: x}
+  outputs: x
+compile: {loss: mse}
+"""
+
+
+def _train_or_validate(command: str, config, out) -> list[str]:
+    """The arguments of `kinit train CONFIG` into `out`, or of `kinit validate CONFIG`."""
+    if command == "train":
+        return ["train", str(config), "--output", str(out), "-q"]
+    return ["validate", str(config)]
+
+
+@pytest.mark.parametrize("command", ["train", "validate"])
+def test_outputs_naming_an_input_is_refused_naming_the_unused_layers(
+    runner, write, tmp_path, command
+):
+    config = write("identity.yaml", IDENTITY)
     out = tmp_path / "run"
-    result = runner.invoke(cli, ["train", str(config), "--output", str(out), "-q"])
+    result = runner.invoke(cli, _train_or_validate(command, config, out))
     assert result.exit_code == 2
+    assert result.stdout == ""
     assert result.stderr == (
         f"error: {config}:3:3: model: the model has no trainable weights (0 parameters, none "
         "trainable) ('d' leads to none of the model's outputs), so training would change "
         "nothing; if that is meant, set train.allow_no_trainable_weights: true\n"
     )
     assert not out.exists()
+
+
+def test_validate_passes_a_model_with_no_trainable_weights_the_config_allows(runner, write):
+    config = write("identity.yaml", IDENTITY + "train: {allow_no_trainable_weights: true}\n")
+    result = runner.invoke(cli, ["validate", str(config)], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert result.stderr == (
+        "warning: model: 'd' leads to none of the model's outputs: Keras leaves it out of the "
+        "model, untrained\n"
+    )
+    assert "Total params: 0" in result.stdout
