@@ -98,7 +98,26 @@ def read(backup_dir: Path) -> State | None:
             f"the weights and optimizer state after epoch {meta['epoch']} it names, "
             f"{weights}, are missing",
         )
+    _agrees(backup_dir / METADATA, meta)
     return State(meta["epoch"], weights, meta.get("history"), meta.get("generators", []))
+
+
+def _agrees(path: Path, meta: dict[str, Any]) -> None:
+    """RecordError when the metadata contradicts itself: an edited `epoch` would resume
+    the weights of one epoch as another's and record a wrong count."""
+    epoch = meta["epoch"]
+    named = re.fullmatch(r"epoch-(\d{5})\.weights\.h5", meta.get("weights", ""))
+    if named and int(named[1]) != epoch:
+        raise RecordError(
+            path,
+            f"`epoch` is {epoch}, but the weights it names, {path.with_name(named[0])}, "
+            f"are epoch {int(named[1])}'s",
+        )
+    history = meta.get("history")
+    if history is not None and len(history) != epoch:
+        raise RecordError(
+            path, f"`epoch` is {epoch}, but its `history` holds {len(history)} epochs"
+        )
 
 
 def completed_epochs(run_dir: Path) -> int:

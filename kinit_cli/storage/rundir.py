@@ -338,23 +338,40 @@ def read_history(path: Path) -> list[dict[str, Any]]:
 
 
 # What kinit reads back from metrics.json; a run's other results are for the user.
-METRICS_RECORD = mapping(
+_OUTCOME = mapping(
     {"status": text},
     {
         "epochs": count,
         "initial_epoch": count,
-        "versions": mapping({}),
+        "versions": records.values_of(text),
         "model_file": records.file_name,
-        "continuation": mapping({"status": text}),
+        "continuation": mapping({"status": text}, {"epochs": count}),
     },
 )
+# A completed run's record holds what kinit writes for one: --resume and inspect trust it.
+_COMPLETED = mapping(
+    {
+        "epochs": count,
+        "test": records.values_of(number),
+        "versions": records.values_of(text),
+        "model_file": records.file_name,
+    }
+)
+
+
+def _metrics_record(value: Any, where: str) -> str | None:
+    """metrics.json's shape: a completed record checked for all it must hold."""
+    wrong = _OUTCOME(value, where)
+    if wrong is None and value["status"] == "completed":
+        wrong = _COMPLETED(value, where)
+    return wrong
 
 
 def metrics(run_dir: Path, strict: bool = False) -> dict[str, Any]:
     """The run's metrics.json ({} before the run wrote one). One that cannot be read back
     is a RecordError when `strict`, else {} (what kinit cannot read, it does not trust)."""
     try:
-        return records.read_json(run_dir / METRICS, METRICS_RECORD)
+        return records.read_json(run_dir / METRICS, _metrics_record)
     except FileNotFoundError:
         return {}
     except RecordError:

@@ -307,3 +307,88 @@ def test_generator_states_that_do_not_fit_are_one_message(tmp_path):
         f"state has 3 values where the model's {generator} holds 2"
     )
     assert generator.startswith("seed_generator") and generator.endswith("/seed_generator_state")
+
+
+def edit_json(path: Path, **changes) -> None:
+    data = json.loads(path.read_text())
+    path.write_text(json.dumps({**data, **changes}))
+
+
+def refused_resume(runner, run: Path, reason: str) -> None:
+    """--resume refuses with `reason`, trains nothing and changes no file."""
+    before = snapshot(run)
+    result = runner.invoke(cli, ["train", "--resume", str(run), "--set", "train.epochs=3", "-q"])
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"error: --resume {run}: {reason}; put the file back as the run left it, or start the "
+        "run again\n"
+    )
+    assert snapshot(run) == before
+
+
+@pytest.mark.parametrize("epoch", [1, 99])
+def test_an_edited_backup_epoch_contradicts_its_weights(runner, two_epochs, tmp_path, epoch):
+    run = copy(two_epochs, tmp_path)
+    meta = run / "backup" / "training_metadata.json"
+    edit_json(meta, epoch=epoch)
+    assert len(json.loads(meta.read_text())["history"]) == 2
+    weights = run / "backup" / "epoch-00002.weights.h5"
+    reason = (
+        f"{meta} cannot be read back: `epoch` is {epoch}, but the weights it names, {weights}, "
+        "are epoch 2's"
+    )
+    refused_resume(runner, run, reason)
+
+
+def test_an_edited_backup_epoch_contradicts_its_history(runner, two_epochs, tmp_path):
+    run = copy(two_epochs, tmp_path)
+    meta = run / "backup" / "training_metadata.json"
+    (run / "backup" / "epoch-00002.weights.h5").rename(run / "backup" / "epoch-00001.weights.h5")
+    edit_json(meta, epoch=1, weights="epoch-00001.weights.h5")
+    reason = f"{meta} cannot be read back: `epoch` is 1, but its `history` holds 2 epochs"
+    refused_resume(runner, run, reason)
+
+
+def test_metrics_counting_more_epochs_than_the_backup_is_refused(runner, two_epochs, tmp_path):
+    run = copy(two_epochs, tmp_path)
+    meta = run / "backup" / "training_metadata.json"
+    (run / "backup" / "epoch-00002.weights.h5").rename(run / "backup" / "epoch-00001.weights.h5")
+    history = json.loads(meta.read_text())["history"][:1]
+    edit_json(meta, epoch=1, weights="epoch-00001.weights.h5", history=history)
+    reason = (
+        f"{run / 'metrics.json'} cannot be read back: `epochs` is 2, but the backup {meta} "
+        "holds 1 epoch"
+    )
+    refused_resume(runner, run, reason)
+
+
+def test_a_failed_record_counting_epochs_without_a_backup_is_refused(runner, two_epochs, tmp_path):
+    run = copy(two_epochs, tmp_path)
+    (run / "metrics.json").write_text('{"status": "failed", "error": "x", "epochs": 2}')
+    shutil.rmtree(run / "backup")
+    reason = (
+        f"{run / 'metrics.json'} cannot be read back: `epochs` is 2, but the backup "
+        f"{run / 'backup' / 'training_metadata.json'} holds none"
+    )
+    refused_resume(runner, run, reason)
+
+
+@pytest.mark.parametrize(
+    ("record", "reason"),
+    [
+        ({"status": "completed", "test": 5}, "`epochs` is missing"),
+        ({"test": 5}, "`test` must be a mapping; it is 5"),
+        ({"test": {"loss": "low"}}, "`test.loss` must be a number; it is 'low'"),
+        ({"versions": {"kinit": 3}}, "`versions.kinit` must be text; it is 3"),
+        ({"model_file": None}, "`model_file` must be text; it is None"),
+    ],
+)
+def test_a_completed_record_must_hold_what_kinit_writes(
+    runner, two_epochs, tmp_path, record, reason
+):
+    run = copy(two_epochs, tmp_path)
+    if "status" in record:
+        (run / "metrics.json").write_text(json.dumps(record))
+    else:
+        edit_json(run / "metrics.json", **record)
+    refused_resume(runner, run, f"{run / 'metrics.json'} cannot be read back: {reason}")
