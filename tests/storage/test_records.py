@@ -392,3 +392,31 @@ def test_a_completed_record_must_hold_what_kinit_writes(
     else:
         edit_json(run / "metrics.json", **record)
     refused_resume(runner, run, f"{run / 'metrics.json'} cannot be read back: {reason}")
+
+
+def test_an_empty_marker_does_not_make_files_kinits(runner, tmp_path):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / ".kinit-run").write_text("")
+    (out / "config.yaml").write_text("my own config\n")
+    (out / "model.keras").write_bytes(b"my own model")
+    before = snapshot(out)
+    args = ["train", DIGITS, *EPOCHS, "--set", "train.epochs=1", "-q", "-o", str(out)]
+    result = runner.invoke(cli, [*args, "--overwrite"])
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"error: {out / '.kinit-run'} cannot be read back: it is empty, so it does not show "
+        "the files beside it are kinit's; --overwrite replaces none of them. Move them away, "
+        "or give another --output\n"
+    )
+    assert snapshot(out) == before
+
+
+def test_an_empty_marker_alone_is_overwritten(runner, tmp_path):
+    out = tmp_path / "begun"
+    out.mkdir()
+    (out / ".kinit-run").write_text("")
+    args = ["train", DIGITS, *EPOCHS, "--set", "train.epochs=1", "-q", "-o", str(out)]
+    result = runner.invoke(cli, [*args, "--overwrite"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "metrics.json").read_text())["status"] == "completed"
