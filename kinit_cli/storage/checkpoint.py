@@ -67,8 +67,7 @@ def restore(state: State, model: Any) -> None:
         model.load_weights(state.weights)
     except Exception as exc:  # Keras says why in a ValueError, h5py in an OSError
         raise RunDirError(
-            f"cannot restore the backup {state.weights} into the run's model: "
-            f"{keras_message(exc) or type(exc).__name__}"
+            f"cannot restore the backup {state.weights} into the run's model: {unfit(exc)}"
         ) from exc
     held = generators(model)
     if len(held) == len(state.generators):
@@ -81,6 +80,31 @@ def restore(state: State, model: Any) -> None:
                     f"{variable.path} holds {size}",
                 )
             variable.assign(np.asarray(value, dtype=variable.dtype).reshape(variable.shape))
+
+
+# Keras's load_weights error: the first object that did not fit, then its variable with
+# all its values, then every object (the values alone can run to megabytes).
+_SHAPES = re.compile(
+    r"for object <\w+ name=(?P<layer>[^,>]+).*?variable\.shape=(?P<model>\([^)]*\)), "
+    r"Received: value\.shape=(?P<backup>\([^)]*\))\. Target variable: <Variable "
+    r"path=(?P<path>[^,>]+)",
+    re.DOTALL,
+)
+
+
+def unfit(exc: BaseException) -> str:
+    """Why the backup does not fit, in a line: the first variable whose shape differs, or
+    Keras's first sentence (never a variable's values nor the list of objects)."""
+    found = _SHAPES.search(str(exc))
+    if found:
+        variable = found["path"].rsplit("/", 1)[-1]
+        return (
+            f"the layer {found['layer']}'s {variable} is {found['backup']} in the backup and "
+            f"{found['model']} in the model"
+        )
+    message = keras_message(exc) or type(exc).__name__
+    message = re.split(r" Target variable: | List of objects |, value=", message)[0]
+    return message if len(message) <= 300 else message[:297] + "..."
 
 
 def read(backup_dir: Path) -> State | None:

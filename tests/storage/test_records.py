@@ -127,13 +127,28 @@ def test_a_backup_that_does_not_fit_fails_the_continuation_only(runner, two_epoc
     shutil.copy(other / "backup" / "epoch-00002.weights.h5", backup)
     result = runner.invoke(cli, ["train", "--resume", str(run), "--set", "train.epochs=3", "-q"])
     assert result.exit_code == 2
-    assert result.stderr.startswith(
-        f"error: cannot restore the backup {backup} into the run's model: "
+    # Keras's own message holds every value of the variable and a list of objects.
+    message = (
+        f"cannot restore the backup {backup} into the run's model: the layer dense's kernel "
+        "is (64, 32) in the backup and (64, 128) in the model"
     )
+    assert result.stderr == f"error: {message}\n"
     record = json.loads((run / "metrics.json").read_text())
     attempt = record.pop("continuation")
     assert record == completed
-    assert attempt["status"] == "failed" and attempt["error"].startswith("cannot restore")
+    assert (attempt["status"], attempt["error"]) == ("failed", message)
+
+
+def test_an_unfit_backup_without_shapes_keeps_kerass_first_sentence():
+    dump = (
+        "A total of 2 objects could not be loaded. Example error message for object "
+        "<Adam>:\n\nsomething else, value=[[0.1 0.2]\n [0.3 0.4]]>\n\nList of objects that "
+        "could not be loaded:\n[<Adam>, <Dense name=d>]"
+    )
+    assert checkpoint.unfit(ValueError(dump)) == (
+        "A total of 2 objects could not be loaded. Example error message for object <Adam>: "
+        "something else"
+    )
 
 
 def test_a_resume_without_the_backups_weights_refuses(runner, two_epochs, tmp_path):
