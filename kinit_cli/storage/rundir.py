@@ -292,8 +292,17 @@ WEIGHTS_REPORT = mapping({"variables": list_of(_VARIABLE)})
 def initial_weights(run_dir: Path) -> dict[str, dict[str, Any]] | None:
     """The run's weights-init.json entries by variable path (None when it has none);
     RecordError when it cannot be read back."""
+    return _weights_record(run_dir / WEIGHTS_INIT)
+
+
+def final_weights(run_dir: Path) -> dict[str, dict[str, Any]] | None:
+    """The run's weights-final.json entries by variable path, as initial_weights()."""
+    return _weights_record(run_dir / WEIGHTS_FINAL)
+
+
+def _weights_record(path: Path) -> dict[str, dict[str, Any]] | None:
     try:
-        data = records.read_json(run_dir / WEIGHTS_INIT, WEIGHTS_REPORT)
+        data = records.read_json(path, WEIGHTS_REPORT)
     except FileNotFoundError:
         return None
     return {v["path"]: v for v in data["variables"]}
