@@ -37,6 +37,7 @@ class Loaded:
     model: Any
     weights: list[WeightInfo]
     initial: dict[str, dict[str, Any]] | None = None  # weights-init.json entries by path
+    final: dict[str, str] | None = None  # a run's weights-final.json: path -> SHA-256
     prepared: Prepared | None = None  # a config target's
     checked: Checked | None = None  # a run's config.yaml, as read once
     calls: dict[str, list[str]] | None = None  # layer -> where it is applied (config target)

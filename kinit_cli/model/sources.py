@@ -495,9 +495,16 @@ def _require_run(run_dir: Path) -> None:
 
 
 def _read_records(run_dir: Path, loaded: Loaded) -> None:
+    """The run's records of its weights, as far as they describe the file read: its
+    initial weights (a checkpoint's too) and, for the run's model file, its final ones."""
+    if _read_initial(run_dir, loaded) and loaded.kind == "run":
+        _read_final(run_dir, loaded)
+
+
+def _read_initial(run_dir: Path, loaded: Loaded) -> bool:
     """The run's weights-init.json into `loaded.initial`, with a note when it cannot be read
     back (the weights are still shown, without what it records) or when it records other
-    variables than the model file holds (a file swapped for another model's)."""
+    variables than the model file holds (a file swapped for another model's: False)."""
     try:
         loaded.initial = rundir.initial_weights(run_dir)
     except RecordError as exc:
@@ -505,9 +512,9 @@ def _read_records(run_dir: Path, loaded: Loaded) -> None:
             f"{exc}; shown without it: the initial values, the initializers and init_from "
             "sources recorded when the run built its model, and --check of its initial weights"
         )
-        return
+        return True
     if loaded.initial is None or loaded.file is None:
-        return
+        return True
     recorded = {p: tuple(e["shape"]) for p, e in loaded.initial.items()}
     differ = first_difference(loaded.weights, recorded)
     if differ is not None:
@@ -519,6 +526,45 @@ def _read_records(run_dir: Path, loaded: Loaded) -> None:
             "without the run's record of its initial weights (nor --check of them)"
         )
         loaded.initial = None  # a record of another model says nothing of this one
+        return False
+    return True
+
+
+def _read_final(run_dir: Path, loaded: Loaded) -> None:
+    """The SHA-256 of each variable weights-final.json records (disowned() compares them
+    with the file's once the statistics scan has computed those)."""
+    try:
+        final = rundir.final_weights(run_dir)
+    except RecordError as exc:
+        loaded.notes.append(
+            f"{exc}; shown without the check that {loaded.file} holds the values the run trained"
+        )
+        return
+    if final is not None:
+        loaded.final = {p: e["sha256"] for p, e in final.items() if e.get("sha256")}
+
+
+def disowned(loaded: Loaded, digests: dict[str, str]) -> bool:
+    """Whether a run's model file holds other values than the run recorded at its end
+    (`digests`: path -> SHA-256, as the statistics scan computed them): another run's file
+    of the same architecture. Then a note, and the run's records no longer describe the
+    values shown: its initial weights, its epochs and the init_from sources are dropped."""
+    recorded = loaded.final or {}
+    differ = [p for p, d in digests.items() if p in recorded and recorded[p] != d]
+    if not differ:
+        return False
+    run_dir, n = Path(loaded.source), len(differ)
+    loaded.notes.append(
+        f"{loaded.file} and {run_dir / rundir.WEIGHTS_FINAL} disagree: {differ[0]}'s values "
+        "in the first are not the ones the second records (their SHA-256 differs; "
+        f"{n} variable{'s' * (n > 1)} differ): "
+        f"the model file is not the one this run trained. Shown: {loaded.file}'s values, "
+        "without the run's records of its weights (nor --check of them)"
+    )
+    loaded.initial, loaded.epochs = None, None
+    for w in loaded.weights:
+        w.loaded_from = w.loaded_sha256 = None
+    return True
 
 
 def _no_trained_weights(run_dir: Path) -> str:

@@ -67,8 +67,7 @@ def restore(state: State, model: Any) -> None:
         model.load_weights(state.weights)
     except Exception as exc:  # Keras says why in a ValueError, h5py in an OSError
         raise RunDirError(
-            f"cannot restore the backup {state.weights} into the run's model: "
-            f"{keras_message(exc) or type(exc).__name__}"
+            f"cannot restore the backup {state.weights} into the run's model: {unfit(exc)}"
         ) from exc
     held = generators(model)
     if len(held) == len(state.generators):
@@ -81,6 +80,31 @@ def restore(state: State, model: Any) -> None:
                     f"{variable.path} holds {size}",
                 )
             variable.assign(np.asarray(value, dtype=variable.dtype).reshape(variable.shape))
+
+
+# Keras's load_weights error: the first object that did not fit, then its variable with
+# all its values, then every object (the values alone can run to megabytes).
+_SHAPES = re.compile(
+    r"for object <\w+ name=(?P<layer>[^,>]+).*?variable\.shape=(?P<model>\([^)]*\)), "
+    r"Received: value\.shape=(?P<backup>\([^)]*\))\. Target variable: <Variable "
+    r"path=(?P<path>[^,>]+)",
+    re.DOTALL,
+)
+
+
+def unfit(exc: BaseException) -> str:
+    """Why the backup does not fit, in a line: the first variable whose shape differs, or
+    Keras's first sentence (never a variable's values nor the list of objects)."""
+    found = _SHAPES.search(str(exc))
+    if found:
+        variable = found["path"].rsplit("/", 1)[-1]
+        return (
+            f"the layer {found['layer']}'s {variable} is {found['backup']} in the backup and "
+            f"{found['model']} in the model"
+        )
+    message = keras_message(exc) or type(exc).__name__
+    message = re.split(r" Target variable: | List of objects |, value=", message)[0]
+    return message if len(message) <= 300 else message[:297] + "..."
 
 
 def read(backup_dir: Path) -> State | None:
@@ -98,7 +122,26 @@ def read(backup_dir: Path) -> State | None:
             f"the weights and optimizer state after epoch {meta['epoch']} it names, "
             f"{weights}, are missing",
         )
+    _agrees(backup_dir / METADATA, meta)
     return State(meta["epoch"], weights, meta.get("history"), meta.get("generators", []))
+
+
+def _agrees(path: Path, meta: dict[str, Any]) -> None:
+    """RecordError when the metadata contradicts itself: an edited `epoch` would resume
+    the weights of one epoch as another's and record a wrong count."""
+    epoch = meta["epoch"]
+    named = re.fullmatch(r"epoch-(\d{5})\.weights\.h5", meta.get("weights", ""))
+    if named and int(named[1]) != epoch:
+        raise RecordError(
+            path,
+            f"`epoch` is {epoch}, but the weights it names, {path.with_name(named[0])}, "
+            f"are epoch {int(named[1])}'s",
+        )
+    history = meta.get("history")
+    if history is not None and len(history) != epoch:
+        raise RecordError(
+            path, f"`epoch` is {epoch}, but its `history` holds {len(history)} epochs"
+        )
 
 
 def completed_epochs(run_dir: Path) -> int:

@@ -165,6 +165,8 @@ def create(path: Path, overwrite: bool, callback_paths: Sequence[str] = ()) -> R
     if rundir.MARKER in present:
         marker(path, strict=True)  # what is the user's must be known
         RunLock(path).release()  # in use by another run: say so before anything else
+        if overwrite and present != [rundir.MARKER]:
+            _refuse_empty_marker(path)
     if present and not overwrite:
         if not ours:
             raise UsageError(
@@ -211,6 +213,17 @@ def create(path: Path, overwrite: bool, callback_paths: Sequence[str] = ()) -> R
             shutil.rmtree(target) if real_dir else target.unlink()
     lock.declare(callback_paths)
     return lock
+
+
+def _refuse_empty_marker(path: Path) -> None:
+    """An empty marker says no more than "kinit began here": it lists no callback files and
+    proves nothing of the files beside it, which --overwrite would delete."""
+    if not records.read_bytes(path / rundir.MARKER).strip():
+        raise RecordError(
+            path / rundir.MARKER,
+            "it is empty, so it does not show the files beside it are kinit's; --overwrite "
+            "replaces none of them. Move them away, or give another --output",
+        )
 
 
 def links(run_dir: Path) -> list[str]:

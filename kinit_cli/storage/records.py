@@ -102,6 +102,17 @@ def mapping(required: dict[str, Check], optional: dict[str, Check] | None = None
     return check
 
 
+def values_of(item: Check) -> Check:
+    """A mapping whose every value passes `item` (test metrics by name, versions)."""
+
+    def check(value: Any, where: str) -> str | None:
+        if not isinstance(value, dict):
+            return f"{_where(where)} must be a mapping; it is {_short(value)}"
+        return next((wrong for k, v in value.items() if (wrong := item(v, f"{where}.{k}"))), None)
+
+    return check
+
+
 def nullable(item: Check) -> Check:
     return lambda value, where: None if value is None else item(value, where)
 

@@ -298,8 +298,17 @@ WEIGHTS_REPORT = mapping({"variables": list_of(_VARIABLE)})
 def initial_weights(run_dir: Path) -> dict[str, dict[str, Any]] | None:
     """The run's weights-init.json entries by variable path (None when it has none);
     RecordError when it cannot be read back."""
+    return _weights_record(run_dir / WEIGHTS_INIT)
+
+
+def final_weights(run_dir: Path) -> dict[str, dict[str, Any]] | None:
+    """The run's weights-final.json entries by variable path, as initial_weights()."""
+    return _weights_record(run_dir / WEIGHTS_FINAL)
+
+
+def _weights_record(path: Path) -> dict[str, dict[str, Any]] | None:
     try:
-        data = records.read_json(run_dir / WEIGHTS_INIT, WEIGHTS_REPORT)
+        data = records.read_json(path, WEIGHTS_REPORT)
     except FileNotFoundError:
         return None
     return {v["path"]: v for v in data["variables"]}
@@ -344,23 +353,40 @@ def read_history(path: Path) -> list[dict[str, Any]]:
 
 
 # What kinit reads back from metrics.json; a run's other results are for the user.
-METRICS_RECORD = mapping(
+_OUTCOME = mapping(
     {"status": text},
     {
         "epochs": count,
         "initial_epoch": count,
-        "versions": mapping({}),
+        "versions": records.values_of(text),
         "model_file": records.file_name,
-        "continuation": mapping({"status": text}),
+        "continuation": mapping({"status": text}, {"epochs": count}),
     },
 )
+# A completed run's record holds what kinit writes for one: --resume and inspect trust it.
+_COMPLETED = mapping(
+    {
+        "epochs": count,
+        "test": records.values_of(number),
+        "versions": records.values_of(text),
+        "model_file": records.file_name,
+    }
+)
+
+
+def _metrics_record(value: Any, where: str) -> str | None:
+    """metrics.json's shape: a completed record checked for all it must hold."""
+    wrong = _OUTCOME(value, where)
+    if wrong is None and value["status"] == "completed":
+        wrong = _COMPLETED(value, where)
+    return wrong
 
 
 def metrics(run_dir: Path, strict: bool = False) -> dict[str, Any]:
     """The run's metrics.json ({} before the run wrote one). One that cannot be read back
     is a RecordError when `strict`, else {} (what kinit cannot read, it does not trust)."""
     try:
-        return records.read_json(run_dir / METRICS, METRICS_RECORD)
+        return records.read_json(run_dir / METRICS, _metrics_record)
     except FileNotFoundError:
         return {}
     except RecordError:

@@ -84,6 +84,7 @@ def up_to_date(run_dir: Path, epochs: int) -> bool:
     try:
         done = checkpoint.completed_epochs(run_dir)
         record = rundir.metrics(run_dir, strict=True)
+        _records_agree(run_dir, done, record)
     except RecordError as exc:
         raise RunDirError(
             f"--resume {run_dir}: {exc}; put the file back as the run left it, or start the "
@@ -107,3 +108,21 @@ def up_to_date(run_dir: Path, epochs: int) -> bool:
         )
     # A continuation that failed after its last epoch's backup still has its files to write.
     return done == epochs and record.get("epochs") == epochs
+
+
+def _records_agree(run_dir: Path, done: int, record: dict[str, Any]) -> None:
+    """RecordError when metrics.json counts more epochs than the backup holds: the backup
+    is committed before the record, so the record can lag behind it (a killed run), never
+    lead. A run completed before runs kept their backup has none to compare."""
+    attempt = record.get("continuation") or record
+    recorded = attempt.get("epochs")
+    legacy = done == 0 and attempt.get("status") == "completed"
+    if recorded is None or recorded <= done or legacy:
+        return
+    backup = run_dir / rundir.BACKUP / checkpoint.METADATA
+    holds = f"holds {done} epoch{'' if done == 1 else 's'}" if done else "holds none"
+    raise RecordError(
+        run_dir / rundir.METRICS,
+        f"`{'continuation.' if attempt is not record else ''}epochs` is {recorded}, "
+        f"but the backup {backup} {holds}",
+    )

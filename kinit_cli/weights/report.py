@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import fnmatch
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,7 @@ import numpy as np
 from kinit_cli.errors import KinitError, UsageError
 from kinit_cli.model.build import BuiltModel
 from kinit_cli.model.saved import Loaded
-from kinit_cli.model.sources import read, rebuild_run
+from kinit_cli.model.sources import disowned, read, rebuild_run
 from kinit_cli.model.variables import digest
 from kinit_cli.registry.trust import Trust
 from kinit_cli.storage import rundir
@@ -129,6 +129,8 @@ def inspect(
         )
     arrays = loaded.arrays(weights)
     report = stats.report(weights, arrays)
+    if disowned(loaded, {s.path: s.stats.sha256 for s in report}):
+        report = [replace(s, loaded_from=None) for s in report]
     document: dict[str, Any] = {
         "source": loaded.source,
         "kind": loaded.kind,

@@ -127,13 +127,28 @@ def test_a_backup_that_does_not_fit_fails_the_continuation_only(runner, two_epoc
     shutil.copy(other / "backup" / "epoch-00002.weights.h5", backup)
     result = runner.invoke(cli, ["train", "--resume", str(run), "--set", "train.epochs=3", "-q"])
     assert result.exit_code == 2
-    assert result.stderr.startswith(
-        f"error: cannot restore the backup {backup} into the run's model: "
+    # Keras's own message holds every value of the variable and a list of objects.
+    message = (
+        f"cannot restore the backup {backup} into the run's model: the layer dense's kernel "
+        "is (64, 32) in the backup and (64, 128) in the model"
     )
+    assert result.stderr == f"error: {message}\n"
     record = json.loads((run / "metrics.json").read_text())
     attempt = record.pop("continuation")
     assert record == completed
-    assert attempt["status"] == "failed" and attempt["error"].startswith("cannot restore")
+    assert (attempt["status"], attempt["error"]) == ("failed", message)
+
+
+def test_an_unfit_backup_without_shapes_keeps_kerass_first_sentence():
+    dump = (
+        "A total of 2 objects could not be loaded. Example error message for object "
+        "<Adam>:\n\nsomething else, value=[[0.1 0.2]\n [0.3 0.4]]>\n\nList of objects that "
+        "could not be loaded:\n[<Adam>, <Dense name=d>]"
+    )
+    assert checkpoint.unfit(ValueError(dump)) == (
+        "A total of 2 objects could not be loaded. Example error message for object <Adam>: "
+        "something else"
+    )
 
 
 def test_a_resume_without_the_backups_weights_refuses(runner, two_epochs, tmp_path):
@@ -307,3 +322,116 @@ def test_generator_states_that_do_not_fit_are_one_message(tmp_path):
         f"state has 3 values where the model's {generator} holds 2"
     )
     assert generator.startswith("seed_generator") and generator.endswith("/seed_generator_state")
+
+
+def edit_json(path: Path, **changes) -> None:
+    data = json.loads(path.read_text())
+    path.write_text(json.dumps({**data, **changes}))
+
+
+def refused_resume(runner, run: Path, reason: str) -> None:
+    """--resume refuses with `reason`, trains nothing and changes no file."""
+    before = snapshot(run)
+    result = runner.invoke(cli, ["train", "--resume", str(run), "--set", "train.epochs=3", "-q"])
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"error: --resume {run}: {reason}; put the file back as the run left it, or start the "
+        "run again\n"
+    )
+    assert snapshot(run) == before
+
+
+@pytest.mark.parametrize("epoch", [1, 99])
+def test_an_edited_backup_epoch_contradicts_its_weights(runner, two_epochs, tmp_path, epoch):
+    run = copy(two_epochs, tmp_path)
+    meta = run / "backup" / "training_metadata.json"
+    edit_json(meta, epoch=epoch)
+    assert len(json.loads(meta.read_text())["history"]) == 2
+    weights = run / "backup" / "epoch-00002.weights.h5"
+    reason = (
+        f"{meta} cannot be read back: `epoch` is {epoch}, but the weights it names, {weights}, "
+        "are epoch 2's"
+    )
+    refused_resume(runner, run, reason)
+
+
+def test_an_edited_backup_epoch_contradicts_its_history(runner, two_epochs, tmp_path):
+    run = copy(two_epochs, tmp_path)
+    meta = run / "backup" / "training_metadata.json"
+    (run / "backup" / "epoch-00002.weights.h5").rename(run / "backup" / "epoch-00001.weights.h5")
+    edit_json(meta, epoch=1, weights="epoch-00001.weights.h5")
+    reason = f"{meta} cannot be read back: `epoch` is 1, but its `history` holds 2 epochs"
+    refused_resume(runner, run, reason)
+
+
+def test_metrics_counting_more_epochs_than_the_backup_is_refused(runner, two_epochs, tmp_path):
+    run = copy(two_epochs, tmp_path)
+    meta = run / "backup" / "training_metadata.json"
+    (run / "backup" / "epoch-00002.weights.h5").rename(run / "backup" / "epoch-00001.weights.h5")
+    history = json.loads(meta.read_text())["history"][:1]
+    edit_json(meta, epoch=1, weights="epoch-00001.weights.h5", history=history)
+    reason = (
+        f"{run / 'metrics.json'} cannot be read back: `epochs` is 2, but the backup {meta} "
+        "holds 1 epoch"
+    )
+    refused_resume(runner, run, reason)
+
+
+def test_a_failed_record_counting_epochs_without_a_backup_is_refused(runner, two_epochs, tmp_path):
+    run = copy(two_epochs, tmp_path)
+    (run / "metrics.json").write_text('{"status": "failed", "error": "x", "epochs": 2}')
+    shutil.rmtree(run / "backup")
+    reason = (
+        f"{run / 'metrics.json'} cannot be read back: `epochs` is 2, but the backup "
+        f"{run / 'backup' / 'training_metadata.json'} holds none"
+    )
+    refused_resume(runner, run, reason)
+
+
+@pytest.mark.parametrize(
+    ("record", "reason"),
+    [
+        ({"status": "completed", "test": 5}, "`epochs` is missing"),
+        ({"test": 5}, "`test` must be a mapping; it is 5"),
+        ({"test": {"loss": "low"}}, "`test.loss` must be a number; it is 'low'"),
+        ({"versions": {"kinit": 3}}, "`versions.kinit` must be text; it is 3"),
+        ({"model_file": None}, "`model_file` must be text; it is None"),
+    ],
+)
+def test_a_completed_record_must_hold_what_kinit_writes(
+    runner, two_epochs, tmp_path, record, reason
+):
+    run = copy(two_epochs, tmp_path)
+    if "status" in record:
+        (run / "metrics.json").write_text(json.dumps(record))
+    else:
+        edit_json(run / "metrics.json", **record)
+    refused_resume(runner, run, f"{run / 'metrics.json'} cannot be read back: {reason}")
+
+
+def test_an_empty_marker_does_not_make_files_kinits(runner, tmp_path):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / ".kinit-run").write_text("")
+    (out / "config.yaml").write_text("my own config\n")
+    (out / "model.keras").write_bytes(b"my own model")
+    before = snapshot(out)
+    args = ["train", DIGITS, *EPOCHS, "--set", "train.epochs=1", "-q", "-o", str(out)]
+    result = runner.invoke(cli, [*args, "--overwrite"])
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"error: {out / '.kinit-run'} cannot be read back: it is empty, so it does not show "
+        "the files beside it are kinit's; --overwrite replaces none of them. Move them away, "
+        "or give another --output\n"
+    )
+    assert snapshot(out) == before
+
+
+def test_an_empty_marker_alone_is_overwritten(runner, tmp_path):
+    out = tmp_path / "begun"
+    out.mkdir()
+    (out / ".kinit-run").write_text("")
+    args = ["train", DIGITS, *EPOCHS, "--set", "train.epochs=1", "-q", "-o", str(out)]
+    result = runner.invoke(cli, [*args, "--overwrite"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "metrics.json").read_text())["status"] == "completed"

@@ -841,10 +841,11 @@ def test_a_run_without_its_trained_weights_says_what_is_left(runner, tmp_path, c
         (run / "backup" / "epoch-00001.weights.h5").write_bytes(b"")
         # A write in progress (replacing()) that the metadata does not point to.
         (run / "backup" / ".epoch-00002.weights.h5.tmp1.weights.h5").write_bytes(b"")
-        meta = '{"epoch": 1, "weights": "epoch-00001.weights.h5", "history": []}'
+        meta = '{"epoch": 1, "weights": "epoch-00001.weights.h5", "history": [{"epoch": 0}]}'
         (run / "backup" / "training_metadata.json").write_text(meta)
     else:
-        (run / "metrics.json").write_text('{"status": "completed", "epochs": 2}')
+        record = {"epochs": 2, "test": {"loss": 0.1}, "versions": {}, "model_file": "model.keras"}
+        (run / "metrics.json").write_text(json.dumps({"status": "completed", **record}))
     result = runner.invoke(cli, ["inspect-weights", str(run)])
     head = f"error: {run} has neither model.keras nor model.weights.h5"
     if checkpoint:
