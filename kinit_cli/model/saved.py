@@ -108,6 +108,71 @@ def read_keras(path: Path, kind: str, source: str, unsafe: bool = False) -> Load
     return Loaded(kind, source, model, weight_infos(model), notes=notes)
 
 
+def read_by_path(
+    path: Path, kind: str, source: str, record: dict[str, dict[str, Any]] | None
+) -> Loaded:
+    """Every variable `path` stores (a .keras file's model.weights.h5, a .weights.h5 file),
+    read by its HDF5 path with no model: what can be shown of a run whose classes cannot be
+    rebuilt without code the user did not allow. Declared sizes are checked before any value
+    is read; `record` (weights-init.json) names a variable where its shape matches."""
+    stored: dict[int, Any] = {}
+    weights = []
+    with _weights_file(path) as store:
+        bounded.check_hdf5(store, f"{path} ({WEIGHTS})" if path.suffix == ".keras" else path)
+        found = [(n, d) for n, d in bounded.datasets(store) if not n.startswith("optimizer/")]
+        for name, dataset in sorted(found, key=lambda item: _natural(item[0])):
+            info = _by_path_info(name, dataset, record or {})
+            stored[id(info.variable)] = np.asarray(dataset)
+            weights.append(info)
+    loaded = Loaded(kind, source, None, weights, stored=stored)
+    loaded.file = str(path)
+    return loaded
+
+
+@contextmanager
+def _weights_file(path: Path) -> Iterator[Any]:
+    """The HDF5 store of a .keras file (its model.weights.h5) or of a .weights.h5 file."""
+    import h5py
+
+    if path.suffix == ".keras":
+        with zipfile.ZipFile(path) as archive, _weights_store(path, archive) as store:
+            yield store
+        return
+    bounded.check_hdf5_file(path)
+    with h5py.File(path, "r") as store:
+        yield store
+
+
+def _natural(name: str) -> list[tuple[int, int | str]]:
+    """Sort key of an HDF5 path in the order Keras wrote it: vars/2 before vars/10."""
+    return [(0, int(p)) if p.isdigit() else (1, p) for p in name.split("/")]
+
+
+def _by_path_info(name: str, dataset: Any, record: dict[str, dict[str, Any]]) -> WeightInfo:
+    """A stored variable as a WeightInfo named by its path: `layers/L/vars/I` is the run's
+    I-th recorded variable of layer L when their shapes agree, else `L/vars/I`."""
+    parts = name.split("/")
+    layer = parts[1] if parts[0] == "layers" and len(parts) > 1 else parts[0]
+    shape = tuple(int(d) for d in dataset.shape)
+    path, entry = "/".join(parts[1:]) if parts[0] == "layers" else name, {}
+    if len(parts) == 4 and parts[2] == "vars" and parts[3].isdigit():
+        mine = [e for p, e in record.items() if p.split("/")[0] == layer]
+        index = int(parts[3])
+        if index < len(mine) and tuple(mine[index].get("shape", ())) == shape:
+            entry = mine[index]
+            path = entry["path"]
+    trainable = entry.get("trainable")
+    return WeightInfo(
+        path,
+        shape,
+        str(dataset.dtype),
+        trainable if isinstance(trainable, bool) else True,
+        entry.get("initializer"),
+        [layer],
+        variable=name,
+    )
+
+
 def unknown_classes(path: Path) -> list[str]:
     """The classes a .keras file's config.json names from outside Keras that nothing has
     registered (by their registered names): what it needs a plugin for. Walked without

@@ -30,6 +30,7 @@ from kinit_cli.errors import (
     Problems,
     RecordError,
     ResourceError,
+    UntrustedCode,
     UsageError,
     keras_message,
 )
@@ -380,23 +381,31 @@ def compiled_objects(arguments: dict[str, Any]) -> list[Any]:
 
 
 def read(
-    target: str, trust: Trust | None = None, overrides: Sequence[str] = (), *, own: bool = True
+    target: str,
+    trust: Trust | None = None,
+    overrides: Sequence[str] = (),
+    *,
+    own: bool = True,
+    by_path: bool = False,
 ) -> Loaded:
     """Read `target`'s model and weights; UsageError when it is none of the known kinds.
 
     `trust` says what code may run: a .keras file's (a Lambda layer's function:
     safe_mode=False) with `unsafe`, noted when it did, else such a file is a ModelFileError;
     the plugins a run's config.yaml names only as it allows. `own`: a config target is the
-    user's, so its plugins are imported (not for one an init_from names).
+    user's, so its plugins are imported (not for one an init_from names). `by_path`: a run
+    or a checkpoint whose model needs plugins the user did not allow is read without its
+    model (its stored values by their HDF5 paths, with a warning) rather than refused:
+    what inspect-weights can show; whatever needs the model keeps refusing.
     """
     trust = trust or Trust()
     path = Path(target)
     if not path.exists():
         raise UsageError(f"{target} does not exist")
     if path.is_dir():
-        return _run_directory(path, trust)
+        return _run_directory(path, trust, by_path)
     if path.name.endswith(".weights.h5"):
-        return _checkpoint(path, trust)
+        return _checkpoint(path, trust, by_path)
     if path.suffix == ".keras":
         trust.load_user()
         return saved.read_keras(path, "model", str(path), trust.unsafe)
@@ -425,7 +434,7 @@ def rebuild_run(run_dir: Path, trust: Trust, checked: Checked | None = None) -> 
     return prepare(source, (), trust, own=False, init=False).built
 
 
-def _run_directory(run_dir: Path, trust: Trust) -> Loaded:
+def _run_directory(run_dir: Path, trust: Trust, by_path: bool = False) -> Loaded:
     config_path = rundir.config_of(run_dir)
     _require_run(run_dir)
     # The run's plugins, which its model.keras may need, as far as the user allowed; its
@@ -450,18 +459,7 @@ def _run_directory(run_dir: Path, trust: Trust) -> Loaded:
         source = weights_path if weights_path.exists() else model_path
         if not source.exists():
             raise UsageError(_no_trained_weights(run_dir))
-        # Without the plugins it names, the rebuild says which classes need them.
-        built = rebuild_run(run_dir, trust, checked)
-        if source == weights_path:
-            bounded.check_hdf5_file(source)
-        try:
-            built.model.load_weights(source)
-        except Exception as exc:
-            raise KinitError(
-                f"cannot load {source} into the model {config_path} builds: {keras_message(exc)}"
-            ) from exc
-        loaded = Loaded("run", str(run_dir), built.model, built.weights)
-        loaded.file = str(source)
+        loaded = _rebuilt_run(run_dir, source, trust, checked, by_path)
     loaded.checked = checked
     try:
         loaded.epochs = rundir.metrics(run_dir, strict=True).get("epochs")
@@ -481,6 +479,51 @@ def _run_directory(run_dir: Path, trust: Trust) -> Loaded:
             w.trainable = record["trainable"]
         if record.get("loaded_from"):
             w.loaded_from, w.loaded_sha256 = record["loaded_from"], record.get("sha256")
+    return loaded
+
+
+def _rebuilt_run(
+    run_dir: Path, source: Path, trust: Trust, checked: Checked, by_path: bool
+) -> Loaded:
+    """The run's model rebuilt from its config.yaml with `source`'s values (its
+    model.weights.h5, or model.keras); with `by_path`, read without the model when the
+    rebuild needs plugins the user did not allow."""
+    try:
+        # Without the plugins it names, the rebuild says which classes need them.
+        built = rebuild_run(run_dir, trust, checked)
+    except UntrustedCode as exc:
+        if not (by_path and exc.plugins):
+            raise
+        return _without_model(run_dir, source, "run", str(run_dir), exc)
+    if source.name == rundir.WEIGHTS:
+        bounded.check_hdf5_file(source)
+    try:
+        built.model.load_weights(source)
+    except Exception as exc:
+        raise KinitError(
+            f"cannot load {source} into the model {checked.config.file} builds: "
+            f"{keras_message(exc)}"
+        ) from exc
+    loaded = Loaded("run", str(run_dir), built.model, built.weights)
+    loaded.file = str(source)
+    return loaded
+
+
+def _without_model(
+    run_dir: Path, path: Path, kind: str, source: str, refusal: UntrustedCode
+) -> Loaded:
+    """`path`'s values by their HDF5 paths, named as the run's weights-init.json names them,
+    with the refusal as a warning: which classes, which plugins, and how to allow them."""
+    try:
+        record = rundir.initial_weights(run_dir)
+    except RecordError:
+        record = None  # _read_records says so
+    loaded = saved.read_by_path(path, kind, source, record)
+    loaded.notes.append(
+        f"{refusal}. Shown without the model: each variable {path} stores, by its path in "
+        "the file (the run's names where weights-init.json records its shape); "
+        "--activations and --check of the run's initial weights need the model"
+    )
     return loaded
 
 
@@ -596,10 +639,17 @@ def _no_trained_weights(run_dir: Path) -> str:
     )
 
 
-def _checkpoint(path: Path, trust: Trust) -> Loaded:
+def _checkpoint(path: Path, trust: Trust, by_path: bool = False) -> Loaded:
     run_dir = _run_of(path)
     # The run's config is built without its init_from: the checkpoint holds every value.
-    prepared = prepare(run_dir / rundir.CONFIG, (), trust, own=False, init=False)
+    try:
+        prepared = prepare(run_dir / rundir.CONFIG, (), trust, own=False, init=False)
+    except UntrustedCode as exc:
+        if not (by_path and exc.plugins):
+            raise
+        loaded = _without_model(run_dir, path, "checkpoint", str(path), exc)
+        _read_records(run_dir, loaded)
+        return loaded
     built = prepared.built
     model = built.model
     # Keras's BackupAndRestore checkpoints hold the optimizer's state as well.

@@ -110,7 +110,7 @@ def inspect(
     if full and values is None:
         raise UsageError("--full goes with --values GLOB: it prints every value of those")
     trust = trust or Trust()
-    loaded = read(target, trust, overrides)
+    loaded = read(target, trust, overrides, by_path=True)
     if activations and loaded.prepared is None:
         raise UsageError(
             "--activations needs a config TARGET: it pushes a batch through the "
@@ -167,7 +167,7 @@ def inspect(
         document["activations"] = propagate(loaded.prepared, built)
     if check:
         rebuilt = None
-        if loaded.kind == "run" and loaded.initial:
+        if loaded.kind == "run" and loaded.initial and loaded.model is not None:
             rebuilt = stats.values(rebuild_run(Path(loaded.source), trust, loaded.checked).weights)
         sources = _source_digests(weights, trust) if loaded.kind == "run" else None
         measured = {s.path: s for s in report}
@@ -185,7 +185,7 @@ def inspect(
         result.panels = [_panel(w, arrays[w.path], origins[w.path]) for w in weights]
         document["plot"] = str(Path(plot))
     if against:
-        other = read(against, trust, overrides)
+        other = read(against, trust, overrides, by_path=True)
         loaded.notes += other.notes
         other_arrays = other.arrays(select(other.weights, layer, trainable_only))
         result.comparison = {"source": other.source, **compare(arrays, other_arrays)}
