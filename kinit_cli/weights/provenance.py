@@ -56,13 +56,15 @@ def check(
     initial: dict[str, dict[str, Any]] | None = None,
     rebuilt: dict[str, np.ndarray] | None = None,
     sources: dict[str, str] | None = None,
+    unbuilt: str | None = None,
 ) -> dict[str, verdict.Verdict]:
     """A verdict per variable, by where its values come from.
 
     `report` holds the statistics (and SHA-256) already measured for each variable;
     `initial` (a run's weights-init.json entries) and `rebuilt` (the run's model built again
     from its config and seed) let a run directory's initial weights be checked; `sources`
-    (path -> SHA-256 of its init_from source's values now) its loaded ones.
+    (path -> SHA-256 of its init_from source's values now) its loaded ones; `unbuilt`: why
+    the run's model could not be rebuilt, said of each trained value that needed it.
     """
     out = {}
     for w in weights:
@@ -75,6 +77,11 @@ def check(
         elif origin.kind == TRAINED and rebuilt is not None and initial is not None:
             out[w.path] = _initial(
                 w, initial.get(w.path), rebuilt.get(w.path), (sources or {}).get(w.path)
+            )
+        elif origin.kind == TRAINED and unbuilt and initial and w.path in initial:
+            out[w.path] = _not_checkable(
+                f"{origin.kind} values ({origin.detail or 'after training'}): checking the "
+                f"run's initial weights needs its model rebuilt, {unbuilt}"
             )
         else:
             out[w.path] = _not_checkable(

@@ -170,9 +170,13 @@ def inspect(
         if loaded.kind == "run" and loaded.initial and loaded.model is not None:
             rebuilt = stats.values(rebuild_run(Path(loaded.source), trust, loaded.checked).weights)
         sources = _source_digests(weights, trust) if loaded.kind == "run" else None
+        # Read without its model (plugins not allowed): the warning says which and how.
+        unbuilt = (
+            "which needs the plugins it names (see the warning)" if loaded.model is None else None
+        )
         measured = {s.path: s for s in report}
         result.verdicts = provenance.check(
-            weights, arrays, measured, origins, loaded.initial, rebuilt, sources
+            weights, arrays, measured, origins, loaded.initial, rebuilt, sources, unbuilt
         )
         document["check"] = [_verdict_json(p, v) for p, v in result.verdicts.items()]
         document["check_summary"] = provenance.summary(result.verdicts)

@@ -70,7 +70,13 @@ WARNING = (
     "warning: --trust-plugins: imported the plugins {what} names, and their code ran with "
     "your permissions: {helper}\n"
 )
+SHOWN = (
+    ". Shown without the model: each variable {file} stores, by its path in the file (the "
+    "run's names where weights-init.json records its shape); --activations and --check of the "
+    "run's initial weights need the model"
+)
 CHECKPOINT = "backup/epoch-00001.weights.h5"
+STORED = [("dense/kernel", [8, 10]), ("dense/bias", [10]), ("my_dense/variable", [64, 8])]
 
 
 @pytest.fixture(scope="module")
@@ -145,17 +151,94 @@ def test_reading_a_run_never_imports_its_plugins(runner, plugin_run, tmp_path, t
     # The run is read as typed; a checkpoint's run is found from its resolved path.
     what = run / "config.yaml" if target == "run" else run.resolve() / "config.yaml"
     helper = run.resolve() / "helper.py"
-    result = runner.invoke(cli, ["inspect-weights", str(path)])
+    file = run / "model.keras" if target == "run" else path
+    # Without leave: the values the file stores, by their paths, and no code run.
+    result = runner.invoke(cli, ["inspect-weights", str(path), "--json", "--values", "*"])
     assert (result.exit_code, result.stderr) == (
-        2,
-        "error: " + REFUSAL.format(what=what, helper=helper) + "\n",
+        0,
+        "warning: " + REFUSAL.format(what=what, helper=helper) + SHOWN.format(file=file) + "\n",
     )
     assert not sentinel.exists()
-    trusted = runner.invoke(cli, ["inspect-weights", str(path), "--trust-plugins", "--json"])
+    stored = json.loads(result.stdout)
+    assert stored["kind"] == target
+    assert [(v["path"], v["shape"]) for v in stored["variables"]] == STORED
+    assert [v["initializer"]["class_name"] for v in stored["variables"]] == [
+        "GlorotUniform",
+        "Zeros",
+        "GlorotUniform",
+    ]
+    trusted = runner.invoke(
+        cli, ["inspect-weights", str(path), "--trust-plugins", "--json", "--values", "*"]
+    )
     assert trusted.exit_code == 0, trusted.output
     assert trusted.stderr == WARNING.format(what=what, helper=helper)
     assert sentinel.read_text() == "ran"
-    assert json.loads(trusted.stdout)["kind"] == target
+    rebuilt = json.loads(trusted.stdout)
+    assert rebuilt["kind"] == target
+    # The same values as the model rebuilt with the plugin holds, variable for variable.
+    assert stored["values"] == rebuilt["values"]
+    assert {v["path"]: v["sha256"] for v in stored["variables"]} == {
+        v["path"]: v["sha256"] for v in rebuilt["variables"]
+    }
+
+
+def test_without_its_record_a_run_is_shown_by_the_paths_its_file_holds(
+    runner, plugin_run, tmp_path
+):
+    """With no weights-init.json to name them, the variables are the HDF5 paths Keras wrote
+    (layer name, then the index of the variable), in the file's order."""
+    run, sentinel = downloaded(plugin_run, tmp_path)
+    (run / "weights-init.json").unlink()
+    result = runner.invoke(cli, ["inspect-weights", str(run), "--json"])
+    assert result.exit_code == 0, result.output
+    assert result.stderr.endswith(SHOWN.format(file=run / "model.keras") + "\n")
+    document = json.loads(result.stdout)
+    assert [(v["path"], v["shape"], v["initializer"]) for v in document["variables"]] == [
+        ("dense/vars/0", [8, 10], None),
+        ("dense/vars/1", [10], None),
+        ("my_dense/vars/0", [64, 8], None),
+    ]
+    assert not sentinel.exists()
+
+
+def test_a_run_read_without_its_model_checks_declared_sizes_first(runner, plugin_run, tmp_path):
+    """A checkpoint whose dataset declares more than it stores is refused before any of it is
+    read (64 MB declared, nothing stored), as when Keras reads it."""
+    import h5py
+
+    run, sentinel = downloaded(plugin_run, tmp_path)
+    (run / CHECKPOINT).unlink()
+    with h5py.File(run / CHECKPOINT, "w") as store:
+        store.create_dataset("layers/dense/vars/0", shape=(4000, 4000), dtype="float32")
+    result = runner.invoke(cli, ["inspect-weights", str(run / CHECKPOINT)])
+    assert (result.exit_code, result.stdout) == (1, "")
+    assert result.stderr == (
+        f"error: {run / CHECKPOINT}: the dataset layers/dense/vars/0 declares shape "
+        "(4000, 4000) of float32 (64.0 MB) but stores 0 bytes; the file is damaged or was not "
+        "written by Keras\n"
+    )
+    assert not sentinel.exists()
+
+
+def test_check_of_a_run_read_without_its_model_says_what_it_cannot_check(
+    runner, plugin_run, tmp_path
+):
+    run, sentinel = downloaded(plugin_run, tmp_path)
+    result = runner.invoke(cli, ["inspect-weights", str(run), "--check", "--json"])
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    assert [(c["path"], c["status"], c["reasons"]) for c in document["check"]] == [
+        (
+            path,
+            "NOT CHECKABLE",
+            [
+                "trained values (1 epoch): checking the run's initial weights needs its model "
+                "rebuilt, which needs the plugins it names (see the warning)"
+            ],
+        )
+        for path, _ in STORED
+    ]
+    assert not sentinel.exists()
 
 
 @pytest.mark.parametrize("target", ["run", "checkpoint"])
