@@ -501,7 +501,7 @@ def _rebuilt_run(
         built.model.load_weights(source)
     except Exception as exc:
         raise KinitError(
-            f"cannot load {source} into the model {checked.config.file} builds: "
+            f"cannot load {source} into the model {run_dir / rundir.CONFIG} builds: "
             f"{keras_message(exc)}"
         ) from exc
     loaded = Loaded("run", str(run_dir), built.model, built.weights)
