@@ -249,7 +249,8 @@ def plan(
         report,
         stats.duplicates(report, arrays),
         checkpoint.completed_epochs(run_dir) if options.resume else 0,
-        tuple(absolute(p, Path.cwd()) for p in trust.plugins),
+        # As typed where the user stood, which a plugin's os.chdir does not change.
+        tuple(absolute(p, checked.config.cwd) for p in trust.plugins),
     )
 
 
