@@ -286,3 +286,38 @@ def spec_list_of(kind: str) -> Check:
     return with_schema({"type": "array", "items": {"$ref": f"#/$defs/{kind}"}})(
         lambda v: spec_list(v)
     )
+
+
+@with_schema({"type": ["object", "null"]})
+def optional_mapping(v: Any) -> str | None:
+    return None if v is None else mapping(v)
+
+
+def non_empty_list(what: str) -> Check:
+    """A list of at least one item (each checked where it is walked)."""
+    return with_schema({"type": "array", "minItems": 1})(
+        lambda v: None if isinstance(v, list) and v else f"expected a non-empty list of {what}"
+    )
+
+
+def class_name_of(kind: str) -> Check:
+    """The text naming a class of one kind (resolved later, by name): its fragment refers to
+    that kind's names, which the schema document holds."""
+    return with_schema({"$ref": f"#/$defs/{kind}.name"})(lambda v: string(v))
+
+
+@with_schema({"type": "string"})
+def reference(v: Any) -> str | None:
+    """A name defined elsewhere in the config: checked where the names are known."""
+    return None
+
+
+@with_schema(
+    {"anyOf": [{"type": "string"}, {"type": "array", "minItems": 1, "items": {"type": "string"}}]}
+)
+def references(v: Any) -> str | None:
+    """A name, or a non-empty list of names, of things defined elsewhere in the config."""
+    names = [v] if isinstance(v, str) else v
+    if isinstance(names, list) and names and all(isinstance(n, str) for n in names):
+        return None
+    return f"expected a name or a list of names, got {kind_of(v)}"

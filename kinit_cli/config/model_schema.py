@@ -1,43 +1,43 @@
-"""The `model:` section's shape: Sequential, functional or one class, with its layers'
-keys, names and references checked before anything is built (schema.py checks the rest)."""
+"""The `model:` section's checks, read from its one description (model_fields.py): each
+key's value where it is given, what is missing or misplaced, and in code what refers across
+layers (a layer's inputs, `shares`, outputs, names used twice), which no key's check can
+say. Problems are added in the order a reader meets them, form by form."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from kinit_cli.config.fields import model_name, shape, string
+from kinit_cli.config.fields import REQUIRED
+from kinit_cli.config.model_fields import (
+    FUNCTIONAL,
+    FUNCTIONAL_ENTRIES,
+    FUNCTIONAL_SHARED,
+    INPUTS,
+    MAX_LAYERS,
+    MODEL,
+    SEQUENTIAL,
+    SEQUENTIAL_ENTRIES,
+    WHOLE,
+    Form,
+    Forms,
+    Key,
+    spec,
+)
 from kinit_cli.config.source import Config, KeyPath, kind_of
 from kinit_cli.errors import Problems, did_you_mean
 
-SPEC_KEYS = ("class_name", "config")
-FUNCTIONAL_LAYER_KEYS = ("name", "class_name", "config", "inputs", "shares")
-MODEL_KEYS = ("name", "input_shape", "inputs", "layers", "outputs", "class_name", "config")
-INPUT_KEYS = ("name", "shape", "dtype")
-# Keras builds a model by recursing through its layers, about one Python frame per layer
-# (Sequential and Functional, Keras 3.15.1): 2,000 layers hit Python's recursion limit of
-# 1,000 at layer 986. 500 leave room for the stack below and build, fit and save.
-MAX_LAYERS = 500
+__all__ = ["MAX_LAYERS", "MODEL_KEYS", "check_model", "check_spec_keys", "unknown_keys"]
+
+MODEL_KEYS = tuple(MODEL.keys)  # for readers; the checks read MODEL itself
+PATH: KeyPath = ("model",)
+_SPEC = spec("layer")  # the checks of a {class_name, config} are the same for every kind
 
 
 def check_spec_keys(
     config: Config, path: KeyPath, value: dict[str, Any], problems: Problems
 ) -> None:
     """A `{class_name, config}` mapping: class_name is text, config a mapping, nothing else."""
-    unknown_keys(config, path, value, SPEC_KEYS, problems)
-    if "class_name" not in value:
-        problems.append(config.problem(path, "missing 'class_name'"))
-    elif not isinstance(value["class_name"], str):
-        problems.append(
-            config.problem(
-                path + ("class_name",), f"expected text, got {kind_of(value['class_name'])}"
-            )
-        )
-    if "config" in value and not isinstance(value["config"], dict | None):
-        problems.append(
-            config.problem(
-                path + ("config",), f"expected a mapping, got {kind_of(value['config'])}"
-            )
-        )
+    _closed(config, path, value, _SPEC, problems)
 
 
 def unknown_keys(
@@ -56,226 +56,200 @@ def unknown_keys(
 
 
 def check_model(config: Config, model: dict[str, Any], problems: Problems) -> None:
-    path: KeyPath = ("model",)
-    unknown_keys(config, path, model, MODEL_KEYS, problems)
-    if "name" in model and (msg := model_name(model["name"])):
-        problems.append(config.problem(path + ("name",), msg))
-    functional = "inputs" in model
-    whole = "class_name" in model
-    if whole:
-        # One class (a keras.Model subclass, say) is the whole model.
-        for key in ("inputs", "layers", "outputs"):
-            if key in model:
-                problems.append(
-                    config.problem(
-                        path + (key,),
-                        f"'{key}' does not go with 'class_name': a model given as one class "
-                        "takes 'config' and 'input_shape' only",
-                        at_key=True,
-                    )
-                )
-        check_spec_keys(config, path, {k: model[k] for k in SPEC_KEYS if k in model}, problems)
-        if "input_shape" not in model:
-            problems.append(
-                config.problem(path, "missing 'input_shape' (the shape the model is applied to)")
-            )
-        elif msg := shape(model["input_shape"]):
-            problems.append(config.problem(path + ("input_shape",), msg))
+    """`model:` in the form its keys tell (model_fields.MODEL: class_name, then inputs,
+    else Sequential), everything wrong added to `problems`. The forms are split as
+    model/build.py builds them (_whole, _functional, _sequential)."""
+    unknown_keys(config, PATH, model, tuple(MODEL.keys), problems)
+    _values(config, PATH, model, MODEL.common, problems)
+    form = MODEL.form_of(model)
+    if form is WHOLE:
+        _whole(config, model, problems)
         return
-    if "config" in model:
-        problems.append(
-            config.problem(
-                path + ("config",),
-                "'config' belongs to a model given as one class (with 'class_name')",
-                at_key=True,
-            )
-        )
-    if functional and "input_shape" in model:
-        problems.append(
-            config.problem(
-                path, "give either 'input_shape' (Sequential) or 'inputs' (functional), not both"
-            )
-        )
-    if not functional and "input_shape" not in model:
-        problems.append(
-            config.problem(
-                path,
-                "missing 'input_shape' (Sequential model), 'inputs' (functional model) or "
-                "'class_name' (a model class)",
-            )
-        )
-    if "input_shape" in model and (msg := shape(model["input_shape"])):
-        problems.append(config.problem(path + ("input_shape",), msg))
+    # 'config' without 'class_name', which would have told the whole-model form.
+    _misplaced(config, PATH, model, form, _only(WHOLE, MODEL), problems)
+    if form is FUNCTIONAL:
+        _sequential_keys(config, model, problems)
+    _values(config, PATH, model, _plain(form), problems)
     layers = model.get("layers")
-    if not isinstance(layers, list) or not layers:
-        problems.append(
-            config.problem(
-                path + ("layers",) if "layers" in model else path,
-                "expected a non-empty list of layers"
-                if "layers" in model
-                else "missing required key 'layers'",
-            )
-        )
+    _value(config, PATH, model, "layers", form.keys["layers"], problems)
+    if not isinstance(layers, list):
         layers = []
     if len(layers) > MAX_LAYERS:
-        problems.append(
-            config.problem(
-                path + ("layers",),
-                f"{len(layers):,} layers, more than the {MAX_LAYERS} kinit builds: Keras builds "
-                "a model by recursing through its layers, and deeper models exceed Python's "
-                "recursion limit",
-            )
-        )
-        return
-    if functional:
+        return  # said once, and not walked
+    if form is FUNCTIONAL:
         _functional(config, model, layers, problems)
     else:
-        if "outputs" in model:
-            problems.append(
-                config.problem(
-                    path + ("outputs",),
-                    "'outputs' belongs to a functional "
-                    "model (with 'inputs'); a Sequential model's output is "
-                    "its last layer",
-                    at_key=True,
-                )
-            )
-        for i, layer in enumerate(layers):
-            lpath = path + ("layers", i)
-            if not isinstance(layer, dict):
-                problems.append(
-                    config.problem(
-                        lpath, f"expected a {{class_name, config}} mapping, got {kind_of(layer)}"
-                    )
-                )
-                continue
-            if "inputs" in layer:
-                problems.append(
-                    config.problem(
-                        lpath + ("inputs",),
-                        "'inputs' needs the functional form "
-                        "(model.inputs, named layers, model.outputs)",
-                        at_key=True,
-                    )
-                )
-                continue
-            if "shares" in layer:
-                # {shares: NAME} applies the layer NAME above once more, in sequence; NAME
-                # is its config name or the one Keras gives it (dense, dense_1, ...).
-                unknown_keys(config, lpath, layer, ("shares",), problems)
-                if msg := string(layer["shares"]):
-                    problems.append(config.problem(lpath + ("shares",), msg))
-                elif i == 0:
-                    problems.append(config.problem(lpath + ("shares",), "no layer above to share"))
-                continue
-            check_spec_keys(config, lpath, layer, problems)
+        _sequential(config, model, layers, problems)
+
+
+def _whole(config: Config, model: dict[str, Any], problems: Problems) -> None:
+    """One class (a keras.Model subclass, say) is the whole model: no layers of its own."""
+    _misplaced(config, PATH, model, WHOLE, MODEL.keys, problems)
+    _values(config, PATH, model, _plain(WHOLE), problems)
+
+
+def _sequential_keys(config: Config, model: dict[str, Any], problems: Problems) -> None:
+    """A Sequential model's keys in a functional one ('input_shape' with 'inputs'): said of
+    the model, which holds both, and their values checked all the same."""
+    for key, rule in SEQUENTIAL.keys.items():
+        if key in model and key not in FUNCTIONAL.keys:
+            problems.append(config.problem(PATH, rule.elsewhere_text(key)))
+            _value(config, PATH, model, key, rule, problems)
+
+
+def _sequential(
+    config: Config, model: dict[str, Any], layers: list[Any], problems: Problems
+) -> None:
+    """Layers applied in order; `{shares: NAME}` applies the layer NAME above once more
+    (its config name or the one Keras gives it: dense, dense_1, ...)."""
+    _misplaced(config, PATH, model, SEQUENTIAL, FUNCTIONAL.keys, problems)
+    entries = SEQUENTIAL_ENTRIES
+    for i, layer in enumerate(layers):
+        lpath = PATH + ("layers", i)
+        if not _is_mapping(config, lpath, layer, entries, problems):
+            continue
+        if "inputs" in layer:
+            text = FUNCTIONAL_ENTRIES.keys["inputs"].elsewhere
+            problems.append(config.problem(lpath + ("inputs",), text, at_key=True))
+            continue
+        form = entries.form_of(layer)
+        if _closed(config, lpath, layer, form, problems) and i == 0 and form is not entries.first:
+            problems.append(config.problem(lpath + (form.tell,), "no layer above to share"))
 
 
 def _functional(
     config: Config, model: dict[str, Any], layers: list[Any], problems: Problems
 ) -> None:
-    path: KeyPath = ("model",)
+    """Named inputs, then named layers each applied to inputs or layers above it, then the
+    outputs: every name refers to one defined above."""
     known: dict[str, str] = {}  # node name -> 'input' | 'layer' | 'call'
     inputs = model["inputs"]
-    if not isinstance(inputs, list) or not inputs:
-        problems.append(
-            config.problem(path + ("inputs",), "expected a non-empty list of {name, shape} inputs")
-        )
+    if not _value(config, PATH, model, "inputs", FUNCTIONAL.keys["inputs"], problems):
         inputs = []
     for i, item in enumerate(inputs):
-        ipath = path + ("inputs", i)
-        if not isinstance(item, dict):
-            problems.append(
-                config.problem(ipath, f"expected a {{name, shape}} mapping, got {kind_of(item)}")
-            )
-            continue
-        unknown_keys(config, ipath, item, INPUT_KEYS, problems)
-        for key, check in (("name", string), ("shape", shape)):
-            if key not in item:
-                problems.append(config.problem(ipath, f"missing required key '{key}'"))
-            elif msg := check(item[key]):
-                problems.append(config.problem(ipath + (key,), msg))
-        if "dtype" in item and (msg := string(item["dtype"])):
-            problems.append(config.problem(ipath + ("dtype",), msg))
-        _define(config, known, item.get("name"), "input", ipath, problems)
+        ipath = PATH + ("inputs", i)
+        if _is_mapping(config, ipath, item, INPUTS, problems):
+            _closed(config, ipath, item, INPUTS.forms[0], problems)
+            _define(config, known, item.get("name"), "input", ipath, problems)
     for i, layer in enumerate(layers):
-        lpath = path + ("layers", i)
-        if not isinstance(layer, dict):
-            problems.append(
-                config.problem(
-                    lpath,
-                    f"expected a mapping with name, class_name, config "
-                    f"and inputs, got {kind_of(layer)}",
-                )
-            )
-            continue
-        unknown_keys(config, lpath, layer, FUNCTIONAL_LAYER_KEYS, problems)
-        if "shares" in layer:
-            for key in ("class_name", "config"):
-                if key in layer:
-                    problems.append(
-                        config.problem(
-                            lpath + (key,),
-                            f"a layer entry with 'shares' "
-                            f"reuses another layer and takes no '{key}'",
-                            at_key=True,
-                        )
-                    )
-            target = layer["shares"]
-            if not isinstance(target, str) or known.get(target) != "layer":
-                layer_names = [n for n, k in known.items() if k == "layer"]
-                hint = did_you_mean(str(target), layer_names) or (
-                    f" Layers defined above: {', '.join(layer_names) or 'none'}."
-                )
-                problems.append(
-                    config.problem(
-                        lpath + ("shares",), f"'{target}' is not a layer defined above.{hint}"
-                    )
-                )
-        else:
-            sub = {k: v for k, v in layer.items() if k in SPEC_KEYS}
-            if "class_name" not in layer:
-                problems.append(
-                    config.problem(
-                        lpath, "missing 'class_name' (or 'shares' to reuse a layer defined above)"
-                    )
-                )
-            else:
-                check_spec_keys(config, lpath, sub, problems)
-            cfg_name = (
-                (layer.get("config") or {}).get("name")
-                if isinstance(layer.get("config"), dict)
-                else None
-            )
-            if cfg_name is not None and cfg_name != layer.get("name"):
-                problems.append(
-                    config.problem(
-                        lpath + ("config", "name"),
-                        f"differs from the entry's name '{layer.get('name')}'; give the name once",
-                    )
-                )
-        if "name" not in layer:
-            problems.append(config.problem(lpath, "missing required key 'name'"))
-        if "inputs" not in layer:
-            problems.append(config.problem(lpath, "missing required key 'inputs'"))
-        else:
-            _references(config, known, layer["inputs"], lpath + ("inputs",), problems)
-        _define(
-            config,
-            known,
-            layer.get("name"),
-            "call" if "shares" in layer else "layer",
-            lpath,
-            problems,
+        lpath = PATH + ("layers", i)
+        if _is_mapping(config, lpath, layer, FUNCTIONAL_ENTRIES, problems):
+            _entry(config, known, layer, lpath, problems)
+    outputs = FUNCTIONAL.keys["outputs"]
+    if _value(config, PATH, model, "outputs", outputs, problems):
+        _references(config, known, model["outputs"], PATH + ("outputs",), problems)
+
+
+def _entry(
+    config: Config, known: dict[str, str], layer: dict[str, Any], lpath: KeyPath, problems: Problems
+) -> None:
+    """One functional layer entry: a new layer, or `shares` applying one above again."""
+    unknown_keys(config, lpath, layer, tuple(FUNCTIONAL_ENTRIES.keys), problems)
+    form = FUNCTIONAL_ENTRIES.form_of(layer)
+    if form is FUNCTIONAL_SHARED:
+        _misplaced(config, lpath, layer, form, FUNCTIONAL_ENTRIES.keys, problems)
+        _shares(config, known, layer["shares"], lpath + ("shares",), problems)
+    else:
+        _value(config, lpath, layer, "class_name", form.keys["class_name"], problems)
+        if "class_name" in layer:  # a config is read against its class
+            _value(config, lpath, layer, "config", form.keys["config"], problems)
+        _config_name(config, layer, lpath, problems)
+    _value(config, lpath, layer, "name", form.keys["name"], problems)
+    if _value(config, lpath, layer, "inputs", form.keys["inputs"], problems):
+        _references(config, known, layer["inputs"], lpath + ("inputs",), problems)
+    _define(config, known, layer.get("name"), "call" if form.tell else "layer", lpath, problems)
+
+
+def _shares(
+    config: Config, known: dict[str, str], target: Any, path: KeyPath, problems: Problems
+) -> None:
+    if not isinstance(target, str) or known.get(target) != "layer":
+        layer_names = [n for n, k in known.items() if k == "layer"]
+        hint = did_you_mean(str(target), layer_names) or (
+            f" Layers defined above: {', '.join(layer_names) or 'none'}."
         )
-    if "outputs" not in model:
+        problems.append(config.problem(path, f"'{target}' is not a layer defined above.{hint}"))
+
+
+def _config_name(config: Config, layer: dict[str, Any], lpath: KeyPath, problems: Problems) -> None:
+    """A layer named twice (the entry's name and its config's) must be named alike."""
+    cfg = layer.get("config")
+    cfg_name = (cfg or {}).get("name") if isinstance(cfg, dict) else None
+    if cfg_name is not None and cfg_name != layer.get("name"):
         problems.append(
             config.problem(
-                path, "missing required key 'outputs' (the functional model's output layer names)"
+                lpath + ("config", "name"),
+                f"differs from the entry's name '{layer.get('name')}'; give the name once",
             )
         )
-    else:
-        _references(config, known, model["outputs"], path + ("outputs",), problems)
+
+
+def _is_mapping(
+    config: Config, path: KeyPath, value: Any, forms: Forms, problems: Problems
+) -> bool:
+    """Whether a list item is a mapping, as its forms need; what it is otherwise."""
+    if isinstance(value, dict):
+        return True
+    problems.append(config.problem(path, f"expected {forms.expected}, got {kind_of(value)}"))
+    return False
+
+
+def _closed(
+    config: Config, path: KeyPath, value: dict[str, Any], form: Form, problems: Problems
+) -> bool:
+    """A mapping of one form and no other key; whether every key it has is as it should be."""
+    unknown_keys(config, path, value, tuple(form.keys), problems)
+    return _values(config, path, value, form.keys, problems)
+
+
+def _values(
+    config: Config, path: KeyPath, value: dict[str, Any], keys: dict[str, Key], problems: Problems
+) -> bool:
+    """Each of `keys` given where required and passing its check: whether all are."""
+    results = [_value(config, path, value, key, rule, problems) for key, rule in keys.items()]
+    return all(results)
+
+
+def _value(
+    config: Config, path: KeyPath, value: dict[str, Any], key: str, rule: Key, problems: Problems
+) -> bool:
+    """Whether `key` is given and its value passes the rule's check (or it may be left out)."""
+    if key not in value:
+        if rule.default is REQUIRED:
+            problems.append(config.problem(path, rule.missing_text(key)))
+            return False
+        return True
+    if msg := rule.check(value[key]):
+        problems.append(config.problem(path + (key,), msg))
+        return False
+    return True
+
+
+def _plain(form: Form) -> dict[str, Key]:
+    """A model form's own keys but those walked in code (their items refer to each other)."""
+    walked = ("inputs", "layers", "outputs")
+    return {k: v for k, v in form.keys.items() if k not in MODEL.common and k not in walked}
+
+
+def _only(form: Form, forms: Forms) -> dict[str, Key]:
+    """The keys only `form` takes of its siblings."""
+    others = [f for f in forms.forms if f is not form]
+    return {k: v for k, v in form.keys.items() if not any(k in f.keys for f in others)}
+
+
+def _misplaced(
+    config: Config,
+    path: KeyPath,
+    value: dict[str, Any],
+    form: Form,
+    keys: dict[str, Key],
+    problems: Problems,
+) -> None:
+    """Each of `keys` the mapping has that `form` does not take: where it belongs instead."""
+    for key, rule in keys.items():
+        if key in value and key not in form.keys:
+            text = form.misplaced_text(key, rule)
+            problems.append(config.problem(path + (key,), text, at_key=True))
 
 
 def _define(

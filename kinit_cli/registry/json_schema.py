@@ -4,8 +4,9 @@ Derived from what `validate` itself uses, so the two cannot drift apart:
 
 - sections and keys from schema.SCHEMA: each Field's check carries its fragment
   (fields.py), its doc is the description and its default the default;
-- the model section's three forms (Sequential, functional, one class) from schema.py's key
-  lists and MAX_LAYERS;
+- the model section's three forms (Sequential, functional, one class) from its one
+  description, config/model_fields.MODEL: each form's keys, their checks' fragments, docs
+  and required keys, and the forms of the layers and inputs lists;
 - every name a spec may hold, per kind, from the registry (Keras built-ins, their aliases,
   loaded plugins, `package>Name` forms): an `enum` for completion, and a pattern for any
   capitalisation, since names resolve case-insensitively;
@@ -27,10 +28,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kinit_cli.config import fields, model_schema, schema
+from kinit_cli.config import fields, model_fields, schema
 from kinit_cli.config import source as config_mod
 from kinit_cli.errors import ConfigError, UsageError
 from kinit_cli.registry.catalog import Registry
@@ -153,109 +155,40 @@ def _field(rule: fields.Field) -> dict[str, Any]:
 
 
 def _model() -> dict[str, Any]:
-    """The three forms of `model:`, each closed to the keys it takes (validate's _model)."""
-    names = {
-        "anyOf": [{"type": "string"}, {"type": "array", "minItems": 1, "items": {"type": "string"}}]
-    }
-    layers = {"type": "array", "minItems": 1, "maxItems": model_schema.MAX_LAYERS}
-    keys: dict[str, Any] = {
-        "name": {**fields.json_schema(fields.model_name), "description": "the Keras model's name"},
-        "input_shape": {
-            **fields.json_schema(fields.shape),
-            "description": "the shape of one example, without the batch dimension",
-        },
-        "inputs": {
-            "type": "array",
-            "minItems": 1,
-            "description": "the functional model's inputs",
-            "items": {
-                "type": "object",
-                "properties": {
-                    "name": fields.json_schema(fields.string),
-                    "shape": fields.json_schema(fields.shape),
-                    "dtype": fields.json_schema(fields.string),
-                },
-                "required": ["name", "shape"],
-                "additionalProperties": False,
-            },
-        },
-        "outputs": {**names, "description": "the names of the output layers"},
-        "class_name": {"$ref": "#/$defs/layer.name"},
-        "config": {"type": ["object", "null"]},
-    }
-    assert set(keys) | {"layers"} == set(model_schema.MODEL_KEYS), "a model key without a schema"
-    assert set(model_schema.INPUT_KEYS) == set(keys["inputs"]["items"]["properties"])
-    shares = {"type": "string", "description": "apply this layer, defined above, once more"}
-    sequential_layers = {
-        **layers,
-        "description": "the layers, in order: {class_name, config}, or {shares: NAME}",
-        # {shares: NAME} needs a layer above it.
-        "prefixItems": [{"$ref": "#/$defs/layer.object"}],
-        "items": _either_or(
-            "shares",
-            {"properties": {"shares": shares}, "required": ["shares"]},
-            {"$ref": "#/$defs/layer.object"},
-        ),
-    }
-    entry_keys = {
-        "name": {"type": "string", "description": "the name later entries and outputs use"},
-        "inputs": {**names, "description": "the inputs or layers above it is applied to"},
-    }
-    functional_layers = {
-        **layers,
-        "description": "named layers, each applied to the inputs or layers above it",
-        "items": _either_or(
-            "shares",
-            {
-                "properties": {**entry_keys, "shares": shares},
-                "required": ["name", "shares", "inputs"],
-            },
-            {
-                "properties": {
-                    **entry_keys,
-                    "class_name": {"$ref": "#/$defs/layer.name"},
-                    "config": {"type": ["object", "null"]},
-                },
-                "required": ["name", "class_name", "inputs"],
-                "allOf": [{"$ref": "#/$defs/layer.configs"}],
-            },
-        ),
-    }
-    assert set(model_schema.FUNCTIONAL_LAYER_KEYS) == set(entry_keys) | {
-        "class_name",
-        "config",
-        "shares",
-    }
+    """`model:` as model_fields.MODEL describes it: every key listed on top for completion,
+    each form closed to the keys it takes."""
+    properties = {key: _key(rule) for key, rule in model_fields.MODEL.keys.items()}
+    return {"type": "object", "properties": properties, **_forms(model_fields.MODEL)}
 
-    sequential = {
-        "properties": {
-            "name": keys["name"],
-            "input_shape": keys["input_shape"],
-            "layers": sequential_layers,
-        },
-        "required": ["input_shape", "layers"],
-    }
-    functional = {
-        "properties": {
-            "name": keys["name"],
-            "inputs": keys["inputs"],
-            "layers": functional_layers,
-            "outputs": keys["outputs"],
-        },
-        "required": ["inputs", "layers", "outputs"],
-    }
-    whole = {
-        "properties": {n: keys[n] for n in ("name", "class_name", "config", "input_shape")},
-        "required": ["class_name", "input_shape"],
-        "allOf": [{"$ref": "#/$defs/layer.configs"}],
-    }
-    # The form is told by its keys, as validate tells it: class_name first, then inputs.
-    # Every key is listed on top for completion; each form takes only its own.
-    return {
+
+def _forms(forms: model_fields.Forms) -> dict[str, Any]:
+    """The forms told apart as validate tells them: the first whose key the mapping has,
+    else the last."""
+    *told, last = forms.forms
+    out = _form(last)
+    for form in reversed(told):
+        out = _either_or(form.tell, _form(form), out)
+    return out if told else {"additionalProperties": False, **out}
+
+
+def _form(form: model_fields.Form) -> dict[str, Any]:
+    out: dict[str, Any] = {
         "type": "object",
-        "properties": {**keys, "layers": {**layers, "description": "the layers"}},
-        **_either_or("class_name", whole, _either_or("inputs", functional, sequential)),
+        "properties": {key: _key(rule) for key, rule in form.keys.items()},
+        "required": form.required,
     }
+    if form.kind:  # config checked against the class class_name names
+        out["allOf"] = [{"$ref": f"#/$defs/{form.kind}.configs"}]
+    return out
+
+
+def _key(rule: model_fields.Key) -> dict[str, Any]:
+    out = _field(rule)
+    if rule.items:
+        if rule.items.first:
+            out["prefixItems"] = [_forms(replace(rule.items, forms=(rule.items.first,)))]
+        out["items"] = _forms(rule.items)
+    return out
 
 
 def _either_or(key: str, with_key: dict[str, Any], without: dict[str, Any]) -> dict[str, Any]:

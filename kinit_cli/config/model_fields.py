@@ -1,0 +1,238 @@
+"""The `model:` section described once: its three forms (Sequential, functional, one class),
+the keys each form and each of its list items takes, and for every key its check, its doc
+and what is said when it is missing or given where it does not belong.
+
+Validation (model_schema.py) and the JSON Schema for editors (registry/json_schema.py) are
+both read from here, so a model key is added in one place. What refers across entries (a
+layer's `inputs` naming one above it, `shares`, names used twice, a config's name against
+its entry's) is not a value's check: model_schema.py says it in code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from kinit_cli.config.fields import (
+    REQUIRED,
+    Field,
+    class_name_of,
+    model_name,
+    non_empty_list,
+    optional_mapping,
+    reference,
+    references,
+    shape,
+    string,
+    with_schema,
+)
+
+# Keras builds a model by recursing through its layers, about one Python frame per layer
+# (Sequential and Functional, Keras 3.15.1): 2,000 layers hit Python's recursion limit of
+# 1,000 at layer 986. 500 leave room for the stack below and build, fit and save.
+MAX_LAYERS = 500
+
+
+@dataclass(frozen=True)
+class Key(Field):
+    """A key of a model mapping: a Field (`default` REQUIRED when it must be given), what
+    is said when it is missing, or given in a form that does not take it, and, for a list
+    of mappings, the forms of its items."""
+
+    missing: str = ""  # the problem of a REQUIRED key left out; default: "missing required key"
+    elsewhere: str = ""  # the problem of the key in a form that does not take it
+    items: Forms | None = None
+
+    def missing_text(self, key: str) -> str:
+        return self.missing or f"missing required key '{key}'"
+
+    def elsewhere_text(self, key: str) -> str:
+        return self.elsewhere or f"'{key}' does not go with this form of model"
+
+
+@dataclass(frozen=True)
+class Form:
+    """One form of a mapping: the keys it takes, the key that tells it from its siblings
+    ('' for the form a mapping has when it holds no sibling's key), and what is said of a
+    sibling's key given in it ('{key}' stands for the key; '' for that key's `elsewhere`)."""
+
+    keys: dict[str, Key]
+    tell: str = ""
+    misplaced: str = ""
+    # The kind whose class `class_name` names: its `config` is checked against that class.
+    kind: str = ""
+
+    @property
+    def required(self) -> list[str]:
+        return [k for k, key in self.keys.items() if key.default is REQUIRED]
+
+    def misplaced_text(self, key: str, rule: Key) -> str:
+        return self.misplaced.format(key=key) if self.misplaced else rule.elsewhere_text(key)
+
+
+@dataclass(frozen=True)
+class Forms:
+    """A mapping (or each item of a list of them) in one of several forms, told apart by
+    their `tell` keys in order. `keys` holds every key any form takes, in the order an
+    unknown key's message lists them; `expected` says what an item is, for a value that is
+    no mapping; `first` is the form the first item must take, where it is not the first."""
+
+    forms: tuple[Form, ...]
+    expected: str
+    keys: dict[str, Key] = field(default_factory=dict)
+    first: Form | None = None
+
+    def __post_init__(self) -> None:
+        if not self.keys:  # every key of the forms, in the order they first appear
+            keys = {k: v for form in self.forms for k, v in form.keys.items()}
+            object.__setattr__(self, "keys", keys)
+
+    @property
+    def common(self) -> dict[str, Key]:
+        """The keys every form takes, checked before the form is told."""
+        return {k: v for k, v in self.keys.items() if all(k in f.keys for f in self.forms)}
+
+    def form_of(self, mapping: dict[str, Any]) -> Form:
+        """The form the mapping's keys tell: the first whose key it has, else the last."""
+        return next((f for f in self.forms if f.tell and f.tell in mapping), self.forms[-1])
+
+
+@with_schema({"type": "array", "minItems": 1, "maxItems": MAX_LAYERS})
+def layer_list(v: Any) -> str | None:
+    """At least one layer, and no more than Keras can build."""
+    if msg := non_empty_list("layers")(v):
+        return msg
+    if len(v) > MAX_LAYERS:
+        return (
+            f"{len(v):,} layers, more than the {MAX_LAYERS} kinit builds: Keras builds a model "
+            "by recursing through its layers, and deeper models exceed Python's recursion limit"
+        )
+    return None
+
+
+def spec(kind: str) -> Form:
+    """`{class_name, config}` naming a class of `kind`: class_name text, config a mapping."""
+    class_name = Key(class_name_of(kind), REQUIRED, missing="missing 'class_name'")
+    return Form({"class_name": class_name, "config": CONFIG}, kind=kind)
+
+
+SHARES = "apply this layer, defined above, once more"
+CONFIG = Key(optional_mapping)
+
+SEQUENTIAL_CLASS = spec("layer")
+SEQUENTIAL_ENTRIES = Forms(
+    (Form({"shares": Key(string, REQUIRED, SHARES)}, tell="shares"), SEQUENTIAL_CLASS),
+    expected="a {class_name, config} mapping",
+    first=SEQUENTIAL_CLASS,  # {shares: NAME} needs a layer above it
+)
+
+ENTRY_NAME = Key(reference, REQUIRED, "the name later entries and outputs use")
+ENTRY_INPUTS = Key(
+    references,
+    REQUIRED,
+    "the inputs or layers above it is applied to",
+    elsewhere="'inputs' needs the functional form (model.inputs, named layers, model.outputs)",
+)
+FUNCTIONAL_CLASS = Form(
+    {
+        "name": ENTRY_NAME,
+        "class_name": replace(
+            SEQUENTIAL_CLASS.keys["class_name"],
+            missing="missing 'class_name' (or 'shares' to reuse a layer defined above)",
+        ),
+        "config": CONFIG,
+        "inputs": ENTRY_INPUTS,
+    },
+    kind="layer",
+)
+FUNCTIONAL_SHARED = Form(
+    {"name": ENTRY_NAME, "inputs": ENTRY_INPUTS, "shares": Key(reference, REQUIRED, SHARES)},
+    tell="shares",
+    misplaced="a layer entry with 'shares' reuses another layer and takes no '{key}'",
+)
+FUNCTIONAL_ENTRIES = Forms(
+    (FUNCTIONAL_SHARED, FUNCTIONAL_CLASS),
+    expected="a mapping with name, class_name, config and inputs",
+    keys={**FUNCTIONAL_CLASS.keys, **FUNCTIONAL_SHARED.keys},
+)
+INPUTS = Forms(
+    (Form({"name": Key(string, REQUIRED), "shape": Key(shape, REQUIRED), "dtype": Key(string)}),),
+    expected="a {name, shape} mapping",
+)
+
+# Every key of `model:`, in the order an unknown key's message lists them; each form below
+# takes some, as they are here or made required.
+KEYS = {
+    "name": Key(model_name, doc="the Keras model's name"),
+    "input_shape": Key(
+        shape,
+        doc="the shape of one example, without the batch dimension",
+        elsewhere="give either 'input_shape' (Sequential) or 'inputs' (functional), not both",
+    ),
+    "inputs": Key(
+        non_empty_list("{name, shape} inputs"), doc="the functional model's inputs", items=INPUTS
+    ),
+    "layers": Key(layer_list, doc="the layers"),
+    "outputs": Key(
+        references,
+        doc="the names of the output layers",
+        elsewhere="'outputs' belongs to a functional model (with 'inputs'); a Sequential "
+        "model's output is its last layer",
+    ),
+    "class_name": Key(class_name_of("layer")),
+    "config": replace(
+        CONFIG, elsewhere="'config' belongs to a model given as one class (with 'class_name')"
+    ),
+}
+
+
+def _required(key: str, missing: str = "", **changes: Any) -> Key:
+    return replace(KEYS[key], default=REQUIRED, missing=missing, **changes)
+
+
+WHOLE = Form(
+    {
+        "name": KEYS["name"],
+        "class_name": _required("class_name"),
+        "config": KEYS["config"],
+        "input_shape": _required(
+            "input_shape", "missing 'input_shape' (the shape the model is applied to)"
+        ),
+    },
+    tell="class_name",
+    misplaced="'{key}' does not go with 'class_name': a model given as one class takes "
+    "'config' and 'input_shape' only",
+    kind="layer",
+)
+FUNCTIONAL = Form(
+    {
+        "name": KEYS["name"],
+        "inputs": _required("inputs"),
+        "layers": _required(
+            "layers",
+            doc="named layers, each applied to the inputs or layers above it",
+            items=FUNCTIONAL_ENTRIES,
+        ),
+        "outputs": _required(
+            "outputs", "missing required key 'outputs' (the functional model's output layer names)"
+        ),
+    },
+    tell="inputs",
+)
+SEQUENTIAL = Form(
+    {
+        "name": KEYS["name"],
+        "input_shape": _required(
+            "input_shape",
+            "missing 'input_shape' (Sequential model), 'inputs' (functional model) or "
+            "'class_name' (a model class)",
+        ),
+        "layers": _required(
+            "layers",
+            doc="the layers, in order: {class_name, config}, or {shares: NAME}",
+            items=SEQUENTIAL_ENTRIES,
+        ),
+    },
+)
+# The form is told by its keys: class_name first, then inputs.
+MODEL = Forms((WHOLE, FUNCTIONAL, SEQUENTIAL), expected="a mapping", keys=KEYS)
