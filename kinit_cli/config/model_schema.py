@@ -163,6 +163,7 @@ def _entry(
 def _shares(
     config: Config, known: dict[str, str], target: Any, path: KeyPath, problems: Problems
 ) -> None:
+    """`shares` names a layer defined above (not an input, nor another entry's call)."""
     if not isinstance(target, str) or known.get(target) != "layer":
         layer_names = [n for n, k in known.items() if k == "layer"]
         hint = did_you_mean(str(target), layer_names) or (
@@ -260,6 +261,7 @@ def _define(
     path: KeyPath,
     problems: Problems,
 ) -> None:
+    """Record `name` as an input, a layer or a layer's call; a name given twice is a problem."""
     if not isinstance(name, str):
         return
     if name in known:
@@ -274,14 +276,10 @@ def _define(
 
 
 def _references(
-    config: Config, known: dict[str, str], value: Any, path: KeyPath, problems: Problems
+    config: Config, known: dict[str, str], value: str | list[str], path: KeyPath, problems: Problems
 ) -> None:
+    """Each name of `value` (one that fields.references took) defined above it."""
     names = [value] if isinstance(value, str) else value
-    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
-        problems.append(
-            config.problem(path, f"expected a name or a list of names, got {kind_of(value)}")
-        )
-        return
     for i, name in enumerate(names):
         if name not in known:
             hint = did_you_mean(name, list(known)) or (
@@ -308,14 +306,8 @@ def layer_names(model: Any) -> list[tuple[KeyPath, str]]:
             name, path = layer.get("name"), path + ("name",)
         else:
             cfg = layer.get("config")
-            name, path = (
-                (cfg or {}).get("name") if isinstance(cfg, dict) else None,
-                path
-                + (
-                    "config",
-                    "name",
-                ),
-            )
+            name = cfg.get("name") if isinstance(cfg, dict) else None
+            path += ("config", "name")
         if isinstance(name, str):
             found.append((path, name))
     return found
