@@ -168,12 +168,16 @@ def _forms(forms: model_fields.Forms) -> dict[str, Any]:
     out = _form(last)
     for form in reversed(told):
         out = _either_or(form.tell, _form(form), out)
-    return out if told else {"additionalProperties": False, **out}
+    if told or "$ref" in out:
+        return out
+    return {"type": "object", **out, "additionalProperties": False}
 
 
 def _form(form: model_fields.Form) -> dict[str, Any]:
+    if form.kind and set(form.keys) == set(model_fields.spec(form.kind).keys):
+        # {class_name, config} of one kind, as class_schemas.kind_defs defines it.
+        return {"$ref": f"#/$defs/{form.kind}.object"}
     out: dict[str, Any] = {
-        "type": "object",
         "properties": {key: _key(rule) for key, rule in form.keys.items()},
         "required": form.required,
     }
