@@ -546,7 +546,7 @@ def inspect_weights(
     model, a run directory, or a .weights.h5 checkpoint in a run directory."""
     from kinit_cli.output import render, weight_tables
     from kinit_cli.registry.plugins import entry_point_notes
-    from kinit_cli.weights.report import inspect
+    from kinit_cli.weights.report import InspectOptions, inspect
 
     if plot:
         from kinit_cli.output import plot as plotting
@@ -554,10 +554,7 @@ def inspect_weights(
         plotting.check(Path(plot), overwrite)
         plot = str(Path(plot).absolute())  # before plugins load: they may chdir
     trust = _trust(plugins, trust_plugins, unsafe)
-    report = inspect(
-        target,
-        overrides,
-        trust,
+    options = InspectOptions(
         layer=layer,
         trainable_only=trainable_only,
         check=check,
@@ -567,9 +564,10 @@ def inspect_weights(
         values=values,
         full=full,
     )
+    report = inspect(target, overrides, trust, options)
     if plot:
         plotting.histograms(report.panels, Path(plot), overwrite)
-    notes = entry_point_notes() + _trust_notes(trust) + report.loaded.notes
+    notes = entry_point_notes() + _trust_notes(trust) + report.notes
     render.warnings(notes, render.console(stderr=True))
     if as_json:
         render.print_json(report.document)
