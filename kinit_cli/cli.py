@@ -455,11 +455,11 @@ def train(
             callbacks.append(
                 ProgressDisplay(
                     err,
-                    t["epochs"],
-                    run.steps_per_epoch,
-                    t["batch_size"],
-                    len(run.data.x_train),
-                    lambda line: err.print(line),
+                    epochs=t["epochs"],
+                    steps=run.steps_per_epoch,
+                    batch_size=t["batch_size"],
+                    samples=len(run.data.x_train),
+                    epoch_line=err.print,
                 )
             )
         try:
