@@ -37,6 +37,7 @@ def validate(
     config_file: str,
     overrides: tuple[str, ...],
     plugins: tuple[str, ...],
+    backend: str | None,
     trust_plugins: bool,
     print_config: bool,
 ) -> None:
@@ -50,7 +51,7 @@ def validate(
     from kinit_cli.output import render, weight_tables
 
     trust = make_trust(plugins, trust_plugins)
-    prepared = prepare(config_file, overrides, trust, callbacks=True)
+    prepared = prepare(config_file, overrides, trust, callbacks=True, requested=backend)
     if print_config:
         render.warnings(trust_notes(trust), render.console(stderr=True))
         click.echo(dump(prepared.resolved), nl=False)
@@ -67,12 +68,18 @@ def _catalog_command(kind: str, plural: str) -> click.Command:
     @plugin_option
     @backend_option
     @debug_option
-    def command(name: str | None, as_json: bool, plugins: tuple[str, ...]) -> None:
+    def command(
+        name: str | None, as_json: bool, plugins: tuple[str, ...], backend: str | None
+    ) -> None:
         from kinit_cli.output import catalog, render
         from kinit_cli.registry.catalog import Registry
         from kinit_cli.registry.plugins import entry_point_notes, load_plugins
         from kinit_cli.registry.signatures import describe
 
+        if backend:
+            from kinit_cli.runtime.backend import use
+
+            use(backend)  # before the plugins import Keras
         load_plugins(plugins, base_dir=Path.cwd())
         render.warnings(entry_point_notes(), render.console(stderr=True))
         registry = Registry()

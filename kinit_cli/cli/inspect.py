@@ -73,6 +73,7 @@ def inspect_weights(
     target: str,
     overrides: tuple[str, ...],
     plugins: tuple[str, ...],
+    backend: str | None,
     trust_plugins: bool,
     layer: str | None,
     trainable_only: bool,
@@ -108,6 +109,7 @@ def inspect_weights(
         plot=plot,
         values=values,
         full=full,
+        backend=backend,
     )
     report = inspect(target, overrides, trust, options)
     if plot:

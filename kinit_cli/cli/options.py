@@ -53,18 +53,10 @@ memory_check_option = _setting_flag(
 )
 
 
-def _set_backend(_ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
-    from kinit_cli.runtime import backend
-
-    backend.requested = value  # every invocation: chosen before anything imports Keras
-
-
+# The command passes it to whatever reads a config or imports Keras first.
 backend_option = click.option(
     "--backend",
     type=click.Choice(BACKENDS, case_sensitive=False),
-    expose_value=False,
-    is_eager=True,
-    callback=_set_backend,
     help="Keras backend (overrides the config's backend: and KERAS_BACKEND).",
 )
 trust_option = click.option(

@@ -70,6 +70,7 @@ def train(
     config_file: str | None,
     overrides: tuple[str, ...],
     plugins: tuple[str, ...],
+    backend: str | None,
     trust_plugins: bool,
     device: str,
     seed: int | None,
@@ -97,6 +98,7 @@ def train(
         overwrite=overwrite,
         resume=resume,
         strategy=strategy,
+        backend=backend,
     )
     run = plan(config_file, overrides, trust, options)
     out = render.console()

@@ -86,6 +86,7 @@ class InspectOptions:
     plot: str | None = None  # the file output.plot draws the panels into
     values: str | None = None  # --values GLOB
     full: bool = False  # --full: every value, not NumPy's summary
+    backend: str | None = None  # --backend: what Keras is imported with, over the config's
 
 
 @dataclass(frozen=True)
@@ -183,7 +184,7 @@ def inspect(
     if options.full and options.values is None:
         raise UsageError("--full goes with --values GLOB: it prints every value of those")
     trust = trust or Trust()
-    loaded = read(target, trust, overrides, by_path=True)
+    loaded = read(target, trust, overrides, by_path=True, requested=options.backend)
     if options.activations and loaded.prepared is None:
         raise UsageError(
             "--activations needs a config TARGET: it pushes a batch through the "
@@ -211,7 +212,7 @@ def inspect(
         panels = [_panel(w, arrays[w.path], origins[w.path]) for w in weights]
     comparison, notes = None, list(loaded.notes)
     if options.against:
-        other = read(options.against, trust, overrides, by_path=True)
+        other = read(options.against, trust, overrides, by_path=True, requested=options.backend)
         notes += other.notes
         other_arrays = other.arrays(select(other.weights, options.layer, options.trainable_only))
         comparison = {"source": other.source, **compare(arrays, other_arrays)}
