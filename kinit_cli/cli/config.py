@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from kinit_cli.cli.options import (
+    KinitCommand,
     backend_option,
     config_options,
     debug_option,
@@ -23,7 +24,7 @@ from kinit_cli.cli.options import (
 from kinit_cli.registry.registration import KINDS
 
 
-@click.command()
+@click.command(cls=KinitCommand)
 @click.argument("config_file", metavar="CONFIG", type=click.Path(dir_okay=True))
 @config_options
 @trust_option
@@ -98,13 +99,13 @@ def _catalog_command(kind: str, plural: str) -> click.Command:
         f"Shows canonical names, aliases, where each comes from, constructor parameters with "
         f"defaults and the first docstring line."
     )
-    return click.command(f"list-{plural}")(command)
+    return click.command(f"list-{plural}", cls=KinitCommand)(command)
 
 
 CATALOG = [_catalog_command(kind.name, kind.plural) for kind in KINDS.values()]
 
 
-@click.command("schema")
+@click.command("schema", cls=KinitCommand)
 @plugin_option
 @click.option(
     "--config",
@@ -147,7 +148,7 @@ def schema_command(
     render.console(stderr=True).print(f"Wrote the config schema to {output}")
 
 
-@click.command("export-config")
+@click.command("export-config", cls=KinitCommand)
 @click.argument("model_file", metavar="MODEL.keras", type=click.Path(dir_okay=True))
 @output_option("Write the config to FILE.yaml instead of stdout.", "FILE.yaml")
 @overwrite_option("Let --output replace an existing file.")

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from kinit_cli.cli.options import (
+    KinitCommand,
     config_options,
     json_option,
     make_trust,
@@ -61,7 +62,7 @@ _shown_options = stack(
 )
 
 
-@click.command("inspect-weights")
+@click.command("inspect-weights", cls=KinitCommand)
 @click.argument("target")
 @config_options
 @trust_option

@@ -1,4 +1,5 @@
-"""The options several commands share, each declared once, and the command's one Trust."""
+"""The options several commands share, each declared once; the command class that holds
+their Switches; and the command's one Trust."""
 
 from __future__ import annotations
 
@@ -8,46 +9,48 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from kinit_cli.config.choices import BACKENDS
+from kinit_cli.runtime import switches
+from kinit_cli.runtime.switches import Switches
 
 if TYPE_CHECKING:
     from kinit_cli.registry.trust import Trust
 
 DEBUG = "kinit.debug"
 TRUST = "kinit.trust"
+_IGNORE_MEMORY = "kinit.ignore_memory_check"
 
 
-def _set_debug(ctx: click.Context, _param: click.Parameter, value: bool) -> bool:
-    if value:
-        from kinit_cli.runtime import imports
+class KinitCommand(click.Command):
+    """A command that holds its Switches (runtime/switches.py), made once from its flags,
+    while it runs."""
 
-        ctx.meta[DEBUG] = True
-        imports.show_native_logs = True
-    return value
+    def invoke(self, ctx: click.Context) -> Any:
+        made = Switches(
+            ignore_memory_check=bool(ctx.meta.get(_IGNORE_MEMORY)),
+            debug=bool(ctx.meta.get(DEBUG)) or switches.current().debug,
+        )
+        with switches.using(made):
+            return super().invoke(ctx)
 
 
-def _setting_flag(name: str, setter: Callable[..., bool], help: str) -> Any:
-    """A flag read before the other options that sets process state (setter: click's
-    callback) instead of reaching the command as an argument."""
+def _switch_flag(name: str, key: str, help: str) -> Any:
+    """A flag that reaches the command's Switches rather than its arguments; given to the
+    group or to the command, it holds (ctx.meta is the invocation's, shared by both)."""
+
+    def record(ctx: click.Context, _param: click.Parameter, value: bool) -> bool:
+        if value:
+            ctx.meta[key] = True
+        return value
+
     return click.option(
-        name, is_flag=True, expose_value=False, is_eager=True, callback=setter, help=help
+        name, is_flag=True, expose_value=False, is_eager=True, callback=record, help=help
     )
 
 
-debug_option = _setting_flag(
-    "--debug", _set_debug, "Show Python tracebacks and TensorFlow's own logs."
-)
-
-
-def _set_memory_check(_ctx: click.Context, _param: click.Parameter, value: bool) -> bool:
-    from kinit_cli.runtime import memory
-
-    memory.ignored = value  # every invocation: a flag given once does not stick
-    return value
-
-
-memory_check_option = _setting_flag(
+debug_option = _switch_flag("--debug", DEBUG, "Show Python tracebacks and TensorFlow's own logs.")
+memory_check_option = _switch_flag(
     "--ignore-memory-check",
-    _set_memory_check,
+    _IGNORE_MEMORY,
     "Build or read a model even when its weights, or the sizes a file declares, look too "
     "large for this machine's memory.",
 )

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 import click
 
 from kinit_cli.cli.options import (
+    KinitCommand,
     config_options,
     json_option,
     make_trust,
@@ -57,7 +58,7 @@ _run_options = stack(
 )
 
 
-@click.command()
+@click.command(cls=KinitCommand)
 @click.argument("config_file", metavar="[CONFIG]", required=False, type=click.Path())
 @config_options
 @trust_option
