@@ -67,3 +67,27 @@ def test_each_shared_option_is_declared_once_with_one_help_text():
         "as_json": {"Print one JSON document on stdout."},
         "wide": {"Every table column, however wide the table gets."},
     }
+
+
+MODEL = (
+    "model:\n"
+    "  input_shape: [4]\n"
+    "  layers:\n"
+    "    - {class_name: Dense, config: {units: 3, name: d}}\n"
+    "compile: {loss: mse}\n"
+)
+
+
+def test_backend_reaches_an_init_from_config_read_once_keras_runs(runner, write):
+    # Keras runs on tensorflow in this process; the source asks for another backend, and
+    # --backend, which the config's backend: gives way to, holds for the source too.
+    write("src.yaml", "backend: jax\nseed: 1\n" + MODEL)
+    main = write("main.yaml", "seed: 2\ninit_from: {source: src.yaml}\n" + MODEL)
+    result = runner.invoke(cli, ["validate", str(main), "--backend", "tensorflow"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith(f"{main}: valid on backend tensorflow\n")
+    result = runner.invoke(cli, ["validate", str(main)])
+    assert result.exit_code == 2
+    assert "backend jax was asked for, but Keras already runs on tensorflow" in " ".join(
+        result.stderr.split()
+    )

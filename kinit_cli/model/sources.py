@@ -205,7 +205,7 @@ def _resolve(
                 registry, config, "callback", resolved[where[0]][where[1]], where
             )
         with problems.collecting():
-            built = _build(config, resolved, registry, trust, training, init)
+            built = _build(config, resolved, registry, trust, training, init, requested)
     problems.raise_any()
     assert built is not None  # or there were problems
     if training or callbacks:  # train, and validate, which refuses what train would
@@ -311,6 +311,7 @@ def _build(
     trust: Trust,
     training: bool,
     init: bool,
+    requested: str | None = None,
 ) -> BuiltModel:
     k = keras()
     if resolved["seed"] is not None:
@@ -326,12 +327,16 @@ def _build(
         k.mixed_precision.set_dtype_policy(previous)
     section = resolved.get("init_from")
     if section and init:
-        init_from.apply(built, section, config, _init_source(section, config, trust))
+        source = _init_source(section, config, trust, requested)
+        init_from.apply(built, section, config, source)
     return built
 
 
-def _init_source(section: dict[str, Any], config: config_mod.Config, trust: Trust) -> Loaded:
-    """What init_from names, read as inspect-weights reads a target (never a file's code)."""
+def _init_source(
+    section: dict[str, Any], config: config_mod.Config, trust: Trust, requested: str | None
+) -> Loaded:
+    """What init_from names, read as inspect-weights reads a target (never a file's code);
+    a config source is read on the command's --backend (`requested`) as the config is."""
     where = (*init_from.SECTION, "source")
     source = init_from.source_path(section["source"], config.base_dir)
     if not source.exists():
@@ -339,7 +344,7 @@ def _init_source(section: dict[str, Any], config: config_mod.Config, trust: Trus
     try:
         # A .keras file's code never runs from init_from; a run's or a config's plugins as
         # the user allowed.
-        loaded = read(str(source), trust.safe(), own=False)
+        loaded = read(str(source), trust.safe(), own=False, requested=requested)
     except ModelFileError as exc:
         message = str(exc)
         if exc.code:

@@ -206,7 +206,7 @@ def inspect(
         activations = propagate(loaded.prepared, BuiltModel(loaded.model, [], loaded.weights))
     checked = None
     if options.check:
-        checked = _check(loaded, weights, arrays, measured, origins, trust)
+        checked = _check(loaded, weights, arrays, measured, origins, trust, options.backend)
     panels = []
     if options.plot:
         panels = [_panel(w, arrays[w.path], origins[w.path]) for w in weights]
@@ -272,13 +272,14 @@ def _check(
     measured: list[stats.VariableStats],
     origins: dict[str, provenance.Provenance],
     trust: Trust,
+    requested: str | None,
 ) -> TheoryCheck:
     """--check: each variable against its initializer's theory, or a run's initial weights
     against those its config and seed rebuild."""
     rebuilt = None
     if loaded.kind == "run" and loaded.initial and loaded.model is not None:
         rebuilt = stats.values(rebuild_run(Path(loaded.source), trust, loaded.checked).weights)
-    sources = _source_digests(weights, trust) if loaded.kind == "run" else None
+    sources = _source_digests(weights, trust, requested) if loaded.kind == "run" else None
     # Read without its model (plugins not allowed): the warning says which and how.
     unbuilt = "which needs the plugins it names (see the warning)" if loaded.model is None else None
     by_path = {s.path: s for s in measured}
@@ -288,7 +289,9 @@ def _check(
     return TheoryCheck(verdicts, rebuilt is not None)
 
 
-def _source_digests(weights: Sequence[Any], trust: Trust) -> dict[str, str]:
+def _source_digests(
+    weights: Sequence[Any], trust: Trust, requested: str | None = None
+) -> dict[str, str]:
     """path -> SHA-256 of the values its init_from source holds now ('file:layer/var'),
     each source read once; a source that is gone or changed shape is left out."""
     by_source: dict[str, Loaded | None] = {}
@@ -299,7 +302,7 @@ def _source_digests(weights: Sequence[Any], trust: Trust) -> dict[str, str]:
         label, _, path = w.loaded_from.rpartition(":")
         if label not in by_source:
             try:
-                by_source[label] = read(label, trust.safe(), own=False)
+                by_source[label] = read(label, trust.safe(), own=False, requested=requested)
             except KinitError:
                 by_source[label] = None
         source = by_source[label]
