@@ -121,7 +121,8 @@ def train(
 
 def _fit(run: Plan, quiet: bool, wide: bool, as_json: bool) -> TrainResult:
     """The planned run trained and finished in its run directory: the header and the
-    initial weights first, the progress on stderr (neither with --quiet or --json)."""
+    initial weights first (not with --quiet or --json), the progress on stderr (not with
+    --quiet)."""
     from kinit_cli.output import render, weight_tables
     from kinit_cli.training.trainer import Trainer
 
