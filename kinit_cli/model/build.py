@@ -101,7 +101,7 @@ def _keras_warnings() -> Iterator[None]:
     import warnings
 
     with warnings.catch_warnings():
-        if not imports.show_native_logs:
+        if not imports.native_logs():
             # By category, not module: Keras attributes them to the caller's frame (stacklevel).
             warnings.simplefilter("ignore", category=UserWarning)
         yield

@@ -247,7 +247,7 @@ def check(
         registry: the Registry the model is built with (see estimate()).
         ignore: skip the check (default: whether --ignore-memory-check was given).
     """
-    if memory.ignored if ignore is None else ignore:
+    if memory.ignored() if ignore is None else ignore:
         return
     found = estimate(resolved["model"], registry)
     if not training:
@@ -267,7 +267,7 @@ def check_saved(config: dict[str, Any], path: str, available: int | None = None)
     """ResourceError when the weights a .keras file's config.json declares cannot fit twice
     in the available memory (the model's variables, and the values read from the file),
     checked before Keras builds a layer."""
-    if memory.ignored:
+    if memory.ignored():
         return
     _refuse(
         saved_estimate(config),

@@ -53,22 +53,33 @@ from kinit_cli.storage import bounded, checkpoint, ownership, rundir
 
 
 def check(
-    path: str | Path, overrides: Sequence[str] = (), *, nested: bool = False, any_run: bool = False
+    path: str | Path,
+    overrides: Sequence[str] = (),
+    *,
+    nested: bool = False,
+    any_run: bool = False,
+    requested: str | None = None,
 ) -> Checked:
     """Read the config and check its structure (YAML, unknown keys, types, ranges, callback
     paths) from the schema alone, in milliseconds; ConfigError with every problem."""
-    return check_config(config_mod.load(path, overrides), nested=nested, any_run=any_run)
+    config = config_mod.load(path, overrides)
+    return check_config(config, nested=nested, any_run=any_run, requested=requested)
 
 
 def check_config(
-    config: config_mod.Config, *, nested: bool = False, any_run: bool = False
+    config: config_mod.Config,
+    *,
+    nested: bool = False,
+    any_run: bool = False,
+    requested: str | None = None,
 ) -> Checked:
     """check() for a config already read (a run's own, with --resume's epoch change).
 
     Its backend becomes the one Keras is imported with. `nested`: the config of a run read
     as a source of weights after Keras started, which is rebuilt on the running backend
     (weights are numbers on any backend). `any_run`: no run is being written (validate), so
-    a callback path inside any kinit run is refused (train checks against the run it writes)."""
+    a callback path inside any kinit run is refused (train checks against the run it writes).
+    `requested`: the command's --backend, which the config's `backend:` gives way to."""
     resolved, problems = schema.check(config)
     if not problems:
         problems += _callback_paths(config, resolved, any_run)
@@ -79,9 +90,9 @@ def check_config(
         resolved["backend"] = running
     else:
         try:
-            resolved["backend"] = backend.use(backend.resolve(resolved["backend"]))
+            resolved["backend"] = backend.use(backend.resolve(resolved["backend"], requested))
         except BackendError as exc:
-            if backend.requested or "backend" not in config.data:
+            if requested or "backend" not in config.data:
                 raise  # from --backend or KERAS_BACKEND: nothing in the file to point at
             raise ConfigError([config.problem(("backend",), str(exc))]) from None
     _backend_settings(config, resolved)
@@ -117,6 +128,7 @@ def prepare(
     scope: Any = None,
     init: bool = True,
     callbacks: bool = False,
+    requested: str | None = None,
 ) -> Prepared:
     """Load the config's plugins, resolve every name, and build the model as `kinit train`
     does: seeded first when the config has a seed, so a seed gives the same initial weights
@@ -134,10 +146,13 @@ def prepare(
     config is the one the user runs, so its `plugins:` are imported; otherwise (a run's, a
     source's) `trust` decides. A config in a folder with kinit's marker is a run's even when
     given directly: only `kinit train` (`training`) imports its plugins without leave, and
-    says so.
+    says so. `requested`: the command's --backend (see check_config()).
     """
     trust = trust or Trust()
-    checked = source if isinstance(source, Checked) else check(source, overrides, any_run=callbacks)
+    if isinstance(source, Checked):
+        checked = source
+    else:
+        checked = check(source, overrides, any_run=callbacks, requested=requested)
     config, resolved = checked.config, checked.resolved
     # Loading plugins imports Keras (and TensorFlow): only once the schema is satisfied.
     withheld: list[str] = []
@@ -155,7 +170,9 @@ def prepare(
             resolved["plugins"], config.base_dir, str(config.file), running=running
         )
     try:
-        return _resolve(config, resolved, loaded, trust, training, scope, init, callbacks)
+        return _resolve(
+            config, resolved, loaded, trust, training, scope, init, callbacks, requested
+        )
     except ConfigError:
         if withheld:
             raise trust.refusal(str(config.file), withheld, unresolved(resolved)) from None
@@ -171,10 +188,11 @@ def _resolve(
     scope: Any,
     init: bool,
     callbacks: bool,
+    requested: str | None,
 ) -> Prepared:
     """prepare() once the plugins are in: every name resolved and the model built."""
     registry = Registry()
-    problems = _tensorflow_ops(config, resolved, registry)
+    problems = _tensorflow_ops(config, resolved, registry, requested)
     problems.raise_any()  # the build would fail on them, far from the cause
     compile_args: dict[str, Any] = {}
     built: BuiltModel | None = None
@@ -187,7 +205,7 @@ def _resolve(
                 registry, config, "callback", resolved[where[0]][where[1]], where
             )
         with problems.collecting():
-            built = _build(config, resolved, registry, trust, training, init)
+            built = _build(config, resolved, registry, trust, training, init, requested)
     problems.raise_any()
     assert built is not None  # or there were problems
     if training or callbacks:  # train, and validate, which refuses what train would
@@ -218,7 +236,7 @@ def _require_trainable_weights(
 
 
 def _tensorflow_ops(
-    config: config_mod.Config, resolved: dict[str, Any], registry: Registry
+    config: config_mod.Config, resolved: dict[str, Any], registry: Registry, requested: str | None
 ) -> Problems:
     """On JAX or torch: every TensorFlow op in the plugin classes the config names (and the
     code they use), each at the place that names its class."""
@@ -226,7 +244,7 @@ def _tensorflow_ops(
     running = resolved["backend"]
     if running == "tensorflow":
         return problems
-    switch = "use --backend tensorflow" if backend.requested else "set backend: tensorflow"
+    switch = "use --backend tensorflow" if requested else "set backend: tensorflow"
     names = [
         found
         for section in ("model", "compile", "train")
@@ -293,6 +311,7 @@ def _build(
     trust: Trust,
     training: bool,
     init: bool,
+    requested: str | None = None,
 ) -> BuiltModel:
     k = keras()
     if resolved["seed"] is not None:
@@ -308,12 +327,16 @@ def _build(
         k.mixed_precision.set_dtype_policy(previous)
     section = resolved.get("init_from")
     if section and init:
-        init_from.apply(built, section, config, _init_source(section, config, trust))
+        source = _init_source(section, config, trust, requested)
+        init_from.apply(built, section, config, source)
     return built
 
 
-def _init_source(section: dict[str, Any], config: config_mod.Config, trust: Trust) -> Loaded:
-    """What init_from names, read as inspect-weights reads a target (never a file's code)."""
+def _init_source(
+    section: dict[str, Any], config: config_mod.Config, trust: Trust, requested: str | None
+) -> Loaded:
+    """What init_from names, read as inspect-weights reads a target (never a file's code);
+    a config source is read on the command's --backend (`requested`) as the config is."""
     where = (*init_from.SECTION, "source")
     source = init_from.source_path(section["source"], config.base_dir)
     if not source.exists():
@@ -321,7 +344,7 @@ def _init_source(section: dict[str, Any], config: config_mod.Config, trust: Trus
     try:
         # A .keras file's code never runs from init_from; a run's or a config's plugins as
         # the user allowed.
-        loaded = read(str(source), trust.safe(), own=False)
+        loaded = read(str(source), trust.safe(), own=False, requested=requested)
     except ModelFileError as exc:
         message = str(exc)
         if exc.code:
@@ -387,6 +410,7 @@ def read(
     *,
     own: bool = True,
     by_path: bool = False,
+    requested: str | None = None,
 ) -> Loaded:
     """Read `target`'s model and weights; UsageError when it is none of the known kinds.
 
@@ -396,21 +420,24 @@ def read(
     user's, so its plugins are imported (not for one an init_from names). `by_path`: a run
     or a checkpoint whose model needs plugins the user did not allow is read without its
     model (its stored values by their HDF5 paths, with a warning) rather than refused:
-    what inspect-weights can show; whatever needs the model keeps refusing.
+    what inspect-weights can show; whatever needs the model keeps refusing. `requested`:
+    the command's --backend, which Keras is imported with if it is not running yet.
     """
     trust = trust or Trust()
     path = Path(target)
     if not path.exists():
         raise UsageError(f"{target} does not exist")
     if path.is_dir():
-        return _run_directory(path, trust, by_path)
+        return _run_directory(path, trust, by_path, requested)
     if path.name.endswith(".weights.h5"):
-        return _checkpoint(path, trust, by_path)
+        return _checkpoint(path, trust, by_path, requested)
     if path.suffix == ".keras":
+        if requested and backend.started() is None:
+            backend.use(requested)  # before the plugins import Keras
         trust.load_user()
         return saved.read_keras(path, "model", str(path), trust.unsafe)
     if path.suffix in config_mod.SUFFIXES:
-        prepared = prepare(path, overrides, trust, own=own)
+        prepared = prepare(path, overrides, trust, own=own, requested=requested)
         built = prepared.built
         return Loaded(
             "config",
@@ -434,12 +461,14 @@ def rebuild_run(run_dir: Path, trust: Trust, checked: Checked | None = None) -> 
     return prepare(source, (), trust, own=False, init=False).built
 
 
-def _run_directory(run_dir: Path, trust: Trust, by_path: bool = False) -> Loaded:
+def _run_directory(
+    run_dir: Path, trust: Trust, by_path: bool = False, requested: str | None = None
+) -> Loaded:
     config_path = rundir.config_of(run_dir)
     _require_run(run_dir)
     # The run's plugins, which its model.keras may need, as far as the user allowed; its
     # model is built only if the file cannot be read by Keras alone.
-    checked = check(config_path, nested=True)
+    checked = check(config_path, nested=True, requested=requested)
     trust.load_user()
     trust.load_named(checked.resolved["plugins"], run_dir, str(config_path))
     model_path, weights_path = run_dir / rundir.MODEL, run_dir / rundir.WEIGHTS
@@ -639,11 +668,14 @@ def _no_trained_weights(run_dir: Path) -> str:
     )
 
 
-def _checkpoint(path: Path, trust: Trust, by_path: bool = False) -> Loaded:
+def _checkpoint(
+    path: Path, trust: Trust, by_path: bool = False, requested: str | None = None
+) -> Loaded:
     run_dir = _run_of(path)
     # The run's config is built without its init_from: the checkpoint holds every value.
     try:
-        prepared = prepare(run_dir / rundir.CONFIG, (), trust, own=False, init=False)
+        config = run_dir / rundir.CONFIG
+        prepared = prepare(config, (), trust, own=False, init=False, requested=requested)
     except UntrustedCode as exc:
         if not (by_path and exc.plugins):
             raise

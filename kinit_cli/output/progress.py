@@ -29,11 +29,17 @@ def format_logs(logs: dict[str, Any]) -> str:
 
 
 class ProgressDisplay(keras().callbacks.Callback):
-    """Per-epoch progress bar (step, loss, metrics, samples/s, ETA) and one line per epoch."""
+    """Per-epoch progress bar (step, loss, metrics, samples/s, ETA) and one line per epoch.
+
+    Args:
+        steps: batches per epoch; `samples` training samples, `batch_size` per batch.
+        epoch_line: where each finished epoch's line goes.
+    """
 
     def __init__(
         self,
         console: Console,
+        *,
         epochs: int,
         steps: int,
         batch_size: int,

@@ -65,8 +65,6 @@ LAYER_NAMES: dict[str, tuple[re.Pattern[str], str]] = {
     "torch": (re.compile(r"[^.]*"), "no '.' (torch's rule for the keys of a layer's weights)"),
 }
 
-requested: str | None = None  # --backend, set by the command line before anything runs
-
 
 def setting(resolved: dict[str, Any], key: str) -> Any:
     """train.<key> as the config gives it, else the config's backend's default."""
@@ -74,8 +72,9 @@ def setting(resolved: dict[str, Any], key: str) -> Any:
     return DEFAULTS[resolved["backend"]][key] if value is None else value
 
 
-def resolve(configured: str | None = None) -> str:
-    """The backend a command runs on, given the config's `backend:` (None when it has none)."""
+def resolve(configured: str | None = None, requested: str | None = None) -> str:
+    """The backend a command runs on, given the config's `backend:` (None when it has none)
+    and the command's --backend (`requested`)."""
     name = requested or configured or os.environ.get("KERAS_BACKEND") or DEFAULT
     if name not in BACKENDS:
         source = "--backend" if requested else "the config" if configured else "KERAS_BACKEND"

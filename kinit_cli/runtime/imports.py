@@ -13,11 +13,14 @@ from contextlib import contextmanager
 from types import ModuleType
 from typing import Any
 
-from kinit_cli.runtime import backend, compat
+from kinit_cli.runtime import backend, compat, switches
 
 _keras: ModuleType | None = None
-# Set by --debug (or KINIT_DEBUG=1): let TensorFlow's native start-up logs through.
-show_native_logs = bool(os.environ.get("KINIT_DEBUG"))
+
+
+def native_logs() -> bool:
+    """Whether TensorFlow's native start-up logs go through: --debug (or KINIT_DEBUG=1)."""
+    return switches.current().debug
 
 
 def keras() -> ModuleType:
@@ -32,8 +35,9 @@ def keras() -> ModuleType:
         name = backend.current()
         # TensorFlow's runtime logs its own view of errors kinit reports (a lost peer
         # worker, say) as native ERROR lines; those show with --debug only.
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if show_native_logs else "3")
-        with _captured_native_stderr(show=show_native_logs) as replay:
+        shown = native_logs()
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if shown else "3")
+        with _captured_native_stderr(show=shown) as replay:
             try:
                 import keras as keras_module
 
@@ -54,7 +58,7 @@ def keras() -> ModuleType:
 def tensorflow() -> Any:
     """The `tensorflow` module, on any backend, as quietly as keras() imports it."""
     keras()
-    with _captured_native_stderr(show=show_native_logs or "tensorflow" in sys.modules) as replay:
+    with _captured_native_stderr(show=native_logs() or "tensorflow" in sys.modules) as replay:
         try:
             import tensorflow as tf
 

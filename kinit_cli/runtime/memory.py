@@ -2,7 +2,7 @@
 
 Every check of a declared size against memory (a config's model, a `.keras` file's layers
 and datasets, a data file's arrays) asks `refusal()`: it answers from the same figures and
-is silenced by the same flag (--ignore-memory-check).
+is silenced by the same flag (--ignore-memory-check, held in runtime.switches: `ignored()`).
 """
 
 from __future__ import annotations
@@ -11,11 +11,15 @@ import os
 import resource
 from pathlib import Path
 
-# Set by the CLI's --ignore-memory-check (cli.py), as --debug sets runtime.imports.show_native_logs:
-# the memory checks then estimate nothing and refuse nothing.
-ignored = False
+from kinit_cli.runtime import switches
 
 FLAG = "--ignore-memory-check"
+
+
+def ignored() -> bool:
+    """Whether the command running was given --ignore-memory-check: the memory checks then
+    estimate nothing and refuse nothing."""
+    return switches.current().ignore_memory_check
 
 
 def available_bytes() -> int | None:
@@ -69,7 +73,7 @@ def _address_space() -> list[int]:
 def refusal(needed: int, available: int | None = None) -> int | None:
     """The bytes available when `needed` bytes do not fit in them, else None (fits, memory
     unknown, or the user passed --ignore-memory-check)."""
-    if ignored:
+    if ignored():
         return None
     if available is None:
         available = available_bytes()

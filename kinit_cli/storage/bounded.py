@@ -69,7 +69,7 @@ def check_member(path: Path, info: zipfile.ZipInfo, limit: int | None = None) ->
             limit,
         )
     ratio = info.file_size / max(1, info.compress_size)
-    if info.compress_type != zipfile.ZIP_STORED and ratio > MAX_RATIO and not memory.ignored:
+    if info.compress_type != zipfile.ZIP_STORED and ratio > MAX_RATIO and not memory.ignored():
         raise DeclaredSizeError(
             f"{where} inflates from {info.compress_size:,} to {info.file_size:,} bytes "
             f"({ratio:,.0f} to 1; kinit reads at most {MAX_RATIO} to 1, as no real weights "

@@ -46,6 +46,7 @@ class TrainOptions:
     overwrite: bool = False
     resume: str | None = None
     strategy: str | None = None  # --strategy: overrides distribute.strategy
+    backend: str | None = None  # --backend: overrides the config's backend:
 
 
 @dataclass(frozen=True)
@@ -161,13 +162,13 @@ def plan(
                 f"{' and '.join(given)} cannot be given with it"
             )
         run_dir = Path(options.resume)
-        checked = resume.saved_config(run_dir, config_path, overrides)
+        checked = resume.saved_config(run_dir, config_path, overrides, options.backend)
         if resume.up_to_date(run_dir, checked.resolved["train"]["epochs"]):
             return UpToDate(run_dir)
     else:
         if config_path is None:
             raise UsageError("give a CONFIG file, or --resume RUN_DIR")
-        checked = sources.check(config_path, overrides)
+        checked = sources.check(config_path, overrides, requested=options.backend)
         seed = options.seed if options.seed is not None else checked.resolved["seed"]
         if seed is None:
             seed = random.SystemRandom().randrange(2**31)
@@ -204,7 +205,12 @@ def plan(
     run_dir = Path(given).absolute()
     # Variables, optimizer and metrics belong to the strategy.
     prepared = sources.prepare(
-        checked, (), trust, training=True, scope=distribution.strategy.scope()
+        checked,
+        (),
+        trust,
+        training=True,
+        scope=distribution.strategy.scope(),
+        requested=options.backend,
     )
     built = prepared.built
     model = built.model

@@ -11,13 +11,15 @@ from kinit_cli.config import source as config_mod
 from kinit_cli.errors import RecordError, RunDirError, UsageError
 from kinit_cli.model import sources
 from kinit_cli.model.prepared import Checked
-from kinit_cli.runtime import backend
 from kinit_cli.storage import checkpoint, ownership, rundir
 
 
-def saved_config(run_dir: Path, config_path: str | None, overrides: Sequence[str]) -> Checked:
+def saved_config(
+    run_dir: Path, config_path: str | None, overrides: Sequence[str], requested: str | None = None
+) -> Checked:
     """The run's own config, read once, after checking that what was given alongside (a
-    CONFIG, --set) changes only train.epochs; with that change applied."""
+    CONFIG, --set, --backend: `requested`) changes only train.epochs; with that change
+    applied."""
     ownership.refuse_links(run_dir, "--resume")
     ownership.marker(run_dir, strict=True)  # what is the user's must be known
     if not ownership.is_kinit_run(run_dir):
@@ -28,13 +30,13 @@ def saved_config(run_dir: Path, config_path: str | None, overrides: Sequence[str
     saved_path = rundir.config_of(run_dir, "--resume")
     saved = config_mod.load(saved_path)
     ran_on = saved.data.get("backend") or "tensorflow"  # runs from before backend: were TF's
-    if backend.requested and backend.requested != ran_on:
+    if requested and requested != ran_on:
         raise UsageError(
             f"--resume {run_dir}: the run trains on backend {ran_on}; --backend "
-            f"{backend.requested} cannot continue it"
+            f"{requested} cannot continue it"
         )
     saved.data.setdefault("backend", ran_on)
-    checked = sources.check_config(saved)
+    checked = sources.check_config(saved, requested=requested)
     if config_path is None and not overrides:
         return checked
     old = checked.resolved
@@ -65,7 +67,7 @@ def saved_config(run_dir: Path, config_path: str | None, overrides: Sequence[str
         return checked
     # From --set or from the CONFIG given with --resume: the one change allowed.
     config_mod.apply_overrides(saved, [f"train.epochs={new['train']['epochs']}"])
-    return sources.check_config(saved)
+    return sources.check_config(saved, requested=requested)
 
 
 def _diff(a: Any, b: Any, path: str) -> list[tuple[str, Any, Any]]:

@@ -74,48 +74,166 @@ class Panel:
     caption: str
 
 
-@dataclass
+@dataclass(frozen=True)
+class InspectOptions:
+    """What inspect-weights was asked for beyond the target (its flags)."""
+
+    layer: str | None = None  # --layer GLOB
+    trainable_only: bool = False
+    check: bool = False  # against each initializer's theory
+    against: str | None = None  # another target to compare with
+    activations: bool = False  # one batch through a config TARGET's model
+    plot: str | None = None  # the file output.plot draws the panels into
+    values: str | None = None  # --values GLOB
+    full: bool = False  # --full: every value, not NumPy's summary
+    backend: str | None = None  # --backend: what Keras is imported with, over the config's
+
+
+@dataclass(frozen=True)
+class TheoryCheck:
+    """--check's verdicts, and whether they are of a run's initial weights rebuilt."""
+
+    verdicts: dict[str, Verdict]
+    of_rebuilt: bool
+
+
+@dataclass(frozen=True)
 class Report:
-    """Everything inspect-weights found, as objects and as the one JSON document."""
+    """Everything inspect-weights found, complete when built; `document` is its one JSON
+    document, derived."""
 
     loaded: Loaded
     variables: list[stats.VariableStats]
-    document: dict[str, Any]
-    verdicts: dict[str, Verdict] | None = None
-    comparison: dict[str, Any] | None = None
+    origins: dict[str, provenance.Provenance]
+    duplicates: list[stats.Duplicate]
+    options: InspectOptions = InspectOptions()
     values: dict[str, Any] | None = None  # --values: path -> NumPy array
-    full: bool = False  # --full: print every value, not NumPy's summary
+    activations: Any = None  # --activations: weights.propagation's document
+    checked: TheoryCheck | None = None
     panels: list[Panel] = field(default_factory=list)  # --plot, drawn by output.plot
+    comparison: dict[str, Any] | None = None  # --against
+    notes: list[str] = field(default_factory=list)  # the warnings of every target read
+
+    @property
+    def full(self) -> bool:
+        return self.options.full
+
+    @property
+    def verdicts(self) -> dict[str, Verdict] | None:
+        return self.checked.verdicts if self.checked else None
 
     @property
     def failed(self) -> bool:
         return any(v.status == "FAIL" for v in (self.verdicts or {}).values())
+
+    @property
+    def document(self) -> dict[str, Any]:
+        """inspect-weights --json's one document."""
+        document: dict[str, Any] = {
+            "source": self.loaded.source,
+            "kind": self.loaded.kind,
+            **stats.report_json(self.variables),
+        }
+        for item in document["variables"]:
+            item.update(_variable_extras(self.loaded, item["path"], item["layers"]))
+            item["provenance"] = self.origins[item["path"]].to_json()
+        document["duplicates"] = [
+            {"paths": list(d.paths), "message": d.message()} for d in self.duplicates
+        ]
+        if self.values is not None:
+            document["values"] = {path: a.tolist() for path, a in self.values.items()}
+        if self.activations is not None:
+            document["activations"] = self.activations
+        if self.checked is not None:
+            document["check"] = [_verdict_json(p, v) for p, v in self.checked.verdicts.items()]
+            document["check_summary"] = provenance.summary(self.checked.verdicts)
+            if self.checked.of_rebuilt:
+                document["check_of"] = (
+                    "the run's initial weights, rebuilt from its config and seed (their SHA-256 "
+                    f"as in {rundir.WEIGHTS_INIT})"
+                )
+        if self.options.plot:
+            document["plot"] = str(Path(self.options.plot))
+        if self.comparison is not None:
+            document["against"] = self.comparison
+        return document
+
+
+def _variable_extras(loaded: Loaded, path: str, layers: list[str]) -> dict[str, Any]:
+    """A variable's call sites (a layer applied at several places uses its variables at each)
+    and the initial values a run recorded for it."""
+    extras: dict[str, Any] = {}
+    sites = {n: (loaded.calls or {}).get(n, []) for n in layers}
+    if any(len(s) > 1 for s in sites.values()):
+        extras["call_sites"] = {n: s for n, s in sites.items() if s}
+    if loaded.initial and path in loaded.initial:
+        init = loaded.initial[path]
+        extras["initial"] = {k: init.get(k) for k in ("mean", "std", "l2", "sha256")}
+    return extras
 
 
 def inspect(
     target: str,
     overrides: Sequence[str] = (),
     trust: Trust | None = None,
-    layer: str | None = None,
-    trainable_only: bool = False,
-    check: bool = False,
-    against: str | None = None,
-    activations: bool = False,
-    plot: str | None = None,
-    values: str | None = None,
-    full: bool = False,
+    options: InspectOptions | None = None,
 ) -> Report:
     """Read, select, measure; check against theory and compare with another target on demand.
-    With `plot`, the report holds the panels output.plot draws into that file."""
-    if full and values is None:
+    With `options.plot`, the report holds the panels output.plot draws into that file."""
+    options = options or InspectOptions()
+    if options.full and options.values is None:
         raise UsageError("--full goes with --values GLOB: it prints every value of those")
     trust = trust or Trust()
-    loaded = read(target, trust, overrides, by_path=True)
-    if activations and loaded.prepared is None:
+    loaded = read(target, trust, overrides, by_path=True, requested=options.backend)
+    if options.activations and loaded.prepared is None:
         raise UsageError(
             "--activations needs a config TARGET: it pushes a batch through the "
             "model as its config builds it"
         )
+    weights = _selected(loaded, options)
+    arrays = loaded.arrays(weights)
+    measured = stats.report(weights, arrays)
+    if disowned(loaded, {s.path: s.stats.sha256 for s in measured}):
+        measured = [replace(s, loaded_from=None) for s in measured]
+    found = _duplicates(loaded, weights, measured, arrays)
+    origins = {w.path: provenance.of(loaded.kind, w, loaded.epochs) for w in weights}
+    values = None
+    if options.values is not None:
+        # The tutorials' `layer.get_weights()` / `print(net.weights[0])`, for any target.
+        values = {w.path: arrays[w.path] for w in select(weights, options.values)}
+    activations = None
+    if options.activations:
+        activations = propagate(loaded.prepared, BuiltModel(loaded.model, [], loaded.weights))
+    checked = None
+    if options.check:
+        checked = _check(loaded, weights, arrays, measured, origins, trust, options.backend)
+    panels = []
+    if options.plot:
+        panels = [_panel(w, arrays[w.path], origins[w.path]) for w in weights]
+    comparison, notes = None, list(loaded.notes)
+    if options.against:
+        other = read(options.against, trust, overrides, by_path=True, requested=options.backend)
+        notes += other.notes
+        other_arrays = other.arrays(select(other.weights, options.layer, options.trainable_only))
+        comparison = {"source": other.source, **compare(arrays, other_arrays)}
+    return Report(
+        loaded=loaded,
+        variables=measured,
+        origins=origins,
+        duplicates=found,
+        options=options,
+        values=values,
+        activations=activations,
+        checked=checked,
+        panels=panels,
+        comparison=comparison,
+        notes=notes,
+    )
+
+
+def _selected(loaded: Loaded, options: InspectOptions) -> list[Any]:
+    """The variables --layer and --trainable-only select; UsageError when none is left."""
+    layer, trainable_only = options.layer, options.trainable_only
     weights = select(loaded.weights, layer, trainable_only)
     if not weights and loaded.weights:
         what = " and ".join(
@@ -127,77 +245,53 @@ def inspect(
         raise UsageError(
             f"{what}: no variable of {loaded.source} matches; its layers: {', '.join(names)}"
         )
-    arrays = loaded.arrays(weights)
-    report = stats.report(weights, arrays)
-    if disowned(loaded, {s.path: s.stats.sha256 for s in report}):
-        report = [replace(s, loaded_from=None) for s in report]
-    document: dict[str, Any] = {
-        "source": loaded.source,
-        "kind": loaded.kind,
-        **stats.report_json(report),
-    }
-    for item in document["variables"]:
-        # A layer applied at several places uses its variables at each of them.
-        sites = {n: (loaded.calls or {}).get(n, []) for n in item["layers"]}
-        if any(len(s) > 1 for s in sites.values()):
-            item["call_sites"] = {n: s for n, s in sites.items() if s}
-    if loaded.initial:
-        for item in document["variables"]:
-            if item["path"] in loaded.initial:
-                init = loaded.initial[item["path"]]
-                item["initial"] = {k: init.get(k) for k in ("mean", "std", "l2", "sha256")}
-    found = stats.duplicates(report, arrays)
+    return weights
+
+
+def _duplicates(
+    loaded: Loaded,
+    weights: list[Any],
+    measured: list[stats.VariableStats],
+    arrays: dict[str, Any],
+) -> list[stats.Duplicate]:
+    """Variables holding the same values; in a run, also those that started out equal."""
+    found = stats.duplicates(measured, arrays)
     if loaded.kind in ("run", "checkpoint") and loaded.initial:
         # Training moves copies apart; the run recorded what they started from.
         chosen = {w.path for w in weights}
         entries = [e for p, e in loaded.initial.items() if p in chosen]
         seen = {d.paths for d in found}
         found += [d for d in stats.recorded_duplicates(entries) if d.paths not in seen]
-    document["duplicates"] = [{"paths": list(d.paths), "message": d.message()} for d in found]
-    origins = {w.path: provenance.of(loaded.kind, w, loaded.epochs) for w in weights}
-    for item in document["variables"]:
-        item["provenance"] = origins[item["path"]].to_json()
-    result = Report(loaded, report, document, full=full)
-    if values is not None:
-        # The tutorials' `layer.get_weights()` / `print(net.weights[0])`, for any target.
-        result.values = {w.path: arrays[w.path] for w in select(weights, values)}
-        document["values"] = {path: a.tolist() for path, a in result.values.items()}
-    if activations:
-        built = BuiltModel(loaded.model, [], loaded.weights)
-        document["activations"] = propagate(loaded.prepared, built)
-    if check:
-        rebuilt = None
-        if loaded.kind == "run" and loaded.initial and loaded.model is not None:
-            rebuilt = stats.values(rebuild_run(Path(loaded.source), trust, loaded.checked).weights)
-        sources = _source_digests(weights, trust) if loaded.kind == "run" else None
-        # Read without its model (plugins not allowed): the warning says which and how.
-        unbuilt = (
-            "which needs the plugins it names (see the warning)" if loaded.model is None else None
-        )
-        measured = {s.path: s for s in report}
-        result.verdicts = provenance.check(
-            weights, arrays, measured, origins, loaded.initial, rebuilt, sources, unbuilt
-        )
-        document["check"] = [_verdict_json(p, v) for p, v in result.verdicts.items()]
-        document["check_summary"] = provenance.summary(result.verdicts)
-        if rebuilt is not None:
-            document["check_of"] = (
-                "the run's initial weights, rebuilt from its config and seed (their SHA-256 "
-                f"as in {rundir.WEIGHTS_INIT})"
-            )
-    if plot:
-        result.panels = [_panel(w, arrays[w.path], origins[w.path]) for w in weights]
-        document["plot"] = str(Path(plot))
-    if against:
-        other = read(against, trust, overrides, by_path=True)
-        loaded.notes += other.notes
-        other_arrays = other.arrays(select(other.weights, layer, trainable_only))
-        result.comparison = {"source": other.source, **compare(arrays, other_arrays)}
-        document["against"] = result.comparison
-    return result
+    return found
 
 
-def _source_digests(weights: Sequence[Any], trust: Trust) -> dict[str, str]:
+def _check(
+    loaded: Loaded,
+    weights: list[Any],
+    arrays: dict[str, Any],
+    measured: list[stats.VariableStats],
+    origins: dict[str, provenance.Provenance],
+    trust: Trust,
+    requested: str | None,
+) -> TheoryCheck:
+    """--check: each variable against its initializer's theory, or a run's initial weights
+    against those its config and seed rebuild."""
+    rebuilt = None
+    if loaded.kind == "run" and loaded.initial and loaded.model is not None:
+        rebuilt = stats.values(rebuild_run(Path(loaded.source), trust, loaded.checked).weights)
+    sources = _source_digests(weights, trust, requested) if loaded.kind == "run" else None
+    # Read without its model (plugins not allowed): the warning says which and how.
+    unbuilt = "which needs the plugins it names (see the warning)" if loaded.model is None else None
+    by_path = {s.path: s for s in measured}
+    verdicts = provenance.check(
+        weights, arrays, by_path, origins, loaded.initial, rebuilt, sources, unbuilt
+    )
+    return TheoryCheck(verdicts, rebuilt is not None)
+
+
+def _source_digests(
+    weights: Sequence[Any], trust: Trust, requested: str | None = None
+) -> dict[str, str]:
     """path -> SHA-256 of the values its init_from source holds now ('file:layer/var'),
     each source read once; a source that is gone or changed shape is left out."""
     by_source: dict[str, Loaded | None] = {}
@@ -208,7 +302,7 @@ def _source_digests(weights: Sequence[Any], trust: Trust) -> dict[str, str]:
         label, _, path = w.loaded_from.rpartition(":")
         if label not in by_source:
             try:
-                by_source[label] = read(label, trust.safe(), own=False)
+                by_source[label] = read(label, trust.safe(), own=False, requested=requested)
             except KinitError:
                 by_source[label] = None
         source = by_source[label]

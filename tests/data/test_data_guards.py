@@ -21,7 +21,8 @@ from kinit_cli.data import labels
 from kinit_cli.errors import DataError, NonFiniteDataError, ResourceError
 from kinit_cli.model import footprint
 from kinit_cli.output import render
-from kinit_cli.runtime import memory
+from kinit_cli.runtime import memory, switches
+from kinit_cli.runtime.switches import Switches
 from kinit_cli.storage import rundir, strictjson
 from kinit_cli.weights import stats
 from tests.conftest import MNIST_LIKE, ROOT
@@ -487,8 +488,8 @@ def test_no_refusal_when_asked_or_when_memory_is_unknown(monkeypatch):
     footprint.check(HUGE, available=1, ignore=True)
     monkeypatch.setattr(memory, "available_bytes", lambda: None)
     footprint.check(HUGE, ignore=False)
-    monkeypatch.setattr(memory, "ignored", True)
-    footprint.check(HUGE, available=1)
+    with switches.using(Switches(ignore_memory_check=True)):
+        footprint.check(HUGE, available=1)
 
 
 def test_available_memory_is_read_from_the_system():
@@ -503,11 +504,12 @@ def test_every_command_that_builds_a_config_takes_the_flag(runner, command):
 
 
 def test_the_flag_holds_for_one_invocation(runner, monkeypatch):
-    monkeypatch.setattr(memory, "ignored", False)
+    monkeypatch.setattr(memory, "available_bytes", lambda: 1)
     result = runner.invoke(cli, ["validate", DIGITS, "--ignore-memory-check", "--print-config"])
-    assert result.exit_code == 0 and memory.ignored is True
+    assert result.exit_code == 0 and not memory.ignored()
     result = runner.invoke(cli, ["validate", DIGITS, "--print-config"])
-    assert result.exit_code == 0 and memory.ignored is False
+    assert result.exit_code == 1 and not memory.ignored()
+    assert result.stderr.endswith("pass --ignore-memory-check to try anyway\n")
 
 
 def test_validate_refuses_a_model_too_large_for_memory(runner, monkeypatch):

@@ -9,6 +9,7 @@ import gzip
 import io
 import os
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,8 @@ from numpy.lib import format as npy
 
 from kinit_cli.data import datasets as data
 from kinit_cli.errors import DataError, DeclaredSizeError, NonFiniteDataError
-from kinit_cli.runtime import memory
+from kinit_cli.runtime import memory, switches
+from kinit_cli.runtime.switches import Switches
 from tests.conftest import MNIST_LIKE, kinit_limited
 from tests.data.test_data import X_TRAIN, idx_bytes, section, write_idx_folder
 from tests.data.test_data_guards import load_npz, write_npz
@@ -26,9 +28,10 @@ MIB = 1 << 20
 
 
 @pytest.fixture(autouse=True)
-def memory_checked(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The checks on, whatever an earlier command's --ignore-memory-check left behind."""
-    monkeypatch.setattr(memory, "ignored", False)
+def memory_checked() -> Iterator[None]:
+    """The checks on, as a command without --ignore-memory-check holds them."""
+    with switches.using(Switches()):
+        yield
 
 
 def inflating_gzip(head: bytes, zeros_mib: int) -> bytes:
@@ -194,8 +197,8 @@ def test_npz_arrays_past_the_memory_available(tmp_path, monkeypatch):
         f"{path}: its arrays (x_train, y_train, x_test, y_test) declare 640 bytes, but this "
         "machine has 100 bytes available; pass --ignore-memory-check to try anyway"
     )
-    monkeypatch.setattr(memory, "ignored", True)
-    assert load_npz(path).sizes == {"train": 12, "validation": 0, "test": 4}
+    with switches.using(Switches(ignore_memory_check=True)):
+        assert load_npz(path).sizes == {"train": 12, "validation": 0, "test": 4}
 
 
 # --- values as the model sees them --------------------------------------------------------------

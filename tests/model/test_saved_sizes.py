@@ -9,6 +9,7 @@ import json
 import re
 import zipfile
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import h5py
@@ -19,16 +20,18 @@ import pytest
 from kinit_cli.cli import cli
 from kinit_cli.errors import DeclaredSizeError, ModelFileError, ResourceError
 from kinit_cli.model import footprint, saved
-from kinit_cli.runtime import memory
+from kinit_cli.runtime import memory, switches
+from kinit_cli.runtime.switches import Switches
 from tests.conftest import kinit_limited
 
 GiB = 1 << 30
 
 
 @pytest.fixture(autouse=True)
-def memory_checked(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The checks on, whatever an earlier command's --ignore-memory-check left behind."""
-    monkeypatch.setattr(memory, "ignored", False)
+def memory_checked() -> Iterator[None]:
+    """The checks on, as a command without --ignore-memory-check holds them."""
+    with switches.using(Switches()):
+        yield
 
 
 def small_model() -> keras.Model:
@@ -148,8 +151,8 @@ def test_weights_past_the_memory_available_are_refused(tmp_path, monkeypatch):
         f"{path}: the member model.weights.h5 declares {memory.size_text(size)}, but this "
         "machine has 5.0 kB available; pass --ignore-memory-check to try anyway"
     )
-    monkeypatch.setattr(memory, "ignored", True)
-    assert len(saved.read_keras(path, "model", str(path)).weights) == 4
+    with switches.using(Switches(ignore_memory_check=True)):
+        assert len(saved.read_keras(path, "model", str(path)).weights) == 4
 
 
 def test_the_estimate_from_config_json_matches_what_keras_builds(tmp_path):

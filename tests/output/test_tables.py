@@ -11,7 +11,7 @@ from rich.console import Console
 
 from kinit_cli.output import catalog, render, weight_tables
 from kinit_cli.output.tables import Column, fitted, middle, shortened
-from kinit_cli.weights.report import inspect
+from kinit_cli.weights.report import InspectOptions, inspect
 from tests.conftest import ROOT
 
 CONFIGS = ROOT / "configs"
@@ -36,7 +36,7 @@ def _cells(text: str) -> list[list[str]]:
 
 @pytest.fixture(scope="module")
 def digits_result():
-    return inspect(str(CONFIGS / "mnist.yaml"), check=True)
+    return inspect(str(CONFIGS / "mnist.yaml"), options=InspectOptions(check=True))
 
 
 @pytest.mark.parametrize("width", [80, 100, 120])

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from kinit_cli.errors import DeclaredSizeError
-from kinit_cli.runtime import memory
+from kinit_cli.runtime import memory, switches
+from kinit_cli.runtime.switches import Switches
 from kinit_cli.storage import bounded
 
 
@@ -104,12 +105,12 @@ def test_the_address_space_limit_counts_as_memory_available():
     assert (3 << 30) - 500_000_000 < available < 3 << 30
 
 
-def test_refusal_is_silenced_by_the_flag(monkeypatch):
-    monkeypatch.setattr(memory, "ignored", False)
-    assert memory.refusal(10, available=5) == 5
-    assert memory.refusal(5, available=5) is None
-    monkeypatch.setattr(memory, "ignored", True)
-    assert memory.refusal(10, available=5) is None
+def test_refusal_is_silenced_by_the_flag():
+    with switches.using(Switches()):
+        assert memory.refusal(10, available=5) == 5
+        assert memory.refusal(5, available=5) is None
+    with switches.using(Switches(ignore_memory_check=True)):
+        assert memory.refusal(10, available=5) is None
 
 
 def test_a_checkpoint_dataset_that_stores_less_than_it_declares(tmp_path):

@@ -395,7 +395,9 @@ def test_progress_display_draws_from_the_batch_hook_only(monkeypatch):
     monkeypatch.setattr(progress, "REFRESH_S", 0.0)
     console = Console(file=io.StringIO(), force_terminal=True, width=100, color_system=None)
     lines: list[str] = []
-    display = progress.ProgressDisplay(console, 1, 3, 4, 10, lines.append)
+    display = progress.ProgressDisplay(
+        console, epochs=1, steps=3, batch_size=4, samples=10, epoch_line=lines.append
+    )
     completed: list[int] = []
     model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(3)])
     model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy", steps_per_execution=2)
@@ -448,7 +450,9 @@ def test_progress_line_of_an_epoch_cut_short_says_so():
 
     console = Console(file=io.StringIO(), width=100, color_system=None)
     lines: list[str] = []
-    display = progress.ProgressDisplay(console, 2, 3, 4, 10, lines.append)
+    display = progress.ProgressDisplay(
+        console, epochs=2, steps=3, batch_size=4, samples=10, epoch_line=lines.append
+    )
     model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(3)])
     model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
 
