@@ -15,12 +15,32 @@ from typing import Any
 
 
 def stateless_scope() -> Any:
-    """Keras's StatelessScope: variables made inside are declared, never initialized (Keras
-    3.15: keras.src.backend.common.stateless_scope). Used to read a .keras file and to
-    round-trip a class's config without drawing initial values."""
-    from keras.src.backend.common.stateless_scope import StatelessScope
+    """Keras's StatelessScope (public as keras.StatelessScope), kept here for its callers: it
+    reads a .keras file and round-trips a class's config without state updates."""
+    import keras
 
-    return StatelessScope()
+    return keras.StatelessScope()
+
+
+@contextmanager
+def declared_only() -> Iterator[None]:
+    """Variables made inside get a shape and a dtype, and never a value.
+
+    The public keras.StatelessScope(initialize_variables=False) declares them, but Keras
+    still lists each in its global "uninitialized_variables" (Keras 3.15:
+    keras.src.backend.common.variables) for the next StatelessScope's exit to draw, 96 GB
+    for a 2.4e10-parameter Dense: the list is put back as it was on the way out.
+    """
+    import keras
+    from keras.src.backend.common import global_state
+
+    key = "uninitialized_variables"
+    before = list(global_state.get_global_attribute(key, [], set_to_default=True))
+    try:
+        with keras.StatelessScope(initialize_variables=False):
+            yield
+    finally:
+        global_state.set_global_attribute(key, before)
 
 
 @contextmanager
@@ -60,6 +80,12 @@ def tracked_layers(layer: Any) -> list[Any]:
     """A layer's direct sub-layers in the order Keras tracks them (Keras 3.15: Layer._layers);
     empty when the attribute is gone, which loses only the attribute names of sub-layers."""
     return list(getattr(layer, "_layers", []) or [])
+
+
+def all_layers(model: Any) -> list[Any]:
+    """The model itself and every layer inside it, nested ones included, each once (Keras
+    3.15: Layer._flatten_layers; the public `model.layers` lists only the top level)."""
+    return list(model._flatten_layers(include_self=True))
 
 
 def symbolic_build(model: Any, batch: Any) -> None:
