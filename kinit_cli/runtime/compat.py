@@ -121,34 +121,14 @@ def op_determinism_enabled() -> bool:
 
 
 def set_random_seed(seed: int) -> None:
-    """keras.utils.set_random_seed without importing TensorFlow on the other backends.
-
-    Keras's own function seeds TensorFlow whenever it is installed, and so imports it (two
-    seconds, and a second runtime in the process). This does what it does (Keras 3.15:
-    keras.src.utils.rng_utils): the global seed and SeedGenerator in Keras's global state,
-    Python's and NumPy's generators, torch's on the torch backend, and TensorFlow's when
-    TensorFlow is loaded (its backend, or a plugin's `tf.random` ops).
-    """
-    import random
-    import sys
-
-    import numpy as np
-    from keras.src.backend.common import global_state
-    from keras.src.random import seed_generator
-    from keras.src.utils import rng_utils
-
-    global_state.set_global_attribute(rng_utils.GLOBAL_RANDOM_SEED, seed)
-    global_state.set_global_attribute(seed_generator.GLOBAL_SEED_GENERATOR, None)
-    random.seed(seed)
-    np.random.seed(seed)
-    if "tensorflow" in sys.modules:
-        sys.modules["tensorflow"].random.set_seed(seed)
+    """keras.utils.set_random_seed (public), which seeds Python, NumPy, Keras's global seed
+    and SeedGenerator, torch on its backend, and TensorFlow when Keras's `tf.available` says
+    so: after tensorflow_only_once_loaded() (imports.keras() applies it on JAX and torch),
+    only once TensorFlow is loaded, so seeding imports no TensorFlow there. Here because it
+    rests on that patch."""
     import keras
 
-    if keras.backend.backend() == "torch":
-        import torch
-
-        torch.manual_seed(seed)
+    keras.utils.set_random_seed(seed)
 
 
 def tensorflow_only_once_loaded() -> None:

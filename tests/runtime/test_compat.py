@@ -173,3 +173,26 @@ def test_tensorflow_is_unavailable_to_keras_until_something_imports_it(monkeypat
     assert lazy.available is True  # TensorFlow is loaded in this process
     monkeypatch.delitem(sys.modules, "tensorflow")
     assert lazy.available is False
+
+
+def test_set_random_seed_seeds_python_numpy_keras_and_tensorflow():
+    import random
+
+    import tensorflow as tf
+
+    def draws() -> list[float]:
+        return [
+            random.random(),
+            float(np.random.rand()),
+            float(np.asarray(keras.random.normal((1,)))[0]),
+            float(tf.random.uniform(()).numpy()),
+        ]
+
+    compat.set_random_seed(7)
+    seeded = draws()
+    random.seed(7)
+    np.random.seed(7)
+    tf.random.set_seed(7)
+    keras.utils.set_random_seed(7)  # and Keras's global SeedGenerator, made anew
+    assert draws() == seeded
+    assert draws() != seeded
