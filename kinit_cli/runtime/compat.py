@@ -24,23 +24,41 @@ def stateless_scope() -> Any:
 
 @contextmanager
 def declared_only() -> Iterator[None]:
-    """Variables made inside get a shape and a dtype, and never a value.
+    """Variables made inside get a shape and a dtype, and never a value; the random state is
+    left as it was, so a seeded build after the block draws what it would have without it.
 
     The public keras.StatelessScope(initialize_variables=False) declares them, but Keras
     still lists each in its global "uninitialized_variables" (Keras 3.15:
     keras.src.backend.common.variables) for the next StatelessScope's exit to draw, 96 GB
-    for a 2.4e10-parameter Dense: the list is put back as it was on the way out.
+    for a 2.4e10-parameter Dense: the list is put back as it was on the way out. So are
+    Python's and NumPy's generators (an initializer given no seed draws one from Python's)
+    and Keras's global SeedGenerator (keras.src.random.seed_generator), which a layer made
+    inside would otherwise leave without a value.
     """
-    import keras
-    from keras.src.backend.common import global_state
+    import random
 
-    key = "uninitialized_variables"
-    before = list(global_state.get_global_attribute(key, [], set_to_default=True))
+    import keras
+    import numpy as np
+    from keras.src.backend.common import global_state
+    from keras.src.random import seed_generator
+
+    kept = {
+        "uninitialized_variables": list(
+            global_state.get_global_attribute("uninitialized_variables", [], set_to_default=True)
+        ),
+        seed_generator.GLOBAL_SEED_GENERATOR: global_state.get_global_attribute(
+            seed_generator.GLOBAL_SEED_GENERATOR
+        ),
+    }
+    python, numpy = random.getstate(), np.random.get_state()
     try:
         with keras.StatelessScope(initialize_variables=False):
             yield
     finally:
-        global_state.set_global_attribute(key, before)
+        for key, value in kept.items():
+            global_state.set_global_attribute(key, value)
+        random.setstate(python)
+        np.random.set_state(numpy)
 
 
 @contextmanager

@@ -164,8 +164,10 @@ def test_non_finite_numbers_become_null():
 
 def _nan_model_report() -> list[stats.VariableStats]:
     from kinit_cli.model.variables import weight_infos
+    from kinit_cli.runtime import compat
 
-    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    with compat.fresh_object_names():  # "dense", whatever layers earlier tests made
+        model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
     kernel, bias = model.layers[0].kernel, model.layers[0].bias
     kernel.assign(np.full((3, 2), np.nan, np.float32))
     bias.assign(np.array([np.inf, -np.inf], np.float32))

@@ -41,6 +41,23 @@ def test_declared_only_variables_are_never_drawn():
     assert drawn == []
 
 
+def test_declared_only_leaves_the_random_state_as_it_was():
+    import random
+
+    from keras.src.backend.common import global_state
+    from keras.src.random import seed_generator
+
+    keras.utils.set_random_seed(3)
+    expected = [random.random(), float(np.random.rand())]
+    keras.utils.set_random_seed(3)
+    with compat.declared_only():
+        keras.layers.Dense(3).build((4,))  # draws the initializers' seeds from Python's
+        np.random.rand()
+        keras.random.normal((1,))  # makes Keras's global SeedGenerator
+    assert global_state.get_global_attribute(seed_generator.GLOBAL_SEED_GENERATOR) is None
+    assert [random.random(), float(np.random.rand())] == expected
+
+
 def test_fresh_object_names_numbers_from_scratch_and_puts_the_counter_back():
     keras.layers.Dense(1)  # so the process-wide counter is past the first name
     before = keras.layers.Dense(1).name
