@@ -1,26 +1,34 @@
-"""The memory a config's model needs, estimated from its specs before anything is built.
+"""The memory a config's model needs, known before a weight is allocated.
 
-Building allocates and fills every weight: a `Dense` of 3e7 units took 84 s and 23.9 GB
-before the machine gave out. `check()` counts the parameters from the layers' configs and
-the input shape first, and refuses a model whose weights cannot fit in the memory this
-machine has available. The count is exact for the layers layer_sizes.py knows and stops
-at the first layer it cannot size (a plugin's, a wrapper, a shared layer): what it counted
-so far is a lower bound, and a lower bound that does not fit is reason enough to refuse.
-Activations, TensorFlow's own buffers and the data are not counted. A `.keras` file's
-config.json is sized the same way (`check_saved()`), from the input shapes its layers
-recorded.
+Building allocates and fills every weight, before anything could refuse a model too large
+(BENCHMARKS.md, "The memory check's parameter count"). `check()` counts the parameters
+first, each layer built on a symbolic input under Keras's StatelessScope, where variables
+get a shape and never a value (a 2.4e10-parameter Dense is counted in milliseconds), and
+refuses a model whose weights cannot fit in the memory this machine has available. A layer
+that cannot be built that way (a plugin whose build() reads a weight's value) is sized by
+its rule in layer_sizes.py, and the count stops at a layer neither can size (such a
+plugin's, a shared layer): what it counted so far is a lower bound, and a lower bound that
+does not fit is reason enough to refuse. Activations, TensorFlow's own buffers and the data
+are not counted. A `.keras` file's config.json is sized by the rules alone
+(`check_saved()`), from the input shapes its layers recorded: reading a file runs none of
+its code before its size is known.
 
-Imports no TensorFlow: names are looked up in the registry the caller already holds.
+Keras is imported only where the caller holds a Registry (plugins loaded, so Keras is in
+already): without one, as for the config checks, the rules alone answer.
 """
 
 from __future__ import annotations
 
+import contextlib
+import copy
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
 from kinit_cli.errors import ResourceError
 from kinit_cli.model.layer_sizes import MERGES, RULES, Shape
-from kinit_cli.runtime import memory
+from kinit_cli.runtime import compat, memory
+from kinit_cli.runtime.imports import keras
 
 FLAG = memory.FLAG
 _ITEMSIZE = {"float16": 2, "bfloat16": 2, "float32": 4, "float64": 8}
@@ -186,6 +194,13 @@ def _class_name(entry: dict[str, Any], registry: Any) -> str | None:
 
 
 def _layer(entry: dict[str, Any], shape: Shape, registry: Any) -> tuple[int, Shape] | None:
+    """(parameters, output shape) of one layer: built symbolically, else by its rule."""
+    return _symbolic(entry, [shape], registry) or _by_rule(entry, shape, registry)
+
+
+def _by_rule(entry: dict[str, Any], shape: Shape, registry: Any) -> tuple[int, Shape] | None:
+    """The fallback for a layer that cannot be built symbolically, and the whole count where
+    Keras is not loaded: Keras's arithmetic for its own layers, written out in layer_sizes."""
     name = _class_name(entry, registry)
     rule = RULES.get(name) if name else None
     if rule is None:
@@ -196,8 +211,67 @@ def _layer(entry: dict[str, Any], shape: Shape, registry: Any) -> tuple[int, Sha
         return None  # a config the rule does not understand: building will say what is wrong
 
 
+# Arguments that shape no weight; left out for Keras's own layers, where each has a
+# default, since a plugin's initializer named in them is not Keras's to resolve.
+_NO_SHAPE = ("_initializer", "_regularizer", "_constraint", "activation")
+
+
+def _symbolic(
+    entry: dict[str, Any], shapes: list[Shape], registry: Any
+) -> tuple[int, Shape] | None:
+    """(parameters, output shape) of the layer an entry makes, called on symbolic inputs
+    with its variables declared only (compat.declared_only): exact for any layer whose
+    build() needs no values, allocating nothing. None without a registry, or when the layer
+    cannot be made or built that way: building then reports it, and the rules may size it."""
+    if registry is None or "class_name" not in entry:
+        return None
+    k = keras()
+    inputs = [k.KerasTensor((None, *shape)) for shape in shapes]
+    # torch traces on its "meta" device and, where that fails, again on the real one,
+    # drawing the weights: kept on "meta", such a layer fails here instead.
+    meta = k.device("meta") if k.backend.backend() == "torch" else contextlib.nullcontext()
+    try:
+        with compat.fresh_object_names(), compat.declared_only(), meta, warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # build-time advice: building shows what matters
+            layer = _made(entry, registry)
+            # Built in a scratch trace, where a weight's value is symbolic: a build() that
+            # reads one (to NumPy) fails there instead of drawing it. Then called as Keras
+            # calls it while building a model (compute_output_shape where a layer has one).
+            built = [(None, *shape) for shape in shapes]
+            compat.compute_output_spec(
+                lambda *_: layer.build(built[0] if len(built) == 1 else built), *inputs
+            )
+            out = layer(inputs[0] if len(inputs) == 1 else inputs)
+            parameters = int(layer.count_params())
+    except Exception:  # whatever a class raises here, building raises again and reports
+        return None
+    if not isinstance(out, k.KerasTensor):
+        return None  # several outputs: nothing downstream can name one of them
+    return parameters, tuple(out.shape[1:])
+
+
+def _made(entry: dict[str, Any], registry: Any) -> Any:
+    """The layer an entry names, made from its config; a `{class_name, config}` value that
+    names a layer (a wrapper's `layer:`) is made first. For Keras's own classes, arguments
+    that shape no weight are left to their defaults (a plugin initializer is not Keras's
+    to resolve)."""
+    cls = registry.resolve("layer", entry["class_name"]).obj
+    config = copy.deepcopy(entry.get("config") or {})
+    if getattr(cls, "__module__", "").startswith("keras."):
+        config = {k: v for k, v in config.items() if not k.endswith(_NO_SHAPE)}
+    for key, value in config.items():
+        if isinstance(value, dict) and "class_name" in value:
+            with contextlib.suppress(Exception):  # not a layer: the class takes it as is
+                config[key] = _made(value, registry)
+    return cls(**config)
+
+
 def _merge(entry: dict[str, Any], shapes: list[Shape], registry: Any) -> tuple[int, Shape] | None:
-    """Layers of several inputs: no weights; Concatenate joins along its axis (-1 only)."""
+    """Layers of several inputs, built symbolically; else, by rule, merges have no weights
+    and Concatenate joins along its axis (-1 only)."""
+    built = _symbolic(entry, shapes, registry)
+    if built is not None:
+        return built
     name = _class_name(entry, registry)
     if name in MERGES and name != "Concatenate":
         return (0, shapes[0]) if all(s == shapes[0] for s in shapes) else None

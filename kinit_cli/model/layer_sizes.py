@@ -1,8 +1,10 @@
 """Each of Keras's layers (and kinit's built-in ones) sized from its config alone: the
 parameters it makes and its output shape, for an input shape without the batch axis.
 
-Keras's own arithmetic, written out so that a model's memory is known before anything is
-built (footprint.py); every rule is checked against what Keras builds in the tests.
+Keras's own arithmetic, written out: footprint.py builds each layer symbolically first and
+comes here for a layer that cannot be built so (a build() that reads values), for a
+`.keras` file's layers (whose code does not run before their size is known) and where
+Keras is not loaded. Every rule is checked against what Keras builds in the tests.
 """
 
 from __future__ import annotations

@@ -18,9 +18,8 @@ from rich.progress import (
 from kinit_cli.runtime.imports import keras
 
 # The bar is redrawn from the batch hook, at most this often, and never from rich's own
-# refresh thread: that thread redrew 10 times a second, about 2.6 ms a draw on a
-# pseudo-terminal, taking CPU and the GIL from the training step on a 2-core machine (256
-# ms of an 11.5 s run; bench/printing_overhead.py measures the display's whole cost).
+# refresh thread, whose draws took CPU and the GIL from the training step on 2 cores
+# (BENCHMARKS.md, "What the tables and the progress display cost").
 REFRESH_S = 0.2
 
 

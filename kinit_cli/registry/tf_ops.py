@@ -23,7 +23,7 @@ from types import FunctionType, ModuleType
 from typing import Any
 
 from kinit_cli.errors import PluginCodeError
-from kinit_cli.runtime import backend
+from kinit_cli.runtime import backend, compat
 
 # Where the keras.ops name differs from TensorFlow's (the rest keep their names).
 _RENAMED = {
@@ -136,7 +136,7 @@ def cut_gradients_fail(model: Any) -> Iterator[None]:
     running = _other_backend()
     layers = [
         layer
-        for layer in (model._flatten_layers(include_self=True) if running else [])
+        for layer in (compat.all_layers(model) if running else [])
         if user_class(type(layer)) and binds_tensorflow(sys.modules.get(type(layer).__module__))
     ]
     with warnings.catch_warnings():  # restores showwarning on the way out

@@ -31,20 +31,8 @@ GPU_INSTALL = {
 }
 
 # train.steps_per_execution and train.jit_compile where a config leaves them out. Each
-# keeps same-seed runs bit-identical (tests/training/test_backends.py).
-# TensorFlow: 8 steps, the same weights bit for bit as 1 (tests/training/test_train.py),
-# 1.3x its speed on configs/mnist.yaml (Fashion-MNIST, 2-core CPU; BENCHMARKS.md), and still
-# a progress update and a NaN check every 8 batches; 32 measured no faster. No XLA: on
-# Fashion-MNIST (BENCHMARKS.md, "Backends") it made the MLPs' Keras step 1.2x faster but
-# the CNN's epochs 2.3x slower (XLA's CPU convolutions), and Keras itself leaves XLA off
-# on machines with no GPU; `train.jit_compile: true` asks for it.
-# JAX: XLA is how JAX runs at all (without jit every op dispatches on its own: 777 against
-# 137,856 samples/s in digits.yaml's second epoch, measured).
-# JAX's 8 steps against 1: 43,000 against 40,036 samples/s on Fashion-MNIST (mnist.yaml, 3
-# epochs), within the noise; 8 keeps a progress update and a NaN check every 8 batches.
-# torch: Keras's torch trainer runs one step per call; jit_compile (torch.compile) made
-# digits.yaml's first epoch take 78.5 s instead of 0.64 s, the later ones no faster
-# (0.50 and 0.43 s against 0.43 and 0.69 s), the same test accuracy.
+# keeps same-seed runs bit-identical (tests/training/test_backends.py); the figures they
+# were chosen from are in BENCHMARKS.md ("The backends' defaults").
 DEFAULTS: dict[str, dict[str, object]] = {
     "tensorflow": {"steps_per_execution": 8, "jit_compile": False},
     "jax": {"steps_per_execution": 8, "jit_compile": True},

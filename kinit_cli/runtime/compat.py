@@ -15,12 +15,50 @@ from typing import Any
 
 
 def stateless_scope() -> Any:
-    """Keras's StatelessScope: variables made inside are declared, never initialized (Keras
-    3.15: keras.src.backend.common.stateless_scope). Used to read a .keras file and to
-    round-trip a class's config without drawing initial values."""
-    from keras.src.backend.common.stateless_scope import StatelessScope
+    """Keras's StatelessScope (public as keras.StatelessScope), kept here for its callers: it
+    reads a .keras file and round-trips a class's config without state updates."""
+    import keras
 
-    return StatelessScope()
+    return keras.StatelessScope()
+
+
+@contextmanager
+def declared_only() -> Iterator[None]:
+    """Variables made inside get a shape and a dtype, and never a value; the random state is
+    left as it was, so a seeded build after the block draws what it would have without it.
+
+    The public keras.StatelessScope(initialize_variables=False) declares them, but Keras
+    still lists each in its global "uninitialized_variables" (Keras 3.15:
+    keras.src.backend.common.variables) for the next StatelessScope's exit to draw, 96 GB
+    for a 2.4e10-parameter Dense: the list is put back as it was on the way out. So are
+    Python's and NumPy's generators (an initializer given no seed draws one from Python's)
+    and Keras's global SeedGenerator (keras.src.random.seed_generator), which a layer made
+    inside would otherwise leave without a value.
+    """
+    import random
+
+    import keras
+    import numpy as np
+    from keras.src.backend.common import global_state
+    from keras.src.random import seed_generator
+
+    kept = {
+        "uninitialized_variables": list(
+            global_state.get_global_attribute("uninitialized_variables", [], set_to_default=True)
+        ),
+        seed_generator.GLOBAL_SEED_GENERATOR: global_state.get_global_attribute(
+            seed_generator.GLOBAL_SEED_GENERATOR
+        ),
+    }
+    python, numpy = random.getstate(), np.random.get_state()
+    try:
+        with keras.StatelessScope(initialize_variables=False):
+            yield
+    finally:
+        for key, value in kept.items():
+            global_state.set_global_attribute(key, value)
+        random.setstate(python)
+        np.random.set_state(numpy)
 
 
 @contextmanager
@@ -62,6 +100,12 @@ def tracked_layers(layer: Any) -> list[Any]:
     return list(getattr(layer, "_layers", []) or [])
 
 
+def all_layers(model: Any) -> list[Any]:
+    """The model itself and every layer inside it, nested ones included, each once (Keras
+    3.15: Layer._flatten_layers; the public `model.layers` lists only the top level)."""
+    return list(model._flatten_layers(include_self=True))
+
+
 def symbolic_build(model: Any, batch: Any) -> None:
     """Create the optimizer's and metrics' variables from one batch, as `fit` does first
     (Keras 3.15: Model._symbolic_build); the multi-worker loop needs them before its step."""
@@ -95,34 +139,14 @@ def op_determinism_enabled() -> bool:
 
 
 def set_random_seed(seed: int) -> None:
-    """keras.utils.set_random_seed without importing TensorFlow on the other backends.
-
-    Keras's own function seeds TensorFlow whenever it is installed, and so imports it (two
-    seconds, and a second runtime in the process). This does what it does (Keras 3.15:
-    keras.src.utils.rng_utils): the global seed and SeedGenerator in Keras's global state,
-    Python's and NumPy's generators, torch's on the torch backend, and TensorFlow's when
-    TensorFlow is loaded (its backend, or a plugin's `tf.random` ops).
-    """
-    import random
-    import sys
-
-    import numpy as np
-    from keras.src.backend.common import global_state
-    from keras.src.random import seed_generator
-    from keras.src.utils import rng_utils
-
-    global_state.set_global_attribute(rng_utils.GLOBAL_RANDOM_SEED, seed)
-    global_state.set_global_attribute(seed_generator.GLOBAL_SEED_GENERATOR, None)
-    random.seed(seed)
-    np.random.seed(seed)
-    if "tensorflow" in sys.modules:
-        sys.modules["tensorflow"].random.set_seed(seed)
+    """keras.utils.set_random_seed (public), which seeds Python, NumPy, Keras's global seed
+    and SeedGenerator, torch on its backend, and TensorFlow when Keras's `tf.available` says
+    so: after tensorflow_only_once_loaded() (imports.keras() applies it on JAX and torch),
+    only once TensorFlow is loaded, so seeding imports no TensorFlow there. Here because it
+    rests on that patch."""
     import keras
 
-    if keras.backend.backend() == "torch":
-        import torch
-
-        torch.manual_seed(seed)
+    keras.utils.set_random_seed(seed)
 
 
 def tensorflow_only_once_loaded() -> None:

@@ -11,6 +11,8 @@ import os
 import resource
 from pathlib import Path
 
+from rich import filesize
+
 from kinit_cli.runtime import switches
 
 FLAG = "--ignore-memory-check"
@@ -83,8 +85,6 @@ def refusal(needed: int, available: int | None = None) -> int | None:
 
 
 def size_text(n: int) -> str:
-    """Bytes in decimal units, one decimal: 120.0 GB, 512.0 MB."""
-    for unit, scale in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
-        if n >= scale:
-            return f"{n / scale:.1f} {unit}"
-    return f"{n} bytes"
+    """Bytes in decimal units, one decimal (120.0 GB, 512.0 MB, 999 bytes): every size kinit
+    reports, memory and disk alike, is written by this one function."""
+    return filesize.decimal(n)

@@ -8,6 +8,7 @@ import io
 import math
 import os
 import re
+import shutil
 import tempfile
 import time
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ from typing import Any
 
 from kinit_cli.config.schema import safe_name
 from kinit_cli.errors import RecordError, UsageError, WriteError
+from kinit_cli.runtime import memory
 from kinit_cli.storage import records, strictjson
 from kinit_cli.storage.records import count, list_of, mapping, nullable, number, text
 
@@ -196,23 +198,14 @@ def ensure_space(path: Path, nbytes: int) -> None:
     """Refuse to start a write that cannot fit: HDF5 fails badly on a full disk (a half-written
     file, once a crash), while this says so cleanly and writes nothing."""
     try:
-        st = os.statvfs(path.parent)
+        free = shutil.disk_usage(path.parent).free
     except OSError:
         return
-    free = st.f_bavail * st.f_frsize
     if free < nbytes:
         raise WriteError(
-            f"no space left on device writing {path} (it needs about {_size(nbytes)}; "
-            f"{_size(free)} free)"
+            f"no space left on device writing {path} (it needs about "
+            f"{memory.size_text(nbytes)}; {memory.size_text(free)} free)"
         )
-
-
-def _size(n: float) -> str:
-    for unit in ("bytes", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} GB"
 
 
 @contextmanager

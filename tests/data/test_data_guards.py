@@ -25,7 +25,7 @@ from kinit_cli.runtime import memory, switches
 from kinit_cli.runtime.switches import Switches
 from kinit_cli.storage import rundir, strictjson
 from kinit_cli.weights import stats
-from tests.conftest import MNIST_LIKE, ROOT
+from tests.conftest import MNIST_LIKE, ROOT, kinit_limited
 from tests.data.test_data import section
 
 DIGITS = str(ROOT / "configs" / "digits.yaml")
@@ -165,8 +165,10 @@ def test_non_finite_numbers_become_null():
 
 def _nan_model_report() -> list[stats.VariableStats]:
     from kinit_cli.model.variables import weight_infos
+    from kinit_cli.runtime import compat
 
-    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    with compat.fresh_object_names():  # "dense", whatever layers earlier tests made
+        model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
     kernel, bias = model.layers[0].kernel, model.layers[0].bias
     kernel.assign(np.full((3, 2), np.nan, np.float32))
     bias.assign(np.array([np.inf, -np.inf], np.float32))
@@ -409,6 +411,135 @@ def test_each_rule_matches_what_keras_builds(layer, input_shape):
     spec = {"input_shape": list(input_shape), "layers": [layer, {"class_name": "Flatten"}]}
     assert footprint.estimate(spec, registry) == footprint.Estimate(built.count_params(), 4)
     assert footprint._layer(layer, input_shape, registry)[1] == tuple(built.outputs[0].shape[1:])
+    # The rules, the fallback where a layer cannot be built symbolically, agree with Keras too.
+    assert footprint._by_rule(layer, input_shape, registry) == (
+        built.count_params(),
+        tuple(built.outputs[0].shape[1:]),
+    )
+
+
+SIZED_PLUGINS = """\
+import keras
+
+
+class Gate(keras.layers.Layer):
+    def __init__(self, width):
+        super().__init__()
+        self.width = width
+
+    def build(self, input_shape):
+        self.w = self.add_weight(shape=(input_shape[-1], self.width))
+        self.g = self.add_weight(shape=(self.width,), trainable=False)
+
+    def call(self, x):
+        return keras.ops.matmul(x, self.w) * self.g
+
+
+class Valued(keras.layers.Layer):
+    def build(self, input_shape):
+        self.w = self.add_weight(shape=(input_shape[-1], 2))
+        self.scale = float(keras.ops.convert_to_numpy(self.w).sum())  # reads a value
+
+    def call(self, x):
+        return keras.ops.matmul(x, self.w)
+"""
+
+
+def plugin_registry(write) -> Any:
+    from kinit_cli.registry.catalog import Registry
+    from kinit_cli.registry.plugins import load_plugins
+
+    path = write("sized.py", SIZED_PLUGINS)
+    load_plugins([str(path)], base_dir=path.parent)
+    return Registry()
+
+
+def test_a_plugin_layer_is_counted_exactly_by_building_it_symbolically(write):
+    registry = plugin_registry(write)
+    layers = [
+        {"class_name": "Gate", "config": {"width": 1_000_000}},
+        {"class_name": "Dense", "config": {"units": 2_000, "kernel_initializer": "Gate"}},
+    ]
+    # 1000*1e6 + 1e6 (the table knows no Gate), then a Dense whose initializer is no
+    # initializer at all: it shapes no weight, so the count goes on.
+    found = footprint.estimate(model_config(layers, [1000])["model"], registry)
+    assert found == footprint.Estimate(1_001_000_000 + 2_000_002_000, 4)
+    assert footprint.estimate(model_config(layers, [1000])["model"]).stopped_at == "model.layers[0]"
+
+
+def test_a_plugin_whose_build_reads_values_falls_back_to_the_rules(write):
+    registry = plugin_registry(write)
+    layers = [
+        {"class_name": "Dense", "config": {"units": 10}},
+        {"class_name": "Valued"},
+        {"class_name": "Dense", "config": {"units": 10}},
+    ]
+    assert footprint._symbolic(layers[1], [(10,)], registry) is None
+    found = footprint.estimate(model_config(layers, [5])["model"], registry)
+    assert found == footprint.Estimate(60, 4, "model.layers[1]")
+
+
+def test_layers_the_rules_do_not_know_are_counted_exactly_when_built_symbolically():
+    from kinit_cli.registry.catalog import Registry
+    from kinit_cli.registry.plugins import load_plugins
+
+    load_plugins([], base_dir=Path.cwd())
+    layers = [
+        {"class_name": "SeparableConv2D", "config": {"filters": 16, "kernel_size": 3}},
+        {"class_name": "Conv2DTranspose", "config": {"filters": 8, "kernel_size": 3}},
+        {"class_name": "Reshape", "config": {"target_shape": [-1, 8]}},
+        {
+            "class_name": "Bidirectional",
+            "config": {"layer": {"class_name": "LSTM", "config": {"units": 5}}},
+        },
+    ]
+    built = keras.Sequential(
+        [
+            keras.Input((12, 12, 3)),
+            keras.layers.SeparableConv2D(16, 3),
+            keras.layers.Conv2DTranspose(8, 3),
+            keras.layers.Reshape((-1, 8)),
+            keras.layers.Bidirectional(keras.layers.LSTM(5)),
+        ]
+    )
+    spec = model_config(layers, [12, 12, 3])["model"]
+    assert footprint.estimate(spec, Registry()) == footprint.Estimate(built.count_params(), 4)
+    assert built.count_params() == (27 + 3 * 16 + 16) + (16 * 8 * 9 + 8) + 2 * 4 * (
+        8 * 5 + 5 * 5 + 5
+    )
+    assert footprint.estimate(spec) == footprint.Estimate(0, 4, "model.layers[0]")  # rules alone
+
+
+def test_symbolic_counts_draw_no_value_and_leave_kerass_names_alone():
+    from kinit_cli.registry.catalog import Registry
+    from kinit_cli.registry.plugins import load_plugins
+
+    load_plugins([], base_dir=Path.cwd())
+    keras.layers.Dense(1)  # so the process-wide counter is past the first name
+    before = keras.layers.Dense(1).name
+    spec = model_config([{"class_name": "Dense", "config": {"units": 3}}], [4])["model"]
+    assert footprint.estimate(spec, Registry()) == footprint.Estimate(15, 4)
+    after = keras.layers.Dense(1).name
+    assert int(after.rpartition("_")[2]) == int(before.rpartition("_")[2]) + 1
+
+
+def test_a_24e9_parameter_model_is_refused_before_anything_is_allocated(tmp_path):
+    """Counted under a 5 GiB address-space limit: a weight drawn would need 96 GB."""
+    config = tmp_path / "huge.yaml"
+    config.write_text(
+        "model:\n  input_shape: [999]\n  layers:\n"
+        "    - {class_name: Dense, config: {units: 24000000}}\n"
+        "    - {class_name: Dense, config: {units: 10, activation: softmax}}\n"
+        "compile: {optimizer: adam, loss: sparse_categorical_crossentropy}\n"
+    )
+    result = kinit_limited("validate", str(config), cwd=tmp_path, timeout=120)
+    assert result.returncode == 1
+    needed = "the model's weights alone need 97.0 GB (2.4e10 parameters as float32)"
+    assert result.stderr.splitlines()[-1].startswith(f"error: {needed} but this machine has ")
+    assert result.stderr.splitlines()[-1].endswith(
+        " available; pass --ignore-memory-check to try anyway"
+    )
+    assert result.stdout == ""
 
 
 def test_weights_that_cannot_fit_are_refused_with_the_figures():
