@@ -11,7 +11,7 @@ even the columns that always stay do not fit, each row is printed as a block of
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from rich.cells import cell_len
 from rich.console import Console
@@ -44,81 +44,114 @@ def fitted(
 ) -> tuple[Table, list[str]]:
     """A Table of the columns that fit in `width` (all of them when None), and the names of
     those left out, least important first. The table's `width` is set to what it needs."""
-    need = {
-        c.name: max([cell_len(c.name)] + [_longest_line(r.get(c.name, "")) for r in rows])
-        for c in columns
-    }
-    widths = {c.name: min(need[c.name], _WRAPPED_TEXT) if c.wrap else need[c.name] for c in columns}
-    kept = list(columns)
-
-    def total() -> int:
-        return sum(widths[c.name] + _EDGE for c in kept) + 1
-
-    left_out: list[str] = []
+    layout = _Layout.measured(columns, rows)
     if width is not None:
-        for c in kept:  # text gives way first
+        layout.fit(width)
+    return layout.table(title), layout.left_out
+
+
+@dataclass
+class _Layout:
+    """The columns a table keeps and their widths, while they are fitted to a width."""
+
+    columns: Sequence[Column]
+    rows: Sequence[dict[str, str]]
+    need: dict[str, int]  # each column's widest cell, its name included
+    widths: dict[str, int]
+    kept: list[Column]
+    left_out: list[str] = field(default_factory=list)
+
+    @classmethod
+    def measured(cls, columns: Sequence[Column], rows: Sequence[dict[str, str]]) -> _Layout:
+        """Every column at the width its cells need; a wrapping one at most _WRAPPED_TEXT."""
+        need = {
+            c.name: max([cell_len(c.name)] + [_longest_line(r.get(c.name, "")) for r in rows])
+            for c in columns
+        }
+        widths = {
+            c.name: min(need[c.name], _WRAPPED_TEXT) if c.wrap else need[c.name] for c in columns
+        }
+        return cls(columns, rows, need, widths, list(columns))
+
+    def total(self) -> int:
+        return sum(self.widths[c.name] + _EDGE for c in self.kept) + 1
+
+    def fit(self, width: int) -> None:
+        """Text gives way first, then columns by priority; then room goes back."""
+        for c in self.kept:
             if c.wrap:
-                widths[c.name] = max(
-                    [cell_len(c.name)] + [_longest_word(r.get(c.name, "")) for r in rows]
+                self.widths[c.name] = max(
+                    [cell_len(c.name)] + [_longest_word(r.get(c.name, "")) for r in self.rows]
                 )
         by_importance = sorted(
-            (c for c in kept if c.priority < 100), key=lambda c: (c.priority, -columns.index(c))
+            (c for c in self.kept if c.priority < 100),
+            key=lambda c: (c.priority, -self.columns.index(c)),
         )
-
-        def drop(below: int) -> None:
-            for c in by_importance:
-                if total() <= width:
-                    return
-                if c.priority < below and c in kept:
-                    kept.remove(c)
-                    left_out.append(c.name)
-
-        def shorten(floor: int) -> None:
-            for c in kept:
-                if c.shorten and total() > width:
-                    # Never so short that two rows read the same (blocks.0 / blocks.1).
-                    texts = [r.get(c.name, "") for r in rows]
-                    least = _distinct_width(texts, min(floor, need[c.name]))
-                    widths[c.name] = max(least, widths[c.name] - total() + width)
-
         # Secondary columns go before a path is shortened; core ones only after.
-        drop(below=CORE)
-        shorten(_SHORT_TEXT)
-        drop(below=100)
-        shorten(_SHORTEST_TEXT)
-        # A wide column left out late can free room for narrower ones left out before it.
-        for c in sorted((c for c in columns if c.name in left_out), key=lambda c: -c.priority):
-            if total() + widths[c.name] + _EDGE <= width:
-                kept.append(c)
-                left_out.remove(c.name)
-        kept.sort(key=lambda c: columns.index(c))
-        # Room back to text that gave way: first every wrapped column up to its usual
-        # width, most important first, then beyond.
+        self._drop(by_importance, CORE, width)
+        self._shorten(_SHORT_TEXT, width)
+        self._drop(by_importance, 100, width)
+        self._shorten(_SHORTEST_TEXT, width)
+        self._take_back(width)
+        self._widen(width)
+
+    def _drop(self, by_importance: Sequence[Column], below: int, width: int) -> None:
+        for c in by_importance:
+            if self.total() <= width:
+                return
+            if c.priority < below and c in self.kept:
+                self.kept.remove(c)
+                self.left_out.append(c.name)
+
+    def _shorten(self, floor: int, width: int) -> None:
+        for c in self.kept:
+            if c.shorten and self.total() > width:
+                # Never so short that two rows read the same (blocks.0 / blocks.1).
+                texts = [r.get(c.name, "") for r in self.rows]
+                least = _distinct_width(texts, min(floor, self.need[c.name]))
+                self.widths[c.name] = max(least, self.widths[c.name] - self.total() + width)
+
+    def _take_back(self, width: int) -> None:
+        """A wide column left out late can free room for narrower ones left out before it."""
+        left_out = [c for c in self.columns if c.name in self.left_out]
+        for c in sorted(left_out, key=lambda c: -c.priority):
+            if self.total() + self.widths[c.name] + _EDGE <= width:
+                self.kept.append(c)
+                self.left_out.remove(c.name)
+        self.kept.sort(key=lambda c: self.columns.index(c))
+
+    def _widen(self, width: int) -> None:
+        """Room back to text that gave way: first every wrapped column up to its usual
+        width, most important first, then beyond."""
         for cap in (_WRAPPED_TEXT, None):
-            for c in sorted(kept, key=lambda c: -c.priority):
-                if (c.wrap or c.shorten) and total() < width:
-                    most = need[c.name] if cap is None or c.shorten else min(cap, need[c.name])
-                    widths[c.name] = max(
-                        widths[c.name], min(most, widths[c.name] + width - total())
+            for c in sorted(self.kept, key=lambda c: -c.priority):
+                if (c.wrap or c.shorten) and self.total() < width:
+                    need = self.need[c.name]
+                    most = need if cap is None or c.shorten else min(cap, need)
+                    self.widths[c.name] = max(
+                        self.widths[c.name], min(most, self.widths[c.name] + width - self.total())
                     )
-    table = Table(title=title, title_justify="left", width=total())
-    for c in kept:
-        table.add_column(
-            c.name,
-            justify=c.justify,  # type: ignore[arg-type]
-            width=widths[c.name],
-            no_wrap=not c.wrap,
-            overflow="fold" if c.wrap else "ellipsis",
-        )
-    for row in rows:
-        cells = []
-        for c in kept:
-            text = row.get(c.name, "")
-            if c.shorten and cell_len(text) > widths[c.name]:
-                text = shortened(text, widths[c.name])
-            cells.append(text)
-        table.add_row(*cells)
-    return table, left_out
+
+    def table(self, title: str) -> Table:
+        """The kept columns at their widths, paths shortened to fit theirs."""
+        table = Table(title=title, title_justify="left", width=self.total())
+        for c in self.kept:
+            table.add_column(
+                c.name,
+                justify=c.justify,  # type: ignore[arg-type]
+                width=self.widths[c.name],
+                no_wrap=not c.wrap,
+                overflow="fold" if c.wrap else "ellipsis",
+            )
+        for row in self.rows:
+            cells = []
+            for c in self.kept:
+                text = row.get(c.name, "")
+                if c.shorten and cell_len(text) > self.widths[c.name]:
+                    text = shortened(text, self.widths[c.name])
+                cells.append(text)
+            table.add_row(*cells)
+        return table
 
 
 def left_out_note(names: Sequence[str], width: int | None) -> str:

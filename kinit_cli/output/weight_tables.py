@@ -201,16 +201,36 @@ def inspection(result: Any, out: Console, wide: bool = False) -> None:
     """inspect-weights: variables, layer totals, then the theory check and the comparison."""
     doc = result.document
     out.print(f"{doc['source']}")
-    kinds: dict[str, int] = {}
-    for v in doc["variables"]:
-        kind, detail = v["provenance"]["kind"], v["provenance"]["detail"]
-        label = f"{kind} ({detail})" if kind == "trained" and detail else kind
-        kinds[label] = kinds.get(label, 0) + 1
-    out.print("values: " + ", ".join(f"{n} {label}" for label, n in kinds.items()))
+    out.print(_values_line(doc["variables"]))
     variables = doc["variables"]
     columns, rows = _columns(variables), [_row(v) for v in variables]
     print_fitted("Weights", columns, rows, out, wide)
     warnings([d["message"] for d in doc.get("duplicates", [])], out)
+    _totals(doc, out, wide)
+    if result.values is not None:
+        variable_values(result.values, out, full=result.full)
+    if "activations" in doc:
+        activations(doc["activations"], out)
+    if "check" in doc:
+        _check(doc, out, wide)
+    if "against" in doc:
+        _against(doc, out, wide)
+    if "plot" in doc:
+        out.print(f"Histograms written to {doc['plot']}")
+
+
+def _values_line(variables: Sequence[dict[str, Any]]) -> str:
+    """'values: 2 trained (3 epochs), 2 initializer': where the values came from, counted."""
+    kinds: dict[str, int] = {}
+    for v in variables:
+        kind, detail = v["provenance"]["kind"], v["provenance"]["detail"]
+        label = f"{kind} ({detail})" if kind == "trained" and detail else kind
+        kinds[label] = kinds.get(label, 0) + 1
+    return "values: " + ", ".join(f"{n} {label}" for label, n in kinds.items())
+
+
+def _totals(doc: dict[str, Any], out: Console, wide: bool) -> None:
+    """Each layer's parameters and bytes, then the model's."""
     totals = [Column("Layer", 100, "left")]
     totals += [Column(name, 100) for name in ("Params", "Trainable", "Non-trainable", "Bytes")]
     keys = ("parameters", "trainable", "non_trainable", "bytes")
@@ -220,72 +240,69 @@ def inspection(result: Any, out: Console, wide: bool = False) -> None:
         for item in [*doc["layers"], {"name": "total", **doc["totals"]}]
     ]
     print_fitted("Totals", totals, rows, out, wide)
-    if result.values is not None:
-        variable_values(result.values, out, full=result.full)
-    if "activations" in doc:
-        activations(doc["activations"], out)
-    if "check" in doc:
-        rows = []
-        for c in doc["check"]:
-            theory, observed = c["theory"] or {}, c["observed"]
-            rows.append(
-                {
-                    "Variable": c["path"],
-                    "Theory": theory.get("description", ""),
-                    "Expected": _moments(theory),
-                    "Observed": _moments(observed),
-                    "Status": c["status"],
-                    "Why": "; ".join(c["reasons"]),
-                }
-            )
-        columns = [
-            Column("Variable", 100, "left", shorten=True),
-            Column("Theory", 70, "left", wrap=True),
-            Column("Expected", 60, "left", wrap=True),
-            Column("Observed", 80, "left", wrap=True),
-            Column("Status", 100, "left"),
-        ]
-        if any(row["Why"] for row in rows):
-            columns.append(Column("Why", 65, "left", wrap=True))
-        title = "Check against the initializers' theory" + (
-            f": {doc['check_of']}" if "check_of" in doc else ""
+
+
+def _check(doc: dict[str, Any], out: Console, wide: bool) -> None:
+    """--check: each variable against its initializer's theory, then the counts."""
+    rows = []
+    for c in doc["check"]:
+        theory, observed = c["theory"] or {}, c["observed"]
+        rows.append(
+            {
+                "Variable": c["path"],
+                "Theory": theory.get("description", ""),
+                "Expected": _moments(theory),
+                "Observed": _moments(observed),
+                "Status": c["status"],
+                "Why": "; ".join(c["reasons"]),
+            }
         )
-        print_fitted(title, columns, rows, out, wide)
-        out.print(check_summary(doc["check_summary"]))
-    if "against" in doc:
-        other = doc["against"]
-        rows = []
-        for row in other["variables"]:
-            if "other_shape" in row:
-                shape = f"{_shape(tuple(row['shape']))} vs {_shape(tuple(row['other_shape']))}"
-                rows.append(
-                    {"Variable": row["path"], "Shape": shape, "Rel. change": "shape differs"}
-                )
-            else:
-                rows.append(
-                    {
-                        "Variable": row["path"],
-                        "Shape": _shape(tuple(row["shape"])),
-                        "Rel. change": change_cell(row["relative_change"], row["change"]),
-                        "Cosine": number(row["cosine"]),
-                    }
-                )
-        columns = [
-            Column("Variable", 100, "left", shorten=True),
-            Column("Shape", 95),
-            Column("Rel. change", 100),
-            Column("Cosine", 90),
-        ]
-        print_fitted(f"Against {other['source']}", columns, rows, out, wide)
-        out.print(CHANGE_NOTE.format(reference=f"the target {doc['source']}, B = the other"))
-        for key, label in (
-            ("only_in_target", "only in the target"),
-            ("only_in_other", "only in the other"),
-        ):
-            if other[key]:
-                out.print(f"{label}: {', '.join(other[key])}")
-    if "plot" in doc:
-        out.print(f"Histograms written to {doc['plot']}")
+    columns = [
+        Column("Variable", 100, "left", shorten=True),
+        Column("Theory", 70, "left", wrap=True),
+        Column("Expected", 60, "left", wrap=True),
+        Column("Observed", 80, "left", wrap=True),
+        Column("Status", 100, "left"),
+    ]
+    if any(row["Why"] for row in rows):
+        columns.append(Column("Why", 65, "left", wrap=True))
+    title = "Check against the initializers' theory" + (
+        f": {doc['check_of']}" if "check_of" in doc else ""
+    )
+    print_fitted(title, columns, rows, out, wide)
+    out.print(check_summary(doc["check_summary"]))
+
+
+def _against(doc: dict[str, Any], out: Console, wide: bool) -> None:
+    """--against: each shared variable's change, then the variables only one side has."""
+    other = doc["against"]
+    rows = [_against_row(row) for row in other["variables"]]
+    columns = [
+        Column("Variable", 100, "left", shorten=True),
+        Column("Shape", 95),
+        Column("Rel. change", 100),
+        Column("Cosine", 90),
+    ]
+    print_fitted(f"Against {other['source']}", columns, rows, out, wide)
+    out.print(CHANGE_NOTE.format(reference=f"the target {doc['source']}, B = the other"))
+    for key, label in (
+        ("only_in_target", "only in the target"),
+        ("only_in_other", "only in the other"),
+    ):
+        if other[key]:
+            out.print(f"{label}: {', '.join(other[key])}")
+
+
+def _against_row(row: dict[str, Any]) -> dict[str, str]:
+    if "other_shape" in row:
+        shape = f"{_shape(tuple(row['shape']))} vs {_shape(tuple(row['other_shape']))}"
+        return {"Variable": row["path"], "Shape": shape, "Rel. change": "shape differs"}
+    return {
+        "Variable": row["path"],
+        "Shape": _shape(tuple(row["shape"])),
+        "Rel. change": change_cell(row["relative_change"], row["change"]),
+        "Cosine": number(row["cosine"]),
+    }
 
 
 def variable_values(values: dict[str, Any], out: Console, full: bool = False) -> None:

@@ -26,7 +26,7 @@ from kinit_cli.data.labels import check_labels
 from kinit_cli.errors import ConfigError, DistributeError, UsageError
 from kinit_cli.model import sources
 from kinit_cli.model.build import BuiltModel
-from kinit_cli.model.prepared import Prepared
+from kinit_cli.model.prepared import Checked, Prepared
 from kinit_cli.registry.plugins import absolute
 from kinit_cli.registry.specs import FAILED, SpecBuilder
 from kinit_cli.registry.trust import Trust
@@ -146,6 +146,67 @@ def plan(
     run directory is touched. The config's plugins are imported (the user runs it, and with
     --resume the run's: resuming runs that config), `trust` says what else may run."""
     trust = trust or Trust()
+    checked = _checked(config_path, overrides, options)
+    if isinstance(checked, UpToDate):
+        return checked
+    distribution, devices = _distribution(checked, options)
+    resolved = checked.resolved
+    # Where the run goes is fixed before plugins load: a plugin's os.chdir must not send the
+    # run (nor the callbacks' files placed in it) elsewhere while kinit names this place.
+    given = options.resume or options.output or rundir.default_path(resolved["name"])
+    run_dir = Path(given).absolute()
+    # Variables, optimizer and metrics belong to the strategy.
+    prepared = sources.prepare(
+        checked,
+        (),
+        trust,
+        training=True,
+        scope=distribution.strategy.scope(),
+        requested=options.backend,
+    )
+    data = _data(prepared)
+    scratch = None
+    if not distribution.is_chief:
+        # Other workers write what the callbacks write too, into a folder of their own that
+        # is removed at the end: nothing that could collide with the chief's.
+        run_dir = scratch = Path(tempfile.mkdtemp(prefix="kinit-worker-"))
+    try:
+        replace = options.overwrite or bool(options.resume)
+        callbacks, callback_files, loop = _ready(
+            prepared, data, distribution, run_dir, scratch, replace
+        )
+    except BaseException:
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
+        raise
+    weights = prepared.built.weights
+    arrays = stats.values(weights)
+    report = stats.report(weights, arrays)
+    return Plan(
+        prepared=prepared,
+        options=options,
+        distribution=distribution,
+        devices=devices,
+        data=data,
+        run_dir=run_dir,
+        scratch=scratch,
+        callbacks=callbacks,
+        callback_files=callback_files,
+        loop=loop,
+        initial_arrays=arrays,
+        initial_report=report,
+        duplicates=stats.duplicates(report, arrays),
+        initial_epoch=checkpoint.completed_epochs(run_dir) if options.resume else 0,
+        # As typed where the user stood, which a plugin's os.chdir does not change.
+        user_plugins=tuple(absolute(p, checked.config.cwd) for p in trust.plugins),
+    )
+
+
+def _checked(
+    config_path: str | None, overrides: Sequence[str], options: TrainOptions
+) -> Checked | UpToDate:
+    """The config checked, with its seed: with --resume the run's own (UpToDate when it has
+    every epoch it asks for), otherwise CONFIG's, seeded by --seed, the config, or a draw."""
     if options.resume:
         given = [
             flag
@@ -165,16 +226,22 @@ def plan(
         checked = resume.saved_config(run_dir, config_path, overrides, options.backend)
         if resume.up_to_date(run_dir, checked.resolved["train"]["epochs"]):
             return UpToDate(run_dir)
-    else:
-        if config_path is None:
-            raise UsageError("give a CONFIG file, or --resume RUN_DIR")
-        checked = sources.check(config_path, overrides, requested=options.backend)
-        seed = options.seed if options.seed is not None else checked.resolved["seed"]
-        if seed is None:
-            seed = random.SystemRandom().randrange(2**31)
-        checked = checked.with_seed(seed)
-    # Visible and logical devices can only be set before TensorFlow's runtime starts, and
-    # building an optimizer starts it: the config's own structure says which first.
+        return checked
+    if config_path is None:
+        raise UsageError("give a CONFIG file, or --resume RUN_DIR")
+    checked = sources.check(config_path, overrides, requested=options.backend)
+    seed = options.seed if options.seed is not None else checked.resolved["seed"]
+    if seed is None:
+        seed = random.SystemRandom().randrange(2**31)
+    return checked.with_seed(seed)
+
+
+def _distribution(
+    checked: Checked, options: TrainOptions
+) -> tuple[distribute.Distribution, list[str]]:
+    """The strategy and the devices it runs on. Visible and logical devices (and
+    determinism) can only be set before TensorFlow's runtime starts, and building an
+    optimizer starts it: the config's own structure says which first."""
     section = checked.resolved["distribute"]
     strategy_name = options.strategy or section["strategy"]
     running = checked.resolved["backend"]
@@ -190,74 +257,30 @@ def plan(
     distribution = distribute.strategy(
         strategy_name, section["devices"], section["cluster"], section["timeout"]
     )
-    devices = distribution.devices or devices
-    resolved = checked.resolved
-    batch = resolved["train"]["batch_size"]
+    batch = checked.resolved["train"]["batch_size"]
     if distribution.name == "data_parallel" and batch % distribution.replicas:
         raise DistributeError(
             f"data_parallel splits every batch evenly across its {distribution.replicas} "
             f"devices: train.batch_size {batch} does not divide; use a multiple of "
             f"{distribution.replicas}"
         )
-    # Where the run goes is fixed before plugins load: a plugin's os.chdir must not send the
-    # run (nor the callbacks' files placed in it) elsewhere while kinit names this place.
-    given = options.resume or options.output or rundir.default_path(resolved["name"])
-    run_dir = Path(given).absolute()
-    # Variables, optimizer and metrics belong to the strategy.
-    prepared = sources.prepare(
-        checked,
-        (),
-        trust,
-        training=True,
-        scope=distribution.strategy.scope(),
-        requested=options.backend,
-    )
-    built = prepared.built
-    model = built.model
+    return distribution, distribution.devices or devices
+
+
+def _data(prepared: Prepared) -> Splits:
+    """The config's data, shaped for the model's one input, its labels checked against the
+    model's output, loss and metrics."""
+    model, resolved = prepared.built.model, prepared.resolved
     if len(model.inputs) != 1 or len(model.outputs) != 1:
         raise UsageError(
             f"kinit train feeds one input and one output; the model has "
             f"{len(model.inputs)} inputs and {len(model.outputs)} outputs"
         )
-    config = prepared.config
     shape = tuple(model.inputs[0].shape[1:])
-    data = load_data(resolved["data"], shape, int(resolved["seed"]), config.base_dir)
+    data = load_data(resolved["data"], shape, int(resolved["seed"]), prepared.config.base_dir)
     args = prepared.compile_args
     check_labels(data, model, args.get("loss"), args.get("metrics", ()))
-    scratch = None
-    if not distribution.is_chief:
-        # Other workers write what the callbacks write too, into a folder of their own that
-        # is removed at the end: nothing that could collide with the chief's.
-        run_dir = scratch = Path(tempfile.mkdtemp(prefix="kinit-worker-"))
-    try:
-        replace = options.overwrite or bool(options.resume)
-        callbacks, callback_files, loop = _ready(
-            prepared, data, distribution, run_dir, scratch, replace
-        )
-    except BaseException:
-        if scratch is not None:
-            shutil.rmtree(scratch, ignore_errors=True)
-        raise
-    arrays = stats.values(built.weights)
-    report = stats.report(built.weights, arrays)
-    return Plan(
-        prepared,
-        options,
-        distribution,
-        devices,
-        data,
-        run_dir,
-        scratch,
-        callbacks,
-        callback_files,
-        loop,
-        arrays,
-        report,
-        stats.duplicates(report, arrays),
-        checkpoint.completed_epochs(run_dir) if options.resume else 0,
-        # As typed where the user stood, which a plugin's os.chdir does not change.
-        tuple(absolute(p, checked.config.cwd) for p in trust.plugins),
-    )
+    return data
 
 
 def _ready(

@@ -155,52 +155,22 @@ class Trainer:
         """Train from the last saved epoch to `train.epochs`, stopping cleanly on a signal."""
         from kinit_cli.training.callbacks import EpochOrder
 
-        plan, backup = self.plan, self.backup
-        train = plan.resolved["train"]
-        model = plan.built.model
-        validation = self._validation_data if plan.data.x_val is not None else None
         # The backup comes after the config's callbacks, so it holds what they change at an
         # epoch's end (ReduceLROnPlateau's learning rate); the timer comes last, so an
         # epoch's time includes what the others do at its end: costs every epoch pays again.
         every = [
             EpochOrder(self.epoch),
             self.guard,
-            *plan.callbacks,
+            *self.plan.callbacks,
             *callbacks,
-            backup,
+            self.backup,
             self.timer,
         ]
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         start = time.perf_counter()
-        with tf_ops.cut_gradients_fail(model):
+        with tf_ops.cut_gradients_fail(self.plan.built.model):
             try:
-                if self.plan.initial_epoch < train["epochs"] and self.plan.loop is not None:
-                    self.plan.loop.fit(
-                        self._train_data,
-                        self.plan.steps_per_epoch,
-                        self.plan.initial_epoch,
-                        train["epochs"],
-                        validation,
-                        steps(self.plan.data.x_val, train["batch_size"]),
-                        every,
-                        stop_requested=lambda: self.guard.interrupted,
-                        on_stop=self.guard.interrupt,
-                    )
-                elif self.plan.initial_epoch < train["epochs"]:
-                    model.fit(
-                        self._train_data(),
-                        epochs=train["epochs"],
-                        initial_epoch=self.plan.initial_epoch,
-                        shuffle=False,  # the dataset is already shuffled, per epoch and seed
-                        validation_data=validation() if validation else None,
-                        callbacks=every,
-                        verbose=0,
-                    )
-                else:
-                    # Every epoch is in the backup already (a run stopped after its last one,
-                    # before its final files): restore that state, and finish.
-                    backup.set_model(model)
-                    backup.on_train_begin()
+                self._run_epochs(every)
             except WriteError as exc:
                 failure = self._with_backup(exc)
                 self._record_failure(failure)
@@ -224,6 +194,41 @@ class Trainer:
                     signal.signal(s, handler)
         self.fit_seconds = time.perf_counter() - start
         self._check_steps()
+
+    def _run_epochs(self, every: list[Any]) -> None:
+        """The epochs left, through the multi-worker loop where there is one, model.fit
+        otherwise; none left, the backup's state put back."""
+        plan = self.plan
+        train = plan.resolved["train"]
+        model = plan.built.model
+        validation = self._validation_data if plan.data.x_val is not None else None
+        if plan.initial_epoch < train["epochs"] and plan.loop is not None:
+            plan.loop.fit(
+                self._train_data,
+                plan.steps_per_epoch,
+                plan.initial_epoch,
+                train["epochs"],
+                validation,
+                steps(plan.data.x_val, train["batch_size"]),
+                every,
+                stop_requested=lambda: self.guard.interrupted,
+                on_stop=self.guard.interrupt,
+            )
+        elif plan.initial_epoch < train["epochs"]:
+            model.fit(
+                self._train_data(),
+                epochs=train["epochs"],
+                initial_epoch=plan.initial_epoch,
+                shuffle=False,  # the dataset is already shuffled, per epoch and seed
+                validation_data=validation() if validation else None,
+                callbacks=every,
+                verbose=0,
+            )
+        else:
+            # Every epoch is in the backup already (a run stopped after its last one,
+            # before its final files): restore that state, and finish.
+            self.backup.set_model(model)
+            self.backup.on_train_begin()
 
     def _exit_in_code(self, exc: SystemExit | KeyboardInterrupt) -> KinitError | None:
         """What a sys.exit() or a KeyboardInterrupt raised during training is: None for the
@@ -353,24 +358,60 @@ class Trainer:
         return WriteError(f"{exc}; the last complete backup is epoch {done}{then}")
 
     def _finish(self) -> TrainResult:
-        plan, guard = self.plan, self.guard
-        model, train, data = plan.built.model, plan.resolved["train"], plan.data
+        """Write the run's files (history, final weights, model, metrics.json), then return
+        the result of a completed run or raise what stopped it."""
+        plan = self.plan
         # Finished epochs are those the backup holds: one cut short is not, and a signal
         # that lands after an epoch's backup but before the next epoch cuts none.
         rows = self.backup.rows
-        new = [r for r in rows if r["epoch"] >= self.plan.initial_epoch]
         rundir.write_history(self.run_dir / rundir.HISTORY, rows)
-        status = "completed"
+        status, bad = self._outcome()
+        metrics = self._metrics(status, rows)
+        final_report: list[stats.VariableStats] = []
+        changes: dict[str, stats.Change] = {}
+        if status == "interrupted":  # the model file is not this attempt's: keep its record
+            rundir.record_outcome(self.run_dir, metrics)
+        else:
+            final = stats.values(plan.built.weights)
+            final_report = stats.report(plan.built.weights, final)
+            changes = {p: stats.change(plan.initial_arrays[p], final[p]) for p in final}
+            metrics["model_file"] = self._save(plan.built.model)
+            rundir.write_json(self.run_dir / rundir.WEIGHTS_FINAL, stats.report_json(final_report))
+            rundir.write_json(self.run_dir / rundir.METRICS, metrics)
+        self.record = metrics
+        if self.lock is not None:
+            self.lock.record()
+        self._check_completed(status, metrics, bad, bool(rows))
+        return TrainResult(
+            self.run_dir,
+            metrics,
+            plan.distribution.is_chief,
+            final_report=final_report,
+            changes=changes,
+        )
+
+    def _outcome(self) -> tuple[str, list[str]]:
+        """completed, interrupted, or diverged: then the paths of the weights that went
+        non-finite, and the last good weights put back in the model."""
+        guard = self.guard
         if guard.failed:
-            status = "diverged"
             bad = [
                 w.path
                 for w in self.plan.built.weights
                 if not np.isfinite(np.asarray(w.variable.numpy())).all()
             ]
-            model.set_weights(guard.good)
-        elif guard.interrupted is not None:
-            status = "interrupted"
+            self.plan.built.model.set_weights(guard.good)
+            return "diverged", bad
+        if guard.interrupted is not None:
+            return "interrupted", []
+        return "completed", []
+
+    def _metrics(self, status: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
+        """metrics.json: the outcome, the last epoch's metrics and the test set's, the
+        times, and what the run ran on."""
+        plan = self.plan
+        train, data = plan.resolved["train"], plan.data
+        new = [r for r in rows if r["epoch"] >= plan.initial_epoch]
         metrics: dict[str, Any] = {"status": status}
         if rows:
             last = rows[-1]
@@ -382,53 +423,47 @@ class Trainer:
                 metrics["validation"] = val
         if status != "interrupted":
             metrics["test"] = self._test_metrics()
-        samples = len(new) * len(self.plan.data.x_train)
+        samples = len(new) * len(plan.data.x_train)
         metrics.update(
             {
                 "epochs": len(rows),
-                "initial_epoch": self.plan.initial_epoch,
+                "initial_epoch": plan.initial_epoch,
                 "wall_time_s": round(self.fit_seconds, 3),
                 # The epochs kept in `new` only: an epoch cut short is not one trained.
                 "epoch_seconds": [round(self.timer.seconds[r["epoch"]], 3) for r in new],
                 "samples_per_second": round(samples / self.fit_seconds, 1)
                 if self.fit_seconds > 0 and samples
                 else None,
-                "seed": self.plan.seed,
-                "devices": self.plan.devices,
-                "backend": self.plan.resolved["backend"],
+                "seed": plan.seed,
+                "devices": plan.devices,
+                "backend": plan.resolved["backend"],
                 # What the config left to the backend, as it ran.
                 "steps_per_execution": steps_per_call(plan.resolved, plan.distribution.replicas),
                 "jit_compile": backend.setting(plan.resolved, "jit_compile"),
-                "strategy": self.plan.distribution.name,
-                "num_replicas": self.plan.distribution.replicas,
-                "per_replica_batch_size": train["batch_size"] / self.plan.distribution.replicas,
-                **_cluster_metrics(self.plan.distribution),
+                "strategy": plan.distribution.name,
+                "num_replicas": plan.distribution.replicas,
+                "per_replica_batch_size": train["batch_size"] / plan.distribution.replicas,
+                **_cluster_metrics(plan.distribution),
                 "data": {"name": data.name, "source": data.source, **data.sizes},
                 "versions": versions(),
             }
         )
-        result = TrainResult(self.run_dir, metrics, self.plan.distribution.is_chief)
-        if status != "interrupted":
-            final = stats.values(self.plan.built.weights)
-            result.final_report = stats.report(self.plan.built.weights, final)
-            result.changes = {p: stats.change(self.plan.initial_arrays[p], final[p]) for p in final}
-            metrics["model_file"] = self._save(model)
-            rundir.write_json(
-                self.run_dir / rundir.WEIGHTS_FINAL, stats.report_json(result.final_report)
-            )
-        if status == "interrupted":  # the model file is not this attempt's: keep its record
-            rundir.record_outcome(self.run_dir, metrics)
-        else:
-            rundir.write_json(self.run_dir / rundir.METRICS, metrics)
-        self.record = metrics
-        if self.lock is not None:
-            self.lock.record()
+        return metrics
+
+    def _check_completed(
+        self, status: str, metrics: dict[str, Any], bad: list[str], any_epoch: bool
+    ) -> None:
+        """Raise for a run that diverged or was interrupted, once its files are written:
+        what happened, where its weights are, and how to go on."""
+        guard, train = self.guard, self.plan.resolved["train"]
         chief = self.plan.distribution.is_chief
         if status == "diverged":
             epoch, step, loss = guard.failed
             saved = self.run_dir / metrics["model_file"]
             kept = f"kept in {saved}" if chief else "kept by the chief worker"
-            which = "after the last full epoch" if rows else "at initialization (no epoch ended)"
+            which = (
+                "after the last full epoch" if any_epoch else "at initialization (no epoch ended)"
+            )
             raise TrainingDiverged(
                 f"the loss became {loss} at epoch {epoch + 1}, step {step + 1}; non-finite "
                 f"values in: {', '.join(bad) or 'no weight (the loss alone)'}. The weights "
@@ -447,7 +482,6 @@ class Trainer:
                 f"{train['epochs']} epochs are saved. {then}",
                 guard.interrupted,
             )
-        return result
 
     def _save(self, model: Any) -> str:
         """model.keras when Keras can reload it; otherwise the weights alone, which kinit
