@@ -33,7 +33,7 @@ def declared_only() -> Iterator[None]:
     for a 2.4e10-parameter Dense: the list is put back as it was on the way out. So are
     Python's and NumPy's generators (an initializer given no seed draws one from Python's)
     and Keras's global SeedGenerator (keras.src.random.seed_generator), which a layer made
-    inside would otherwise leave without a value.
+    inside would otherwise leave without a value, and Keras's name-scope stack.
     """
     import random
 
@@ -45,6 +45,12 @@ def declared_only() -> Iterator[None]:
     kept = {
         "uninitialized_variables": list(
             global_state.get_global_attribute("uninitialized_variables", [], set_to_default=True)
+        ),
+        # A layer whose call fails inside leaves its name scope on Keras's stack (TensorFlow
+        # refuses a scope such as '_hidden.1' after Keras pushed it): every later weight's
+        # path would start with it.
+        "name_scope_stack": list(
+            global_state.get_global_attribute("name_scope_stack", [], set_to_default=True)
         ),
         seed_generator.GLOBAL_SEED_GENERATOR: global_state.get_global_attribute(
             seed_generator.GLOBAL_SEED_GENERATOR

@@ -132,6 +132,12 @@ def test_names_tensorflow_takes_inside_a_model_pass(runner, write):
     )
     result = runner.invoke(cli, ["validate", str(path)])
     assert result.exit_code == 0, result.output
+    # Sizing the model beforehand left no name scope behind for the layers made after it.
+    import keras
+
+    layer = keras.layers.Dense(2, name="after")
+    layer.build((None, 3))
+    assert [w.path for w in layer.weights] == ["after/kernel", "after/bias"]
 
 
 @pytest.mark.parametrize(
