@@ -193,7 +193,7 @@ def validate(
     prepared = prepare(config_file, overrides, trust, callbacks=True)
     if print_config:
         render.warnings(_trust_notes(trust), render.console(stderr=True))
-        click.echo(dump(prepared.resolved), nl=False)
+        click.echo(dump(prepared.settings.document()), nl=False)
         return
     out = render.console()
     out.print(prepared.verdict(config_file))
@@ -451,13 +451,13 @@ def train(
         if not quiet:
             from kinit_cli.output.progress import ProgressDisplay
 
-            t = run.resolved["train"]
+            t = run.prepared.settings.train
             callbacks.append(
                 ProgressDisplay(
                     err,
-                    t["epochs"],
+                    t.epochs,
                     run.steps_per_epoch,
-                    t["batch_size"],
+                    t.batch_size,
                     len(run.data.x_train),
                     lambda line: err.print(line),
                 )

@@ -284,6 +284,7 @@ class InitFrom(Section):
         "a run directory or a .keras model to take weights from",
         text=True,
         kind="text",
+        more="relative to the config's folder",
     )
     layers: tuple[str, ...] | None = setting(
         optional(string_list),
