@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Any, Self
 
 from kinit_cli.config.choices import BACKENDS, STRATEGIES
 from kinit_cli.config.fields import (
@@ -110,7 +110,7 @@ class Section:
         }
 
     @classmethod
-    def from_document(cls, document: dict[str, Any]) -> Any:
+    def from_document(cls, document: dict[str, Any]) -> Self:
         """The section a validated document describes (a key it lacks keeps its default)."""
         values: dict[str, Any] = {}
         for f in fields(cls):
