@@ -55,7 +55,7 @@ def validate(
     prepared = prepare(config_file, overrides, trust, callbacks=True, requested=backend)
     if print_config:
         render.warnings(trust_notes(trust), render.console(stderr=True))
-        click.echo(dump(prepared.resolved), nl=False)
+        click.echo(dump(prepared.settings.document()), nl=False)
         return
     out = render.console()
     out.print(prepared.verdict(config_file))

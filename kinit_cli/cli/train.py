@@ -137,13 +137,13 @@ def _fit(run: Plan, quiet: bool, wide: bool, as_json: bool) -> TrainResult:
         if not quiet:
             from kinit_cli.output.progress import ProgressDisplay
 
-            t = run.resolved["train"]
+            t = run.prepared.settings.train
             callbacks.append(
                 ProgressDisplay(
                     err,
-                    epochs=t["epochs"],
+                    epochs=t.epochs,
                     steps=run.steps_per_epoch,
-                    batch_size=t["batch_size"],
+                    batch_size=t.batch_size,
                     samples=len(run.data.x_train),
                     epoch_line=err.print,
                 )

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from kinit_cli.config.settings import Settings
 from kinit_cli.config.source import Config, KeyPath
 from kinit_cli.errors import ConfigError, did_you_mean, explained, keras_message, raised_in
 from kinit_cli.model import footprint, portability
@@ -61,16 +62,18 @@ class BuiltModel:
 
 
 def build(
-    config: Config, resolved: dict[str, Any], registry: Registry, training: bool = False
+    config: Config, settings: Settings, registry: Registry, training: bool = False
 ) -> BuiltModel:
     """Build the model the config describes; raise ConfigError with every problem found.
     `training`: the memory check counts what training keeps per weight too. init_from is
     applied by model.sources, which reads its source."""
     # Before allocating what cannot fit.
-    footprint.check(resolved, training=training, registry=registry)
-    spec = resolved["model"]
+    footprint.check(
+        settings.model, optimizer=settings.compile.optimizer, training=training, registry=registry
+    )
+    spec = settings.model
     builder = SpecBuilder(registry, config)
-    name = spec.get("name") or _keras_name(resolved.get("name") or "model")
+    name = spec.get("name") or _keras_name(settings.name or "model")
     sites: dict[int, KeyPath] = {}  # id(top-level layer) -> the config entry that made it
     with compat.fresh_object_names(), recording_weights() as records, _keras_warnings():
         if "inputs" in spec:

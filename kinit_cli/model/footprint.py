@@ -303,9 +303,10 @@ def optimizer_slots(spec: Any) -> tuple[str, int]:
 
 
 def check(
-    resolved: dict[str, Any],
+    model: dict[str, Any],
     available: int | None = None,
     *,
+    optimizer: Any = None,
     training: bool = False,
     registry: Any = None,
     ignore: bool | None = None,
@@ -313,9 +314,10 @@ def check(
     """ResourceError when the model's parameters cannot fit in the available memory.
 
     Args:
-        resolved: the resolved config (its `model` and, for training, `compile` sections).
+        model: the config's `model` section.
         available: bytes available (default: memory.available_bytes(); unknown: nothing
             refused).
+        optimizer: `compile.optimizer`, a name or a spec (what training keeps per weight).
         training: count what training keeps per weight too: the gradients and the
             optimizer's slots (Adam: weights, gradients, m and v, 4x the weights).
         registry: the Registry the model is built with (see estimate()).
@@ -323,12 +325,12 @@ def check(
     """
     if memory.ignored() if ignore is None else ignore:
         return
-    found = estimate(resolved["model"], registry)
+    found = estimate(model, registry)
     if not training:
         _refuse(found, available)
         return
-    optimizer, slots = optimizer_slots(resolved.get("compile", {}).get("optimizer"))
-    kept = f", and {optimizer} keeps {slots} more per weight" if slots else ""
+    named, slots = optimizer_slots(optimizer)
+    kept = f", and {named} keeps {slots} more per weight" if slots else ""
     _refuse(
         found,
         available,

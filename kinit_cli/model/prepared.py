@@ -4,15 +4,22 @@ model.sources; here, apart, so that what holds them (a read target) can name the
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from kinit_cli.config import source as config_mod
 from kinit_cli.config.model_schema import unused, unused_text
+from kinit_cli.config.settings import Settings
 from kinit_cli.model.build import BuiltModel
 from kinit_cli.registry.catalog import Registry
 from kinit_cli.registry.plugins import LoadedPlugin, entry_point_notes
+
+
+def _document(held: Checked | Prepared) -> dict[str, Any]:
+    """Transitional (`resolved`): the settings as the config document, for training/plan.py,
+    trainer.py and resume.py until they read attributes."""
+    return held.settings.document()
 
 
 @dataclass(frozen=True)
@@ -20,11 +27,13 @@ class Checked:
     """A config file read once and checked against the schema, before TensorFlow loads."""
 
     config: config_mod.Config
-    resolved: dict[str, Any]
+    settings: Settings
+
+    resolved = property(_document)
 
     def with_seed(self, seed: int) -> Checked:
         """The same config with `seed:` set (--seed, or the seed a run drew for itself)."""
-        return Checked(self.config, {**self.resolved, "seed": seed})
+        return replace(self, settings=replace(self.settings, seed=seed))
 
 
 @dataclass(frozen=True)
@@ -32,17 +41,19 @@ class Prepared:
     """A checked config with its plugins loaded, every name resolved and its model built."""
 
     config: config_mod.Config
-    resolved: dict[str, Any]
+    settings: Settings
     registry: Registry
     plugins: list[LoadedPlugin]
     compile_args: dict[str, Any]
     built: BuiltModel
 
+    resolved = property(_document)
+
     def verdict(self, path: str | Path) -> str:
         """validate's first line: the config is valid on its backend (a plugin can be valid
         on one and not another), with the user's plugins it loaded."""
         user = [p.spec for p in self.plugins if not p.spec.startswith("kinit_cli.")]
-        return f"{path}: valid on backend {self.resolved['backend']}" + (
+        return f"{path}: valid on backend {self.settings.backend}" + (
             f"; plugins loaded: {', '.join(user)}" if user else ""
         )
 
@@ -59,7 +70,7 @@ class Prepared:
                 "model.weights.h5 instead of model.keras, and inspect-weights RUN, --resume and "
                 "init_from rebuild the model from the run's config.yaml."
             )
-        if left := unused(self.resolved["model"]):
+        if left := unused(self.settings.model):
             them = "it" if len(left) == 1 else "them"
             out.append(
                 f"model: {unused_text(left)}: Keras leaves {them} out of the model, untrained"

@@ -14,19 +14,20 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from kinit_cli.config import schema
 from kinit_cli.config import source as config_mod
 from kinit_cli.config.model_schema import layer_names, unused, unused_text
+from kinit_cli.config.settings import InitFrom, Section, Settings
 from kinit_cli.errors import (
     BackendError,
     ConfigError,
     DeclaredSizeError,
     KinitError,
     ModelFileError,
-    Problem,
     Problems,
     RecordError,
     ResourceError,
@@ -80,40 +81,38 @@ def check_config(
     (weights are numbers on any backend). `any_run`: no run is being written (validate), so
     a callback path inside any kinit run is refused (train checks against the run it writes).
     `requested`: the command's --backend, which the config's `backend:` gives way to."""
-    resolved, problems = schema.check(config)
-    if not problems:
-        problems += _callback_paths(config, resolved, any_run)
-        problems += init_from.cycle(config, resolved)
+    settings = schema.settings(config)
+    problems = _callback_paths(config, settings, any_run)
+    problems += init_from.cycle(config, settings.document())
     problems.raise_any()
     running = backend.started()
-    if nested and running is not None:
-        resolved["backend"] = running
-    else:
+    if not (nested and running is not None):
         try:
-            resolved["backend"] = backend.use(backend.resolve(resolved["backend"], requested))
+            running = backend.use(backend.resolve(settings.backend, requested))
         except BackendError as exc:
             if requested or "backend" not in config.data:
                 raise  # from --backend or KERAS_BACKEND: nothing in the file to point at
             raise ConfigError([config.problem(("backend",), str(exc))]) from None
-    _backend_settings(config, resolved)
-    return Checked(config, resolved)
+    settings = replace(settings, backend=running)
+    _backend_settings(config, settings)
+    return Checked(config, settings)
 
 
-def _backend_settings(config: config_mod.Config, resolved: dict[str, Any]) -> None:
+def _backend_settings(config: config_mod.Config, settings: Settings) -> None:
     """A training setting or layer name the backend cannot run is a problem at its key,
     found here rather than at fit's first step. What a config leaves out stays out
     (backend.setting() fills it in where it is used), so the run's config.yaml means the
     same on another backend."""
     problems = Problems()
-    steps = resolved["train"]["steps_per_execution"]
-    if resolved["backend"] == "torch" and steps not in (None, 1):
+    steps = settings.train.steps_per_execution
+    if settings.backend == "torch" and steps not in (None, 1):
         message = (
             f"must be 1 on backend torch (Keras's torch trainer runs one step per call), "
             f"got {steps}"
         )
         problems.append(config.problem(("train", "steps_per_execution"), message))
-    for path, name in layer_names(resolved["model"]):
-        if message := backend.layer_name_problem(name, resolved["backend"]):
+    for path, name in layer_names(settings.model):
+        if message := backend.layer_name_problem(name, settings.backend):
             problems.append(config.problem(path, message))
     problems.raise_any()
 
@@ -153,13 +152,13 @@ def prepare(
         checked = source
     else:
         checked = check(source, overrides, any_run=callbacks, requested=requested)
-    config, resolved = checked.config, checked.resolved
+    config, settings = checked.config, checked.settings
     # Loading plugins imports Keras (and TensorFlow): only once the schema is satisfied.
     withheld: list[str] = []
     # A config in a run directory is that run's (someone else's, maybe), not the user's.
     run_config = config.file is not None and ownership.has_marker(config.base_dir)
     if own and not run_config:
-        loaded = load_plugins(list(resolved["plugins"]), base_dir=config.base_dir)
+        loaded = load_plugins(list(settings.plugins), base_dir=config.base_dir)
         # --plugin paths are the user's, typed relative to where they stand.
         loaded += load_plugins(list(trust.plugins), base_dir=config.cwd, entry_points=False)
     else:
@@ -167,21 +166,21 @@ def prepare(
         loaded = trust.load_user()
         running = own and training  # kinit train RUN/config.yaml, --resume: they run it
         withheld = trust.load_named(
-            resolved["plugins"], config.base_dir, str(config.file), running=running
+            list(settings.plugins), config.base_dir, str(config.file), running=running
         )
     try:
         return _resolve(
-            config, resolved, loaded, trust, training, scope, init, callbacks, requested
+            config, settings, loaded, trust, training, scope, init, callbacks, requested
         )
     except ConfigError:
         if withheld:
-            raise trust.refusal(str(config.file), withheld, unresolved(resolved)) from None
+            raise trust.refusal(str(config.file), withheld, unresolved(settings)) from None
         raise
 
 
 def _resolve(
     config: config_mod.Config,
-    resolved: dict[str, Any],
+    settings: Settings,
     loaded: list[Any],
     trust: Trust,
     training: bool,
@@ -192,40 +191,38 @@ def _resolve(
 ) -> Prepared:
     """prepare() once the plugins are in: every name resolved and the model built."""
     registry = Registry()
-    problems = _tensorflow_ops(config, resolved, registry, requested)
+    problems = _tensorflow_ops(config, settings, registry, requested)
     problems.raise_any()  # the build would fail on them, far from the cause
     compile_args: dict[str, Any] = {}
     built: BuiltModel | None = None
     with scope if scope is not None else contextlib.nullcontext():
         with problems.collecting():
-            compile_args = compile_arguments(config, resolved, registry)
+            compile_args = compile_arguments(config, settings, registry)
         if callbacks:
             where = ("train", "callbacks")
             problems += check_specs(
-                registry, config, "callback", resolved[where[0]][where[1]], where
+                registry, config, "callback", list(settings.train.callbacks), where
             )
         with problems.collecting():
-            built = _build(config, resolved, registry, trust, training, init, requested)
+            built = _build(config, settings, registry, trust, training, init, requested)
     problems.raise_any()
     assert built is not None  # or there were problems
     if training or callbacks:  # train, and validate, which refuses what train would
-        _require_trainable_weights(config, resolved, built.model)
+        _require_trainable_weights(config, settings, built.model)
     # The compile config goes into model.keras too: a loss or schedule Keras cannot reload
     # makes the whole file unloadable.
     built.unsaveable += check_objects(compiled_objects(compile_args))
-    return Prepared(config, resolved, registry, loaded, compile_args, built)
+    return Prepared(config, settings, registry, loaded, compile_args, built)
 
 
-def _require_trainable_weights(
-    config: config_mod.Config, resolved: dict[str, Any], model: Any
-) -> None:
+def _require_trainable_weights(config: config_mod.Config, settings: Settings, model: Any) -> None:
     """Refuse a model with no trainable weights unless the config asks for it: a functional
     model whose outputs name its input, or one init_from froze whole, would otherwise train
     nothing and be recorded completed."""
-    if model.trainable_weights or resolved["train"]["allow_no_trainable_weights"]:
+    if model.trainable_weights or settings.train.allow_no_trainable_weights:
         return
     total = sum(math.prod(w.shape) for w in model.weights)
-    left = unused(resolved["model"])
+    left = unused(settings.model)
     why = f" ({unused_text(left)})" if left else ""
     message = (
         f"the model has no trainable weights ({total:,} parameters, none trainable){why}, "
@@ -236,19 +233,19 @@ def _require_trainable_weights(
 
 
 def _tensorflow_ops(
-    config: config_mod.Config, resolved: dict[str, Any], registry: Registry, requested: str | None
+    config: config_mod.Config, settings: Settings, registry: Registry, requested: str | None
 ) -> Problems:
     """On JAX or torch: every TensorFlow op in the plugin classes the config names (and the
     code they use), each at the place that names its class."""
     problems = Problems()
-    running = resolved["backend"]
+    running = settings.backend
     if running == "tensorflow":
         return problems
     switch = "use --backend tensorflow" if requested else "set backend: tensorflow"
     names = [
         found
         for section in ("model", "compile", "train")
-        for found in _class_names(resolved[section], (section,))
+        for found in _class_names(getattr(settings, section), (section,))
     ]
     for where, name in names:
         for kind in KINDS:
@@ -265,12 +262,12 @@ def _tensorflow_ops(
     return problems
 
 
-def unresolved(resolved: dict[str, Any]) -> list[str]:
+def unresolved(settings: Settings) -> list[str]:
     """The `class_name`s of a config that no kind resolves to: what it needs plugins for."""
     registry = Registry()
     out = []
     for section in ("model", "compile"):
-        for where, name in _class_names(resolved[section], (section,)):
+        for where, name in _class_names(getattr(settings, section), (section,)):
             if where[-1] == "class_name" and not _resolves(registry, name):
                 out.append(name)
     return list(dict.fromkeys(out))
@@ -290,6 +287,8 @@ def _class_names(node: Any, where: tuple[Any, ...]) -> list[tuple[tuple[Any, ...
     """(key path, name) of every class_name in a section, and of every plain text that may
     name a class (`kernel_initializer: MyInit`), depth first."""
     out = []
+    if isinstance(node, Section):
+        node = node.document()
     if isinstance(node, dict):
         if isinstance(node.get("class_name"), str):
             out.append(((*where, "class_name"), node["class_name"]))
@@ -306,7 +305,7 @@ def _class_names(node: Any, where: tuple[Any, ...]) -> list[tuple[tuple[Any, ...
 
 def _build(
     config: config_mod.Config,
-    resolved: dict[str, Any],
+    settings: Settings,
     registry: Registry,
     trust: Trust,
     training: bool,
@@ -314,31 +313,31 @@ def _build(
     requested: str | None = None,
 ) -> BuiltModel:
     k = keras()
-    if resolved["seed"] is not None:
-        compat.set_random_seed(resolved["seed"])
+    if settings.seed is not None:
+        compat.set_random_seed(settings.seed)
     # Layers take the global dtype policy when they are made and keep it: set it for the
     # build only, so nothing else in the process changes precision.
     previous = k.mixed_precision.dtype_policy()
     if training:
-        k.mixed_precision.set_dtype_policy(resolved["train"]["precision"])
+        k.mixed_precision.set_dtype_policy(settings.train.precision)
     try:
-        built = model_build.build(config, resolved, registry, training=training)
+        built = model_build.build(config, settings, registry, training=training)
     finally:
         k.mixed_precision.set_dtype_policy(previous)
-    section = resolved.get("init_from")
-    if section and init:
+    section = settings.init_from
+    if section is not None and init:
         source = _init_source(section, config, trust, requested)
-        init_from.apply(built, section, config, source)
+        init_from.apply(built, section.document(), config, source)
     return built
 
 
 def _init_source(
-    section: dict[str, Any], config: config_mod.Config, trust: Trust, requested: str | None
+    section: InitFrom, config: config_mod.Config, trust: Trust, requested: str | None
 ) -> Loaded:
     """What init_from names, read as inspect-weights reads a target (never a file's code);
     a config source is read on the command's --backend (`requested`) as the config is."""
     where = (*init_from.SECTION, "source")
-    source = init_from.source_path(section["source"], config.base_dir)
+    source = init_from.source_path(section.source, config.base_dir)
     if not source.exists():
         raise ConfigError([config.problem(where, f"{source} does not exist")])
     try:
@@ -361,33 +360,30 @@ def _init_source(
     return loaded
 
 
-def _callback_paths(
-    config: config_mod.Config, resolved: dict[str, Any], any_run: bool
-) -> list[Problem]:
+def _callback_paths(config: config_mod.Config, settings: Settings, any_run: bool) -> Problems:
     """Callback files that would leave the run directory or take a name kinit writes there:
     known before the run directory exists (train checks absolute paths against it too);
     with `any_run`, also those inside an existing kinit run."""
-    out = []
-    for i, spec in enumerate(resolved["train"]["callbacks"]):
+    out = Problems()
+    for i, spec in enumerate(settings.train.callbacks):
         for key, text in rundir.callback_paths(spec, None, any_run=any_run).problems:
             out.append(config.problem(("train", "callbacks", i, *key), text))
     return out
 
 
 def compile_arguments(
-    config: config_mod.Config, resolved: dict[str, Any], registry: Registry
+    config: config_mod.Config, settings: Settings, registry: Registry
 ) -> dict[str, Any]:
     """`model.compile` keyword arguments from the `compile:` section; ConfigError if any fails."""
     builder = SpecBuilder(registry, config)
-    section = resolved["compile"]
+    section = settings.compile
     args: dict[str, Any] = {
-        "optimizer": builder.build("optimizer", section["optimizer"], ("compile", "optimizer"))
+        "optimizer": builder.build("optimizer", section.optimizer, ("compile", "optimizer"))
     }
-    if section.get("loss") is not None:
-        args["loss"] = builder.build("loss", section["loss"], ("compile", "loss"))
+    if section.loss is not None:
+        args["loss"] = builder.build("loss", section.loss, ("compile", "loss"))
     args["metrics"] = [
-        builder.build("metric", m, ("compile", "metrics", i))
-        for i, m in enumerate(section["metrics"])
+        builder.build("metric", m, ("compile", "metrics", i)) for i, m in enumerate(section.metrics)
     ]
     builder.problems.raise_any()
     return args
@@ -470,7 +466,7 @@ def _run_directory(
     # model is built only if the file cannot be read by Keras alone.
     checked = check(config_path, nested=True, requested=requested)
     trust.load_user()
-    trust.load_named(checked.resolved["plugins"], run_dir, str(config_path))
+    trust.load_named(list(checked.settings.plugins), run_dir, str(config_path))
     model_path, weights_path = run_dir / rundir.MODEL, run_dir / rundir.WEIGHTS
     loaded = None
     if model_path.exists():

@@ -15,6 +15,7 @@ import sys
 from typing import Any
 
 from kinit_cli.config.choices import BACKENDS
+from kinit_cli.config.settings import Settings
 from kinit_cli.errors import BackendError
 
 DEFAULT = "tensorflow"
@@ -54,10 +55,13 @@ LAYER_NAMES: dict[str, tuple[re.Pattern[str], str]] = {
 }
 
 
-def setting(resolved: dict[str, Any], key: str) -> Any:
-    """train.<key> as the config gives it, else the config's backend's default."""
-    value = resolved["train"][key]
-    return DEFAULTS[resolved["backend"]][key] if value is None else value
+def setting(settings: Settings | dict[str, Any], key: str) -> Any:
+    """train.<key> as the config gives it, else the config's backend's default. (The config
+    as a document is transitional, for training/plan.py and trainer.py.)"""
+    if isinstance(settings, dict):
+        settings = Settings.from_document(settings)
+    value = getattr(settings.train, key)
+    return DEFAULTS[settings.backend][key] if value is None else value
 
 
 def resolve(configured: str | None = None, requested: str | None = None) -> str:

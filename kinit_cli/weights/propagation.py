@@ -17,7 +17,7 @@ from kinit_cli.runtime.imports import keras, tensorflow
 
 def propagate(prepared: Any, built: Any) -> dict[str, Any]:
     """One batch of the configured data (unit-Gaussian input when it cannot be loaded)."""
-    running = prepared.resolved["backend"]
+    running = prepared.settings.backend
     if running != "tensorflow":
         raise BackendError(
             f"--activations takes its gradients with TensorFlow's GradientTape, so it runs on "
@@ -25,9 +25,8 @@ def propagate(prepared: Any, built: Any) -> dict[str, Any]:
         )
     k, tf = keras(), tensorflow()
     model = built.model
-    resolved = prepared.resolved
-    batch_size = resolved["train"]["batch_size"]
-    seed = resolved["seed"] or 0
+    batch_size = prepared.settings.train.batch_size
+    seed = prepared.settings.seed or 0
     x, y, source = _batch(prepared, model, batch_size, seed)
     layers = [layer for layer in model.layers if not isinstance(layer, k.layers.InputLayer)]
     inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs
@@ -84,7 +83,9 @@ def _batch(prepared: Any, model: Any, batch_size: int, seed: int) -> tuple[Any, 
     shape = tuple(model.inputs[0].shape[1:])
     if len(model.inputs) == 1:
         try:
-            splits = datasets.load(prepared.resolved["data"], shape, seed, prepared.config.base_dir)
+            splits = datasets.load(
+                prepared.settings.data.document(), shape, seed, prepared.config.base_dir
+            )
         except DataError as exc:
             reason = str(exc).split(". ")[0]
         else:

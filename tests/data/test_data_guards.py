@@ -544,7 +544,7 @@ def test_a_24e9_parameter_model_is_refused_before_anything_is_allocated(tmp_path
 
 def test_weights_that_cannot_fit_are_refused_with_the_figures():
     with pytest.raises(ResourceError) as caught:
-        footprint.check(HUGE, available=23_100_000_000, ignore=False)
+        footprint.check(HUGE["model"], available=23_100_000_000, ignore=False)
     assert str(caught.value) == (
         "the model's weights alone need 120.0 GB (3.0e10 parameters as float32) but this "
         "machine has 23.1 GB available; pass --ignore-memory-check to try anyway"
@@ -555,9 +555,12 @@ def test_weights_that_cannot_fit_are_refused_with_the_figures():
 
 def test_training_counts_gradients_and_the_optimizers_slots():
     config = model_config([{"class_name": "Dense", "config": {"units": 1_000_000}}], [999])
-    footprint.check(config, available=5_000_000_000, ignore=False)  # 4.0 GB of weights fit
+    model, optimizer = config["model"], config["compile"]["optimizer"]
+    footprint.check(model, available=5_000_000_000, ignore=False)  # 4.0 GB of weights fit
     with pytest.raises(ResourceError) as caught:
-        footprint.check(config, available=5_000_000_000, training=True, ignore=False)
+        footprint.check(
+            model, available=5_000_000_000, optimizer=optimizer, training=True, ignore=False
+        )
     assert str(caught.value) == (
         "training the model needs 16.0 GB: its weights take 4.0 GB (1.0e9 parameters as "
         "float32), the gradients as much again, and adam keeps 2 more per weight (4x in all) "
@@ -592,7 +595,7 @@ def test_an_unknown_layer_stops_the_count_at_a_lower_bound():
     found = footprint.estimate(config["model"])
     assert found == footprint.Estimate(10_010_000_000, 4, "model.layers[1]")
     with pytest.raises(ResourceError) as caught:
-        footprint.check(config, available=1_000_000_000, ignore=False)
+        footprint.check(config["model"], available=1_000_000_000, ignore=False)
     assert str(caught.value) == (
         "the model's weights alone need at least 40.0 GB (1.0e10 parameters as float32) (a "
         "lower bound: kinit cannot size model.layers[1] and what follows it before building) "
@@ -616,11 +619,11 @@ def test_functional_models_count_what_their_inputs_size():
 
 
 def test_no_refusal_when_asked_or_when_memory_is_unknown(monkeypatch):
-    footprint.check(HUGE, available=1, ignore=True)
+    footprint.check(HUGE["model"], available=1, ignore=True)
     monkeypatch.setattr(memory, "available_bytes", lambda: None)
-    footprint.check(HUGE, ignore=False)
+    footprint.check(HUGE["model"], ignore=False)
     with switches.using(Switches(ignore_memory_check=True)):
-        footprint.check(HUGE, available=1)
+        footprint.check(HUGE["model"], available=1)
 
 
 def test_available_memory_is_read_from_the_system():

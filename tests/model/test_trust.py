@@ -477,7 +477,7 @@ def test_an_init_from_chain_longer_than_the_limit_is_refused(runner, write):
         write(f"c{i}.yaml", CYCLE_MODEL + f"init_from: {{source: c{i + 1}.yaml}}\n")
     write("c17.yaml", CYCLE_MODEL)
     sixteen = write("c2.yaml", CYCLE_MODEL + "init_from: {source: c3.yaml}\n")
-    assert sources.check(sixteen).resolved["init_from"]["source"] == "c3.yaml"
+    assert sources.check(sixteen).settings.init_from.source == "c3.yaml"
     config = Path(write("c1.yaml", CYCLE_MODEL + "init_from: {source: c2.yaml}\n"))
     expected = (
         f"{_where(config, 'c2.yaml')}: init_from.source: init_from chains more than 16 "
