@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from kinit_cli.config.settings import Data
 from kinit_cli.data import files
 from kinit_cli.data.files import NPZ_KEYS
 from kinit_cli.errors import (
@@ -90,7 +91,7 @@ class _SourceArrays:
 
 
 def load(
-    section: dict[str, Any],
+    section: Data,
     input_shape: tuple[int | None, ...],
     seed: int | None,
     base_dir: Path,
@@ -116,18 +117,18 @@ def load(
             )
     # Counted over the whole data set, before the hold-out and `limit` take examples away.
     num_classes = 1 + max(int(y.max(initial=0)) for _, y in splits.values())
-    if section.get("validation_split"):
+    if section.validation_split:
         x, y = splits["train"]
-        train, val = _hold_out(len(x), section["validation_split"], seed)
+        train, val = _hold_out(len(x), section.validation_split, seed)
         splits["train"], splits["validation"] = (x[train], y[train]), (x[val], y[val])
-    limit = section.get("limit")  # after the hold-out: at most `limit` in every split
+    limit = section.limit  # after the hold-out: at most `limit` in every split
     splits = {split: (x[:limit], y[:limit]) for split, (x, y) in splits.items()}
     if not len(splits["train"][0]) or not len(splits["test"][0]):
         raise DataError(
             f"{raw.source} has {len(splits['train'][0])} training and "
             f"{len(splits['test'][0])} test examples; both splits need at least one"
         )
-    normalize, flatten = section.get("normalize", True), section.get("flatten")
+    normalize, flatten = section.normalize, section.flatten
     scale = None
     if all(x.dtype == np.uint8 for x, _ in splits.values()):
         scale = (raw.scale or 255.0) if normalize else 1.0  # divided batch by batch
@@ -147,14 +148,14 @@ def load(
     )
 
 
-def _read(section: dict[str, Any], base_dir: Path) -> _SourceArrays:
+def _read(section: Data, base_dir: Path) -> _SourceArrays:
     """The source the section names: `path` when given, else `name`."""
-    if section.get("path"):
-        given = Path(section["path"]).expanduser()
+    if section.path:
+        given = Path(section.path).expanduser()
         path = given if given.is_absolute() else base_dir / given
         if not path.exists():
             raise DataError(
-                f"data.path {section['path']!r} does not exist: there is no file or folder "
+                f"data.path {section.path!r} does not exist: there is no file or folder "
                 f"{path}. Give a folder of IDX files or an .npz file."
             )
         if path.is_dir():
@@ -163,12 +164,12 @@ def _read(section: dict[str, Any], base_dir: Path) -> _SourceArrays:
         what = bounded.kind_of(path)
         if what is not None:
             raise DataError(
-                f"data.path {section['path']!r} is {what}, not a file: give a folder of IDX "
+                f"data.path {section.path!r} is {what}, not a file: give a folder of IDX "
                 "files or an .npz file."
             )
         arrays = files.read_npz(path)
         return _SourceArrays(path.stem, f"NumPy archive {path}", *arrays, scale=None)
-    name = section.get("name")
+    name = section.name
     if name == "digits":
         return _read_digits()
     if name in KERAS_SETS:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from kinit_cli.config.settings import InitFrom
 from kinit_cli.config.source import SUFFIXES, Config, KeyPath, load
 from kinit_cli.errors import KinitError, Problem, Problems, did_you_mean
 from kinit_cli.model.saved import Loaded
@@ -29,15 +30,14 @@ def source_path(text: str, base_dir: Path) -> Path:
     return source if source.is_absolute() else base_dir / source
 
 
-def cycle(config: Config, resolved: dict[str, Any]) -> list[Problem]:
+def cycle(config: Config, section: InitFrom | None) -> list[Problem]:
     """A chain of config sources that comes back to a config on it (a.yaml -> b.yaml ->
     a.yaml) would be built forever, and one of more than MAX_CHAIN configs for minutes:
     both found from the YAML alone, before Keras loads."""
-    section = resolved.get("init_from")
-    if not section or config.file is None:
+    if section is None or config.file is None:
         return []
     chain = [Path(config.file).resolve()]
-    source = source_path(section["source"], config.base_dir)
+    source = source_path(section.source, config.base_dir)
     while source.suffix in SUFFIXES and source.is_file():
         chain.append(source.resolve())
         if chain[-1] in chain[:-1]:
@@ -72,15 +72,15 @@ def _shown(path: Path, base_dir: Path) -> str:
         return str(path)
 
 
-def apply(built: Any, section: dict[str, Any], config: Config, loaded: Loaded) -> None:
+def apply(built: Any, section: InitFrom, config: Config, loaded: Loaded) -> None:
     """Copy the weights of `loaded` (the source, read by model.sources) into `built` (a
     model.build.BuiltModel); ConfigError with every mismatch found."""
     label = loaded.file  # for a run directory, the file it read
     problems = Problems()
     pairs = _pairs(built.model, loaded.model, section, config, problems)
-    frozen = section["freeze"]
+    frozen = section.freeze
     layers = [layer.name for layer in built.model.layers]
-    for i, name in enumerate(frozen if isinstance(frozen, list) else []):
+    for i, name in enumerate(frozen if isinstance(frozen, tuple) else ()):
         if name not in layers:
             problems.append(
                 config.problem(
@@ -114,12 +114,12 @@ def apply(built: Any, section: dict[str, Any], config: Config, loaded: Loaded) -
 
 
 def _pairs(
-    model: Any, source: Any, section: dict[str, Any], config: Config, problems: Problems
+    model: Any, source: Any, section: InitFrom, config: Config, problems: Problems
 ) -> list[tuple[Any, Any, KeyPath]]:
     """(target layer, source layer, the config key that asked for it) per layer to load."""
     targets = {layer.name: layer for layer in model.layers if layer.weights}
     origins = {layer.name: layer for layer in source.layers if layer.weights}
-    mapping: dict[str, str] = dict(section["map"])
+    mapping: dict[str, str] = dict(section.map)
 
     def missing(name: str) -> str:
         return f"this model has no layer '{name}' with weights.{did_you_mean(name, list(targets))}"
@@ -127,7 +127,7 @@ def _pairs(
     for name in mapping:
         if name not in targets:
             problems.append(config.problem(SECTION + ("map", name), missing(name), at_key=True))
-    chosen = section["layers"]
+    chosen = section.layers
     wanted: dict[str, KeyPath] = {}
     if chosen is None:
         wanted = {n: SECTION for n in targets if mapping.get(n, n) in origins}

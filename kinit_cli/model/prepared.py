@@ -16,20 +16,12 @@ from kinit_cli.registry.catalog import Registry
 from kinit_cli.registry.plugins import LoadedPlugin, entry_point_notes
 
 
-def _document(held: Checked | Prepared) -> dict[str, Any]:
-    """Transitional (`resolved`): the settings as the config document, for training/plan.py,
-    trainer.py and resume.py until they read attributes."""
-    return held.settings.document()
-
-
 @dataclass(frozen=True)
 class Checked:
     """A config file read once and checked against the schema, before TensorFlow loads."""
 
     config: config_mod.Config
     settings: Settings
-
-    resolved = property(_document)
 
     def with_seed(self, seed: int) -> Checked:
         """The same config with `seed:` set (--seed, or the seed a run drew for itself)."""
@@ -46,8 +38,6 @@ class Prepared:
     plugins: list[LoadedPlugin]
     compile_args: dict[str, Any]
     built: BuiltModel
-
-    resolved = property(_document)
 
     def verdict(self, path: str | Path) -> str:
         """validate's first line: the config is valid on its backend (a plugin can be valid

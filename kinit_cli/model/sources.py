@@ -83,7 +83,7 @@ def check_config(
     `requested`: the command's --backend, which the config's `backend:` gives way to."""
     settings = schema.settings(config)
     problems = _callback_paths(config, settings, any_run)
-    problems += init_from.cycle(config, settings.document())
+    problems += init_from.cycle(config, settings.init_from)
     problems.raise_any()
     running = backend.started()
     if not (nested and running is not None):
@@ -327,7 +327,7 @@ def _build(
     section = settings.init_from
     if section is not None and init:
         source = _init_source(section, config, trust, requested)
-        init_from.apply(built, section.document(), config, source)
+        init_from.apply(built, section, config, source)
     return built
 
 

@@ -55,11 +55,8 @@ LAYER_NAMES: dict[str, tuple[re.Pattern[str], str]] = {
 }
 
 
-def setting(settings: Settings | dict[str, Any], key: str) -> Any:
-    """train.<key> as the config gives it, else the config's backend's default. (The config
-    as a document is transitional, for training/plan.py and trainer.py.)"""
-    if isinstance(settings, dict):
-        settings = Settings.from_document(settings)
+def setting(settings: Settings, key: str) -> Any:
+    """train.<key> as the config gives it, else the config's backend's default."""
     value = getattr(settings.train, key)
     return DEFAULTS[settings.backend][key] if value is None else value
 

@@ -20,7 +20,7 @@ import re
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
@@ -88,7 +88,7 @@ class KerasDistribution:
 
 
 def configure(
-    backend_name: str, device: str, strategy_name: str, devices: list[str] | None
+    backend_name: str, device: str, strategy_name: str, devices: Sequence[str] | None
 ) -> None:
     """What has to be set before JAX or torch start (their device lists are fixed then):
     --device cpu hides the GPUs, and `data_parallel` over cpu:0, cpu:1, ... splits the CPU
@@ -158,7 +158,7 @@ def _other_devices(name: str, device: str) -> list[str]:
 
 def strategy(
     name: str,
-    devices: list[str] | None,
+    devices: Sequence[str] | None,
     cluster: dict[str, Any] | None = None,
     timeout: float = 120,
 ) -> Distribution:
@@ -200,7 +200,7 @@ def strategy(
 
 
 def _keras_distribution(
-    running: str, name: str, devices: list[str] | None, cluster: dict[str, Any] | None
+    running: str, name: str, devices: Sequence[str] | None, cluster: dict[str, Any] | None
 ) -> Distribution:
     """The strategies of the JAX and torch backends: one device, or (JAX) DataParallel over
     the local devices or the listed ones, through keras.distribution."""
@@ -335,7 +335,7 @@ def _cluster(value: Any, source: str) -> Cluster:
 
 
 def _multi_worker(
-    tf: Any, devices: list[str] | None, section: dict[str, Any] | None, timeout: float
+    tf: Any, devices: Sequence[str] | None, section: dict[str, Any] | None, timeout: float
 ) -> Distribution:
     if devices:
         raise DistributeError(

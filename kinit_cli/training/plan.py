@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from kinit_cli.config import source as config_mod
+from kinit_cli.config.settings import Settings
 from kinit_cli.data.datasets import Splits
 from kinit_cli.data.datasets import load as load_data
 from kinit_cli.data.labels import check_labels
@@ -90,8 +91,8 @@ class Plan:
     user_plugins: tuple[str, ...] = ()
 
     @property
-    def resolved(self) -> dict[str, Any]:
-        return self.prepared.resolved
+    def settings(self) -> Settings:
+        return self.prepared.settings
 
     @property
     def built(self) -> BuiltModel:
@@ -100,11 +101,11 @@ class Plan:
     @property
     def seed(self) -> int:
         """The run's seed: the config's, --seed, or the one plan() drew for it."""
-        return int(self.resolved["seed"])
+        return int(self.settings.seed)
 
     @property
     def steps_per_epoch(self) -> int:
-        return steps(self.data.x_train, self.resolved["train"]["batch_size"])
+        return steps(self.data.x_train, self.settings.train.batch_size)
 
     def notes(self) -> list[str]:
         """What works but deserves a word, the copies among the initial weights included."""
@@ -112,10 +113,10 @@ class Plan:
 
     def header(self) -> dict[str, Any]:
         """What the run is, as the lines above its first table."""
-        dist, batch = self.distribution, self.resolved["train"]["batch_size"]
+        dist, batch = self.distribution, self.settings.train.batch_size
         header: dict[str, Any] = {
             "run": str(self.run_dir) if dist.is_chief else "written by the chief worker",
-            "backend": self.resolved["backend"],
+            "backend": self.settings.backend,
             "devices": ", ".join(self.devices),
             "seed": self.seed,
             "data": self.data.source,
@@ -150,10 +151,9 @@ def plan(
     if isinstance(checked, UpToDate):
         return checked
     distribution, devices = _distribution(checked, options)
-    resolved = checked.resolved
     # Where the run goes is fixed before plugins load: a plugin's os.chdir must not send the
     # run (nor the callbacks' files placed in it) elsewhere while kinit names this place.
-    given = options.resume or options.output or rundir.default_path(resolved["name"])
+    given = options.resume or options.output or rundir.default_path(checked.settings.name)
     run_dir = Path(given).absolute()
     # Variables, optimizer and metrics belong to the strategy.
     prepared = sources.prepare(
@@ -224,13 +224,13 @@ def _checked(
             )
         run_dir = Path(options.resume)
         checked = resume.saved_config(run_dir, config_path, overrides, options.backend)
-        if resume.up_to_date(run_dir, checked.resolved["train"]["epochs"]):
+        if resume.up_to_date(run_dir, checked.settings.train.epochs):
             return UpToDate(run_dir)
         return checked
     if config_path is None:
         raise UsageError("give a CONFIG file, or --resume RUN_DIR")
     checked = sources.check(config_path, overrides, requested=options.backend)
-    seed = options.seed if options.seed is not None else checked.resolved["seed"]
+    seed = options.seed if options.seed is not None else checked.settings.seed
     if seed is None:
         seed = random.SystemRandom().randrange(2**31)
     return checked.with_seed(seed)
@@ -242,11 +242,11 @@ def _distribution(
     """The strategy and the devices it runs on. Visible and logical devices (and
     determinism) can only be set before TensorFlow's runtime starts, and building an
     optimizer starts it: the config's own structure says which first."""
-    section = checked.resolved["distribute"]
-    strategy_name = options.strategy or section["strategy"]
-    running = checked.resolved["backend"]
-    distribute.configure(running, options.device, strategy_name, section["devices"])
-    if checked.resolved["deterministic"]:
+    section = checked.settings.distribute
+    strategy_name = options.strategy or section.strategy
+    running = checked.settings.backend
+    distribute.configure(running, options.device, strategy_name, section.devices)
+    if checked.settings.deterministic:
         determinism.enable()
     devices = distribute.select_devices(options.device)
     if options.resume and strategy_name == "multi_worker_mirrored":
@@ -255,9 +255,9 @@ def _distribution(
             "a backup; start the run again, or resume it on one machine"
         )
     distribution = distribute.strategy(
-        strategy_name, section["devices"], section["cluster"], section["timeout"]
+        strategy_name, section.devices, section.cluster, section.timeout
     )
-    batch = checked.resolved["train"]["batch_size"]
+    batch = checked.settings.train.batch_size
     if distribution.name == "data_parallel" and batch % distribution.replicas:
         raise DistributeError(
             f"data_parallel splits every batch evenly across its {distribution.replicas} "
@@ -270,14 +270,14 @@ def _distribution(
 def _data(prepared: Prepared) -> Splits:
     """The config's data, shaped for the model's one input, its labels checked against the
     model's output, loss and metrics."""
-    model, resolved = prepared.built.model, prepared.resolved
+    model, settings = prepared.built.model, prepared.settings
     if len(model.inputs) != 1 or len(model.outputs) != 1:
         raise UsageError(
             f"kinit train feeds one input and one output; the model has "
             f"{len(model.inputs)} inputs and {len(model.outputs)} outputs"
         )
     shape = tuple(model.inputs[0].shape[1:])
-    data = load_data(resolved["data"], shape, int(resolved["seed"]), prepared.config.base_dir)
+    data = load_data(settings.data, shape, int(settings.seed), prepared.config.base_dir)
     args = prepared.compile_args
     check_labels(data, model, args.get("loss"), args.get("metrics", ()))
     return data
@@ -295,7 +295,6 @@ def _ready(
     multi-worker loop where there is one."""
     callbacks, files = _config_callbacks(prepared, run_dir, scratch, replace)
     model, args = prepared.built.model, prepared.compile_args
-    train = prepared.resolved["train"]
     if distribution.name == "data_parallel":
         # Partial batches come padded with copies weighted 0 (data/batches.py): only
         # weighted metrics leave the copies out.
@@ -303,15 +302,15 @@ def _ready(
     with distribution.strategy.scope():  # the optimizer's variables belong to the strategy
         model.compile(
             **args,
-            steps_per_execution=steps_per_call(prepared.resolved, distribution.replicas),
-            jit_compile=backend.setting(prepared.resolved, "jit_compile"),
+            steps_per_execution=steps_per_call(prepared.settings, distribution.replicas),
+            jit_compile=backend.setting(prepared.settings, "jit_compile"),
         )
     if "loss" not in args:
         _require_loss(model, data, prepared.config)
     loop = None
     if distribution.name == "multi_worker_mirrored":
         loop = Loop(model, distribution)
-        batch = train["batch_size"]
+        batch = prepared.settings.train.batch_size
         loop.build((data.model_input(data.x_train[:batch]), data.y_train[:batch]))
     return callbacks, files, loop
 
@@ -324,10 +323,10 @@ def _config_callbacks(
     config = prepared.config
     builder = SpecBuilder(prepared.registry, config)
     out, files = [], []
-    specs = prepared.resolved["train"]["callbacks"]
-    if prepared.resolved["backend"] != "tensorflow" and "TensorBoard" in str(specs):
+    specs = prepared.settings.train.callbacks
+    if prepared.settings.backend != "tensorflow" and "TensorBoard" in str(specs):
         tensorflow()  # it writes through tf.summary: loaded now, quietly, not mid-run
-    for i, spec in enumerate(prepared.resolved["train"]["callbacks"]):
+    for i, spec in enumerate(specs):
         where = ("train", "callbacks", i)
         if scratch is not None:
             spec = _in_private_dir(spec, scratch)
@@ -364,11 +363,11 @@ def steps(x: np.ndarray | None, batch_size: int) -> int:
     return 0 if x is None else math.ceil(len(x) / batch_size)
 
 
-def steps_per_call(resolved: dict[str, Any], replicas: int) -> int:
+def steps_per_call(settings: Settings, replicas: int) -> int:
     """`train.steps_per_execution`, or 1 across several replicas: there Keras 3.15's
     multi-step loop fails ("You must feed a value for placeholder tensor ...", as in
     keras-team/keras#19246), and the setting never changes the trained weights."""
-    return backend.setting(resolved, "steps_per_execution") if replicas == 1 else 1
+    return backend.setting(settings, "steps_per_execution") if replicas == 1 else 1
 
 
 def _in_private_dir(spec: Any, folder: Path) -> Any:

@@ -39,7 +39,7 @@ def saved_config(
     checked = sources.check_config(saved, requested=requested)
     if config_path is None and not overrides:
         return checked
-    old = checked.resolved
+    old = checked.settings.document()
     given = config_mod.load(config_path or saved_path, overrides)
     new = schema.validate(given)
     # What the run's config left to defaults was filled in when it ran.

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from kinit_cli.config import source as config_mod
+from kinit_cli.config.settings import Settings
 from kinit_cli.data import pipeline
 from kinit_cli.errors import (
     KinitError,
@@ -86,7 +87,7 @@ class Trainer:
         self.guard = callbacks_mod.SafeStop(self.backup)
         self.timer = callbacks_mod.EpochTimer()
         # tf.data on TensorFlow; NumPy batches on JAX and torch, which need no TensorFlow.
-        self.tf_data = plan.resolved["backend"] == "tensorflow"
+        self.tf_data = plan.settings.backend == "tensorflow"
         # The epoch the training dataset yields next: set by EpochOrder as each one begins.
         if self.tf_data:
             self.epoch = tensorflow().Variable(plan.initial_epoch, dtype="int64", trainable=False)
@@ -148,7 +149,7 @@ class Trainer:
         config = self.plan.prepared.config
         rundir.write_text(
             self.run_dir / rundir.CONFIG,
-            config_mod.dump(_portable(self.plan.resolved, config.base_dir, self.plan.user_plugins)),
+            config_mod.dump(_portable(self.plan.settings, config.base_dir, self.plan.user_plugins)),
         )
 
     def fit(self, callbacks: Sequence[Any] = ()) -> None:
@@ -199,25 +200,25 @@ class Trainer:
         """The epochs left, through the multi-worker loop where there is one, model.fit
         otherwise; none left, the backup's state put back."""
         plan = self.plan
-        train = plan.resolved["train"]
+        train = plan.settings.train
         model = plan.built.model
         validation = self._validation_data if plan.data.x_val is not None else None
-        if plan.initial_epoch < train["epochs"] and plan.loop is not None:
+        if plan.initial_epoch < train.epochs and plan.loop is not None:
             plan.loop.fit(
                 self._train_data,
                 plan.steps_per_epoch,
                 plan.initial_epoch,
-                train["epochs"],
+                train.epochs,
                 validation,
-                steps(plan.data.x_val, train["batch_size"]),
+                steps(plan.data.x_val, train.batch_size),
                 every,
                 stop_requested=lambda: self.guard.interrupted,
                 on_stop=self.guard.interrupt,
             )
-        elif plan.initial_epoch < train["epochs"]:
+        elif plan.initial_epoch < train.epochs:
             model.fit(
                 self._train_data(),
-                epochs=train["epochs"],
+                epochs=train.epochs,
                 initial_epoch=plan.initial_epoch,
                 shuffle=False,  # the dataset is already shuffled, per epoch and seed
                 validation_data=validation() if validation else None,
@@ -249,16 +250,16 @@ class Trainer:
         """Fail a run whose epochs ran no training step (Keras ends an epoch whose data gave
         no batch with a warning only): recording it completed would keep untrained weights
         as a trained model."""
-        train = self.plan.resolved["train"]
-        if self.plan.initial_epoch >= train["epochs"] or self.guard.steps:
+        train = self.plan.settings.train
+        if self.plan.initial_epoch >= train.epochs or self.guard.steps:
             return
         if self.guard.interrupted is not None or self.guard.failed:
             return
         failure = NoStepTrained(
-            f"no training step ran in epochs {self.plan.initial_epoch + 1} to {train['epochs']} "
+            f"no training step ran in epochs {self.plan.initial_epoch + 1} to {train.epochs} "
             f"({len(self.plan.data.x_train)} training examples, batch_size "
-            f"{train['batch_size']}, steps_per_execution "
-            f"{steps_per_call(self.plan.resolved, self.plan.distribution.replicas)}): Keras "
+            f"{train.batch_size}, steps_per_execution "
+            f"{steps_per_call(self.plan.settings, self.plan.distribution.replicas)}): Keras "
             "ended each epoch without a batch, so nothing was trained"
         )
         self._record_failure(failure)
@@ -288,22 +289,22 @@ class Trainer:
                 self.lock.record()
 
     def _train_data(self, pieces: pipeline.ReplicaShare | None = None) -> Any:
-        train, d = self.plan.resolved["train"], self.plan.data
-        shuffle = self.plan.resolved["data"]["shuffle"]
-        common = (d.x_train, d.y_train, train["batch_size"], self.plan.seed, shuffle, self.epoch)
+        train, d = self.plan.settings.train, self.plan.data
+        shuffle = self.plan.settings.data.shuffle
+        common = (d.x_train, d.y_train, train.batch_size, self.plan.seed, shuffle, self.epoch)
         if not self.tf_data:
             return self.batches.train_batches(*common, d.scale, self.plan.distribution.replicas)
         return pipeline.train_dataset(*common, pieces, d.scale)
 
     def _validation_data(self, pieces: pipeline.ReplicaShare | None = None) -> Any:
-        d, batch = self.plan.data, self.plan.resolved["train"]["batch_size"]
+        d, batch = self.plan.data, self.plan.settings.train.batch_size
         if not self.tf_data:
             pad = self.plan.distribution.replicas
             return self.batches.eval_batches(d.x_val, d.y_val, batch, d.scale, pad)
         return pipeline.eval_dataset(d.x_val, d.y_val, batch, pieces, d.scale)
 
     def _test_metrics(self) -> dict[str, float]:
-        d, batch = self.plan.data, self.plan.resolved["train"]["batch_size"]
+        d, batch = self.plan.data, self.plan.settings.train.batch_size
 
         def dataset(pieces: pipeline.ReplicaShare | None = None) -> Any:
             if not self.tf_data:
@@ -410,7 +411,7 @@ class Trainer:
         """metrics.json: the outcome, the last epoch's metrics and the test set's, the
         times, and what the run ran on."""
         plan = self.plan
-        train, data = plan.resolved["train"], plan.data
+        train, data = plan.settings.train, plan.data
         new = [r for r in rows if r["epoch"] >= plan.initial_epoch]
         metrics: dict[str, Any] = {"status": status}
         if rows:
@@ -436,13 +437,13 @@ class Trainer:
                 else None,
                 "seed": plan.seed,
                 "devices": plan.devices,
-                "backend": plan.resolved["backend"],
+                "backend": plan.settings.backend,
                 # What the config left to the backend, as it ran.
-                "steps_per_execution": steps_per_call(plan.resolved, plan.distribution.replicas),
-                "jit_compile": backend.setting(plan.resolved, "jit_compile"),
+                "steps_per_execution": steps_per_call(plan.settings, plan.distribution.replicas),
+                "jit_compile": backend.setting(plan.settings, "jit_compile"),
                 "strategy": plan.distribution.name,
                 "num_replicas": plan.distribution.replicas,
-                "per_replica_batch_size": train["batch_size"] / plan.distribution.replicas,
+                "per_replica_batch_size": train.batch_size / plan.distribution.replicas,
                 **_cluster_metrics(plan.distribution),
                 "data": {"name": data.name, "source": data.source, **data.sizes},
                 "versions": versions(),
@@ -455,7 +456,7 @@ class Trainer:
     ) -> None:
         """Raise for a run that diverged or was interrupted, once its files are written:
         what happened, where its weights are, and how to go on."""
-        guard, train = self.guard, self.plan.resolved["train"]
+        guard, train = self.guard, self.plan.settings.train
         chief = self.plan.distribution.is_chief
         if status == "diverged":
             epoch, step, loss = guard.failed
@@ -479,7 +480,7 @@ class Trainer:
                 then = f"Continue with: kinit train --resume {self.run_dir}"
             raise TrainingInterrupted(
                 f"interrupted by {signal.Signals(guard.interrupted).name}; {done} of "
-                f"{train['epochs']} epochs are saved. {then}",
+                f"{train.epochs} epochs are saved. {then}",
                 guard.interrupted,
             )
 
@@ -517,13 +518,11 @@ def _cluster_metrics(distribution: distribute.Distribution) -> dict[str, Any]:
     }
 
 
-def _portable(resolved: dict[str, Any], base_dir: Path, user: Sequence[str]) -> dict[str, Any]:
-    """The resolved config with file paths made absolute, so the run dir's copy reruns as is,
-    and with every plugin the run used (`user`: --plugin's, absolute already), so that
-    --resume and the run's readers find its classes."""
-    import copy
-
-    out = copy.deepcopy(resolved)
+def _portable(settings: Settings, base_dir: Path, user: Sequence[str]) -> dict[str, Any]:
+    """The config, defaults filled in, with file paths made absolute, so the run dir's copy
+    reruns as is, and with every plugin the run used (`user`: --plugin's, absolute already),
+    so that --resume and the run's readers find its classes."""
+    out = settings.document()  # a copy
     # A run's plugin that the user's copy stood for (--resume --plugin) was not used.
     plugins = [absolute(p, base_dir) for p in not_replaced(out["plugins"], user)]
     out["plugins"] = list(dict.fromkeys([*plugins, *user]))

@@ -83,9 +83,7 @@ def _batch(prepared: Any, model: Any, batch_size: int, seed: int) -> tuple[Any, 
     shape = tuple(model.inputs[0].shape[1:])
     if len(model.inputs) == 1:
         try:
-            splits = datasets.load(
-                prepared.settings.data.document(), shape, seed, prepared.config.base_dir
-            )
+            splits = datasets.load(prepared.settings.data, shape, seed, prepared.config.base_dir)
         except DataError as exc:
             reason = str(exc).split(". ")[0]
         else:

@@ -152,8 +152,8 @@ def test_a_seed_is_set_on_a_copy():
     checked = Checked(cfg, schema.settings(cfg))
     seeded = checked.with_seed(11)
     assert seeded.settings == dataclasses.replace(checked.settings, seed=11)
-    assert checked.settings.seed == 7 and seeded.resolved["seed"] == 11
-    assert seeded.resolved == {**checked.resolved, "seed": 11}
+    assert checked.settings.seed == 7 and seeded.settings.document()["seed"] == 11
+    assert seeded.settings.document() == {**checked.settings.document(), "seed": 11}
 
 
 def test_the_schema_is_derived_from_the_settings_with_every_key():

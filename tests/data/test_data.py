@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from kinit_cli.config import schema
+from kinit_cli.config.settings import Data
 from kinit_cli.data import datasets as data
 from kinit_cli.data import files
 from kinit_cli.errors import DataError
@@ -24,10 +24,9 @@ X_TEST = (200 + np.arange(3 * 16)).astype(np.uint8).reshape(3, 4, 4)
 Y_TEST = np.array([2, 1, 0], dtype=np.uint8)
 
 
-def section(**overrides: Any) -> dict[str, Any]:
-    """A `data:` section as schema.py resolves it: every key, defaults filled."""
-    base = {key: field.default for key, field in schema.SCHEMA["data"].items()}
-    return {**base, **overrides}
+def section(**overrides: Any) -> Data:
+    """A `data:` section as validation makes it: every key, defaults filled."""
+    return Data(**overrides)
 
 
 def idx_bytes(array: np.ndarray) -> bytes:
