@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from kinit_cli.cli import cli
+
 # The variables of configs/digits.yaml's model, in order.
 DIGITS_PATHS = [
     "dense/kernel",
@@ -36,6 +38,8 @@ RUN_FILES = [
 ]
 
 ROOT = Path(__file__).resolve().parent.parent  # the repository
+DIGITS = str(ROOT / "configs" / "digits.yaml")
+KINIT = Path(sys.executable).parent / "kinit"  # the installed command
 
 MNIST_LIKE = """\
 name: tiny
@@ -79,6 +83,31 @@ def kinit_limited(
         timeout=timeout,
         preexec_fn=limit_memory,
     )
+
+
+def kinit_env(columns: int = 200) -> dict[str, str]:
+    """The environment of a kinit subprocess: a fixed width, and the backend its config or
+    --backend chooses (not the one the shell running the tests may name)."""
+    env = {**os.environ, "COLUMNS": str(columns)}
+    env.pop("KERAS_BACKEND", None)
+    return env
+
+
+def kinit(*args: str, cwd: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    """`kinit ARGS` in a process of its own, as a user runs it."""
+    return subprocess.run(
+        [str(KINIT), *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=kinit_env(),
+        timeout=timeout,
+    )
+
+
+def train(runner: CliRunner, *args: str):
+    """`kinit train configs/digits.yaml ARGS`, in-process."""
+    return runner.invoke(cli, ["train", DIGITS, *args])
 
 
 @pytest.fixture

@@ -6,16 +6,14 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import yaml
 
 from kinit_cli.cli import cli
+from tests.conftest import KINIT, ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = ROOT / "configs"
-KINIT = Path(sys.executable).parent / "kinit"
 
 
 def test_validate_prints_layers_params_and_initializers(runner):

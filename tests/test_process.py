@@ -6,15 +6,11 @@ import json
 import os
 import shlex
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, RUN_FILES
-
-KINIT = Path(sys.executable).parent / "kinit"
-DIGITS = ROOT / "configs" / "digits.yaml"
+from tests.conftest import DIGITS, KINIT, ROOT, RUN_FILES
 
 
 def _shell(command: str, cwd: Path) -> subprocess.CompletedProcess:

@@ -24,10 +24,8 @@ from kinit_cli.output import render
 from kinit_cli.runtime import memory
 from kinit_cli.storage import rundir, strictjson
 from kinit_cli.weights import stats
-from tests.conftest import MNIST_LIKE, ROOT
+from tests.conftest import DIGITS, MNIST_LIKE, ROOT
 from tests.data.test_data import section
-
-DIGITS = str(ROOT / "configs" / "digits.yaml")
 
 
 def strict_loads(text: str) -> Any:

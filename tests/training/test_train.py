@@ -7,23 +7,14 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
 
 from kinit_cli.cli import cli
-from tests.conftest import DIGITS_PATHS, MNIST_LIKE, ROOT, RUN_FILES
-
-DIGITS = str(ROOT / "configs" / "digits.yaml")
-KINIT = Path(sys.executable).parent / "kinit"
-
-
-def train(runner, *args):
-    return runner.invoke(cli, ["train", DIGITS, *args])
+from tests.conftest import DIGITS, DIGITS_PATHS, KINIT, MNIST_LIKE, RUN_FILES, train
 
 
 def test_digits_run_directory_holds_everything(runner, tmp_path):
