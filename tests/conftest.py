@@ -110,6 +110,18 @@ def train(runner: CliRunner, *args: str):
     return runner.invoke(cli, ["train", DIGITS, *args])
 
 
+# Variables of the shell running the tests that would change what kinit prints (its width,
+# colour) or the backend it takes: a test that needs one sets it itself.
+SHELL_VARIABLES = ("COLUMNS", "LINES", "FORCE_COLOR", "NO_COLOR", "TTY_COMPATIBLE", "KERAS_BACKEND")
+
+
+@pytest.fixture(autouse=True)
+def plain_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test sees the same environment, whatever the shell running the tests sets."""
+    for name in SHELL_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+
+
 @pytest.fixture
 def write(tmp_path: Path) -> Callable[[str, str], Path]:
     """write(name, text) -> path of a dedented file in tmp_path."""
