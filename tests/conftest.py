@@ -140,17 +140,22 @@ def runner() -> CliRunner:
     return CliRunner()
 
 
+# The repository's plugin files the tests load (kinit's own plugin pack stays loaded).
+PLUGIN_FOLDERS = (str(ROOT / "configs") + os.sep, str(ROOT / "tests" / "tutorials") + os.sep)
+
+
 @pytest.fixture(autouse=True)
 def forget_plugins(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """Unload the plugin modules a test wrote, and unregister what they registered."""
+    """Unload the plugin modules a test wrote or loaded from the repository's examples, and
+    unregister what they registered (so no test sees another's, in whatever order they run)."""
     before = set(sys.modules)
     yield
-    base = str(tmp_path_factory.getbasetemp())
+    bases = (str(tmp_path_factory.getbasetemp()), *PLUGIN_FOLDERS)
     forget(
         {
             name
             for name in set(sys.modules) - before
-            if str(getattr(sys.modules[name], "__file__", None) or "").startswith(base)
+            if str(getattr(sys.modules[name], "__file__", None) or "").startswith(bases)
         }
     )
 
