@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -60,6 +61,21 @@ def train_on(out: Path, backend: str, *args: str) -> dict:
     return json.loads((out / "metrics.json").read_text())
 
 
+@pytest.fixture(scope="module")
+def run_on(tmp_path_factory) -> Callable[[str], tuple[Path, dict]]:
+    """run_on(backend) -> (the run, its metrics): configs/digits.yaml for 3 epochs on that
+    backend, trained once for the tests below that only read it."""
+    runs: dict[str, tuple[Path, dict]] = {}
+
+    def get(backend: str) -> tuple[Path, dict]:
+        if backend not in runs:
+            out = tmp_path_factory.mktemp(backend) / "run"
+            runs[backend] = (out, train_on(out, backend))
+        return runs[backend]
+
+    return get
+
+
 def final_weights(run: Path) -> dict[str, tuple]:
     variables = json.loads((run / "weights-final.json").read_text())["variables"]
     return {v["path"]: (v["mean"], v["std"], v["l2"], v["min"], v["max"]) for v in variables}
@@ -67,27 +83,27 @@ def final_weights(run: Path) -> dict[str, tuple]:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("backend", ["jax", "torch"])
-def test_trains_evaluates_and_inspects_without_tensorflow(tmp_path, backend):
-    metrics = train_on(tmp_path / "run", backend)
+def test_trains_evaluates_and_inspects_without_tensorflow(run_on, backend):
+    run, metrics = run_on(backend)
     assert metrics["status"] == "completed"
     assert metrics["backend"] == backend
     assert set(metrics["versions"]) == {"python", backend, "keras", "kinit"}
     assert metrics["test"]["accuracy"] > 0.9
     assert metrics["steps_per_execution"] == (8 if backend == "jax" else 1)
     assert metrics["jit_compile"] is (backend == "jax")
-    saved = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
+    saved = yaml.safe_load((run / "config.yaml").read_text())
     assert saved["backend"] == backend
     # What the config left to the backend stays left to it: the run rebuilds on any other.
     assert saved["train"]["steps_per_execution"] is None and saved["train"]["jit_compile"] is None
     # The run directory is read back on the backend it recorded, without --backend.
-    done, loaded = kinit_loading("inspect-weights", str(tmp_path / "run"), "--json")
+    done, loaded = kinit_loading("inspect-weights", str(run), "--json")
     assert done.returncode == 0, done.stderr
     assert "tensorflow" not in loaded and backend in loaded
     document = json.loads(done.stdout)
     assert [v["path"] for v in document["variables"]] == DIGITS_PATHS
     # Weights are numbers: the run reads on another backend too.
     other = "torch" if backend == "jax" else "jax"
-    done, _ = kinit_loading("inspect-weights", str(tmp_path / "run"), "--backend", other, "--json")
+    done, _ = kinit_loading("inspect-weights", str(run), "--backend", other, "--json")
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["variables"] == document["variables"]
     # The initial weights, drawn on this backend, match what their initializers promise.
@@ -99,29 +115,29 @@ def test_trains_evaluates_and_inspects_without_tensorflow(tmp_path, backend):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_same_seed_same_backend_gives_the_same_bits(tmp_path, backend):
-    train_on(tmp_path / "a", backend)
+def test_same_seed_same_backend_gives_the_same_bits(run_on, tmp_path, backend):
+    first = run_on(backend)[0]
     train_on(tmp_path / "b", backend)
-    a, b = final_weights(tmp_path / "a"), final_weights(tmp_path / "b")
+    a, b = final_weights(first), final_weights(tmp_path / "b")
     assert list(a) == DIGITS_PATHS
     assert a == b
-    history = [(tmp_path / n / "history.csv").read_text() for n in "ab"]
+    history = [(run / "history.csv").read_text() for run in (first, tmp_path / "b")]
     assert history[0] == history[1]
 
 
 @pytest.mark.slow
-def test_the_backends_reach_the_same_accuracy_class(tmp_path):
+def test_the_backends_reach_the_same_accuracy_class(run_on):
     """configs/digits.yaml, 3 epochs, seed 42: the backends draw different initial weights
     and batch orders, so the figures differ; measured 0.961 (TensorFlow), 0.975 (JAX) and
     0.969 (torch). Each must be above 0.93 and within 0.04 of the others."""
-    accuracy = {b: train_on(tmp_path / b, b)["test"]["accuracy"] for b in BACKENDS}
+    accuracy = {b: run_on(b)[1]["test"]["accuracy"] for b in BACKENDS}
     assert min(accuracy.values()) > 0.93, accuracy
     assert max(accuracy.values()) - min(accuracy.values()) <= 0.04, accuracy
 
 
 @pytest.mark.slow
-def test_jax_data_parallel_over_two_cpu_devices_matches_one_device(tmp_path):
-    one = train_on(tmp_path / "one", "jax")
+def test_jax_data_parallel_over_two_cpu_devices_matches_one_device(run_on, tmp_path):
+    first, one = run_on("jax")
     two = train_on(
         tmp_path / "two",
         "jax",
@@ -138,7 +154,7 @@ def test_jax_data_parallel_over_two_cpu_devices_matches_one_device(tmp_path):
     # the same accuracy (a weighted metric there, which leaves the copies out).
     assert two["test"]["accuracy"] == pytest.approx(one["test"]["accuracy"], abs=1e-6)
     assert two["train"]["accuracy"] == pytest.approx(one["train"]["accuracy"], abs=1e-6)
-    w1, w2 = final_weights(tmp_path / "one"), final_weights(tmp_path / "two")
+    w1, w2 = final_weights(first), final_weights(tmp_path / "two")
     for path in DIGITS_PATHS:
         assert w2[path] == pytest.approx(w1[path], rel=1e-3, abs=1e-5), path
 
