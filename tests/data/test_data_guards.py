@@ -163,7 +163,8 @@ def test_non_finite_numbers_become_null():
 def _nan_model_report() -> list[stats.VariableStats]:
     from kinit_cli.model.variables import weight_infos
 
-    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    # Named, not numbered by Keras's counter of the layers built before it in this process.
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, name="dense")])
     kernel, bias = model.layers[0].kernel, model.layers[0].bias
     kernel.assign(np.full((3, 2), np.nan, np.float32))
     bias.assign(np.array([np.inf, -np.inf], np.float32))
