@@ -24,7 +24,7 @@ demo: install
 
 # Tests run in JOBS workers (pytest-xdist), each test file whole in one of them, so a file's
 # shared fixtures (a trained run) are made once. test-fast leaves out the tests marked slow
-# (those that start kinit, TensorFlow or a training in a process of their own).
+# (those that start kinit or TensorFlow in a process of their own, or train for seconds).
 JOBS ?= 2
 PYTEST := $(BIN)/python -m pytest -q -n $(JOBS) --dist loadfile
 

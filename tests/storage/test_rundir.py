@@ -50,6 +50,7 @@ def same_run(run: Path, full: Path) -> None:
         assert a[key] == b[key], key
 
 
+@pytest.mark.slow
 def test_resume_of_a_completed_run_with_its_epochs_changes_nothing(runner, tmp_path, full_run):
     before = snapshot(full_run)
     result = runner.invoke(cli, ["train", "--resume", str(full_run)])
@@ -61,6 +62,7 @@ def test_resume_of_a_completed_run_with_its_epochs_changes_nothing(runner, tmp_p
     assert snapshot(full_run) == before
 
 
+@pytest.mark.slow
 def test_a_completed_run_continues_to_the_longer_run(runner, tmp_path, full_run):
     run = tmp_path / "run"
     assert train(runner, *EPOCHS, "--set", "train.epochs=2", "-q", "-o", str(run)).exit_code == 0
@@ -75,6 +77,7 @@ def test_a_completed_run_continues_to_the_longer_run(runner, tmp_path, full_run)
     assert "nothing to do" in again.stdout
 
 
+@pytest.mark.slow
 def test_a_config_given_with_resume_may_ask_for_more_epochs(runner, tmp_path, full_run):
     run = tmp_path / "run"
     assert train(runner, *EPOCHS, "--set", "train.epochs=2", "-q", "-o", str(run)).exit_code == 0
@@ -139,6 +142,7 @@ def test_overwrite_leaves_a_folder_kinit_did_not_make_alone(runner, tmp_path):
     )
 
 
+@pytest.mark.slow
 def test_overwrite_replaces_kinit_files_only(runner, tmp_path):
     out = tmp_path / "run"
     csv_logger = "train.callbacks=[{class_name: CSVLogger, config: {filename: log.csv}}]"
@@ -226,6 +230,7 @@ def test_callback_files_stay_inside_the_run_directory(runner, tmp_path, filename
     assert not out.exists() and not (tmp_path / "victim.csv").exists()
 
 
+@pytest.mark.slow
 def test_an_absolute_callback_file_is_replaced_only_with_overwrite(runner, tmp_path):
     victim = tmp_path / "victim.csv"
     victim.write_text("keep me")
@@ -421,6 +426,7 @@ def test_a_run_that_fails_while_training_says_so_in_metrics(runner, write, tmp_p
     }
 
 
+@pytest.mark.slow
 def test_dropout_masks_resume_where_they_left_off(runner, write, tmp_path):
     """Dropout's random generator state is in the backup (save_weights leaves it out), so a
     resumed run draws the masks the uninterrupted one draws."""
@@ -452,6 +458,7 @@ def test_dropout_masks_resume_where_they_left_off(runner, write, tmp_path):
     assert (cut / "history.csv").read_text() == (whole / "history.csv").read_text()
 
 
+@pytest.mark.slow
 def test_overwrite_checks_every_file_under_the_run(runner, tmp_path):
     """A file of the user's inside backup/ or a callback's folder, one whose name fits a
     callback's filename pattern, or a link: each is in the way, and nothing is deleted."""
@@ -554,6 +561,7 @@ CALLBACKS = (
 )
 
 
+@pytest.mark.slow
 def test_files_added_before_a_resume_stay_the_users(runner, tmp_path):
     out = tmp_path / "run"
     first = train(
@@ -609,6 +617,7 @@ def test_a_run_that_cannot_start_leaves_nothing(tmp_path):
         subprocess.run(["umount", str(disk)], check=False)
 
 
+@pytest.mark.slow
 def test_a_signal_after_an_epochs_last_step_keeps_that_epoch(tmp_path):
     from kinit_cli.errors import TrainingInterrupted
     from kinit_cli.training.plan import TrainOptions, plan

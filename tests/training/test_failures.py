@@ -35,6 +35,7 @@ class Stopper(keras.callbacks.Callback):
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("stop", "raised"),
     [("sys.exit(0)", "SystemExit: 0"), ("raise KeyboardInterrupt", "KeyboardInterrupt")],
