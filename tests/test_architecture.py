@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import grimp
@@ -98,12 +99,11 @@ for name in sys.argv[1:]:
 """
 
 
-@pytest.fixture(scope="module")
-def imported_alone() -> dict[str, tuple[int, object]]:
+def _probe(names: list[str]) -> dict[str, tuple[int, object]]:
     """Each module's (status, frameworks in sys.modules after importing it alone)."""
     env = {**os.environ, "KERAS_BACKEND": "jax"}
     done = subprocess.run(
-        [sys.executable, "-c", PROBE, *MODULES],
+        [sys.executable, "-c", PROBE, *names],
         capture_output=True,
         text=True,
         env=env,
@@ -115,11 +115,28 @@ def imported_alone() -> dict[str, tuple[int, object]]:
     return {name: (status, found) for name, status, found in lines}
 
 
-@pytest.mark.parametrize("name", MODULES)
+@pytest.fixture(scope="module")
+def imported_alone() -> Callable[[str], tuple[int, object]]:
+    """imported_alone(name): the probe's answer for a module, the modules that import Keras
+    probed together (seconds each, so their tests are slow), the others together."""
+    found: dict[str, tuple[int, object]] = {}
+
+    def get(name: str) -> tuple[int, object]:
+        if name not in found:
+            keras = name in SUBCLASS_KERAS
+            found.update(_probe([m for m in MODULES if (m in SUBCLASS_KERAS) == keras]))
+        return found[name]
+
+    return get
+
+
+@pytest.mark.parametrize(
+    "name", [pytest.param(m, marks=pytest.mark.slow) if m in SUBCLASS_KERAS else m for m in MODULES]
+)
 def test_each_module_imports_alone_without_tensorflow(imported_alone, name):
     """On the JAX backend even those that import Keras leave TensorFlow out (on its own
     backend TensorFlow imports JAX too, when installed: tensorflow/lite/python/util.py)."""
     expected = ["jax", "keras"] if name in SUBCLASS_KERAS else []
-    status, found = imported_alone[name]
+    status, found = imported_alone(name)
     assert status == 0, found
     assert found == expected
