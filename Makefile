@@ -22,11 +22,17 @@ $(STAMP): pyproject.toml
 demo: install
 	$(BIN)/kinit train configs/digits.yaml
 
+# Tests run in JOBS workers (pytest-xdist), each test file whole in one of them, so a file's
+# shared fixtures (a trained run) are made once. test-fast leaves out the tests marked slow
+# (those that start kinit or TensorFlow in a process of their own, or train for seconds).
+JOBS ?= 2
+PYTEST := $(BIN)/python -m pytest -q -n $(JOBS) --dist loadfile
+
 test: install
-	$(BIN)/python -m pytest -q
+	$(PYTEST)
 
 test-fast: install
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(PYTEST) -m "not slow"
 
 lint: install
 	$(BIN)/ruff check kinit_cli tests

@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from kinit_cli.cli import cli
+
 # The variables of configs/digits.yaml's model, in order.
 DIGITS_PATHS = [
     "dense/kernel",
@@ -36,6 +38,8 @@ RUN_FILES = [
 ]
 
 ROOT = Path(__file__).resolve().parent.parent  # the repository
+DIGITS = str(ROOT / "configs" / "digits.yaml")
+KINIT = Path(sys.executable).parent / "kinit"  # the installed command
 
 MNIST_LIKE = """\
 name: tiny
@@ -81,6 +85,43 @@ def kinit_limited(
     )
 
 
+def kinit_env(columns: int = 200) -> dict[str, str]:
+    """The environment of a kinit subprocess: a fixed width, and the backend its config or
+    --backend chooses (not the one the shell running the tests may name)."""
+    env = {**os.environ, "COLUMNS": str(columns)}
+    env.pop("KERAS_BACKEND", None)
+    return env
+
+
+def kinit(*args: str, cwd: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    """`kinit ARGS` in a process of its own, as a user runs it."""
+    return subprocess.run(
+        [str(KINIT), *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=kinit_env(),
+        timeout=timeout,
+    )
+
+
+def train(runner: CliRunner, *args: str):
+    """`kinit train configs/digits.yaml ARGS`, in-process."""
+    return runner.invoke(cli, ["train", DIGITS, *args])
+
+
+# Variables of the shell running the tests that would change what kinit prints (its width,
+# colour) or the backend it takes: a test that needs one sets it itself.
+SHELL_VARIABLES = ("COLUMNS", "LINES", "FORCE_COLOR", "NO_COLOR", "TTY_COMPATIBLE", "KERAS_BACKEND")
+
+
+@pytest.fixture(autouse=True)
+def plain_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test sees the same environment, whatever the shell running the tests sets."""
+    for name in SHELL_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+
+
 @pytest.fixture
 def write(tmp_path: Path) -> Callable[[str, str], Path]:
     """write(name, text) -> path of a dedented file in tmp_path."""
@@ -99,17 +140,22 @@ def runner() -> CliRunner:
     return CliRunner()
 
 
+# The repository's plugin files the tests load (kinit's own plugin pack stays loaded).
+PLUGIN_FOLDERS = (str(ROOT / "configs") + os.sep, str(ROOT / "tests" / "tutorials") + os.sep)
+
+
 @pytest.fixture(autouse=True)
 def forget_plugins(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """Unload the plugin modules a test wrote, and unregister what they registered."""
+    """Unload the plugin modules a test wrote or loaded from the repository's examples, and
+    unregister what they registered (so no test sees another's, in whatever order they run)."""
     before = set(sys.modules)
     yield
-    base = str(tmp_path_factory.getbasetemp())
+    bases = (str(tmp_path_factory.getbasetemp()), *PLUGIN_FOLDERS)
     forget(
         {
             name
             for name in set(sys.modules) - before
-            if str(getattr(sys.modules[name], "__file__", None) or "").startswith(base)
+            if str(getattr(sys.modules[name], "__file__", None) or "").startswith(bases)
         }
     )
 

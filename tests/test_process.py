@@ -3,23 +3,19 @@
 from __future__ import annotations
 
 import json
-import os
 import shlex
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, RUN_FILES
-
-KINIT = Path(sys.executable).parent / "kinit"
-DIGITS = ROOT / "configs" / "digits.yaml"
+from tests.conftest import DIGITS, KINIT, ROOT, RUN_FILES, kinit_env
 
 
 def _shell(command: str, cwd: Path) -> subprocess.CompletedProcess:
     """`command` in bash (closed streams and pipes are written as a shell writes them)."""
-    env = {**os.environ, "COLUMNS": "100"}
+    # Wide enough that the run header's path never wraps, however long the temporary folder.
+    env = kinit_env(columns=1000)
     return subprocess.run(
         ["bash", "-c", command], capture_output=True, text=True, cwd=cwd, env=env, timeout=300
     )

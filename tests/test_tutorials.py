@@ -512,6 +512,7 @@ def test_sequential_shares_an_unknown_layer(write):
 # --------------------------------------------------------------------------- whole runs
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("plugin", "text", "unsaveable"),
     [
@@ -566,6 +567,7 @@ def test_tutorial_model_trains_and_its_run_reloads(
         assert w.initializer == initial[w.path]["initializer"]
 
 
+@pytest.mark.slow
 def test_frozen_layers_of_a_run_keras_cannot_reload_stay_frozen_in_its_report(
     runner, tutorial, tmp_path
 ):
@@ -614,6 +616,7 @@ def test_model_keras_written_when_the_classes_round_trip(runner, tmp_path, write
     assert [type(layer).__name__ for layer in loaded.layers] == ["SimpleDense", "Dense"]
 
 
+@pytest.mark.slow
 def test_interrupted_tutorial_run_resumes(tutorial, tmp_path):
     """--resume rebuilds from the run's config.yaml: classes Keras cannot reload resume too."""
     from kinit_cli.errors import TrainingInterrupted
@@ -647,6 +650,7 @@ def test_interrupted_tutorial_run_resumes(tutorial, tmp_path):
     ]
 
 
+@pytest.mark.slow
 def test_initializer_without_get_config_warns_and_its_run_reloads(runner, tmp_path, write):
     plugin = _plugin(tmp_path, "no_get_config.py")
     config = write(
@@ -836,6 +840,7 @@ compile:
     assert "Traceback" not in result.output and "unexpected failure" not in result.output
 
 
+@pytest.mark.slow
 def test_a_loss_keras_cannot_reload_keeps_the_run_as_weights(runner, tmp_path, write):
     plugin = _plugin(tmp_path, "training_guide.py")
     config = write(

@@ -10,9 +10,8 @@ from kinit_cli.config import schema
 from kinit_cli.config import source as config
 from kinit_cli.errors import ConfigError
 from kinit_cli.runtime import backend
-from tests.conftest import ROOT
+from tests.conftest import DIGITS, ROOT
 
-DIGITS = str(ROOT / "configs" / "digits.yaml")
 MODEL = "model: {input_shape: [3], layers: [{class_name: Dense}]}\n"
 BOUND = 2**31 - 1
 

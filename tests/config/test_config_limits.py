@@ -14,10 +14,9 @@ from kinit_cli.cli import cli
 from kinit_cli.config import schema
 from kinit_cli.config import source as config
 from kinit_cli.errors import ConfigError
-from tests.conftest import ROOT
+from tests.conftest import DIGITS
 
 MODEL = "model: {input_shape: [3], layers: [{class_name: Dense}]}\n"
-DIGITS_CONFIG = str(ROOT / "configs" / "digits.yaml")
 DEPTH = "lists and mappings nested more than 100 levels deep (kinit's limit for a config)"
 
 
@@ -404,7 +403,7 @@ def test_names_are_checked_once_the_structure_is_sound(runner, write):
 
 
 def test_a_model_name_keras_cannot_train_under_is_refused_at_validate(runner):
-    result = runner.invoke(cli, ["validate", DIGITS_CONFIG, "--set", "model.name=_x"])
+    result = runner.invoke(cli, ["validate", DIGITS, "--set", "model.name=_x"])
     assert result.exit_code == 2
     assert result.stderr == (
         "error: --set model.name=_x: model.name: expected a model name of ASCII letters, "

@@ -25,10 +25,8 @@ from kinit_cli.runtime import memory, switches
 from kinit_cli.runtime.switches import Switches
 from kinit_cli.storage import rundir, strictjson
 from kinit_cli.weights import stats
-from tests.conftest import MNIST_LIKE, ROOT, kinit_limited
+from tests.conftest import DIGITS, MNIST_LIKE, ROOT, kinit_limited
 from tests.data.test_data import section
-
-DIGITS = str(ROOT / "configs" / "digits.yaml")
 
 
 def strict_loads(text: str) -> Any:
@@ -165,10 +163,9 @@ def test_non_finite_numbers_become_null():
 
 def _nan_model_report() -> list[stats.VariableStats]:
     from kinit_cli.model.variables import weight_infos
-    from kinit_cli.runtime import compat
 
-    with compat.fresh_object_names():  # "dense", whatever layers earlier tests made
-        model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    # Named, not numbered by Keras's counter of the layers built before it in this process.
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, name="dense")])
     kernel, bias = model.layers[0].kernel, model.layers[0].bias
     kernel.assign(np.full((3, 2), np.nan, np.float32))
     bias.assign(np.array([np.inf, -np.inf], np.float32))

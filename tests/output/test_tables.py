@@ -45,7 +45,12 @@ def test_inspection_fits_and_says_what_it_left_out(digits_result, width):
     weight_tables.inspection(digits_result, out)
     text = out.file.getvalue()
     assert max(len(line) for line in text.splitlines()) <= width
-    assert text.splitlines()[1] == "values: 4 initializer"  # fresh values, all of them
+    # The header names the config (its path wraps with the checkout's length), then says
+    # the values are fresh, all of them.
+    lines = text.splitlines()
+    at = lines.index("values: 4 initializer")
+    title = f"{CONFIGS / 'mnist.yaml'} (built, not trained)"
+    assert "".join("".join(lines[:at]).split()) == "".join(title.split())
     weights = text.split("Weights")[1].split("Totals")[0]
     rows = [row for row in _cells(weights) if row[0]]  # not a wrapped cell's next line
     assert [row[0] for row in rows] == [

@@ -13,9 +13,7 @@ import pytest
 from kinit_cli.cli import cli
 from kinit_cli.registry import json_schema
 from kinit_cli.registry.signatures import Parameter, takes_function
-from tests.conftest import ROOT
-
-DIGITS = str(ROOT / "configs" / "digits.yaml")
+from tests.conftest import DIGITS
 
 
 def refusal(owner: str, key: str, got: str) -> str:

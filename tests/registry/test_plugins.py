@@ -137,6 +137,7 @@ def test_plugin_ending_the_program_at_import_is_a_plugin_error(
     assert result.stdout == ""
 
 
+@pytest.mark.slow
 def test_a_real_ctrl_c_during_a_plugin_import_still_aborts(runner, write, tmp_path, monkeypatch):
     from kinit_cli.cli import cli
 

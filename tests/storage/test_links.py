@@ -43,6 +43,7 @@ def refusal(option: str, run: Path, links: str) -> str:
     )
 
 
+@pytest.mark.slow
 def test_a_marker_linked_to_a_file_outside_is_refused_and_left_alone(runner, one_epoch, tmp_path):
     run = copy(one_epoch, tmp_path)
     outside = tmp_path / "notes.txt"

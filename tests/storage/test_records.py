@@ -70,6 +70,7 @@ def completed_with(runner, write, tmp_path, callback):
     return out
 
 
+@pytest.mark.slow
 def test_a_failed_continuation_keeps_the_completed_record(runner, write, tmp_path):
     out = completed_with(runner, write, tmp_path, "FailAtTwo")
     completed = json.loads((out / "metrics.json").read_text())
@@ -98,6 +99,7 @@ def test_a_failed_continuation_keeps_the_completed_record(runner, write, tmp_pat
     assert "continuation" not in done
 
 
+@pytest.mark.slow
 def test_an_interrupted_continuation_keeps_the_completed_record(runner, write, tmp_path):
     out = completed_with(runner, write, tmp_path, "CtrlCAtTwo")
     completed = json.loads((out / "metrics.json").read_text())
@@ -114,6 +116,7 @@ def test_an_interrupted_continuation_keeps_the_completed_record(runner, write, t
     assert (done["status"], done["epochs"], "continuation" in done) == ("completed", 3, False)
 
 
+@pytest.mark.slow
 def test_a_backup_that_does_not_fit_fails_the_continuation_only(runner, two_epochs, tmp_path):
     run = copy(two_epochs, tmp_path)
     completed = json.loads((run / "metrics.json").read_text())
@@ -427,6 +430,7 @@ def test_an_empty_marker_does_not_make_files_kinits(runner, tmp_path):
     assert snapshot(out) == before
 
 
+@pytest.mark.slow
 def test_an_empty_marker_alone_is_overwritten(runner, tmp_path):
     out = tmp_path / "begun"
     out.mkdir()

@@ -4,35 +4,22 @@ backups on a full disk, resuming after SIGKILL and resuming a completed run."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import keras
 import pytest
+from click.testing import CliRunner
 
 from kinit_cli.cli import cli
 from kinit_cli.errors import WriteError
 from kinit_cli.storage import rundir
-from tests.conftest import ROOT, RUN_FILES
+from tests.conftest import DIGITS, KINIT, RUN_FILES, kinit, kinit_env, train
 
-DIGITS = str(ROOT / "configs" / "digits.yaml")
-KINIT = Path(sys.executable).parent / "kinit"
-ENV = {**os.environ, "COLUMNS": "200"}
 EPOCHS = ["--set", "train.batch_size=16"]
-
-
-def kinit(*args: str) -> subprocess.CompletedProcess[str]:
-    """The kinit command in a process of its own, as a user runs it."""
-    return subprocess.run([str(KINIT), *args], capture_output=True, text=True, env=ENV, timeout=300)
-
-
-def train(runner, *args):
-    return runner.invoke(cli, ["train", DIGITS, *EPOCHS, *args])
 
 
 def snapshot(folder: Path) -> dict[str, tuple[bytes, int]]:
@@ -46,10 +33,11 @@ def snapshot(folder: Path) -> dict[str, tuple[bytes, int]]:
 
 @pytest.fixture(scope="module")
 def full_run(tmp_path_factory) -> Path:
-    """An uninterrupted 4-epoch run: what every resumed run below must end as."""
+    """An uninterrupted 4-epoch run: what every resumed run below must end as (in-process:
+    a run in a process of its own ends the same, as the tests marked slow show)."""
     out = tmp_path_factory.mktemp("full") / "run"
-    done = kinit("train", DIGITS, *EPOCHS, "--set", "train.epochs=4", "-q", "-o", str(out))
-    assert done.returncode == 0, done.stderr
+    done = train(CliRunner(), *EPOCHS, "--set", "train.epochs=4", "-q", "-o", str(out))
+    assert done.exit_code == 0, done.output
     return out
 
 
@@ -62,6 +50,7 @@ def same_run(run: Path, full: Path) -> None:
         assert a[key] == b[key], key
 
 
+@pytest.mark.slow
 def test_resume_of_a_completed_run_with_its_epochs_changes_nothing(runner, tmp_path, full_run):
     before = snapshot(full_run)
     result = runner.invoke(cli, ["train", "--resume", str(full_run)])
@@ -73,9 +62,10 @@ def test_resume_of_a_completed_run_with_its_epochs_changes_nothing(runner, tmp_p
     assert snapshot(full_run) == before
 
 
+@pytest.mark.slow
 def test_a_completed_run_continues_to_the_longer_run(runner, tmp_path, full_run):
     run = tmp_path / "run"
-    assert train(runner, "--set", "train.epochs=2", "-q", "-o", str(run)).exit_code == 0
+    assert train(runner, *EPOCHS, "--set", "train.epochs=2", "-q", "-o", str(run)).exit_code == 0
     result = runner.invoke(cli, ["train", "--resume", str(run), "--set", "train.epochs=4", "-q"])
     assert result.exit_code == 0, result.output
     same_run(run, full_run)
@@ -87,9 +77,10 @@ def test_a_completed_run_continues_to_the_longer_run(runner, tmp_path, full_run)
     assert "nothing to do" in again.stdout
 
 
+@pytest.mark.slow
 def test_a_config_given_with_resume_may_ask_for_more_epochs(runner, tmp_path, full_run):
     run = tmp_path / "run"
-    assert train(runner, "--set", "train.epochs=2", "-q", "-o", str(run)).exit_code == 0
+    assert train(runner, *EPOCHS, "--set", "train.epochs=2", "-q", "-o", str(run)).exit_code == 0
     longer = tmp_path / "longer.yaml"
     text = (run / "config.yaml").read_text()
     assert "epochs: 2\n" in text
@@ -125,7 +116,7 @@ def test_overwrite_leaves_a_folder_kinit_did_not_make_alone(runner, tmp_path):
     (out / "backup" / "thesis.tex").write_text("years of work")
     (out / "config.yaml").write_text("my own config")
     before = snapshot(out)
-    result = train(runner, "--set", "train.epochs=1", "-o", str(out), "--overwrite")
+    result = train(runner, *EPOCHS, "--set", "train.epochs=1", "-o", str(out), "--overwrite")
     assert result.exit_code == 2
     assert result.stderr == (
         f"error: --overwrite replaces only a run directory kinit made, and {out} is not one "
@@ -136,10 +127,10 @@ def test_overwrite_leaves_a_folder_kinit_did_not_make_alone(runner, tmp_path):
     # A metrics.json of the user's own does not make the folder kinit's.
     (out / "metrics.json").write_text('{"my": "results"}')
     before = snapshot(out)
-    again = train(runner, "--set", "train.epochs=1", "-o", str(out), "--overwrite")
+    again = train(runner, *EPOCHS, "--set", "train.epochs=1", "-o", str(out), "--overwrite")
     assert again.exit_code == 2 and "is not one" in again.stderr
     assert snapshot(out) == before
-    plain = train(runner, "--set", "train.epochs=1", "-o", str(out))
+    plain = train(runner, *EPOCHS, "--set", "train.epochs=1", "-o", str(out))
     assert plain.stderr == (
         f"error: run directory {out} already exists, is not empty and is not a kinit run (kinit "
         "never writes into a folder it did not make); give another --output\n"
@@ -151,14 +142,17 @@ def test_overwrite_leaves_a_folder_kinit_did_not_make_alone(runner, tmp_path):
     )
 
 
+@pytest.mark.slow
 def test_overwrite_replaces_kinit_files_only(runner, tmp_path):
     out = tmp_path / "run"
     csv_logger = "train.callbacks=[{class_name: CSVLogger, config: {filename: log.csv}}]"
-    first = train(runner, "--set", "train.epochs=2", "--set", csv_logger, "-q", "-o", str(out))
+    first = train(
+        runner, *EPOCHS, "--set", "train.epochs=2", "--set", csv_logger, "-q", "-o", str(out)
+    )
     assert first.exit_code == 0, first.output
     assert (out / "log.csv").exists()
     (out / "notes.txt").write_text("mine")
-    refused = train(runner, "--set", "train.epochs=1", "-q", "-o", str(out), "--overwrite")
+    refused = train(runner, *EPOCHS, "--set", "train.epochs=1", "-q", "-o", str(out), "--overwrite")
     assert refused.exit_code == 2
     assert refused.stderr == (
         f"error: --overwrite replaces only the files kinit writes, and {out} holds others: "
@@ -167,12 +161,13 @@ def test_overwrite_replaces_kinit_files_only(runner, tmp_path):
     assert json.loads((out / "metrics.json").read_text())["epochs"] == 2
     (out / "notes.txt").unlink()
     # The callback's file is the old run's (the marker recorded it): replaced with the rest.
-    again = train(runner, "--set", "train.epochs=1", "-q", "-o", str(out), "--overwrite")
+    again = train(runner, *EPOCHS, "--set", "train.epochs=1", "-q", "-o", str(out), "--overwrite")
     assert again.exit_code == 0, again.output
     assert json.loads((out / "metrics.json").read_text())["epochs"] == 1
     assert sorted(p.name for p in out.iterdir()) == RUN_FILES
 
 
+@pytest.mark.slow
 def test_a_second_run_on_a_directory_in_use_is_refused(tmp_path):
     out = tmp_path / "run"
     args = [str(KINIT), "train", DIGITS, "-q", "-o", str(out), "--overwrite"]
@@ -181,7 +176,7 @@ def test_a_second_run_on_a_directory_in_use_is_refused(tmp_path):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env=ENV,
+        env=kinit_env(),
     )
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and first.poll() is None:
@@ -227,7 +222,7 @@ def test_a_second_run_on_a_directory_in_use_is_refused(tmp_path):
 def test_callback_files_stay_inside_the_run_directory(runner, tmp_path, filename, message):
     out = tmp_path / "a" / "b" / "run"
     callbacks = f"train.callbacks=[{{class_name: CSVLogger, config: {{filename: '{filename}'}}}}]"
-    result = train(runner, "--set", callbacks, "-o", str(out))
+    result = train(runner, *EPOCHS, "--set", callbacks, "-o", str(out))
     assert result.exit_code == 2
     assert result.stderr == (
         f"error: --set {callbacks}: train.callbacks[0].config.filename: {message}\n"
@@ -235,11 +230,14 @@ def test_callback_files_stay_inside_the_run_directory(runner, tmp_path, filename
     assert not out.exists() and not (tmp_path / "victim.csv").exists()
 
 
+@pytest.mark.slow
 def test_an_absolute_callback_file_is_replaced_only_with_overwrite(runner, tmp_path):
     victim = tmp_path / "victim.csv"
     victim.write_text("keep me")
     callbacks = f"train.callbacks=[{{class_name: CSVLogger, config: {{filename: {victim}}}}}]"
-    result = train(runner, "--set", "train.epochs=1", "--set", callbacks, "-o", str(tmp_path / "r"))
+    result = train(
+        runner, *EPOCHS, "--set", "train.epochs=1", "--set", callbacks, "-o", str(tmp_path / "r")
+    )
     assert result.exit_code == 2
     assert result.stderr.endswith(
         f"train.callbacks[0].config.filename: {victim} already exists, and kinit does not "
@@ -248,7 +246,7 @@ def test_an_absolute_callback_file_is_replaced_only_with_overwrite(runner, tmp_p
     )
     assert victim.read_text() == "keep me"
     args = ["--set", "train.epochs=1", "--set", callbacks, "-o", str(tmp_path / "r"), "-q"]
-    assert train(runner, *args, "--overwrite").exit_code == 0
+    assert train(runner, *EPOCHS, *args, "--overwrite").exit_code == 0
     assert victim.read_text().splitlines()[0] == "epoch,accuracy,loss,val_accuracy,val_loss"
 
 
@@ -260,7 +258,7 @@ def test_run_names_never_leave_runs():
 
 def test_an_output_that_cannot_be_made_is_one_message(runner, tmp_path):
     (tmp_path / "file").write_text("")
-    result = train(runner, "--set", "train.epochs=1", "-o", str(tmp_path / "file" / "run"))
+    result = train(runner, *EPOCHS, "--set", "train.epochs=1", "-o", str(tmp_path / "file" / "run"))
     assert result.exit_code == 1
     assert result.stderr == (
         f"error: not a directory creating the run directory {tmp_path / 'file' / 'run'}\n"
@@ -290,6 +288,7 @@ def _tmpfs(path: Path, size: str) -> None:
         pytest.skip(f"cannot mount a small tmpfs here: {done.stderr.decode().strip()}")
 
 
+@pytest.mark.slow
 def test_a_full_disk_stops_at_the_last_complete_backup(tmp_path, full_run):
     disk = tmp_path / "disk"
     _tmpfs(disk, "400k")  # room for one backup of the digits model, not for a second
@@ -320,13 +319,14 @@ def test_a_full_disk_stops_at_the_last_complete_backup(tmp_path, full_run):
         subprocess.run(["umount", str(disk)], check=False)
 
 
+@pytest.mark.slow
 def test_sigkill_then_resume_ends_as_the_uninterrupted_run(tmp_path, full_run):
     run = tmp_path / "run"
     proc = subprocess.Popen(
         [str(KINIT), "train", DIGITS, *EPOCHS, "--set", "train.epochs=4", "-q", "-o", str(run)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
-        env=ENV,
+        env=kinit_env(),
     )
     meta = run / "backup" / "training_metadata.json"
     deadline = time.monotonic() + 240
@@ -426,6 +426,7 @@ def test_a_run_that_fails_while_training_says_so_in_metrics(runner, write, tmp_p
     }
 
 
+@pytest.mark.slow
 def test_dropout_masks_resume_where_they_left_off(runner, write, tmp_path):
     """Dropout's random generator state is in the backup (save_weights leaves it out), so a
     resumed run draws the masks the uninterrupted one draws."""
@@ -457,6 +458,7 @@ def test_dropout_masks_resume_where_they_left_off(runner, write, tmp_path):
     assert (cut / "history.csv").read_text() == (whole / "history.csv").read_text()
 
 
+@pytest.mark.slow
 def test_overwrite_checks_every_file_under_the_run(runner, tmp_path):
     """A file of the user's inside backup/ or a callback's folder, one whose name fits a
     callback's filename pattern, or a link: each is in the way, and nothing is deleted."""
@@ -465,7 +467,9 @@ def test_overwrite_checks_every_file_under_the_run(runner, tmp_path):
         "train.callbacks=[{class_name: TensorBoard, config: {log_dir: tb}}, "
         "{class_name: ModelCheckpoint, config: {filepath: 'ck-{epoch:02d}.keras'}}]"
     )
-    first = train(runner, "--set", "train.epochs=2", "--set", callbacks, "-q", "-o", str(out))
+    first = train(
+        runner, *EPOCHS, "--set", "train.epochs=2", "--set", callbacks, "-q", "-o", str(out)
+    )
     assert first.exit_code == 0, first.output
     recorded = json.loads((out / ".kinit-run").read_text())["callback_files"]
     assert {"tb", "ck-01.keras", "ck-02.keras"} <= set(recorded)
@@ -476,7 +480,7 @@ def test_overwrite_checks_every_file_under_the_run(runner, tmp_path):
     (out / "ck-notes.keras").write_text("mine")
     (out / "link").symlink_to(mine)
     before = snapshot(out)
-    result = train(runner, "--set", "train.epochs=1", "-q", "-o", str(out), "--overwrite")
+    result = train(runner, *EPOCHS, "--set", "train.epochs=1", "-q", "-o", str(out), "--overwrite")
     assert result.exit_code == 2
     assert result.stderr == (
         f"error: --overwrite replaces only the files kinit writes, and {out} holds others: "
@@ -486,7 +490,7 @@ def test_overwrite_checks_every_file_under_the_run(runner, tmp_path):
     assert snapshot(out) == before and (out / "link").is_symlink()
     for extra in ("backup/mine.txt", "tb/my-notes.txt", "ck-notes.keras", "link"):
         (out / extra).unlink()
-    again = train(runner, "--set", "train.epochs=1", "-q", "-o", str(out), "--overwrite")
+    again = train(runner, *EPOCHS, "--set", "train.epochs=1", "-q", "-o", str(out), "--overwrite")
     assert again.exit_code == 0, again.output
     assert not (out / "tb").exists() and not (out / "ck-01.keras").exists()
 
@@ -504,6 +508,7 @@ def test_a_run_stopped_after_its_last_backup_finishes_on_resume(runner, tmp_path
     assert json.loads((run / "metrics.json").read_text())["epoch_seconds"] == []
 
 
+@pytest.mark.slow
 def test_sigterm_exits_143(tmp_path):
     run = tmp_path / "run"
     proc = subprocess.Popen(
@@ -511,7 +516,7 @@ def test_sigterm_exits_143(tmp_path):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env=ENV,
+        env=kinit_env(),
     )
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and not (run / "backup").exists():
@@ -540,7 +545,7 @@ def test_names_that_only_look_like_kinit_files_are_in_the_way(runner, full_run, 
     (run / "backup" / "epoch-00004.weights.h5.keep").write_text("mine")
     (run / ".config.yaml.notes").write_text("mine")
     before = snapshot(run)
-    result = train(runner, "--set", "train.epochs=1", "-q", "-o", str(run), "--overwrite")
+    result = train(runner, *EPOCHS, "--set", "train.epochs=1", "-q", "-o", str(run), "--overwrite")
     assert result.exit_code == 2
     assert result.stderr == (
         f"error: --overwrite replaces only the files kinit writes, and {run} holds others: "
@@ -556,16 +561,19 @@ CALLBACKS = (
 )
 
 
+@pytest.mark.slow
 def test_files_added_before_a_resume_stay_the_users(runner, tmp_path):
     out = tmp_path / "run"
-    first = train(runner, "--set", "train.epochs=1", "--set", CALLBACKS, "-q", "-o", str(out))
+    first = train(
+        runner, *EPOCHS, "--set", "train.epochs=1", "--set", CALLBACKS, "-q", "-o", str(out)
+    )
     assert first.exit_code == 0, first.output
     (out / "ck-notes.keras").write_text("mine")
     (out / "tb" / "notes.txt").write_text("mine")
     resumed = runner.invoke(cli, ["train", "--resume", str(out), "--set", "train.epochs=2", "-q"])
     assert resumed.exit_code == 0, resumed.output
     assert (out / "ck-02.keras").exists()
-    result = train(runner, "--set", "train.epochs=1", "-q", "-o", str(out), "--overwrite")
+    result = train(runner, *EPOCHS, "--set", "train.epochs=1", "-q", "-o", str(out), "--overwrite")
     assert result.exit_code == 2
     assert "holds others: ck-notes.keras, tb/notes.txt." in result.stderr
     # As a killed run leaves its marker (no record of its callbacks' files): their paths
@@ -575,14 +583,14 @@ def test_files_added_before_a_resume_stay_the_users(runner, tmp_path):
         marker.pop(key, None)
     (out / ".kinit-run").write_text(json.dumps(marker))
     (out / "tb" / "notes.txt").unlink()
-    result = train(runner, "--set", "train.epochs=1", "-q", "-o", str(out), "--overwrite")
+    result = train(runner, *EPOCHS, "--set", "train.epochs=1", "-q", "-o", str(out), "--overwrite")
     assert result.exit_code == 2
     assert "holds others: ck-notes.keras." in result.stderr
 
 
 def test_an_output_inside_a_run_directory_is_refused(runner, full_run):
     inner = full_run / "backup" / "x"
-    result = train(runner, "--set", "train.epochs=1", "-q", "-o", str(inner))
+    result = train(runner, *EPOCHS, "--set", "train.epochs=1", "-q", "-o", str(inner))
     assert result.exit_code == 2
     assert result.stderr == (
         f"error: --output {inner} is inside the run directory {full_run}; give a folder "
@@ -591,6 +599,7 @@ def test_an_output_inside_a_run_directory_is_refused(runner, full_run):
     assert not inner.exists()
 
 
+@pytest.mark.slow
 def test_a_run_that_cannot_start_leaves_nothing(tmp_path):
     disk = tmp_path / "disk"
     _tmpfs(disk, "8k")
@@ -608,6 +617,7 @@ def test_a_run_that_cannot_start_leaves_nothing(tmp_path):
         subprocess.run(["umount", str(disk)], check=False)
 
 
+@pytest.mark.slow
 def test_a_signal_after_an_epochs_last_step_keeps_that_epoch(tmp_path):
     from kinit_cli.errors import TrainingInterrupted
     from kinit_cli.training.plan import TrainOptions, plan

@@ -4,18 +4,17 @@ backend once, on import), through the real command line."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.conftest import DIGITS_PATHS, ROOT
+from tests.conftest import DIGITS, DIGITS_PATHS, ROOT, kinit_env
 
-DIGITS = str(ROOT / "configs" / "digits.yaml")
 BACKENDS = ("tensorflow", "jax", "torch")
 
 # Runs the command line in this interpreter, then says which frameworks it imported.
@@ -34,15 +33,15 @@ sys.exit(code)
 """
 
 
-def kinit(*args: str, cwd: Path | None = None) -> tuple[subprocess.CompletedProcess, list[str]]:
+def kinit_loading(
+    *args: str, cwd: Path | None = None
+) -> tuple[subprocess.CompletedProcess, list[str]]:
     """Run `kinit ARGS` in a fresh interpreter; (the process, the frameworks it imported)."""
-    env = {**os.environ, "COLUMNS": "200"}
-    env.pop("KERAS_BACKEND", None)
     done = subprocess.run(
         [sys.executable, "-c", _RUN, *args],
         capture_output=True,
         text=True,
-        env=env,
+        env=kinit_env(),
         cwd=cwd,
         timeout=600,
     )
@@ -51,8 +50,8 @@ def kinit(*args: str, cwd: Path | None = None) -> tuple[subprocess.CompletedProc
     return done, loaded
 
 
-def train(out: Path, backend: str, *args: str) -> dict:
-    done, loaded = kinit(
+def train_on(out: Path, backend: str, *args: str) -> dict:
+    done, loaded = kinit_loading(
         "train", DIGITS, "--backend", backend, "-q", "--output", str(out), "--set",
         "train.epochs=3", *args,
     )  # fmt: skip
@@ -62,6 +61,21 @@ def train(out: Path, backend: str, *args: str) -> dict:
     return json.loads((out / "metrics.json").read_text())
 
 
+@pytest.fixture(scope="module")
+def run_on(tmp_path_factory) -> Callable[[str], tuple[Path, dict]]:
+    """run_on(backend) -> (the run, its metrics): configs/digits.yaml for 3 epochs on that
+    backend, trained once for the tests below that only read it."""
+    runs: dict[str, tuple[Path, dict]] = {}
+
+    def get(backend: str) -> tuple[Path, dict]:
+        if backend not in runs:
+            out = tmp_path_factory.mktemp(backend) / "run"
+            runs[backend] = (out, train_on(out, backend))
+        return runs[backend]
+
+    return get
+
+
 def final_weights(run: Path) -> dict[str, tuple]:
     variables = json.loads((run / "weights-final.json").read_text())["variables"]
     return {v["path"]: (v["mean"], v["std"], v["l2"], v["min"], v["max"]) for v in variables}
@@ -69,31 +83,31 @@ def final_weights(run: Path) -> dict[str, tuple]:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("backend", ["jax", "torch"])
-def test_trains_evaluates_and_inspects_without_tensorflow(tmp_path, backend):
-    metrics = train(tmp_path / "run", backend)
+def test_trains_evaluates_and_inspects_without_tensorflow(run_on, backend):
+    run, metrics = run_on(backend)
     assert metrics["status"] == "completed"
     assert metrics["backend"] == backend
     assert set(metrics["versions"]) == {"python", backend, "keras", "kinit"}
     assert metrics["test"]["accuracy"] > 0.9
     assert metrics["steps_per_execution"] == (8 if backend == "jax" else 1)
     assert metrics["jit_compile"] is (backend == "jax")
-    saved = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
+    saved = yaml.safe_load((run / "config.yaml").read_text())
     assert saved["backend"] == backend
     # What the config left to the backend stays left to it: the run rebuilds on any other.
     assert saved["train"]["steps_per_execution"] is None and saved["train"]["jit_compile"] is None
     # The run directory is read back on the backend it recorded, without --backend.
-    done, loaded = kinit("inspect-weights", str(tmp_path / "run"), "--json")
+    done, loaded = kinit_loading("inspect-weights", str(run), "--json")
     assert done.returncode == 0, done.stderr
     assert "tensorflow" not in loaded and backend in loaded
     document = json.loads(done.stdout)
     assert [v["path"] for v in document["variables"]] == DIGITS_PATHS
     # Weights are numbers: the run reads on another backend too.
     other = "torch" if backend == "jax" else "jax"
-    done, _ = kinit("inspect-weights", str(tmp_path / "run"), "--backend", other, "--json")
+    done, _ = kinit_loading("inspect-weights", str(run), "--backend", other, "--json")
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["variables"] == document["variables"]
     # The initial weights, drawn on this backend, match what their initializers promise.
-    done, loaded = kinit("inspect-weights", DIGITS, "--backend", backend, "--check")
+    done, loaded = kinit_loading("inspect-weights", DIGITS, "--backend", backend, "--check")
     assert done.returncode == 0, done.stdout + done.stderr
     assert "tensorflow" not in loaded
     assert done.stdout.splitlines()[-1] == "6 pass, 0 warn, 0 fail, 0 not checkable"
@@ -101,30 +115,30 @@ def test_trains_evaluates_and_inspects_without_tensorflow(tmp_path, backend):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_same_seed_same_backend_gives_the_same_bits(tmp_path, backend):
-    train(tmp_path / "a", backend)
-    train(tmp_path / "b", backend)
-    a, b = final_weights(tmp_path / "a"), final_weights(tmp_path / "b")
+def test_same_seed_same_backend_gives_the_same_bits(run_on, tmp_path, backend):
+    first = run_on(backend)[0]
+    train_on(tmp_path / "b", backend)
+    a, b = final_weights(first), final_weights(tmp_path / "b")
     assert list(a) == DIGITS_PATHS
     assert a == b
-    history = [(tmp_path / n / "history.csv").read_text() for n in "ab"]
+    history = [(run / "history.csv").read_text() for run in (first, tmp_path / "b")]
     assert history[0] == history[1]
 
 
 @pytest.mark.slow
-def test_the_backends_reach_the_same_accuracy_class(tmp_path):
+def test_the_backends_reach_the_same_accuracy_class(run_on):
     """configs/digits.yaml, 3 epochs, seed 42: the backends draw different initial weights
     and batch orders, so the figures differ; measured 0.961 (TensorFlow), 0.975 (JAX) and
     0.969 (torch). Each must be above 0.93 and within 0.04 of the others."""
-    accuracy = {b: train(tmp_path / b, b)["test"]["accuracy"] for b in BACKENDS}
+    accuracy = {b: run_on(b)[1]["test"]["accuracy"] for b in BACKENDS}
     assert min(accuracy.values()) > 0.93, accuracy
     assert max(accuracy.values()) - min(accuracy.values()) <= 0.04, accuracy
 
 
 @pytest.mark.slow
-def test_jax_data_parallel_over_two_cpu_devices_matches_one_device(tmp_path):
-    one = train(tmp_path / "one", "jax")
-    two = train(
+def test_jax_data_parallel_over_two_cpu_devices_matches_one_device(run_on, tmp_path):
+    first, one = run_on("jax")
+    two = train_on(
         tmp_path / "two",
         "jax",
         "--set",
@@ -140,7 +154,7 @@ def test_jax_data_parallel_over_two_cpu_devices_matches_one_device(tmp_path):
     # the same accuracy (a weighted metric there, which leaves the copies out).
     assert two["test"]["accuracy"] == pytest.approx(one["test"]["accuracy"], abs=1e-6)
     assert two["train"]["accuracy"] == pytest.approx(one["train"]["accuracy"], abs=1e-6)
-    w1, w2 = final_weights(tmp_path / "one"), final_weights(tmp_path / "two")
+    w1, w2 = final_weights(first), final_weights(tmp_path / "two")
     for path in DIGITS_PATHS:
         assert w2[path] == pytest.approx(w1[path], rel=1e-3, abs=1e-5), path
 
@@ -170,7 +184,7 @@ def test_jax_data_parallel_over_two_cpu_devices_matches_one_device(tmp_path):
     ],
 )
 def test_a_strategy_the_backend_does_not_have(tmp_path, backend, setting, message):
-    done, _ = kinit(
+    done, _ = kinit_loading(
         "train", DIGITS, "--backend", backend, "-q", "-o", str(tmp_path / "r"), "--set", setting
     )
     assert done.returncode == 2
@@ -228,7 +242,7 @@ def test_a_plugin_with_tensorflow_ops_fails_at_validate_with_the_fix(tmp_path, b
     (tmp_path / "layers.py").write_text(TUTORIAL_PLUGIN)
     config = tmp_path / "c.yaml"
     config.write_text(PLUGIN_CONFIG.format(backend=backend, layer="Linear"))
-    done, _ = kinit("validate", str(config), cwd=tmp_path)
+    done, _ = kinit_loading("validate", str(config), cwd=tmp_path)
     assert done.returncode == 2
     plugin = tmp_path / "layers.py"
     assert done.stderr.splitlines()[:3] == [
@@ -244,7 +258,7 @@ def test_a_plugin_with_tensorflow_ops_fails_at_validate_with_the_fix(tmp_path, b
     # The same file's backend-neutral class trains there; TensorFlow is imported only
     # because the file imports it.
     config.write_text(PLUGIN_CONFIG.format(backend=backend, layer="NeutralLinear"))
-    done, _ = kinit("train", str(config), "-q", "-o", str(tmp_path / "run"), cwd=tmp_path)
+    done, _ = kinit_loading("train", str(config), "-q", "-o", str(tmp_path / "run"), cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["backend"] == backend and metrics["status"] == "completed"
@@ -278,7 +292,7 @@ def test_a_tensorflow_op_the_scan_cannot_see_gets_the_backend_hint(tmp_path):
     (tmp_path / "layers.py").write_text(HIDDEN_OP_PLUGIN)
     config = tmp_path / "c.yaml"
     config.write_text(PLUGIN_CONFIG.format(backend="jax", layer="Block"))
-    done, _ = kinit("validate", str(config), cwd=tmp_path)
+    done, _ = kinit_loading("validate", str(config), cwd=tmp_path)
     assert done.returncode == 2, done.stderr
     said = [line for line in done.stderr.splitlines() if not line.startswith("KINIT-LOADED")]
     words = " ".join(" ".join(said).split())  # one message, however rich wrapped it
@@ -291,7 +305,7 @@ def test_a_tensorflow_op_the_scan_cannot_see_gets_the_backend_hint(tmp_path):
     assert "Traceback" not in done.stderr
     # On TensorFlow the same class is fine.
     config.write_text(PLUGIN_CONFIG.format(backend="tensorflow", layer="Block"))
-    done, _ = kinit("validate", str(config), cwd=tmp_path)
+    done, _ = kinit_loading("validate", str(config), cwd=tmp_path)
     assert done.returncode == 0, done.stderr
 
 
@@ -322,7 +336,7 @@ def test_weights_a_tensorflow_op_cuts_off_from_the_gradients_fail_the_run(tmp_pa
     config = tmp_path / "c.yaml"
     config.write_text(PLUGIN_CONFIG.format(backend="torch", layer="Block"))
     run = tmp_path / "run"
-    done, _ = kinit("train", str(config), "-q", "-o", str(run), "--set", "train.epochs=1")
+    done, _ = kinit_loading("train", str(config), "-q", "-o", str(run), "--set", "train.epochs=1")
     assert done.returncode == 1, done.stderr
     message = (
         f"{tmp_path / 'layers.py'}: training on backend torch got no gradients for the "
@@ -342,7 +356,7 @@ def test_weights_a_tensorflow_op_cuts_off_from_the_gradients_fail_the_run(tmp_pa
         ).replace('getattr(tf, "matmul")', "matmul")
     )
     config.write_text(PLUGIN_CONFIG.format(backend="jax", layer="Block"))
-    done, _ = kinit("validate", str(config), cwd=tmp_path)
+    done, _ = kinit_loading("validate", str(config), cwd=tmp_path)
     assert done.returncode == 2, done.stderr
     said = [line for line in done.stderr.splitlines() if not line.startswith("KINIT-LOADED")]
     assert " ".join(" ".join(said).split()).endswith(
@@ -390,7 +404,7 @@ def test_the_builtin_pack_and_tutorial_classes_build_and_train(tmp_path, backend
             """
         )
     )
-    done, _ = kinit(
+    done, _ = kinit_loading(
         "train", "c.yaml", "--backend", backend, "-q", "-o", str(tmp_path / "run"), cwd=tmp_path
     )
     assert done.returncode == 0, done.stderr
@@ -413,13 +427,13 @@ def test_the_builtin_pack_and_tutorial_classes_build_and_train(tmp_path, backend
 
 @pytest.mark.slow
 def test_validate_and_list_honour_the_backend(tmp_path):
-    done, loaded = kinit("validate", DIGITS, "--backend", "torch", "--print-config")
+    done, loaded = kinit_loading("validate", DIGITS, "--backend", "torch", "--print-config")
     assert done.returncode == 0, done.stderr
     resolved = yaml.safe_load(done.stdout)
     assert resolved["backend"] == "torch"
     assert resolved["train"]["steps_per_execution"] is None  # the backend's: 1 on torch
     assert "torch" in loaded and "tensorflow" not in loaded
-    done, _ = kinit(
+    done, _ = kinit_loading(
         "validate", DIGITS, "--backend", "torch", "--set", "train.steps_per_execution=8"
     )
     assert done.returncode == 2
@@ -427,11 +441,11 @@ def test_validate_and_list_honour_the_backend(tmp_path):
         "error: --set train.steps_per_execution=8: train.steps_per_execution: must be 1 on "
         "backend torch (Keras's torch trainer runs one step per call), got 8"
     ), done.stderr
-    done, _ = kinit("validate", DIGITS, "--backend", "jax")
+    done, _ = kinit_loading("validate", DIGITS, "--backend", "jax")
     assert done.returncode == 0, done.stderr
     words = " ".join(done.stdout.split())  # as rich may have wrapped the line
     assert words.startswith(f"{DIGITS}: valid on backend jax Model "), done.stdout
-    done, loaded = kinit("list-initializers", "--backend", "jax", "--json")
+    done, loaded = kinit_loading("list-initializers", "--backend", "jax", "--json")
     assert done.returncode == 0, done.stderr
     assert "jax" in loaded and "tensorflow" not in loaded
     assert "GlorotUniform" in [item["name"] for item in json.loads(done.stdout)]
@@ -448,9 +462,9 @@ def test_a_layer_name_is_refused_only_on_the_backend_that_cannot_train_it(tmp_pa
         "    - {class_name: Dense, config: {units: 10, name: out.put}}\n"
         "compile: {loss: sparse_categorical_crossentropy}\n"
     )
-    done, _ = kinit("validate", str(config), "--backend", "jax")
+    done, _ = kinit_loading("validate", str(config), "--backend", "jax")
     assert done.returncode == 0, done.stderr
-    done, _ = kinit("validate", str(config), "--backend", "torch")
+    done, _ = kinit_loading("validate", str(config), "--backend", "torch")
     assert done.returncode == 2
     said = [line for line in done.stderr.splitlines() if not line.startswith("KINIT-LOADED")]
     assert said == [

@@ -22,20 +22,11 @@ import pytest
 
 from kinit_cli.errors import DistributeError
 from kinit_cli.training.distribute import tf_config
-from tests.conftest import ROOT
-
-KINIT = Path(sys.executable).parent / "kinit"
-DIGITS = str(ROOT / "configs" / "digits.yaml")
+from tests.conftest import DIGITS, KINIT, kinit
 
 
 def kinit_train(out: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [str(KINIT), "train", DIGITS, "--set", "train.epochs=3", "-q", "--output", str(out), *args],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "COLUMNS": "200"},
-        timeout=300,
-    )
+    return kinit("train", DIGITS, "--set", "train.epochs=3", "-q", "--output", str(out), *args)
 
 
 @pytest.mark.slow

@@ -14,9 +14,8 @@ from kinit_cli.cli import cli
 from kinit_cli.errors import NoStepTrained
 from kinit_cli.training.plan import TrainOptions, plan
 from kinit_cli.training.trainer import Trainer
-from tests.conftest import ROOT
+from tests.conftest import DIGITS
 
-DIGITS = str(ROOT / "configs" / "digits.yaml")
 FAST = ["--set", "data.limit=64", "--set", "train.batch_size=16"]
 
 STOPPER = """\
@@ -36,6 +35,7 @@ class Stopper(keras.callbacks.Callback):
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("stop", "raised"),
     [("sys.exit(0)", "SystemExit: 0"), ("raise KeyboardInterrupt", "KeyboardInterrupt")],

@@ -128,6 +128,7 @@ def _inside_another_run(config: str, callback: str, key: str, other: Path, targe
     )
 
 
+@pytest.mark.slow
 def test_a_resumed_run_keeps_writing_its_callback_file_inside_itself(runner, tmp_path):
     run = tmp_path / "run"
     log = run / "log.csv"

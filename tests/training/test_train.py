@@ -7,25 +7,17 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
 
 from kinit_cli.cli import cli
-from tests.conftest import DIGITS_PATHS, MNIST_LIKE, ROOT, RUN_FILES
-
-DIGITS = str(ROOT / "configs" / "digits.yaml")
-KINIT = Path(sys.executable).parent / "kinit"
+from tests.conftest import DIGITS, DIGITS_PATHS, KINIT, MNIST_LIKE, RUN_FILES, train
 
 
-def train(runner, *args):
-    return runner.invoke(cli, ["train", DIGITS, *args])
-
-
+@pytest.mark.slow
 def test_digits_run_directory_holds_everything(runner, tmp_path):
     out = tmp_path / "run"
     result = train(runner, "--set", "train.epochs=3", "--output", str(out))
@@ -86,6 +78,7 @@ def test_digits_run_directory_holds_everything(runner, tmp_path):
     assert "epoch 3/3" in result.stderr
 
 
+@pytest.mark.slow
 def test_same_seed_and_determinism_give_identical_weights(runner, tmp_path):
     for name in ("a", "b"):
         result = train(
@@ -104,6 +97,7 @@ def test_same_seed_and_determinism_give_identical_weights(runner, tmp_path):
     ).read_bytes()
 
 
+@pytest.mark.slow
 def test_json_output_is_one_document(runner, tmp_path):
     result = train(runner, "--set", "train.epochs=1", "--output", str(tmp_path / "r"), "--json")
     assert result.exit_code == 0, result.output
@@ -161,6 +155,7 @@ def test_gpu_requested_without_one(runner):
     assert "pip install 'kinit[gpu]'" in result.stderr
 
 
+@pytest.mark.slow
 def test_resume_refuses_changes_other_than_epochs(runner, tmp_path):
     out = tmp_path / "run"
     assert train(runner, "--set", "train.epochs=1", "--output", str(out), "-q").exit_code == 0
@@ -232,6 +227,7 @@ def test_interrupted_run_resumes_to_the_uninterrupted_weights(tmp_path):
     assert json.loads(meta.read_text())["epoch"] == 8
 
 
+@pytest.mark.slow
 def test_config_callbacks_write_into_the_run_directory(runner, tmp_path):
     out = tmp_path / "cb"
     callbacks = (
@@ -259,6 +255,7 @@ def test_unknown_callback_is_a_config_error(runner):
     )
 
 
+@pytest.mark.slow
 def test_mixed_precision_keeps_the_output_in_float32(runner, tmp_path):
     out = tmp_path / "mixed"
     result = train(
@@ -281,6 +278,7 @@ def test_mixed_precision_keeps_the_output_in_float32(runner, tmp_path):
     assert keras.mixed_precision.dtype_policy().name == "float32"  # restored afterwards
 
 
+@pytest.mark.slow
 def test_plugin_callback_from_the_config(runner, write, tmp_path):
     write(
         "epoch_log.py",
@@ -326,6 +324,7 @@ def test_plugin_callback_from_the_config(runner, write, tmp_path):
     assert seen == [[0, losses[0]], [1, losses[1]]]
 
 
+@pytest.mark.slow
 def test_steps_per_execution_trains_the_same_weights(runner, tmp_path):
     for spe in (1, 8):
         result = train(
@@ -349,6 +348,7 @@ def test_steps_per_execution_trains_the_same_weights(runner, tmp_path):
     assert histories[0] == histories[1]
 
 
+@pytest.mark.slow
 def test_uint8_pixels_train_the_same_weights_as_their_float32_values(runner, write, tmp_path):
     # uint8 pixels stay uint8 in memory and each batch is divided in the pipeline: the
     # weights must not differ by a bit from training on the floats NumPy divides up front.
@@ -418,6 +418,7 @@ def test_progress_display_draws_from_the_batch_hook_only(monkeypatch):
     assert "samples/s" in console.file.getvalue()
 
 
+@pytest.mark.slow
 def test_a_signal_between_epochs_keeps_every_finished_epoch(tmp_path):
     """A signal handled after an epoch's backup, before the next epoch begins, cuts no epoch
     short: the history keeps the epochs the backup holds."""

@@ -60,6 +60,7 @@ def inspect_json(runner, *args):
     return json.loads(result.stdout)
 
 
+@pytest.mark.slow
 def test_config_target_reports_what_the_initializers_made(runner):
     doc = inspect_json(runner, CONFIGS / "mnist.yaml")
     assert doc["kind"] == "config"
@@ -99,6 +100,7 @@ def test_config_target_reports_what_the_initializers_made(runner):
     assert doc["totals"]["parameters"] == 407050
 
 
+@pytest.mark.slow
 def test_table_output(runner):
     result = runner.invoke(
         cli, ["inspect-weights", str(CONFIGS / "mnist.yaml"), "--layer", "simple*"]
@@ -146,6 +148,7 @@ def trained_run(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_saved_model_and_run_directory(runner, trained_run):
     saved = inspect_json(runner, trained_run / "model.keras")
     assert saved["kind"] == "model"
@@ -359,6 +362,7 @@ def test_activations_fall_back_to_gaussian_input(runner, write):
     assert result.exit_code == 0, result.output
 
 
+@pytest.mark.slow
 def test_check_passes_fresh_initializers_and_fails_a_scaled_kernel(runner, trained_run, tmp_path):
     doc = inspect_json(runner, CONFIGS / "mnist.yaml", "--check")
     assert [(c["path"], c["status"]) for c in doc["check"]] == [
@@ -613,6 +617,7 @@ class TwinDense(tf.keras.layers.Layer):
 """
 
 
+@pytest.mark.slow
 def test_train_warns_and_the_run_remembers_initial_duplicates(runner, write, tmp_path):
     write("twin.py", TWIN_PLUGIN)
     config = write(
@@ -672,6 +677,7 @@ def test_values_of_matching_variables(runner, trained_run):
     assert fresh["values"]["dense_1/bias"] == [0.0] * 64
 
 
+@pytest.mark.slow
 def test_plot_says_where_it_went_and_draws_theory_over_fresh_values_only(
     runner, trained_run, tmp_path, monkeypatch
 ):
@@ -702,6 +708,7 @@ def test_plot_says_where_it_went_and_draws_theory_over_fresh_values_only(
     ] * 6
 
 
+@pytest.mark.slow
 def test_check_on_a_run_that_started_from_init_from(runner, write, trained_run, tmp_path):
     path = transfer_config(
         write, trained_run, "  layers: [dense, dense_1]\n          freeze: [dense]"

@@ -6,10 +6,13 @@ from __future__ import annotations
 import json
 import shutil
 
+import pytest
+
 from kinit_cli.cli import cli
 from tests.storage.test_rundir import DIGITS, EPOCHS
 
 
+@pytest.mark.slow
 def test_a_swapped_model_file_is_said_and_never_checked_against_the_record(runner, tmp_path):
     run, other = tmp_path / "run", tmp_path / "other"
     one = ["--set", "train.epochs=1", "-q"]
@@ -43,6 +46,7 @@ def test_a_swapped_model_file_is_said_and_never_checked_against_the_record(runne
     )
 
 
+@pytest.mark.slow
 def test_a_model_file_from_another_seed_is_said_and_never_checked_as_the_runs(runner, tmp_path):
     run, other = tmp_path / "run", tmp_path / "other"
     one = ["--set", "train.epochs=1", "-q"]
