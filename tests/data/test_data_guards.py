@@ -520,6 +520,7 @@ def test_symbolic_counts_draw_no_value_and_leave_kerass_names_alone():
     assert int(after.rpartition("_")[2]) == int(before.rpartition("_")[2]) + 1
 
 
+@pytest.mark.slow  # TensorFlow in a process of its own, under a memory limit
 def test_a_24e9_parameter_model_is_refused_before_anything_is_allocated(tmp_path):
     """Counted under a 5 GiB address-space limit: a weight drawn would need 96 GB."""
     config = tmp_path / "huge.yaml"

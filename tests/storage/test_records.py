@@ -9,11 +9,12 @@ import shutil
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from kinit_cli.cli import cli
 from kinit_cli.errors import RecordError
 from kinit_cli.storage import checkpoint, ownership, rundir
-from tests.conftest import DIGITS_PATHS
+from tests.conftest import DIGITS_PATHS, train
 from tests.storage.test_rundir import DIGITS, EPOCHS, kinit, snapshot
 
 # Callbacks that fail, or send the process a Ctrl-C, at the end of the second epoch while
@@ -43,8 +44,9 @@ class CtrlCAtTwo(keras.callbacks.Callback):
 def two_epochs(tmp_path_factory) -> Path:
     """A completed 2-epoch run, copied by each test that changes it."""
     out = tmp_path_factory.mktemp("two") / "run"
-    done = kinit("train", DIGITS, *EPOCHS, "--set", "train.epochs=2", "-q", "-o", str(out))
-    assert done.returncode == 0, done.stderr
+    # In-process (a run trained in a process of its own ends the same: tests/storage/test_rundir.py).
+    done = train(CliRunner(), *EPOCHS, "--set", "train.epochs=2", "-q", "-o", str(out))
+    assert done.exit_code == 0, done.output
     return out
 
 
