@@ -594,6 +594,7 @@ def test_frozen_layers_of_a_run_keras_cannot_reload_stay_frozen_in_its_report(
     assert doc["totals"]["non_trainable"] == frozen
 
 
+@pytest.mark.slow  # trains for seconds
 def test_model_keras_written_when_the_classes_round_trip(runner, tmp_path, write):
     """A plugin written with get_config and **kwargs still gets a .keras file."""
     run = tmp_path / "run"

@@ -429,6 +429,7 @@ def test_a_runs_own_config_is_read_with_the_users_leave(runner, plugin_run, tmp_
     assert sentinel.read_text() == "ran"
 
 
+@pytest.mark.slow  # trains for seconds
 def test_training_a_runs_own_config_runs_its_plugins_and_says_so(runner, plugin_run, tmp_path):
     """kinit train RUN/config.yaml reruns the run (the README's recipe): its plugins run, and
     stderr names them."""
@@ -442,6 +443,7 @@ def test_training_a_runs_own_config_runs_its_plugins_and_says_so(runner, plugin_
     assert json.loads((out / "metrics.json").read_text())["status"] == "completed"
 
 
+@pytest.mark.slow  # trains for seconds
 def test_resume_runs_the_runs_plugins_and_says_so(runner, plugin_run, tmp_path):
     run, sentinel = downloaded(plugin_run, tmp_path)
     result = runner.invoke(cli, ["train", "--resume", str(run), "--set", "train.epochs=2", "-q"])
@@ -451,6 +453,7 @@ def test_resume_runs_the_runs_plugins_and_says_so(runner, plugin_run, tmp_path):
     assert sentinel.read_text() == "ran"
 
 
+@pytest.mark.slow  # trains for seconds
 def test_resume_with_a_copy_of_ones_own_never_runs_the_runs(runner, plugin_run, tmp_path):
     """--plugin mine/helper.py takes the module name 'helper' first: the run's helper.py is
     that copy, so it is neither imported nor a clash."""

@@ -99,6 +99,7 @@ def test_a_backup_linked_to_a_users_folder_is_never_written_or_emptied(runner, o
     assert snapshot(mine) == before
 
 
+@pytest.mark.slow  # trains for seconds
 def test_a_link_inside_backup_or_a_callback_folder_is_refused(runner, tmp_path):
     out = tmp_path / "run"
     tb = "train.callbacks=[{class_name: TensorBoard, config: {log_dir: tb}}]"

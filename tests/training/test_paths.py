@@ -37,6 +37,7 @@ def wander(tmp_path, monkeypatch):
     return home, elsewhere
 
 
+@pytest.mark.slow  # trains for seconds
 def test_a_plugin_that_changes_directory_does_not_move_the_run(runner, wander):
     home, elsewhere = wander
     config = _config(home, "{class_name: CSVLogger, config: {filename: log.csv}}")

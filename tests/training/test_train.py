@@ -126,6 +126,7 @@ def test_json_output_is_one_document(runner, tmp_path):
     assert "Rel. change: ||B - A|| / ||A|| with A = the target" in table.stdout
 
 
+@pytest.mark.slow  # trains for seconds
 def test_non_finite_loss_stops_and_keeps_good_weights(runner, tmp_path):
     out = tmp_path / "nan"
     result = train(

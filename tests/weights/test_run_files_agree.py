@@ -85,6 +85,7 @@ def test_a_model_file_from_another_seed_is_said_and_never_checked_as_the_runs(ru
     )
 
 
+@pytest.mark.slow  # trains for seconds
 def test_a_damaged_weights_final_leaves_out_only_the_comparison(runner, tmp_path):
     run = tmp_path / "run"
     args = ["train", DIGITS, *EPOCHS, "--set", "train.epochs=1", "-q", "-o", str(run)]
