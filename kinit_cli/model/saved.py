@@ -139,7 +139,14 @@ def _weights_file(path: Path) -> Iterator[Any]:
             yield store
         return
     bounded.check_hdf5_file(path)
-    with h5py.File(path, "r") as store:
+    try:
+        opened = h5py.File(path, "r")
+    except OSError as exc:  # truncated or not HDF5: the file's fault, named as such
+        raise ModelFileError(
+            f"{path} is not a readable weights file ({exc}); was it copied or downloaded in full?",
+            str(path),
+        ) from None
+    with opened as store:
         yield store
 
 

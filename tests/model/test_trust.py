@@ -220,6 +220,22 @@ def test_a_run_read_without_its_model_checks_declared_sizes_first(runner, plugin
     assert not sentinel.exists()
 
 
+def test_a_truncated_checkpoint_is_one_line_naming_it(runner, plugin_run, tmp_path):
+    """A checkpoint cut short in a copy is the file's fault, named as such, not an unexpected
+    failure."""
+    run, sentinel = downloaded(plugin_run, tmp_path)
+    data = (run / CHECKPOINT).read_bytes()
+    (run / CHECKPOINT).write_bytes(data[: len(data) // 2])
+    result = runner.invoke(cli, ["inspect-weights", str(run / CHECKPOINT)])
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert result.stderr.startswith(
+        f"error: {run / CHECKPOINT} is not a readable weights file (Unable to synchronously "
+        "open file (truncated file"
+    )
+    assert result.stderr.endswith("); was it copied or downloaded in full?\n")
+    assert "unexpected" not in result.stderr and not sentinel.exists()
+
+
 def test_check_of_a_run_read_without_its_model_says_what_it_cannot_check(
     runner, plugin_run, tmp_path
 ):
