@@ -2,6 +2,9 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+# Two installs: the demo needs kinit alone (TensorFlow); the tests need the JAX and torch
+# backends, pytest and the benchmarks' libraries too.
+CORE := $(VENV)/.kinit-core
 STAMP := $(VENV)/.kinit-installed
 # torch as the tests install it: 2.13.0, which pip takes from a CPU wheel where the machine
 # keeps one (a find-links folder); elsewhere PyPI's build for the platform. TORCH=torch
@@ -12,14 +15,20 @@ TORCH ?= torch==2.13.0
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "kinit needs Python 3.11 or newer")'
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet '$(TORCH)' -e '.[dev,jax,torch]'
-	touch $(STAMP)
 
-demo: install
+$(CORE): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	touch $(CORE)
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet '$(TORCH)' -e '.[dev,jax,torch]'
+	touch $(STAMP) $(CORE)
+
+demo: $(CORE)
 	$(BIN)/kinit train configs/digits.yaml
 
 # Tests run in JOBS workers (pytest-xdist), each test file whole in one of them, so a file's

@@ -288,6 +288,31 @@ def spec_list_of(kind: str) -> Check:
     )
 
 
+@with_schema(
+    {
+        "type": ["array", "null"],
+        "items": {"type": "integer", "minimum": 1, "maximum": 65535},
+        "minItems": 2,
+        "maxItems": 2,
+    }
+)
+def image_size(v: Any) -> str | None:
+    """`[height, width]` in pixels, or null (the images' own size)."""
+    if v is None:
+        return None
+    ok = isinstance(v, list) and len(v) == 2 and all(_is_int(i) and 1 <= i <= 65535 for i in v)
+    return None if ok else f"expected [height, width] (two integers from 1 to 65535), got {kind_of(v)}"
+
+
+@with_schema({"type": ["array", "null"], "items": {"type": "string"}, "minItems": 1})
+def optional_string_list(v: Any) -> str | None:
+    if v is None:
+        return None
+    if isinstance(v, list) and v and all(isinstance(i, str) for i in v):
+        return None
+    return f"expected a non-empty list of column names, got {kind_of(v)}"
+
+
 @with_schema({"type": ["object", "null"]})
 def optional_mapping(v: Any) -> str | None:
     return None if v is None else mapping(v)

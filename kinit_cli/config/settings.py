@@ -23,6 +23,7 @@ from kinit_cli.config.fields import (
     cluster,
     either,
     fraction,
+    image_size,
     integer,
     mapping,
     name_map,
@@ -30,6 +31,7 @@ from kinit_cli.config.fields import (
     optional,
     optional_boolean,
     optional_string,
+    optional_string_list,
     run_name,
     spec_list_of,
     spec_of,
@@ -148,18 +150,59 @@ class Data(Section):
     path: str | None = setting(
         optional_string,
         None,
-        "a folder of IDX files or an .npz (overrides name)",
+        "your data (overrides name): a table (.csv, .tsv, .csv.gz, .parquet), a folder of "
+        "images in class folders, a folder of IDX files, or an .npz",
         text=True,
         kind="text",
-        more="relative to the config's folder",
+        more="relative to the config's folder; see Train on your own data",
     )
-    normalize: bool = setting(boolean, True, "scale pixel values to [0, 1]", kind="boolean")
+    label: str | None = setting(
+        optional_string,
+        None,
+        "a table's label column",
+        text=True,
+        kind="text",
+        shown="required for a table",
+    )
+    features: tuple[str, ...] | None = setting(
+        optional_string_list,
+        None,
+        "a table's feature columns, in this order",
+        kind="list of text",
+        shown="every column but the label",
+    )
+    image_size: tuple[int, int] | None = setting(
+        image_size,
+        None,
+        "resize images to [height, width]",
+        kind="[height, width]",
+        shown="the images' own (all one size)",
+    )
+    color_mode: str = setting(
+        choice("rgb", "grayscale"),
+        "rgb",
+        "decode images to 3 channels (rgb) or 1 (grayscale)",
+        kind="`rgb` or `grayscale`",
+    )
+    normalize: bool = setting(
+        boolean,
+        True,
+        "uint8 pixels / 255; table columns standardised with the training split's mean and std",
+        kind="boolean",
+        more="see Train on your own data",
+    )
     flatten: bool | None = setting(
         optional_boolean,
         None,
         "flatten images; default: follow the model input",
         kind="boolean",
         shown="the model input's",
+    )
+    test_split: float = setting(
+        fraction,
+        0.2,
+        "fraction held out for testing, by class, when the source has no test part",
+        kind="number from 0 up to (not including) 1",
     )
     validation_split: float = setting(
         fraction,
