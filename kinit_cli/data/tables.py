@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import gzip
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -225,11 +226,21 @@ def read(path: Path, columns: Sequence[str]) -> Table:
     if table.num_rows == 0:
         raise DataError(f"{path} has a header but no rows; a table needs rows of data")
     n_rows = table.num_rows
-    # Each column is converted then dropped, so at most one column is held twice.
+    # Each column is converted then dropped, so only the columns being converted are held
+    # twice; NumPy and pyarrow release the GIL, so the conversions run on every core.
     arrays = dict(zip(table.column_names, table.columns, strict=True))
     del table
-    out = {name: _to_numpy(path, header_lines, name, arrays.pop(name)) for name in columns}
+
+    def convert(name: str) -> np.ndarray:
+        return _to_numpy(path, header_lines, name, arrays.pop(name))
+
+    with ThreadPoolExecutor(_threads()) as pool:
+        out = dict(zip(columns, pool.map(convert, columns), strict=True))
     return Table(path=path, columns=out, n_rows=n_rows, header_lines=header_lines)
+
+
+def _threads() -> int:
+    return max(1, pa.cpu_count())
 
 
 def _csv_options(
@@ -469,34 +480,37 @@ def encode(table: Table, fmt: TableFormat, rows: np.ndarray | None = None) -> En
     standardised with the stored mean and std, a category one-hot over its values (all zeros
     for a value training never saw).
 
-    Built a block of rows at a time, so no float64 copy of the table is made and the block
-    being written stays in the CPU's cache."""
+    Built a block of rows at a time (blocks in parallel), so no float64 copy of the table is
+    made and the block being written stays in the CPU's cache."""
     columns = [_column(table, feature) for feature in fmt.features]
-    codes = {
-        f.name: _codes(values, f.values)
+    codes = [
+        _codes(values, f.values) if f.kind == "category" else None
         for f, values in zip(fmt.features, columns, strict=True)
-        if f.kind == "category"
-    }
+    ]
     n = table.n_rows if rows is None else len(rows)
     x = np.empty((n, fmt.width), np.float32)
-    for start in range(0, n, _BLOCK):
+
+    def fill(start: int) -> None:
         block = slice(start, min(start + _BLOCK, n))
         taken = block if rows is None else rows[block]
         offset = 0
-        for feature, values in zip(fmt.features, columns, strict=True):
-            if feature.kind == "number":
-                part = values[taken]
-                if feature.mean is not None:
-                    part = (part - feature.mean) / (feature.std or 1.0)
-                x[block, offset] = part
+        for feature, values, found in zip(fmt.features, columns, codes, strict=True):
+            if found is not None:
+                _one_hot(x[block, offset : offset + feature.width], found[taken])
+            elif feature.mean is not None:
+                x[block, offset] = (values[taken] - feature.mean) / (feature.std or 1.0)
             else:
-                _one_hot(x[block, offset : offset + feature.width], codes[feature.name][taken])
+                x[block, offset] = values[taken]
             offset += feature.width
+
+    with ThreadPoolExecutor(_threads()) as pool:
+        list(pool.map(fill, range(0, n, _BLOCK)))
     unseen = {}
-    for name, found in codes.items():
-        count = int(np.count_nonzero(found < 0 if rows is None else found[rows] < 0))
-        if count:
-            unseen[name] = count
+    for feature, found in zip(fmt.features, codes, strict=True):
+        if found is not None:
+            count = int(np.count_nonzero((found if rows is None else found[rows]) < 0))
+            if count:
+                unseen[feature.name] = count
     return Encoded(x=x, unseen=unseen)
 
 
