@@ -316,16 +316,15 @@ def _to_numpy(path: Path, header_lines: int, name: str, column: pa.ChunkedArray)
         column = column.cast(kind.value_type)
         kind = column.type
     if column.null_count:
-        row = pc.index(column.is_null(), True).as_py()
         more = column.null_count - 1
         raise fail(
-            row, _MISSING + (f", and so are {more} more cells of the column" if more else "")
+            _first(column.is_null(), True),
+            _MISSING + (f", and so are {more} more cells of the column" if more else ""),
         )
     if pa.types.is_integer(kind):
-        return column.to_numpy().astype(np.int64, copy=False)
+        return _numbers(column, np.int64)
     if pa.types.is_floating(kind) or pa.types.is_decimal(kind):
-        values = column.to_numpy() if kind == pa.float64() else column.cast(pa.float64()).to_numpy()
-        return _finite(values, fail)
+        return _finite(_numbers(column, np.float64), fail)
     if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
         try:
             column = column.cast(pa.string())
@@ -335,6 +334,39 @@ def _to_numpy(path: Path, header_lines: int, name: str, column: pa.ChunkedArray)
                 "text; leave it out of data.features"
             ) from None
     return _text(column, fail)
+
+
+# pyarrow's own to_numpy() imports pandas (half a second) the first time it is called: the
+# values are copied out of the buffers, and text out of to_pylist(), which do not.
+
+
+def _numbers(column: pa.ChunkedArray, dtype: type) -> np.ndarray:
+    """A column without missing values as one NumPy array of `dtype` (int64 or float64)."""
+    arrow_type = pa.from_numpy_dtype(dtype)
+    if column.type != arrow_type:
+        column = column.cast(arrow_type)
+    size = np.dtype(dtype).itemsize
+    out = np.empty(len(column), dtype)
+    start = 0
+    for chunk in column.chunks:
+        if len(chunk):
+            data = chunk.buffers()[1]
+            out[start : start + len(chunk)] = np.frombuffer(
+                data, dtype, len(chunk), chunk.offset * size
+            )
+            start += len(chunk)
+    return out
+
+
+def _first(mask: pa.ChunkedArray, value: bool) -> int:
+    """The index of the first `value` in a boolean column, -1 when there is none."""
+    start = 0
+    for chunk in mask.chunks:
+        cells = chunk.to_pylist()
+        if value in cells:
+            return start + cells.index(value)
+        start += len(cells)
+    return -1
 
 
 def _finite(values: np.ndarray, fail: Any) -> np.ndarray:
@@ -352,15 +384,20 @@ def _text(column: pa.ChunkedArray, fail: Any) -> np.ndarray:
     numbers = pc.match_substring_regex(column, _NUMBER)
     count = pc.sum(numbers).as_py() or 0
     if 2 * count > len(column):
-        row = pc.index(numbers, False).as_py()
+        row = _first(numbers, False)
         if row >= 0:
             value = column[row].as_py()
             raise fail(row, f'"{value}" is not a number (the column\'s other cells are numbers)')
         try:
-            return _finite(column.cast(pa.float64()).to_numpy(), fail)
+            return _finite(_numbers(column, np.float64), fail)
         except pa.ArrowInvalid:
             pass  # a spelling the pattern takes and pyarrow does not: text, then
-    return column.to_numpy(zero_copy_only=False)
+    out = np.empty(len(column), object)
+    start = 0
+    for chunk in column.chunks:
+        out[start : start + len(chunk)] = chunk.to_pylist()
+        start += len(chunk)
+    return out
 
 
 def _fail(table: Table, column: str, row: int, said: str) -> DataError:
@@ -433,10 +470,8 @@ def _codes(values: np.ndarray, vocabulary: Sequence[str]) -> np.ndarray:
     """Each value's index in `vocabulary`, -1 for a value not in it (int32)."""
     if not _is_text(values):
         values = values.astype(str)  # a category column that this table holds as numbers
-    found = pc.index_in(
-        pa.array(values, type=pa.string()), value_set=pa.array(vocabulary, pa.string())
-    )
-    return found.fill_null(-1).to_numpy()
+    index = {value: i for i, value in enumerate(vocabulary)}
+    return np.fromiter((index.get(v, -1) for v in values.tolist()), np.int32, len(values))
 
 
 def fit_format(
