@@ -167,6 +167,21 @@ def test_non_number_in_a_number_column(tmp_path: Path) -> None:
     )
 
 
+def test_kind_changes_after_the_first_block(tmp_path: Path) -> None:
+    # pyarrow reads 1 MiB blocks: the fraction and the word come after the first.
+    rows = "a,b,y\n" + "1,x,0\n" * 300_000
+    path = csv_file(tmp_path, rows + "2.5,y,1\n")
+    table = tables.read(path, ["a", "b", "y"])
+    assert table.n_rows == 300_001 and table.columns["a"].dtype == np.float64
+    assert table.columns["a"][-2:].tolist() == [1.0, 2.5]
+    assert table.columns["b"][-2:].tolist() == ["x", "y"]
+    path = csv_file(tmp_path, rows + "two,y,1\n", "word.csv")
+    assert failure(tables.read, path, ["a", "b", "y"]) == (
+        f'{path}, line 300002, column "a": "two" is not a number (the column\'s other cells '
+        "are numbers)"
+    )
+
+
 def test_infinity_is_refused(tmp_path: Path) -> None:
     path = csv_file(tmp_path, "a,y\n1.5,0\ninf,1\n")
     assert failure(tables.read, path, ["a", "y"]) == (
