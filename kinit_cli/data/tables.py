@@ -366,7 +366,7 @@ def _numbers(column: pa.ChunkedArray, dtype: type) -> np.ndarray:
     if column.type != arrow_type:
         column = column.cast(arrow_type)
     size = np.dtype(dtype).itemsize
-    out = np.empty(len(column), dtype)
+    out = _empty(len(column), dtype)
     start = 0
     for chunk in column.chunks:
         if len(chunk):
@@ -376,6 +376,14 @@ def _numbers(column: pa.ChunkedArray, dtype: type) -> np.ndarray:
             )
             start += len(chunk)
     return out
+
+
+def _empty(shape: int | tuple[int, ...], dtype: type) -> np.ndarray:
+    """np.empty from pyarrow's memory pool, which takes back the memory of the parsed blocks
+    as their columns are copied out: half the CPU time of fresh pages from the system."""
+    count = int(np.prod(shape))
+    buffer = pa.allocate_buffer(max(1, count) * np.dtype(dtype).itemsize, memory_pool=_pool())
+    return np.frombuffer(buffer, dtype, count).reshape(shape)
 
 
 def _first(mask: pa.ChunkedArray, value: bool) -> int:
@@ -543,7 +551,7 @@ def encode(table: Table, fmt: TableFormat, rows: np.ndarray | None = None) -> En
         for f, values in zip(fmt.features, columns, strict=True)
     ]
     n = table.n_rows if rows is None else len(rows)
-    x = np.empty((n, fmt.width), np.float32)
+    x = _empty((n, fmt.width), np.float32)
 
     def fill(start: int) -> None:
         block = slice(start, min(start + _BLOCK, n))
