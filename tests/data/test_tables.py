@@ -168,7 +168,7 @@ def test_non_number_in_a_number_column(tmp_path: Path) -> None:
 
 
 def test_kind_changes_after_the_first_block(tmp_path: Path) -> None:
-    # pyarrow reads 1 MiB blocks: the fraction and the word come after the first.
+    # pyarrow parses 1 MiB blocks apart: the fraction and the word come after the first.
     rows = "a,b,y\n" + "1,x,0\n" * 300_000
     path = csv_file(tmp_path, rows + "2.5,y,1\n")
     table = tables.read(path, ["a", "b", "y"])
