@@ -507,17 +507,19 @@ def fit_format(
     rows = np.asarray(rows)
     if rows.size == 0:
         raise DataError(f"{table.path}: the training split has no rows")
-    found = []
-    for name in features:
+
+    def fit(name: str) -> Feature:
         values = table.columns[name][rows]
         if _is_text(values):
-            found.append(Feature(name, "category", values=tuple(sorted(set(values.tolist())))))
-        elif not normalize:
-            found.append(Feature(name, "number"))
-        else:
-            mean = float(np.mean(values, dtype=np.float64))
-            std = float(np.std(values, dtype=np.float64))
-            found.append(Feature(name, "number", mean=mean, std=std if std > 0 else 1.0))
+            return Feature(name, "category", values=tuple(sorted(set(values.tolist()))))
+        if not normalize:
+            return Feature(name, "number")
+        mean = float(np.mean(values, dtype=np.float64))
+        std = float(np.std(values, dtype=np.float64))
+        return Feature(name, "number", mean=mean, std=std if std > 0 else 1.0)
+
+    with ThreadPoolExecutor(_threads()) as pool:
+        found = list(pool.map(fit, features))
     return TableFormat(label=label, features=tuple(found), task=task)
 
 
