@@ -160,7 +160,12 @@ def check_columns(
         )
         raise DataError(f"{path}: {said} Its columns: {_listed(names)}")
     if features is None:
+        _check_default_features(path, names, label)
         return
+    if not features:
+        raise DataError(
+            f"{path}: data.features is empty; list the feature columns, or leave it out"
+        )
     if label in features:
         raise DataError(
             f'{path}: the label column "{label}" is also in data.features; a column is a '
@@ -171,7 +176,19 @@ def check_columns(
         raise DataError(f"{path}: data.features lists {_quoted(twice)} more than once")
 
 
-@dataclass(frozen=True)
+def _check_default_features(path: Path, names: list[str], label: str) -> None:
+    """Every column but the label is a feature: there must be one, and each must have a
+    name (pandas writes its row index under an empty name)."""
+    if names == [label]:
+        raise DataError(f'{path} has no column besides the label "{label}"; a model needs inputs')
+    if "" in names:
+        raise DataError(
+            f"{path}: column {names.index('') + 1} has no name in the header (a saved row "
+            "index?); name it, or list the feature columns in data.features"
+        )
+
+
+@dataclass(frozen=True, eq=False)
 class Table:
     """The columns read, all rows: number columns float64 or int64, text columns object
     arrays of str; no cell is missing."""
@@ -216,6 +233,8 @@ def read(path: Path, columns: Sequence[str]) -> Table:
     of the wrong width, an unreadable file, or a table without rows."""
     path = Path(path)
     columns = list(dict.fromkeys(columns))
+    if not columns:
+        raise ValueError("tables.read needs the names of the columns to read")
     names = column_names(path)
     missing = [name for name in columns if name not in names]
     if missing:
@@ -336,6 +355,8 @@ def _to_numpy(path: Path, header_lines: int, name: str, column: pa.ChunkedArray)
         return _numbers(column, np.int64)
     if pa.types.is_floating(kind) or pa.types.is_decimal(kind):
         return _finite(_numbers(column, np.float64), fail)
+    if pa.types.is_binary(kind) or pa.types.is_large_binary(kind):
+        return _not_text(column, fail)
     if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
         try:
             column = column.cast(pa.string())
@@ -386,6 +407,19 @@ def _first(mask: pa.ChunkedArray, value: bool) -> int:
             return start + cells.index(value)
         start += len(cells)
     return -1
+
+
+def _not_text(column: pa.ChunkedArray, fail: Any) -> np.ndarray:
+    """Cells that are not UTF-8 (pyarrow reads such a column as bytes): the first, named."""
+    start = 0
+    for chunk in column.chunks:
+        for offset, cell in enumerate(chunk.to_pylist()):
+            try:
+                cell.decode("utf-8")
+            except UnicodeDecodeError:
+                raise fail(start + offset, f"{cell!r} is not UTF-8 text") from None
+        start += len(chunk)
+    return _text(column.cast(pa.string()), fail)
 
 
 def _finite(values: np.ndarray, fail: Any) -> np.ndarray:
@@ -523,7 +557,7 @@ def fit_format(
     return TableFormat(label=label, features=tuple(found), task=task)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Encoded:
     """A table's rows as the model's inputs."""
 
@@ -543,6 +577,7 @@ def encode(table: Table, fmt: TableFormat, rows: np.ndarray | None = None) -> En
         _codes(values, f.values) if f.kind == "category" else None
         for f, values in zip(fmt.features, columns, strict=True)
     ]
+    rows = None if rows is None else np.asarray(rows)
     n = table.n_rows if rows is None else len(rows)
     x = _empty((n, fmt.width), np.float32)
 
@@ -618,7 +653,9 @@ def labels_for(
 ) -> np.ndarray:
     """The label column of a new table as the run's labels: class ids by the run's class
     names (or ids), float32 for a regression; a label the run never saw is a DataError."""
-    values = table.columns[fmt.label]
+    values = table.columns.get(fmt.label)
+    if values is None:
+        raise DataError(f'{table.path} has no label column "{fmt.label}", which evaluating needs')
     if fmt.task == "regression":
         return _regression(table, fmt.label, values)
     if class_names is not None:

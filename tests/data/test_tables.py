@@ -233,6 +233,30 @@ def test_binary_file_named_csv(tmp_path: Path) -> None:
     assert failure(tables.read, path, ["a"]).startswith(message)
 
 
+def test_not_utf8_after_the_first_block(tmp_path: Path) -> None:
+    path = tmp_path / "data.csv"
+    path.write_bytes(b"name,y\n" + b"abc,0\n" * 20_000 + b"caf\xe9,1\n")
+    assert failure(tables.read, path, ["name", "y"]) == (
+        f"{path}, line 20002, column \"name\": b'caf\\xe9' is not UTF-8 text"
+    )
+
+
+def test_parquet_categories_and_booleans_are_text(tmp_path: Path) -> None:
+    colors = pa.array(["red", "blue", "red"]).dictionary_encode()
+    path = parquet_file(tmp_path, {"color": colors, "ok": [True, False, True], "y": [0, 1, 0]})
+    table = tables.read(path, ["color", "ok", "y"])
+    assert table.columns["color"].tolist() == ["red", "blue", "red"]
+    assert table.columns["ok"].tolist() == ["true", "false", "true"]
+
+
+def test_tsv_quoted_tab(tmp_path: Path) -> None:
+    path = tmp_path / "data.tsv"
+    path.write_text('name\tx\ty\n"a\tb"\t1.5\t0\nc\t2.5\t1\n')
+    table = tables.read(path, ["name", "x", "y"])
+    assert table.columns["name"].tolist() == ["a\tb", "c"]
+    assert table.columns["x"].tolist() == [1.5, 2.5]
+
+
 def test_not_gzip_or_parquet(tmp_path: Path) -> None:
     gz = tmp_path / "data.csv.gz"
     gz.write_bytes(b"a,b\n1,2\n")
@@ -292,6 +316,21 @@ def test_check_columns_label_among_features(tmp_path: Path) -> None:
     )
     assert failure(tables.check_columns, path, NAMES, "y", ["age", "color", "age"]) == (
         f'{path}: data.features lists "age" more than once'
+    )
+
+
+def test_default_features_need_names(tmp_path: Path) -> None:
+    path = tmp_path / "d.csv"
+    assert failure(tables.check_columns, path, ["", "a", "y"], "y", None) == (
+        f"{path}: column 1 has no name in the header (a saved row index?); name it, or list "
+        "the feature columns in data.features"
+    )
+    tables.check_columns(path, ["", "a", "y"], "y", ["a"])
+    assert failure(tables.check_columns, path, ["y"], "y", None) == (
+        f'{path} has no column besides the label "y"; a model needs inputs'
+    )
+    assert failure(tables.check_columns, path, ["a", "y"], "y", []) == (
+        f"{path}: data.features is empty; list the feature columns, or leave it out"
     )
 
 
@@ -494,6 +533,14 @@ def test_labels_for_class_ids(tmp_path: Path) -> None:
     )
 
 
+def test_labels_for_without_the_label_column(tmp_path: Path) -> None:
+    fmt = TableFormat(label="label", features=(Feature("x", "number"),))
+    table = tables.read(csv_file(tmp_path, "x\n1\n"), ["x"])
+    assert failure(tables.labels_for, table, fmt, None, 3) == (
+        f'{table.path} has no label column "label", which evaluating needs'
+    )
+
+
 def test_labels_for_a_regression(tmp_path: Path) -> None:
     fmt = TableFormat(label="label", features=(Feature("x", "number"),), task="regression")
     y = tables.labels_for(read_label(tmp_path, ["0.5", "2"]), fmt, None, None)
@@ -501,10 +548,17 @@ def test_labels_for_a_regression(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_imports_no_tensorflow() -> None:
-    code = "import sys, kinit_cli.data.tables; print('tensorflow' in sys.modules)"
+def test_imports_no_tensorflow_nor_pandas(tmp_path: Path) -> None:
+    path = table_file(tmp_path, ".csv")
+    code = (
+        "import sys, numpy as np, kinit_cli.data.tables as t\n"
+        f"table = t.read({str(path)!r}, ['age', 'height', 'color', 'y'])\n"
+        "fmt = t.fit_format(table, np.arange(6), ['age', 'color'], 'y', 'classification', True)\n"
+        "t.encode(table, fmt); t.label_values(table, 'y', 'classification')\n"
+        "print('tensorflow' in sys.modules, 'pandas' in sys.modules)"
+    )
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     done = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
     )
-    assert done.stdout.strip() == "False"
+    assert done.stdout.split() == ["False", "False"]
