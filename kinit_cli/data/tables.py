@@ -302,9 +302,9 @@ def _pool() -> pa.MemoryPool:
 def _csv_error(path: Path, exc: BaseException, columns: Sequence[str] | None = None) -> DataError:
     """pyarrow's parse error as the line it is on: the file is read again on one thread,
     where pyarrow knows the row of the first bad line."""
-    if not isinstance(exc, pa.ArrowInvalid) or "Empty CSV file" in str(exc):
-        if "Empty CSV file" in str(exc):
-            return DataError(f"{path} is empty; a table needs a header line and rows")
+    if "Empty CSV file" in str(exc):
+        return DataError(f"{path} is empty; a table needs a header line and rows")
+    if not isinstance(exc, pa.ArrowInvalid):
         return DataError(f"{path} cannot be read: {_reason(exc)}")
     bad: list[Any] = []
 
@@ -351,10 +351,13 @@ def _to_numpy(path: Path, header_lines: int, name: str, column: pa.ChunkedArray)
             _first(column.is_null(), True),
             _MISSING + (f", and so are {more} more cells of the column" if more else ""),
         )
-    if pa.types.is_integer(kind):
-        return _numbers(column, np.int64)
-    if pa.types.is_floating(kind) or pa.types.is_decimal(kind):
-        return _finite(_numbers(column, np.float64), fail)
+    try:
+        if pa.types.is_integer(kind):
+            return _numbers(column, np.int64)
+        if pa.types.is_floating(kind) or pa.types.is_decimal(kind):
+            return _finite(_numbers(column, np.float64), fail)
+    except pa.ArrowInvalid as exc:  # an unsigned 64-bit integer past int64, say
+        raise DataError(f'{path}: column "{name}": {_reason(exc)}') from None
     if pa.types.is_binary(kind) or pa.types.is_large_binary(kind):
         return _not_text(column, fail)
     if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
@@ -444,7 +447,7 @@ def _text(column: pa.ChunkedArray, fail: Any) -> np.ndarray:
         try:
             return _finite(_numbers(column, np.float64), fail)
         except pa.ArrowInvalid:
-            pass  # a spelling the pattern takes and pyarrow does not: text, then
+            pass  # a spelling the pattern takes and pyarrow does not: kept as text
     out = np.empty(len(column), object)
     start = 0
     for chunk in column.chunks:
@@ -491,9 +494,8 @@ def _regression(table: Table, label: str, values: np.ndarray) -> np.ndarray:
             table,
             label,
             0,
-            f'"{values[0]}" is text, and a regression (the loss compile.loss names) needs '
-            "numbers; for classes set a classification loss such as "
-            "sparse_categorical_crossentropy",
+            f'"{values[0]}" is text, and a regression loss needs numbers; for classes set '
+            "compile.loss: sparse_categorical_crossentropy",
         )
     return values.astype(np.float32)
 

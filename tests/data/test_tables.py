@@ -390,8 +390,9 @@ def test_regression_labels(tmp_path: Path) -> None:
 
 def test_text_labels_for_a_regression(tmp_path: Path) -> None:
     table = read_label(tmp_path, ["cat", "dog"])
-    assert failure(tables.label_values, table, "label", "regression").startswith(
-        f'{table.path}, line 2, column "label": "cat" is text, and a regression'
+    assert failure(tables.label_values, table, "label", "regression") == (
+        f'{table.path}, line 2, column "label": "cat" is text, and a regression loss needs '
+        "numbers; for classes set compile.loss: sparse_categorical_crossentropy"
     )
 
 
