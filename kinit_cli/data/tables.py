@@ -478,13 +478,6 @@ def label_values(
         ids = _codes(values, names).astype(np.int64)
     else:
         ids = _class_ids(table, label, values)
-    first = ids[0]
-    if (ids == first).all():
-        shown = names[first] if names is not None else first
-        raise DataError(
-            f'{table.path}, column "{label}": every row has the label "{shown}"; a '
-            "classification needs two classes or more"
-        )
     return ids, names, len(names) if names is not None else int(ids.max()) + 1
 
 

@@ -396,12 +396,10 @@ def test_text_labels_for_a_regression(tmp_path: Path) -> None:
     )
 
 
-def test_one_class_only(tmp_path: Path) -> None:
-    table = read_label(tmp_path, ["cat", "cat", "cat"])
-    assert failure(tables.label_values, table, "label", "classification") == (
-        f'{table.path}, column "label": every row has the label "cat"; a classification needs '
-        "two classes or more"
-    )
+def test_one_class_is_left_to_the_caller(tmp_path: Path) -> None:
+    table = read_label(tmp_path, ["cat", "cat"])
+    y, names, num_classes = tables.label_values(table, "label", "classification")
+    assert y.tolist() == [0, 0] and names == ("cat",) and num_classes == 1
 
 
 def test_negative_class_id(tmp_path: Path) -> None:
