@@ -347,10 +347,9 @@ def _to_numpy(path: Path, header_lines: int, name: str, column: pa.ChunkedArray)
         kind = column.type
     if column.null_count:
         more = column.null_count - 1
-        raise fail(
-            _first(column.is_null(), True),
-            _MISSING + (f", and so are {more} more cells of the column" if more else ""),
-        )
+        also = f", and so are {more} more cells of the column" if more > 1 else ""
+        also = ", and so is 1 more cell of the column" if more == 1 else also
+        raise fail(_first(column.is_null(), True), _MISSING + also)
     try:
         if pa.types.is_integer(kind):
             return _numbers(column, np.int64)

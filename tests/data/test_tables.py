@@ -149,6 +149,8 @@ def test_missing_values_counted(tmp_path: Path) -> None:
     assert failure(tables.read, path, ["a", "y"]).endswith(
         "(an empty cell, or NA, NaN, null and the like), and so are 2 more cells of the column"
     )
+    path = csv_file(tmp_path, "a,y\n1,0\n,1\n,0\n", "two.csv")
+    assert failure(tables.read, path, ["a", "y"]).endswith(", and so is 1 more cell of the column")
 
 
 def test_missing_value_in_parquet(tmp_path: Path) -> None:
