@@ -144,6 +144,14 @@ def test_missing_value(tmp_path: Path, rows: str, line: int, column: str) -> Non
     )
 
 
+@pytest.mark.parametrize("name", ["data.csv.gz", "data.tsv"])
+def test_missing_value_line_in_gzip_and_tsv(tmp_path: Path, name: str) -> None:
+    path = csv_file(tmp_path, "age,color,y\n\n31,red,0\n25,blue,\n", name)
+    assert failure(tables.read, path, ["age", "color", "y"]).startswith(
+        f'{path}, line 4, column "y": the value is missing'
+    )
+
+
 def test_missing_values_counted(tmp_path: Path) -> None:
     path = csv_file(tmp_path, "a,y\n1,0\n,1\n,0\n,1\n")
     assert failure(tables.read, path, ["a", "y"]).endswith(
