@@ -139,6 +139,16 @@ def report(results: dict[str, list[dict[str, float]]], runs: int) -> None:
             f"{median(side, 'with imports'):.2f} | {median(side, 'cpu'):.2f} | "
             f"{median(side, 'rss'):,.0f} | **{median(side, 'load') / base:.2f}** |"
         )
+    pairs = [
+        k["load"] / p["load"]
+        for k, p in zip(results["kinit"], results["pandas.read_csv"], strict=True)
+    ]
+    cpu = median("kinit", "cpu") / median("pandas.read_csv", "cpu")
+    print(
+        "\nkinit / pandas.read_csv run by run (each pair ran back to back): "
+        + ", ".join(f"{r:.2f}" for r in pairs)
+        + f"; median {statistics.median(pairs):.2f}; CPU seconds {cpu:.2f}"
+    )
     parts = ("read", "fit_format", "encode + labels")
     print(
         "\nkinit's load by step (medians, s): "
