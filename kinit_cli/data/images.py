@@ -234,15 +234,16 @@ def _unreadable(image: Any, file: Any) -> str | None:
 
 
 def _bmp_problem(head: bytes, size: int, width: int, height: int) -> str | None:
-    """What TensorFlow's BMP decoder refuses: other than 8, 24 or 32 bits per pixel, a
-    compressed file, or pixel data that ends early (it reads the header's fields as here)."""
+    """What TensorFlow's BMP decoder refuses or misreads: other than 24 or 32 bits per pixel,
+    a compressed file, pixel data that ends early (it reads the header's fields as here)."""
     offset = int.from_bytes(head[10:14], "little")
     bits = int.from_bytes(head[28:30], "little")
     compression = int.from_bytes(head[30:34], "little")
-    if bits not in (8, 24, 32) or compression not in (0, 3):
+    # 8-bit BMPs hold palette indices, which TensorFlow would take for the pixels.
+    if bits not in (24, 32) or compression not in (0, 3):
         return (
-            f"a {bits}-bit BMP with compression {compression}; TensorFlow reads uncompressed "
-            "BMPs of 8, 24 or 32 bits per pixel"
+            f"a {bits}-bit BMP (compression {compression}); kinit reads uncompressed 24 and "
+            "32-bit BMPs"
         )
     stride = (bits * width + 31) // 32 * 4
     if size < offset + stride * height:
@@ -326,7 +327,7 @@ def failed_file(error: BaseException, paths: Sequence[str], fmt: ImageFormat) ->
     tf = tensorflow()
     if not isinstance(error, tf.errors.OpError):
         return None
-    load = tf.function(_loader(fmt), input_signature=[tf.TensorSpec((), tf.string)])
+    load = _loader(fmt, shaped=False)  # eagerly: a graph's error message buries the op's own
 
     def check(path: str) -> str | None:
         try:
@@ -356,19 +357,42 @@ def _reason(exc: Any) -> str:
     return text.split(" [Op:", 1)[0].split("\n", 1)[0].strip()
 
 
-def _loader(fmt: ImageFormat) -> Any:
-    """path -> the image as image_dataset_from_directory decodes it (uint8 when not resized)."""
+def _loader(fmt: ImageFormat, shaped: bool = True) -> Any:
+    """path -> the image as image_dataset_from_directory decodes it (uint8 when not resized);
+    `shaped`: an image of another shape is an error."""
     tf = tensorflow()
 
     def load(path: Any) -> Any:
-        image = tf.io.decode_image(
-            tf.io.read_file(path), channels=fmt.channels, expand_animations=False
-        )
+        data = tf.io.read_file(path)
+        if fmt.channels == 3:
+            image = tf.io.decode_image(data, channels=3, expand_animations=False)
+        else:
+            image = _grayscale(data)
         if fmt.resized:
             image = tf.image.resize(image, fmt.size, method="bilinear")
-        return tf.ensure_shape(image, fmt.shape)
+        return tf.ensure_shape(image, fmt.shape) if shaped else image
 
     return load
+
+
+def _grayscale(data: Any) -> Any:
+    """One channel: PNG and JPEG converted by their own decoders (as Keras decodes them);
+    GIF and BMP, which TensorFlow's decoders give in colour only (Keras's loader fails on
+    them), decoded in colour and converted by tf.image.rgb_to_grayscale."""
+    tf = tensorflow()
+
+    def from_colour() -> Any:
+        image = tf.io.decode_image(data, channels=3, expand_animations=False)
+        return tf.image.rgb_to_grayscale(image)
+
+    colour_only = tf.logical_or(
+        tf.strings.substr(data, 0, 3) == "GIF", tf.strings.substr(data, 0, 2) == "BM"
+    )
+    return tf.cond(
+        colour_only,
+        from_colour,
+        lambda: tf.io.decode_image(data, channels=1, expand_animations=False),
+    )
 
 
 def _batches(
