@@ -19,7 +19,9 @@ with the same seed, batch size and epochs, on the TensorFlow backend:
 Each side runs in its own process, alternating, so neither inherits the other's warm
 caches (the files themselves are in the page cache for both after the first run). Per run:
 set-up seconds (listing and checking the folder, building the dataset), images/s over the
-whole fit, images/s of the epochs after the first (steady state), and the process's peak
+whole fit, images/s of the epochs after the first (steady state), the CPU time the fit
+took per image (all threads; steadier than wall time on a shared machine), images/s of
+one more pass over the dataset without a model (the input pipeline alone), and the peak
 resident memory (TensorFlow's own import included, which is most of it).
 
 --scan-files N also writes N 32x32 PNGs into a folder of their own and times
@@ -140,9 +142,10 @@ def run_plain(args) -> dict:
 
 def fit(keras, m, data, n: int, setup: float, args, callbacks: list) -> dict:
     clock = timer(keras)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), cpu_seconds()
     history = m.fit(data, epochs=args.epochs, callbacks=[*callbacks, clock], verbose=0)
     seconds = time.perf_counter() - start
+    cpu = cpu_seconds() - cpu
     later = clock.epochs[1:]
     start = time.perf_counter()
     for _ in data:  # one more epoch of the input pipeline alone, no model
@@ -154,9 +157,17 @@ def fit(keras, m, data, n: int, setup: float, args, callbacks: list) -> dict:
         "fit_images_per_s": n * args.epochs / seconds,
         "steady_images_per_s": n / statistics.median(later) if later else None,
         "pipeline_images_per_s": n / alone,
+        "cpu_ms_per_image": 1000 * cpu / (n * args.epochs),
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "accuracy": float(history.history["accuracy"][-1]),
     }
+
+
+def cpu_seconds() -> float:
+    """User and system CPU time of this process, all threads: less disturbed than wall
+    time by other work on a shared machine."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def run_scan(args) -> dict:
@@ -195,6 +206,7 @@ def table(results: dict[str, list[dict]]) -> str:
         ("images/s, whole fit", "fit_images_per_s", "{:,.0f}"),
         ("images/s, epochs after the first", "steady_images_per_s", "{:,.0f}"),
         ("images/s, input pipeline alone (no model)", "pipeline_images_per_s", "{:,.0f}"),
+        ("CPU ms per image, whole fit (all threads)", "cpu_ms_per_image", "{:.3f}"),
         ("set-up s (listing, checks, dataset)", "setup_s", "{:.2f}"),
         ("peak RSS MiB", "peak_rss_mib", "{:,.0f}"),
         ("final training accuracy", "accuracy", "{:.3f}"),

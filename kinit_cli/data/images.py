@@ -175,7 +175,8 @@ def scan(paths: Sequence[str], image_size: tuple[int, int] | None, color_mode: s
                 raise DataError(problem)
             sizes[start : start + len(found)] = found
     if image_size is not None:
-        return ImageFormat(tuple(image_size), color_mode, resized=True)  # type: ignore[arg-type]
+        height, width = image_size
+        return ImageFormat((int(height), int(width)), color_mode, resized=True)
     if not len(paths):
         raise DataError("no images to read; data.image_size cannot be inferred")
     differ = np.flatnonzero(np.any(sizes != sizes[0], axis=1))
@@ -186,7 +187,7 @@ def scan(paths: Sequence[str], image_size: tuple[int, int] | None, color_mode: s
             f"{paths[differ[0]]} is {other[0]}x{other[1]}; set data.image_size: "
             f"[{first[0]}, {first[1]}] to resize them all"
         )
-    return ImageFormat((int(sizes[0][0]), int(sizes[0][1])), color_mode)  # type: ignore[arg-type]
+    return ImageFormat((int(sizes[0][0]), int(sizes[0][1])), color_mode)
 
 
 def _headers(paths: Sequence[str]) -> tuple[list[tuple[int, int]], str | None]:
