@@ -147,16 +147,17 @@ def fit(keras, m, data, n: int, setup: float, args, callbacks: list) -> dict:
     seconds = time.perf_counter() - start
     cpu = cpu_seconds() - cpu
     later = clock.epochs[1:]
-    start = time.perf_counter()
+    start, alone_cpu = time.perf_counter(), cpu_seconds()
     for _ in data:  # one more epoch of the input pipeline alone, no model
         pass
-    alone = time.perf_counter() - start
+    alone, alone_cpu = time.perf_counter() - start, cpu_seconds() - alone_cpu
     return {
         "images": n,
         "setup_s": setup,
         "fit_images_per_s": n * args.epochs / seconds,
         "steady_images_per_s": n / statistics.median(later) if later else None,
         "pipeline_images_per_s": n / alone,
+        "pipeline_cpu_ms_per_image": 1000 * alone_cpu / n,
         "cpu_ms_per_image": 1000 * cpu / (n * args.epochs),
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "accuracy": float(history.history["accuracy"][-1]),
@@ -206,6 +207,7 @@ def table(results: dict[str, list[dict]]) -> str:
         ("images/s, whole fit", "fit_images_per_s", "{:,.0f}"),
         ("images/s, epochs after the first", "steady_images_per_s", "{:,.0f}"),
         ("images/s, input pipeline alone (no model)", "pipeline_images_per_s", "{:,.0f}"),
+        ("CPU ms per image, input pipeline alone", "pipeline_cpu_ms_per_image", "{:.3f}"),
         ("CPU ms per image, whole fit (all threads)", "cpu_ms_per_image", "{:.3f}"),
         ("set-up s (listing, checks, dataset)", "setup_s", "{:.2f}"),
         ("peak RSS MiB", "peak_rss_mib", "{:,.0f}"),

@@ -411,8 +411,8 @@ def _batches(
 
     Whole batches, not files, are the unit of parallel work: the order, the partial batch
     and the replicas' pieces then follow pipeline.py's arrays exactly, and a batch costs one
-    tf.data element instead of one per image (measured as fast as Keras's per-file map; see
-    BENCHMARKS.md).
+    tf.data element instead of one per image: the pipeline alone takes about 40% less CPU
+    per image than Keras's per-file map (BENCHMARKS.md, bench/image_folder.py).
     """
     tf = tensorflow()
     n = len(paths)
@@ -449,9 +449,14 @@ def _batches(
     # The paths and labels enter as one dataset element rather than as constants of the map
     # function, which tf.data would otherwise serialise with its graph (as pipeline.py does).
     arrays = (np.asarray(paths, dtype=str), np.zeros(0) if labels is None else labels)
-    # Under op determinism TensorFlow rewrites a parallel map into a sequential one, with
-    # an error line about the attribute it drops: ask for the sequential map then.
-    parallel = None if compat.op_determinism_enabled() else _workers()
+    # Decoding, unlike pipeline.py's gathers, costs as much as a small model's step: the
+    # autotuner sizes the parallel decodes and the prefetch buffer to what the step leaves
+    # free, as Keras's image_dataset_from_directory lets it (measured: fixed 2 parallel
+    # batches and prefetch 2 trained at 0.93 of Keras's images/s on 2 busy cores,
+    # AUTOTUNE at 1.00; BENCHMARKS.md). Under op determinism TensorFlow rewrites a parallel
+    # map into a sequential one, with an error line about the attribute it drops: ask for
+    # the sequential map then.
+    parallel = None if compat.op_determinism_enabled() else tf.data.AUTOTUNE
     dataset = tf.data.Dataset.zip(
         orders.flat_map(index_batches), tf.data.Dataset.from_tensors(arrays).repeat()
     ).map(decoded, num_parallel_calls=parallel, deterministic=True)
@@ -460,15 +465,8 @@ def _batches(
             math.ceil(n / batch_size) * (1 if pieces is None else pieces.count)
         )
     )
+    # The static optimizations would serialise the pipeline graph, paths included (as
+    # pipeline.py says).
     options = tf.data.Options()
     options.experimental_optimization.apply_default_optimizations = False
-    options.autotune.enabled = False
-    return dataset.with_options(options).prefetch(2)
-
-
-def _workers() -> int:
-    """Batches decoded at once: one per core this process may use."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
+    return dataset.with_options(options).prefetch(tf.data.AUTOTUNE)
