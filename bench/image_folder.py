@@ -24,6 +24,9 @@ took per image (all threads; steadier than wall time on a shared machine), image
 one more pass over the dataset without a model (the input pipeline alone), and the peak
 resident memory (TensorFlow's own import included, which is most of it).
 
+--interleaved-epochs N then trains both sides in one process, an epoch each in turn, N
+epochs each (a measure less moved by other work on a shared machine than separate runs).
+
 --scan-files N also writes N 32x32 PNGs into a folder of their own and times
 images.list_folder and images.scan on them, in a fresh process (files in the page cache).
 """
@@ -171,6 +174,49 @@ def cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def run_interleaved(args) -> dict:
+    """Both pipelines in one process, one epoch each in turn (each side its own model), so
+    both see the same load from whatever else the machine runs."""
+    from kinit_cli.data import images
+    from kinit_cli.runtime.imports import keras as keras_module
+    from kinit_cli.runtime.imports import tensorflow
+
+    keras, tf = keras_module(), tensorflow()
+    keras.utils.set_random_seed(args.seed)
+    folder = images.list_folder(Path(args.data))
+    paths, labels = folder.absolute("all"), folder.parts["all"][1]
+    fmt = images.scan(paths, None, "rgb")
+    epoch = tf.Variable(0, dtype=tf.int64)
+    sides = {
+        "kinit": (
+            images.train_dataset(
+                paths, labels, args.batch_size, args.seed, True, epoch, fmt, 255.0, False
+            ),
+            model(keras, fmt.size[0], rescale=False),
+        ),
+        "plain": (
+            keras.utils.image_dataset_from_directory(
+                args.data,
+                batch_size=args.batch_size,
+                image_size=fmt.size,
+                seed=args.seed,
+                verbose=False,
+            ),
+            model(keras, fmt.size[0], rescale=True),
+        ),
+    }
+    rates: dict[str, list[float]] = {"kinit": [], "plain": []}
+    for e in range(args.epochs):
+        for name in ("kinit", "plain") if e % 2 == 0 else ("plain", "kinit"):
+            data, m = sides[name]
+            epoch.assign(e)
+            start = time.perf_counter()
+            m.fit(data, initial_epoch=e, epochs=e + 1, verbose=0)
+            rates[name].append(len(paths) / (time.perf_counter() - start))
+    # The first epoch of each traces its training function: left out.
+    return {name: statistics.median(r[1:]) for name, r in rates.items()}
+
+
 def run_scan(args) -> dict:
     from kinit_cli.data import images
 
@@ -236,10 +282,17 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=3)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--scan-files", type=int, default=0)
-    parser.add_argument("--side", choices=["kinit", "plain", "scan"], help=argparse.SUPPRESS)
+    parser.add_argument("--interleaved-epochs", type=int, default=0)
+    sides = ["kinit", "plain", "scan", "interleaved"]
+    parser.add_argument("--side", choices=sides, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.side:
-        run = {"kinit": run_kinit, "plain": run_plain, "scan": run_scan}[args.side]
+        run = {
+            "kinit": run_kinit,
+            "plain": run_plain,
+            "scan": run_scan,
+            "interleaved": run_interleaved,
+        }[args.side]
         print(json.dumps(run(args)))
         return
     with tempfile.TemporaryDirectory() as tmp:
@@ -252,13 +305,21 @@ def main() -> None:
             for name in order:
                 results[name].append(side(name, data, args))
                 print(name, json.dumps(results[name][-1]), file=sys.stderr)
-        n = results["kinit"][0]["images"]
         source = f"--data {args.data}" if args.data else f"{args.size}x{args.size} PNG"
         print(
-            f"{n:,} images ({source}), {args.epochs} epochs, batch {args.batch_size}, "
-            f"{args.pairs} runs each, {os.cpu_count()} CPUs\n"
+            f"{source}, {args.epochs} epochs, batch {args.batch_size}, {args.pairs} runs "
+            f"each, {os.cpu_count()} CPUs"
         )
-        print(table(results))
+        if args.pairs:
+            print(f"{results['kinit'][0]['images']:,} images\n\n{table(results)}")
+        if args.interleaved_epochs:
+            args.epochs = args.interleaved_epochs
+            got = side("interleaved", data, args)
+            print(
+                f"\none process, {args.epochs} epochs of each side in turn: median images/s "
+                f"per epoch (the first left out): kinit {got['kinit']:,.0f}, plain Keras "
+                f"{got['plain']:,.0f}, kinit / plain {got['kinit'] / got['plain']:.2f}"
+            )
         if args.scan_files:
             scanned = Path(tmp) / "scan"
             make_folder(scanned, args.scan_files, 32)
