@@ -449,13 +449,13 @@ def _batches(
     # The paths and labels enter as one dataset element rather than as constants of the map
     # function, which tf.data would otherwise serialise with its graph (as pipeline.py does).
     arrays = (np.asarray(paths, dtype=str), np.zeros(0) if labels is None else labels)
-    # Decoding, unlike pipeline.py's gathers, costs as much as a small model's step: the
-    # autotuner sizes the parallel decodes and the prefetch buffer to what the step leaves
-    # free, as Keras's image_dataset_from_directory lets it (measured: fixed 2 parallel
-    # batches and prefetch 2 trained at 0.93 of Keras's images/s on 2 busy cores,
-    # AUTOTUNE at 1.00; BENCHMARKS.md). Under op determinism TensorFlow rewrites a parallel
-    # map into a sequential one, with an error line about the attribute it drops: ask for
-    # the sequential map then.
+    # Decoding, unlike pipeline.py's gathers, costs about as much as a small model's step:
+    # the autotuner sizes the parallel decodes and the prefetch to what the step leaves
+    # free, on any number of cores, as image_dataset_from_directory lets it (on 2 busy
+    # cores a fixed 2 batches and prefetch 2 trained as fast, within the noise;
+    # BENCHMARKS.md). Under op determinism TensorFlow rewrites a parallel map into a
+    # sequential one, with an error line about the attribute it drops: ask for the
+    # sequential map then.
     parallel = None if compat.op_determinism_enabled() else tf.data.AUTOTUNE
     dataset = tf.data.Dataset.zip(
         orders.flat_map(index_batches), tf.data.Dataset.from_tensors(arrays).repeat()
