@@ -204,7 +204,8 @@ def _headers(paths: Sequence[str]) -> tuple[list[tuple[int, int]], str | None]:
         except UnidentifiedImageError:
             problem = "not a PNG, JPEG, BMP or GIF image"
         except (OSError, SyntaxError, ValueError) as exc:  # PIL's errors for broken data
-            problem = str(exc) or type(exc).__name__
+            # An OSError of the system (permission, gone) says the path again: its reason only.
+            problem = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
         if problem is not None:
             return found, f"cannot decode image {path}: {problem}"
     return found, None

@@ -377,3 +377,10 @@ def test_a_file_that_fails_in_the_pipeline_is_named(ten):
     assert isinstance(named, DataError)
     assert str(named).startswith(f"cannot decode image {paths[6]}: ")
     assert images.failed_file(ValueError("other"), paths, RGB) is None
+
+
+def test_scan_names_a_file_that_went_away(tmp_path):
+    gone = tmp_path / "a" / "gone.png"
+    with pytest.raises(DataError) as info:
+        images.scan([str(gone)], None, "rgb")
+    assert str(info.value) == f"cannot decode image {gone}: No such file or directory"
