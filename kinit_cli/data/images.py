@@ -461,13 +461,16 @@ def _batches(
     dataset = tf.data.Dataset.zip(
         orders.flat_map(index_batches), tf.data.Dataset.from_tensors(arrays).repeat()
     ).map(decoded, num_parallel_calls=parallel, deterministic=True)
-    dataset = dataset.apply(
-        tf.data.experimental.assert_cardinality(
-            math.ceil(n / batch_size) * (1 if pieces is None else pieces.count)
-        )
-    )
-    # The static optimizations would serialise the pipeline graph, paths included (as
-    # pipeline.py says).
+    return _finished(dataset, math.ceil(n / batch_size) * (1 if pieces is None else pieces.count))
+
+
+def _finished(dataset: Any, batches: int) -> Any:
+    """The dataset with its length stated (flat_map hides it, and Keras warns "ran out of
+    data" at the end of a dataset whose length it does not know), without the static
+    optimizations (which would serialise the pipeline graph, paths included, as pipeline.py
+    says), prefetching."""
+    tf = tensorflow()
+    dataset = dataset.apply(tf.data.experimental.assert_cardinality(batches))
     options = tf.data.Options()
     options.experimental_optimization.apply_default_optimizations = False
     return dataset.with_options(options).prefetch(tf.data.AUTOTUNE)
