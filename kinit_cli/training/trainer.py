@@ -194,6 +194,7 @@ class Trainer:
                 raise failure from exc
             except Exception as exc:
                 failure = exc if isinstance(exc, KinitError) else plugin_failure(exc, "training")
+                failure = failure or self._image_failure(exc)
                 self._record_failure(failure or exc)
                 if failure is None:
                     raise
@@ -308,6 +309,15 @@ class Trainer:
             return self.batches.train_batches(*common, d.scale, self.plan.distribution.replicas)
         return pipeline.train_dataset(*common, pieces, d.scale)
 
+    def _image_failure(self, exc: BaseException) -> KinitError | None:
+        """The image file TensorFlow failed to decode, named (it changed after the header
+        check, or its data is damaged past its header); None for any other error."""
+        d = self.plan.data
+        if not d.files:
+            return None
+        paths = [x for x in (d.x_train, d.x_val, d.x_test) if x is not None]
+        return images.failed_file(exc, list(np.concatenate(paths)), self._image_format()[0])
+
     def _image_format(self) -> tuple[Any, float | None, bool]:
         """(ImageFormat, scale, flatten) of an image folder's batches."""
         prep = self.plan.data.preprocessing
@@ -335,7 +345,13 @@ class Trainer:
 
         if self.plan.loop is not None:
             return self.plan.loop.evaluate(dataset, steps(d.x_test, batch))
-        test = self.plan.built.model.evaluate(dataset(), return_dict=True, verbose=0)
+        try:
+            test = self.plan.built.model.evaluate(dataset(), return_dict=True, verbose=0)
+        except Exception as exc:
+            failure = self._image_failure(exc)
+            if failure is None:
+                raise
+            raise failure from exc
         return {key: float(v) for key, v in test.items()}
 
     def _on_signal(self, signum: int, frame: Any) -> None:

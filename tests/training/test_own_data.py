@@ -291,3 +291,21 @@ def test_float_arrays_say_normalize_leaves_them_as_they_are(runner, tmp_path):
     )
     prep = json.loads((tmp_path / "run" / "preprocessing.json").read_text())
     assert prep["kind"] == "arrays" and prep["scale"] is None
+
+
+@pytest.mark.slow
+def test_an_image_that_fails_to_decode_while_training_is_named(runner, tmp_path, monkeypatch):
+    from kinit_cli.data import images
+    from kinit_cli.data.preprocessing import ImageFormat
+
+    write_images(tmp_path / "pictures")
+    broken = tmp_path / "pictures" / "light" / "3.png"
+    broken.write_bytes(broken.read_bytes()[:40])  # changed after the header check
+    # The header check passes (as for a file changed after it ran).
+    monkeypatch.setattr(images, "scan", lambda *a: ImageFormat((8, 8), "grayscale"))
+    out = tmp_path / "run"
+    config = str(image_config(tmp_path, [8, 8, 1]))
+    result = runner.invoke(cli, ["train", config, "--output", str(out)])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith(f"error: cannot decode image {broken}: ")
+    assert json.loads((out / "metrics.json").read_text())["status"] == "failed"
