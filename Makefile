@@ -63,6 +63,9 @@ bench: install
 	$(BIN)/python bench/inspect_speed.py
 	$(BIN)/python bench/startup.py
 	$(BIN)/python bench/printing_overhead.py $(if $(DATA),--data $(DATA))
+	$(BIN)/python bench/table_read.py
+	$(BIN)/python bench/image_folder.py
+	$(BIN)/python bench/predict_speed.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
