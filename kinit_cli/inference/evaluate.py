@@ -108,14 +108,20 @@ def scores(confusion: np.ndarray) -> list[ClassScores]:
     return out
 
 
+def open_data(run: LoadedRun, data: str | Path | None) -> Input:
+    """DATA (labelled, as predict's INPUT), or without it the run's own test split."""
+    return open_input(data, run, labels=True) if data is not None else own_test_split(run)
+
+
 def evaluate(
     run: LoadedRun,
-    data: str | Path | None = None,
+    source: Input | str | Path | None = None,
     size: int | None = None,
     progress: Progress | None = None,
 ) -> Evaluation:
-    """Evaluate `run` on `data` (labelled, as predict's INPUT) or on its own test split."""
-    source = open_input(data, run, labels=True) if data is not None else own_test_split(run)
+    """Evaluate `run` on `source` (an opened Input, or DATA as open_data takes it)."""
+    if not isinstance(source, Input):
+        source = open_data(run, source)
     size = batch_size(run, size)
     notes = list(run.notes)
     loss, metrics = _keras_metrics(run, source, size)
