@@ -12,19 +12,29 @@ import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from kinit_cli.data.preprocessing import ImageFormat, Preprocessing
 from kinit_cli.errors import DataError, UsageError
 
-if TYPE_CHECKING:
-    from kinit_cli.inference.runs import LoadedRun
-
 ARRAY_SUFFIXES = (".npy", ".npz")
 X_KEYS = ("x", "x_test")  # an .npz's inputs, and the labels beside each
 Y_KEYS = {"x": "y", "x_test": "y_test"}
+
+
+class Target(Protocol):
+    """What inputs are prepared for (runs.LoadedRun): its preprocessing and classes."""
+
+    target: str
+    preprocessing: Preprocessing
+
+    @property
+    def class_names(self) -> tuple[str, ...]: ...
+
+    @property
+    def task(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -56,7 +66,7 @@ class Input:
 
 
 def open_input(
-    source: str | Path | Sequence[str] | np.ndarray, run: LoadedRun, labels: bool = False
+    source: str | Path | Sequence[str] | np.ndarray, run: Target, labels: bool = False
 ) -> Input:
     """`source` as batches for `run`'s model; `labels`: evaluate's, so the labels must be
     there. DataError for an input that does not exist, cannot be read, or does not fit."""
@@ -95,7 +105,7 @@ def open_input(
 # --------------------------------------------------------------------------- arrays
 
 
-def _array_file(name: str, path: Path, run: LoadedRun, labels: bool) -> Input:
+def _array_file(name: str, path: Path, run: Target, labels: bool) -> Input:
     """An .npy file (mapped, no labels) or an .npz (`x` or `x_test`, or its only array, with
     `y` or `y_test` as labels)."""
     try:
@@ -120,7 +130,7 @@ def _array_file(name: str, path: Path, run: LoadedRun, labels: bool) -> Input:
     return _arrays(name, x, y, run, labels)
 
 
-def _arrays(name: str, x: np.ndarray, y: np.ndarray | None, run: LoadedRun, labels: bool) -> Input:
+def _arrays(name: str, x: np.ndarray, y: np.ndarray | None, run: Target, labels: bool) -> Input:
     prep = run.preprocessing
     if not (np.issubdtype(x.dtype, np.number) or x.dtype == np.bool_):
         raise DataError(f"{name} holds {x.dtype} values; expected numbers")
@@ -165,7 +175,7 @@ def _example_shape(name: str, shape: tuple[int, ...], prep: Preprocessing) -> tu
     return example
 
 
-def _array_labels(name: str, y: np.ndarray, n: int, run: LoadedRun) -> np.ndarray:
+def _array_labels(name: str, y: np.ndarray, n: int, run: Target) -> np.ndarray:
     """Labels beside arrays: class ids the run knows (a regression's values as float32)."""
     if y.ndim == 2 and y.shape[1] == 1:
         y = y[:, 0]
@@ -191,7 +201,7 @@ def _array_labels(name: str, y: np.ndarray, n: int, run: LoadedRun) -> np.ndarra
 # --------------------------------------------------------------------------- tables
 
 
-def _table(name: str, path: Path, run: LoadedRun, labels: bool) -> Input:
+def _table(name: str, path: Path, run: Target, labels: bool) -> Input:
     """A table with the run's feature columns (the label column optional), encoded with the
     run's vocabularies and statistics a batch at a time."""
     from kinit_cli.data import tables  # until the table and image readers land
@@ -222,7 +232,7 @@ def _table(name: str, path: Path, run: LoadedRun, labels: bool) -> Input:
 # --------------------------------------------------------------------------- images
 
 
-def _image_folder(name: str, path: Path, run: LoadedRun, labels: bool) -> Input:
+def _image_folder(name: str, path: Path, run: Target, labels: bool) -> Input:
     """A folder of class folders (its `test/` part when it has train/ and test/), labelled
     by folder name; or a folder of images alone, unlabelled."""
     from kinit_cli.data import images  # until the table and image readers land
@@ -242,7 +252,7 @@ def _image_folder(name: str, path: Path, run: LoadedRun, labels: bool) -> Input:
     return _decoded(name, shown, [str(p) for p in folder.absolute(part)], y, run)
 
 
-def _folder_labels(name: str, found: Sequence[str], ids: np.ndarray, run: LoadedRun) -> np.ndarray:
+def _folder_labels(name: str, found: Sequence[str], ids: np.ndarray, run: Target) -> np.ndarray:
     """The folder's class ids as the run's: by class name, not by the folder's own order."""
     if run.task == "regression":
         raise DataError(f"{name}: a folder's classes cannot label a regression")
@@ -258,7 +268,7 @@ def _folder_labels(name: str, found: Sequence[str], ids: np.ndarray, run: Loaded
 
 
 def _image_files(
-    given: Sequence[str], run: LoadedRun, labels: bool, name: str | None = None
+    given: Sequence[str], run: Target, labels: bool, name: str | None = None
 ) -> Input:
     from kinit_cli.data import images  # until the table and image readers land
 
@@ -277,7 +287,7 @@ def _image_files(
 
 
 def _decoded(
-    name: str, shown: list[str], paths: list[str], y: np.ndarray | None, run: LoadedRun
+    name: str, shown: list[str], paths: list[str], y: np.ndarray | None, run: Target
 ) -> Input:
     """Image files decoded a batch at a time by the run's pipeline (data/images.py)."""
     from kinit_cli.data import images  # until the table and image readers land

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -20,13 +20,11 @@ from kinit_cli.config.settings import Settings
 from kinit_cli.data import preprocessing as records
 from kinit_cli.data.preprocessing import Preprocessing
 from kinit_cli.errors import UsageError
+from kinit_cli.inference.inputs import open_input
 from kinit_cli.model import saved, sources
 from kinit_cli.model.prepared import Checked
 from kinit_cli.registry.catalog import Registry
 from kinit_cli.registry.trust import Trust
-
-if TYPE_CHECKING:
-    from kinit_cli.inference.inputs import Input
 
 
 @dataclass(frozen=True)
@@ -76,9 +74,7 @@ class LoadedRun:
     def preprocess(self, source: str | Path | Sequence[str] | np.ndarray) -> np.ndarray:
         """The model's input for `source` (a table path, image paths or an image folder, an
         .npy/.npz path or an array), prepared exactly as predict prepares it."""
-        from kinit_cli.inference import inputs
-
-        opened: Input = inputs.open_input(source, self)
+        opened = open_input(source, self)
         parts = [batch.x for batch in opened.batches(max(1, opened.rows))]
         if not parts:
             return np.zeros((0, *self.preprocessing.input_shape), np.float32)
