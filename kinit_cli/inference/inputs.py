@@ -267,9 +267,7 @@ def _folder_labels(name: str, found: Sequence[str], ids: np.ndarray, run: Target
     return mapping[ids]
 
 
-def _image_files(
-    given: Sequence[str], run: Target, labels: bool, name: str | None = None
-) -> Input:
+def _image_files(given: Sequence[str], run: Target, labels: bool, name: str | None = None) -> Input:
     from kinit_cli.data import images  # until the table and image readers land
 
     name = name or (given[0] if len(given) == 1 else f"{len(given)} image files")

@@ -33,7 +33,9 @@ def _model(run):
     return keras.saving.load_model(run / "model.keras")
 
 
-def test_csv_rows_are_model_predict_on_the_preprocessed_inputs(runner, digits_run, pixels, tmp_path):
+def test_csv_rows_are_model_predict_on_the_preprocessed_inputs(
+    runner, digits_run, pixels, tmp_path
+):
     path, prepared = pixels
     out = tmp_path / "p.csv"
     result = runner.invoke(cli, ["predict", str(digits_run), str(path), "-o", str(out)])
@@ -170,7 +172,9 @@ def test_npz_reads_x_and_its_float_values_as_they_are(runner, digits_run, tmp_pa
     path = tmp_path / "d.npz"
     np.savez(path, x=x)
     out = tmp_path / "p.npy"
-    assert runner.invoke(cli, ["predict", str(digits_run), str(path), "-o", str(out)]).exit_code == 0
+    assert (
+        runner.invoke(cli, ["predict", str(digits_run), str(path), "-o", str(out)]).exit_code == 0
+    )
     expected = _model(digits_run).predict(x.reshape(25, 64), verbose=0)
     np.testing.assert_allclose(np.load(out), expected, rtol=1e-5, atol=1e-6)
 
@@ -197,7 +201,9 @@ def test_load_run_predicts_as_the_cli(runner, digits_run, pixels, tmp_path):
 
     path, prepared = pixels
     out = tmp_path / "p.npy"
-    assert runner.invoke(cli, ["predict", str(digits_run), str(path), "-o", str(out)]).exit_code == 0
+    assert (
+        runner.invoke(cli, ["predict", str(digits_run), str(path), "-o", str(out)]).exit_code == 0
+    )
     loaded = kinit_cli.load_run(digits_run)
     np.testing.assert_array_equal(loaded.preprocess(path), prepared)
     np.testing.assert_allclose(
