@@ -43,8 +43,8 @@ _target_options = stack(
         "--batch-size",
         type=click.IntRange(min=1),
         metavar="N",
-        help="Examples per model call (default: the run's train.batch_size; 256 for a .keras "
-        "file).",
+        help="Examples per model call (default: as many as fit in 16 MiB of input, at most "
+        "1,024, at least the run's train.batch_size).",
     ),
 )
 
