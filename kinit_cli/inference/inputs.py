@@ -29,6 +29,7 @@ class Target(Protocol):
 
     target: str
     preprocessing: Preprocessing
+    recorded: bool  # the run's preprocessing.json (False: the fallback for older runs)
 
     @property
     def class_names(self) -> tuple[str, ...]: ...
@@ -138,8 +139,10 @@ def _arrays(name: str, x: np.ndarray, y: np.ndarray | None, run: Target, labels:
     if y is not None:
         y = _array_labels(name, y, len(x), run)
     _require_labels(name, y is not None, labels, "y or y_test in an .npz beside x or x_test")
+    # The run's record divides the source's values, whatever their type, as training did
+    # (digits' 0..16 by 16); a run without one divided uint8 pixels only.
     integer = np.issubdtype(x.dtype, np.integer)
-    scale = np.float32(prep.scale) if prep.scale and integer else None
+    scale = np.float32(prep.scale) if prep.scale and (integer or run.recorded) else None
 
     def make(size: int) -> Iterator[Batch]:
         for start in range(0, len(x), size):
