@@ -11,7 +11,7 @@ STAMP := $(VENV)/.kinit-installed
 # takes pip's own choice.
 TORCH ?= torch==2.13.0
 
-.PHONY: install demo test test-fast lint format bench clean
+.PHONY: install demo examples test test-fast lint format bench clean
 
 install: $(STAMP)
 
@@ -30,6 +30,11 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 demo: $(CORE)
 	$(BIN)/kinit train configs/digits.yaml
+
+# The data of configs/table.yaml and configs/images.yaml, in configs/data/ (README, Train on
+# your own data).
+examples: $(CORE)
+	$(BIN)/python configs/make_examples.py
 
 # Tests run in JOBS workers (pytest-xdist), each test file whole in one of them, so a file's
 # shared fixtures (a trained run) are made once. test-fast leaves out the tests marked slow

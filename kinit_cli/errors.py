@@ -127,7 +127,7 @@ class UntrustedCode(UsageError):
 class DataError(KinitError):
     """A data set cannot be found, downloaded or read, or does not fit the model."""
 
-    exit_code = 1
+    exit_code = 2
 
 
 class NonFiniteDataError(DataError):

@@ -33,6 +33,7 @@ RUN_FILES = [
     "history.csv",
     "metrics.json",
     "model.keras",
+    "preprocessing.json",
     "weights-final.json",
     "weights-init.json",
 ]

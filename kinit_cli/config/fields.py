@@ -301,7 +301,9 @@ def image_size(v: Any) -> str | None:
     if v is None:
         return None
     ok = isinstance(v, list) and len(v) == 2 and all(_is_int(i) and 1 <= i <= 65535 for i in v)
-    return None if ok else f"expected [height, width] (two integers from 1 to 65535), got {kind_of(v)}"
+    return (
+        None if ok else f"expected [height, width] (two integers from 1 to 65535), got {kind_of(v)}"
+    )
 
 
 @with_schema({"type": ["array", "null"], "items": {"type": "string"}, "minItems": 1})

@@ -20,8 +20,10 @@ from typing import Any
 import numpy as np
 
 from kinit_cli.config.settings import Data
-from kinit_cli.data import files
+from kinit_cli.data import files, images, tables
 from kinit_cli.data.files import NPZ_KEYS
+from kinit_cli.data.preprocessing import Preprocessing, SplitRecord, Task
+from kinit_cli.data.splits import Splits, divided
 from kinit_cli.errors import (
     DataError,
     NonFiniteDataError,
@@ -39,42 +41,14 @@ KERAS_SETS = {
     "cifar10": "cifar-10-batches-py-target",
 }
 NAMES = ("digits", *KERAS_SETS)
+# What data.path may name, as messages say it.
+KINDS = (
+    "a table (.csv, .tsv, .csv.gz, .parquet), a folder of class folders of images, "
+    "a folder of IDX files or an .npz file"
+)
 _DIGITS_TEST_FRACTION = 0.2
 # Values per step of the finite-values scan: 1 MiB of booleans at a time, whatever the size.
 _FINITE_CHUNK = 1 << 20
-
-
-@dataclass
-class Splits:
-    """The examples of one data set, split and shaped for the model.
-
-    Pixels stored as uint8 stay uint8, and `scale` says what to divide them by: a quarter of
-    the memory of float32, and a quarter of the bytes each batch gathers. The pipelines
-    (pipeline.py) normalise each batch with the same float32 division NumPy would have
-    made, so the model sees bit-identical inputs. `scale` None: the arrays are already the
-    model's float32.
-    """
-
-    name: str
-    source: str
-    x_train: np.ndarray
-    y_train: np.ndarray
-    x_val: np.ndarray | None
-    y_val: np.ndarray | None
-    x_test: np.ndarray
-    y_test: np.ndarray
-    num_classes: int
-    scale: float | None = None
-
-    def model_input(self, x: np.ndarray) -> np.ndarray:
-        """Examples of one split as the model takes them: float32, normalised."""
-        return x if self.scale is None else _divided(x, self.scale)
-
-    @property
-    def sizes(self) -> dict[str, int]:
-        """Examples per split (validation 0 when there is none)."""
-        validation = 0 if self.x_val is None else len(self.x_val)
-        return {"train": len(self.x_train), "validation": validation, "test": len(self.x_test)}
 
 
 @dataclass
@@ -95,6 +69,10 @@ def load(
     input_shape: tuple[int | None, ...],
     seed: int | None,
     base_dir: Path,
+    *,
+    task: Task = "classification",
+    recorded: SplitRecord | None = None,
+    prep: Preprocessing | None = None,
 ) -> Splits:
     """Load the `data:` section's data set, split and shaped to fit `input_shape`.
 
@@ -103,7 +81,33 @@ def load(
         input_shape: the model's input shape without the batch axis; None matches any size.
         seed: the run's seed; chooses the validation hold-out (None: 0).
         base_dir: the folder a relative `data.path` is resolved against.
+        task: "regression" when the loss compares values (labels.task_of): a table's
+            label column is then a number, not a class.
+        recorded: a run's split.json: its parts, instead of drawing them again.
+        prep: a run's preprocessing: applied as it was, never fitted again.
     """
+    path = data_path(section, base_dir)
+    if path is not None and (tables.is_table(path) or images.is_image_folder(path)):
+        from kinit_cli.data import loaders
+
+        if tables.is_table(path):
+            return loaders.table(path, section, input_shape, seed, task, recorded, prep)
+        return loaders.image_folder(path, section, input_shape, seed, recorded, prep)
+    return _load_arrays(section, input_shape, seed, base_dir)
+
+
+def data_path(section: Data, base_dir: Path) -> Path | None:
+    """`data.path` resolved against the config's folder (None when not given)."""
+    if not section.path:
+        return None
+    given = Path(section.path).expanduser()
+    return given if given.is_absolute() else base_dir / given
+
+
+def _load_arrays(
+    section: Data, input_shape: tuple[int | None, ...], seed: int | None, base_dir: Path
+) -> Splits:
+    """A source of arrays: digits, a Keras download, IDX files or an .npz."""
     raw = _read(section, base_dir)
     _check_finite(raw)
     splits = {
@@ -129,14 +133,25 @@ def load(
             f"{len(splits['test'][0])} test examples; both splits need at least one"
         )
     normalize, flatten = section.normalize, section.flatten
-    scale = None
+    scale, notes = None, ()
     if all(x.dtype == np.uint8 for x, _ in splits.values()):
         scale = (raw.scale or 255.0) if normalize else 1.0  # divided batch by batch
+        divisor = scale
     else:
+        divisor = _divisor(splits["train"][0], raw.scale, normalize)
+        if normalize and divisor is None:
+            notes = (_float_note(raw.source, splits["train"][0]),)
         splits = {
             split: (_normalized(x, raw.scale, normalize), y) for split, (x, y) in splits.items()
         }
     shaped = {split: (_fit_shape(x, input_shape, flatten), y) for split, (x, y) in splits.items()}
+    record = Preprocessing(
+        kind="arrays",
+        input_shape=tuple(input_shape),
+        scale=divisor,
+        flatten=shaped["train"][0].ndim == 2 and splits["train"][0].ndim > 2,
+        num_classes=num_classes,
+    )
     return Splits(
         raw.name,
         raw.source,
@@ -145,29 +160,42 @@ def load(
         *shaped["test"],
         num_classes,
         scale,
+        preprocessing=record,
+        notes=notes,
+    )
+
+
+def _divisor(x: np.ndarray, scale: float | None, normalize: bool) -> float | None:
+    """What _normalized divides this source's values by (None: nothing)."""
+    if not normalize:
+        return None
+    if scale is not None:
+        return scale
+    return None if np.issubdtype(x.dtype, np.floating) else 255.0
+
+
+def _float_note(source: str, x: np.ndarray) -> str:
+    """What data.normalize did not do to float data, said once."""
+    low, high = (float(x.min()), float(x.max())) if x.size else (0.0, 0.0)
+    return (
+        f"data.normalize: {source} holds {x.dtype} values ({low:.4g} to {high:.4g}), used "
+        "as they are: normalize divides integer pixels by 255 and standardises table "
+        "columns; scale float arrays yourself, or set data.normalize: false to say so"
     )
 
 
 def _read(section: Data, base_dir: Path) -> _SourceArrays:
     """The source the section names: `path` when given, else `name`."""
-    if section.path:
-        given = Path(section.path).expanduser()
-        path = given if given.is_absolute() else base_dir / given
-        if not path.exists():
-            raise DataError(
-                f"data.path {section.path!r} does not exist: there is no file or folder "
-                f"{path}. Give a folder of IDX files or an .npz file."
-            )
+    path = data_path(section, base_dir)
+    if path is not None:
+        check_path(section, path)
         if path.is_dir():
-            arrays = files.read_idx_folder(path)
+            arrays = files.read_idx_folder(path, KINDS)
             return _SourceArrays(path.name, f"IDX files in {path}", *arrays, scale=None)
         what = bounded.kind_of(path)
         if what is not None:
-            raise DataError(
-                f"data.path {section.path!r} is {what}, not a file: give a folder of IDX "
-                "files or an .npz file."
-            )
-        arrays = files.read_npz(path)
+            raise DataError(f"data.path {section.path!r} is {what}, not a file: give {KINDS}.")
+        arrays = files.read_npz(path, KINDS)
         return _SourceArrays(path.stem, f"NumPy archive {path}", *arrays, scale=None)
     name = section.name
     if name == "digits":
@@ -179,8 +207,34 @@ def _read(section: Data, base_dir: Path) -> _SourceArrays:
         raise DataError(f"give data.name or data.path. {known}.")
     raise DataError(
         f"unknown data set {name!r}.{did_you_mean(name, NAMES)} {known}; "
-        "or set data.path to a folder of IDX files or an .npz file."
+        f"or set data.path to {KINDS}."
     )
+
+
+def check(section: Data, base_dir: Path) -> None:
+    """What `validate` can say of the data without loading it: the path exists and is
+    readable, a table has the columns the section names, an image folder has classes."""
+    path = data_path(section, base_dir)
+    if path is None:
+        return
+    check_path(section, path)
+    if tables.is_table(path):
+        tables.check_columns(path, tables.column_names(path), section.label, section.features)
+    elif images.is_image_folder(path):
+        from kinit_cli.data import loaders
+
+        loaders.classes_of(images.list_folder(path), path)
+
+
+def check_path(section: Data, path: Path) -> None:
+    """DataError for a data.path that is not there or cannot be read."""
+    if not path.exists():
+        raise DataError(
+            f"data.path {section.path!r} does not exist: there is no file or folder {path}. "
+            f"Give {KINDS}."
+        )
+    if not os.access(path, os.R_OK | (os.X_OK if path.is_dir() else 0)):
+        raise DataError(f"data.path {section.path!r} cannot be read: {path} is not readable")
 
 
 def _read_digits() -> _SourceArrays:
@@ -192,13 +246,13 @@ def _read_digits() -> _SourceArrays:
     order = np.random.default_rng(0).permutation(n)
     n_test = math.ceil(n * _DIGITS_TEST_FRACTION)
     test, train = np.sort(order[:n_test]), np.sort(order[n_test:])
-    images = digits.images  # float64 in 0..16
+    pixels = digits.images  # float64 in 0..16
     return _SourceArrays(
         "digits",
         f"scikit-learn digits (bundled, {n:,} images)",
-        images[train],
+        pixels[train],
         digits.target[train],
-        images[test],
+        pixels[test],
         digits.target[test],
         scale=16.0,
     )
@@ -353,14 +407,7 @@ def _normalized(x: np.ndarray, scale: float | None, normalize: bool) -> np.ndarr
                 f"to {x.max()}; store uint8 pixels or floats, or set data.normalize: false"
             )
         scale = 255.0
-    return _divided(x, scale)
-
-
-def _divided(x: np.ndarray, scale: float) -> np.ndarray:
-    """x / scale in float32: the division the pipelines repeat batch by batch."""
-    out = x.astype(np.float32)  # a copy: safe to divide in place, no float64 temporary
-    out /= np.float32(scale)
-    return out
+    return divided(x, scale)
 
 
 def _fit_shape(

@@ -33,8 +33,9 @@ NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
 _IDX_TYPES = {0x08: "u1", 0x09: "i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
-def read_idx_folder(folder: Path) -> list[np.ndarray]:
-    """The four arrays of a folder of IDX files (IDX_FILES, each plain or .gz)."""
+def read_idx_folder(folder: Path, kinds: str = "") -> list[np.ndarray]:
+    """The four arrays of a folder of IDX files (IDX_FILES, each plain or .gz); `kinds`:
+    what else data.path may name, for the message when the folder is none of them."""
     found: dict[str, Path] = {}
     for stem in IDX_FILES:
         for candidate in (folder / stem, folder / f"{stem}.gz"):
@@ -51,6 +52,7 @@ def read_idx_folder(folder: Path) -> list[np.ndarray]:
         raise DataError(
             f"{folder} lacks the IDX file{'s' if len(missing) > 1 else ''} "
             f"{', '.join(missing)} (each may end in .gz). It holds: {shown or 'nothing'}."
+            + (f" data.path takes {kinds}." if kinds and not found else "")
         )
     arrays = [_read_idx(found[stem], 3 if "images" in stem else 1) for stem in IDX_FILES]
     for images, labels in ((0, 1), (2, 3)):
@@ -122,12 +124,12 @@ def _check_idx_size(
     )
 
 
-def read_npz(path: Path) -> list[np.ndarray]:
+def read_npz(path: Path, kinds: str = "a folder of IDX files or an .npz file") -> list[np.ndarray]:
     """The arrays NPZ_KEYS names in an .npz file, each header checked before its values."""
     if not zipfile.is_zipfile(path):
         raise DataError(
             f"{path} is not an .npz file (a zip of .npy arrays, as numpy.savez writes). "
-            "data.path takes a folder of IDX files or an .npz file."
+            f"data.path takes {kinds}."
         )
     try:
         with np.load(path, allow_pickle=False) as archive:

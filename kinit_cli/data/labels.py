@@ -17,7 +17,7 @@ import numpy as np
 from kinit_cli.errors import DataError
 
 if TYPE_CHECKING:
-    from kinit_cli.data.datasets import Splits
+    from kinit_cli.data.splits import Splits
 
 # By name without underscores, lower case -> the Keras spelling used in messages.
 SPARSE = {  # class ids 0..units-1, one per example
@@ -137,3 +137,31 @@ def _check_ids(
         takes += f". Give the last layer one unit per class, or relabel the data to 0..{units - 1}."
     if problems:
         raise DataError("; ".join(problems) + f"; {takes}")
+
+
+# Keras's losses that compare a value with a value (by name without underscores, lower
+# case): a table's label column is then a number to predict, not a class.
+REGRESSION = {
+    "meansquarederror",
+    "mse",
+    "meanabsoluteerror",
+    "mae",
+    "meanabsolutepercentageerror",
+    "mape",
+    "meansquaredlogarithmicerror",
+    "msle",
+    "huber",
+    "logcosh",
+}
+
+
+def task_of(loss: Any) -> str:
+    """ "regression" when compile.loss (a name or a {class_name, config} spec, as the config
+    holds it) is one of Keras's regression losses, else "classification"."""
+    name = loss.get("class_name") if isinstance(loss, dict) else loss
+    if not isinstance(name, str):
+        return "classification"
+    package, _, name = name.rpartition(">")
+    if package and package.lower() != "keras":
+        return "classification"
+    return "regression" if name.replace("_", "").lower() in REGRESSION else "classification"

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from kinit_cli.storage import records
+from kinit_cli.storage import records, rundir
 from kinit_cli.storage.records import (
     Check,
     boolean,
@@ -23,8 +23,8 @@ from kinit_cli.storage.records import (
     text,
 )
 
-PREPROCESSING = "preprocessing.json"
-SPLIT = "split.json"
+PREPROCESSING = rundir.PREPROCESSING
+SPLIT = rundir.SPLIT
 
 Kind = Literal["arrays", "table", "images"]
 Task = Literal["classification", "regression"]
@@ -254,7 +254,12 @@ def _member(value: Any, where: str) -> str | None:
     if not isinstance(value, str):
         return count(value, where)
     parts = value.split("/")
-    if not value or value.startswith("/") or "\\" in value or any(p in ("", ".", "..") for p in parts):
+    if (
+        not value
+        or value.startswith("/")
+        or "\\" in value
+        or any(p in ("", ".", "..") for p in parts)
+    ):
         return f"`{where}` must be a path inside the image folder; it is {value!r}"
     return None
 

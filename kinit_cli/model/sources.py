@@ -22,9 +22,11 @@ from kinit_cli.config import schema
 from kinit_cli.config import source as config_mod
 from kinit_cli.config.model_schema import layer_names, unused, unused_text
 from kinit_cli.config.settings import InitFrom, Section, Settings
+from kinit_cli.data import datasets
 from kinit_cli.errors import (
     BackendError,
     ConfigError,
+    DataError,
     DeclaredSizeError,
     KinitError,
     ModelFileError,
@@ -117,6 +119,20 @@ def _backend_settings(config: config_mod.Config, settings: Settings) -> None:
     problems.raise_any()
 
 
+def check_data(checked: Checked) -> None:
+    """The data the config names, checked without loading it (datasets.check), before
+    TensorFlow is imported: a problem is the config's, at the key that names the data."""
+    try:
+        datasets.check(checked.settings.data, checked.config.base_dir)
+    except DataError as exc:
+        text = str(exc)
+        key = next((k for k in ("label", "features") if f"data.{k}" in text), "path")
+        if checked.settings.data.path is None:
+            raise
+        text = text.removeprefix(f"data.{key} ")
+        raise ConfigError([checked.config.problem(("data", key), text)]) from None
+
+
 def prepare(
     source: str | Path | Checked,
     overrides: Sequence[str] = (),
@@ -153,6 +169,8 @@ def prepare(
     else:
         checked = check(source, overrides, any_run=callbacks, requested=requested)
     config, settings = checked.config, checked.settings
+    if callbacks or training:
+        check_data(checked)
     # Loading plugins imports Keras (and TensorFlow): only once the schema is satisfied.
     withheld: list[str] = []
     # A config in a run directory is that run's (someone else's, maybe), not the user's.

@@ -33,11 +33,27 @@ METRICS = "metrics.json"
 WEIGHTS_INIT = "weights-init.json"
 WEIGHTS_FINAL = "weights-final.json"
 BACKUP = "backup"  # Keras BackupAndRestore's folder: the state after the last full epoch
+# What was done to the data before the model saw it, and which examples went where
+# (data/preprocessing.py): what predict and evaluate repeat.
+PREPROCESSING = "preprocessing.json"
+SPLIT = "split.json"
 
 
 MARKER = ".kinit-run"  # says kinit made the folder (ownership.py); locked while a run uses it
 # What kinit writes in a run directory: all that --overwrite may replace.
-OWN_FILES = (CONFIG, MODEL, WEIGHTS, HISTORY, METRICS, WEIGHTS_INIT, WEIGHTS_FINAL, BACKUP, MARKER)
+OWN_FILES = (
+    CONFIG,
+    MODEL,
+    WEIGHTS,
+    HISTORY,
+    METRICS,
+    WEIGHTS_INIT,
+    WEIGHTS_FINAL,
+    BACKUP,
+    PREPROCESSING,
+    SPLIT,
+    MARKER,
+)
 
 
 def config_of(run_dir: Path, command: str = "") -> Path:

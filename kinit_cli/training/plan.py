@@ -21,9 +21,9 @@ import numpy as np
 
 from kinit_cli.config import source as config_mod
 from kinit_cli.config.settings import Settings
-from kinit_cli.data.datasets import Splits
 from kinit_cli.data.datasets import load as load_data
-from kinit_cli.data.labels import check_labels
+from kinit_cli.data.labels import check_labels, task_of
+from kinit_cli.data.splits import Splits
 from kinit_cli.errors import ConfigError, DistributeError, UsageError
 from kinit_cli.model import sources
 from kinit_cli.model.build import BuiltModel
@@ -109,7 +109,7 @@ class Plan:
 
     def notes(self) -> list[str]:
         """What works but deserves a word, the copies among the initial weights included."""
-        return self.prepared.notes() + [d.message() for d in self.duplicates]
+        return [*self.prepared.notes(), *self.data.notes, *(d.message() for d in self.duplicates)]
 
     def header(self) -> dict[str, Any]:
         """What the run is, as the lines above its first table."""
@@ -165,6 +165,12 @@ def plan(
         requested=options.backend,
     )
     data = _data(prepared)
+    if data.files and distribution.name == "data_parallel":
+        raise DistributeError(
+            "an image folder does not train under data_parallel yet: its batches come "
+            "from tf.data, which cannot pad a last partial batch for the devices; train on "
+            "one device (--device cpu or --strategy none)"
+        )
     scratch = None
     if not distribution.is_chief:
         # Other workers write what the callbacks write too, into a folder of their own that
@@ -277,7 +283,8 @@ def _data(prepared: Prepared) -> Splits:
             f"{len(model.inputs)} inputs and {len(model.outputs)} outputs"
         )
     shape = tuple(model.inputs[0].shape[1:])
-    data = load_data(settings.data, shape, int(settings.seed), prepared.config.base_dir)
+    task = task_of(settings.compile.loss)
+    data = load_data(settings.data, shape, int(settings.seed), prepared.config.base_dir, task=task)
     args = prepared.compile_args
     check_labels(data, model, args.get("loss"), args.get("metrics", ()))
     return data

@@ -18,7 +18,7 @@ import numpy as np
 
 from kinit_cli.config import source as config_mod
 from kinit_cli.config.settings import Settings
-from kinit_cli.data import pipeline
+from kinit_cli.data import images, pipeline
 from kinit_cli.errors import (
     KinitError,
     NoStepTrained,
@@ -86,8 +86,9 @@ class Trainer:
         self.backup = callbacks_mod.EpochBackup(plan.run_dir, plan.initial_epoch)
         self.guard = callbacks_mod.SafeStop(self.backup)
         self.timer = callbacks_mod.EpochTimer()
-        # tf.data on TensorFlow; NumPy batches on JAX and torch, which need no TensorFlow.
-        self.tf_data = plan.settings.backend == "tensorflow"
+        # tf.data on TensorFlow; NumPy batches on JAX and torch, which need no TensorFlow,
+        # except for image files, which tf.data decodes on every backend (images.py).
+        self.tf_data = plan.settings.backend == "tensorflow" or plan.data.files
         # The epoch the training dataset yields next: set by EpochOrder as each one begins.
         if self.tf_data:
             self.epoch = tensorflow().Variable(plan.initial_epoch, dtype="int64", trainable=False)
@@ -138,6 +139,7 @@ class Trainer:
             rundir.write_json(
                 self.run_dir / rundir.WEIGHTS_INIT, stats.report_json(plan.initial_report)
             )
+            self._write_data_records()
             self._write_config()
         except WriteError as exc:
             # Nothing trained yet: leave nothing behind, so the same command can rerun.
@@ -145,11 +147,19 @@ class Trainer:
             self.lock = None
             raise WriteError(f"{exc}; the run did not start, and left nothing") from exc
 
+    def _write_data_records(self) -> None:
+        """preprocessing.json, and split.json where the run drew its own test part."""
+        data = self.plan.data
+        if data.preprocessing is not None:
+            rundir.write_json(self.run_dir / rundir.PREPROCESSING, data.preprocessing.document())
+        if data.split is not None:
+            rundir.write_json(self.run_dir / rundir.SPLIT, data.split.document())
+
     def _write_config(self) -> None:
         config = self.plan.prepared.config
         rundir.write_text(
             self.run_dir / rundir.CONFIG,
-            config_mod.dump(_portable(self.plan.settings, config.base_dir, self.plan.user_plugins)),
+            config_mod.dump(_portable(self.plan.settings, config, self.plan.user_plugins)),
         )
 
     def fit(self, callbacks: Sequence[Any] = ()) -> None:
@@ -292,25 +302,36 @@ class Trainer:
         train, d = self.plan.settings.train, self.plan.data
         shuffle = self.plan.settings.data.shuffle
         common = (d.x_train, d.y_train, train.batch_size, self.plan.seed, shuffle, self.epoch)
+        if d.files:
+            return images.train_dataset(*common, *self._image_format(), pieces)
         if not self.tf_data:
             return self.batches.train_batches(*common, d.scale, self.plan.distribution.replicas)
         return pipeline.train_dataset(*common, pieces, d.scale)
 
-    def _validation_data(self, pieces: pipeline.ReplicaShare | None = None) -> Any:
+    def _image_format(self) -> tuple[Any, float | None, bool]:
+        """(ImageFormat, scale, flatten) of an image folder's batches."""
+        prep = self.plan.data.preprocessing
+        assert prep is not None and prep.images is not None
+        return prep.images, prep.scale, prep.flatten
+
+    def _eval_data(self, x: Any, y: Any, pieces: pipeline.ReplicaShare | None) -> Any:
+        """One pass over (x, y) in order: validation and test."""
         d, batch = self.plan.data, self.plan.settings.train.batch_size
+        if d.files:
+            return images.eval_dataset(x, y, batch, *self._image_format(), pieces)
         if not self.tf_data:
             pad = self.plan.distribution.replicas
-            return self.batches.eval_batches(d.x_val, d.y_val, batch, d.scale, pad)
-        return pipeline.eval_dataset(d.x_val, d.y_val, batch, pieces, d.scale)
+            return self.batches.eval_batches(x, y, batch, d.scale, pad)
+        return pipeline.eval_dataset(x, y, batch, pieces, d.scale)
+
+    def _validation_data(self, pieces: pipeline.ReplicaShare | None = None) -> Any:
+        return self._eval_data(self.plan.data.x_val, self.plan.data.y_val, pieces)
 
     def _test_metrics(self) -> dict[str, float]:
         d, batch = self.plan.data, self.plan.settings.train.batch_size
 
         def dataset(pieces: pipeline.ReplicaShare | None = None) -> Any:
-            if not self.tf_data:
-                pad = self.plan.distribution.replicas
-                return self.batches.eval_batches(d.x_test, d.y_test, batch, d.scale, pad)
-            return pipeline.eval_dataset(d.x_test, d.y_test, batch, pieces, d.scale)
+            return self._eval_data(d.x_test, d.y_test, pieces)
 
         if self.plan.loop is not None:
             return self.plan.loop.evaluate(dataset, steps(d.x_test, batch))
@@ -518,11 +539,15 @@ def _cluster_metrics(distribution: distribute.Distribution) -> dict[str, Any]:
     }
 
 
-def _portable(settings: Settings, base_dir: Path, user: Sequence[str]) -> dict[str, Any]:
+def _portable(settings: Settings, config: config_mod.Config, user: Sequence[str]) -> dict[str, Any]:
     """The config, defaults filled in, with file paths made absolute, so the run dir's copy
     reruns as is, and with every plugin the run used (`user`: --plugin's, absolute already),
-    so that --resume and the run's readers find its classes."""
+    so that --resume and the run's readers find its classes. `data:` as the user wrote it
+    (the keys given, no defaults for a source they did not name)."""
+    base_dir = config.base_dir
     out = settings.document()  # a copy
+    written = config.data.get("data") if isinstance(config.data, dict) else None
+    out["data"] = {k: v for k, v in out["data"].items() if k in (written or {})}
     # A run's plugin that the user's copy stood for (--resume --plugin) was not used.
     plugins = [absolute(p, base_dir) for p in not_replaced(out["plugins"], user)]
     out["plugins"] = list(dict.fromkeys([*plugins, *user]))

@@ -54,8 +54,13 @@ def test_defaults_are_filled_and_name_comes_from_the_file(write):
     assert resolved["data"] == {
         "name": "digits",
         "path": None,
+        "label": None,
+        "features": None,
+        "image_size": None,
+        "color_mode": "rgb",
         "normalize": True,
         "flatten": None,
+        "test_split": 0.2,
         "validation_split": 0.0,
         "limit": None,
         "shuffle": True,

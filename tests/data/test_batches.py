@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from kinit_cli.data import batches
-from kinit_cli.data.datasets import _divided
+from kinit_cli.data.splits import divided as _divided
 
 
 def _pixels(n: int = 10) -> tuple[np.ndarray, np.ndarray]:

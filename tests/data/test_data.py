@@ -14,6 +14,7 @@ import pytest
 from kinit_cli.config.settings import Data
 from kinit_cli.data import datasets as data
 from kinit_cli.data import files
+from kinit_cli.data.datasets import KINDS
 from kinit_cli.errors import DataError
 
 FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
@@ -326,13 +327,13 @@ def test_npz_missing_keys_lists_the_keys_present(tmp_path):
 
 
 def test_a_file_that_is_not_an_npz(tmp_path):
-    path = tmp_path / "data.csv"
+    path = tmp_path / "data.bin"
     path.write_text("1,2,3\n")
     with pytest.raises(DataError) as excinfo:
         data.load(section(path=str(path)), (16,), 0, tmp_path)
     assert message(excinfo) == (
         f"{path} is not an .npz file (a zip of .npy arrays, as numpy.savez writes). "
-        "data.path takes a folder of IDX files or an .npz file."
+        f"data.path takes {KINDS}."
     )
 
 
@@ -341,7 +342,7 @@ def test_nonexistent_path_shows_where_it_was_looked_for(tmp_path):
         data.load(section(path="sets/missing"), (16,), 0, tmp_path)
     assert message(excinfo) == (
         f"data.path 'sets/missing' does not exist: there is no file or folder "
-        f"{tmp_path / 'sets' / 'missing'}. Give a folder of IDX files or an .npz file."
+        f"{tmp_path / 'sets' / 'missing'}. Give {KINDS}."
     )
 
 
@@ -351,7 +352,7 @@ def test_nonexistent_path_shows_where_it_was_looked_for(tmp_path):
         (
             "mnsit",
             "unknown data set 'mnsit'. Did you mean 'mnist'? Known data sets: digits, mnist, "
-            "fashion_mnist, cifar10; or set data.path to a folder of IDX files or an .npz file.",
+            "fashion_mnist, cifar10; or set data.path to " + KINDS + ".",
         ),
         (
             None,

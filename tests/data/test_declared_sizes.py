@@ -17,6 +17,7 @@ import pytest
 from numpy.lib import format as npy
 
 from kinit_cli.data import datasets as data
+from kinit_cli.data.datasets import KINDS
 from kinit_cli.errors import DataError, DeclaredSizeError, NonFiniteDataError
 from kinit_cli.runtime import memory, switches
 from kinit_cli.runtime.switches import Switches
@@ -72,9 +73,7 @@ def load(path: Path) -> data.Splits:
 def test_a_device_as_data_path_is_refused_unread(path, what):
     with pytest.raises(DataError) as caught:
         load(Path(path))
-    assert str(caught.value) == (
-        f"data.path {path!r} is {what}, not a file: give a folder of IDX files or an .npz file."
-    )
+    assert str(caught.value) == (f"data.path {path!r} is {what}, not a file: give {KINDS}.")
 
 
 def test_a_fifo_as_data_path_is_refused_unopened(tmp_path):
@@ -84,7 +83,7 @@ def test_a_fifo_as_data_path_is_refused_unopened(tmp_path):
         load(fifo)
     assert str(caught.value) == (
         f"data.path {str(fifo)!r} is a FIFO (named pipe), which a reader would wait on, not a "
-        "file: give a folder of IDX files or an .npz file."
+        f"file: give {KINDS}."
     )
 
 
@@ -273,7 +272,7 @@ def test_train_refuses_a_device_within_memory(tmp_path, device):
     assert result.returncode == 1, result.stderr[-2000:]
     assert result.stderr == (
         f"error: data.path {device!r} is a character device (like /dev/zero, which never "
-        "ends), not a file: give a folder of IDX files or an .npz file.\n"
+        f"ends), not a file: give {KINDS}.\n"
     )
 
 
@@ -285,7 +284,7 @@ def test_train_refuses_a_fifo_without_waiting(tmp_path):
     assert result.returncode == 1, result.stderr[-2000:]
     assert result.stderr == (
         f"error: data.path {str(fifo)!r} is a FIFO (named pipe), which a reader would wait on, "
-        "not a file: give a folder of IDX files or an .npz file.\n"
+        f"not a file: give {KINDS}.\n"
     )
 
 
