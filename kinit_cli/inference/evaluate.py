@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from kinit_cli.data import datasets
+from kinit_cli.data import preprocessing as records
 from kinit_cli.errors import UsageError
 from kinit_cli.inference.inputs import Batch, Input, open_input
 from kinit_cli.inference.predict import Progress, batch_size, from_logits, is_probabilities
@@ -191,7 +192,16 @@ def own_test_split(run: LoadedRun) -> Input:
         )
     settings = run.checked.settings
     shape = tuple(run.model.inputs[0].shape[1:])
-    splits = datasets.load(settings.data, shape, settings.seed, run.checked.config.base_dir)
+    prep = run.preprocessing if run.recorded else None
+    splits = datasets.load(
+        settings.data,
+        shape,
+        settings.seed,
+        run.checked.config.base_dir,
+        task=run.preprocessing.task,
+        recorded=records.read_split(run.run_dir),
+        prep=prep,
+    )
     x, y = splits.x_test, splits.y_test
 
     def make(size: int) -> Iterator[Batch]:

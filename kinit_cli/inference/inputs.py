@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from kinit_cli.data import images, tables
 from kinit_cli.data.preprocessing import ImageFormat, Preprocessing
 from kinit_cli.errors import DataError, UsageError
 
@@ -83,8 +84,6 @@ def open_input(
         raise DataError(f"{name} does not exist")
     if path.suffix.lower() in ARRAY_SUFFIXES:
         return _array_file(name, path, run, labels)
-    from kinit_cli.data import images, tables  # until the table and image readers land
-
     if tables.is_table(path):
         return _table(name, path, run, labels)
     if run.preprocessing.table is not None:
@@ -207,8 +206,6 @@ def _array_labels(name: str, y: np.ndarray, n: int, run: Target) -> np.ndarray:
 def _table(name: str, path: Path, run: Target, labels: bool) -> Input:
     """A table with the run's feature columns (the label column optional), encoded with the
     run's vocabularies and statistics a batch at a time."""
-    from kinit_cli.data import tables  # until the table and image readers land
-
     prep = run.preprocessing
     fmt = prep.table
     if fmt is None:
@@ -238,8 +235,6 @@ def _table(name: str, path: Path, run: Target, labels: bool) -> Input:
 def _image_folder(name: str, path: Path, run: Target, labels: bool) -> Input:
     """A folder of class folders (its `test/` part when it has train/ and test/), labelled
     by folder name; or a folder of images alone, unlabelled."""
-    from kinit_cli.data import images  # until the table and image readers land
-
     loose = sorted(
         p.name
         for p in path.iterdir()
@@ -271,8 +266,6 @@ def _folder_labels(name: str, found: Sequence[str], ids: np.ndarray, run: Target
 
 
 def _image_files(given: Sequence[str], run: Target, labels: bool, name: str | None = None) -> Input:
-    from kinit_cli.data import images  # until the table and image readers land
-
     name = name or (given[0] if len(given) == 1 else f"{len(given)} image files")
     missing = [g for g in given if not Path(g).is_file()]
     if missing:
@@ -291,8 +284,6 @@ def _decoded(
     name: str, shown: list[str], paths: list[str], y: np.ndarray | None, run: Target
 ) -> Input:
     """Image files decoded a batch at a time by the run's pipeline (data/images.py)."""
-    from kinit_cli.data import images  # until the table and image readers land
-
     prep = run.preprocessing
     fmt = prep.images or _format_of(name, prep)
     ids = np.array(shown, dtype=object)

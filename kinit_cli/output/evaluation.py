@@ -72,9 +72,10 @@ def predict_notes(summary: Any) -> list[str]:
             "not sum to 1): the prob_ columns are their softmax (sigmoid for one unit)"
         )
     for column, n in summary.unseen.items():
+        rows = "1 row holds" if n == 1 else f"{n:,} rows hold"
         notes.append(
-            f"column {column!r}: {n:,} row{'s' * (n != 1)} hold a value training never saw "
-            "(encoded as none of the known values)"
+            f"column {column!r}: {rows} a value training never saw (encoded as none of the "
+            "known values)"
         )
     return notes
 

@@ -1,5 +1,6 @@
-"""Runs the inference tests share, each trained once per test module (1 epoch, in-process),
-and the labelled data they are evaluated on."""
+"""Runs the inference tests share, each trained once per test process (1 epoch, in-process;
+the tutorial's plugin module can be imported once only), and the labelled data they are
+evaluated on."""
 
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ train: {epochs: 1, batch_size: 64}
 """
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def digits_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """configs/digits.yaml trained for one epoch: a run with model.keras."""
     run = tmp_path_factory.mktemp("digits") / "run"
@@ -37,7 +38,7 @@ def digits_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return run
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def weights_only_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tutorial model trained for one epoch on digits: a run with model.weights.h5 only."""
     folder = tmp_path_factory.mktemp("tutorial")
@@ -62,8 +63,8 @@ def digits(n: int) -> tuple[np.ndarray, np.ndarray]:
 
 @pytest.fixture
 def labelled(tmp_path: Path) -> Path:
-    """120 digits with their labels, as an .npz (x, y)."""
+    """120 digits with their labels, as an .npz (x, y), as the source holds them (0..16)."""
     x, y = digits(120)
     path = tmp_path / "labelled.npz"
-    np.savez(path, x=x, y=y)
+    np.savez(path, x=x * 16, y=y)
     return path

@@ -41,7 +41,7 @@ def evaluated(digits_run, tmp_path_factory):
     folder = tmp_path_factory.mktemp("evaluated")
     x, y = digits(120)
     data = folder / "labelled.npz"
-    np.savez(data, x=x, y=y)
+    np.savez(data, x=x * 16, y=y)  # as digits holds them: the run divides by 16
     return _evaluated(runner, digits_run, data), _predicted(runner, digits_run, data, folder), y
 
 
@@ -111,7 +111,9 @@ def test_a_weights_only_run_predicts_what_it_evaluated(runner, weights_only_run,
     split = own_test_split(loaded)
     batch = next(split.batches(split.rows))
     data = tmp_path / "test.npz"
-    np.savez(data, x=batch.x, y=batch.y)
+    # As the source holds them: the run divides digits' 0..16 by 16, as training did.
+    assert loaded.preprocessing.scale == 16
+    np.savez(data, x=batch.x * 16, y=batch.y)
     own = _evaluated(runner, weights_only_run, "--trust-plugins")
     recorded = json.loads((weights_only_run / "metrics.json").read_text())["test"]
     assert own["metrics"]["accuracy"] == pytest.approx(recorded["accuracy"], abs=1e-6)
@@ -139,6 +141,7 @@ def test_plot_writes_a_png_and_keeps_an_existing_one(runner, digits_run, labelle
 
 def test_a_label_the_run_never_saw_is_named(runner, digits_run, tmp_path):
     x, y = digits(20)
+    x *= 16
     y[7] = 12
     data = tmp_path / "odd.npz"
     np.savez(data, x=x, y=y)
@@ -152,7 +155,7 @@ def test_a_label_the_run_never_saw_is_named(runner, digits_run, tmp_path):
 
 def test_data_without_labels_is_refused(runner, digits_run, tmp_path):
     data = tmp_path / "x.npy"
-    np.save(data, digits(5)[0])
+    np.save(data, digits(5)[0] * 16)
     result = runner.invoke(cli, ["evaluate", str(digits_run), str(data)])
     assert result.exit_code == 2
     assert result.stderr == (

@@ -20,13 +20,15 @@ CLASSES = [str(i) for i in range(10)]
 
 
 @pytest.fixture
-def pixels(tmp_path):
-    """37 random 8x8 uint8 images (.npy), and what the model takes for them: the run
-    normalised its pixels (/255, float32) and flattened them."""
-    x = np.random.default_rng(5).integers(0, 256, (37, 8, 8), dtype=np.uint8)
+def pixels(tmp_path, digits_run):
+    """37 random 8x8 images as digits holds them (0..16, .npy), and what the model takes for
+    them: divided as the run recorded (by 16, float32) and flattened."""
+    record = json.loads((digits_run / "preprocessing.json").read_text())
+    assert (record["kind"], record["scale"], record["flatten"]) == ("arrays", 16, True)
+    x = np.random.default_rng(5).integers(0, 17, (37, 8, 8)).astype(np.float64)
     path = tmp_path / "pixels.npy"
     np.save(path, x)
-    return path, (x.astype(np.float32) / np.float32(255)).reshape(37, 64)
+    return path, (x.astype(np.float32) / np.float32(16)).reshape(37, 64)
 
 
 def _model(run):
@@ -167,10 +169,10 @@ def test_missing_input_is_named(runner, digits_run, tmp_path):
     assert result.stderr == f"error: {tmp_path / 'none.npy'} does not exist\n"
 
 
-def test_npz_reads_x_and_its_float_values_as_they_are(runner, digits_run, tmp_path):
+def test_npz_reads_x_test(runner, digits_run, tmp_path):
     x, _ = digits(25)
     path = tmp_path / "d.npz"
-    np.savez(path, x=x)
+    np.savez(path, x_test=x * 16, y_test=np.zeros(25, np.int64))  # as digits holds them
     out = tmp_path / "p.npy"
     assert (
         runner.invoke(cli, ["predict", str(digits_run), str(path), "-o", str(out)]).exit_code == 0
@@ -184,7 +186,7 @@ def test_a_weights_only_run_predicts_as_load_run_does(runner, weights_only_run, 
 
     x, _ = digits(30)
     path = tmp_path / "d.npy"
-    np.save(path, x)
+    np.save(path, x * 16)
     out = tmp_path / "p.npy"
     args = ["predict", str(weights_only_run), str(path), "-o", str(out), "--trust-plugins"]
     result = runner.invoke(cli, args)
