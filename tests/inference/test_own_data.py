@@ -246,3 +246,56 @@ def test_image_folder_with_a_class_the_run_never_saw(image_run, tmp_path):
         f"error: {data} has the class folder grey, a class the run never saw; its classes "
         "are dark, light\n"
     )
+
+
+# --------------------------------------------------------------------------- regression
+
+REGRESSION_CONFIG = """\
+seed: 1
+data: {path: prices.csv, label: price}
+model:
+  input_shape: [2]
+  layers:
+    - {class_name: Dense, config: {units: 1}}
+compile: {optimizer: adam, loss: mean_squared_error, metrics: [mean_absolute_error]}
+train: {epochs: 1, batch_size: 8}
+"""
+
+
+def test_a_regression_predicts_values_and_evaluates_without_classes(tmp_path):
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(0, 1, 40), rng.normal(3, 2, 40)
+    lines = [f"{x:.4f},{y:.4f},{2 * x - y:.4f}\n" for x, y in zip(a, b, strict=True)]
+    (tmp_path / "prices.csv").write_text("a,b,price\n" + "".join(lines))
+    run = _trained(tmp_path, REGRESSION_CONFIG)
+    out = tmp_path / "p.csv"
+    runner = CliRunner()
+    data = tmp_path / "prices.csv"
+    assert runner.invoke(cli, ["predict", str(run), str(data), "-o", str(out)]).exit_code == 0
+    rows = _rows(out)
+    assert rows[0] == ["row", "predicted"] and len(rows) == 41
+    features = json.loads((run / "preprocessing.json").read_text())["table"]["features"]
+    x = np.stack(
+        [
+            (v - f["mean"]) / f["std"]
+            for v, f in zip((a.round(4), b.round(4)), features, strict=True)
+        ],
+        axis=1,
+    ).astype(np.float32)
+    expected = keras.saving.load_model(run / "model.keras").predict(x, verbose=0)[:, 0]
+    np.testing.assert_allclose([float(r[1]) for r in rows[1:]], expected, rtol=1e-5, atol=1e-5)
+    result = runner.invoke(cli, ["evaluate", str(run), str(data), "--json"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert list(doc) == ["target", "data", "examples", "loss", "metrics"]
+    truth = np.array([float(line.split(",")[2]) for line in lines])
+    assert doc["loss"] == pytest.approx(np.mean((expected - truth) ** 2), rel=1e-4)
+    assert doc["metrics"]["mean_absolute_error"] == pytest.approx(
+        np.mean(np.abs(expected - truth)), rel=1e-4
+    )
+    plot = tmp_path / "c.png"
+    result = runner.invoke(cli, ["evaluate", str(run), str(data), "--plot", str(plot)])
+    assert result.exit_code == 2 and not plot.exists()
+    assert result.stderr == (
+        "error: --plot draws a classifier's confusion matrix; this is a regression\n"
+    )
