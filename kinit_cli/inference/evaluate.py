@@ -167,7 +167,7 @@ def _keras_metrics(run: LoadedRun, source: Input, size: int) -> tuple[float | No
         return None, {}
 
     def pairs() -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        while True:  # Keras's generator reader may ask for one more pass than it steps
+        while True:  # endless: `steps` ends the pass wherever Keras reads ahead
             for batch in source.batches(size):
                 yield batch.x, _labels(batch)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -283,9 +283,16 @@ def _image_files(given: Sequence[str], run: Target, labels: bool, name: str | No
 def _decoded(
     name: str, shown: list[str], paths: list[str], y: np.ndarray | None, run: Target
 ) -> Input:
-    """Image files decoded a batch at a time by the run's pipeline (data/images.py)."""
+    """Image files decoded a batch at a time by the run's pipeline (data/images.py), every
+    file's header read first, so an undecodable one is named before any row is written.
+
+    Always through the resizing pipeline, to the run's size: an image of that size comes
+    out with the values the run trained on (a bilinear resize to its own size changes
+    nothing), one of another size is resized as image_dataset_from_directory would."""
     prep = run.preprocessing
-    fmt = prep.images or _format_of(name, prep)
+    trained = prep.images or _format_of(name, prep)
+    images.scan(paths, trained.size, trained.color_mode)
+    fmt = replace(trained, resized=True)
     ids = np.array(shown, dtype=object)
     absolute = np.array(paths)
 

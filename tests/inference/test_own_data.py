@@ -299,3 +299,28 @@ def test_a_regression_predicts_values_and_evaluates_without_classes(tmp_path):
     assert result.stderr == (
         "error: --plot draws a classifier's confusion matrix; this is a regression\n"
     )
+
+
+def test_images_of_another_size_are_resized_to_the_run_s(image_run, tmp_path):
+    big = tmp_path / "big.png"
+    pixels = np.full((16, 16), 200, np.uint8)
+    Image.fromarray(pixels, mode="L").save(big)
+    result = CliRunner().invoke(cli, ["predict", str(image_run), str(big)])
+    assert result.exit_code == 0, result.output
+    x = np.full((1, 8, 8, 1), 200 / 255, np.float32)  # a flat image resizes to itself
+    expected = keras.saving.load_model(image_run / "model.keras").predict(x, verbose=0)
+    got = [float(v) for v in result.stdout.splitlines()[1].split(",")[2:]]
+    np.testing.assert_allclose(got, expected[0], rtol=1e-5, atol=1e-6)
+
+
+def test_an_undecodable_image_is_named_before_anything_is_written(image_run, tmp_path):
+    new = tmp_path / "new"
+    _shapes(new, {"dark": 2, "light": 2}, 5)
+    broken = new / "light" / "00.png"
+    broken.write_bytes(b"not a png")
+    out = tmp_path / "p.csv"
+    result = CliRunner().invoke(cli, ["predict", str(image_run), str(new), "-o", str(out)])
+    assert result.exit_code == 2 and not out.exists()
+    assert result.stderr == (
+        f"error: cannot decode image {broken}: not a PNG, JPEG, BMP or GIF image\n"
+    )
