@@ -237,3 +237,32 @@ def test_help_imports_no_tensorflow():
     assert done.returncode == 0, done.stderr
     assert "Usage: kinit predict [OPTIONS] TARGET INPUT..." in done.stdout
     assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+@pytest.mark.slow
+def test_predict_on_jax_imports_no_tensorflow(digits_run, pixels, tmp_path):
+    path, prepared = pixels
+    out = tmp_path / "p.npy"
+    probe = (
+        "import sys\n"
+        "from kinit_cli.cli import cli\n"
+        "try:\n"
+        f"    cli.main(['predict', {str(digits_run)!r}, {str(path)!r}, '-o', {str(out)!r},"
+        " '--backend', 'jax'], prog_name='kinit')\n"
+        "except SystemExit as exc:\n"
+        "    assert exc.code == 0, exc.code\n"
+        "print(sorted(m for m in ('tensorflow', 'jax') if m in sys.modules))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "['jax']"
+    np.testing.assert_allclose(
+        np.load(out), _model(digits_run).predict(prepared, verbose=0), rtol=1e-5, atol=1e-6
+    )
