@@ -225,25 +225,22 @@ class _CsvWriter(_Writer):
 
     def begin(self) -> None:
         self.csv = csv.writer(self.where, lineterminator="\n")
-        self.header = False
+        if self.regression:
+            values = self.value_names(self.run.output_units)
+        else:
+            values = ["predicted", *(f"prob_{name}" for name in self.names)]
+        self.csv.writerow([self.source.id_column, *values])
 
     def rows(self, batch: Batch, out: np.ndarray, probs: Any, predicted: Any) -> None:
         ids = batch.ids.tolist()
         if self.regression:
-            if not self.header:
-                self.csv.writerow([self.source.id_column, *self.value_names(out.shape[1])])
             values = [[_number(v) for v in row] for row in out.tolist()]
             self.csv.writerows([i, *v] for i, v in zip(ids, values, strict=True))
-        else:
-            if not self.header:
-                probs_header = [f"prob_{name}" for name in self.names]
-                self.csv.writerow([self.source.id_column, "predicted", *probs_header])
-            names = [self.names[p] for p in predicted.tolist()]
-            rows = probs.tolist()
-            self.csv.writerows(
-                [i, n, *map(_number, p)] for i, n, p in zip(ids, names, rows, strict=True)
-            )
-        self.header = True
+            return
+        names = [self.names[p] for p in predicted.tolist()]
+        self.csv.writerows(
+            [i, n, *map(_number, p)] for i, n, p in zip(ids, names, probs.tolist(), strict=True)
+        )
 
 
 class _JsonLinesWriter(_Writer):

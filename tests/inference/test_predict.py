@@ -63,6 +63,14 @@ def test_csv_goes_to_stdout_without_o(runner, digits_run, pixels):
     assert len(lines) == 38 and lines[0].startswith("row,predicted,prob_0,")
 
 
+def test_no_rows_give_the_header_alone(runner, digits_run, tmp_path):
+    path = tmp_path / "none.npy"
+    np.save(path, np.zeros((0, 8, 8)))
+    result = runner.invoke(cli, ["predict", str(digits_run), str(path)])
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "row,predicted," + ",".join(f"prob_{c}" for c in CLASSES) + "\n"
+
+
 def test_jsonl_holds_one_object_per_row(runner, digits_run, pixels, tmp_path):
     path, prepared = pixels
     out = tmp_path / "p.jsonl"  # the format follows the suffix
