@@ -198,7 +198,7 @@ def own_test_split(run: LoadedRun) -> Input:
         shape,
         settings.seed,
         run.checked.config.base_dir,
-        task=run.preprocessing.task,
+        task=run.task,
         recorded=records.read_split(run.run_dir),
         prep=prep,
     )

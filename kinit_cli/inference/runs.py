@@ -18,6 +18,7 @@ import numpy as np
 
 from kinit_cli.config.settings import Settings
 from kinit_cli.data import preprocessing as records
+from kinit_cli.data.labels import task_of
 from kinit_cli.data.preprocessing import Preprocessing
 from kinit_cli.errors import UsageError
 from kinit_cli.inference.inputs import open_input
@@ -45,6 +46,7 @@ class LoadedRun:
     notes: tuple[str, ...] = ()
     recorded: bool = True  # preprocessing.json was there (False: the arrays fallback)
     compile_config: dict[str, Any] | None = field(default=None, repr=False)
+    task: str = "classification"  # or "regression": values out, no classes
 
     @property
     def class_names(self) -> tuple[str, ...]:
@@ -58,10 +60,6 @@ class LoadedRun:
     def output_units(self) -> int:
         shape = tuple(self.model.outputs[0].shape) if self.model.outputs else (None, 1)
         return int(shape[-1] or 1) if len(shape) > 1 else 1
-
-    @property
-    def task(self) -> str:
-        return self.preprocessing.task
 
     def compile_args(self) -> dict[str, Any]:
         """model.compile's arguments as train built them: the run's loss and metrics (the
@@ -111,8 +109,17 @@ def load(target: str | Path, trust: Trust | None = None, requested: str | None =
         recorded = prep is not None
         if prep is None:
             prep = fallback(checked.settings, shape, _units(model))
+        task = prep.task if prep.table is not None else task_of(checked.settings.compile.loss)
         return LoadedRun(
-            model, prep, checked.settings, path, str(target), checked, tuple(notes), recorded
+            model,
+            prep,
+            checked.settings,
+            path,
+            str(target),
+            checked,
+            tuple(notes),
+            recorded,
+            task=task,
         )
     prep = Preprocessing(kind="arrays", input_shape=shape, num_classes=_units(model))
     notes.append(
@@ -120,8 +127,9 @@ def load(target: str | Path, trust: Trust | None = None, requested: str | None =
         "model's own (no scaling, no standardisation) and its classes are named by their ids"
     )
     compile_config = saved.read_config(path).get("compile_config")
+    task = task_of((compile_config or {}).get("loss"))
     return LoadedRun(
-        model, prep, None, None, str(target), None, tuple(notes), False, compile_config
+        model, prep, None, None, str(target), None, tuple(notes), False, compile_config, task
     )
 
 

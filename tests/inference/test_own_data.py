@@ -284,6 +284,13 @@ def test_a_regression_predicts_values_and_evaluates_without_classes(tmp_path):
     ).astype(np.float32)
     expected = keras.saving.load_model(run / "model.keras").predict(x, verbose=0)[:, 0]
     np.testing.assert_allclose([float(r[1]) for r in rows[1:]], expected, rtol=1e-5, atol=1e-5)
+    # Its model.keras alone: a regression by its compiled loss, its inputs taken as they are.
+    np.save(tmp_path / "x.npy", x)
+    args = ["predict", str(run / "model.keras"), str(tmp_path / "x.npy"), "--format", "jsonl"]
+    result = runner.invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    values = [json.loads(line)["predicted"] for line in result.stdout.splitlines()]
+    np.testing.assert_allclose(values, expected, rtol=1e-5, atol=1e-5)
     result = runner.invoke(cli, ["evaluate", str(run), str(data), "--json"])
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)
