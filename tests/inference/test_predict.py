@@ -274,3 +274,29 @@ def test_predict_on_jax_imports_no_tensorflow(digits_run, pixels, tmp_path):
     np.testing.assert_allclose(
         np.load(out), _model(digits_run).predict(prepared, verbose=0), rtol=1e-5, atol=1e-6
     )
+
+
+@pytest.mark.slow
+def test_a_run_s_plugins_are_imported_only_with_leave(weights_only_run, tmp_path):
+    """A fresh process: the run's plugin is not imported already, as in this one."""
+    path = tmp_path / "d.npy"
+    np.save(path, digits(3)[0] * 16)
+    args = [sys.executable, "-m", "kinit_cli", "predict", str(weights_only_run), str(path)]
+    env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}
+    done = subprocess.run(args, capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 2 and done.stdout == ""
+    plugin = weights_only_run.parent / "subclassing_guide.py"
+    assert (
+        f"names plugins that kinit does not import unless asked, since they are code: {plugin}"
+        in done.stderr
+    )
+    assert "Add --trust-plugins to import them" in done.stderr
+    done = subprocess.run(
+        [*args, "--trust-plugins"], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    assert len(done.stdout.splitlines()) == 4
+    assert (
+        f"--trust-plugins: imported the plugins {weights_only_run / 'config.yaml'} names"
+        in done.stderr
+    )
