@@ -3,7 +3,8 @@
     python bench/predict_speed.py [--rows 200000] [--repeat 3]
 
 Trains configs/digits.yaml for one epoch (a run directory), writes --rows random rows of
-64 float32 values (the model's input, so no preprocessing differs) to an .npy file, then
+64 float32 values in digits' range (0..16) to an .npy file (the plain script divides them by
+the run's recorded scale, 16, before its timer starts; kinit divides batch by batch), then
 runs, each in a fresh process and alternating, --repeat times:
   keras            load_model, np.load, model.predict(x) (Keras's default batch of 32), np.save
   keras b=1024     the same with model.predict(x, batch_size=1024)
@@ -18,6 +19,7 @@ time and its peak RSS. Also checks that kinit's outputs equal model.predict's.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import subprocess
@@ -35,8 +37,9 @@ import sys, time
 import numpy as np
 import keras
 run, data, out, batch = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+scale = float(sys.argv[5])
 model = keras.saving.load_model(run + "/model.keras")
-x = np.load(data)
+x = np.load(data) / np.float32(scale)  # the division training made (preprocessing.json)
 start = time.perf_counter()
 y = model.predict(x, verbose=0) if batch == 32 else model.predict(x, batch_size=batch, verbose=0)
 print(time.perf_counter() - start)
@@ -86,11 +89,16 @@ def main() -> None:
         trained = [python, "-m", "kinit_cli", "train", config, "-q", "-o", str(run)]
         measured([*trained, "--set", "train.epochs=1"])
         data = folder / "x.npy"
-        np.save(data, np.random.default_rng(0).random((a.rows, 64), dtype=np.float32))
+        rng = np.random.default_rng(0)
+        np.save(data, rng.integers(0, 17, (a.rows, 64)).astype(np.float32))
+        record = json.loads((run / "preprocessing.json").read_text())
+        scale = str(record["scale"] or 1)
         out = {name: folder / f"{name}.npy" for name in ("keras", "kinit")}
         modes = {
-            "keras": [python, "-c", KERAS, str(run), str(data), str(out["keras"]), "32"],
-            "keras b=1024": [python, "-c", KERAS, str(run), str(data), str(out["keras"]), "1024"],
+            "keras": [python, "-c", KERAS, str(run), str(data), str(out["keras"]), "32", scale],
+            "keras b=1024": [
+                *(python, "-c", KERAS, str(run), str(data), str(out["keras"]), "1024", scale)
+            ],
             "kinit core": [python, "-c", KINIT, str(run), str(data), str(out["kinit"])],
             "kinit npy": [
                 *(python, "-m", "kinit_cli", "predict", str(run), str(data)),
