@@ -129,7 +129,7 @@ def check_data(checked: Checked) -> None:
         key = next((k for k in ("label", "features") if f"data.{k}" in text), "path")
         if checked.settings.data.path is None:
             raise
-        text = text.removeprefix(f"data.{key} ")
+        text = text.removeprefix(f"data.{key} ").replace(f": data.{key} ", ": ", 1)
         raise ConfigError([checked.config.problem(("data", key), text)]) from None
 
 
