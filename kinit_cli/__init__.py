@@ -1,9 +1,14 @@
 """kinit: train Keras models from YAML configs and see what is inside their weights.
 
-The public API is the plugin decorators; importing this package does not import TensorFlow.
+The public API is the plugin decorators and load_run; importing this package does not
+import TensorFlow.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from kinit_cli.registry.registration import (
     register,
@@ -19,8 +24,40 @@ from kinit_cli.registry.registration import (
 )
 from kinit_cli.runtime.versions import KINIT as __version__
 
+if TYPE_CHECKING:
+    from kinit_cli.inference.runs import LoadedRun
+
+
+def load_run(
+    run: str | Path,
+    *,
+    trust_plugins: bool = False,
+    plugins: Sequence[str] = (),
+    unsafe_deserialization: bool = False,
+) -> LoadedRun:
+    """The trained model of a run directory (or a .keras file), weights restored whether the
+    run saved model.keras or weights only, with what predict does to inputs.
+
+    `.model` is the Keras model; `.preprocess(INPUT)` turns a table path, image paths or
+    folder, an .npy/.npz path or an array into its input, as `kinit predict` does;
+    `.class_names` names its outputs. The plugins the run names are imported only with
+    `trust_plugins` (their code runs) or when `plugins` (files or modules) gives them, as
+    `--trust-plugins` and `--plugin` do on the command line.
+
+    Example:
+        run = kinit_cli.load_run("runs/digits-mlp-20260101-120000")
+        probabilities = run.model.predict(run.preprocess("new.npy"))
+    """
+    from kinit_cli.inference.runs import load  # imports Keras: only when called
+    from kinit_cli.registry.trust import Trust
+
+    trust = Trust(tuple(plugins), trust_plugins, unsafe_deserialization)
+    return load(str(run), trust)
+
+
 __all__ = [
     "__version__",
+    "load_run",
     "register",
     "register_activation",
     "register_callback",

@@ -18,6 +18,7 @@ from kinit_cli.cli.config import CATALOG, export_config, schema_command, validat
 from kinit_cli.cli.inspect import inspect_weights
 from kinit_cli.cli.options import DEBUG, TRUST, debug_option
 from kinit_cli.cli.train import train
+from kinit_cli.cli.use import evaluate, predict
 from kinit_cli.errors import Interrupted, KinitError
 from kinit_cli.runtime.versions import KINIT
 
@@ -60,6 +61,8 @@ def cli() -> None:
 
 
 for _command in [validate, schema_command, export_config, train, inspect_weights, *CATALOG]:
+    cli.add_command(_command)
+for _command in (predict, evaluate):
     cli.add_command(_command)
 
 

@@ -1,4 +1,5 @@
-"""`inspect-weights --plot FILE.png`: a grid of per-variable histograms with their theory.
+"""`--plot FILE.png`: inspect-weights' grid of per-variable histograms with their theory,
+and evaluate's confusion matrix.
 
 matplotlib is an optional extra (`pip install 'kinit[plot]'`); it is imported here only.
 """
@@ -112,6 +113,39 @@ def histograms(items: Sequence[Any], path: Path, overwrite: bool = False) -> Non
         if expected is not None:
             ax.plot(x, expected, color="C3", linewidth=1.5, label="theory")
             ax.legend(fontsize=7, loc="best", framealpha=0.8)
+    fig.tight_layout()
+    try:
+        with replacing(path, ".png") as tmp:
+            fig.savefig(tmp, dpi=110)
+    finally:
+        plt.close(fig)
+
+
+def confusion(
+    classes: Sequence[str], matrix: np.ndarray, path: Path, overwrite: bool = False
+) -> None:
+    """`evaluate --plot`: the confusion matrix as a heat map (rows: the true class, columns:
+    the predicted one), each cell's count written in it while the classes are few enough
+    to read them, written atomically."""
+    check(path, overwrite)
+    plt = _pyplot()
+    n = len(classes)
+    side = min(18.0, max(4.0, 0.45 * n + 2.5))
+    fig, ax = plt.subplots(figsize=(side, side * 0.9))
+    shown = ax.imshow(matrix, cmap="Blues")
+    fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.04)
+    ticks = np.arange(n)
+    labels = [middle(str(c), 16) for c in classes]
+    ax.set_xticks(ticks, labels, rotation=90 if n > 10 else 0, fontsize=8)
+    ax.set_yticks(ticks, labels, fontsize=8)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(f"Confusion matrix ({int(matrix.sum()):,} examples)")
+    if n <= 30:
+        high = matrix.max() / 2 if matrix.size else 0
+        for (i, j), count in np.ndenumerate(matrix):
+            color = "white" if count > high else "black"
+            ax.text(j, i, f"{count:,}", ha="center", va="center", color=color, fontsize=7)
     fig.tight_layout()
     try:
         with replacing(path, ".png") as tmp:
