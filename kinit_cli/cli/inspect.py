@@ -16,6 +16,7 @@ from kinit_cli.cli.options import (
     stack,
     trust_notes,
     trust_option,
+    unsafe_option,
     wide_option,
 )
 
@@ -53,12 +54,7 @@ _shown_options = stack(
         "(as NumPy prints them).",
     ),
     click.option("--full", is_flag=True, help="With --values: every value, not NumPy's summary."),
-    click.option(
-        "--unsafe-deserialization",
-        "unsafe",
-        is_flag=True,
-        help="Load the Python code a .keras file holds (a Lambda layer): only for files you trust.",
-    ),
+    unsafe_option,
 )
 
 

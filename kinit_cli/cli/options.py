@@ -69,6 +69,12 @@ trust_option = click.option(
     help="Import the plugins a run or an init_from source names (their code runs): only "
     "for files you trust.",
 )
+unsafe_option = click.option(
+    "--unsafe-deserialization",
+    "unsafe",
+    is_flag=True,
+    help="Load the Python code a .keras file holds (a Lambda layer): only for files you trust.",
+)
 plugin_option = click.option(
     "--plugin",
     "plugins",

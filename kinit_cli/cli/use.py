@@ -20,6 +20,7 @@ from kinit_cli.cli.options import (
     stack,
     trust_notes,
     trust_option,
+    unsafe_option,
     wide_option,
 )
 from kinit_cli.errors import UsageError
@@ -32,12 +33,7 @@ _target_options = stack(
     backend_option,
     plugin_option,
     trust_option,
-    click.option(
-        "--unsafe-deserialization",
-        "unsafe",
-        is_flag=True,
-        help="Load the Python code a .keras file holds (a Lambda layer): only for files you trust.",
-    ),
+    unsafe_option,
     memory_check_option,
     click.option(
         "--batch-size",

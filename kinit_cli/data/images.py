@@ -457,10 +457,12 @@ def _batches(
     # BENCHMARKS.md). Under op determinism TensorFlow rewrites a parallel map into a
     # sequential one, with an error line about the attribute it drops: ask for the
     # sequential map then.
-    parallel = None if compat.op_determinism_enabled() else tf.data.AUTOTUNE
+    parallel = {"num_parallel_calls": tf.data.AUTOTUNE, "deterministic": True}
+    if compat.op_determinism_enabled():
+        parallel = {}  # `deterministic` on a sequential map is warned about
     dataset = tf.data.Dataset.zip(
         orders.flat_map(index_batches), tf.data.Dataset.from_tensors(arrays).repeat()
-    ).map(decoded, num_parallel_calls=parallel, deterministic=True)
+    ).map(decoded, **parallel)
     return _finished(dataset, math.ceil(n / batch_size) * (1 if pieces is None else pieces.count))
 
 
