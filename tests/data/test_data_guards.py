@@ -73,7 +73,7 @@ def test_nan_pixels_are_rejected_with_where_they_are(tmp_path):
         "their examples."
     )
     assert caught.value.found == {"x_train": (3, (12, 5, 7))}
-    assert caught.value.exit_code == 1 and isinstance(caught.value, DataError)
+    assert caught.value.exit_code == 2 and isinstance(caught.value, DataError)
 
 
 def test_every_array_with_non_finite_values_is_named_labels_too(tmp_path):
@@ -132,7 +132,7 @@ def test_train_refuses_nan_data_before_the_run_directory(runner, write, tmp_path
         ["train", str(write("c.yaml", MNIST_LIKE)), "--output", str(out), "-q"]
         + ["--set", f"data.path={path}"],
     )
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert result.stderr == (
         f"error: NumPy archive {path}: x_train has 1 non-finite value (NaN or infinite), "
         "first at index (2, 3). kinit trains only on finite data: replace those values or "
@@ -341,7 +341,7 @@ def test_train_refuses_labels_past_the_last_unit(runner, tmp_path):
         cli,
         ["train", DIGITS, "--output", str(out), "-q", "--set", "model.layers[2].config.units=5"],
     )
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert result.stderr == f"error: {TOO_FEW.replace('head', 'dense_2')}\n"
     assert not out.exists()
 

@@ -269,7 +269,7 @@ def _train(tmp_path: Path, data_path: str) -> object:
 @pytest.mark.parametrize("device", ["/dev/zero", "/dev/urandom"])
 def test_train_refuses_a_device_within_memory(tmp_path, device):
     result = _train(tmp_path, device)
-    assert result.returncode == 1, result.stderr[-2000:]
+    assert result.returncode == 2, result.stderr[-2000:]
     assert result.stderr == (
         f"error: data.path {device!r} is a character device (like /dev/zero, which never "
         f"ends), not a file: give {KINDS}.\n"
@@ -281,7 +281,7 @@ def test_train_refuses_a_fifo_without_waiting(tmp_path):
     fifo = tmp_path / "pipe.npz"
     os.mkfifo(fifo)
     result = _train(tmp_path, str(fifo))
-    assert result.returncode == 1, result.stderr[-2000:]
+    assert result.returncode == 2, result.stderr[-2000:]
     assert result.stderr == (
         f"error: data.path {str(fifo)!r} is a FIFO (named pipe), which a reader would wait on, "
         f"not a file: give {KINDS}.\n"
@@ -298,7 +298,7 @@ def test_train_stops_reading_a_gzip_bomb_within_memory(tmp_path):
     path.write_bytes(inflating_gzip(idx_bytes(np.array([0, 1, 2, 0, 1, 2])), 6 * 1024))
     assert path.stat().st_size < 8_000_000  # inflates to 6 GiB
     result = _train(tmp_path, str(folder))
-    assert result.returncode == 1, result.stderr[-2000:]
+    assert result.returncode == 2, result.stderr[-2000:]
     assert result.stderr == (
         f"error: {path} has trailing bytes: its header promises (6,) values (6 bytes), the "
         "file holds more than 6 bytes of data\n"

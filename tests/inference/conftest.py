@@ -5,6 +5,7 @@ evaluated on."""
 from __future__ import annotations
 
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from kinit_cli.cli import cli
-from tests.conftest import ROOT, train
+from tests.conftest import ROOT, forget, train
 
 # The subclassing guide's layers, which Keras cannot reload: the run keeps weights only.
 WEIGHTS_ONLY = """\
@@ -46,7 +47,17 @@ def weights_only_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     config = folder / "model.yaml"
     config.write_text(WEIGHTS_ONLY)
     run = folder / "run"
+    before = set(sys.modules)
     result = CliRunner().invoke(cli, ["train", str(config), "-q", "-o", str(run)])
+    # Made before any test's forget_plugins looks: its plugin is unloaded here, so no later
+    # test in this process sees the tutorial's classes registered.
+    forget(
+        {
+            name
+            for name in set(sys.modules) - before
+            if str(getattr(sys.modules[name], "__file__", None) or "").startswith(str(folder))
+        }
+    )
     assert result.exit_code == 0, result.output
     assert (run / "model.weights.h5").exists() and not (run / "model.keras").exists()
     return run
