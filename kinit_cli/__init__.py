@@ -48,11 +48,26 @@ def load_run(
         run = kinit_cli.load_run("runs/digits-mlp-20260101-120000")
         probabilities = run.model.predict(run.preprocess("new.npy"))
     """
+    from kinit_cli.errors import UntrustedCode
     from kinit_cli.inference.runs import load  # imports Keras: only when called
     from kinit_cli.registry.trust import Trust
 
     trust = Trust(tuple(plugins), trust_plugins, unsafe_deserialization)
-    return load(str(run), trust)
+    try:
+        return load(str(run), trust)
+    except UntrustedCode as exc:  # its message speaks of the command line's flags
+        said = str(exc)
+        for flag, argument in _ARGUMENTS.items():
+            said = said.replace(flag, argument)
+        raise UntrustedCode(said, exc.plugins, exc.classes) from None
+
+
+# The command line's flags in a message, as load_run's arguments.
+_ARGUMENTS = {
+    "--trust-plugins": "trust_plugins=True",
+    "--unsafe-deserialization": "unsafe_deserialization=True",
+    "--plugin": "plugins=[...]",
+}
 
 
 __all__ = [

@@ -678,8 +678,9 @@ def test_initializer_without_get_config_warns_and_its_run_reloads(runner, tmp_pa
         "from_config(get_config()) fails: ScaledNormal.__init__() missing 2 required "
         "positional arguments: 'mean' and 'stddev'. A get_config() returning mean, stddev "
         "would fix it. kinit keeps the run usable anyway: it writes the weights to "
-        "model.weights.h5 instead of model.keras, and inspect-weights RUN, --resume and "
-        "init_from rebuild the model from the run's config.yaml."
+        "model.weights.h5 instead of model.keras, and inspect-weights RUN, predict, "
+        "evaluate, --resume and init_from rebuild the model from the run's config.yaml "
+        "(importing its plugins with --trust-plugins, or --plugin FILE)."
     )
     shown = runner.invoke(cli, ["inspect-weights", str(run), "--json"])
     assert shown.exit_code == 0, shown.output

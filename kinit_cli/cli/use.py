@@ -151,6 +151,7 @@ def evaluate(
         if result.confusion is None:
             raise UsageError("--plot draws a classifier's confusion matrix; this is a regression")
         plotting.confusion(result.classes, result.confusion, plot_path, overwrite)
+        err.print(f"Confusion matrix written to {plot_path}")
     render.warnings(entry_point_notes() + trust_notes(trust) + list(result.notes), err)
     if as_json:
         render.print_json(result.document)

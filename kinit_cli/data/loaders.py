@@ -5,6 +5,7 @@ recorded (preprocessing.py) so that predict and evaluate repeat exactly what tra
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 
@@ -49,6 +50,8 @@ def table(
         fmt = prep.table
     else:
         fmt = tables.fit_format(data, parts.train, features, label, task, section.normalize)
+        unused = tuple(c for c in names if c not in features and c != label)
+        fmt = dataclasses.replace(fmt, unused=unused)
     x = tables.encode(data, fmt).x
     _fits(input_shape, fmt.width, f"{path} gives {fmt.width} inputs per row ({_widths(fmt)})")
     record = Preprocessing(

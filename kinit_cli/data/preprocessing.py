@@ -65,6 +65,9 @@ class TableFormat:
     label: str
     features: tuple[Feature, ...]
     task: Task = "classification"
+    # The training table's columns that data.features left out: a table to predict may
+    # hold them too (they are not read).
+    unused: tuple[str, ...] = ()
 
     @property
     def width(self) -> int:
@@ -130,6 +133,7 @@ class Preprocessing:
                 "label": self.table.label,
                 "task": self.table.task,
                 "features": [_feature_document(f) for f in self.table.features],
+                "unused": list(self.table.unused),
             }
         images = None
         if self.images is not None:
@@ -166,6 +170,7 @@ class Preprocessing:
             else TableFormat(
                 label=table["label"],
                 task=table["task"],
+                unused=tuple(table.get("unused") or ()),
                 features=tuple(
                     Feature(
                         name=f["name"],
@@ -281,7 +286,8 @@ SHAPE = mapping(
                     "label": text,
                     "task": _one_of("classification", "regression"),
                     "features": list_of(_FEATURE),
-                }
+                },
+                {"unused": list_of(text)},
             )
         ),
         "images": nullable(

@@ -624,7 +624,8 @@ def check_same_columns(path: Path, names: Sequence[str], fmt: TableFormat) -> No
     """DataError naming the feature columns a table lacks and the columns it has that the
     model was not trained on (the label column may be there or not)."""
     missing = [c for c in fmt.columns if c not in names]
-    extra = [n for n in names if n not in fmt.columns and n != fmt.label]
+    known = {*fmt.columns, fmt.label, *fmt.unused}
+    extra = [n for n in names if n not in known]
     if not missing and not extra:
         return
     said = []
@@ -635,7 +636,12 @@ def check_same_columns(path: Path, names: Sequence[str], fmt: TableFormat) -> No
     raise DataError(
         f"{path}: its columns differ from those the model was trained on: {'; '.join(said)}. "
         f"The model takes the columns {_listed(list(fmt.columns))} (and the label column "
-        f'"{fmt.label}" may be there)'
+        f'"{fmt.label}" may be there'
+        + (
+            f", as may the training table's other columns {_listed(list(fmt.unused))})"
+            if fmt.unused
+            else ")"
+        )
     )
 
 

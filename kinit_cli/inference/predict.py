@@ -71,10 +71,16 @@ class PredictSummary:
 
 
 def format_of(output: Path | None, given: str | None) -> str:
-    """--format, else the output file's suffix (.jsonl, .npy), else CSV."""
-    if given:
-        return given
+    """--format, else the output file's suffix (.jsonl, .npy), else CSV; UsageError when
+    --format contradicts a suffix that names another format."""
     suffix = output.suffix.lower().lstrip(".") if output is not None else ""
+    if given:
+        if suffix in FORMATS and suffix != given:
+            raise UsageError(
+                f"--format {given} would write {given} into {output}, whose name says {suffix}; "
+                f"name the file .{given}, or leave --format out"
+            )
+        return given
     return suffix if suffix in FORMATS else "csv"
 
 

@@ -57,8 +57,9 @@ class Prepared:
         for item in self.built.unsaveable:
             out.append(
                 f"{item.message()} kinit keeps the run usable anyway: it writes the weights to "
-                "model.weights.h5 instead of model.keras, and inspect-weights RUN, --resume and "
-                "init_from rebuild the model from the run's config.yaml."
+                "model.weights.h5 instead of model.keras, and inspect-weights RUN, predict, "
+                "evaluate, --resume and init_from rebuild the model from the run's config.yaml "
+                "(importing its plugins with --trust-plugins, or --plugin FILE)."
             )
         if left := unused(self.settings.model):
             them = "it" if len(left) == 1 else "them"

@@ -331,3 +331,40 @@ def test_an_undecodable_image_is_named_before_anything_is_written(image_run, tmp
     assert result.stderr == (
         f"error: cannot decode image {broken}: not a PNG, JPEG, BMP or GIF image\n"
     )
+
+
+def test_the_training_table_s_left_out_columns_may_be_there(tmp_path):
+    folder = tmp_path / "f"
+    folder.mkdir()
+    _pets(folder / "pets.csv", 60, 0)
+    config = TABLE_CONFIG.replace("label: species", "label: species, features: [a, b]")
+    config = config.replace("input_shape: [5]", "input_shape: [2]")
+    run = _trained(folder, config)
+    fmt = json.loads((run / "preprocessing.json").read_text())["table"]
+    assert fmt["unused"] == ["color"]
+    out = tmp_path / "p.csv"
+    result = CliRunner().invoke(
+        cli, ["predict", str(run), str(folder / "pets.csv"), "-o", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    assert len(_rows(out)) == 61
+    other = tmp_path / "other.csv"
+    other.write_text("a,b,color,id\n1,2,red,7\n")
+    result = CliRunner().invoke(cli, ["predict", str(run), str(other)])
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"error: {other}: its columns differ from those the model was trained on: extra "
+        '"id". The model takes the columns a, b (and the label column "species" may be '
+        "there, as may the training table's other columns color)\n"
+    )
+
+
+def test_a_format_the_output_s_name_contradicts_is_refused(table_run, tmp_path):
+    out = tmp_path / "p.csv"
+    args = ["predict", str(table_run), str(table_run.parent / "pets.csv"), "-o", str(out)]
+    result = CliRunner().invoke(cli, [*args, "--format", "npy"])
+    assert result.exit_code == 2 and not out.exists()
+    assert result.stderr == (
+        f"error: --format npy would write npy into {out}, whose name says csv; name the file "
+        ".npy, or leave --format out\n"
+    )

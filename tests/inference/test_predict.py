@@ -300,3 +300,14 @@ def test_a_run_s_plugins_are_imported_only_with_leave(weights_only_run, tmp_path
         f"--trust-plugins: imported the plugins {weights_only_run / 'config.yaml'} names"
         in done.stderr
     )
+
+
+def test_load_run_asks_for_its_own_arguments_to_trust_plugins(weights_only_run):
+    import kinit_cli
+    from kinit_cli.errors import UntrustedCode
+
+    with pytest.raises(UntrustedCode) as caught:
+        kinit_cli.load_run(weights_only_run)
+    assert "trust_plugins=True" in str(caught.value)
+    assert "--trust-plugins" not in str(caught.value)
+    assert caught.value.plugins
