@@ -164,13 +164,7 @@ def plan(
         scope=distribution.strategy.scope(),
         requested=options.backend,
     )
-    data = _data(prepared)
-    if data.files and distribution.name == "data_parallel":
-        raise DistributeError(
-            "an image folder does not train under data_parallel yet: its batches come "
-            "from tf.data, which cannot pad a last partial batch for the devices; train on "
-            "one device (--device cpu or --strategy none)"
-        )
+    data = _data(prepared, distribution)
     scratch = None
     if not distribution.is_chief:
         # Other workers write what the callbacks write too, into a folder of their own that
@@ -273,7 +267,7 @@ def _distribution(
     return distribution, distribution.devices or devices
 
 
-def _data(prepared: Prepared) -> Splits:
+def _data(prepared: Prepared, distribution: distribute.Distribution) -> Splits:
     """The config's data, shaped for the model's one input, its labels checked against the
     model's output, loss and metrics."""
     model, settings = prepared.built.model, prepared.settings
@@ -287,6 +281,12 @@ def _data(prepared: Prepared) -> Splits:
     data = load_data(settings.data, shape, int(settings.seed), prepared.config.base_dir, task=task)
     args = prepared.compile_args
     check_labels(data, model, args.get("loss"), args.get("metrics", ()))
+    if data.files and distribution.name == "data_parallel":
+        raise DistributeError(
+            "an image folder does not train under data_parallel yet: its batches come "
+            "from tf.data, which cannot pad a last partial batch for the devices; train on "
+            "one device (--device cpu or --strategy none)"
+        )
     return data
 
 

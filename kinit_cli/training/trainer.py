@@ -482,7 +482,7 @@ class Trainer:
                 "num_replicas": plan.distribution.replicas,
                 "per_replica_batch_size": train.batch_size / plan.distribution.replicas,
                 **_cluster_metrics(plan.distribution),
-                "data": {"name": data.name, "source": data.source, **data.sizes},
+                "data": {"name": data.name, "source": data.source, **data.sizes, **_classes(data)},
                 "versions": versions(),
             }
         )
@@ -534,6 +534,14 @@ class Trainer:
                 pass
         rundir.save_weights(model, self.run_dir / rundir.WEIGHTS)
         return rundir.WEIGHTS
+
+
+def _classes(data: Any) -> dict[str, Any]:
+    """metrics.json's class names, where the data named them (a table, an image folder)."""
+    prep = data.preprocessing
+    if prep is None or prep.class_names is None:
+        return {}
+    return {"classes": list(prep.class_names)}
 
 
 def _stop_on_the_next(signum: int) -> None:
