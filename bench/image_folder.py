@@ -9,9 +9,9 @@ brightness differs, so the model has something to learn) is written to a tempora
 Both sides train the same small CNN (two 3x3 convolutions with pooling, a dense softmax)
 with the same seed, batch size and epochs, on the TensorFlow backend:
 
-- kinit: images.list_folder, images.scan (every header read), images.train_dataset (the
-  per-epoch stateless shuffle, batches decoded in parallel, divided by 255 in float32),
-  model.fit;
+- kinit: images.list_folder, images.scan (every header read),
+  image_pipeline.train_dataset (the per-epoch stateless shuffle, batches decoded in
+  parallel, divided by 255 in float32), model.fit;
 - plain: image_dataset_from_directory(image_size = the images' own size, so nothing is
   resized twice; shuffle with the seed), a Rescaling(1/255) first layer as the Keras
   tutorials write it, model.fit.
@@ -102,7 +102,7 @@ def timer(keras):
 
 
 def run_kinit(args) -> dict:
-    from kinit_cli.data import images
+    from kinit_cli.data import image_pipeline, images
     from kinit_cli.runtime.imports import keras as keras_module
     from kinit_cli.runtime.imports import tensorflow
 
@@ -113,7 +113,7 @@ def run_kinit(args) -> dict:
     paths, labels = folder.absolute("all"), folder.parts["all"][1]
     fmt = images.scan(paths, None, "rgb")
     epoch = tf.Variable(0, dtype=tf.int64)
-    data = images.train_dataset(
+    data = image_pipeline.train_dataset(
         paths, labels, args.batch_size, args.seed, True, epoch, fmt, 255.0, False
     )
 
@@ -177,7 +177,7 @@ def cpu_seconds() -> float:
 def run_interleaved(args) -> dict:
     """Both pipelines in one process, one epoch each in turn (each side its own model), so
     both see the same load from whatever else the machine runs."""
-    from kinit_cli.data import images
+    from kinit_cli.data import image_pipeline, images
     from kinit_cli.runtime.imports import keras as keras_module
     from kinit_cli.runtime.imports import tensorflow
 
@@ -189,7 +189,7 @@ def run_interleaved(args) -> dict:
     epoch = tf.Variable(0, dtype=tf.int64)
     sides = {
         "kinit": (
-            images.train_dataset(
+            image_pipeline.train_dataset(
                 paths, labels, args.batch_size, args.seed, True, epoch, fmt, 255.0, False
             ),
             model(keras, fmt.size[0], rescale=False),

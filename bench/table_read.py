@@ -7,8 +7,8 @@ normal values, 4 decimals) and an integer label column (0-9), unless --csv names
 whose last column is the label. Then, alternating, each in a fresh process:
 
 - kinit: what `kinit train` does to a table: `tables.column_names`, `check_columns`,
-  `read`, `fit_format` (every row, normalize), `encode` and `label_values`: the float32
-  matrix and the labels the model takes.
+  `read`, then `table_encoding.fit_format` (every row, normalize), `encode` and
+  `label_values`: the float32 matrix and the labels the model takes.
 - pandas.read_csv: `pandas.read_csv(FILE)`, a DataFrame of float64 (the baseline).
 - pandas + numpy: `read_csv`, then the features standardised to float32 and the labels to
   int64, as a plain script does before `model.fit` (for reference).
@@ -49,7 +49,7 @@ def load_kinit(path: Path) -> dict[str, float]:
     start = time.perf_counter()
     import numpy as np
 
-    from kinit_cli.data import tables
+    from kinit_cli.data import table_encoding, tables
 
     imported = time.perf_counter()
     names = tables.column_names(path)
@@ -57,12 +57,12 @@ def load_kinit(path: Path) -> dict[str, float]:
     tables.check_columns(path, names, label, features)
     table = tables.read(path, names)
     read = time.perf_counter()
-    fmt = tables.fit_format(
+    fmt = table_encoding.fit_format(
         table, np.arange(table.n_rows), features, label, "classification", normalize=True
     )
     fitted = time.perf_counter()
-    x = tables.encode(table, fmt).x
-    y, _, _ = tables.label_values(table, label, "classification")
+    x = table_encoding.encode(table, fmt).x
+    y, _, _ = table_encoding.label_values(table, label, "classification")
     done = time.perf_counter()
     assert x.shape == (table.n_rows, len(features)) and x.dtype == np.float32 and len(y) == len(x)
     return {

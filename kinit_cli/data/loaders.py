@@ -1,6 +1,7 @@
 """A table or a folder of class folders loaded as Splits: split by class when the source has
-no test part (splitting.py), prepared as the training part says (tables.py, images.py), and
-recorded (preprocessing.py) so that predict and evaluate repeat exactly what training did.
+no test part (splitting.py), prepared as the training part says (tables.py and
+table_encoding.py, images.py), and recorded (preprocessing.py) so that predict and evaluate
+repeat exactly what training did.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from kinit_cli.config.settings import Data
-from kinit_cli.data import images, splitting, tables
+from kinit_cli.data import images, splitting, table_encoding, tables
 from kinit_cli.data.preprocessing import ImageFormat, Preprocessing, SplitRecord, TableFormat, Task
 from kinit_cli.data.splits import Splits
 from kinit_cli.errors import DataError
@@ -37,9 +38,9 @@ def table(
     if prep is not None and prep.table is not None:
         task = prep.table.task
         class_names, num_classes = prep.class_names, prep.num_classes
-        y = tables.labels_for(data, prep.table, class_names, num_classes)
+        y = table_encoding.labels_for(data, prep.table, class_names, num_classes)
     else:
-        y, class_names, num_classes = tables.label_values(data, label, task)
+        y, class_names, num_classes = table_encoding.label_values(data, label, task)
         if task == "classification":
             _two_classes(y, class_names, f"the label column {label!r} of {path}")
     source = f"table {path} ({data.n_rows:,} rows, {len(features)} features)"
@@ -49,10 +50,10 @@ def table(
     if prep is not None and prep.table is not None:
         fmt = prep.table
     else:
-        fmt = tables.fit_format(data, parts.train, features, label, task, section.normalize)
+        fmt = table_encoding.fit_format(data, parts.train, features, label, task, section.normalize)
         unused = tuple(c for c in names if c not in features and c != label)
         fmt = dataclasses.replace(fmt, unused=unused)
-    x = tables.encode(data, fmt).x
+    x = table_encoding.encode(data, fmt).x
     _fits(input_shape, fmt.width, f"{path} gives {fmt.width} inputs per row ({_widths(fmt)})")
     record = Preprocessing(
         kind="table",

@@ -19,7 +19,7 @@ class Splits:
     (pipeline.py) normalise each batch with the same float32 division NumPy would have
     made, so the model sees bit-identical inputs. `scale` None: the arrays are already the
     model's float32. For an image folder, x holds the files' absolute paths, decoded batch by
-    batch (images.py) and by model_input.
+    batch (image_pipeline.py) and by model_input.
     """
 
     name: str

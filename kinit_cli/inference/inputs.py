@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from kinit_cli.data import images, tables
+from kinit_cli.data import image_pipeline, images, table_encoding, tables
 from kinit_cli.data.preprocessing import ImageFormat, Preprocessing
 from kinit_cli.errors import DataError, UsageError
 
@@ -214,16 +214,20 @@ def _table(name: str, path: Path, run: Target, labels: bool) -> Input:
             f"{prep.kind}); its input shape is {list(prep.input_shape)}"
         )
     names = tables.column_names(path)
-    tables.check_same_columns(path, names, fmt)
+    table_encoding.check_same_columns(path, names, fmt)
     labelled = fmt.label in names
     _require_labels(name, labelled, labels, f"the label column {fmt.label!r}")
     table = tables.read(path, [*fmt.columns, *([fmt.label] if labelled else [])])
-    y = tables.labels_for(table, fmt, prep.class_names, prep.num_classes) if labelled else None
+    y = (
+        table_encoding.labels_for(table, fmt, prep.class_names, prep.num_classes)
+        if labelled
+        else None
+    )
 
     def make(size: int) -> Iterator[Batch]:
         for start in range(0, table.n_rows, size):
             rows = np.arange(start, min(table.n_rows, start + size))
-            encoded = tables.encode(table, fmt, rows)
+            encoded = table_encoding.encode(table, fmt, rows)
             yield Batch(encoded.x, rows, None if y is None else y[rows], dict(encoded.unseen))
 
     return Input(name, "table", table.n_rows, "row", labelled, make)
@@ -283,7 +287,7 @@ def _image_files(given: Sequence[str], run: Target, labels: bool, name: str | No
 def _decoded(
     name: str, shown: list[str], paths: list[str], y: np.ndarray | None, run: Target
 ) -> Input:
-    """Image files decoded a batch at a time by the run's pipeline (data/images.py), every
+    """Image files decoded a batch at a time by the run's pipeline (data/image_pipeline.py), every
     file's header read first, so an undecodable one is named before any row is written.
 
     Always through the resizing pipeline, to the run's size: an image of that size comes
@@ -297,7 +301,7 @@ def _decoded(
     absolute = np.array(paths)
 
     def make(size: int) -> Iterator[Batch]:
-        dataset = images.eval_dataset(absolute, None, size, fmt, prep.scale, prep.flatten)
+        dataset = image_pipeline.eval_dataset(absolute, None, size, fmt, prep.scale, prep.flatten)
         start = 0
         for x in dataset.as_numpy_iterator():
             stop = start + len(x)

@@ -18,7 +18,7 @@ import numpy as np
 
 from kinit_cli.config import source as config_mod
 from kinit_cli.config.settings import Settings
-from kinit_cli.data import images, pipeline
+from kinit_cli.data import image_pipeline, images, pipeline
 from kinit_cli.errors import (
     KinitError,
     NoStepTrained,
@@ -87,7 +87,7 @@ class Trainer:
         self.guard = callbacks_mod.SafeStop(self.backup)
         self.timer = callbacks_mod.EpochTimer()
         # tf.data on TensorFlow; NumPy batches on JAX and torch, which need no TensorFlow,
-        # except for image files, which tf.data decodes on every backend (images.py).
+        # except for image files, which tf.data decodes on every backend (image_pipeline.py).
         self.tf_data = plan.settings.backend == "tensorflow" or plan.data.files
         # The epoch the training dataset yields next: set by EpochOrder as each one begins.
         if self.tf_data:
@@ -304,7 +304,7 @@ class Trainer:
         shuffle = self.plan.settings.data.shuffle
         common = (d.x_train, d.y_train, train.batch_size, self.plan.seed, shuffle, self.epoch)
         if d.files:
-            return images.train_dataset(*common, *self._image_format(), pieces)
+            return image_pipeline.train_dataset(*common, *self._image_format(), pieces)
         if not self.tf_data:
             return self.batches.train_batches(*common, d.scale, self.plan.distribution.replicas)
         return pipeline.train_dataset(*common, pieces, d.scale)
@@ -328,7 +328,7 @@ class Trainer:
         """One pass over (x, y) in order: validation and test."""
         d, batch = self.plan.data, self.plan.settings.train.batch_size
         if d.files:
-            return images.eval_dataset(x, y, batch, *self._image_format(), pieces)
+            return image_pipeline.eval_dataset(x, y, batch, *self._image_format(), pieces)
         if not self.tf_data:
             pad = self.plan.distribution.replicas
             return self.batches.eval_batches(x, y, batch, d.scale, pad)

@@ -12,7 +12,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from kinit_cli.data import images, pipeline
+from kinit_cli.data import image_pipeline, images, pipeline
 from kinit_cli.data.pipeline import ReplicaShare
 from kinit_cli.data.preprocessing import ImageFormat
 from kinit_cli.errors import DataError
@@ -294,7 +294,7 @@ def epochs(listed, seed, shuffle, numbers, **kw):
     """Each epoch's batches (ids, labels), one iteration of one dataset per epoch."""
     epoch = tf.Variable(0, dtype=tf.int64)
     paths, labels = listed.absolute("all"), listed.parts["all"][1]
-    dataset = images.train_dataset(
+    dataset = image_pipeline.train_dataset(
         paths, labels, BATCH, seed, shuffle, epoch, RGB, kw.get("scale"), False, kw.get("pieces")
     )
     out = []
@@ -341,7 +341,7 @@ def test_train_dataset_replica_pieces_make_up_the_batches(ten):
 @pytest.mark.parametrize("scale", [255.0, 1.0])
 def test_batches_divide_the_decoded_pixels_in_float32(ten, scale):
     paths = ten.absolute("all")
-    dataset = images.eval_dataset(paths, ten.parts["all"][1], BATCH, RGB, scale, False)
+    dataset = image_pipeline.eval_dataset(paths, ten.parts["all"][1], BATCH, RGB, scale, False)
     x = np.concatenate([x for x, _ in dataset.as_numpy_iterator()])
     assert x.dtype == np.float32
     expected = images.decode(paths, RGB).astype(np.float32) / np.float32(scale)
@@ -352,7 +352,9 @@ def test_resized_batches_hold_decode_values_and_flatten(ten):
     fmt = ImageFormat((3, 5), "grayscale", resized=True)
     paths = ten.absolute("all")
     batches = list(
-        images.eval_dataset(paths, ten.parts["all"][1], BATCH, fmt, None, True).as_numpy_iterator()
+        image_pipeline.eval_dataset(
+            paths, ten.parts["all"][1], BATCH, fmt, None, True
+        ).as_numpy_iterator()
     )
     assert [(x.shape, x.dtype) for x, _ in batches[-1:]] == [((2, 15), np.float32)]
     x = np.concatenate([x for x, _ in batches])
@@ -360,7 +362,7 @@ def test_resized_batches_hold_decode_values_and_flatten(ten):
 
 
 def test_eval_dataset_without_labels_yields_images_alone(ten):
-    dataset = images.eval_dataset(ten.absolute("all"), None, BATCH, RGB, 255.0, False)
+    dataset = image_pipeline.eval_dataset(ten.absolute("all"), None, BATCH, RGB, 255.0, False)
     batches = list(dataset.as_numpy_iterator())
     assert len(dataset) == 3
     assert [b.shape for b in batches] == [(4, 8, 8, 3), (4, 8, 8, 3), (2, 8, 8, 3)]
@@ -370,7 +372,7 @@ def test_eval_dataset_without_labels_yields_images_alone(ten):
 def test_a_file_that_fails_in_the_pipeline_is_named(ten):
     paths = ten.absolute("all")
     Path(paths[6]).write_bytes(b"\x89PNG\r\n\x1a\n broken")
-    dataset = images.eval_dataset(paths, ten.parts["all"][1], BATCH, RGB, 255.0, False)
+    dataset = image_pipeline.eval_dataset(paths, ten.parts["all"][1], BATCH, RGB, 255.0, False)
     with pytest.raises(tf.errors.OpError) as info:
         list(dataset.as_numpy_iterator())
     named = images.failed_file(info.value, paths, RGB)

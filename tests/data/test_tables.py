@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from kinit_cli.data import tables
+from kinit_cli.data import table_encoding, tables
 from kinit_cli.data.preprocessing import Feature, TableFormat
 from kinit_cli.errors import DataError
 from tests.conftest import ROOT
@@ -358,7 +358,7 @@ def read_label(tmp_path: Path, values: list, name: str = "labels.csv"):
 
 
 def test_integer_labels_are_class_ids(tmp_path: Path) -> None:
-    y, names, num_classes = tables.label_values(
+    y, names, num_classes = table_encoding.label_values(
         read_label(tmp_path, [2, 0, 3, 0]), "label", "classification"
     )
     assert y.dtype == np.int64 and y.tolist() == [2, 0, 3, 0]
@@ -366,7 +366,7 @@ def test_integer_labels_are_class_ids(tmp_path: Path) -> None:
 
 
 def test_text_labels_by_sorted_names(tmp_path: Path) -> None:
-    y, names, num_classes = tables.label_values(
+    y, names, num_classes = table_encoding.label_values(
         read_label(tmp_path, ["dog", "cat", "emu", "cat"]), "label", "classification"
     )
     assert names == ("cat", "dog", "emu") and num_classes == 3
@@ -374,7 +374,7 @@ def test_text_labels_by_sorted_names(tmp_path: Path) -> None:
 
 
 def test_whole_float_labels_are_class_ids(tmp_path: Path) -> None:
-    y, names, num_classes = tables.label_values(
+    y, names, num_classes = table_encoding.label_values(
         read_label(tmp_path, ["1.0", "0.0", "2.0"]), "label", "classification"
     )
     assert y.dtype == np.int64 and y.tolist() == [1, 0, 2]
@@ -383,7 +383,7 @@ def test_whole_float_labels_are_class_ids(tmp_path: Path) -> None:
 
 def test_fractional_labels_need_a_regression_loss(tmp_path: Path) -> None:
     table = read_label(tmp_path, ["1.0", "0.5", "2.0"])
-    assert failure(tables.label_values, table, "label", "classification") == (
+    assert failure(table_encoding.label_values, table, "label", "classification") == (
         f'{table.path}, line 3, column "label": 0.5 is not a whole number, and a '
         "classification takes class ids (whole numbers) or text labels; for a regression set "
         "compile.loss: mean_squared_error"
@@ -391,7 +391,7 @@ def test_fractional_labels_need_a_regression_loss(tmp_path: Path) -> None:
 
 
 def test_regression_labels(tmp_path: Path) -> None:
-    y, names, num_classes = tables.label_values(
+    y, names, num_classes = table_encoding.label_values(
         read_label(tmp_path, ["1.25", "0.5", "2"]), "label", "regression"
     )
     assert y.dtype == np.float32 and y.tolist() == [1.25, 0.5, 2.0]
@@ -400,7 +400,7 @@ def test_regression_labels(tmp_path: Path) -> None:
 
 def test_text_labels_for_a_regression(tmp_path: Path) -> None:
     table = read_label(tmp_path, ["cat", "dog"])
-    assert failure(tables.label_values, table, "label", "regression") == (
+    assert failure(table_encoding.label_values, table, "label", "regression") == (
         f'{table.path}, line 2, column "label": "cat" is text, and a regression loss needs '
         "numbers; for classes set compile.loss: sparse_categorical_crossentropy"
     )
@@ -408,13 +408,13 @@ def test_text_labels_for_a_regression(tmp_path: Path) -> None:
 
 def test_one_class_is_left_to_the_caller(tmp_path: Path) -> None:
     table = read_label(tmp_path, ["cat", "cat"])
-    y, names, num_classes = tables.label_values(table, "label", "classification")
+    y, names, num_classes = table_encoding.label_values(table, "label", "classification")
     assert y.tolist() == [0, 0] and names == ("cat",) and num_classes == 1
 
 
 def test_negative_class_id(tmp_path: Path) -> None:
     table = read_label(tmp_path, [0, 1, -1])
-    assert failure(tables.label_values, table, "label", "classification") == (
+    assert failure(table_encoding.label_values, table, "label", "classification") == (
         f'{table.path}, line 4, column "label": -1 is not a class id (0, 1, 2 ...)'
     )
 
@@ -424,7 +424,7 @@ TRAIN = np.array([0, 2, 3, 5])  # rows of ROWS: red, red, green, red
 
 def fitted(tmp_path: Path, normalize: bool = True) -> tuple[tables.Table, TableFormat]:
     table = tables.read(table_file(tmp_path, ".csv"), NAMES)
-    fmt = tables.fit_format(
+    fmt = table_encoding.fit_format(
         table, TRAIN, ["age", "height", "color"], "y", "classification", normalize
     )
     return table, fmt
@@ -454,13 +454,13 @@ def test_fit_format_without_normalize(tmp_path: Path) -> None:
 
 def test_constant_column_std_is_one(tmp_path: Path) -> None:
     table = tables.read(csv_file(tmp_path, "a,y\n3,0\n3,1\n"), ["a", "y"])
-    fmt = tables.fit_format(table, np.arange(2), ["a"], "y", "classification", True)
+    fmt = table_encoding.fit_format(table, np.arange(2), ["a"], "y", "classification", True)
     assert fmt.features == (Feature("a", "number", mean=3.0, std=1.0),)
 
 
 def test_encode(tmp_path: Path) -> None:
     table, fmt = fitted(tmp_path)
-    encoded = tables.encode(table, fmt)
+    encoded = table_encoding.encode(table, fmt)
     x = encoded.x
     assert x.dtype == np.float32 and x.shape == (6, 4) and x.flags.c_contiguous
     age = np.array(AGE, float)
@@ -476,32 +476,32 @@ def test_encode(tmp_path: Path) -> None:
 
 def test_encode_rows(tmp_path: Path) -> None:
     table, fmt = fitted(tmp_path)
-    encoded = tables.encode(table, fmt, TRAIN)
-    np.testing.assert_array_equal(encoded.x, tables.encode(table, fmt).x[TRAIN])
+    encoded = table_encoding.encode(table, fmt, TRAIN)
+    np.testing.assert_array_equal(encoded.x, table_encoding.encode(table, fmt).x[TRAIN])
     assert encoded.unseen == {}
 
 
 def test_encode_without_normalize(tmp_path: Path) -> None:
     table, fmt = fitted(tmp_path, normalize=False)
-    x = tables.encode(table, fmt).x
+    x = table_encoding.encode(table, fmt).x
     np.testing.assert_array_equal(x[:, 0], np.array(AGE, np.float32))
     np.testing.assert_array_equal(x[:, 1], np.array(HEIGHT, np.float32))
 
 
 def test_encode_in_blocks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     table, fmt = fitted(tmp_path)
-    whole = tables.encode(table, fmt)
-    monkeypatch.setattr(tables, "_BLOCK", 4)
+    whole = table_encoding.encode(table, fmt)
+    monkeypatch.setattr(table_encoding, "_BLOCK", 4)
     rows = np.array([5, 1, 0, 4, 3])
-    np.testing.assert_array_equal(tables.encode(table, fmt).x, whole.x)
-    np.testing.assert_array_equal(tables.encode(table, fmt, rows).x, whole.x[rows])
+    np.testing.assert_array_equal(table_encoding.encode(table, fmt).x, whole.x)
+    np.testing.assert_array_equal(table_encoding.encode(table, fmt, rows).x, whole.x[rows])
 
 
 def test_encode_text_where_training_had_numbers(tmp_path: Path) -> None:
     _, fmt = fitted(tmp_path)
     path = csv_file(tmp_path, "age,height,color\nold,1.5,red\n", "new.csv")
     table = tables.read(path, ["age", "height", "color"])
-    assert failure(tables.encode, table, fmt) == (
+    assert failure(table_encoding.encode, table, fmt) == (
         f'{path}, line 2, column "age": "old" is not a number, and the model was trained on '
         "numbers in this column"
     )
@@ -510,9 +510,9 @@ def test_encode_text_where_training_had_numbers(tmp_path: Path) -> None:
 def test_check_same_columns(tmp_path: Path) -> None:
     _, fmt = fitted(tmp_path)
     path = tmp_path / "new.csv"
-    tables.check_same_columns(path, ["age", "height", "color"], fmt)
-    tables.check_same_columns(path, ["y", "color", "height", "age"], fmt)
-    assert failure(tables.check_same_columns, path, ["age", "colour", "id", "y"], fmt) == (
+    table_encoding.check_same_columns(path, ["age", "height", "color"], fmt)
+    table_encoding.check_same_columns(path, ["y", "color", "height", "age"], fmt)
+    assert failure(table_encoding.check_same_columns, path, ["age", "colour", "id", "y"], fmt) == (
         f'{path}: its columns differ from those the model was trained on: missing "height", '
         '"color"; extra "colour", "id". The model takes the columns age, height, color (and '
         'the label column "y" may be there)'
@@ -521,12 +521,12 @@ def test_check_same_columns(tmp_path: Path) -> None:
 
 def test_labels_for_a_new_table(tmp_path: Path) -> None:
     train = read_label(tmp_path, ["cat", "dog", "emu"])
-    _, names, num_classes = tables.label_values(train, "label", "classification")
+    _, names, num_classes = table_encoding.label_values(train, "label", "classification")
     fmt = TableFormat(label="label", features=(Feature("x", "number"),))
     new = read_label(tmp_path, ["emu", "cat"], "new.csv")
-    assert tables.labels_for(new, fmt, names, num_classes).tolist() == [2, 0]
+    assert table_encoding.labels_for(new, fmt, names, num_classes).tolist() == [2, 0]
     unseen = read_label(tmp_path, ["emu", "cat", "fox"], "unseen.csv")
-    assert failure(tables.labels_for, unseen, fmt, names, num_classes) == (
+    assert failure(table_encoding.labels_for, unseen, fmt, names, num_classes) == (
         f'{unseen.path}, line 4, column "label": the label "fox" is not one the model was '
         "trained on; the run's classes are cat, dog, emu"
     )
@@ -534,9 +534,9 @@ def test_labels_for_a_new_table(tmp_path: Path) -> None:
 
 def test_labels_for_class_ids(tmp_path: Path) -> None:
     fmt = TableFormat(label="label", features=(Feature("x", "number"),))
-    assert tables.labels_for(read_label(tmp_path, [2, 0]), fmt, None, 3).tolist() == [2, 0]
+    assert table_encoding.labels_for(read_label(tmp_path, [2, 0]), fmt, None, 3).tolist() == [2, 0]
     table = read_label(tmp_path, [2, 0, 3], "more.csv")
-    assert failure(tables.labels_for, table, fmt, None, 3) == (
+    assert failure(table_encoding.labels_for, table, fmt, None, 3) == (
         f'{table.path}, line 4, column "label": the label "3" is not one the model was '
         "trained on; the run's classes are 0 to 2"
     )
@@ -545,14 +545,14 @@ def test_labels_for_class_ids(tmp_path: Path) -> None:
 def test_labels_for_without_the_label_column(tmp_path: Path) -> None:
     fmt = TableFormat(label="label", features=(Feature("x", "number"),))
     table = tables.read(csv_file(tmp_path, "x\n1\n"), ["x"])
-    assert failure(tables.labels_for, table, fmt, None, 3) == (
+    assert failure(table_encoding.labels_for, table, fmt, None, 3) == (
         f'{table.path} has no label column "label", which evaluating needs'
     )
 
 
 def test_labels_for_a_regression(tmp_path: Path) -> None:
     fmt = TableFormat(label="label", features=(Feature("x", "number"),), task="regression")
-    y = tables.labels_for(read_label(tmp_path, ["0.5", "2"]), fmt, None, None)
+    y = table_encoding.labels_for(read_label(tmp_path, ["0.5", "2"]), fmt, None, None)
     assert y.dtype == np.float32 and y.tolist() == [0.5, 2.0]
 
 
@@ -560,10 +560,10 @@ def test_labels_for_a_regression(tmp_path: Path) -> None:
 def test_imports_no_tensorflow_nor_pandas(tmp_path: Path) -> None:
     path = table_file(tmp_path, ".csv")
     code = (
-        "import sys, numpy as np, kinit_cli.data.tables as t\n"
+        "import sys, numpy as np, kinit_cli.data.tables as t, kinit_cli.data.table_encoding as e\n"
         f"table = t.read({str(path)!r}, ['age', 'height', 'color', 'y'])\n"
-        "fmt = t.fit_format(table, np.arange(6), ['age', 'color'], 'y', 'classification', True)\n"
-        "t.encode(table, fmt); t.label_values(table, 'y', 'classification')\n"
+        "fmt = e.fit_format(table, np.arange(6), ['age', 'color'], 'y', 'classification', True)\n"
+        "e.encode(table, fmt); e.label_values(table, 'y', 'classification')\n"
         "print('tensorflow' in sys.modules, 'pandas' in sys.modules)"
     )
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
