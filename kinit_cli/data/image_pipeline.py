@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from kinit_cli.data.pipeline import index_batches
 from kinit_cli.data.preprocessing import ImageFormat
 from kinit_cli.runtime import compat
 from kinit_cli.runtime.imports import tensorflow
@@ -126,25 +127,8 @@ def _batches(
     """
     tf = tensorflow()
     n = len(paths)
-    full = n // batch_size
     dtype = tf.float32 if fmt.resized else tf.uint8
     load = loader(fmt)
-
-    def index_batches(indices: Any) -> Any:
-        batches = tf.data.Dataset.from_tensor_slices(
-            tf.reshape(indices[: full * batch_size], (full, batch_size))
-        )
-        if n % batch_size:
-            batches = batches.concatenate(
-                tf.data.Dataset.from_tensors(indices[full * batch_size :])
-            )
-        return batches if pieces is None else batches.flat_map(own_pieces)
-
-    def own_pieces(batch: Any) -> Any:
-        size = tf.shape(batch, out_type=tf.int64)[0]
-        return tf.data.Dataset.range(pieces.first, pieces.first + pieces.count).map(
-            lambda k: batch[size * k // pieces.total : size * (k + 1) // pieces.total]
-        )
 
     def decoded(indices: Any, arrays: Any) -> Any:
         files = tf.gather(arrays[0], indices)
@@ -170,7 +154,7 @@ def _batches(
     if compat.op_determinism_enabled():
         parallel = {}  # `deterministic` on a sequential map is warned about
     dataset = tf.data.Dataset.zip(
-        orders.flat_map(index_batches), tf.data.Dataset.from_tensors(arrays).repeat()
+        index_batches(orders, n, batch_size, pieces), tf.data.Dataset.from_tensors(arrays).repeat()
     ).map(decoded, **parallel)
     return _finished(dataset, math.ceil(n / batch_size) * (1 if pieces is None else pieces.count))
 

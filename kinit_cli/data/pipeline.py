@@ -85,6 +85,33 @@ class ReplicaShare:
     count: int
 
 
+def index_batches(
+    orders: Any, n: int, batch_size: int, pieces: ReplicaShare | None = None
+) -> tf.data.Dataset:
+    """The batches of indices of the one index vector in `orders`: full batches, then the
+    epoch's own partial one; with `pieces`, this pipeline's share of each (ReplicaShare)."""
+    tf = tensorflow()
+    full = n // batch_size
+
+    def cut(indices: Any) -> Any:
+        batches = tf.data.Dataset.from_tensor_slices(
+            tf.reshape(indices[: full * batch_size], (full, batch_size))
+        )
+        if n % batch_size:
+            batches = batches.concatenate(
+                tf.data.Dataset.from_tensors(indices[full * batch_size :])
+            )
+        return batches if pieces is None else batches.flat_map(own_pieces)
+
+    def own_pieces(batch: Any) -> Any:
+        size = tf.shape(batch, out_type=tf.int64)[0]
+        return tf.data.Dataset.range(pieces.first, pieces.first + pieces.count).map(
+            lambda k: batch[size * k // pieces.total : size * (k + 1) // pieces.total]
+        )
+
+    return orders.flat_map(cut)
+
+
 def _batches(
     x: np.ndarray,
     y: np.ndarray,
@@ -102,23 +129,6 @@ def _batches(
     """
     tf = tensorflow()
     n = len(x)
-    full = n // batch_size
-
-    def index_batches(indices: Any) -> Any:
-        batches = tf.data.Dataset.from_tensor_slices(
-            tf.reshape(indices[: full * batch_size], (full, batch_size))
-        )
-        if n % batch_size:
-            batches = batches.concatenate(
-                tf.data.Dataset.from_tensors(indices[full * batch_size :])
-            )
-        return batches if pieces is None else batches.flat_map(own_pieces)
-
-    def own_pieces(batch: Any) -> Any:
-        size = tf.shape(batch, out_type=tf.int64)[0]
-        return tf.data.Dataset.range(pieces.first, pieces.first + pieces.count).map(
-            lambda k: batch[size * k // pieces.total : size * (k + 1) // pieces.total]
-        )
 
     def gather(indices: Any, arrays: Any) -> Any:
         x = tf.gather(arrays[0], indices)
@@ -136,7 +146,7 @@ def _batches(
     # an error line about the attribute it drops; ask for the sequential map directly then.
     parallel = None if compat.op_determinism_enabled() else 1
     dataset = tf.data.Dataset.zip(
-        orders.flat_map(index_batches), tf.data.Dataset.from_tensors((x, y)).repeat()
+        index_batches(orders, n, batch_size, pieces), tf.data.Dataset.from_tensors((x, y)).repeat()
     ).map(gather, num_parallel_calls=parallel)
     # flat_map hides the length; Keras warns "ran out of data" at the end of a dataset
     # whose length it does not know.
