@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import signal
 
 import keras
 import numpy as np
@@ -150,9 +151,15 @@ def test_a_real_ctrl_c_during_a_plugin_import_still_aborts(runner, write, tmp_pa
         time.sleep(5)
         """,
     )
-    result = runner.invoke(cli, ["list-layers", "--plugin", "slow.py"])
-    assert (result.exit_code, result.stderr) == (130, "error: interrupted by SIGINT\n")
-    assert signal_handler_is_default()
+    # As a terminal's Ctrl-C finds it: a process started in the background of a shell
+    # without job control (CI's, a `cmd &`) inherits SIGINT ignored, and no Ctrl-C arrives.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        result = runner.invoke(cli, ["list-layers", "--plugin", "slow.py"])
+        assert (result.exit_code, result.stderr) == (130, "error: interrupted by SIGINT\n")
+        assert signal_handler_is_default()
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def signal_handler_is_default() -> bool:
