@@ -66,6 +66,7 @@ def load_run(
 _ARGUMENTS = {
     "--trust-plugins": "trust_plugins=True",
     "--unsafe-deserialization": "unsafe_deserialization=True",
+    "--plugin FILE": "plugins=[FILE]",
     "--plugin": "plugins=[...]",
 }
 

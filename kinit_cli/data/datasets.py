@@ -20,10 +20,10 @@ from typing import Any
 import numpy as np
 
 from kinit_cli.config.settings import Data
-from kinit_cli.data import files, images, tables
+from kinit_cli.data import files, images, loaders, tables
 from kinit_cli.data.files import NPZ_KEYS
 from kinit_cli.data.preprocessing import Preprocessing, SplitRecord, Task
-from kinit_cli.data.splits import Splits, divided
+from kinit_cli.data.splits import Splits, divided, shape_fits
 from kinit_cli.errors import (
     DataError,
     NonFiniteDataError,
@@ -87,11 +87,9 @@ def load(
         prep: a run's preprocessing: applied as it was, never fitted again.
     """
     path = data_path(section, base_dir)
-    if path is not None and (tables.is_table(path) or images.is_image_folder(path)):
-        from kinit_cli.data import loaders
-
-        if tables.is_table(path):
-            return loaders.table(path, section, input_shape, seed, task, recorded, prep)
+    if path is not None and tables.is_table(path):
+        return loaders.table(path, section, input_shape, seed, task, recorded, prep)
+    if path is not None and images.is_image_folder(path):
         return loaders.image_folder(path, section, input_shape, seed, recorded, prep)
     return _load_arrays(section, input_shape, seed, base_dir)
 
@@ -221,8 +219,6 @@ def check(section: Data, base_dir: Path) -> None:
     if tables.is_table(path):
         tables.check_columns(path, tables.column_names(path), section.label, section.features)
     elif images.is_image_folder(path):
-        from kinit_cli.data import loaders
-
         loaders.classes_of(images.list_folder(path), path)
 
 
@@ -424,10 +420,7 @@ def _fit_shape(
     if flatten or (flatten is None and len(input_shape) == 1):
         x = x.reshape(len(x), -1)
     example = x.shape[1:]
-    fits = len(example) == len(input_shape) and all(
-        want is None or want == have for want, have in zip(input_shape, example, strict=True)
-    )
-    if not fits:
+    if not shape_fits(input_shape, example):
         size = math.prod(image)
         options = f"[{size}] (flattened)"
         if len(image) > 1:

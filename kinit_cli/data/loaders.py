@@ -15,7 +15,7 @@ import numpy as np
 from kinit_cli.config.settings import Data
 from kinit_cli.data import images, splitting, table_encoding, tables
 from kinit_cli.data.preprocessing import ImageFormat, Preprocessing, SplitRecord, TableFormat, Task
-from kinit_cli.data.splits import Splits
+from kinit_cli.data.splits import Splits, shape_fits
 from kinit_cli.errors import DataError
 
 
@@ -248,10 +248,7 @@ def _two_classes(y: np.ndarray, names: tuple[str, ...] | None, what: str) -> Non
 def _fits(input_shape: tuple[int | None, ...], have: int | tuple[int, ...], what: str) -> None:
     """DataError naming the input_shape to set when the examples do not fit the model."""
     shape = (have,) if isinstance(have, int) else tuple(have)
-    fits = len(shape) == len(input_shape) and all(
-        want is None or want == got for want, got in zip(input_shape, shape, strict=True)
-    )
-    if not fits:
+    if not shape_fits(input_shape, shape):
         raise DataError(
             f"{what} but model.input_shape is {list(input_shape)}. Set model.input_shape "
             f"to {list(shape)}."

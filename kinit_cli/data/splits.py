@@ -61,6 +61,13 @@ class Splits:
         return {"train": len(self.x_train), "validation": validation, "test": len(self.x_test)}
 
 
+def shape_fits(input_shape: tuple[int | None, ...], example: tuple[int, ...]) -> bool:
+    """Whether examples of this shape fit the model's input (None matches any size)."""
+    return len(example) == len(input_shape) and all(
+        want is None or want == have for want, have in zip(input_shape, example, strict=True)
+    )
+
+
 def divided(x: np.ndarray, scale: float) -> np.ndarray:
     """x / scale in float32: the division the pipelines repeat batch by batch."""
     out = x.astype(np.float32)  # a copy: safe to divide in place, no float64 temporary

@@ -12,12 +12,13 @@ import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
 
 from kinit_cli.data import image_pipeline, images, table_encoding, tables
 from kinit_cli.data.preprocessing import ImageFormat, Preprocessing
+from kinit_cli.data.splits import shape_fits
 from kinit_cli.errors import DataError, UsageError
 
 ARRAY_SUFFIXES = (".npy", ".npz")
@@ -166,10 +167,7 @@ def _example_shape(name: str, shape: tuple[int, ...], prep: Preprocessing) -> tu
         example = (*example, 1)
     if prep.flatten or len(want) == 1:
         example = (math.prod(example),)
-    fits = len(example) == len(want) and all(
-        w is None or w == e for w, e in zip(want, example, strict=True)
-    )
-    if not fits:
+    if not shape_fits(want, example):
         raise DataError(
             f"{name} has examples of shape {tuple(shape[1:])} ({math.prod(shape[1:])} values), "
             f"but the model takes {list(want)}"
@@ -195,7 +193,7 @@ def _array_labels(name: str, y: np.ndarray, n: int, run: Target) -> np.ndarray:
     if bad.size:
         raise DataError(
             f"{name}: row {int(bad[0])} has the label {int(ids[bad[0]])}, a class the run "
-            f"never saw; its classes are {_listed(classes)}"
+            f"never saw; its classes are {tables.listed(classes)}"
         )
     return ids
 
@@ -262,8 +260,8 @@ def _folder_labels(name: str, found: Sequence[str], ids: np.ndarray, run: Target
     unknown = [c for c in found if c not in classes]
     if unknown:
         raise DataError(
-            f"{name} has the class folder{'s' * (len(unknown) > 1)} {_listed(unknown)}, "
-            f"a class the run never saw; its classes are {_listed(classes)}"
+            f"{name} has the class folder{'s' * (len(unknown) > 1)} {tables.listed(unknown)}, "
+            f"a class the run never saw; its classes are {tables.listed(classes)}"
         )
     mapping = np.array([classes.index(c) for c in found], dtype=np.int64)
     return mapping[ids]
@@ -330,9 +328,3 @@ def _format_of(name: str, prep: Preprocessing) -> ImageFormat:
 def _require_labels(name: str, labelled: bool, needed: bool, where: str) -> None:
     if needed and not labelled:
         raise UsageError(f"{name} has no labels to evaluate against; kinit reads them from {where}")
-
-
-def _listed(names: Sequence[Any]) -> str:
-    shown = [str(n) for n in names[:20]]
-    more = f" and {len(names) - 20} more" if len(names) > 20 else ""
-    return ", ".join(shown) + more

@@ -58,8 +58,7 @@ class LoadedRun:
 
     @property
     def output_units(self) -> int:
-        shape = tuple(self.model.outputs[0].shape) if self.model.outputs else (None, 1)
-        return int(shape[-1] or 1) if len(shape) > 1 else 1
+        return _units(self.model)
 
     def compile_args(self) -> dict[str, Any]:
         """model.compile's arguments as train built them: the run's loss and metrics (the
@@ -147,5 +146,6 @@ def fallback(settings: Settings, input_shape: tuple[Any, ...], units: int) -> Pr
 
 
 def _units(model: Any) -> int:
-    shape = tuple(model.outputs[0].shape)
+    """Units of the model's one output (1 for a scalar output)."""
+    shape = tuple(model.outputs[0].shape) if model.outputs else (None, 1)
     return int(shape[-1] or 1) if len(shape) > 1 else 1
