@@ -283,6 +283,14 @@ class Train(Section):
         "change nothing)",
         kind="boolean",
     )
+    weight_history: bool = setting(
+        boolean,
+        False,
+        "record every variable's mean, std, L2 norm and change from its initial value each "
+        "epoch (weight-history.csv), and the layers' outputs at initialisation",
+        kind="boolean",
+        more="see Training",
+    )
 
 
 @dataclass(frozen=True, kw_only=True)

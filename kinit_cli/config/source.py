@@ -284,11 +284,12 @@ def loads(text: str, file: str | None = None) -> Config:
     return config
 
 
-def apply_overrides(config: Config, overrides: Iterable[str]) -> None:
-    """Apply `key.path=value` assignments in order; values are parsed as YAML."""
+def apply_overrides(config: Config, overrides: Iterable[str], flag: str = "--set") -> None:
+    """Apply `key.path=value` assignments in order; values are parsed as YAML. `flag`: the
+    option they came from, which a problem's location names (--set, or a sweep's --grid)."""
     problems = []
     for text in overrides:
-        origin = f"--set {text}"
+        origin = f"{flag} {text}"
         key, sep, value = text.partition("=")
         try:
             if not sep or not key.strip():

@@ -56,7 +56,7 @@ from kinit_cli.storage import bounded, checkpoint, ownership, rundir
 
 
 def check(
-    path: str | Path,
+    path: str | Path | config_mod.Config,
     overrides: Sequence[str] = (),
     *,
     nested: bool = False,
@@ -64,8 +64,13 @@ def check(
     requested: str | None = None,
 ) -> Checked:
     """Read the config and check its structure (YAML, unknown keys, types, ranges, callback
-    paths) from the schema alone, in milliseconds; ConfigError with every problem."""
-    config = config_mod.load(path, overrides)
+    paths) from the schema alone, in milliseconds; ConfigError with every problem. `path`
+    may be a config read already (a sweep's trial: its overrides applied)."""
+    if isinstance(path, config_mod.Config):
+        config = path
+        config_mod.apply_overrides(config, overrides)
+    else:
+        config = config_mod.load(path, overrides)
     return check_config(config, nested=nested, any_run=any_run, requested=requested)
 
 

@@ -39,6 +39,11 @@ PREPROCESSING = "preprocessing.json"
 SPLIT = "split.json"
 
 
+# train.weight_history: each variable's statistics every epoch, and the layers' outputs at
+# initialisation; history.png: the loss and metric curves, drawn with every run.
+WEIGHT_HISTORY = "weight-history.csv"
+ACTIVATIONS = "activations-init.json"
+HISTORY_PLOT = "history.png"
 MARKER = ".kinit-run"  # says kinit made the folder (ownership.py); locked while a run uses it
 # What kinit writes in a run directory: all that --overwrite may replace.
 OWN_FILES = (
@@ -52,6 +57,9 @@ OWN_FILES = (
     BACKUP,
     PREPROCESSING,
     SPLIT,
+    WEIGHT_HISTORY,
+    ACTIVATIONS,
+    HISTORY_PLOT,
     MARKER,
 )
 
@@ -418,3 +426,49 @@ def record_outcome(run_dir: Path, outcome: dict[str, Any]) -> None:
         kept = {k: v for k, v in before.items() if k != "continuation"}
         outcome = {**kept, "continuation": outcome}
     write_json(run_dir / METRICS, outcome)
+
+
+# weight-history.csv: one row per variable per epoch, epoch 0 the initial values.
+WEIGHT_HISTORY_COLUMNS = ("epoch", "path", "mean", "std", "l2", "relative_change")
+
+
+def _weight_history_row(row: Any, where: str) -> str | None:
+    if row.get("epoch") is None or not row["epoch"].isdigit():
+        return f"{where}: `epoch` must be a whole number of 0 or more; it is {row.get('epoch')!r}"
+    if not row.get("path"):
+        return f"{where}: `path` is empty"
+    for key in WEIGHT_HISTORY_COLUMNS[2:]:
+        try:
+            float(row.get(key) or "nan")
+        except ValueError:
+            return f"{where}: `{key}` must be a number; it is {row.get(key)!r}"
+    return None
+
+
+def read_weight_history(run_dir: Path) -> list[dict[str, Any]]:
+    """weight-history.csv's rows, numbers as numbers (a non-finite one as nan); [] when the
+    run has none; RecordError when it cannot be read back."""
+    try:
+        rows = records.read_csv(run_dir / WEIGHT_HISTORY, _weight_history_row)
+    except FileNotFoundError:
+        return []
+    return [
+        {
+            "epoch": int(row["epoch"]),
+            "path": row["path"],
+            **{k: float(row.get(k) or "nan") for k in WEIGHT_HISTORY_COLUMNS[2:]},
+        }
+        for row in rows
+    ]
+
+
+_LAYER_OUTPUT = mapping({"name": text, "class_name": text, "mean": number, "std": number})
+ACTIVATIONS_RECORD = mapping({"batch_size": count, "layers": list_of(_LAYER_OUTPUT)})
+
+
+def read_activations(run_dir: Path) -> dict[str, Any] | None:
+    """activations-init.json (None when the run has none); RecordError when unreadable."""
+    try:
+        return records.read_json(run_dir / ACTIVATIONS, ACTIVATIONS_RECORD)
+    except FileNotFoundError:
+        return None

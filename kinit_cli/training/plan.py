@@ -137,7 +137,7 @@ class Plan:
 
 
 def plan(
-    config_path: str | None,
+    config_path: str | config_mod.Config | None,
     overrides: Sequence[str],
     trust: Trust | None,
     options: TrainOptions,
@@ -203,7 +203,7 @@ def plan(
 
 
 def _checked(
-    config_path: str | None, overrides: Sequence[str], options: TrainOptions
+    config_path: str | config_mod.Config | None, overrides: Sequence[str], options: TrainOptions
 ) -> Checked | UpToDate:
     """The config checked, with its seed: with --resume the run's own (UpToDate when it has
     every epoch it asks for), otherwise CONFIG's, seeded by --seed, the config, or a draw."""

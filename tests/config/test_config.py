@@ -50,6 +50,7 @@ def test_defaults_are_filled_and_name_comes_from_the_file(write):
         "precision": "float32",
         "callbacks": [],
         "allow_no_trainable_weights": False,
+        "weight_history": False,
     }
     assert resolved["data"] == {
         "name": "digits",

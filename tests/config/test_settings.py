@@ -74,6 +74,7 @@ KEYS = {
         "precision",
         "callbacks",
         "allow_no_trainable_weights",
+        "weight_history",
     ],
     "distribute": ["strategy", "devices", "cluster", "timeout"],
     "init_from": ["source", "layers", "map", "freeze"],

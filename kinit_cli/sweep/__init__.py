@@ -1,0 +1,1 @@
+"""`kinit sweep`: one config trained over a grid of settings and several seeds."""
