@@ -174,6 +174,13 @@ class Interrupted(KinitError):
     exit_code = 130
 
 
+class TrialsFailed(KinitError):
+    """A sweep whose every trial ran, some of them failing (a plugin's error): the others'
+    results stand, and the summary counts the failures."""
+
+    exit_code = 1
+
+
 class RunDirError(KinitError):
     """A run directory cannot be used: another kinit process holds it, or it holds files
     kinit did not write."""

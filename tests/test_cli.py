@@ -75,6 +75,7 @@ def test_print_config_applies_overrides_and_defaults(runner):
         "precision": "float32",
         "callbacks": [],
         "allow_no_trainable_weights": False,
+        "weight_history": False,
     }
     assert printed["compile"]["optimizer"] == {
         "class_name": "rmsprop",

@@ -199,6 +199,13 @@ class Config:
 
 def load(path: str | Path, overrides: Iterable[str] = ()) -> Config:
     """Read a config file and apply `--set key.path=value` overrides; raise ConfigError."""
+    config = loads(read_text(path), str(path))
+    apply_overrides(config, overrides)
+    return config
+
+
+def read_text(path: str | Path) -> str:
+    """A config file's text, read within kinit's size limit; ConfigError naming the file."""
     path = Path(path)
     name = str(path)
     limit = max_bytes()
@@ -223,9 +230,7 @@ def load(path: str | Path, overrides: Iterable[str] = ()) -> Config:
                 )
             ]
         )
-    config = loads(_decode(raw, name), name)
-    apply_overrides(config, overrides)
-    return config
+    return _decode(raw, name)
 
 
 def max_bytes() -> int:

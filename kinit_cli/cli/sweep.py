@@ -1,0 +1,161 @@
+"""kinit sweep: one config trained over a grid of settings and several seeds, summarised."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from kinit_cli.cli.options import (
+    KinitCommand,
+    config_options,
+    json_option,
+    make_trust,
+    memory_check_option,
+    output_option,
+    trust_notes,
+    trust_option,
+    wide_option,
+)
+
+CLUSTERS = ("local", "ray")
+
+
+@click.command("sweep", cls=KinitCommand)
+@click.argument("config_file", metavar="[CONFIG]", required=False, type=click.Path())
+@click.option(
+    "--grid",
+    multiple=True,
+    metavar="KEY=[V1, V2, ...]",
+    help="A config key and the values it takes (a YAML list); several --grid make every "
+    "combination. E.g. 'model.layers[0].config.kernel_initializer=[glorot_uniform, he_normal]'.",
+)
+@click.option(
+    "--seeds",
+    metavar="N|S1,S2,...",
+    help="Seeds for every combination: N for 1 to N, or a list (default: 3).",
+)
+@config_options
+@trust_option
+@memory_check_option
+@output_option("The sweep's folder (default: sweeps/<name>-<timestamp>).", file=False)
+@click.option(
+    "--resume",
+    type=click.Path(exists=True, file_okay=False),
+    metavar="SWEEP_DIR",
+    help="Run what an interrupted sweep left: its missing and incomplete trials.",
+)
+@click.option(
+    "--jobs",
+    "-j",
+    type=click.IntRange(min=1),
+    help="Trials at a time (default: what the machine's cores and memory allow).",
+)
+@click.option(
+    "--cluster",
+    type=click.Choice(CLUSTERS),
+    default="local",
+    show_default=True,
+    help="local: worker processes here; ray: Ray tasks (RAY_ADDRESS, or a local Ray), "
+    "needs kinit[ray].",
+)
+@click.option(
+    "--device", type=click.Choice(["auto", "cpu", "gpu"]), default="auto", show_default=True
+)
+@click.option(
+    "--plot",
+    type=click.Path(),
+    metavar="DIR_OR_FILE",
+    help="Draw learning curves, activations at initialisation and weight change per "
+    "combination (a .png file, or a folder of them; needs kinit[plot]).",
+)
+@click.option("--quiet", "-q", is_flag=True, help="Print only the summary.")
+@wide_option
+@json_option
+def sweep(
+    config_file: str | None,
+    grid: tuple[str, ...],
+    seeds: str | None,
+    overrides: tuple[str, ...],
+    plugins: tuple[str, ...],
+    backend: str | None,
+    trust_plugins: bool,
+    output: str | None,
+    resume: str | None,
+    jobs: int | None,
+    cluster: str,
+    device: str,
+    plot: str | None,
+    quiet: bool,
+    wide: bool,
+    as_json: bool,
+) -> None:
+    """Train CONFIG once per combination of the --grid values and per seed, each trial a
+    run directory in the sweep's folder, and summarise: each test metric's mean and
+    standard error per combination, its difference from the first with Welch's t-test,
+    and how each initializer's weights started and moved."""
+    from kinit_cli.output import render, summary_tables
+    from kinit_cli.output.sweep_progress import TrialProgress
+    from kinit_cli.sweep import run as core
+
+    plot_path = _plot_path(plot)
+    trust = make_trust(plugins, trust_plugins)
+    request = core.SweepRequest(
+        config_file,
+        overrides,
+        grid,
+        seeds,
+        core.SweepOptions(output, resume, jobs, cluster),
+        plugins,
+        trust_plugins,
+        backend,
+        device,
+    )
+    err = render.console(stderr=True)
+    shown: list[TrialProgress] = []
+
+    def on_start(plan: core.SweepPlan) -> None:
+        if not (quiet or as_json):
+            render.run_header(plan.header, err)
+        shown.append(TrialProgress(err, len(plan.todo)).__enter__())
+
+    def on_event(event: core.Event) -> None:
+        o = event.outcome
+        shown[0].done(o.name, o.status, o.error, o.test, o.seconds)
+
+    try:
+        result = core.sweep(request, on_start, on_event)
+    finally:
+        for progress in shown:
+            progress.__exit__()
+    render.warnings(trust_notes(trust), err)
+    summary = core.summarize(result.sweep_dir)
+    if plot_path is not None:
+        _draw(summary, plot_path, err)
+    if as_json:
+        render.print_json({"sweep_dir": str(result.sweep_dir), **summary.document()})
+    else:
+        summary_tables.render(summary, render.console(), wide=wide)
+        render.console().print(f"Sweep saved in {result.sweep_dir}")
+    if result.failure is not None:
+        raise result.failure
+
+
+def _plot_path(plot: str | None) -> Path | None:
+    if plot is None:
+        return None
+    from kinit_cli.output import plot as plotting
+
+    path = Path(plot).absolute()
+    if path.suffix == ".png":
+        plotting.check(path)
+    return path
+
+
+def _draw(summary: object, path: Path, err: object) -> None:
+    from kinit_cli.output import sweep_plots
+
+    groups = [(g.label, g.runs) for g in summary.groups]  # type: ignore[attr-defined]
+    written = sweep_plots.sweep_figures(groups, path)
+    for file in written:
+        err.print(f"Plot written to {file}")  # type: ignore[attr-defined]
