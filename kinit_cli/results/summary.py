@@ -273,7 +273,11 @@ def _theory_std(spec: dict[str, Any] | None, shape: Sequence[int]) -> float | No
         return None
     from kinit_cli.weights.theory import theory_for  # imports Keras: only where kernels are
 
-    theory = theory_for(spec, tuple(shape))
+    # Only the name and arguments: a record is data, and its other keys (a `module`) are
+    # not for Keras to act on.
+    theory = theory_for(
+        {"class_name": spec["class_name"], "config": spec.get("config") or {}}, tuple(shape)
+    )
     return theory.std if theory is not None else None
 
 
