@@ -41,7 +41,7 @@ def _main(summary: Summary, out: Console, wide: bool) -> None:
     columns.append(Column("n", 100))
     for i, name in enumerate(names):
         columns.append(Column(name, 100 if i == 0 else 90))
-        columns.append(Column(f"Δ {name}", 95 if i == 0 else 85))
+        columns.append(Column(f"Δ {name}", 95 if i == 0 else 85, needs=name))
     columns += [Column("Train loss", 70), Column("s/trial", 60), Column("Epochs", 50)]
     rows = [_main_row(i, g, summary.keys, short, names) for i, g in enumerate(summary.groups)]
     print_fitted("Comparison (test metrics)", columns, rows, out, wide)
