@@ -17,6 +17,7 @@ import click
 from kinit_cli.cli.config import CATALOG, export_config, schema_command, validate
 from kinit_cli.cli.inspect import inspect_weights
 from kinit_cli.cli.options import DEBUG, TRUST, debug_option
+from kinit_cli.cli.results import compare
 from kinit_cli.cli.sweep import sweep
 from kinit_cli.cli.train import train
 from kinit_cli.cli.use import evaluate, predict
@@ -63,7 +64,7 @@ def cli() -> None:
 
 for _command in [validate, schema_command, export_config, train, inspect_weights, *CATALOG]:
     cli.add_command(_command)
-for _command in (predict, evaluate, sweep):
+for _command in (predict, evaluate, sweep, compare):
     cli.add_command(_command)
 
 

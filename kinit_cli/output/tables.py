@@ -34,6 +34,7 @@ class Column:
     justify: str = "right"
     wrap: bool = False  # text that may wrap at spaces
     shorten: bool = False  # a path, shortened segment by segment to fit (shortened())
+    needs: str | None = None  # a column it means nothing without: it goes when that one goes
 
 
 def fitted(
@@ -100,8 +101,14 @@ class _Layout:
             if self.total() <= width:
                 return
             if c.priority < below and c in self.kept:
-                self.kept.remove(c)
-                self.left_out.append(c.name)
+                self._leave_out(c)
+
+    def _leave_out(self, column: Column) -> None:
+        """Leave out the column, and the kept ones that need it."""
+        self.kept.remove(column)
+        self.left_out.append(column.name)
+        for c in [c for c in self.kept if c.needs == column.name]:
+            self._leave_out(c)
 
     def _shorten(self, floor: int, width: int) -> None:
         for c in self.kept:
@@ -115,6 +122,8 @@ class _Layout:
         """A wide column left out late can free room for narrower ones left out before it."""
         left_out = [c for c in self.columns if c.name in self.left_out]
         for c in sorted(left_out, key=lambda c: -c.priority):
+            if c.needs in self.left_out:
+                continue
             if self.total() + self.widths[c.name] + _EDGE <= width:
                 self.kept.append(c)
                 self.left_out.remove(c.name)

@@ -29,13 +29,17 @@ class RunRecord:
     weight_history: list[dict[str, Any]] = field(default_factory=list)  # weight-history.csv
     activations: dict[str, Any] | None = None  # activations-init.json
     notes: tuple[str, ...] = ()  # files that could not be read back, each named
+    # A sweep's trial: its grid settings (trials.json), by key text; None outside a sweep.
+    settings: dict[str, Any] | None = None
 
     @property
     def completed(self) -> bool:
         return self.status == "completed"
 
 
-def read_run(run_dir: Path, name: str | None = None) -> RunRecord:
+def read_run(
+    run_dir: Path, name: str | None = None, settings: dict[str, Any] | None = None
+) -> RunRecord:
     """The record of a kinit run directory; a side file that cannot be read back is left
     out with a note (what kinit cannot read, it does not trust)."""
     notes: list[str] = []
@@ -64,6 +68,7 @@ def read_run(run_dir: Path, name: str | None = None) -> RunRecord:
         weight_history=read(rundir.read_weight_history, []),
         activations=read(rundir.read_activations, None),
         notes=tuple(notes),
+        settings=settings,
     )
 
 
@@ -110,7 +115,7 @@ def sweep_records(sweep_dir: Path) -> list[RunRecord]:
     for trial in trials:
         run_dir = sweep_dir / trial["name"]
         if ownership.is_kinit_run(run_dir):
-            out.append(read_run(run_dir, trial["name"]))
+            out.append(read_run(run_dir, trial["name"], trial["settings"]))
             continue
         status = "failed" if trial["status"] == "failed" else "missing"
         out.append(
@@ -121,6 +126,7 @@ def sweep_records(sweep_dir: Path) -> list[RunRecord]:
                 seed=trial["seed"],
                 status=status,
                 error=trial.get("error"),
+                settings=trial["settings"],
             )
         )
     return out

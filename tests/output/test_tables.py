@@ -117,6 +117,20 @@ def test_columns_go_by_priority_and_paths_shorten_in_the_middle():
     assert middle("abcdefghij", 5) == "ab…ij"
 
 
+def test_a_column_goes_with_the_one_it_needs():
+    columns = [
+        Column("Name", 100, "left"),
+        Column("accuracy", 100),
+        Column("loss", 90),
+        Column("Δ loss", 80, needs="loss"),
+    ]
+    rows = [{"Name": "a", "accuracy": "0.9", "loss": "0.1234567890123", "Δ loss": "+0.1"}]
+    # "loss" is left out for its width; the narrow "Δ loss" would fit, but not without it.
+    assert fitted("t", columns, rows, 30)[1] == ["Δ loss", "loss"]
+    assert fitted("t", columns, rows, 38)[1] == ["Δ loss"]
+    assert fitted("t", columns, rows, 60)[1] == []
+
+
 def test_run_header_breaks_between_items():
     out = _console(60)
     render.run_header(
