@@ -111,7 +111,7 @@ def inspect_weights(
     )
     report = inspect(target, overrides, trust, options)
     if plot:
-        plotting.histograms(report.panels, Path(plot), overwrite, report.weight_history)
+        plotting.histograms(report.panels, Path(plot), overwrite, history=report.weight_history)
     notes = entry_point_notes() + trust_notes(trust) + report.notes
     render.warnings(notes, render.console(stderr=True))
     if as_json:

@@ -117,9 +117,10 @@ def _one_output(layer: Any) -> bool:
 
 
 def _probe(model: Any, layers: list[Any]) -> Any:
-    """A functional model over `model`'s own layers that returns every layer's output."""
+    """A functional model over `model`'s own layers that returns every layer's output.
+    Named, so that it takes no number from Keras's automatic names."""
     inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs
-    return keras().Model(inputs, [layer.output for layer in layers])
+    return keras().Model(inputs, [layer.output for layer in layers], name="kinit_probe")
 
 
 def _relative(gradient: Any, variable: Any) -> float | None:

@@ -276,3 +276,29 @@ def test_weight_series_orders_each_variable_by_epoch():
         "l2": [2.0, 3.0],
         "relative_change": [0.0, 0.2],
     }
+
+
+def test_layer_outputs_of_a_subclassed_model_is_none():
+    from kinit_cli.weights.propagation import layer_outputs
+
+    class Net(keras.Model):
+        def __init__(self) -> None:
+            super().__init__()
+            self.dense = keras.layers.Dense(3)
+
+        def call(self, x):
+            return self.dense(x)
+
+    x = np.ones((2, 4), np.float32)
+    net = Net()
+    net(x)
+    assert layer_outputs(net, x) is None
+    # A functional model: one entry per layer, the values as Keras computes them.
+    inputs = keras.Input((4,))
+    dense = keras.layers.Dense(3, kernel_initializer="ones", bias_initializer="zeros")
+    model = keras.Model(inputs, keras.layers.ReLU()(dense(inputs)))
+    x = np.array([[1, 2, 3, 4], [-1, -2, -3, -4]], np.float32)
+    assert layer_outputs(model, x) == [
+        {"name": dense.name, "class_name": "Dense", "mean": 0.0, "std": 10.0},
+        {"name": model.layers[2].name, "class_name": "ReLU", "mean": 5.0, "std": 5.0},
+    ]
