@@ -31,6 +31,7 @@ RUN_FILES = [
     "backup",
     "config.yaml",
     "history.csv",
+    "history.png",  # with matplotlib (kinit[plot], in the dev extra)
     "metrics.json",
     "model.keras",
     "preprocessing.json",

@@ -44,7 +44,8 @@ _shown_options = stack(
         "--plot",
         type=click.Path(dir_okay=False),
         metavar="FILE.png",
-        help="Draw per-variable histograms with the theoretical density (needs kinit[plot]).",
+        help="Draw per-variable histograms with the theoretical density, and a run's "
+        "weight history where it has one (needs kinit[plot]).",
     ),
     overwrite_option("Let --plot replace an existing file."),
     click.option(
@@ -110,7 +111,7 @@ def inspect_weights(
     )
     report = inspect(target, overrides, trust, options)
     if plot:
-        plotting.histograms(report.panels, Path(plot), overwrite)
+        plotting.histograms(report.panels, Path(plot), overwrite, history=report.weight_history)
     notes = entry_point_notes() + trust_notes(trust) + report.notes
     render.warnings(notes, render.console(stderr=True))
     if as_json:

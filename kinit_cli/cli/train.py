@@ -123,11 +123,11 @@ def _fit(run: Plan, quiet: bool, wide: bool, as_json: bool) -> TrainResult:
     """The planned run trained and finished in its run directory: the header and the
     initial weights first (not with --quiet or --json), the progress on stderr (not with
     --quiet)."""
-    from kinit_cli.output import render, weight_tables
+    from kinit_cli.output import plot, render, weight_tables
     from kinit_cli.training.trainer import Trainer
 
     out, err = render.console(), render.console(stderr=True)
-    with Trainer(run) as trainer:
+    with Trainer(run, figures=plot.history_figure) as trainer:
         if not (quiet or as_json):
             render.run_header(run.header(), out)
             weight_tables.weight_stats(

@@ -1,5 +1,6 @@
-"""`--plot FILE.png`: inspect-weights' grid of per-variable histograms with their theory,
-and evaluate's confusion matrix.
+"""`--plot FILE.png`: inspect-weights' grid of per-variable histograms with their theory
+(and, for a run that recorded them, its kernels over training), evaluate's confusion
+matrix, and the history.png of every run.
 
 matplotlib is an optional extra (`pip install 'kinit[plot]'`); it is imported here only.
 """
@@ -71,54 +72,90 @@ def _pyplot() -> Any:
     return plt
 
 
-def histograms(items: Sequence[Any], path: Path, overwrite: bool = False) -> None:
+def histograms(
+    items: Sequence[Any],
+    path: Path,
+    overwrite: bool = False,
+    history: Sequence[dict[str, Any]] = (),
+) -> None:
     """Draw one panel per variable (weights.report.Panel: title, values, theory or None,
     caption) into one PNG, written atomically. The legend stays short and inside its axes;
-    the theory's full description, or why none is drawn, is the caption under each plot."""
-    import textwrap
-
+    the theory's full description, or why none is drawn, is the caption under each plot.
+    `history` (weight-history.csv's rows): two more panels, each variable's std and
+    relative change against the epoch."""
     check(path, overwrite)
     plt = _pyplot()
-    cols = min(3, len(items)) or 1
-    rows = max(1, math.ceil(len(items) / cols))
+    extra = 2 if history else 0
+    cols = min(3, len(items) + extra) or 1
+    rows = max(1, math.ceil((len(items) + extra) / cols))
     fig, axes = plt.subplots(rows, cols, figsize=(4.4 * cols, 3.4 * rows), squeeze=False)
-    for ax in axes.flat[len(items) :]:
+    for ax in axes.flat[len(items) + extra :]:
         ax.axis("off")
     for ax, item in zip(axes.flat, items, strict=False):
-        title, values, theory, caption = item.title, item.values, item.theory, item.caption
-        flat = values.reshape(-1)
-        flat = flat[:: max(1, flat.size // MAX_POINTS)]
-        flat = flat[np.isfinite(flat)].astype(np.float64)
-        ax.set_title(middle(title, 48), fontsize=9)
-        if caption:
-            ax.set_xlabel(textwrap.fill(caption, 56), fontsize=7)
-        ax.tick_params(labelsize=7)
-        if flat.size == 0:
-            ax.text(0.5, 0.5, "no finite values", ha="center", transform=ax.transAxes)
-            continue
-        if flat.min() == flat.max():
-            ax.axvline(flat[0], color="C0", linewidth=3)
-            ax.set_xlim(flat[0] - 1, flat[0] + 1)
-            ax.set_yticks([])
-            ax.set_xlabel(
-                textwrap.fill(
-                    f"every value = {flat[0]:.4g}" + (f"; {caption}" if caption else ""), 56
-                ),
-                fontsize=7,
-            )
-            continue
-        ax.hist(flat, bins=60, density=True, color="C0", alpha=0.75, label="values")
-        x = np.linspace(flat.min(), flat.max(), 400)
-        expected = density(theory, x)
-        if expected is not None:
-            ax.plot(x, expected, color="C3", linewidth=1.5, label="theory")
-            ax.legend(fontsize=7, loc="best", framealpha=0.8)
+        _histogram(ax, item)
+    if history:
+        series = weight_series(history)
+        _over_epochs(axes.flat[len(items)], series, "std", "std over training")
+        title = "relative change ||w - w0|| / ||w0||"
+        _over_epochs(axes.flat[len(items) + 1], series, "relative_change", title)
     fig.tight_layout()
     try:
         with replacing(path, ".png") as tmp:
             fig.savefig(tmp, dpi=110)
     finally:
         plt.close(fig)
+
+
+def weight_series(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, list[float]]]:
+    """weight-history.csv's rows as one series per variable path: `epoch` and each
+    statistic, in epoch order."""
+    out: dict[str, dict[str, list[float]]] = {}
+    for row in sorted(rows, key=lambda r: r["epoch"]):
+        series = out.setdefault(row["path"], {})
+        for key, value in row.items():
+            if key != "path":
+                series.setdefault(key, []).append(float(value))
+    return out
+
+
+def _over_epochs(ax: Any, series: dict[str, dict[str, list[float]]], key: str, title: str) -> None:
+    for name, s in series.items():
+        ax.plot(s["epoch"], s[key], marker="o", markersize=2.5, linewidth=1.2, label=name)
+    ax.set_title(title, fontsize=9)
+    ax.set_xlabel("epoch (0: initial values)", fontsize=7)
+    _whole_epochs(ax)
+    ax.tick_params(labelsize=7)
+    ax.legend(fontsize=6, loc="best", framealpha=0.8)
+
+
+def _histogram(ax: Any, item: Any) -> None:
+    """One variable's panel of histograms()."""
+    import textwrap
+
+    title, values, theory, caption = item.title, item.values, item.theory, item.caption
+    flat = values.reshape(-1)
+    flat = flat[:: max(1, flat.size // MAX_POINTS)]
+    flat = flat[np.isfinite(flat)].astype(np.float64)
+    ax.set_title(middle(title, 48), fontsize=9)
+    if caption:
+        ax.set_xlabel(textwrap.fill(caption, 56), fontsize=7)
+    ax.tick_params(labelsize=7)
+    if flat.size == 0:
+        ax.text(0.5, 0.5, "no finite values", ha="center", transform=ax.transAxes)
+        return
+    if flat.min() == flat.max():
+        ax.axvline(flat[0], color="C0", linewidth=3)
+        ax.set_xlim(flat[0] - 1, flat[0] + 1)
+        ax.set_yticks([])
+        every = f"every value = {flat[0]:.4g}" + (f"; {caption}" if caption else "")
+        ax.set_xlabel(textwrap.fill(every, 56), fontsize=7)
+        return
+    ax.hist(flat, bins=60, density=True, color="C0", alpha=0.75, label="values")
+    x = np.linspace(flat.min(), flat.max(), 400)
+    expected = density(theory, x)
+    if expected is not None:
+        ax.plot(x, expected, color="C3", linewidth=1.5, label="theory")
+        ax.legend(fontsize=7, loc="best", framealpha=0.8)
 
 
 def confusion(
@@ -152,3 +189,43 @@ def confusion(
             fig.savefig(tmp, dpi=110)
     finally:
         plt.close(fig)
+
+
+def history_figure(rows: Sequence[dict[str, Any]], path: Path) -> None:
+    """A run's history.png: the loss and each metric against the epoch, training and
+    validation (`val_`) on the same axes, one panel each, written atomically over any
+    earlier one. Without matplotlib nothing is drawn: the curves are in history.csv."""
+    try:
+        plt = _pyplot()
+    except UsageError:
+        return
+    names = [k for k in dict.fromkeys(k for r in rows for k in r) if k != "epoch"]
+    quantities = sorted({n.removeprefix("val_") for n in names}, key=lambda n: (n != "loss", n))
+    cols = min(3, len(quantities)) or 1
+    grid = max(1, math.ceil(len(quantities) / cols))
+    fig, axes = plt.subplots(grid, cols, figsize=(4.4 * cols, 3.2 * grid), squeeze=False)
+    for ax in axes.flat[len(quantities) :]:
+        ax.axis("off")
+    for ax, name in zip(axes.flat, quantities, strict=False):
+        for key, label in ((name, "training"), (f"val_{name}", "validation")):
+            points = [(r["epoch"] + 1, r[key]) for r in rows if key in r]
+            if points:
+                x, y = zip(*points, strict=True)
+                ax.plot(x, y, marker="o", markersize=3, linewidth=1.4, label=label)
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel("epoch", fontsize=8)
+        _whole_epochs(ax)
+        ax.tick_params(labelsize=7)
+        ax.legend(fontsize=7, loc="best", framealpha=0.8)
+    fig.tight_layout()
+    try:
+        with replacing(path, ".png") as tmp:
+            fig.savefig(tmp, dpi=100)
+    finally:
+        plt.close(fig)
+
+
+def _whole_epochs(ax: Any) -> None:
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))

@@ -1,19 +1,26 @@
 """Keras callbacks every training run gets: an epoch-exact, atomic backup, a stop on
 non-finite loss, the epoch number the training data reads its order from, and each epoch's
-wall time.
+wall time; and, with train.weight_history, the weights' statistics every epoch.
 
 Imported only by `train`, once TensorFlow is loaded.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import math
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from kinit_cli.runtime.imports import keras
 from kinit_cli.storage import checkpoint, rundir
+from kinit_cli.weights import stats
+from kinit_cli.weights.propagation import layer_outputs
 
 _callbacks = keras().callbacks
 
@@ -145,3 +152,92 @@ class EpochTimer(_callbacks.Callback):
 
     def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
         self.seconds[epoch] = time.perf_counter() - self._start
+
+
+class WeightHistory(_callbacks.Callback):
+    """weight-history.csv: each variable's mean, std, L2 norm and relative change from its
+    initial value, at the start (epoch 0) and after every full epoch; and
+    activations-init.json: each layer's output over the first training batch, before
+    training.
+
+    It only reads: no random draw, no new variable, so the weights train exactly as without
+    it. An epoch the backup skips (cut short by a signal or a non-finite loss) gets no rows.
+    Rows are appended an epoch at a time; --resume keeps those up to the epoch its backup
+    holds and drops the rest (rows of an epoch whose backup a crash lost).
+    """
+
+    def __init__(
+        self,
+        run_dir: Path,
+        weights: Sequence[Any],
+        initial: dict[str, np.ndarray],
+        initial_epoch: int,
+        backup: EpochBackup,
+        probe: Any = None,
+    ) -> None:
+        super().__init__()
+        self.path = run_dir / rundir.WEIGHT_HISTORY
+        self.activations_path = run_dir / rundir.ACTIVATIONS
+        self.weights = list(weights)
+        self.initial = initial
+        self.initial_epoch = initial_epoch
+        self.backup = backup
+        self.probe = probe  # the first training batch as the model takes it; None: no record
+
+    def on_train_begin(self, logs: Any = None) -> None:
+        kept = _rows_up_to(self.path, self.initial_epoch) if self.initial_epoch else None
+        if kept is None:  # a new run, or a resumed one that recorded none
+            kept = self._lines(0, lambda w: self.initial[w.path])
+        header = ",".join(rundir.WEIGHT_HISTORY_COLUMNS) + "\n"
+        rundir.write_text(self.path, header + kept)
+        if self.initial_epoch == 0 and self.probe is not None:
+            self._write_activations()
+
+    def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+        if self.backup.skip:
+            return
+        text = self._lines(epoch + 1, lambda w: np.asarray(w.variable.numpy()))
+        with self.path.open("a", encoding="utf-8") as f:  # one write: a whole epoch or none
+            f.write(text)
+
+    def _lines(self, epoch: int, value: Callable[[Any], np.ndarray]) -> str:
+        """The CSV rows of one epoch, each variable read and scanned in turn (one host copy
+        at a time), with the statistics weights-init.json holds; an undefined relative change
+        (a variable that started at zero) is left empty."""
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        nan = float("nan")
+        for w in self.weights:
+            array = value(w)
+            m = stats.moments(array)
+            mean, std = (m.mean, math.sqrt(m.m2 / m.count)) if m.count else (nan, nan)
+            relative = stats.change(self.initial[w.path], array).relative
+            row = [epoch, w.path, mean, std, math.sqrt(m.sumsq), relative]
+            writer.writerow(["" if v is None else v for v in row])
+        return out.getvalue()
+
+    def _write_activations(self) -> None:
+        layers = layer_outputs(self.model, self.probe)
+        if layers is None:  # a model without layer outputs: nothing to record
+            return
+        batch = int(np.shape(self.probe)[0])
+        document = {"input": "first training batch", "batch_size": batch, "layers": layers}
+        rundir.write_json(self.activations_path, document)
+
+
+def _rows_up_to(path: Path, epoch: int) -> str | None:
+    """The rows of weight-history.csv for epochs up to `epoch`, as written (None when the
+    file is missing or holds none); a line cut short by a crash is dropped with later ones."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines(keepends=True)[1:]
+    except (FileNotFoundError, UnicodeDecodeError):
+        return None
+    kept = []
+    for line in lines:
+        first, _, rest = line.partition(",")
+        fields = next(csv.reader([line]), [])
+        whole = line.endswith("\n") and len(fields) == len(rundir.WEIGHT_HISTORY_COLUMNS)
+        if not (first.isdigit() and rest and whole) or int(first) > epoch:
+            continue
+        kept.append(line)
+    return "".join(kept) or None

@@ -32,7 +32,7 @@ from kinit_cli.registry.plugins import absolute
 from kinit_cli.registry.specs import FAILED, SpecBuilder
 from kinit_cli.registry.trust import Trust
 from kinit_cli.runtime import backend, determinism
-from kinit_cli.runtime.imports import tensorflow
+from kinit_cli.runtime.imports import keras, tensorflow
 from kinit_cli.storage import checkpoint, rundir
 from kinit_cli.training import distribute, resume
 from kinit_cli.training.multiworker import Loop
@@ -346,7 +346,18 @@ def _config_callbacks(
         if callback is not FAILED:
             out.append(callback)
     builder.problems.raise_any()
+    if prepared.settings.train.weight_history:
+        _weight_histograms(out)
     return out, files
+
+
+def _weight_histograms(callbacks: list[Any]) -> None:
+    """With train.weight_history, a TensorBoard callback that draws no weight histograms
+    draws them every epoch (Keras's own, from histogram_freq); a frequency the config gives
+    stays."""
+    for callback in callbacks:
+        if isinstance(callback, keras().callbacks.TensorBoard) and not callback.histogram_freq:
+            callback.histogram_freq = 1
 
 
 def _require_loss(model: Any, data: Splits, config: config_mod.Config) -> None:

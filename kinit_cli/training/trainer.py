@@ -9,7 +9,7 @@ import contextlib
 import shutil
 import signal
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +39,9 @@ from kinit_cli.storage import ownership, rundir
 from kinit_cli.training import distribute
 from kinit_cli.training.plan import Plan, steps, steps_per_call
 from kinit_cli.weights import stats
+
+# Draws a run's history (history.csv's rows) into the file it is given.
+Figures = Callable[[list[dict[str, Any]], Path], None]
 
 
 @dataclass
@@ -77,8 +80,11 @@ class Trainer:
     """One planned run in its run directory: start(), fit(callbacks), finish(), close();
     as a context manager, start() on entry and close() on exit."""
 
-    def __init__(self, plan: Plan) -> None:
+    def __init__(self, plan: Plan, figures: Figures | None = None) -> None:
         self.plan = plan
+        # Draws history.png from the history's rows once they are final (the command passes
+        # output.plot's: training does not import output); a failure there fails no run.
+        self.figures = figures
         self.lock: ownership.RunLock | None = None  # held from start() to close()
         # They subclass Keras's Callback, so Keras comes with them: imported for a run only.
         from kinit_cli.training import callbacks as callbacks_mod
@@ -174,6 +180,7 @@ class Trainer:
             self.guard,
             *self.plan.callbacks,
             *callbacks,
+            *self._weight_history(),
             self.backup,
             self.timer,
         ]
@@ -206,6 +213,30 @@ class Trainer:
                     signal.signal(s, handler)
         self.fit_seconds = time.perf_counter() - start
         self._check_steps()
+
+    def _weight_history(self) -> list[Any]:
+        """The WeightHistory callback when train.weight_history asks for it. It comes before
+        the backup, so an epoch's rows are written before the backup that makes the epoch
+        count: a crash in between leaves rows --resume drops, never a backed-up epoch
+        without its rows. (The backup itself holds no weight history: the rows are in the
+        run directory, and nothing in the training state depends on them.)"""
+        plan = self.plan
+        if not plan.settings.train.weight_history:
+            return []
+        from kinit_cli.training.callbacks import WeightHistory
+
+        batch = plan.data.x_train[: plan.settings.train.batch_size]
+        probe = plan.data.model_input(batch) if plan.initial_epoch == 0 else None
+        return [
+            WeightHistory(
+                self.run_dir,
+                plan.built.weights,
+                plan.initial_arrays,
+                plan.initial_epoch,
+                self.backup,
+                probe,
+            )
+        ]
 
     def _run_epochs(self, every: list[Any]) -> None:
         """The epochs left, through the multi-worker loop where there is one, model.fit
@@ -419,6 +450,7 @@ class Trainer:
         self.record = metrics
         if self.lock is not None:
             self.lock.record()
+        self._draw(rows)
         self._check_completed(status, metrics, bad, bool(rows))
         return TrainResult(
             self.run_dir,
@@ -427,6 +459,15 @@ class Trainer:
             final_report=final_report,
             changes=changes,
         )
+
+    def _draw(self, rows: list[dict[str, Any]]) -> None:
+        """history.png from the run's final history, where there is a figure hook, an epoch
+        to draw and a run directory to keep it; the figure is a view of history.csv, so
+        whatever stops it leaves the run as it is."""
+        if self.figures is None or not rows or self.plan.scratch is not None:
+            return
+        with contextlib.suppress(Exception):
+            self.figures(rows, self.run_dir / rundir.HISTORY_PLOT)
 
     def _outcome(self) -> tuple[str, list[str]]:
         """completed, interrupted, or diverged: then the paths of the weights that went

@@ -28,10 +28,8 @@ def propagate(prepared: Any, built: Any) -> dict[str, Any]:
     batch_size = prepared.settings.train.batch_size
     seed = prepared.settings.seed or 0
     x, y, source = _batch(prepared, model, batch_size, seed)
-    layers = [layer for layer in model.layers if not isinstance(layer, k.layers.InputLayer)]
-    inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs
-    probe = k.Model(inputs, [layer.output for layer in layers])
-    outputs = probe(x, training=False)
+    layers = _layers(model)
+    outputs = _probe(model, layers)(x, training=False)
     outputs = outputs if isinstance(outputs, list | tuple) else [outputs]
     loss_spec = prepared.compile_args.get("loss")
     trainable = [w for w in built.weights if w.trainable]
@@ -70,6 +68,59 @@ def propagate(prepared: Any, built: Any) -> dict[str, Any]:
             for w, g in zip(trainable, gradients, strict=True)
         ],
     }
+
+
+def layer_outputs(model: Any, x: Any) -> list[dict[str, Any]] | None:
+    """Each layer's output mean and std for the batch `x` (training=False), on any backend;
+    None for a model whose layers have no symbolic outputs (a subclassed model).
+
+    The probe shares the model's layers: it creates no variable and draws no random number,
+    so a run that records this trains exactly as one that does not."""
+    layers = [layer for layer in _layers(model) if _one_output(layer)]
+    if not layers:
+        return None
+    try:
+        probe = _probe(model, layers)
+    except (AttributeError, ValueError, TypeError):  # Keras's ways of saying "no outputs"
+        return None
+    outputs = probe(x, training=False)
+    outputs = outputs if isinstance(outputs, list | tuple) else [outputs]
+    ops = keras().ops
+    out = []
+    for layer, value in zip(layers, outputs, strict=True):
+        array = np.asarray(ops.convert_to_numpy(value))
+        if array.dtype not in (np.float32, np.float64):  # bfloat16, float16, integers
+            array = array.astype(np.float32)
+        out.append(
+            {
+                "name": layer.name,
+                "class_name": type(layer).__name__,
+                "mean": float(np.mean(array)),
+                "std": float(np.std(array)),
+            }
+        )
+    return out
+
+
+def _layers(model: Any) -> list[Any]:
+    return [layer for layer in model.layers if not isinstance(layer, keras().layers.InputLayer)]
+
+
+def _one_output(layer: Any) -> bool:
+    """Whether the layer has one symbolic output (not a layer applied at several places,
+    nor one that returns several tensors)."""
+    try:
+        output = layer.output
+    except (AttributeError, ValueError):
+        return False
+    return not isinstance(output, list | tuple | dict)
+
+
+def _probe(model: Any, layers: list[Any]) -> Any:
+    """A functional model over `model`'s own layers that returns every layer's output.
+    Named, so that it takes no number from Keras's automatic names."""
+    inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs
+    return keras().Model(inputs, [layer.output for layer in layers], name="kinit_probe")
 
 
 def _relative(gradient: Any, variable: Any) -> float | None:

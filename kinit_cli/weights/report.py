@@ -111,6 +111,8 @@ class Report:
     activations: Any = None  # --activations: weights.propagation's document
     checked: TheoryCheck | None = None
     panels: list[Panel] = field(default_factory=list)  # --plot, drawn by output.plot
+    # --plot of a run with weight-history.csv: the rows of its selected kernels.
+    weight_history: list[dict[str, Any]] = field(default_factory=list)
     comparison: dict[str, Any] | None = None  # --against
     notes: list[str] = field(default_factory=list)  # the warnings of every target read
 
@@ -207,10 +209,11 @@ def inspect(
     checked = None
     if options.check:
         checked = _check(loaded, weights, arrays, measured, origins, trust, options.backend)
-    panels = []
+    panels, history, notes = [], [], list(loaded.notes)
     if options.plot:
         panels = [_panel(w, arrays[w.path], origins[w.path]) for w in weights]
-    comparison, notes = None, list(loaded.notes)
+        history = _kernel_history(loaded, weights, notes)
+    comparison = None
     if options.against:
         other = read(options.against, trust, overrides, by_path=True, requested=options.backend)
         notes += other.notes
@@ -226,9 +229,25 @@ def inspect(
         activations=activations,
         checked=checked,
         panels=panels,
+        weight_history=history,
         comparison=comparison,
         notes=notes,
     )
+
+
+def _kernel_history(loaded: Loaded, weights: list[Any], notes: list[str]) -> list[dict[str, Any]]:
+    """A run's weight-history.csv rows of the selected kernels (rank 2 or more: the weights
+    an initializer's scale is about); [] for other targets, or a run that recorded none. A
+    file that cannot be read back is named in `notes` and left out."""
+    if loaded.kind != "run":
+        return []
+    kernels = {w.path for w in weights if len(w.shape) >= 2}
+    try:
+        rows = rundir.read_weight_history(Path(loaded.source))
+    except KinitError as exc:
+        notes.append(str(exc))
+        return []
+    return [r for r in rows if r["path"] in kernels]
 
 
 def _selected(loaded: Loaded, options: InspectOptions) -> list[Any]:

@@ -686,9 +686,9 @@ def test_plot_says_where_it_went_and_draws_theory_over_fresh_values_only(
     drawn = {}
     real = plot.histograms
 
-    def recording(items, path, overwrite=False):
+    def recording(items, path, overwrite=False, history=()):
         drawn[str(path)] = items
-        real(items, path, overwrite)
+        real(items, path, overwrite, history)
 
     monkeypatch.setattr(plot, "histograms", recording)
     fresh, trained = tmp_path / "fresh.png", tmp_path / "trained.png"
