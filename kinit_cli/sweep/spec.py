@@ -14,6 +14,8 @@ from kinit_cli.runtime.versions import KINIT
 from kinit_cli.storage import records, rundir, sweepdir
 from kinit_cli.sweep.grid import Axis, Combination, combinations
 
+WATCH_WEIGHTS = "train.weight_history=true"
+
 
 @dataclass(frozen=True)
 class Trial:
@@ -67,6 +69,8 @@ class SweepSpec:
         """The config a trial runs: the recorded text, --set, then the combination's values
         (a problem with one of those names its --grid)."""
         config = config_mod.loads(self.config_text, self.config_file)
+        # Trials record their weights through training unless --set says otherwise.
+        config_mod.apply_overrides(config, [WATCH_WEIGHTS])
         config_mod.apply_overrides(config, self.overrides)
         if combination is not None:
             config_mod.apply_overrides(config, combination.overrides, flag="--grid")

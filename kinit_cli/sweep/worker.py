@@ -99,6 +99,7 @@ def run(job: TrialJob) -> TrialOutcome:
 
 
 def _train(job: TrialJob) -> dict[str, Any]:
+    from kinit_cli.output import plot
     from kinit_cli.training.plan import TrainOptions, UpToDate, plan
     from kinit_cli.training.trainer import Trainer
 
@@ -116,7 +117,7 @@ def _train(job: TrialJob) -> dict[str, Any]:
     planned = plan(config, (), _trust(spec), options)
     if isinstance(planned, UpToDate):  # every epoch is in: finish() writes what is missing
         return rundir.metrics(Path(job.run_dir))
-    with Trainer(planned) as trainer:
+    with Trainer(planned, figures=plot.history_figure) as trainer:
         trainer.fit()
         return trainer.finish().metrics
 
