@@ -117,11 +117,13 @@ def sweep(
     def on_start(plan: core.SweepPlan) -> None:
         if not (quiet or as_json):
             render.run_header(plan.header, err)
-        shown.append(TrialProgress(err, len(plan.todo)).__enter__())
+        if not quiet:
+            shown.append(TrialProgress(err, len(plan.todo)).__enter__())
 
     def on_event(event: core.Event) -> None:
         o = event.outcome
-        shown[0].done(o.name, o.status, o.error, o.test, o.seconds)
+        for progress in shown:
+            progress.done(o.name, o.status, o.error, o.test, o.seconds)
 
     try:
         result = core.sweep(request, on_start, on_event)
@@ -129,7 +131,7 @@ def sweep(
         for progress in shown:
             progress.__exit__()
     render.warnings(trust_notes(trust), err)
-    summary = core.summarize(result.sweep_dir)
+    summary = result.summary
     if plot_path is not None:
         _draw(summary, plot_path, err)
     if as_json:

@@ -9,7 +9,7 @@ import signal
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +83,7 @@ class SweepResult:
     outcomes: tuple[TrialOutcome, ...]  # this invocation's
     interrupted: bool
     entries: tuple[dict[str, Any], ...] = ()  # trials.json's, at the end
+    summary: Any = None  # results.summary.Summary
 
     @property
     def failure(self) -> KinitError | None:
@@ -274,18 +275,38 @@ def _plan(
     return SweepPlan(spec, sweep_dir, tuple(trials), todo, jobs, running, options.cluster, entries)
 
 
+class Workers:
+    """The sweep's pool, made again (make_pool) when a worker died and broke it."""
+
+    def __init__(self, make_pool: Callable[[], pool_mod.Pool]) -> None:
+        self.make_pool = make_pool
+        self.pool = make_pool()
+
+    def replace(self) -> None:
+        self.pool.shutdown()
+        self.pool = self.make_pool()
+
+    def summary(self, sweep_dir: Path) -> Any:
+        """The sweep's summary, made in a worker (Keras is imported there already, for the
+        initializers' theory), or here when the pool cannot."""
+        try:
+            return self.pool.submit(worker.summarize, str(sweep_dir)).result()
+        except KinitError:
+            raise
+        except Exception:
+            return summarize(sweep_dir)
+
+
 def execute(
     plan: SweepPlan,
-    make_pool: Callable[[], pool_mod.Pool],
+    workers: Workers,
     on_event: Callable[[Event], None] = lambda e: None,
-    pool: pool_mod.Pool | None = None,
 ) -> SweepResult:
     """Run the plan's trials on `pool`, at most `plan.jobs` at a time (the rest wait here,
     so a stop request has nothing queued to cancel); each outcome recorded as it arrives.
     Ctrl-C (SIGINT) or SIGTERM: the trials running stop as interrupted runs, the waiting
     ones never start; a second one stops the running trials at once. A pool whose worker
-    died (out of memory) fails the trials it held and is replaced by `make_pool()`."""
-    pool = pool or make_pool()
+    died (out of memory) fails the trials it held and is replaced."""
     waiting = list(plan.todo)
     running: dict[Future[Any], TrialJob] = {}
     outcomes: list[TrialOutcome] = []
@@ -305,11 +326,10 @@ def execute(
                 while waiting and len(running) < plan.jobs and not interrupted:
                     job = waiting.pop(0)
                     try:
-                        running[pool.submit(worker.run, job)] = job
+                        running[workers.pool.submit(worker.run, job)] = job
                     except BrokenProcessPool:
                         waiting.insert(0, job)
-                        pool.shutdown()
-                        pool = make_pool()
+                        workers.replace()
                 done, _ = wait(list(running), timeout=0.5, return_when=FIRST_COMPLETED)
                 for future in done:
                     record(_outcome(future, running.pop(future)))
@@ -318,10 +338,9 @@ def execute(
             except KeyboardInterrupt:
                 interrupted = True
                 waiting.clear()
-                pool.interrupt()
+                workers.pool.interrupt()
     finally:
         signal.signal(signal.SIGTERM, previous)
-        pool.shutdown()
     return SweepResult(plan.sweep_dir, tuple(outcomes), interrupted, tuple(plan.entries.values()))
 
 
@@ -378,8 +397,21 @@ def sweep(
     if options.resume:
         _refuse_with_resume(request)
         plan = resume(options)
+        workers = Workers(_pools(plan.jobs, plan.backend, plan.cluster))
+    else:
+        plan, workers = _started(request)
+    try:
         on_start(plan)
-        return execute(plan, _pools(plan.jobs, plan.backend, plan.cluster), on_event)
+        result = execute(plan, workers, on_event)
+        return replace(result, summary=workers.summary(result.sweep_dir))
+    finally:
+        workers.pool.shutdown()
+
+
+def _started(request: SweepRequest) -> tuple[SweepPlan, Workers]:
+    """A new sweep checked whole (nothing written until every combination passes), its
+    folder made, and the workers that checked it, ready for its trials."""
+    options = request.options
     if request.config_file is None:
         raise UsageError("give a CONFIG file and --grid KEY=[VALUES], or --resume SWEEP_DIR")
     spec, sweep_dir = new(
@@ -395,16 +427,13 @@ def sweep(
     )
     trials = len(spec.combinations) * len(spec.seeds)
     jobs = options.jobs or pool_mod.default_jobs(trials)
-    make_pool = _pools(jobs, _backend(spec), options.cluster)
-    pool = make_pool()
+    workers = Workers(_pools(jobs, _backend(spec), options.cluster))
     try:
-        check_in_workers(spec, pool)
-        plan = start(spec, sweep_dir, options)
+        check_in_workers(spec, workers.pool)
+        return start(spec, sweep_dir, options), workers
     except BaseException:
-        pool.shutdown()
+        workers.pool.shutdown()
         raise
-    on_start(plan)
-    return execute(plan, make_pool, on_event, pool=pool)
 
 
 def _refuse_with_resume(request: SweepRequest) -> None:

@@ -145,3 +145,11 @@ def _task(job: TrialJob) -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
         keras().backend.clear_session()
         gc.collect()
+
+
+def summarize(sweep_dir: str) -> Any:
+    """The sweep's summary with summary.csv written, made where Keras is imported already
+    (the initializers' theory needs it) rather than in the sweep's own process."""
+    from kinit_cli.sweep.run import summarize as in_process
+
+    return in_process(Path(sweep_dir))
