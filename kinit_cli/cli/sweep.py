@@ -146,11 +146,10 @@ def sweep(
 def _plot_path(plot: str | None) -> Path | None:
     if plot is None:
         return None
-    from kinit_cli.output import plot as plotting
+    from kinit_cli.output import sweep_plots
 
     path = Path(plot).absolute()
-    if path.suffix == ".png":
-        plotting.check(path)
+    sweep_plots.check(path)  # before the sweep runs, not after
     return path
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import signal
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, wait
+from concurrent.futures import FIRST_COMPLETED, CancelledError, Future, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -58,7 +58,7 @@ class SweepPlan:
     def header(self) -> dict[str, Any]:
         combos = len(self.spec.combinations)
         seeds = len(self.spec.seeds)
-        where = "Ray" if self.cluster == "ray" else "local worker processes"
+        where = "Ray workers" if self.cluster == "ray" else "local worker processes"
         return {
             "sweep": str(self.sweep_dir),
             "trials": f"{combos} combination{'s' * (combos != 1)} x {seeds} "
@@ -348,6 +348,8 @@ def _outcome(future: Future[Any], job: TrialJob) -> TrialOutcome:
     assert job.trial is not None
     try:
         return future.result()
+    except CancelledError:  # Ray's: a task stopped before it started
+        return TrialOutcome(job.trial.name, "interrupted", "stopped before it started")
     except BrokenProcessPool:
         message = "its worker process ended without a word (killed, or out of memory)"
     except Exception as exc:  # a worker's failure outside the trial (Ray's, pickling)
@@ -394,6 +396,10 @@ def sweep(
     """A new sweep (checked whole first, nothing written until it passes) or a resumed one,
     run to its end or to a stop request."""
     options = request.options
+    if options.cluster == "ray":
+        from kinit_cli.sweep import ray_pool
+
+        ray_pool.require()  # before anything is written
     if options.resume:
         _refuse_with_resume(request)
         plan = resume(options)
