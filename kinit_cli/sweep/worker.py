@@ -9,7 +9,6 @@ a fresh process.
 
 from __future__ import annotations
 
-import gc
 import os
 import signal
 from collections.abc import Iterator
@@ -143,8 +142,7 @@ def _task(job: TrialJob) -> Iterator[None]:
             yield
     finally:
         signal.signal(signal.SIGINT, previous)
-        keras().backend.clear_session()
-        gc.collect()
+        keras().backend.clear_session()  # which collects the garbage too (free_memory)
 
 
 def summarize(sweep_dir: str) -> Any:
