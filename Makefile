@@ -66,6 +66,7 @@ bench: install
 	$(BIN)/python bench/table_read.py
 	$(BIN)/python bench/image_folder.py
 	$(BIN)/python bench/predict_speed.py
+	$(BIN)/python bench/sweep_speed.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

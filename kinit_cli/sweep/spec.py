@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from kinit_cli.config import source as config_mod
 from kinit_cli.errors import ConfigError, RecordError, UsageError
 from kinit_cli.runtime.versions import KINIT
@@ -91,9 +93,24 @@ class SweepSpec:
         }
 
 
+class _Dumper(yaml.SafeDumper):
+    """YAML with the config's text as a block, so that sweep.yaml reads as the config did."""
+
+
+def _text(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _text)
+
+
 def write(spec: SweepSpec, sweep_dir: Path) -> None:
     header = "# kinit sweep: what reruns this sweep (kinit sweep --resume DIR)\n"
-    rundir.write_text(sweep_dir / sweepdir.SWEEP, header + config_mod.dump(spec.document()))
+    text = yaml.dump(
+        spec.document(), Dumper=_Dumper, sort_keys=False, default_flow_style=None, width=100
+    )
+    rundir.write_text(sweep_dir / sweepdir.SWEEP, header + text)
 
 
 def read(sweep_dir: Path) -> SweepSpec:
