@@ -93,11 +93,15 @@ class SweepResult:
         failed = [e for e in self.entries if e["status"] == "failed"]
         if not failed:
             return None
-        lines = [f"{e['name']}: {(e.get('error') or '').splitlines()[0]}" for e in failed]
+        lines = [f"{e['name']}: {_first_line(e.get('error'))}" for e in failed]
         return TrialsFailed(
             f"{len(failed)} of {len(self.entries)} trials failed (kinit sweep --resume "
             f"{self.sweep_dir} runs them again):\n" + "\n".join(lines)
         )
+
+
+def _first_line(text: str | None) -> str:
+    return (text or "").strip().splitlines()[0] if (text or "").strip() else "no error recorded"
 
 
 def new(
@@ -140,7 +144,7 @@ def new(
 def _schema_check(spec: SweepSpec) -> Any:
     """Each combination's config checked from the schema alone (an unknown --grid key is
     named with what it may have meant, as --set's are); every problem of every combination
-    in one ConfigError. Returns the first combination's settings."""
+    in one UsageError. Returns the first combination's settings."""
     problems: list[str] = []
     first = None
     for combination in spec.combinations:
@@ -294,7 +298,7 @@ class Workers:
         except KinitError:
             raise
         except Exception:
-            return summarize(sweep_dir)
+            return worker.summarize(str(sweep_dir))
 
 
 def execute(
@@ -476,11 +480,3 @@ def _pools(jobs: int, backend: str, cluster: str) -> Callable[[], pool_mod.Pool]
         return lambda: ray_pool.RayPool(jobs, backend)
     return lambda: pool_mod.LocalPool(jobs, backend)
 
-
-def summarize(sweep_dir: Path) -> Any:
-    """The sweep's summary (results/summary.py) from its folder, summary.csv written."""
-    from kinit_cli.results import records, summary
-
-    result = summary.summarize(records.collect([sweep_dir]))
-    summary.write_csv(result, sweep_dir / sweepdir.SUMMARY)
-    return result

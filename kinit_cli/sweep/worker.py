@@ -22,7 +22,7 @@ from kinit_cli.registry.trust import Trust
 from kinit_cli.runtime import backend as backend_mod
 from kinit_cli.runtime import switches
 from kinit_cli.runtime.imports import keras
-from kinit_cli.storage import rundir
+from kinit_cli.storage import rundir, sweepdir
 from kinit_cli.sweep.grid import Combination
 from kinit_cli.sweep.spec import SweepSpec, Trial
 
@@ -148,6 +148,8 @@ def _task(job: TrialJob) -> Iterator[None]:
 def summarize(sweep_dir: str) -> Any:
     """The sweep's summary with summary.csv written, made where Keras is imported already
     (the initializers' theory needs it) rather than in the sweep's own process."""
-    from kinit_cli.sweep.run import summarize as in_process
+    from kinit_cli.results import records, summary
 
-    return in_process(Path(sweep_dir))
+    result = summary.summarize(records.collect([Path(sweep_dir)]))
+    summary.write_csv(result, Path(sweep_dir) / sweepdir.SUMMARY)
+    return result
