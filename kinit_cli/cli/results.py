@@ -26,8 +26,9 @@ def compare(
     targets: tuple[str, ...], plot: str | None, overwrite: bool, wide: bool, as_json: bool
 ) -> None:
     """Compare run directories and sweeps: one row per combination of the config settings
-    in which they differ (seeds aside), each test metric as mean ± standard error over the
-    runs, and its difference from the first combination with Welch's t-test."""
+    in which they differ (seeds aside; a sweep's trials by their grid settings), each test
+    metric as mean ± standard error over the runs, and its difference from the baseline,
+    the group of the first run named, with Welch's t-test."""
     from kinit_cli.output import render, summary_tables
     from kinit_cli.results.summary import compare as summarize
 
@@ -50,4 +51,4 @@ def compare(
         return
     summary_tables.render(summary, render.console(), wide=wide)
     for path in figures:
-        render.console().print(f"Figure written to {path}", soft_wrap=True)
+        render.console(stderr=True).print(f"Figure written to {path}", soft_wrap=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -18,6 +19,11 @@ from kinit_cli.cli.options import (
     wide_option,
 )
 
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from kinit_cli.results.summary import Summary
+
 CLUSTERS = ("local", "ray")
 
 
@@ -27,8 +33,9 @@ CLUSTERS = ("local", "ray")
     "--grid",
     multiple=True,
     metavar="KEY=[V1, V2, ...]",
-    help="A config key and the values it takes (a YAML list); several --grid make every "
-    "combination. E.g. 'model.layers[0].config.kernel_initializer=[glorot_uniform, he_normal]'.",
+    help="A config key (as --set names it) and the values it takes, a YAML list whose "
+    "values may be {class_name, config} mappings; several --grid make every combination. "
+    "See the examples above.",
 )
 @click.option(
     "--seeds",
@@ -38,12 +45,13 @@ CLUSTERS = ("local", "ray")
 @config_options
 @trust_option
 @memory_check_option
-@output_option("The sweep's folder (default: sweeps/<name>-<timestamp>).", file=False)
+@output_option("The sweep's folder, new or empty (default: sweeps/<name>-<timestamp>).", file=False)
 @click.option(
     "--resume",
     type=click.Path(exists=True, file_okay=False),
     metavar="SWEEP_DIR",
-    help="Run what an interrupted sweep left: its missing and incomplete trials.",
+    help="Run what an interrupted sweep left: its missing, interrupted and failed trials "
+    "(completed ones are never touched).",
 )
 @click.option(
     "--jobs",
@@ -91,9 +99,24 @@ def sweep(
     as_json: bool,
 ) -> None:
     """Train CONFIG once per combination of the --grid values and per seed, each trial a
-    run directory in the sweep's folder, and summarise: each test metric's mean and
-    standard error per combination, its difference from the first with Welch's t-test,
-    and how each initializer's weights started and moved."""
+    run directory in the sweep's folder (exactly the run `kinit train --set KEY=VALUE
+    --seed S` makes, recording its weights through training), and summarise: each test
+    metric's mean and standard error per combination, its difference from the first
+    combination with Welch's t-test, and how each kernel started and moved.
+
+    \b
+    Examples:
+      kinit sweep model.yaml --seeds 5 \\
+        --grid 'model.layers[0].config.kernel_initializer=[glorot_uniform, he_normal]'
+      kinit sweep model.yaml --seeds 1,7,9 \\
+        --grid 'model.layers[0].config.kernel_initializer=[he_normal,
+                {class_name: MyInit, config: {scale: 2}}]' \\
+        --grid 'compile.optimizer.config.learning_rate=[0.001, 0.01]'
+      kinit sweep --resume sweeps/model-20261206-120000
+
+    Every combination is checked before anything is written. Exit status: 0 when every
+    trial completed (or diverged: a result), 1 when a trial failed (the others' results
+    stand), 2 for bad input, 130 after Ctrl-C (continue with --resume)."""
     from kinit_cli.output import render, summary_tables
     from kinit_cli.output.sweep_progress import TrialProgress
     from kinit_cli.sweep import run as core
@@ -117,6 +140,7 @@ def sweep(
     def on_start(plan: core.SweepPlan) -> None:
         if not (quiet or as_json):
             render.run_header(plan.header, err)
+        render.warnings(list(plan.notes), err)
         if not quiet:
             shown.append(TrialProgress(err, len(plan.todo)).__enter__())
 
@@ -132,10 +156,12 @@ def sweep(
             progress.__exit__()
     render.warnings(trust_notes(trust), err)
     summary = result.summary
-    if plot_path is not None:
-        _draw(summary, plot_path, err)
+    figures = _draw(summary, plot_path, err) if plot_path is not None else []
     if as_json:
-        render.print_json({"sweep_dir": str(result.sweep_dir), **summary.document()})
+        document = {"sweep_dir": str(result.sweep_dir), **summary.document()}
+        if plot_path is not None:
+            document["plots"] = [str(f) for f in figures]
+        render.print_json(document)
     else:
         summary_tables.render(summary, render.console(), wide=wide)
         render.console().print(f"Sweep saved in {result.sweep_dir}")
@@ -149,14 +175,15 @@ def _plot_path(plot: str | None) -> Path | None:
     from kinit_cli.output import sweep_plots
 
     path = Path(plot).absolute()
-    sweep_plots.check(path)  # before the sweep runs, not after
+    sweep_plots.check(path, can_overwrite=False)  # before the sweep runs, not after
     return path
 
 
-def _draw(summary: object, path: Path, err: object) -> None:
+def _draw(summary: Summary, path: Path, err: Console) -> list[Path]:
     from kinit_cli.output import sweep_plots
 
-    groups = [(g.label, g.runs) for g in summary.groups]  # type: ignore[attr-defined]
+    groups = [(g.label, g.runs) for g in summary.groups]
     written = sweep_plots.sweep_figures(groups, path)
     for file in written:
-        err.print(f"Plot written to {file}")  # type: ignore[attr-defined]
+        err.print(f"Figure written to {file}", soft_wrap=True)
+    return written

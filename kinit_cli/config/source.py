@@ -176,7 +176,12 @@ class Config:
         return (self.cwd / self.file).resolve().parent if self.file else self.cwd
 
     def problem(self, path: KeyPath, message: str, at_key: bool = False) -> Problem:
-        """A Problem at `path`, located at its value (or at its key, for unknown keys)."""
+        """A Problem at `path`, located at its value (or at its key, for unknown keys); at
+        the override that made the key where the file never wrote it (a misspelled --set)."""
+        if path not in self.marks and path not in self.key_marks:
+            for made, origin in self.overrides.items():
+                if made[: len(path)] == path:
+                    return Problem(message, format_path(path), file=origin)
         for end in range(len(path), 0 if path else -1, -1):
             prefix = path[:end]
             if prefix in self.overrides:

@@ -40,8 +40,9 @@ def _main(summary: Summary, out: Console, wide: bool) -> None:
     columns = [Column("#", 100), *(Column(short[k], 100, "left", wrap=True) for k in summary.keys)]
     columns.append(Column("n", 100))
     for i, name in enumerate(names):
+        # The first metric and its difference are what the table is for: they always stay.
         columns.append(Column(name, 100 if i == 0 else 90))
-        columns.append(Column(f"Δ {name}", 95 if i == 0 else 85, needs=name))
+        columns.append(Column(f"Δ {name}", 100 if i == 0 else 85, needs=name))
     columns += [Column("Train loss", 70), Column("s/trial", 60), Column("Epochs", 50)]
     rows = [_main_row(i, g, summary.keys, short, names) for i, g in enumerate(summary.groups)]
     print_fitted("Comparison (test metrics)", columns, rows, out, wide)
@@ -52,7 +53,11 @@ def _main_row(
     i: int, g: Group, keys: tuple[str, ...], short: dict[str, str], names: list[str]
 ) -> dict[str, str]:
     row = {"#": str(i + 1)} | {short[k]: grouping.flow(g.settings.get(k)) for k in keys}
-    row["n"] = str(len(g.completed)) + (f"\n{g.failed} failed" if g.failed else "")
+    row["n"] = "\n".join(
+        [str(len(g.completed))]
+        + ([f"{g.failed} failed"] if g.failed else [])
+        + ([f"{g.incomplete} not run"] if g.incomplete else [])
+    )
     for name in names:
         row[name] = estimate_cell(g.metrics.get(name))
         row[f"Δ {name}"] = "baseline" if i == 0 else difference_cell(g.difference.get(name))

@@ -46,10 +46,19 @@ class Series:
     n: np.ndarray
 
 
-def check(path: Path, overwrite: bool = False) -> None:
+# Suffixes that name a file, not a folder: --plot draws PNG files only.
+_NOT_FOLDERS = {".pdf", ".svg", ".eps", ".jpg", ".jpeg", ".gif", ".tif", ".tiff", ".txt"}
+
+
+def check(path: Path, overwrite: bool = False, can_overwrite: bool = True) -> None:
     """UsageError unless the figures can be written at `path` (a .png file, or a folder
-    that does not hold them yet): before a sweep starts, not after it ran."""
+    that does not hold them yet): before a sweep starts, not after it ran.
+    `can_overwrite`: the command has --overwrite to suggest."""
     _pyplot()
+    if path.suffix.lower() in _NOT_FOLDERS and not path.is_dir():
+        raise UsageError(
+            f"--plot {path}: kinit draws PNG files; give FILE.png (one figure) or a folder"
+        )
     if path.suffix.lower() == ".png":
         if not path.parent.is_dir():
             raise UsageError(f"--plot {path}: the folder {path.parent} does not exist")
@@ -62,8 +71,8 @@ def check(path: Path, overwrite: bool = False) -> None:
     if taken and not overwrite:
         names = ", ".join(str(t) for t in taken)
         raise UsageError(
-            f"{names} already exist{'s' * (len(taken) == 1)}; choose another "
-            "--plot path or add --overwrite"
+            f"{names} already exist{'s' * (len(taken) == 1)}; choose another --plot path"
+            + (" or add --overwrite" if can_overwrite else "")
         )
 
 

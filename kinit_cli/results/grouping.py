@@ -12,9 +12,10 @@ import yaml
 from kinit_cli.config import source as config_mod
 from kinit_cli.results.records import RunRecord
 
-# Config keys that never make runs differ in kind: seeds are what a group repeats over,
-# and a name only tells runs apart.
-ASIDE = ("seed", "name")
+# Config keys that never make runs differ in kind: seeds are what a group repeats over, a
+# name only tells runs apart, and weight_history records without changing a weight (a
+# sweep turns it on for its trials, which still group with the same runs trained without).
+ASIDE = (("seed",), ("name",), ("train", "weight_history"))
 
 _MISSING = object()  # a key a config does not have (distinct from a null value)
 
@@ -37,11 +38,24 @@ def settings_of(records: Sequence[RunRecord]) -> tuple[tuple[str, ...], list[dic
 
 
 def differing(configs: Sequence[dict[str, Any]]) -> list[tuple[str | int, ...]]:
-    """The key paths at which the configs differ, seed and name aside: as deep as every
+    """The key paths at which the configs differ, ASIDE's keys aside: as deep as every
     config has a mapping (or a list of one length) there, no deeper, so a string against
     an initializer's dict is one key, not its leaves."""
-    top = [{k: v for k, v in c.items() if k not in ASIDE} for c in configs]
-    return _differing(top, ())
+    return _differing([_without(c, ASIDE) for c in configs], ())
+
+
+def _without(config: dict[str, Any], paths: Sequence[tuple[str, ...]]) -> dict[str, Any]:
+    """A copy of the config without the values at `paths` (the config itself unchanged)."""
+    out = dict(config)
+    for path in paths:
+        node = out
+        for part in path[:-1]:
+            if not isinstance(node.get(part), dict):
+                break
+            node[part] = node = dict(node[part])
+        else:
+            node.pop(path[-1], None)
+    return out
 
 
 def _differing(values: Sequence[Any], path: tuple[str | int, ...]) -> list[tuple[str | int, ...]]:

@@ -22,6 +22,10 @@ from kinit_cli.results import grouping
 from kinit_cli.results.records import RunRecord, collect
 from kinit_cli.storage import rundir
 
+# What a run that ended without a result recorded (an interrupted or missing one has
+# not ended yet: --resume continues it).
+FAILED = ("failed", "diverged")
+
 
 @dataclass(frozen=True)
 class Estimate:
@@ -64,12 +68,22 @@ class Difference:
     def between(cls, group: Sequence[float], baseline: Sequence[float]) -> Difference:
         g, b = Estimate.of(group), Estimate.of(baseline)
         assert g is not None and b is not None
+        diff = _rounded_off(g.mean - b.mean, g.mean, b.mean)
         if g.se is None or b.se is None:
-            return cls(g.mean - b.mean, None, None)
-        return cls(g.mean - b.mean, math.hypot(g.se, b.se), welch_p(group, baseline))
+            return cls(diff, None, None)
+        return cls(diff, math.hypot(g.se, b.se), welch_p(group, baseline))
 
     def document(self) -> dict[str, Any]:
         return {"diff": self.diff, "se": self.se, "p": self.p}
+
+
+# Metrics are float32 sums: two means of the same values in another order differ by a few
+# float32 rounding steps, which is no difference.
+FLOAT32_STEPS = 8 * 2.0**-23
+
+
+def _rounded_off(diff: float, a: float, b: float) -> float:
+    return 0.0 if abs(diff) <= FLOAT32_STEPS * max(abs(a), abs(b)) else diff
 
 
 def welch_p(a: Sequence[float], b: Sequence[float]) -> float | None:
@@ -113,7 +127,8 @@ class Group:
     train_loss: Estimate | None  # the last epoch's training loss
     epochs: Estimate | None
     seconds: Estimate | None  # wall time per run
-    failed: int  # runs that did not complete (failed, diverged, interrupted, missing)
+    failed: int  # runs that ended without a result: failed or diverged
+    incomplete: int  # runs not (yet) run to their end: interrupted, or missing
     difference: dict[str, Difference]  # from the baseline; {} for the baseline itself
     kernels: tuple[Kernel, ...]
 
@@ -131,6 +146,7 @@ class Group:
             "runs": [str(r.run_dir) for r in self.runs],
             "metrics": {name: e.document() for name, e in self.metrics.items()},
             "failed": self.failed,
+            "incomplete": self.incomplete,
             "difference": {name: d.document() for name, d in self.difference.items()},
             "train_loss": _doc(self.train_loss),
             "epochs": _doc(self.epochs),
@@ -210,7 +226,8 @@ def _group(
         train_loss=Estimate.of([x for r in done if (x := _train_loss(r)) is not None]),
         epochs=Estimate.of([r.metrics["epochs"] for r in done if "epochs" in r.metrics]),
         seconds=Estimate.of([_number(s) for r in done if (s := r.metrics.get("wall_time_s"))]),
-        failed=len(runs) - len(done),
+        failed=sum(r.status in FAILED for r in runs),
+        incomplete=sum(not r.completed and r.status not in FAILED for r in runs),
         difference=difference,
         kernels=_kernels(runs),
     )
@@ -297,6 +314,7 @@ def csv_columns(summary: Summary) -> list[str]:
         *summary.keys,
         "n",
         "failed",
+        "incomplete",
         *(f"{name}_{what}" for name in names for what in per_metric),
         "train_loss",
         "epochs",
@@ -309,7 +327,7 @@ def csv_rows(summary: Summary) -> list[dict[str, Any]]:
     rows = []
     for g in summary.groups:
         row: dict[str, Any] = {k: grouping.flow(v) for k, v in g.settings.items()}
-        row |= {"n": len(g.completed), "failed": g.failed}
+        row |= {"n": len(g.completed), "failed": g.failed, "incomplete": g.incomplete}
         for name, e in g.metrics.items():
             row |= {f"{name}_{k}": v for k, v in e.document().items() if k != "n"}
             d = g.difference.get(name)

@@ -5,6 +5,7 @@ trials.json as it arrives, and a stop request turned into interrupted trials tha
 
 from __future__ import annotations
 
+import json
 import signal
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, CancelledError, Future, wait
@@ -53,6 +54,7 @@ class SweepPlan:
     backend: str
     cluster: str
     entries: dict[str, dict[str, Any]] = field(default_factory=dict)  # trials.json by name
+    notes: tuple[str, ...] = ()  # what validate would say of the combinations
 
     @property
     def header(self) -> dict[str, Any]:
@@ -145,27 +147,44 @@ def _schema_check(spec: SweepSpec) -> Any:
     """Each combination's config checked from the schema alone (an unknown --grid key is
     named with what it may have meant, as --set's are); every problem of every combination
     in one UsageError. Returns the first combination's settings."""
-    problems: list[str] = []
+    problems: list[tuple[str, str]] = []
     first = None
     for combination in spec.combinations:
         try:
             checked = sources.check(spec.config(combination), requested=spec.backend)
             sources.check_data(checked)
         except ConfigError as exc:
-            problems.append(_for(combination.describe(), exc))
+            problems.append((combination.describe(), plain(str(exc))))
             continue
         first = first or checked.settings
     if problems:
-        raise UsageError("\n".join(problems))
+        raise UsageError("\n".join(_problems(spec, problems)))
     return first
 
 
-def _for(settings: str, exc: KinitError) -> str:
-    """A combination's problem, which names the combination unless its --grid says it."""
-    text = plain(str(exc))
-    if "--grid " in text or not settings:
-        return text
-    return f"with {settings}: {text}"
+def _problems(spec: SweepSpec, problems: list[tuple[str, str]]) -> list[str]:
+    """Each combination's problem said once: one that every value of an axis shares (a
+    misspelled --grid key) with the values left out; one of a value, naming it (its
+    --grid, or the combination where the problem lies elsewhere)."""
+    out: list[str] = []
+    for settings, text in problems:
+        general = _any_value(spec, text)
+        if sum(_any_value(spec, t) == general for _, t in problems) > 1:
+            line = general
+        elif "--grid " in text or not settings:
+            line = text
+        else:
+            line = f"with {settings}: {text}"
+        if line not in out:
+            out.append(line)
+    return out
+
+
+def _any_value(spec: SweepSpec, text: str) -> str:
+    for axis in spec.axes:
+        for value in axis.values:
+            text = text.replace(f"{axis.key}={json.dumps(value)}", f"{axis.key}=[...]")
+    return text
 
 
 def _require_empty(sweep_dir: Path) -> None:
@@ -174,26 +193,34 @@ def _require_empty(sweep_dir: Path) -> None:
     if sweep_dir.exists() and not sweep_dir.is_dir():
         raise UsageError(f"{sweep_dir} is a file: a sweep needs a folder")
     if sweep_dir.is_dir() and any(sweep_dir.iterdir()):
-        what = "a sweep already" if sweepdir.is_sweep(sweep_dir) else "files that are not a sweep's"
+        if sweepdir.is_sweep(sweep_dir):
+            raise UsageError(
+                f"{sweep_dir} holds a sweep already: a sweep starts in a new or empty folder "
+                f"(to go on with that one: kinit sweep --resume {sweep_dir})"
+            )
         raise UsageError(
-            f"{sweep_dir} holds {what}: a sweep starts in a new or empty folder (to go on "
-            f"with a sweep: kinit sweep --resume {sweep_dir})"
+            f"{sweep_dir} holds files that are not a sweep's: a sweep starts in a new or "
+            "empty folder; choose another -o"
         )
 
 
-def check_in_workers(spec: SweepSpec, pool: pool_mod.Pool) -> None:
+def check_in_workers(spec: SweepSpec, pool: pool_mod.Pool) -> tuple[str, ...]:
     """Every combination checked as `kinit validate` checks a config (plugins imported,
     names resolved, the model built), in the workers, before any trial starts: one
-    UsageError with each failing combination's problem."""
+    UsageError with each failing combination's problem; otherwise what validate would
+    note, each note once."""
     jobs = [TrialJob(spec, c, switches=switches.current()) for c in spec.combinations]
     futures = [pool.submit(worker.check, job) for job in jobs]
-    problems = []
+    problems: list[tuple[str, str]] = []
+    notes: list[str] = []
     for job, future in zip(jobs, futures, strict=True):
-        problem = future.result()
-        if problem:
-            problems.append(_for(job.combination.describe(), UsageError(problem)))
+        checked = future.result()
+        if checked.problem:
+            problems.append((job.combination.describe(), checked.problem))
+        notes += [n for n in checked.notes if n not in notes]
     if problems:
-        raise UsageError("\n".join(problems))
+        raise UsageError("\n".join(_problems(spec, problems)))
+    return tuple(notes)
 
 
 def start(spec: SweepSpec, sweep_dir: Path, options: SweepOptions) -> SweepPlan:
@@ -439,8 +466,8 @@ def _started(request: SweepRequest) -> tuple[SweepPlan, Workers]:
     jobs = options.jobs or pool_mod.default_jobs(trials)
     workers = Workers(_pools(jobs, _backend(spec), options.cluster))
     try:
-        check_in_workers(spec, workers.pool)
-        return start(spec, sweep_dir, options), workers
+        notes = check_in_workers(spec, workers.pool)
+        return replace(start(spec, sweep_dir, options), notes=notes), workers
     except BaseException:
         workers.pool.shutdown()
         raise
@@ -479,4 +506,3 @@ def _pools(jobs: int, backend: str, cluster: str) -> Callable[[], pool_mod.Pool]
 
         return lambda: ray_pool.RayPool(jobs, backend)
     return lambda: pool_mod.LocalPool(jobs, backend)
-

@@ -9,6 +9,7 @@ a fresh process.
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 from collections.abc import Iterator
@@ -59,20 +60,29 @@ def start_local(backend: str) -> None:
     keras()
 
 
-def check(job: TrialJob) -> str | None:
+@dataclass(frozen=True)
+class Checked:
+    """A combination's check: its problem (None when it passed), and what `kinit validate`
+    would say of it all the same (a class Keras cannot reload, a shadowed built-in)."""
+
+    problem: str | None = None
+    notes: tuple[str, ...] = ()
+
+
+def check(job: TrialJob) -> Checked:
     """The combination checked as `kinit validate` checks a config (plugins imported, every
-    name resolved, the model built, the data found): the problem's text, or None."""
+    name resolved, the model built, the data found)."""
     from kinit_cli.model import sources
 
     with _task(job):
         try:
             config = job.spec.config(job.combination)
-            sources.prepare(
+            prepared = sources.prepare(
                 config, (), _trust(job.spec), callbacks=True, requested=job.spec.backend
             )
         except KinitError as exc:
-            return plain(str(exc))
-        return None
+            return Checked(plain(str(exc)))
+        return Checked(notes=tuple(prepared.notes()))
 
 
 def run(job: TrialJob) -> TrialOutcome:
@@ -84,7 +94,9 @@ def run(job: TrialJob) -> TrialOutcome:
         try:
             metrics = _train(job)
         except KinitError as exc:
-            return TrialOutcome(name, _status(job), plain(str(exc)))
+            # The sweep, not the trial alone, is what --resume continues.
+            message = plain(str(exc)).split(" Continue with: kinit train --resume")[0]
+            return TrialOutcome(name, _status(job), message)
         except KeyboardInterrupt:
             return TrialOutcome(name, "interrupted", "interrupted before training began")
         except Exception as exc:  # kinit's own failure: the trial records it, the sweep goes on
@@ -137,6 +149,10 @@ def _task(job: TrialJob) -> Iterator[None]:
     itself while training), and Keras's global state cleared afterwards."""
     previous = signal.getsignal(signal.SIGINT)
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    # A worker traces one model after another, which TensorFlow's retracing check takes
+    # for a mistake and warns of; kinit train, one model a process, never sees it.
+    if not job.switches.debug:
+        logging.getLogger("tensorflow").setLevel(logging.ERROR)
     try:
         with switches.using(job.switches):
             yield

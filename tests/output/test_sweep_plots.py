@@ -167,4 +167,4 @@ def test_sweep_plot_draws_the_three_figures(tmp_path):
     names = sorted(p.name for p in plots.iterdir())
     assert names == ["activations-init.png", "learning-curves.png", "weight-change.png"]
     assert all((plots / n).read_bytes().startswith(PNG) for n in names)
-    assert f"Plot written to {plots / 'learning-curves.png'}" in result.stderr
+    assert f"Figure written to {plots / 'learning-curves.png'}" in result.stderr

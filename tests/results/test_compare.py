@@ -42,7 +42,7 @@ def test_compare_groups_runs_by_initializer(runner, digits_runs):
         assert group["runs"] == [str(r) for r in runs]
         assert group["failed"] == 0
         assert set(group) == {
-            "settings", "runs", "metrics", "failed", "difference", "train_loss", "epochs",
+            "settings", "runs", "metrics", "failed", "incomplete", "difference", "train_loss", "epochs",
             "seconds_per_trial", "kernels",
         }  # fmt: skip
         for name in ("accuracy", "loss"):

@@ -221,6 +221,7 @@ def test_summary_csv(tmp_path):
         KEY,
         "n",
         "failed",
+        "incomplete",
         *(f"{m}_{w}" for m in ("accuracy", "loss") for w in per),
         "train_loss",
         "epochs",
@@ -286,3 +287,37 @@ def test_tables_name_what_did_not_complete():
     text = _render(summarize(runs), 100)
     assert "1 failed" in text
     assert f"#2 b1 failed: boom ({Path('runs/b1')})" in text
+
+
+def test_weight_history_and_names_do_not_make_runs_differ():
+    """A sweep's trial records its weights; the same run trained without it is the same
+    setting, and groups with it."""
+    recorded = config("he_normal", 1) | {"name": "trial", "train": {"weight_history": True}}
+    plain = config("he_normal", 2) | {"name": "mine", "train": {}}
+    other = config(NORMAL, 1) | {"train": {"weight_history": True}}
+    summary = summarize(
+        [record("t", recorded, 0.9), record("r", plain, 0.92), record("o", other, 0.8)]
+    )
+    assert summary.keys == (KEY,)
+    assert [[r.name for r in g.runs] for g in summary.groups] == [["t", "r"], ["o"]]
+    assert recorded["train"] == {"weight_history": True}  # the record itself is untouched
+
+
+def test_a_difference_of_float32_rounding_is_none():
+    same = [0.9333333134651184, 0.949999988079071]
+    d = Difference.between(list(reversed(same)), same)
+    assert (d.diff, d.p) == (0.0, 1.0)
+    assert Difference.between([0.95, 0.96], [0.94, 0.95]).diff == pytest.approx(0.01)
+
+
+def test_interrupted_and_missing_runs_are_not_run_and_failed_ones_failed():
+    runs = [
+        record("a", config("he_normal", 1), 0.9),
+        record("b", config("he_normal", 2), status="interrupted"),
+        record("c", config("he_normal", 3), status="missing"),
+        record("d", config("he_normal", 4), status="failed"),
+        record("e", config("he_normal", 5), status="diverged"),
+    ]
+    (group,) = summarize(runs).groups
+    assert (len(group.completed), group.failed, group.incomplete) == (1, 2, 2)
+    assert group.document()["incomplete"] == 2

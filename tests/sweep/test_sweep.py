@@ -207,6 +207,11 @@ def test_a_grid_value_that_does_not_resolve_stops_the_sweep_before_anything_is_w
             "--seeds 0: a sweep needs at least one seed",
         ),
         (["--grid", "train.epochs=[1, 1]"], "1 is listed twice"),
+        (
+            ["--grid", "train.epoch=[1, 2, 3]"],
+            "--grid train.epoch=[...]: train.epoch: unknown key 'epoch'",
+        ),
+        (["--grid", "train.epochs=[1]", "--plot", "figures.txt"], "kinit draws PNG files"),
     ],
 )
 def test_bad_grids_and_seeds_are_refused_before_any_worker_starts(tmp_path, args, message):
@@ -214,6 +219,7 @@ def test_bad_grids_and_seeds_are_refused_before_any_worker_starts(tmp_path, args
     code, out, err = sweep(DIGITS, *args, "-o", str(folder))
     assert (code, out) == (2, "")
     assert message in err
+    assert err.count(message) == 1  # once, whatever the values of the axis
     assert "Traceback" not in err
     assert not folder.exists()
 
@@ -286,12 +292,14 @@ def test_ctrl_c_interrupts_the_running_trial_and_resume_continues_it(tmp_path):
             break
         time.sleep(0.2)
     process.send_signal(signal.SIGINT)
-    _, err = process.communicate(timeout=120)
+    stdout, err = process.communicate(timeout=120)
     assert process.returncode == 130, err.decode()
     assert f"kinit sweep --resume {folder}" in err.decode()
     trials = _json(folder / "trials.json")["trials"]
     assert [t["status"] for t in trials] == ["interrupted", "pending"]
     assert _json(first / "metrics.json")["status"] == "interrupted"
+    # The summary of what finished: the other combination's trial never started.
+    assert "1 not run" in stdout.decode()
     code, out, err = sweep("--resume", str(folder), "--jobs", "1")
     assert code == 0, err
     assert [t["status"] for t in _json(folder / "trials.json")["trials"]] == ["completed"] * 2
