@@ -305,3 +305,50 @@ def test_ctrl_c_interrupts_the_running_trial_and_resume_continues_it(tmp_path):
     assert [t["status"] for t in _json(folder / "trials.json")["trials"]] == ["completed"] * 2
     metrics = _json(first / "metrics.json")
     assert metrics["epochs"] == 6 and metrics["initial_epoch"] >= 1  # continued, not redone
+
+
+TABLE_CONFIG = """\
+seed: 5
+data: {path: flowers.csv, label: species}
+model:
+  input_shape: [4]
+  layers:
+    - {class_name: Dense, config: {units: 8, activation: relu}}
+    - {class_name: Dense, config: {units: 3, activation: softmax}}
+compile:
+  optimizer: {class_name: Adam, config: {learning_rate: 0.01}}
+  loss: sparse_categorical_crossentropy
+  metrics: [accuracy]
+train: {epochs: 2, batch_size: 16}
+"""
+
+
+def test_a_sweep_trains_on_the_users_own_table(tmp_path):
+    """The config's relative data path is the config's, wherever the sweep is started;
+    every trial records how it prepared the table, as `kinit train` does."""
+    from tests.training.test_own_data import SPECIES, write_table
+
+    write_table(tmp_path / "flowers.csv")
+    (tmp_path / "model.yaml").write_text(TABLE_CONFIG)
+    folder = tmp_path / "sweep"
+    code, out, err = sweep(
+        str(tmp_path / "model.yaml"),
+        "--grid",
+        "compile.optimizer.config.learning_rate=[0.01, 0.05]",
+        "--seeds",
+        "2",
+        "-o",
+        str(folder),
+        "--json",
+    )
+    assert code == 0, err
+    groups = json.loads(out)["groups"]
+    rates = [g["settings"]["compile.optimizer.config.learning_rate"] for g in groups]
+    assert rates == [0.01, 0.05]
+    assert [g["metrics"]["accuracy"]["n"] for g in groups] == [2, 2]
+    for run in (Path(r) for g in groups for r in g["runs"]):
+        prep = _json(run / "preprocessing.json")
+        assert prep["class_names"] == list(SPECIES)
+        assert _json(run / "split.json")["seed"] == _json(run / "metrics.json")["seed"]
+        config = yaml.safe_load((run / "config.yaml").read_text())
+        assert config["data"]["path"] == str(tmp_path / "flowers.csv")
