@@ -17,7 +17,6 @@ from typing import Any
 import numpy as np
 
 from kinit_cli.config import source as config_mod
-from kinit_cli.config.settings import Settings
 from kinit_cli.data import image_pipeline, images, pipeline
 from kinit_cli.errors import (
     KinitError,
@@ -30,13 +29,10 @@ from kinit_cli.errors import (
     plain,
 )
 from kinit_cli.registry import tf_ops
-from kinit_cli.registry.plugins import absolute, plugin_failure
-from kinit_cli.registry.trust import not_replaced
-from kinit_cli.runtime import backend
+from kinit_cli.registry.plugins import plugin_failure
 from kinit_cli.runtime.imports import tensorflow
-from kinit_cli.runtime.versions import versions
 from kinit_cli.storage import ownership, rundir
-from kinit_cli.training import distribute
+from kinit_cli.training import records as run_records
 from kinit_cli.training.plan import Plan, steps, steps_per_call
 from kinit_cli.weights import stats
 
@@ -165,7 +161,9 @@ class Trainer:
         config = self.plan.prepared.config
         rundir.write_text(
             self.run_dir / rundir.CONFIG,
-            config_mod.dump(_portable(self.plan.settings, config, self.plan.user_plugins)),
+            config_mod.dump(
+                run_records.portable(self.plan.settings, config, self.plan.user_plugins)
+            ),
         )
 
     def fit(self, callbacks: Sequence[Any] = ()) -> None:
@@ -486,48 +484,11 @@ class Trainer:
         return "completed", []
 
     def _metrics(self, status: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
-        """metrics.json: the outcome, the last epoch's metrics and the test set's, the
-        times, and what the run ran on."""
-        plan = self.plan
-        train, data = plan.settings.train, plan.data
-        new = [r for r in rows if r["epoch"] >= plan.initial_epoch]
-        metrics: dict[str, Any] = {"status": status}
-        if rows:
-            last = rows[-1]
-            metrics["train"] = {
-                k2: v for k2, v in last.items() if k2 != "epoch" and not k2.startswith("val_")
-            }
-            val = {k2[4:]: v for k2, v in last.items() if k2.startswith("val_")}
-            if val:
-                metrics["validation"] = val
-        if status != "interrupted":
-            metrics["test"] = self._test_metrics()
-        samples = len(new) * len(plan.data.x_train)
-        metrics.update(
-            {
-                "epochs": len(rows),
-                "initial_epoch": plan.initial_epoch,
-                "wall_time_s": round(self.fit_seconds, 3),
-                # The epochs kept in `new` only: an epoch cut short is not one trained.
-                "epoch_seconds": [round(self.timer.seconds[r["epoch"]], 3) for r in new],
-                "samples_per_second": round(samples / self.fit_seconds, 1)
-                if self.fit_seconds > 0 and samples
-                else None,
-                "seed": plan.seed,
-                "devices": plan.devices,
-                "backend": plan.settings.backend,
-                # What the config left to the backend, as it ran.
-                "steps_per_execution": steps_per_call(plan.settings, plan.distribution.replicas),
-                "jit_compile": backend.setting(plan.settings, "jit_compile"),
-                "strategy": plan.distribution.name,
-                "num_replicas": plan.distribution.replicas,
-                "per_replica_batch_size": train.batch_size / plan.distribution.replicas,
-                **_cluster_metrics(plan.distribution),
-                "data": {"name": data.name, "source": data.source, **data.sizes, **_classes(data)},
-                "versions": versions(),
-            }
+        """metrics.json (records.metrics), the test set evaluated unless interrupted."""
+        test = self._test_metrics() if status != "interrupted" else None
+        return run_records.metrics(
+            self.plan, status, rows, test, self.fit_seconds, self.timer.seconds
         )
-        return metrics
 
     def _check_completed(
         self, status: str, metrics: dict[str, Any], bad: list[str], any_epoch: bool
@@ -577,47 +538,6 @@ class Trainer:
         return rundir.WEIGHTS
 
 
-def _classes(data: Any) -> dict[str, Any]:
-    """metrics.json's class names, where the data named them (a table, an image folder)."""
-    prep = data.preprocessing
-    if prep is None or prep.class_names is None:
-        return {}
-    return {"classes": list(prep.class_names)}
-
-
 def _stop_on_the_next(signum: int) -> None:
     """Give the next such signal the default behaviour: stop now, whatever the state."""
     signal.signal(signum, signal.default_int_handler if signum == signal.SIGINT else signal.SIG_DFL)
-
-
-def _cluster_metrics(distribution: distribute.Distribution) -> dict[str, Any]:
-    cluster = distribution.cluster
-    if cluster is None:
-        return {}
-    return {
-        "cluster": {
-            "workers": cluster.workers,
-            "task": {"type": cluster.task_type, "index": cluster.index},
-            "is_chief": cluster.is_chief,
-            "from": cluster.source,
-        }
-    }
-
-
-def _portable(settings: Settings, config: config_mod.Config, user: Sequence[str]) -> dict[str, Any]:
-    """The config, defaults filled in, with file paths made absolute, so the run dir's copy
-    reruns as is, and with every plugin the run used (`user`: --plugin's, absolute already),
-    so that --resume and the run's readers find its classes. `data:` as the user wrote it
-    (the keys given, no defaults for a source they did not name)."""
-    base_dir = config.base_dir
-    out = settings.document()  # a copy
-    written = config.data.get("data") if isinstance(config.data, dict) else None
-    out["data"] = {k: v for k, v in out["data"].items() if k in (written or {})}
-    # A run's plugin that the user's copy stood for (--resume --plugin) was not used.
-    plugins = [absolute(p, base_dir) for p in not_replaced(out["plugins"], user)]
-    out["plugins"] = list(dict.fromkeys([*plugins, *user]))
-    if out["data"].get("path"):
-        out["data"]["path"] = str((base_dir / out["data"]["path"]).resolve())
-    if out.get("init_from"):
-        out["init_from"]["source"] = str((base_dir / out["init_from"]["source"]).resolve())
-    return out
