@@ -67,6 +67,7 @@ bench: install
 	$(BIN)/python bench/image_folder.py
 	$(BIN)/python bench/predict_speed.py
 	$(BIN)/python bench/sweep_speed.py
+	$(BIN)/python bench/sequential_build.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

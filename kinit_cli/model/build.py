@@ -154,14 +154,9 @@ def _sequential(spec: dict[str, Any], builder: SpecBuilder, name: str, sites: di
         return None, {}, {}
     inputs = k.Input(shape=tuple(spec["input_shape"]), name="input_layer")
     if not any("shares" in entry for entry in spec["layers"]):
-        model = k.Sequential(name=name)
-        model.add(inputs)
-        for i, layer in enumerate(layers):
-            try:
-                model.add(layer)
-            except Exception as exc:
-                builder.problem(("model", "layers", i), _call_failure(layer, exc))
-                return None, {}, {}
+        model = _linear(k, name, inputs, layers, builder)
+        if model is None:
+            return None, {}, {}
         return model, {}, {layer.name: [tuple(layer.output.shape)] for layer in model.layers}
     # A layer applied twice in sequence: Keras's Sequential holds each layer once, so the
     # same chain is built as a functional model.
@@ -177,6 +172,58 @@ def _sequential(spec: dict[str, Any], builder: SpecBuilder, name: str, sites: di
         calls.setdefault(layer.name, []).append(f"layers[{i}]")
         shapes.setdefault(layer.name, []).append(tuple(_first(x).shape))
     return k.Model(inputs, x, name=name), calls, shapes
+
+
+def _linear(k: Any, name: str, inputs: Any, layers: list[Any], builder: SpecBuilder) -> Any:
+    """The Sequential model of `layers`, built once when all are in (as
+    `keras.Sequential([...])` builds): adding them one by one rebuilds the whole chain at
+    every step, which took 30 s for 400 layers. None, with the problem at the layer that
+    failed, when one does."""
+    model = k.Sequential(name=name)
+    model.add(inputs, rebuild=False)
+    for i, layer in enumerate(layers):
+        try:
+            model.add(layer, rebuild=False)
+        except Exception as exc:
+            builder.problem(("model", "layers", i), _call_failure(layer, exc))
+            return None
+    try:
+        model.build((None, *inputs.shape[1:]))
+    except Exception as exc:
+        i = _failed_layer(exc, layers)
+        if i is None:
+            return _one_by_one(k, name, inputs, layers, builder)
+        builder.problem(("model", "layers", i), _call_failure(layers[i], exc))
+        return None
+    return model
+
+
+def _failed_layer(exc: BaseException, layers: list[Any]) -> int | None:
+    """Which of `layers` raised `exc` while the model was built: the outermost frame of its
+    traceback that runs one of them (their own call(), or Keras's on their behalf)."""
+    index = {id(layer): i for i, layer in enumerate(layers)}
+    tb = exc.__traceback__
+    while tb is not None:
+        me = tb.tb_frame.f_locals.get("self")
+        if me is not None and id(me) in index:
+            return index[id(me)]
+        tb = tb.tb_next
+    return None
+
+
+def _one_by_one(k: Any, name: str, inputs: Any, layers: list[Any], builder: SpecBuilder) -> None:
+    """Find the layer that fails by adding the layers in turn (quadratic, but only where a
+    build failed and its traceback does not say which layer raised)."""
+    model = k.Sequential(name=name)
+    model.add(inputs)
+    for i, layer in enumerate(layers):
+        try:
+            model.add(layer)
+        except Exception as exc:
+            builder.problem(("model", "layers", i), _call_failure(layer, exc))
+            return None
+    builder.problem(("model", "layers"), "the model could not be built")
+    return None
 
 
 def _local_name(class_name: str, taken: set[str]) -> str:

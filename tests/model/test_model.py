@@ -129,3 +129,74 @@ def test_all_name_problems_across_sections_at_once(write):
     with pytest.raises(ConfigError) as info:
         prepare(path)
     assert [(p.line, p.path) for p in info.value.problems] == [(7, "train.epochs")]
+
+
+COUNTING_LAYER = """\
+import tensorflow as tf
+
+
+class Counted(tf.keras.layers.Layer):
+    calls = 0
+
+    def call(self, inputs):
+        Counted.calls += 1
+        return inputs * 1.0
+
+
+class Fails(tf.keras.layers.Layer):
+    def call(self, inputs):
+        raise ValueError("this layer wants images")
+"""
+
+
+def test_a_sequential_model_calls_each_layer_a_fixed_number_of_times_however_deep(
+    write, forget_plugins
+):
+    """Built once when every layer is in, as keras.Sequential([...]) builds: adding the
+    layers one by one called every layer above again at each step (quadratic: 30 s at
+    400 layers); now twice the layers make twice the calls."""
+    write("counted.py", COUNTING_LAYER)
+    calls = []
+    for depth in (30, 60):
+        layers = "\n".join("    - {class_name: Counted}" for _ in range(depth))
+        config = f"plugins: [counted.py]\nmodel:\n  input_shape: [4]\n  layers:\n{layers}\n"
+        model = prepare(write(f"deep{depth}.yaml", config)).built.model
+        assert (type(model).__name__, len(model.layers)) == ("Sequential", depth)
+        counted = type(model.layers[0])
+        calls.append(counted.calls - sum(calls))
+    assert calls[1] == 2 * calls[0]
+
+
+@pytest.mark.parametrize(
+    ("layer", "index", "message"),
+    [
+        ("{class_name: Fails}", 2, "applying Fails 'fails' failed"),
+        (
+            "{class_name: Conv2D, config: {filters: 2, kernel_size: 3}}",
+            2,
+            "applying Conv2D 'conv2d' failed",
+        ),
+    ],
+)
+def test_the_layer_that_fails_in_a_deep_sequential_is_named(
+    write, forget_plugins, layer, index, message
+):
+    write("counted.py", COUNTING_LAYER)
+    path = write(
+        "bad.yaml",
+        f"""\
+        plugins: [counted.py]
+        model:
+          input_shape: [4]
+          layers:
+            - {{class_name: Dense, config: {{units: 4}}}}
+            - {{class_name: Dense, config: {{units: 4}}}}
+            - {layer}
+            - {{class_name: Dense, config: {{units: 4}}}}
+        """,
+    )
+    with pytest.raises(ConfigError) as info:
+        prepare(path)
+    (problem,) = info.value.problems
+    assert problem.path == f"model.layers[{index}]"
+    assert problem.message.startswith(message)
