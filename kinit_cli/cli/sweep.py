@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from kinit_cli.results.summary import Summary
+    from kinit_cli.sweep.run import SweepRequest, SweepResult
 
 CLUSTERS = ("local", "ray")
 
@@ -117,8 +118,7 @@ def sweep(
     Every combination is checked before anything is written. Exit status: 0 when every
     trial completed (or diverged: a result), 1 when a trial failed (the others' results
     stand), 2 for bad input, 130 after Ctrl-C (continue with --resume)."""
-    from kinit_cli.output import render, summary_tables
-    from kinit_cli.output.sweep_progress import TrialProgress
+    from kinit_cli.output import render
     from kinit_cli.sweep import run as core
 
     plot_path = _plot_path(plot)
@@ -134,6 +134,20 @@ def sweep(
         backend,
         device,
     )
+    result = _run(request, quiet, as_json)
+    render.warnings(trust_notes(trust), render.console(stderr=True))
+    _show(result, plot_path, wide, as_json)
+    if result.failure is not None:
+        raise result.failure
+
+
+def _run(request: SweepRequest, quiet: bool, as_json: bool) -> SweepResult:
+    """The sweep, its header and notes on stderr as it starts, and (without --quiet) a line
+    for each trial as it ends under a bar of the trials done."""
+    from kinit_cli.output import render
+    from kinit_cli.output.sweep_progress import TrialProgress
+    from kinit_cli.sweep import run as core
+
     err = render.console(stderr=True)
     shown: list[TrialProgress] = []
 
@@ -150,11 +164,17 @@ def sweep(
             progress.done(o.name, o.status, o.error, o.test, o.seconds)
 
     try:
-        result = core.sweep(request, on_start, on_event)
+        return core.sweep(request, on_start, on_event)
     finally:
         for progress in shown:
             progress.__exit__()
-    render.warnings(trust_notes(trust), err)
+
+
+def _show(result: SweepResult, plot_path: Path | None, wide: bool, as_json: bool) -> None:
+    """The summary: its figures, then its tables (or its --json document)."""
+    from kinit_cli.output import render, summary_tables
+
+    err = render.console(stderr=True)
     summary = result.summary
     figures = _draw(summary, plot_path, err) if plot_path is not None else []
     if as_json:
@@ -162,11 +182,9 @@ def sweep(
         if plot_path is not None:
             document["plots"] = [str(f) for f in figures]
         render.print_json(document)
-    else:
-        summary_tables.render(summary, render.console(), wide=wide)
-        render.console().print(f"Sweep saved in {result.sweep_dir}")
-    if result.failure is not None:
-        raise result.failure
+        return
+    summary_tables.render(summary, render.console(), wide=wide)
+    render.console().print(f"Sweep saved in {result.sweep_dir}")
 
 
 def _plot_path(plot: str | None) -> Path | None:

@@ -50,7 +50,7 @@ def _normal(x: np.ndarray, mean: float, std: float) -> np.ndarray:
 
 def check(path: Path, overwrite: bool = False) -> None:
     """UsageError unless `path` can take the plot: before any weight is read."""
-    _pyplot()
+    pyplot()
     if path.suffix.lower() != ".png":
         raise UsageError(f"--plot writes a PNG image: give a FILE.png, not {path}")
     if not path.parent.is_dir():
@@ -59,7 +59,7 @@ def check(path: Path, overwrite: bool = False) -> None:
         raise UsageError(f"{path} already exists; choose another --plot file or add --overwrite")
 
 
-def _pyplot() -> Any:
+def pyplot() -> Any:
     try:
         import matplotlib
 
@@ -70,6 +70,16 @@ def _pyplot() -> Any:
             "--plot needs matplotlib, an optional extra: pip install 'kinit[plot]'"
         ) from None
     return plt
+
+
+def save(fig: Any, path: Path, **savefig: Any) -> None:
+    """The figure written to `path` through a temporary file (never half a PNG), then
+    closed, whatever happened."""
+    try:
+        with replacing(path, ".png") as tmp:
+            fig.savefig(tmp, **savefig)
+    finally:
+        pyplot().close(fig)
 
 
 def histograms(
@@ -84,7 +94,7 @@ def histograms(
     `history` (weight-history.csv's rows): two more panels, each variable's std and
     relative change against the epoch."""
     check(path, overwrite)
-    plt = _pyplot()
+    plt = pyplot()
     extra = 2 if history else 0
     cols = min(3, len(items) + extra) or 1
     rows = max(1, math.ceil((len(items) + extra) / cols))
@@ -99,11 +109,7 @@ def histograms(
         title = "relative change ||w - w0|| / ||w0||"
         _over_epochs(axes.flat[len(items) + 1], series, "relative_change", title)
     fig.tight_layout()
-    try:
-        with replacing(path, ".png") as tmp:
-            fig.savefig(tmp, dpi=110)
-    finally:
-        plt.close(fig)
+    save(fig, path, dpi=110)
 
 
 def weight_series(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, list[float]]]:
@@ -123,7 +129,7 @@ def _over_epochs(ax: Any, series: dict[str, dict[str, list[float]]], key: str, t
         ax.plot(s["epoch"], s[key], marker="o", markersize=2.5, linewidth=1.2, label=name)
     ax.set_title(title, fontsize=9)
     ax.set_xlabel("epoch (0: initial values)", fontsize=7)
-    _whole_epochs(ax)
+    whole_epochs(ax)
     ax.tick_params(labelsize=7)
     ax.legend(fontsize=6, loc="best", framealpha=0.8)
 
@@ -165,7 +171,7 @@ def confusion(
     the predicted one), each cell's count written in it while the classes are few enough
     to read them, written atomically."""
     check(path, overwrite)
-    plt = _pyplot()
+    plt = pyplot()
     n = len(classes)
     side = min(18.0, max(4.0, 0.45 * n + 2.5))
     fig, ax = plt.subplots(figsize=(side, side * 0.9))
@@ -184,11 +190,7 @@ def confusion(
             color = "white" if count > high else "black"
             ax.text(j, i, f"{count:,}", ha="center", va="center", color=color, fontsize=7)
     fig.tight_layout()
-    try:
-        with replacing(path, ".png") as tmp:
-            fig.savefig(tmp, dpi=110)
-    finally:
-        plt.close(fig)
+    save(fig, path, dpi=110)
 
 
 def history_figure(rows: Sequence[dict[str, Any]], path: Path) -> None:
@@ -196,7 +198,7 @@ def history_figure(rows: Sequence[dict[str, Any]], path: Path) -> None:
     validation (`val_`) on the same axes, one panel each, written atomically over any
     earlier one. Without matplotlib nothing is drawn: the curves are in history.csv."""
     try:
-        plt = _pyplot()
+        plt = pyplot()
     except UsageError:
         return
     names = [k for k in dict.fromkeys(k for r in rows for k in r) if k != "epoch"]
@@ -214,18 +216,14 @@ def history_figure(rows: Sequence[dict[str, Any]], path: Path) -> None:
                 ax.plot(x, y, marker="o", markersize=3, linewidth=1.4, label=label)
         ax.set_title(name, fontsize=9)
         ax.set_xlabel("epoch", fontsize=8)
-        _whole_epochs(ax)
+        whole_epochs(ax)
         ax.tick_params(labelsize=7)
         ax.legend(fontsize=7, loc="best", framealpha=0.8)
     fig.tight_layout()
-    try:
-        with replacing(path, ".png") as tmp:
-            fig.savefig(tmp, dpi=100)
-    finally:
-        plt.close(fig)
+    save(fig, path, dpi=100)
 
 
-def _whole_epochs(ax: Any) -> None:
+def whole_epochs(ax: Any) -> None:
     from matplotlib.ticker import MaxNLocator
 
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))

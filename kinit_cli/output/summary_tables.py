@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from rich.console import Console
+from rich.text import Text
 
 from kinit_cli.output.tables import Column, number, print_fitted
 from kinit_cli.results import grouping
@@ -93,7 +94,8 @@ def _not_completed(summary: Summary, out: Console) -> None:
         for r in g.runs:
             if not r.completed:
                 error = f": {r.error.splitlines()[0]}" if r.error else ""
-                out.print(f"#{i + 1} {r.name} {r.status}{error} ({r.run_dir})", soft_wrap=True)
+                line = f"#{i + 1} {r.name} {r.status}{error} ({r.run_dir})"
+                out.print(Text(line), soft_wrap=True)
 
 
 def _kernels(summary: Summary, out: Console, wide: bool) -> None:

@@ -18,9 +18,8 @@ from typing import Any
 import numpy as np
 
 from kinit_cli.errors import UsageError
-from kinit_cli.output.plot import _pyplot, _whole_epochs
+from kinit_cli.output.plot import pyplot, save, whole_epochs
 from kinit_cli.output.tables import middle
-from kinit_cli.storage.rundir import replacing
 
 Groups = Sequence[tuple[str, Sequence[Any]]]  # (label, RunRecords)
 
@@ -54,7 +53,7 @@ def check(path: Path, overwrite: bool = False, can_overwrite: bool = True) -> No
     """UsageError unless the figures can be written at `path` (a .png file, or a folder
     that does not hold them yet): before a sweep starts, not after it ran.
     `can_overwrite`: the command has --overwrite to suggest."""
-    _pyplot()
+    pyplot()
     if path.suffix.lower() in _NOT_FOLDERS and not path.is_dir():
         raise UsageError(
             f"--plot {path}: kinit draws PNG files; give FILE.png (one figure) or a folder"
@@ -82,7 +81,6 @@ def sweep_figures(groups: Groups, path: Path, overwrite: bool = False) -> list[P
     weight-change.png. A figure whose data no run recorded is left out (e.g. no
     activations-init.json without train.weight_history). Returns the files written."""
     check(path, overwrite)
-    plt = _pyplot()
     if path.suffix.lower() == ".png":
         built = [(path, figure(groups, FIGURES))]
     else:
@@ -92,11 +90,7 @@ def sweep_figures(groups: Groups, path: Path, overwrite: bool = False) -> list[P
     for target, fig in built:
         if fig is None:
             continue
-        try:
-            with replacing(target, ".png") as tmp:
-                fig.savefig(tmp, dpi=DPI, bbox_inches="tight")
-        finally:
-            plt.close(fig)
+        save(fig, target, dpi=DPI, bbox_inches="tight")
         written.append(target)
     return written
 
@@ -104,7 +98,7 @@ def sweep_figures(groups: Groups, path: Path, overwrite: bool = False) -> list[P
 def figure(groups: Groups, names: Sequence[str]) -> Any:
     """One matplotlib figure of the panels of the figures `names` that have data, with one
     legend for all below them; None when none has."""
-    plt = _pyplot()
+    plt = pyplot()
     panels = [p for name in names for p in PANELS[name](groups)]
     if not panels:
         return None
@@ -211,7 +205,7 @@ def _curves(ax: Any, groups: Groups, quantity: str) -> None:
     ax.set_title(quantity.replace("_", " "), fontsize=10)
     ax.set_xlabel("epoch", fontsize=9)
     ax.set_ylabel(f"{quantity} (mean ± SE over seeds)", fontsize=9)
-    _whole_epochs(ax)
+    whole_epochs(ax)
     if len(shown) > 1:  # which line is which, in grey: the colours are the groups'
         ax.plot([], [], color="0.35", linestyle="-", label="training")
         ax.plot([], [], color="0.35", linestyle="--", label="validation")
@@ -240,23 +234,27 @@ def _activations(ax: Any, groups: Groups) -> None:
         ]
         if not per_run:
             continue
-        series = _series(per_run, layers)
-        ax.errorbar(
-            series.x,
-            series.mean,
-            yerr=np.nan_to_num(series.se),
-            color=_colour(index),
-            marker="o",
-            markersize=4,
-            linewidth=1.6,
-            capsize=3,
-        )
+        _errorbar(ax, index, _series(per_run, layers), "o")
     ax.set_yscale("log")
     _layer_ticks(ax, layers)
     batch = max((r.activations.get("batch_size", 0) for r in records), default=0)
     ax.set_title("Activation std at initialisation", fontsize=10)
     ax.set_xlabel(f"layer output (first training batch, {batch} examples)", fontsize=9)
     ax.set_ylabel("std of the layer's output (log)", fontsize=9)
+
+
+def _errorbar(ax: Any, index: int, series: Series, marker: str) -> None:
+    """A group's means ±1 SE per layer, in its colour."""
+    ax.errorbar(
+        series.x,
+        series.mean,
+        yerr=np.nan_to_num(series.se),
+        color=_colour(index),
+        marker=marker,
+        markersize=4,
+        linewidth=1.6,
+        capsize=3,
+    )
 
 
 def _layer_ticks(ax: Any, names: Sequence[str]) -> None:
@@ -297,17 +295,7 @@ def _change(ax: Any, groups: Groups) -> None:
         per_run = [v for v in per_run if v]
         if not per_run:
             continue
-        series = _series(per_run, kernels)
-        ax.errorbar(
-            series.x,
-            series.mean,
-            yerr=np.nan_to_num(series.se),
-            color=_colour(index),
-            marker="s",
-            markersize=4,
-            linewidth=1.6,
-            capsize=3,
-        )
+        _errorbar(ax, index, _series(per_run, kernels), "s")
     _layer_ticks(ax, kernels)
     ax.set_ylim(bottom=0)
     ax.set_title("Kernel change over training", fontsize=10)

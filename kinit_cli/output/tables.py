@@ -158,7 +158,7 @@ class _Layout:
                 text = row.get(c.name, "")
                 if c.shorten and cell_len(text) > self.widths[c.name]:
                     text = shortened(text, self.widths[c.name])
-                cells.append(text)
+                cells.append(Text(text))  # data, never markup: a path may hold [brackets]
             table.add_row(*cells)
         return table
 

@@ -235,14 +235,16 @@ def start(spec: SweepSpec, sweep_dir: Path, options: SweepOptions) -> SweepPlan:
     return _plan(spec, sweep_dir, trials, todo, options, entries)
 
 
-def resume(options: SweepOptions) -> SweepPlan:
+def resume(options: SweepOptions, trust_plugins: bool = False) -> SweepPlan:
     """A sweep's folder read back: the trials whose run is missing or incomplete, each to
-    be continued from its backup where it has one, started again where it has none."""
+    be continued from its backup where it has one, started again where it has none. The
+    leave to import what runs name is this command's (`trust_plugins`), never the file's:
+    a sweep folder may come from someone else."""
     assert options.resume is not None
     sweep_dir = Path(options.resume).absolute()
     if not sweep_dir.is_dir():
         raise UsageError(f"{sweep_dir} is not a folder: --resume takes a sweep's folder")
-    spec = spec_mod.read(sweep_dir)
+    spec = replace(spec_mod.read(sweep_dir), trust_plugins=trust_plugins)
     trials = spec.trials()
     try:
         recorded = {e["name"]: e for e in sweepdir.read_trials(sweep_dir)}
@@ -433,7 +435,7 @@ def sweep(
         ray_pool.require()  # before anything is written
     if options.resume:
         _refuse_with_resume(request)
-        plan = resume(options)
+        plan = resume(options, request.trust_plugins)
         workers = Workers(_pools(plan.jobs, plan.backend, plan.cluster))
     else:
         plan, workers = _started(request)

@@ -65,7 +65,7 @@ def figure():
         return fig
 
     yield make
-    plt = sweep_plots._pyplot()
+    plt = sweep_plots.pyplot()
     for fig in made:
         if fig is not None:
             plt.close(fig)

@@ -10,7 +10,7 @@ import pytest
 from rich.console import Console
 
 from kinit_cli.output import catalog, render, weight_tables
-from kinit_cli.output.tables import Column, fitted, middle, shortened
+from kinit_cli.output.tables import Column, fitted, middle, print_fitted, shortened
 from kinit_cli.weights.report import InspectOptions, inspect
 from tests.conftest import ROOT
 
@@ -181,3 +181,12 @@ def test_shortened_paths_stay_distinct():
         shown = [row[0] for row in _cells(out.file.getvalue())]
         assert len(set(shown)) == 4 and left_out == [], (width, shown)
         assert all(s.endswith("/kernel") for s in shown)
+
+
+def test_cells_are_data_never_markup():
+    """A value read from someone's run (a plugin path in brackets) is shown as it is."""
+    out = Console(width=80, record=True)
+    columns = [Column("plugins", 100, "left"), Column("n", 100)]
+    print_fitted("", columns, [{"plugins": "[/tmp/evil.py]", "n": "[bold]1"}], out, False)
+    text = out.export_text()
+    assert "[/tmp/evil.py]" in text and "[bold]1" in text
