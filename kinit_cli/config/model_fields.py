@@ -24,13 +24,7 @@ from kinit_cli.config.fields import (
     references,
     shape,
     string,
-    with_schema,
 )
-
-# Keras builds a model by recursing through its layers, about one Python frame per layer
-# (Sequential and Functional, Keras 3.15.1): 2,000 layers hit Python's recursion limit of
-# 1,000 at layer 986. 500 leave room for the stack below and build, fit and save.
-MAX_LAYERS = 500
 
 
 @dataclass(frozen=True)
@@ -97,17 +91,8 @@ class Forms:
         return next((f for f in self.forms if f.tell and f.tell in mapping), self.forms[-1])
 
 
-@with_schema({"type": "array", "minItems": 1, "maxItems": MAX_LAYERS})
-def layer_list(v: Any) -> str | None:
-    """At least one layer, and no more than Keras can build."""
-    if msg := non_empty_list("layers")(v):
-        return msg
-    if len(v) > MAX_LAYERS:
-        return (
-            f"{len(v):,} layers, more than the {MAX_LAYERS} kinit builds: Keras builds a model "
-            "by recursing through its layers, and deeper models exceed Python's recursion limit"
-        )
-    return None
+# Any number: kinit builds what Keras builds (runtime/recursion.py gives deep models room).
+layer_list = non_empty_list("layers")
 
 
 def spec(kind: str) -> Form:

@@ -13,7 +13,6 @@ from kinit_cli.config.model_fields import (
     FUNCTIONAL_ENTRIES,
     FUNCTIONAL_SHARED,
     INPUTS,
-    MAX_LAYERS,
     MODEL,
     SEQUENTIAL,
     SEQUENTIAL_ENTRIES,
@@ -26,7 +25,7 @@ from kinit_cli.config.model_fields import (
 from kinit_cli.config.source import Config, KeyPath, kind_of
 from kinit_cli.errors import Problems, did_you_mean
 
-__all__ = ["MAX_LAYERS", "MODEL_KEYS", "check_model", "check_spec_keys", "unknown_keys"]
+__all__ = ["MODEL_KEYS", "check_model", "check_spec_keys", "unknown_keys"]
 
 MODEL_KEYS = tuple(MODEL.keys)  # for readers; the checks read MODEL itself
 PATH: KeyPath = ("model",)
@@ -74,8 +73,6 @@ def check_model(config: Config, model: dict[str, Any], problems: Problems) -> No
     _value(config, PATH, model, "layers", form.keys["layers"], problems)
     if not isinstance(layers, list):
         layers = []
-    if len(layers) > MAX_LAYERS:
-        return  # said once, and not walked
     if form is FUNCTIONAL:
         _functional(config, model, layers, problems)
     else:

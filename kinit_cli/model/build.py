@@ -31,6 +31,7 @@ from kinit_cli.registry.registration import source_file, user_class
 from kinit_cli.registry.specs import FAILED, SpecBuilder
 from kinit_cli.runtime import compat, imports
 from kinit_cli.runtime.imports import keras
+from kinit_cli.runtime.recursion import mappings_in, room_for
 
 
 @dataclass
@@ -75,7 +76,12 @@ def build(
     builder = SpecBuilder(registry, config)
     name = spec.get("name") or _keras_name(settings.name or "model")
     sites: dict[int, KeyPath] = {}  # id(top-level layer) -> the config entry that made it
-    with compat.fresh_object_names(), recording_weights() as records, _keras_warnings():
+    with (
+        room_for(mappings_in(spec)),
+        compat.fresh_object_names(),
+        recording_weights() as records,
+        _keras_warnings(),
+    ):
         if "inputs" in spec:
             model, calls, shapes = _functional(spec, builder, name, sites)
         elif "class_name" in spec:

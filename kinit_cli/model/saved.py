@@ -23,6 +23,7 @@ from kinit_cli.model.prepared import Checked, Prepared
 from kinit_cli.model.variables import WeightInfo, weight_infos
 from kinit_cli.runtime import compat
 from kinit_cli.runtime.imports import keras
+from kinit_cli.runtime.recursion import mappings_in, room_for
 from kinit_cli.storage import bounded
 
 WEIGHTS = "model.weights.h5"  # a .keras archive's member holding the values
@@ -62,6 +63,11 @@ def read_keras(path: Path, kind: str, source: str, unsafe: bool = False) -> Load
     one, or that holds Python code (a Lambda layer) when `unsafe` is not given."""
     check_archive(path)
     config = check_contents(path)
+    with room_for(mappings_in(config)):
+        return _read_keras(path, config, kind, source, unsafe)
+
+
+def _read_keras(path: Path, config: dict[str, Any], kind: str, source: str, unsafe: bool) -> Loaded:
     notes: list[str] = []
     read = _read_without_rebuild(path, config, safe_mode=True)
     if read is not None:
