@@ -139,6 +139,11 @@ def _holds_lambda(node: Any) -> bool:
 
 def text(config: dict[str, Any], source: Path) -> str:
     """The config as a YAML file, with a first line that says where it came from."""
+    if config.get("plugins"):
+        return (
+            f"# Written by kinit export-config from {source}. Its plugins: are the libraries\n"
+            "# its classes come from; add data: for what to train it on.\n" + dump(config)
+        )
     return (
         f"# Written by kinit export-config from {source}. Add plugins: for the classes it\n"
         "# names that are not Keras's, and data: for what to train it on.\n" + dump(config)
