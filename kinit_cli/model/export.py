@@ -11,6 +11,8 @@ a float32 value is written as its shortest form (0.001, not 0.001000000047497451
 from __future__ import annotations
 
 import copy
+import importlib
+import importlib.util
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +24,7 @@ from kinit_cli.config.source import dump
 from kinit_cli.errors import UsageError
 from kinit_cli.model.build import snake_case
 from kinit_cli.model.saved import check_archive, read_config
+from kinit_cli.registry.registration import KINDS
 from kinit_cli.registry.signatures import parameters
 from kinit_cli.runtime.imports import keras
 from kinit_cli.storage import rundir
@@ -86,8 +89,6 @@ def plugins(saved: dict[str, Any]) -> list[str]:
     top-level package of each class registered under that package's own name
     (`keras_hub>ViTBackbone` from keras_hub.src.models...) that is installed here. Found
     without importing them; a script's own package (`myscript>Linear`) is no library."""
-    import importlib.util
-
     out: list[str] = []
     for node in _mappings(saved):
         package = _library(node)
@@ -303,10 +304,6 @@ def _class_name(serialized: dict[str, Any]) -> str:
 def _public(module: str, name: str) -> bool:
     """Whether the class `module` defines as `name` is the one a Keras public module (layers,
     initializers, ...) holds by that name: what a bare name resolves to."""
-    import importlib
-
-    from kinit_cli.registry.registration import KINDS
-
     publics = [_attribute(keras(), kind.module) for kind in KINDS.values()]
     if module in {f"keras.{kind.module}" for kind in KINDS.values()}:
         return _attribute(keras(), f"{module[len('keras.') :]}.{name}") is not None
@@ -326,8 +323,6 @@ def _attribute(obj: Any, dotted: str) -> Any:
 def _keras_class(class_name: str, module: str) -> Any:
     """The Keras class a config's class name stands for (a bare name in keras.`module`, or
     `keras.MODULE>Name`), None for any other (a plugin's)."""
-    import importlib
-
     package, _, name = class_name.rpartition(">")
     if not package:
         cls = getattr(getattr(keras(), module), name, None)
