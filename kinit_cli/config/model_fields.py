@@ -180,8 +180,11 @@ WHOLE = Form(
         "name": KEYS["name"],
         "class_name": _required("class_name"),
         "config": KEYS["config"],
-        "input_shape": _required(
-            "input_shape", "missing 'input_shape' (the shape the model is applied to)"
+        "input_shape": replace(
+            KEYS["input_shape"],
+            doc="the shape of one example, without the batch dimension: the class is applied "
+            "to an input of it; left out for a model class that builds itself when it is made "
+            "(a functional keras.Model subclass, such as a model library's backbone)",
         ),
     },
     tell="class_name",

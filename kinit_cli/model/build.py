@@ -260,14 +260,20 @@ def _float32_output(layer: Any, entry: dict[str, Any]) -> None:
 
 def _whole(spec: dict[str, Any], builder: SpecBuilder, name: str, sites: dict[int, KeyPath]):
     """`model: {class_name, config, input_shape}`: one class (a keras.Model subclass, say)
-    is the whole model, applied to an input of `input_shape`."""
+    is the whole model, applied to an input of `input_shape`. Without input_shape the
+    class must build itself (a library's functional backbone): what it makes is the model."""
     k = keras()
     layer = builder.build(
         "layer", {"class_name": spec["class_name"], "config": spec.get("config")}, ("model",)
     )
     if layer is FAILED:
         return None, {}, {}
-    if not (spec.get("config") or {}).get("name"):
+    named = bool((spec.get("config") or {}).get("name"))
+    if "input_shape" not in spec:
+        if not named:
+            layer.name = name
+        return _built_itself(layer, builder)
+    if not named:
         layer.name = _local_name(type(layer).__name__, set())
     sites[id(layer)] = ("model",)
     _float32_output(layer, spec)
@@ -279,6 +285,41 @@ def _whole(spec: dict[str, Any], builder: SpecBuilder, name: str, sites: dict[in
         return None, {}, {}
     model = k.Model(inputs, outputs, name=name)
     return model, {}, {layer.name: [tuple(_first(outputs).shape)]}
+
+
+def _built_itself(model: Any, builder: SpecBuilder):
+    """The model a class made whole in its constructor (its inputs and outputs known), or
+    the problem that asks for the input shape of one that did not."""
+    if isinstance(model, keras().Model) and model.built and _has_inputs(model):
+        shapes = {
+            layer.name: [tuple(_first(layer.output).shape)]
+            for layer in model.layers
+            if _has_output(layer)
+        }
+        return model, {}, shapes
+    builder.problem(
+        ("model",),
+        f"missing 'input_shape': {type(model).__name__} does not build itself when it is "
+        "made (it is not a functional model of its own inputs), so the config needs the "
+        "shape it is applied to (model.input_shape)",
+        at_key=True,
+    )
+    return None, {}, {}
+
+
+def _has_inputs(model: Any) -> bool:
+    try:
+        return bool(model.inputs)
+    except (AttributeError, ValueError):
+        return False
+
+
+def _has_output(layer: Any) -> bool:
+    try:
+        layer.output  # noqa: B018 - Keras raises for a layer applied at several places
+    except (AttributeError, ValueError):
+        return False
+    return True
 
 
 def _functional(spec: dict[str, Any], builder: SpecBuilder, name: str, sites: dict[int, KeyPath]):
@@ -345,12 +386,11 @@ def _trace_calls(model: Any, builder: SpecBuilder, sites: dict[int, KeyPath]) ->
         own = [k for k in type(layer).__mro__ if user_class(k)]
         if not own or not any("compute_output_shape" in vars(k) for k in own):
             continue
-        try:
-            inputs = layer.input
-        except (AttributeError, ValueError):
+        arguments = compat.call_arguments(layer)
+        if arguments is None:
             continue  # applied at several places: Keras built it there
         try:
-            compat.compute_output_spec(layer.call, inputs)
+            compat.compute_output_spec(layer.call, *arguments[0], **arguments[1])
         except Exception as exc:
             builder.problem(sites.get(id(layer), ("model",)), _call_failure(layer, exc))
 

@@ -11,6 +11,8 @@ a float32 value is written as its shortest form (0.001, not 0.001000000047497451
 from __future__ import annotations
 
 import copy
+import importlib
+import importlib.util
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +24,7 @@ from kinit_cli.config.source import dump
 from kinit_cli.errors import UsageError
 from kinit_cli.model.build import snake_case
 from kinit_cli.model.saved import check_archive, read_config
+from kinit_cli.registry.registration import KINDS
 from kinit_cli.registry.signatures import parameters
 from kinit_cli.runtime.imports import keras
 from kinit_cli.storage import rundir
@@ -57,6 +60,8 @@ def export(path: Path) -> dict[str, Any]:
             "(a Layer subclass) and write its entry by hand"
         )
     out: dict[str, Any] = {"name": saved.get("config", {}).get("name") or path.stem}
+    if packages := plugins(saved):
+        out["plugins"] = packages
     out["model"] = model_section(saved)
     section = compile_section(saved.get("compile_config"))
     if section:
@@ -77,6 +82,41 @@ def python_code(saved: dict[str, Any]) -> list[str]:
     if _holds_lambda(saved.get("compile_config")):
         out.append("its compile settings")
     return out
+
+
+def plugins(saved: dict[str, Any]) -> list[str]:
+    """The libraries a serialized model's classes come from, to import as plugins: the
+    top-level package of each class registered under that package's own name
+    (`keras_hub>ViTBackbone` from keras_hub.src.models...) that is installed here. Found
+    without importing them; a script's own package (`myscript>Linear`) is no library."""
+    out: list[str] = []
+    for node in _mappings(saved):
+        package = _library(node)
+        if package and package not in out and importlib.util.find_spec(package) is not None:
+            out.append(package)
+    return out
+
+
+def _library(serialized: dict[str, Any]) -> str | None:
+    """The package a serialized class is registered under, where its module is in it."""
+    registered, module = serialized.get("registered_name"), serialized.get("module")
+    if not isinstance(registered, str) or ">" not in registered or not isinstance(module, str):
+        return None
+    package = registered.partition(">")[0]
+    top = module.split(".")[0]
+    return package if package == top and top not in ("keras", "builtins") else None
+
+
+def _mappings(node: Any) -> Iterator[dict[str, Any]]:
+    """Every mapping in `node`, walked without recursion."""
+    stack = [node]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            yield node
+            stack += node.values()
+        elif isinstance(node, list):
+            stack += node
 
 
 def _name_of(layer: Any) -> str:
@@ -100,6 +140,11 @@ def _holds_lambda(node: Any) -> bool:
 
 def text(config: dict[str, Any], source: Path) -> str:
     """The config as a YAML file, with a first line that says where it came from."""
+    if config.get("plugins"):
+        return (
+            f"# Written by kinit export-config from {source}. Its plugins: are the libraries\n"
+            "# its classes come from; add data: for what to train it on.\n" + dump(config)
+        )
     return (
         f"# Written by kinit export-config from {source}. Add plugins: for the classes it\n"
         "# names that are not Keras's, and data: for what to train it on.\n" + dump(config)
@@ -126,10 +171,9 @@ def model_section(saved: dict[str, Any]) -> dict[str, Any]:
         return _functional(config)
     build = (saved.get("build_config") or {}).get("input_shape")
     if not isinstance(build, list | tuple) or not build:
-        raise UsageError(
-            f"the saved model is a {class_name} that was never built, so its input shape is not "
-            "in the file; a config needs it (model.input_shape)"
-        )
+        # A model class that builds itself in __init__ (a library's backbone) needs no input
+        # shape; for one that does not, validate asks for it.
+        return _layer(saved, named=False)
     return {**_layer(saved, named=False), "input_shape": list(build[1:])}
 
 
@@ -218,7 +262,10 @@ def _tensors(value: Any) -> Iterator[dict[str, Any]]:
 
 
 def _layer(layer: dict[str, Any], named: bool = True) -> dict[str, Any]:
-    """A serialized layer as a spec; `named`: its config keeps the layer's name."""
+    """A serialized layer as a spec; `named`: its config keeps the layer's name. A Keras
+    model used as a layer keeps the config Keras wrote, which its from_config reads."""
+    if _keras_model(layer):  # its name too: Keras's from_config requires one
+        return {"class_name": _class_name(layer), "config": copy.deepcopy(layer["config"])}
     spec = {"class_name": _class_name(layer), "config": _plain(layer.get("config") or {})}
     if not named:
         spec["config"].pop("name", None)
@@ -228,12 +275,65 @@ def _layer(layer: dict[str, Any], named: bool = True) -> dict[str, Any]:
     return _lean(spec, "layers")
 
 
+def _keras_model(serialized: dict[str, Any]) -> bool:
+    """Whether a serialized layer is Keras's own Sequential or functional model."""
+    module = serialized.get("module")
+    return (
+        isinstance(module, str)
+        and module.split(".")[0] == "keras"
+        and serialized.get("class_name") in ("Sequential", "Functional", "Model")
+    )
+
+
 def _class_name(serialized: dict[str, Any]) -> str:
-    """The name a config gives a class: Keras's own, or a registered class's name without
-    the package the saving script registered it under (`demo>Linear` -> `Linear`), which
-    kinit resolves in whatever plugin defines it."""
+    """The name a config gives a class: the bare name of a class Keras's public modules
+    hold (`Dense`); `MODULE>Name` for one of Keras's own modules that they do not
+    (`keras.src.applications.convnext>LayerScale`, or the operation `keras.src.ops.numpy>Add`,
+    which is not the layer Add); a library's registered key (`keras_hub>ViTBackbone`); or a
+    registered class's name without the package the saving script registered it under
+    (`demo>Linear` -> `Linear`), which kinit resolves in whatever plugin defines it."""
+    name, module = serialized["class_name"], serialized.get("module")
+    if isinstance(module, str) and module.split(".")[0] == "keras":
+        return name if _public(module, name) else f"{module}>{name}"
     registered = serialized.get("registered_name")
-    return registered.rpartition(">")[2] if registered else serialized["class_name"]
+    if _library(serialized):
+        return registered
+    return registered.rpartition(">")[2] if registered else name
+
+
+def _public(module: str, name: str) -> bool:
+    """Whether the class `module` defines as `name` is the one a Keras public module (layers,
+    initializers, ...) holds by that name: what a bare name resolves to."""
+    publics = [_attribute(keras(), kind.module) for kind in KINDS.values()]
+    if module in {f"keras.{kind.module}" for kind in KINDS.values()}:
+        return _attribute(keras(), f"{module[len('keras.') :]}.{name}") is not None
+    try:
+        own = getattr(importlib.import_module(module), name, None)
+    except ImportError:
+        return False
+    return own is not None and any(getattr(p, name, None) is own for p in publics)
+
+
+def _attribute(obj: Any, dotted: str) -> Any:
+    for part in dotted.split("."):
+        obj = getattr(obj, part, None)
+    return obj
+
+
+def _keras_class(class_name: str, module: str) -> Any:
+    """The Keras class a config's class name stands for (a bare name in keras.`module`, or
+    `keras.MODULE>Name`), None for any other (a plugin's)."""
+    package, _, name = class_name.rpartition(">")
+    if not package:
+        cls = getattr(getattr(keras(), module), name, None)
+    elif package.split(".")[0] == "keras":
+        try:
+            cls = getattr(importlib.import_module(package), name, None)
+        except ImportError:
+            return None
+    else:
+        return None
+    return cls if isinstance(cls, type) else None
 
 
 def _lean(spec: Any, module: str) -> Any:
@@ -248,8 +348,8 @@ def _lean(spec: Any, module: str) -> Any:
         for k, v in spec["config"].items()
         if not (k == "trainable" and v is True) and not (k == "dtype" and v == "float32")
     }
-    cls = getattr(getattr(keras(), module), spec["class_name"], None)
-    if isinstance(cls, type):
+    cls = _keras_class(spec["class_name"], module)
+    if cls is not None:
         defaults = {p.name: p.default for p in parameters(cls)[0] if not p.required}
         config = {
             k: v
@@ -258,9 +358,21 @@ def _lean(spec: Any, module: str) -> Any:
             and not (k == "name" and module == "optimizers" and _numbered(v, cls))
         }
     if not config:
-        # kernel_initializer: GlorotUniform, optimizer: Adam; a layer stays a mapping.
-        return {"class_name": spec["class_name"]} if module == "layers" else spec["class_name"]
+        # kernel_initializer: GlorotUniform, optimizer: Adam, where Keras makes that object
+        # of the name; Constant (whose name Keras cannot make) and a layer stay a mapping.
+        if module == "layers" or (cls is not None and not _made_by_name(module, cls)):
+            return {"class_name": spec["class_name"]}
+        return spec["class_name"]
     return {"class_name": spec["class_name"], "config": config}
+
+
+def _made_by_name(module: str, cls: type) -> bool:
+    """Whether `keras.<module>.get(NAME)` makes an object of `cls` from its bare name."""
+    try:
+        made = getattr(keras(), module).get(cls.__name__)
+    except Exception:  # Keras's get raises what its lookup raises (KeyError for Constant)
+        return False
+    return made is cls or type(made) is cls
 
 
 def _numbered(name: Any, cls: type) -> bool:

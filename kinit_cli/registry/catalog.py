@@ -142,6 +142,8 @@ class Registry:
                 matches = [e for e in entries if e.builtin and _named(e, bare, exact=False)]
             else:
                 matches = [e for e in entries if e.key and e.key.lower() == name.lower()]
+            if not matches and (keras_own := _keras_class(kind, package, bare)):
+                matches = [keras_own]
         else:
             matches = [e for e in entries if _named(e, name, exact=True)]
             if not matches:
@@ -229,6 +231,27 @@ class Registry:
 
     def catalog(self, kind: str) -> list[Entry]:
         return sorted(self.entries[kind], key=lambda e: (not e.builtin, e.name.lower()))
+
+
+def _keras_class(kind: str, module: str, name: str) -> Entry | None:
+    """`keras.src.applications.convnext>LayerScale`: a class of `kind` from one of Keras's
+    own modules (the `module` and name its config.json gives), imported from there since it
+    is Keras's code; an Operation (`keras.src.ops.numpy>Add`) is a layer in a model. None
+    for a module outside Keras or one that has no such class."""
+    import importlib
+
+    if module != "keras" and not module.startswith("keras."):
+        return None
+    try:
+        obj = getattr(importlib.import_module(module), name, None)
+    except ImportError:
+        return None
+    if not inspect.isclass(obj) or inspect.isabstract(obj):
+        return None
+    is_kind = kind_of_class(obj) == kind or (
+        kind == "layer" and issubclass(obj, keras().Operation) and obj is not keras().Operation
+    )
+    return Entry(kind, name, obj, (), f"{module}>{name}") if is_kind else None
 
 
 def _missing_plugins() -> str:

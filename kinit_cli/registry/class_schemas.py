@@ -72,6 +72,10 @@ DOCSTRING_TYPED = frozenset(
 )
 
 
+# `MODULE>Name` for a class of Keras's own code, as export-config writes it.
+KERAS_MODULE_NAME = r"^keras(\.[A-Za-z_][A-Za-z0-9_]*)*>[A-Za-z_][A-Za-z0-9_]*$"
+
+
 def kind_defs(registry: Registry, kind: str) -> dict[str, Any]:
     """`KIND` (a name or a mapping), `KIND.name`, `KIND.object` and `KIND.configs` (the
     config each class takes, chosen by its class_name)."""
@@ -121,6 +125,9 @@ def kind_defs(registry: Registry, kind: str) -> dict[str, Any]:
             "anyOf": [
                 {"enum": sorted(set(completions), key=lambda n: (n.lower(), n))},
                 {"pattern": _alternatives(accepted, exact=set())},
+                # A class of one of Keras's own modules (keras.src.applications.convnext>
+                # LayerScale), which validate imports from there.
+                {"pattern": KERAS_MODULE_NAME},
             ],
         },
         f"{kind}.object": {

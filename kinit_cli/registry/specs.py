@@ -114,21 +114,16 @@ class SpecBuilder:
                 self.problem(path, f"{entry.name} is a function and takes no config")
                 return FAILED
             return obj
+        if _keras_model_class(obj):
+            return self._from_config(entry, args, path)
         params, open_kwargs = parameters(obj)
         by_name = {p.name: p for p in params}
         ok = True
+        unknown: list[str] = []  # keys its own **kwargs may take: from_config tells
         for key in list(args):
             value = args[key]
             if key not in by_name and not open_kwargs:
-                accepted = ", ".join(by_name) or "none"
-                hint = did_you_mean(key, list(by_name))
-                self.problem(
-                    path + (key,),
-                    f"unknown argument '{key}' for {entry.name}.{hint} "
-                    f"Accepted parameters: {accepted}.",
-                    at_key=True,
-                )
-                ok = False
+                unknown.append(key)
                 continue
             sub_kind = argument_kind(key, value)
             if sub_kind and isinstance(value, str | dict):
@@ -146,6 +141,12 @@ class SpecBuilder:
             if p.required and p.name not in args:
                 self.problem(path, f"missing required argument '{p.name}' for {entry.name}")
                 ok = False
+        if unknown:
+            made = self._by_from_config(entry.obj, args) if ok else FAILED
+            if made is FAILED:
+                self._unknown(entry, unknown, [p.name for p in params], path)
+                return FAILED
+            return made if self.make else CHECKED
         if not ok:
             return FAILED
         if not self.make:
@@ -156,6 +157,38 @@ class SpecBuilder:
             message = keras_message(exc)
             where = "" if entry.builtin else raised_in(exc, source_file(obj))
             self.problem(path, f"{entry.name} rejected its arguments{where}: {message}")
+            return FAILED
+
+    def _by_from_config(self, cls: type, args: dict[str, Any]) -> Any:
+        """What `cls.from_config` makes of arguments its signature does not name, where its
+        own constructor takes **kwargs and may still accept them (LayerNormalization's
+        rms_scaling, which its get_config writes); FAILED where it raises."""
+        if not _own_kwargs(cls):
+            return FAILED
+        try:
+            return cls.from_config(copy.copy(args))
+        except Exception:
+            return FAILED
+
+    def _unknown(self, entry: Entry, keys: list[str], accepted: list[str], path: KeyPath) -> None:
+        for key in keys:
+            hint = did_you_mean(key, accepted)
+            self.problem(
+                path + (key,),
+                f"unknown argument '{key}' for {entry.name}.{hint} "
+                f"Accepted parameters: {', '.join(accepted) or 'none'}.",
+                at_key=True,
+            )
+
+    def _from_config(self, entry: Entry, config: dict[str, Any], path: KeyPath) -> Any:
+        """A Sequential or functional model used as a layer: made by its own from_config,
+        from the config Keras wrote (its layers with their modules and registered names)."""
+        try:
+            return entry.obj.from_config(config)
+        except Exception as exc:
+            # Keras repeats the whole config after what is wrong: not the config's own words.
+            message = keras_message(exc).split(" Received: config=")[0]
+            self.problem(path, f"{entry.name} could not be made from its config: {message}")
             return FAILED
 
     def _from_factory(self, entry: Entry, factory: Any, args: dict[str, Any], path: KeyPath) -> Any:
@@ -176,6 +209,21 @@ class SpecBuilder:
             )
             return FAILED
         return made
+
+
+def _own_kwargs(cls: type) -> bool:
+    """Whether the class's own constructor (the first in its MRO) takes **kwargs."""
+    init = next((vars(k)["__init__"] for k in cls.__mro__ if "__init__" in vars(k)), None)
+    try:
+        return any(p.kind is p.VAR_KEYWORD for p in inspect.signature(init).parameters.values())
+    except (TypeError, ValueError):
+        return False
+
+
+def _keras_model_class(cls: type) -> bool:
+    """Keras's own Sequential, Functional and Model, whose from_config reads a model's layers
+    (not constructor arguments): a nested model's config is theirs to read."""
+    return getattr(cls, "__module__", "").startswith("keras.src.models.")
 
 
 def _not_a_function(entry: Entry, param: Any, value: Any) -> str | None:

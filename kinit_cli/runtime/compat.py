@@ -85,12 +85,22 @@ def fresh_object_names() -> Iterator[None]:
         global_state.set_global_attribute("object_name_uids", saved)
 
 
-def compute_output_spec(fn: Any, *args: Any) -> Any:
+def compute_output_spec(fn: Any, *args: Any, **kwargs: Any) -> Any:
     """Trace `fn` symbolically in a scratch graph (Keras 3.15: keras.src.backend); the public
     `Layer.compute_output_spec` would call the layer's own compute_output_shape instead."""
     from keras.src.backend import compute_output_spec as trace
 
-    return trace(fn, *args)
+    return trace(fn, *args, **kwargs)
+
+
+def call_arguments(layer: Any) -> tuple[tuple[Any, ...], dict[str, Any]] | None:
+    """The symbolic arguments a layer applied once in a model was called with, keyword ones
+    (a mask, a padding_mask) included; None for one applied at several places or none
+    (Keras 3.15: Layer._inbound_nodes, Node.arguments)."""
+    nodes = list(getattr(layer, "_inbound_nodes", []) or [])
+    if len(nodes) != 1:
+        return None
+    return tuple(nodes[0].arguments.args), dict(nodes[0].arguments.kwargs)
 
 
 def own_variables(layer: Any) -> list[Any]:

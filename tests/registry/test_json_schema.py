@@ -572,6 +572,13 @@ def test_the_unmutated_configs_pass_validate(runner, write):
             },
         ),
         top("train", None),
+        lambda d: d["model"]["layers"].insert(
+            1,
+            {
+                "class_name": "keras.src.applications.convnext>LayerScale",
+                "config": {"init_values": 0.1, "projection_dim": 3},
+            },
+        ),
     ],
     ids=[
         "any-case",
@@ -583,6 +590,7 @@ def test_the_unmutated_configs_pass_validate(runner, write):
         "metrics",
         "schedule",
         "empty-section",
+        "keras-module",
     ],
 )
 def test_the_schema_accepts_what_validate_accepts(runner, write, validator, change):
