@@ -76,11 +76,11 @@ def entries(section):
 
 def test_constants_in_calls_are_args(runner, tmp_path, op_names):
     """x + 3.0 and x * (1/6), as mobilenet_v3's hard swish writes them: Operations whose
-    constant follows the tensor."""
+    constant follows the tensor; 1.0 - x, whose constant comes first, is all `args`."""
     x = keras.Input(shape=(4,), name="x")
     shifted = keras.ops.add(x, 3.0)
-    out = keras.layers.Dense(2, name="head")(shifted * (1 / 6))
-    saved = keras.Model(x, out)
+    flipped = 1.0 - shifted * (1 / 6)
+    saved = keras.Model(x, keras.layers.Dense(2, name="head")(flipped))
     section, rebuilt = round_trip(runner, tmp_path, saved)
     found = entries(section)
     assert found["add"] == {
@@ -89,9 +89,10 @@ def test_constants_in_calls_are_args(runner, tmp_path, op_names):
         "inputs": "x",
         "args": [3.0],
     }
-    assert found["multiply"]["inputs"] == "add"
-    assert found["multiply"]["args"] == [1 / 6]
-    assert found["head"]["inputs"] == "multiply"
+    assert (found["multiply"]["inputs"], found["multiply"]["args"]) == ("add", [1 / 6])
+    assert "inputs" not in found["subtract"]
+    assert found["subtract"]["args"] == [1.0, {"ref": "multiply"}]
+    assert found["head"]["inputs"] == "subtract"
     assert_same_model(saved, rebuilt)
 
 
