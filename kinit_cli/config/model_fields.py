@@ -10,6 +10,8 @@ its entry's) is not a value's check: model_schema.py says it in code.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -25,6 +27,7 @@ from kinit_cli.config.fields import (
     shape,
     string,
 )
+from kinit_cli.config.source import KeyPath, kind_of
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,8 @@ class Form:
     misplaced: str = ""
     # The kind whose class `class_name` names: its `config` is checked against that class.
     kind: str = ""
+    # Keys of which the mapping needs at least one (a call's `inputs` or `args`).
+    one_of: tuple[str, ...] = ()
 
     @property
     def required(self) -> list[str]:
@@ -112,12 +117,92 @@ SEQUENTIAL_ENTRIES = Forms(
 )
 
 ENTRY_NAME = Key(reference, REQUIRED, "the name later entries and outputs use")
+# What an entry's layer is applied to: its call's arguments.
+CALL_KEYS = ("inputs", "args", "kwargs")
+# `NAME[i]`: the i-th output of an entry with several (Keras's flattened index).
+_INDEXED = re.compile(r"(.+)\[(\d+)\]")
+
+
+def reference_parts(text: str) -> tuple[str, int | None]:
+    """`NAME` -> (NAME, None), `NAME[i]` -> (NAME, i)."""
+    m = _INDEXED.fullmatch(text)
+    return (m.group(1), int(m.group(2))) if m else (text, None)
+
+
+def is_ref(value: Any) -> bool:
+    """Whether an argument is a tensor, `{ref: NAME}`, rather than a constant."""
+    return isinstance(value, dict) and len(value) == 1 and "ref" in value
+
+
+def call_references(entry: dict[str, Any]) -> Iterator[tuple[KeyPath, Any]]:
+    """Each reference of an entry's call with its path in the entry: the names of `inputs`
+    (at any depth), and the `{ref: NAME}` of `args` and `kwargs` (the NAME as given)."""
+    stack: list[tuple[KeyPath, Any, bool]] = [
+        ((key,), entry[key], key == "inputs") for key in reversed(CALL_KEYS) if key in entry
+    ]
+    while stack:
+        path, value, names = stack.pop()
+        if names and isinstance(value, str):
+            yield path, value
+        elif not names and is_ref(value):
+            yield path + ("ref",), value["ref"]
+        elif isinstance(value, dict):
+            stack += [(path + (k,), v, names) for k, v in reversed(value.items())]
+        elif isinstance(value, list):
+            stack += [(path + (i,), v, names) for i, v in reversed(list(enumerate(value)))]
+
+
+@with_schema(
+    {
+        "anyOf": [
+            {"type": "string"},
+            {"type": "array", "minItems": 1},
+            {"type": "object", "minProperties": 1},
+        ]
+    }
+)
+def call_inputs(v: Any) -> str | None:
+    """A name, or a non-empty list or mapping of them, nested as the layer takes them."""
+    stack = [v]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, list | dict) and item:
+            stack += item.values() if isinstance(item, dict) else item
+        elif not isinstance(item, str):
+            return f"expected a name, or a list or mapping of names, got {kind_of(v)}"
+    return None
+
+
+@with_schema({"type": "array"})
+def call_args(v: Any) -> str | None:
+    if isinstance(v, list):
+        return None
+    return f"expected a list of arguments ({{ref: NAME}} for a tensor), got {kind_of(v)}"
+
+
+@with_schema({"type": "object"})
+def call_kwargs(v: Any) -> str | None:
+    if isinstance(v, dict):
+        return None
+    return f"expected a mapping of keyword arguments ({{ref: NAME}} for a tensor), got {kind_of(v)}"
+
+
 ENTRY_INPUTS = Key(
-    references,
-    REQUIRED,
-    "the inputs or layers above it is applied to",
+    call_inputs,
+    doc="what the layer is applied to: a name (NAME[i] for the i-th of several outputs), "
+    "or a list or mapping of them, passed as its first argument",
+    missing="missing 'inputs' (what the layer is applied to), or 'args'",
     elsewhere="'inputs' needs the functional form (model.inputs, named layers, model.outputs)",
 )
+ENTRY_ARGS = Key(
+    call_args,
+    doc="further positional arguments (all of them, without 'inputs'): {ref: NAME} for a "
+    "tensor, any other value a constant",
+)
+ENTRY_KWARGS = Key(
+    call_kwargs, doc="keyword arguments: {ref: NAME} for a tensor, any other value a constant"
+)
+CALL = {"inputs": ENTRY_INPUTS, "args": ENTRY_ARGS, "kwargs": ENTRY_KWARGS}
 FUNCTIONAL_CLASS = Form(
     {
         "name": ENTRY_NAME,
@@ -126,14 +211,16 @@ FUNCTIONAL_CLASS = Form(
             missing="missing 'class_name' (or 'shares' to reuse a layer defined above)",
         ),
         "config": CONFIG,
-        "inputs": ENTRY_INPUTS,
+        **CALL,
     },
     kind="layer",
+    one_of=CALL_KEYS,
 )
 FUNCTIONAL_SHARED = Form(
-    {"name": ENTRY_NAME, "inputs": ENTRY_INPUTS, "shares": Key(reference, REQUIRED, SHARES)},
+    {"name": ENTRY_NAME, **CALL, "shares": Key(reference, REQUIRED, SHARES)},
     tell="shares",
     misplaced="a layer entry with 'shares' reuses another layer and takes no '{key}'",
+    one_of=CALL_KEYS,
 )
 FUNCTIONAL_ENTRIES = Forms(
     (FUNCTIONAL_SHARED, FUNCTIONAL_CLASS),

@@ -9,6 +9,7 @@ from typing import Any
 
 from kinit_cli.config.fields import REQUIRED
 from kinit_cli.config.model_fields import (
+    CALL_KEYS,
     FUNCTIONAL,
     FUNCTIONAL_ENTRIES,
     FUNCTIONAL_SHARED,
@@ -20,6 +21,8 @@ from kinit_cli.config.model_fields import (
     Form,
     Forms,
     Key,
+    call_references,
+    reference_parts,
     spec,
 )
 from kinit_cli.config.source import Config, KeyPath, kind_of
@@ -152,9 +155,32 @@ def _entry(
             _value(config, lpath, layer, "config", form.keys["config"], problems)
         _config_name(config, layer, lpath, problems)
     _value(config, lpath, layer, "name", form.keys["name"], problems)
-    if _value(config, lpath, layer, "inputs", form.keys["inputs"], problems):
-        _references(config, known, layer["inputs"], lpath + ("inputs",), problems)
+    _call(config, known, layer, form, lpath, problems)
     _define(config, known, layer.get("name"), "call" if form.tell else "layer", lpath, problems)
+
+
+def _call(
+    config: Config,
+    known: dict[str, str],
+    layer: dict[str, Any],
+    form: Form,
+    lpath: KeyPath,
+    problems: Problems,
+) -> None:
+    """What the entry's layer is applied to (`inputs`, `args`, `kwargs`): at least one of
+    them, and each reference in them to an input or entry above."""
+    if not any(key in layer for key in form.one_of):
+        problems.append(config.problem(lpath, form.keys[form.one_of[0]].missing_text("")))
+        return
+    if not _values(config, lpath, layer, {k: form.keys[k] for k in CALL_KEYS}, problems):
+        return
+    for where, name in call_references(layer):
+        if isinstance(name, str):
+            _reference(config, known, name, lpath + where, problems)
+        else:
+            problems.append(
+                config.problem(lpath + where, f"expected the name of a tensor, got {kind_of(name)}")
+            )
 
 
 def _shares(
@@ -276,16 +302,25 @@ def _references(
     config: Config, known: dict[str, str], value: str | list[str], path: KeyPath, problems: Problems
 ) -> None:
     """Each name of `value` (one that fields.references took) defined above it."""
-    names = [value] if isinstance(value, str) else value
-    for i, name in enumerate(names):
-        if name not in known:
-            hint = did_you_mean(name, list(known)) or (
-                f" Defined above: {', '.join(known) or 'nothing'}."
-            )
-            where = path if isinstance(value, str) else path + (i,)
-            problems.append(
-                config.problem(where, f"'{name}' is not an input or layer defined above.{hint}")
-            )
+    if isinstance(value, str):
+        _reference(config, known, value, path, problems)
+        return
+    for i, name in enumerate(value):
+        _reference(config, known, name, path + (i,), problems)
+
+
+def _reference(
+    config: Config, known: dict[str, str], name: str, path: KeyPath, problems: Problems
+) -> None:
+    """`NAME` or `NAME[i]` names an input or entry defined above."""
+    base = reference_parts(name)[0]
+    if base not in known:
+        hint = did_you_mean(base, list(known)) or (
+            f" Defined above: {', '.join(known) or 'nothing'}."
+        )
+        problems.append(
+            config.problem(path, f"'{name}' is not an input or layer defined above.{hint}")
+        )
 
 
 def layer_names(model: Any) -> list[tuple[KeyPath, str]]:
@@ -316,18 +351,22 @@ def unused(model: Any) -> list[str]:
     if not isinstance(model, dict) or "inputs" not in model:
         return []
     outputs = model.get("outputs")
-    reached = set([outputs] if isinstance(outputs, str) else outputs or [])
+    reached = _bases([outputs] if isinstance(outputs, str) else outputs or [])
     shared: set[str] = set()  # layers applied again by a reached `shares` entry
     entries = [e for e in model.get("layers") or [] if isinstance(e, dict)]
     for entry in reversed(entries):
         if entry.get("name") in reached:
-            names = entry.get("inputs")
-            reached.update([names] if isinstance(names, str) else names or [])
+            reached |= _bases(name for _, name in call_references(entry))
             if isinstance(entry.get("shares"), str):
                 shared.add(entry["shares"])
     defined = [i.get("name") for i in model.get("inputs") or [] if isinstance(i, dict)]
     defined += [e.get("name") for e in entries]
     return [n for n in defined if isinstance(n, str) and n not in reached | shared]
+
+
+def _bases(names: Any) -> set[str]:
+    """The entries `NAME` and `NAME[i]` references name."""
+    return {reference_parts(n)[0] for n in names if isinstance(n, str)}
 
 
 def unused_text(names: list[str]) -> str:

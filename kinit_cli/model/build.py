@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from kinit_cli.config.model_fields import is_ref, reference_parts
 from kinit_cli.config.settings import Settings
 from kinit_cli.config.source import Config, KeyPath
 from kinit_cli.errors import ConfigError, did_you_mean, explained, keras_message, raised_in
@@ -330,6 +331,7 @@ def _functional(spec: dict[str, Any], builder: SpecBuilder, name: str, sites: di
         tensors[item["name"]] = k.Input(
             shape=tuple(item["shape"]), name=item["name"], dtype=item.get("dtype")
         )
+    output_names = {reference_parts(o)[0] for o in outputs}
     layers: dict[str, Any] = {}
     calls: dict[str, list[str]] = {}
     shapes: dict[str, list[tuple[int | None, ...]]] = {}
@@ -346,33 +348,93 @@ def _functional(spec: dict[str, Any], builder: SpecBuilder, name: str, sites: di
                 # The entry's name names the layer: set on it, since a constructor written
                 # without **kwargs takes no `name`.
                 layer.name = node
-                if node in outputs:
+                if node in output_names:
                     _float32_output(layer, entry)
                 layers[node] = layer
                 sites[id(layer)] = path
-        names = [entry["inputs"]] if isinstance(entry["inputs"], str) else entry["inputs"]
-        if layer is None or any(n not in tensors for n in names):
+        arguments = _arguments(entry, tensors, builder, path)
+        if layer is None or arguments is None:
             continue  # already reported, here or upstream
-        args = [tensors[n] for n in names]
         try:
-            out = layer(args[0] if len(args) == 1 else args)
+            out = layer(*arguments[0], **arguments[1])
         except Exception as exc:
             builder.problem(path, _call_failure(layer, exc))
             continue
         tensors[node] = out
         calls.setdefault(layer.name, []).append(node)
         shapes.setdefault(layer.name, []).append(tuple(_first(out).shape))
-    if builder.problems:
+    outs = _outputs(spec["outputs"], tensors, builder)
+    if builder.problems or not outs:
         return None, {}, {}
     inputs = [tensors[item["name"]] for item in spec["inputs"]]
     model = k.Model(
         inputs=inputs[0] if len(inputs) == 1 else inputs,
-        outputs=tensors[outputs[0]] if len(outputs) == 1 else [tensors[o] for o in outputs],
+        outputs=outs[0] if len(outs) == 1 else outs,
         name=name,
     )
     for item in spec["inputs"]:
         shapes[item["name"]] = [tuple(tensors[item["name"]].shape)]
     return model, calls, shapes
+
+
+def _outputs(outputs: str | list[str], tensors: dict[str, Any], builder: SpecBuilder) -> list[Any]:
+    """The model's output tensors; [] where one failed above."""
+    path: KeyPath = ("model", "outputs")
+    names = [outputs] if isinstance(outputs, str) else outputs
+    wheres = [path] if isinstance(outputs, str) else [path + (j,) for j in range(len(names))]
+    try:
+        return [_tensor(tensors, o, builder, at) for o, at in zip(names, wheres, strict=True)]
+    except _Missing:
+        return []
+
+
+class _Missing(Exception):
+    """A reference to what failed above (already said) or to an output not there."""
+
+
+def _arguments(
+    entry: dict[str, Any], tensors: dict[str, Any], builder: SpecBuilder, path: KeyPath
+) -> tuple[list[Any], dict[str, Any]] | None:
+    """The entry's call: `inputs` (its structure of names, each made its tensor) first, then
+    `args`, and `kwargs`, each `{ref: NAME}` in them made its tensor; None where a reference
+    cannot be made."""
+
+    def made(value: Any, names: bool, where: KeyPath) -> Any:
+        if names and isinstance(value, str):
+            return _tensor(tensors, value, builder, where)
+        if not names and is_ref(value):
+            return _tensor(tensors, value["ref"], builder, where + ("ref",))
+        if isinstance(value, dict):
+            return {k: made(v, names, where + (k,)) for k, v in value.items()}
+        if isinstance(value, list):
+            return [made(v, names, where + (j,)) for j, v in enumerate(value)]
+        return value
+
+    try:
+        args = [made(entry["inputs"], True, path + ("inputs",))] if "inputs" in entry else []
+        args += made(entry.get("args") or [], False, path + ("args",))
+        kwargs = made(entry.get("kwargs") or {}, False, path + ("kwargs",))
+    except _Missing:
+        return None
+    return args, kwargs
+
+
+def _tensor(tensors: dict[str, Any], ref: str, builder: SpecBuilder, where: KeyPath) -> Any:
+    """The tensor `NAME` or `NAME[i]` refers to: the entry's output, the i-th of several in
+    Keras's flattened order; NAME alone is the first, as Keras's own references count.
+    Raises _Missing where NAME failed above, or has no i-th output (said here)."""
+    base, index = reference_parts(ref)
+    if base not in tensors:
+        raise _Missing(ref)
+    flat = keras().tree.flatten(tensors[base])
+    index = index or 0
+    if index >= len(flat):
+        count = f"{len(flat)} output{'s' if len(flat) != 1 else ''}"
+        builder.problem(
+            where, f"'{ref}': '{base}' has {count} ({base}[0] to {base}[{len(flat) - 1}])"
+        )
+        raise _Missing(ref)
+    return flat[index]
 
 
 def _trace_calls(model: Any, builder: SpecBuilder, sites: dict[int, KeyPath]) -> None:
@@ -396,7 +458,8 @@ def _trace_calls(model: Any, builder: SpecBuilder, sites: dict[int, KeyPath]) ->
 
 
 def _first(out: Any) -> Any:
-    return out[0] if isinstance(out, list | tuple) else out
+    """A call's first output tensor (of a list, tuple or mapping of them)."""
+    return keras().tree.flatten(out)[0]
 
 
 def _call_failure(layer: Any, exc: Exception) -> str:

@@ -211,6 +211,7 @@ def _sequential(config: dict[str, Any]) -> dict[str, Any]:
 
 def _functional(config: dict[str, Any]) -> dict[str, Any]:
     inputs, entries = [], []
+    several = _several_outputs(config)
     for layer in config["layers"]:
         if layer["class_name"] == "InputLayer":
             inputs.append(
@@ -222,21 +223,79 @@ def _functional(config: dict[str, Any]) -> dict[str, Any]:
             )
             continue
         for n, node in enumerate(layer["inbound_nodes"]):
-            refs = [_node(*t["config"]["keras_history"][:2]) for t in _tensors(node["args"])]
             entry: dict[str, Any] = {"name": _node(layer["name"], n)}
             if n == 0:
                 entry.update(_layer(layer, named=False))  # the entry's name names it
             else:
                 entry["shares"] = layer["name"]
-            entry["inputs"] = refs[0] if len(refs) == 1 else refs
+            entry.update(_call(node, several))
             entries.append(entry)
-    outputs = [_node(*o[:2]) for o in _tensor_refs(config["output_layers"])]
+    outputs = [_ref(o, several) for o in _tensor_refs(config["output_layers"])]
     return {
         "name": config["name"],
         "inputs": inputs,
         "layers": entries,
         "outputs": outputs[0] if len(outputs) == 1 else outputs,
     }
+
+
+def _call(node: dict[str, Any], several: set[str]) -> dict[str, Any]:
+    """A node's arguments as an entry's `inputs` (its first argument, where that is a
+    structure of tensors), `args` (the other positional ones) and `kwargs`."""
+    args = list(node.get("args") or [])
+    kwargs = node.get("kwargs") or {}
+    out: dict[str, Any] = {}
+    if args and _only_tensors(args[0]):
+        out["inputs"] = _argument(args.pop(0), several, bare=True)
+    if args:
+        out["args"] = _argument(args, several)
+    if kwargs:
+        out["kwargs"] = _argument(kwargs, several)
+    return out
+
+
+def _only_tensors(value: Any) -> bool:
+    """Whether `value` is a tensor, or a non-empty list or mapping of only tensors."""
+    if _is_tensor(value):
+        return True
+    if isinstance(value, dict) and "class_name" not in value:
+        return bool(value) and all(_only_tensors(v) for v in value.values())
+    return isinstance(value, list) and bool(value) and all(_only_tensors(v) for v in value)
+
+
+def _argument(value: Any, several: set[str], bare: bool = False) -> Any:
+    """A call argument, each tensor as its reference (`{ref: NAME}`, or NAME where `bare`)
+    and each constant as YAML holds it (a tuple or array as a list)."""
+    if _is_tensor(value):
+        ref = _ref(value["config"]["keras_history"], several)
+        return ref if bare else {"ref": ref}
+    if isinstance(value, dict):
+        if value.get("class_name") in ("__tuple__", "__numpy__", "__tensor__"):
+            return _argument(value["config"]["value"], several, bare)
+        if {"class_name", "config", "module"} <= set(value):
+            return _plain(value)
+        return {k: _argument(v, several, bare) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_argument(v, several, bare) for v in value]
+    return copy.copy(value)
+
+
+def _several_outputs(config: dict[str, Any]) -> set[str]:
+    """The entries whose outputs past the first are used: referenced as NAME[i] throughout,
+    their first output too (NAME[0])."""
+    histories = [t["config"]["keras_history"] for t in _tensors(_nodes(config))]
+    histories += _tensor_refs(config["output_layers"])
+    return {_node(*h[:2]) for h in histories if h[2]}
+
+
+def _nodes(config: dict[str, Any]) -> list[Any]:
+    return [node for layer in config["layers"] for node in layer.get("inbound_nodes") or []]
+
+
+def _ref(history: list[Any], several: set[str]) -> str:
+    """A tensor's reference: its entry's name, `NAME[i]` for the i-th of several outputs."""
+    name = _node(*history[:2])
+    return f"{name}[{history[2]}]" if name in several else name
 
 
 def _tensor_refs(value: list[Any]) -> list[list[Any]]:
@@ -249,13 +308,17 @@ def _node(layer: str, node_index: int) -> str:
     return layer if node_index == 0 else f"{layer}_call{node_index}"
 
 
+def _is_tensor(value: Any) -> bool:
+    return isinstance(value, dict) and value.get("class_name") == "__keras_tensor__"
+
+
 def _tensors(value: Any) -> Iterator[dict[str, Any]]:
-    if isinstance(value, dict):
-        if value.get("class_name") == "__keras_tensor__":
-            yield value
-        else:
-            for v in value.values():
-                yield from _tensors(v)
+    """Every serialized tensor in `value`, at any depth."""
+    if _is_tensor(value):
+        yield value
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from _tensors(v)
     elif isinstance(value, list | tuple):
         for v in value:
             yield from _tensors(v)

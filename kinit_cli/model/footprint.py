@@ -78,8 +78,10 @@ def _functional(model: dict[str, Any], registry: Any) -> Estimate:
     total, sizes, stopped = 0, set(), None
     for i, entry in enumerate(model["layers"]):
         inputs = entry.get("inputs")
-        names = [inputs] if isinstance(inputs, str) else list(inputs or [])
-        given = [shapes.get(n) for n in names]
+        names = [inputs] if isinstance(inputs, str) else inputs if isinstance(inputs, list) else []
+        # Only a call on plain names is sized: constants or keywords may change its output.
+        plain = all(isinstance(n, str) for n in names) and not {"args", "kwargs"} & set(entry)
+        given = [shapes.get(n) for n in names] if plain else [None]
         counted = None
         if names and all(s is not None for s in given) and "shares" not in entry:
             if len(given) == 1:

@@ -183,6 +183,8 @@ def _form(form: model_fields.Form) -> dict[str, Any]:
     }
     if form.kind:  # config checked against the class class_name names
         out["allOf"] = [{"$ref": f"#/$defs/{form.kind}.configs"}]
+    if form.one_of:
+        out["anyOf"] = [{"required": [key]} for key in form.one_of]
     return out
 
 

@@ -152,14 +152,15 @@ model:
             "defined above)",
             "c.yaml:6:51: model.layers[2].config.name: differs from the entry's name 'e'; give "
             "the name once",
-            "c.yaml:6:63: model.layers[2].inputs: expected a name or a list of names, got the "
-            "number 5",
+            "c.yaml:6:63: model.layers[2].inputs: expected a name, or a list or mapping of "
+            "names, got the number 5",
             "c.yaml:7:28: model.layers[3].class_name: a layer entry with 'shares' reuses another "
             "layer and takes no 'class_name'",
             "c.yaml:7:47: model.layers[3].config: a layer entry with 'shares' reuses another "
             "layer and takes no 'config'",
             "c.yaml:8:7: model.layers[4]: missing required key 'name'",
-            "c.yaml:8:7: model.layers[4]: missing required key 'inputs'",
+            "c.yaml:8:7: model.layers[4]: missing 'inputs' (what the layer is applied to), or "
+            "'args'",
             "c.yaml:9:12: model.outputs: expected a name or a list of names, got the number 5",
         ],
     ),

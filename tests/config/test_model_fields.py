@@ -130,6 +130,7 @@ def test_every_form_and_key_of_the_description_is_in_the_schema():
             assert list(fragment["properties"]) == list(form.keys)
             assert fragment["required"] == form.required
             assert fragment["additionalProperties"] is False
+            assert fragment.get("anyOf", []) == [{"required": [k]} for k in form.one_of]
             for key, rule in form.keys.items():
                 described = fragment["properties"][key]
                 assert described.get("description", "") == rule.doc, key
@@ -140,5 +141,6 @@ def test_every_form_and_key_of_the_description_is_in_the_schema():
                 seen += 1
         return seen
 
-    # 3 model forms (4 + 4 + 3 keys), inputs (3), 2 functional and 2 Sequential entry forms.
-    assert compare(model_fields.MODEL, forms_in_schema(model)) == 11 + 3 + 3 + 4 + 1 + 2
+    # 3 model forms (4 + 4 + 3 keys), inputs (3), 2 functional entry forms (5 + 6 keys) and
+    # 2 Sequential ones.
+    assert compare(model_fields.MODEL, forms_in_schema(model)) == 11 + 3 + 5 + 6 + 1 + 2

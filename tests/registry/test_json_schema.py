@@ -475,8 +475,8 @@ MISTAKES = [
         "functional layer without inputs",
         FUNCTIONAL,
         lambda d: d["model"]["layers"][0].pop("inputs"),
-        "'inputs' is a required property",
-        "missing required key 'inputs'",
+        "is not valid under any of the given schemas",
+        "model.layers[0]: missing 'inputs' (what the layer is applied to), or 'args'",
     ),
     (
         "functional layer without name",
