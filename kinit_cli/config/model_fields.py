@@ -26,6 +26,7 @@ from kinit_cli.config.fields import (
     references,
     shape,
     string,
+    with_schema,
 )
 from kinit_cli.config.source import KeyPath, kind_of
 

@@ -3,8 +3,6 @@ structures and several outputs, each back through validate to the same graph."""
 
 from __future__ import annotations
 
-import importlib
-
 import keras
 import pytest
 import yaml
@@ -13,39 +11,7 @@ from kinit_cli.cli import cli
 from kinit_cli.config import source as config_mod
 from kinit_cli.config.model_schema import check_model, unused
 from kinit_cli.errors import ConfigError, Problems
-from kinit_cli.model import export
 from kinit_cli.model.sources import prepare
-from kinit_cli.registry import catalog
-
-
-@pytest.fixture
-def op_names(monkeypatch):
-    """Operations (keras.src.ops.numpy>Add) named and resolved by their module, where the
-    export and the registry do not do it themselves yet."""
-    op = {"module": "keras.src.ops.numpy", "class_name": "Add", "registered_name": "Add"}
-    if export._class_name(op) != "keras.src.ops.numpy>Add":
-        own = export._class_name
-
-        def class_name(serialized):
-            module = serialized.get("module") or ""
-            if module.startswith("keras.src.ops."):
-                return f"{module}>{serialized['class_name']}"
-            return own(serialized)
-
-        monkeypatch.setattr(export, "_class_name", class_name)
-    resolve = catalog.Registry.resolve
-
-    def resolve_ops(self, kind, name):
-        module, _, bare = name.rpartition(">")
-        if not module.startswith("keras.src.ops."):
-            return resolve(self, kind, name)
-        try:
-            return resolve(self, kind, name)
-        except catalog.ResolveError:
-            cls = getattr(importlib.import_module(module), bare)
-            return catalog.Entry(kind, bare, cls)
-
-    monkeypatch.setattr(catalog.Registry, "resolve", resolve_ops)
 
 
 def round_trip(runner, tmp_path, model):
@@ -74,7 +40,7 @@ def entries(section):
     return {entry["name"]: entry for entry in section["layers"]}
 
 
-def test_constants_in_calls_are_args(runner, tmp_path, op_names):
+def test_constants_in_calls_are_args(runner, tmp_path):
     """x + 3.0 and x * (1/6), as mobilenet_v3's hard swish writes them: Operations whose
     constant follows the tensor; 1.0 - x, whose constant comes first, is all `args`."""
     x = keras.Input(shape=(4,), name="x")
@@ -138,7 +104,7 @@ def test_a_nested_input_structure_is_passed_as_written(runner, tmp_path):
     assert_same_model(saved, rebuilt)
 
 
-def test_several_outputs_are_referenced_by_index(runner, tmp_path, op_names):
+def test_several_outputs_are_referenced_by_index(runner, tmp_path):
     """keras.ops.split's second part, an LSTM's states (return_state) and top_k's first
     output alone."""
     x = keras.Input(shape=(4,), name="x")
@@ -212,7 +178,7 @@ def test_unused_follows_references_in_args_and_kwargs():
     assert unused(model) == ["lost"]
 
 
-def test_an_output_index_past_the_last_is_told(write, op_names):
+def test_an_output_index_past_the_last_is_told(write):
     path = write(
         "c.yaml",
         """\

@@ -321,15 +321,6 @@ MISTAKES = [
         "expected a non-empty list of layers",
     ),
     (
-        "too many layers",
-        BASE,
-        set_in(
-            lambda d: d["model"], "layers", [{"class_name": "Dense", "config": {"units": 2}}] * 501
-        ),
-        "is too long",
-        "more than the 500 kinit builds",
-    ),
-    (
         "bad input shape",
         BASE,
         set_in(lambda d: d["model"], "input_shape", [0]),
