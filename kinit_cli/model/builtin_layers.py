@@ -122,6 +122,7 @@ _LAYERS: dict[str, Callable[[dict], list[Slot] | None]] = {
     "BatchNormalization": _batch_norm,
     "LayerNormalization": _layer_norm,
     "GroupNormalization": _scale_center,
+    "RMSNormalization": lambda config: [Slot("scale", True, _ONES)],
     "Embedding": _one("embeddings", "embeddings_initializer"),
     "PReLU": _one("alpha", "alpha_initializer"),
     "Normalization": _normalization,

@@ -104,7 +104,7 @@ def theory_with_reason(initializer: Any, shape: tuple[int, ...]) -> tuple[Theory
         recorded = (initializer.get("config") or {}) if isinstance(initializer, dict) else None
         try:
             return _keras_theory(known, known.name, shape, recorded)
-        except (TypeError, ValueError, ArithmeticError) as exc:
+        except (TypeError, ValueError, ArithmeticError, IndexError) as exc:
             return None, f"cannot read the parameters of {known.name}: {exc}"
     obj, why = _resolve(initializer)
     if obj is None:
