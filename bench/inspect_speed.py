@@ -4,10 +4,10 @@
                                   [--no-keras-path] [--check]
 
 Saves Keras applications (weights=None, small inputs) of 1.5M to 54M parameters into a
-temporary folder, then times, each in a fresh process and side by side: the raw scan (open
-the .keras archive, read each variable of model.weights.h5 with h5py, take its mean, std,
-min and max with NumPy), `kinit inspect-weights X.keras --json` (read from the file, without
-Keras), and (unless --no-keras-path) the same command reading through Keras, forced by
+temporary folder, then times, each in a fresh process and side by side: the raw scan (read
+model.weights.h5 from the archive into memory, then each variable with h5py, and take its
+mean, std, min and max with NumPy), `kinit inspect-weights X.keras --json` (read from the
+file, without Keras), and (unless --no-keras-path) the same command reading through Keras, forced by
 loading an empty --plugin. Each figure is the median wall time and the peak resident memory
 (os.wait4's ru_maxrss) of one process; `python -c pass` is Python's start-up.
 """
@@ -33,9 +33,10 @@ MODELS = {
 }
 
 RAW_SCAN = """
-import sys, zipfile, h5py, numpy as np
-with zipfile.ZipFile(sys.argv[1]) as archive, archive.open("model.weights.h5") as member:
-    with h5py.File(member, "r") as store:
+import io, sys, zipfile, h5py, numpy as np
+with zipfile.ZipFile(sys.argv[1]) as archive:
+    # Read whole: h5py on a zip member's file object seeks by re-reading from its start.
+    with h5py.File(io.BytesIO(archive.read("model.weights.h5")), "r") as store:
         found = []
         store.visititems(lambda n, o: found.append(o) if isinstance(o, h5py.Dataset) else None)
         for dataset in found:
