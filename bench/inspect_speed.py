@@ -1,20 +1,21 @@
-"""How long `kinit inspect-weights` takes on a large saved model, next to TensorFlow's import.
+"""`kinit inspect-weights X.keras --json` next to a raw h5py scan of the same file.
 
-    python bench/inspect_speed.py [--params 50] [--stats-params 100] [--repeat 3]
+    python bench/inspect_speed.py [--models mobilenet_v3_small,resnet50] [--repeat 1]
+                                  [--no-keras-path] [--check]
 
-Builds an MLP of about --params million parameters (4096-wide Dense layers), saves it as
-.keras, then times, each in a fresh process: `python -c "import tensorflow"`, and
-`kinit inspect-weights model.keras --json`. Then builds an MLP of about --stats-params
-million parameters and times the weight statistics alone, in-process (read from the
-device once per variable, then scanned), split into the moment scan, the histogram and the
-spectral norms, with the peak memory they add.
+Saves Keras applications (weights=None, small inputs) of 1.5M to 54M parameters into a
+temporary folder, then times, each in a fresh process and side by side: the raw scan (read
+model.weights.h5 from the archive into memory, then each variable with h5py, and take its
+mean, std, min and max with NumPy), `kinit inspect-weights X.keras --json` (read from the
+file, without Keras), and (unless --no-keras-path) the same command reading through Keras, forced by
+loading an empty --plugin. Each figure is the median wall time and the peak resident memory
+(os.wait4's ru_maxrss) of one process; `python -c pass` is Python's start-up.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -22,99 +23,106 @@ import tempfile
 import time
 from pathlib import Path
 
-WIDTH = 4096
+# name -> (keras.applications class, input shape): the smallest input each allows.
+MODELS = {
+    "mobilenet_v3_small": ("MobileNetV3Small", (32, 32, 3)),
+    "mobilenet_v2": ("MobileNetV2", (32, 32, 3)),
+    "efficientnet_b0": ("EfficientNetB0", (32, 32, 3)),
+    "resnet50": ("ResNet50", (32, 32, 3)),
+    "inception_resnet_v2": ("InceptionResNetV2", (75, 75, 3)),
+}
+
+RAW_SCAN = """
+import io, sys, zipfile, h5py, numpy as np
+with zipfile.ZipFile(sys.argv[1]) as archive:
+    # Read whole: h5py on a zip member's file object seeks by re-reading from its start.
+    with h5py.File(io.BytesIO(archive.read("model.weights.h5")), "r") as store:
+        found = []
+        store.visititems(lambda n, o: found.append(o) if isinstance(o, h5py.Dataset) else None)
+        for dataset in found:
+            a = dataset[()]
+            a.mean(), a.std(), a.min(), a.max()
+"""
 
 
-def timed(args: list[str]) -> float:
+def save_models(names: list[str], folder: Path) -> dict[str, tuple[Path, int]]:
+    """Each model saved as NAME.keras, with its parameter count (in a child process, so
+    this one holds no Keras)."""
+    code = (
+        "import sys, keras\n"
+        "cls, shape, path = sys.argv[1], eval(sys.argv[2]), sys.argv[3]\n"
+        "m = getattr(keras.applications, cls)(weights=None, input_shape=shape)\n"
+        "m.save(path)\n"
+        "print(m.count_params())\n"
+    )
+    out = {}
+    for name in names:
+        cls, shape = MODELS[name]
+        path = folder / f"{name}.keras"
+        done = subprocess.run(
+            [sys.executable, "-c", code, cls, repr(shape), str(path)],
+            check=True,
+            capture_output=True,
+            text=True,
+            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+        )
+        out[name] = (path, int(done.stdout.split()[-1]))
+    return out
+
+
+def run(args: list[str]) -> tuple[float, float]:
+    """(wall seconds, peak RSS in MiB) of one child process."""
     start = time.perf_counter()
-    subprocess.run(args, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return time.perf_counter() - start
+    child = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _, status, usage = os.wait4(child.pid, 0)
+    wall = time.perf_counter() - start
+    if os.waitstatus_to_exitcode(status) not in (0, 1):  # 1: --check found a FAIL
+        raise SystemExit(f"{' '.join(args)} failed")
+    return wall, usage.ru_maxrss / 1024
+
+
+def median_run(args: list[str], repeat: int) -> tuple[float, float]:
+    runs = [run(args) for _ in range(repeat)]
+    return statistics.median(r[0] for r in runs), max(r[1] for r in runs)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--params", type=float, default=50, help="millions of parameters")
-    parser.add_argument(
-        "--stats-params", type=float, default=100, help="millions, for the in-process statistics"
-    )
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--models", default=",".join(MODELS), help="comma-separated names")
+    parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--no-keras-path", action="store_true", help="skip the Keras reading")
+    parser.add_argument("--check", action="store_true", help="time --check as well")
     a = parser.parse_args()
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from kinit_cli.model.variables import weight_infos
-    from kinit_cli.weights import stats
-
-    model = mlp(a.params)
-    total, layers = model.count_params(), len(model.layers)
+    names = a.models.split(",")
+    print(f"load average before: {os.getloadavg()[0]:.2f} (1 min), {os.cpu_count()} CPUs")
+    start_up = median_run([sys.executable, "-c", "pass"], 3)
+    print(f"python -c pass: {start_up[0]:.2f} s, {start_up[1]:.0f} MiB")
+    kinit = [sys.executable, "-m", "kinit_cli", "inspect-weights"]
+    header = f"{'model':<22}{'params':>8}{'MiB':>6}  {'raw scan':>15}  {'kinit (file)':>15}"
+    header += "" if a.no_keras_path else f"  {'kinit (Keras)':>15}"
+    header += f"  {'--check (file)':>15}" if a.check else ""
+    header += f"  {'ratio':>5}"
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "big.keras"
-        model.save(path)
-        size = path.stat().st_size
-        kinit = str(Path(sys.executable).parent / "kinit")
-        tf_import = [timed([sys.executable, "-c", "import tensorflow"]) for _ in range(a.repeat)]
-        inspect = [timed([kinit, "inspect-weights", str(path), "--json"]) for _ in range(a.repeat)]
-    del model
-    t_import, t_inspect = statistics.median(tf_import), statistics.median(inspect)
-    print(
-        f"model: {layers} x Dense({WIDTH}) = {total:,} parameters; .keras file "
-        f"{size / 2**20:,.0f} MiB; median of {a.repeat} runs each"
-    )
-    label = 'python -c "import tensorflow"'
-    print(f"{label:42} {t_import:8.2f} s")
-    print(f"{'kinit inspect-weights big.keras --json':42} {t_inspect:8.2f} s")
-    print(f"{'  beyond the TensorFlow import':42} {t_inspect - t_import:8.2f} s")
-
-    model = mlp(a.stats_params)
-    total, layers = model.count_params(), len(model.layers)
-    infos = weight_infos(model)
-    times: dict[str, list[float]] = {"all": [], "read": [], "moments": [], "hist": [], "svd": []}
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    for _ in range(a.repeat):
-        start = time.perf_counter()
-        arrays = stats.values(infos)
-        read = time.perf_counter()
-        report = stats.report(infos, arrays)
-        times["all"].append(time.perf_counter() - start)
-        times["read"].append(read - start)
-        assert sum(r.stats.size for r in report) == total
-        parts = {"moments": 0.0, "hist": 0.0, "svd": 0.0}
-        for r, array in zip(report, arrays.values(), strict=True):
-            flat = array.reshape(-1)
-            t0 = time.perf_counter()
-            stats.moments(flat)
-            t1 = time.perf_counter()
-            stats.histogram(flat, r.stats.min, r.stats.max, all_finite=r.stats.nonfinite == 0)
-            t2 = time.perf_counter()
-            stats.spectral_norm(array)
-            parts["moments"] += t1 - t0
-            parts["hist"] += t2 - t1
-            parts["svd"] += time.perf_counter() - t2
-        for key, value in parts.items():
-            times[key].append(value)
-        del arrays, report
-    grown = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
-    m = {key: statistics.median(v) for key, v in times.items()}
-    print(
-        f"\nstatistics in-process: {layers} x Dense({WIDTH}) = {total:,} parameters "
-        f"({total * 4 / 2**20:,.0f} MiB float32); median of {a.repeat}"
-    )
-    print(
-        f"{'weight statistics, all variables':42} {m['all']:8.2f} s "
-        f"({total / m['all'] / 1e6:,.0f} M values/s; peak memory grew {grown:,.0f} MiB)"
-    )
-    print(f"{'  read from the device (one copy each)':42} {m['read']:8.2f} s")
-    print(f"{'  moments, min/max, zeros, sha256 (1 scan)':42} {m['moments']:8.2f} s")
-    print(f"{'  histogram (1 scan)':42} {m['hist']:8.2f} s")
-    print(f"{'  spectral norms (Lanczos)':42} {m['svd']:8.2f} s")
-
-
-def mlp(millions: float):
-    """Dense(4096) layers, as many as make about `millions` million parameters."""
-    import keras
-
-    layers = max(1, round(millions * 1e6 / (WIDTH * WIDTH + WIDTH)))
-    return keras.Sequential(
-        [keras.Input((WIDTH,))] + [keras.layers.Dense(WIDTH) for _ in range(layers)]
-    )
+        saved = save_models(names, Path(tmp))
+        empty = Path(tmp) / "empty_plugin.py"
+        empty.write_text("")
+        print(header + "\n" + "-" * len(header))
+        for name in names:
+            path, params = saved[name]
+            raw = median_run([sys.executable, "-c", RAW_SCAN, str(path)], a.repeat)
+            fast = median_run([*kinit, str(path), "--json"], a.repeat)
+            cells = [raw, fast]
+            if not a.no_keras_path:
+                forced = [*kinit, str(path), "--json", "--plugin", str(empty)]
+                cells.append(median_run(forced, a.repeat))
+            if a.check:
+                cells.append(median_run([*kinit, str(path), "--json", "--check"], a.repeat))
+            size = path.stat().st_size / 2**20
+            text = "  ".join(f"{t:6.2f} s {m:5.0f} M" for t, m in cells)
+            ratio = (fast[0] - start_up[0]) / max(raw[0] - start_up[0], 1e-3)
+            print(f"{name:<22}{params / 1e6:7.1f}M{size:6.0f}  {text}  {ratio:5.2f}")
+    print(f"load average after: {os.getloadavg()[0]:.2f}")
+    print("ratio: kinit (file) over raw scan, Python's start-up taken off both")
 
 
 if __name__ == "__main__":

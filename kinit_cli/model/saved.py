@@ -57,6 +57,12 @@ class Loaded:
     def arrays(self, weights: Sequence[Any]) -> dict[str, Any]:
         return {w.path: self.array(w.variable) for w in weights}
 
+    def each(self, weights: Sequence[Any]) -> Iterator[tuple[Any, Any]]:
+        """Each of `weights` with its value, one at a time: a reader of a file may stream
+        them, so no more than one is held."""
+        for w in weights:
+            yield w, self.array(w.variable)
+
 
 def read_keras(path: Path, kind: str, source: str, unsafe: bool = False) -> Loaded:
     """The model a .keras file holds and its weights; ModelFileError for a file that is not

@@ -38,7 +38,7 @@ from kinit_cli.errors import (
     keras_message,
 )
 from kinit_cli.model import build as model_build
-from kinit_cli.model import init_from, saved
+from kinit_cli.model import init_from, saved, weights_file
 from kinit_cli.model.build import BuiltModel
 from kinit_cli.model.portability import check_objects
 from kinit_cli.model.prepared import Checked, Prepared
@@ -430,6 +430,7 @@ def read(
     own: bool = True,
     by_path: bool = False,
     requested: str | None = None,
+    files_only: bool = False,
 ) -> Loaded:
     """Read `target`'s model and weights; UsageError when it is none of the known kinds.
 
@@ -441,6 +442,9 @@ def read(
     model (its stored values by their HDF5 paths, with a warning) rather than refused:
     what inspect-weights can show; whatever needs the model keeps refusing. `requested`:
     the command's --backend, which Keras is imported with if it is not running yet.
+    `files_only`: a .keras file whose layers are all Keras's own is read from its files
+    (model.weights_file), without Keras and with no model, unless the user loads plugins:
+    what the statistics need, at the speed of the file.
     """
     trust = trust or Trust()
     path = Path(target)
@@ -451,6 +455,10 @@ def read(
     if path.name.endswith(".weights.h5"):
         return _checkpoint(path, trust, by_path, requested)
     if path.suffix == ".keras":
+        if files_only and not trust.plugins:
+            direct = weights_file.read(path, "model", str(path))
+            if direct is not None:
+                return direct
         if requested and backend.started() is None:
             backend.use(requested)  # before the plugins import Keras
         trust.load_user()

@@ -8,7 +8,7 @@ weights-init.json for comparison), or a `.weights.h5` checkpoint inside a run di
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -186,19 +186,28 @@ def inspect(
     if options.full and options.values is None:
         raise UsageError("--full goes with --values GLOB: it prints every value of those")
     trust = trust or Trust()
-    loaded = read(target, trust, overrides, by_path=True, requested=options.backend)
+    # Only --activations needs the model itself; the statistics need only the values.
+    loaded = read(
+        target,
+        trust,
+        overrides,
+        by_path=True,
+        requested=options.backend,
+        files_only=not options.activations,
+    )
     if options.activations and loaded.prepared is None:
         raise UsageError(
             "--activations needs a config TARGET: it pushes a batch through the "
             "model as its config builds it"
         )
     weights = _selected(loaded, options)
-    arrays = loaded.arrays(weights)
-    measured = stats.report(weights, arrays)
+    scan = _scan(loaded, weights, options)
+    measured = scan.measured
     if disowned(loaded, {s.path: s.stats.sha256 for s in measured}):
         measured = [replace(s, loaded_from=None) for s in measured]
-    found = _duplicates(loaded, weights, measured, arrays)
+    found = _duplicates(loaded, weights, measured, _Arrays(loaded, weights, scan.kept))
     origins = {w.path: provenance.of(loaded.kind, w, loaded.epochs) for w in weights}
+    arrays = scan.kept
     values = None
     if options.values is not None:
         # The tutorials' `layer.get_weights()` / `print(net.weights[0])`, for any target.
@@ -208,14 +217,21 @@ def inspect(
         activations = propagate(loaded.prepared, BuiltModel(loaded.model, [], loaded.weights))
     checked = None
     if options.check:
-        checked = _check(loaded, weights, arrays, measured, origins, trust, options.backend)
+        checked = _check(loaded, weights, scan, measured, origins, trust, options.backend)
     panels, history, notes = [], [], list(loaded.notes)
     if options.plot:
         panels = [_panel(w, arrays[w.path], origins[w.path]) for w in weights]
         history = _kernel_history(loaded, weights, notes)
     comparison = None
     if options.against:
-        other = read(options.against, trust, overrides, by_path=True, requested=options.backend)
+        other = read(
+            options.against,
+            trust,
+            overrides,
+            by_path=True,
+            requested=options.backend,
+            files_only=True,
+        )
         notes += other.notes
         other_arrays = other.arrays(select(other.weights, options.layer, options.trainable_only))
         comparison = {"source": other.source, **compare(arrays, other_arrays)}
@@ -271,7 +287,7 @@ def _duplicates(
     loaded: Loaded,
     weights: list[Any],
     measured: list[stats.VariableStats],
-    arrays: dict[str, Any],
+    arrays: Mapping[str, Any],
 ) -> list[stats.Duplicate]:
     """Variables holding the same values; in a run, also those that started out equal."""
     found = stats.duplicates(measured, arrays)
@@ -287,14 +303,14 @@ def _duplicates(
 def _check(
     loaded: Loaded,
     weights: list[Any],
-    arrays: dict[str, Any],
+    scan: _Scan,
     measured: list[stats.VariableStats],
     origins: dict[str, provenance.Provenance],
     trust: Trust,
     requested: str | None,
 ) -> TheoryCheck:
-    """--check: each variable against its initializer's theory, or a run's initial weights
-    against those its config and seed rebuild."""
+    """--check: each variable against its initializer's theory (judged during the scan, see
+    _scan), or a run's initial weights against those its config and seed rebuild."""
     rebuilt = None
     if loaded.kind == "run" and loaded.initial and loaded.model is not None:
         rebuilt = stats.values(rebuild_run(Path(loaded.source), trust, loaded.checked).weights)
@@ -302,10 +318,60 @@ def _check(
     # Read without its model (plugins not allowed): the warning says which and how.
     unbuilt = "which needs the plugins it names (see the warning)" if loaded.model is None else None
     by_path = {s.path: s for s in measured}
-    verdicts = provenance.check(
-        weights, arrays, by_path, origins, loaded.initial, rebuilt, sources, unbuilt
-    )
+    rest = [w for w in weights if w.path not in scan.verdicts]
+    # The rest are judged by records and digests, not by the values in the file.
+    later = provenance.check(rest, {}, by_path, origins, loaded.initial, rebuilt, sources, unbuilt)
+    verdicts = {w.path: scan.verdicts.get(w.path) or later[w.path] for w in weights}
     return TheoryCheck(verdicts, rebuilt is not None)
+
+
+@dataclass(frozen=True)
+class _Scan:
+    """One pass over the selected variables: their statistics, the values a later step
+    needs (--values, --plot, --against), and --check's verdicts of fresh or saved values."""
+
+    measured: list[stats.VariableStats]
+    kept: dict[str, Any]
+    verdicts: dict[str, Verdict]
+
+
+def _scan(loaded: Loaded, weights: list[Any], options: InspectOptions) -> _Scan:
+    """Statistics one variable at a time, each value dropped once measured unless an option
+    needs it: memory holds the largest variable, not the model. Values judged by their
+    initializer's theory (fresh, or a saved file's) are judged here, while they are read;
+    a run's are judged later from its records (_check), which the scan's digests decide."""
+    shown = {w.path for w in select(weights, options.values)} if options.values else set()
+    keep_all = bool(options.plot or options.against)
+    measured, kept, verdicts = [], {}, {}
+    for w, array in loaded.each(weights):
+        measured += stats.report([w], {w.path: array})
+        if keep_all or w.path in shown:
+            kept[w.path] = array
+        origin = provenance.of(loaded.kind, w, loaded.epochs)
+        if options.check and origin.kind in (provenance.FRESH, provenance.SAVED):
+            by_path = {w.path: measured[-1]}
+            verdicts.update(provenance.check([w], {w.path: array}, by_path, {w.path: origin}))
+    return _Scan(measured, kept, verdicts)
+
+
+class _Arrays(Mapping[str, Any]):
+    """Values by path for the duplicates search, read only when asked for (only variables
+    whose SHA-256 equals another's are compared), or taken from those the scan kept."""
+
+    def __init__(self, loaded: Loaded, weights: list[Any], kept: dict[str, Any]) -> None:
+        self._loaded, self._kept = loaded, kept
+        self._variables = {w.path: w.variable for w in weights}
+
+    def __getitem__(self, path: str) -> Any:
+        if path in self._kept:
+            return self._kept[path]
+        return self._loaded.array(self._variables[path])
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._variables)
+
+    def __len__(self) -> int:
+        return len(self._variables)
 
 
 def _source_digests(

@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from kinit_cli.runtime.imports import keras
+from kinit_cli.weights.builtin_initializers import Builtin, builtin
 
 
 def _truncated_normal_moments(cut: float) -> tuple[float, float]:
@@ -96,7 +97,15 @@ def theory_for(initializer: dict | str | object | None, shape: tuple[int, ...]) 
 
 
 def theory_with_reason(initializer: Any, shape: tuple[int, ...]) -> tuple[Theory | None, str]:
-    """(theory, "") or (None, why there is none)."""
+    """(theory, "") or (None, why there is none). Keras's own initializers, by name or
+    record, are known from their configs without importing Keras."""
+    known = builtin(initializer)
+    if known is not None:
+        recorded = (initializer.get("config") or {}) if isinstance(initializer, dict) else None
+        try:
+            return _keras_theory(known, known.name, shape, recorded)
+        except (TypeError, ValueError, ArithmeticError, IndexError) as exc:
+            return None, f"cannot read the parameters of {known.name}: {exc}"
     obj, why = _resolve(initializer)
     if obj is None:
         return None, why
@@ -176,36 +185,36 @@ def _hook_theory(obj: Any, name: str, shape: tuple[int, ...]) -> tuple[Theory | 
 def _keras_theory(
     obj: Any, name: str, shape: tuple[int, ...], recorded: dict[str, Any] | None = None
 ) -> tuple[Theory | None, str]:
-    """Dispatch on Keras's classes (isinstance: GlorotUniform and friends are VarianceScaling).
+    """Dispatch on Keras's classes (isinstance: GlorotUniform and friends are VarianceScaling),
+    or on a Builtin's family: the same attributes either way.
 
     `recorded` is the config of a {class_name, config} record, None for an object.
     """
-
-    init = keras().initializers
-    if isinstance(obj, init.VarianceScaling):
+    family = obj.family if isinstance(obj, Builtin) else _family(obj)
+    if family == "variance_scaling":
         return _variance_scaling(obj, name, shape), ""
-    if isinstance(obj, init.RandomNormal):
+    if family == "normal":
         return _normal(name, float(obj.mean), abs(float(obj.stddev))), ""
-    if isinstance(obj, init.TruncatedNormal):
+    if family == "truncated_normal":
         return _truncated(name, float(obj.mean), abs(float(obj.stddev))), ""
-    if isinstance(obj, init.RandomUniform):
+    if family == "uniform":
         low, high = sorted((float(obj.minval), float(obj.maxval)))
         return _uniform(name, low, high), ""
-    if isinstance(obj, init.Zeros | init.Ones | init.Constant):
-        value = 0.0 if isinstance(obj, init.Zeros) else 1.0
-        if isinstance(obj, init.Constant):
+    if family in ("zeros", "ones", "constant"):
+        value = {"zeros": 0.0, "ones": 1.0}.get(family)
+        if value is None:
             if np.ndim(obj.value) != 0:
                 return None, f"{name} with a non-scalar value has no theory here"
             value = float(obj.value)
         text = f"{name}: every value {value:g}"
         return Theory("constant", value, 0.0, value=value, description=text), ""
-    if isinstance(obj, init.Identity):
+    if family == "identity":
         if len(shape) != 2:
             return None, f"{name} makes only 2-D matrices; this variable has shape {shape}"
         # Keras's Identity.get_config omits the gain, so no record holds it: any gain then.
         known = recorded is None or "gain" in recorded
         return _identity(name, float(obj.gain) if known else None, shape), ""
-    if isinstance(obj, init.Orthogonal):
+    if family == "orthogonal":
         if len(shape) < 2:
             return None, f"{name} makes only matrices of rank 2 or more; this one has shape {shape}"
         gain = float(obj.gain)
@@ -215,6 +224,23 @@ def _keras_theory(
         rms = abs(gain) / math.sqrt(max(rows, cols, 1))
         return Theory("orthogonal", 0.0, rms, gain=gain, description=text), ""
     return None, f"{name} defines no expected_moments(shape), so there is no theory to check"
+
+
+def _family(obj: Any) -> str | None:
+    """Which of Keras's initializer families a Keras object belongs to (its subclasses too)."""
+    init = keras().initializers
+    families = (
+        (init.VarianceScaling, "variance_scaling"),
+        (init.RandomNormal, "normal"),
+        (init.TruncatedNormal, "truncated_normal"),
+        (init.RandomUniform, "uniform"),
+        (init.Zeros, "zeros"),
+        (init.Ones, "ones"),
+        (init.Constant, "constant"),
+        (init.Identity, "identity"),
+        (init.Orthogonal, "orthogonal"),
+    )
+    return next((family for cls, family in families if isinstance(obj, cls)), None)
 
 
 def _variance_scaling(obj: Any, name: str, shape: tuple[int, ...]) -> Theory:
