@@ -12,7 +12,7 @@ import copy
 import hashlib
 import inspect
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -331,42 +331,50 @@ def _owners(model: Any) -> dict[int, Any]:
 
 
 def owned_initializer(layer: Any, name: str) -> tuple[dict[str, Any] | None, str | None]:
-    """(the initializer of `layer`'s variable `name`, None), or (None, why none is known).
+    """(the initializer of `layer`'s variable `name`, None), or (None, why none is known):
+    the layer's `<name>_initializer` attribute, else what its config names
+    (config_initializer)."""
+    if layer is None:
+        return None, "no layer of the model owns this variable, so no initializer is known"
+    for key in _initializer_keys(name):
+        found = describe_initializer(getattr(layer, key, None))
+        if found is not None:
+            return found, None
+    others = [v.name for v in compat.own_variables(layer) if v.name != name]
+    found, lacks = config_initializer(_config_of(layer), name, others)
+    if found is not None:
+        return found, None
+    return None, (
+        f"no initializer is known: {type(layer).__name__} '{layer.name}' did not make "
+        f"'{name}' with add_weight(initializer=...) while kinit watched, and its config {lacks}"
+    )
+
+
+def config_initializer(
+    config: dict[str, Any], name: str, others: Sequence[str] = ()
+) -> tuple[dict[str, Any] | None, str]:
+    """The initializer a layer's config (get_config()'s, or config.json's) names for its
+    variable `name`, as `{class_name, config}`; else (None, what the config lacks).
 
     Keras's convention, which libraries follow: `kernel` -> `kernel_initializer`,
     `embeddings` -> `embeddings_initializer`, `moving_mean` -> `moving_mean_initializer`,
     `depthwise_kernel` -> `depthwise_initializer`, `recurrent_kernel` ->
-    `recurrent_initializer`; read from the attribute, else from the layer's config. A class
-    that names its variable otherwise (DepthwiseConv2D's `kernel`, made by its
-    depthwise_initializer) gets the one initializer its config names for no other variable.
+    `recurrent_initializer`. A class that names its variable otherwise (DepthwiseConv2D's
+    `kernel`, made by its depthwise_initializer) gets the one initializer the config names
+    for none of the layer's `others` variables.
     """
-    if layer is None:
-        return None, "no layer of the model owns this variable, so no initializer is known"
-    config = _config_of(layer)
     for key in _initializer_keys(name):
-        found = describe_initializer(getattr(layer, key, None)) or describe_initializer(
-            config.get(key)
-        )
+        found = describe_initializer(config.get(key))
         if found is not None:
-            return found, None
-    claimed = {
-        k for v in compat.own_variables(layer) if v.name != name for k in _initializer_keys(v.name)
-    }
-    spare = [
-        k
-        for k, v in config.items()
-        if k.endswith("_initializer") and v is not None and k not in claimed
-    ]
+            return found, ""
+    claimed = {key for other in others for key in _initializer_keys(other)}
+    spare = [k for k, v in config.items() if k.endswith("_initializer") and v and k not in claimed]
     if len(spare) == 1:
         found = describe_initializer(config[spare[0]])
         if found is not None:
-            return found, None
+            return found, ""
     which = f" (only {' and '.join(spare)}: which one made it is ambiguous)" if spare else ""
-    return None, (
-        f"no initializer is known: {type(layer).__name__} '{layer.name}' did not make "
-        f"'{name}' with add_weight(initializer=...) while kinit watched, and its config "
-        f"names no {_initializer_keys(name)[0]}{which}"
-    )
+    return None, f"names no {_initializer_keys(name)[0]}{which}"
 
 
 def _initializer_keys(name: str) -> list[str]:

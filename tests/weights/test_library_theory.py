@@ -91,7 +91,7 @@ def test_owned_initializer_reads_the_innermost_layers_config(tmp_path):
     its own layer's, nested ones included, by Keras's `<name>_initializer` convention."""
     import keras
 
-    from kinit_cli.model.variables import owned_initializer, weight_infos
+    from kinit_cli.model.variables import config_initializer, owned_initializer, weight_infos
 
     inputs = keras.Input((4, 8))
     x = keras.layers.MultiHeadAttention(2, 4, kernel_initializer="he_uniform")(inputs, inputs)
@@ -105,6 +105,16 @@ def test_owned_initializer_reads_the_innermost_layers_config(tmp_path):
     assert made["depthwise_conv1d/kernel"] == "Orthogonal"  # its depthwise_initializer
     assert made["batch_normalization/moving_variance"] == "Ones"
     assert None not in made.values()
+    # The same from a config as config.json holds it (serialized, module and all).
+    saved = keras.saving.serialize_keras_object(
+        keras.layers.DepthwiseConv2D(
+            3, depthwise_initializer=keras.initializers.RandomNormal(0, 0.3)
+        )
+    )
+    assert config_initializer(saved["config"], "kernel", ["bias"]) == (
+        {"class_name": "RandomNormal", "config": {"mean": 0, "stddev": 0.3}},
+        "",
+    )
     # A layer that names no initializer for a variable says so, in one line.
     layer = keras.layers.Dense(2)
     layer.build((3,))
