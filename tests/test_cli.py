@@ -178,7 +178,8 @@ def test_failing_plugin_is_named(runner, write):
     assert result.stderr.strip() == (
         f"error: {plugin}:1: plugin 'exploding.py' failed to import: ModuleNotFoundError: "
         "No module named "
-        "'nonexistent_dependency_xyz' (run with --debug for the traceback)"
+        "'nonexistent_dependency_xyz'; if it is a library, install it: pip install "
+        "nonexistent-dependency-xyz (run with --debug for the traceback)"
     )
 
 

@@ -20,7 +20,8 @@ from kinit_cli.config import source
 from kinit_cli.errors import KinitError, ModelFileError, UntrustedCode, keras_message
 from kinit_cli.model import footprint
 from kinit_cli.model.prepared import Checked, Prepared
-from kinit_cli.model.variables import WeightInfo, weight_infos
+from kinit_cli.model.variables import WeightInfo, recording_weights, weight_infos
+from kinit_cli.registry.plugins import how_to_load
 from kinit_cli.runtime import compat
 from kinit_cli.runtime.imports import keras
 from kinit_cli.runtime.recursion import mappings_in, room_for
@@ -75,25 +76,21 @@ def read_keras(path: Path, kind: str, source: str, unsafe: bool = False) -> Load
 
 def _read_keras(path: Path, config: dict[str, Any], kind: str, source: str, unsafe: bool) -> Loaded:
     notes: list[str] = []
-    read = _read_without_rebuild(path, config, safe_mode=True)
+    with recording_weights() as records:
+        read = _read_without_rebuild(path, config, safe_mode=True)
     if read is not None:
         model, stored = read
-        return Loaded(kind, source, model, weight_infos(model), stored=stored)
+        return Loaded(kind, source, model, weight_infos(model, records), stored=stored)
     try:
-        model = keras().saving.load_model(path, safe_mode=True)
+        with recording_weights() as records:
+            model = keras().saving.load_model(path, safe_mode=True)
     except Exception as exc:
         code = _code_in(exc)
         if code is None:
             missing = unknown_classes(path)
             if missing:
                 # A matter of leave, as for the same model read through its run: exit 2.
-                raise UntrustedCode(
-                    f"cannot load {path}: its model uses {', '.join(missing)}, which no loaded "
-                    "plugin defines (kinit imports no code a file names); load the plugin that "
-                    "defines them with --plugin FILE",
-                    [],
-                    missing,
-                ) from exc
+                raise UntrustedCode(unknown_message(path, missing), [], list(missing)) from exc
             raise KinitError(
                 f"cannot load {path}: {keras_message(exc)}. If it uses plugin objects, load the "
                 "plugin with --plugin."
@@ -109,15 +106,19 @@ def _read_keras(path: Path, config: dict[str, Any], kind: str, source: str, unsa
             f"--unsafe-deserialization: {path} holds {code}, and Keras loaded its Python code, "
             "which runs whenever the model is called"
         )
-        read = _read_without_rebuild(path, config, safe_mode=False)
+        with recording_weights() as records:
+            read = _read_without_rebuild(path, config, safe_mode=False)
         if read is not None:
             model, stored = read
-            return Loaded(kind, source, model, weight_infos(model), stored=stored, notes=notes)
+            return Loaded(
+                kind, source, model, weight_infos(model, records), stored=stored, notes=notes
+            )
         try:
-            model = keras().saving.load_model(path, safe_mode=False)
+            with recording_weights() as records:
+                model = keras().saving.load_model(path, safe_mode=False)
         except Exception as again:
             raise KinitError(f"cannot load {path}: {keras_message(again)}") from again
-    return Loaded(kind, source, model, weight_infos(model), notes=notes)
+    return Loaded(kind, source, model, weight_infos(model, records), notes=notes)
 
 
 def read_by_path(
@@ -192,19 +193,17 @@ def _by_path_info(name: str, dataset: Any, record: dict[str, dict[str, Any]]) ->
     )
 
 
-def unknown_classes(path: Path) -> list[str]:
+def unknown_classes(path: Path) -> dict[str, str]:
     """The classes a .keras file's config.json names from outside Keras that nothing has
-    registered (by their registered names): what it needs a plugin for. Walked without
-    recursion, so any depth of nesting is read."""
-    import zipfile
-
+    registered, by their registered names, each with the module it came from: what it needs
+    a plugin for. Walked without recursion, so any depth of nesting is read."""
     try:
         with zipfile.ZipFile(path) as archive:
             stack = [json.loads(archive.read("config.json"))]
     except (KeyError, ValueError, RecursionError, zipfile.BadZipFile):
-        return []
+        return {}
     known = keras().saving.get_custom_objects()
-    out = []
+    out: dict[str, str] = {}
     while stack:
         node = stack.pop()
         if isinstance(node, dict):
@@ -212,11 +211,26 @@ def unknown_classes(path: Path) -> list[str]:
             if isinstance(module, str) and isinstance(name, str):
                 name = node.get("registered_name") or name
                 if module.split(".")[0] != "keras" and name not in known:
-                    out.append(str(name))
+                    out.setdefault(str(name), module)
             stack += reversed(list(node.values()))
         elif isinstance(node, list):
             stack += reversed(node)
-    return list(dict.fromkeys(out))
+    return out
+
+
+def unknown_message(path: Path, missing: dict[str, str]) -> str:
+    """The classes a file needs (class -> module), and how to load each module's package."""
+    named = ", ".join(
+        f"{name.split('>')[-1]} (module {module})" for name, module in missing.items()
+    )
+    packages: dict[str, str] = {}  # one hint per top-level package
+    for module in missing.values():
+        packages.setdefault(module.split(".")[0], module)
+    hints = "; ".join(how_to_load(module) for module in packages.values())
+    return (
+        f"cannot load {path}: its model uses {named}, which no loaded plugin or library "
+        f"defines (kinit imports no code a file names); {hints}"
+    )
 
 
 def _code_in(exc: BaseException) -> str | None:

@@ -8,10 +8,11 @@ call during a build and names variables by the model's structure instead.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import inspect
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,6 +38,7 @@ class WeightInfo:
     variable: Any = field(repr=False, compare=False, default=None)
     loaded_from: str | None = None  # 'source.keras:layer/variable' when init_from filled it
     loaded_sha256: str | None = None  # SHA-256 of the source's values it was filled with
+    unknown: str | None = None  # why no initializer is known, where none is
 
     @property
     def size(self) -> int:
@@ -97,6 +99,16 @@ def describe_initializer(initializer: Any) -> dict[str, Any] | None:
     configs as Keras's (RandomNormal, Zeros, ...), so their record resolves to the same theory.
     """
     k = keras()
+    if initializer is None:
+        return None
+    if isinstance(initializer, dict):  # a config's serialized form: {class_name, config, ...}
+        try:
+            initializer = k.initializers.get(copy.deepcopy(initializer))
+        except Exception:  # a class nothing here defines: its name and parameters still tell
+            name = initializer.get("registered_name") or initializer.get("class_name")
+            if not isinstance(name, str):
+                return None
+            return {"class_name": name, "config": dict(initializer.get("config") or {})}
     if isinstance(initializer, str):
         try:
             initializer = k.initializers.get(initializer)
@@ -271,43 +283,113 @@ def untracked_message(layer: Any, attributes: list[str]) -> str:
 def weight_infos(model: Any, records: dict[int, tuple[Any, Any]] | None = None) -> list[WeightInfo]:
     """Every variable of `model` once, with its layers and the initializer that made it.
 
-    `records` (from recording_weights) are exact; without them (a model loaded from a
-    file) the owning layer's `<name>_initializer` attribute is used, Keras's convention.
+    `records` (from recording_weights) are exact; for a variable they lack, the layer that
+    owns it (the innermost, for sub-layers a class makes itself) is asked by Keras's
+    convention: its `<name>_initializer` attribute or config key (owned_initializer).
     """
     users: dict[int, list[str]] = {}
-    owners: dict[int, Any] = {}
     for layer in model.layers:
         for v in layer.weights:
             names = users.setdefault(id(v), [])
-            owners.setdefault(id(v), layer)
             if layer.name not in names:
                 names.append(layer.name)
+    owners = _owners(model)
     paths = variable_paths(model)
     infos, seen = [], set()
     for v in model.weights:
         if id(v) in seen:
             continue
         seen.add(id(v))
+        unknown = None
         if records is not None and id(v) in records:
             init = describe_initializer(records[id(v)][1])
         else:
-            init = _attribute_initializer(owners.get(id(v)), v.name)
+            init, unknown = owned_initializer(owners.get(id(v)), v.name)
         path = paths.get(id(v)) or v.path.removeprefix(f"{model.name}/")
         infos.append(
             WeightInfo(
-                path, tuple(v.shape), str(v.dtype), bool(v.trainable), init, users.get(id(v), []), v
+                path,
+                tuple(v.shape),
+                str(v.dtype),
+                bool(v.trainable),
+                init,
+                users.get(id(v), []),
+                v,
+                unknown=unknown,
             )
         )
     return infos
 
 
-def _attribute_initializer(layer: Any, name: str) -> dict[str, Any] | None:
-    """`kernel` -> layer.kernel_initializer; `recurrent_kernel` -> recurrent_initializer."""
-    for attr in (f"{name}_initializer", f"{name.removesuffix('_kernel')}_initializer"):
-        initializer = getattr(layer, attr, None)
-        if initializer is not None:
-            return describe_initializer(initializer)
-    return None
+def _owners(model: Any) -> dict[int, Any]:
+    """id(variable) -> the layer that made it: the innermost one holding it as its own."""
+    owners: dict[int, Any] = {}
+    for layer in compat.all_layers(model):
+        for v in compat.own_variables(layer):
+            owners.setdefault(id(v), layer)
+    return owners
+
+
+def owned_initializer(layer: Any, name: str) -> tuple[dict[str, Any] | None, str | None]:
+    """(the initializer of `layer`'s variable `name`, None), or (None, why none is known):
+    the layer's `<name>_initializer` attribute, else what its config names
+    (config_initializer)."""
+    if layer is None:
+        return None, "no layer of the model owns this variable, so no initializer is known"
+    for key in _initializer_keys(name):
+        found = describe_initializer(getattr(layer, key, None))
+        if found is not None:
+            return found, None
+    others = [v.name for v in compat.own_variables(layer) if v.name != name]
+    found, lacks = config_initializer(_config_of(layer), name, others)
+    if found is not None:
+        return found, None
+    return None, (
+        f"no initializer is known: {type(layer).__name__} '{layer.name}' did not make "
+        f"'{name}' with add_weight(initializer=...) while kinit watched, and its config {lacks}"
+    )
+
+
+def config_initializer(
+    config: dict[str, Any], name: str, others: Sequence[str] = ()
+) -> tuple[dict[str, Any] | None, str]:
+    """The initializer a layer's config (get_config()'s, or config.json's) names for its
+    variable `name`, as `{class_name, config}`; else (None, what the config lacks).
+
+    Keras's convention, which libraries follow: `kernel` -> `kernel_initializer`,
+    `embeddings` -> `embeddings_initializer`, `moving_mean` -> `moving_mean_initializer`,
+    `depthwise_kernel` -> `depthwise_initializer`, `recurrent_kernel` ->
+    `recurrent_initializer`. A class that names its variable otherwise (DepthwiseConv2D's
+    `kernel`, made by its depthwise_initializer) gets the one initializer the config names
+    for none of the layer's `others` variables.
+    """
+    for key in _initializer_keys(name):
+        found = describe_initializer(config.get(key))
+        if found is not None:
+            return found, ""
+    claimed = {key for other in others for key in _initializer_keys(other)}
+    spare = [k for k, v in config.items() if k.endswith("_initializer") and v and k not in claimed]
+    if len(spare) == 1:
+        found = describe_initializer(config[spare[0]])
+        if found is not None:
+            return found, ""
+    which = f" (only {' and '.join(spare)}: which one made it is ambiguous)" if spare else ""
+    return None, f"names no {_initializer_keys(name)[0]}{which}"
+
+
+def _initializer_keys(name: str) -> list[str]:
+    """The config keys Keras's convention gives a variable's initializer."""
+    return list(
+        dict.fromkeys((f"{name}_initializer", f"{name.removesuffix('_kernel')}_initializer"))
+    )
+
+
+def _config_of(layer: Any) -> dict[str, Any]:
+    try:
+        config = layer.get_config()
+    except Exception:  # user code: a broken get_config only loses this fallback
+        return {}
+    return config if isinstance(config, dict) else {}
 
 
 def digest(array: np.ndarray) -> str:

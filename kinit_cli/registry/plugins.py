@@ -180,6 +180,52 @@ def _entry_point_sources() -> list[tuple[str, Callable[[], str]]]:
     return sources
 
 
+# Import names whose distribution pip knows by another name.
+_DISTRIBUTIONS = {
+    "cv2": "opencv-python",
+    "PIL": "pillow",
+    "sklearn": "scikit-learn",
+    "skimage": "scikit-image",
+    "yaml": "pyyaml",
+}
+
+
+def pip_command(module: str) -> str:
+    """`pip install DIST` for the package that provides `module`: the installed distribution's
+    name where Python knows it, else the import name as pip spells it (`keras_hub` ->
+    `keras-hub`)."""
+    top = module.split(".")[0]
+    found = importlib.metadata.packages_distributions().get(top)
+    return f"pip install {found[0] if found else _DISTRIBUTIONS.get(top, top.replace('_', '-'))}"
+
+
+def is_installed(module: str) -> bool:
+    """Whether the top-level package of `module` can be imported here (nothing is imported)."""
+    try:
+        return importlib.util.find_spec(module.split(".")[0]) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def how_to_load(module: str) -> str:
+    """How to make the classes a saved model took from `module` known: the --plugin that
+    imports its top-level package, and the pip command first where it is not installed."""
+    top = module.split(".")[0]
+    if top == "__main__":
+        return (
+            "the script that saved the model defined it: load that script, or a file with "
+            "the same classes, with --plugin FILE.py"
+        )
+    if is_installed(top):
+        return f"load it with --plugin {top}"
+    if "." in module:  # a package's module: a library
+        return f"{top} is not installed here: {pip_command(top)}, then add --plugin {top}"
+    return (
+        f"load the file that defines it with --plugin {top}.py (or, if {top} is a library, "
+        f"{pip_command(top)} and add --plugin {top})"
+    )
+
+
 def _describe_source(obj: Any) -> str:
     module = getattr(obj, "__module__", "?")
     return f"plugin '{PLUGIN_ORIGINS.get(module, module)}'"
@@ -197,7 +243,8 @@ def _import_module(spec: str, module: str) -> str:
         if exc.name and (module == exc.name or module.startswith(exc.name + ".")):
             raise PluginError(
                 f"plugin '{spec}': no module named '{exc.name}'. Give an importable module "
-                "name, or a path to a .py file (relative to the config file's folder).",
+                "name, or a path to a .py file (relative to the config file's folder)"
+                f"{_install_hint(exc.name)}.",
                 plugin=spec,
             ) from exc
         raise _import_failure(spec, exc) from exc
@@ -365,12 +412,21 @@ def _load_entry_point(ep: importlib.metadata.EntryPoint, label: str) -> str:
 
 def _import_failure(spec: str, exc: BaseException, path: Path | None = None) -> PluginError:
     """One message: where in the plugin it failed, what, and the Keras 3 spelling of a
-    Keras 2 API when that is what failed."""
+    Keras 2 API when that is what failed; for a library it needs, the pip command."""
+    missing = exc.name if isinstance(exc, ModuleNotFoundError) else None
     return PluginError(
         f"{_failing_line(exc, path)}plugin '{spec}' failed to import: {type(exc).__name__}: "
-        f"{explained(exc)}{_DEBUG_HINT}",
+        f"{explained(exc)}{_install_hint(missing)}{_DEBUG_HINT}",
         plugin=spec,
     )
+
+
+def _install_hint(missing: str | None) -> str:
+    """'; if it is a library, install it: pip install X' for a top-level package that is
+    not installed; nothing for a submodule of one that is."""
+    if not missing or is_installed(missing):
+        return ""
+    return f"; if it is a library, install it: {pip_command(missing)}"
 
 
 def _failing_line(exc: BaseException, path: Path | None) -> str:

@@ -71,7 +71,7 @@ def check(
         origin = provenance[w.path]
         if origin.kind in (FRESH, SAVED):
             measured = report[w.path].stats.moments
-            out[w.path] = verdict.check(w.initializer, arrays[w.path], measured)
+            out[w.path] = _against_theory(w, arrays[w.path], measured)
         elif origin.kind == LOADED:
             out[w.path] = _loaded(w, report[w.path].stats)
         elif origin.kind == TRAINED and rebuilt is not None and initial is not None:
@@ -135,7 +135,18 @@ def _initial(
             "the initial values rebuilt from the run's config and seed differ from "
             "weights-init.json (SHA-256), so they are not the run's"
         )
-    return verdict.check(weight.initializer, fresh)
+    return _against_theory(weight, fresh)
+
+
+def _against_theory(
+    weight: Any, array: np.ndarray, measured: stats.Moments | None = None
+) -> verdict.Verdict:
+    """The theory check, or NO THEORY saying why no initializer is known for the variable."""
+    found = verdict.check(weight.initializer, array, measured)
+    why = getattr(weight, "unknown", None)
+    if weight.initializer is None and why:
+        return verdict.Verdict(found.status, None, found.observed, [why])
+    return found
 
 
 def _not_checkable(reason: str) -> verdict.Verdict:

@@ -289,9 +289,10 @@ def test_a_keras_file_names_the_classes_it_needs_a_plugin_for(runner, plugin_run
     # Exit 2, as for the same model read through its run: a matter of leave, not a failure.
     assert (result.exit_code, result.stderr) == (
         2,
-        f"error: cannot load {model}: its model uses layers>MyDense, which no loaded plugin "
-        "defines (kinit imports no code a file names); load the plugin that defines them with "
-        "--plugin FILE\n",
+        f"error: cannot load {model}: its model uses MyDense (module layers), which no loaded "
+        "plugin or library defines (kinit imports no code a file names); load the file that "
+        "defines it with --plugin layers.py (or, if layers is a library, pip install layers "
+        "and add --plugin layers)\n",
     )
     mine = tmp_path / "mine" / "layers.py"  # the file the class was registered from, by name
     mine.parent.mkdir()

@@ -181,7 +181,8 @@ def test_same_registered_key_from_two_plugins_is_refused(write):
             "no_such_module_kinit",
             "plugin 'no_such_module_kinit': no module named "
             "'no_such_module_kinit'. Give an importable module name, or a "
-            "path to a .py file (relative to the config file's folder).",
+            "path to a .py file (relative to the config file's folder); if it is a library, "
+            "install it: pip install no-such-module-kinit.",
         ),
         (
             "raising_plugin.py",
