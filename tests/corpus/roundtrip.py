@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from kinit_cli.cli import cli
 from kinit_cli.model.sources import prepare
 
@@ -51,6 +53,10 @@ def _connections(model: Any) -> list[list[str]]:
 
 
 def _unnamed(value: Any) -> Any:
+    """A config with names left out, and floats as the float32 Keras computes with
+    (export writes a float32 value in its shortest form: 3291.8906 for 3291.890625)."""
+    if isinstance(value, float):
+        return float(np.float32(value))
     if isinstance(value, dict):
         return {k: _unnamed(v) for k, v in value.items() if k not in NAMES}
     if isinstance(value, list | tuple):
