@@ -57,7 +57,7 @@ def read(path: Path, kind: str, source: str) -> FileLoaded | None:
     when a layer (or an initializer) is not one of Keras's own that model.builtin_layers
     knows, or the file stores other variables than the config implies: Keras reads it."""
     saved.check_archive(path)
-    config = saved.read_config(path)
+    config = saved.check_contents(path)  # every declared size, before any value is read
     planned = _plan(config)
     if planned is None:
         return None

@@ -112,8 +112,14 @@ def start_worker(index: int, ports: list[int], out: Path, *args: str) -> subproc
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env={**os.environ, "TF_CONFIG": json.dumps(tf_config), "TMPDIR": str(scratch)},
+        env={**quiet_env(), "TF_CONFIG": json.dumps(tf_config), "TMPDIR": str(scratch)},
     )  # fmt: skip
+
+
+def quiet_env() -> dict[str, str]:
+    """This environment without the TensorFlow log level an in-process test may have left
+    (kinit sets its own only where none is set): the workers log as a user's would."""
+    return {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
 
 
 @contextmanager
