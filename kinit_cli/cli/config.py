@@ -160,7 +160,8 @@ def export_config(model_file: str, output: str | None, overwrite: bool) -> None:
     from kinit_cli.model import export
     from kinit_cli.output import render
 
-    content = export.text(export.export(Path(model_file)), Path(model_file))
+    source = Path(model_file)
+    content = export.text(export.export(source), source, export.own_classes(source))
     if output is None:
         click.echo(content, nl=False)
         return

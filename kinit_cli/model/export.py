@@ -14,6 +14,7 @@ import copy
 import importlib
 import importlib.util
 import re
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -138,8 +139,31 @@ def _holds_lambda(node: Any) -> bool:
     return False
 
 
-def text(config: dict[str, Any], source: Path) -> str:
-    """The config as a YAML file, with a first line that says where it came from."""
+def own_classes(path: Path) -> dict[str, str]:
+    """The classes of a saved model that neither Keras nor an installed library defines
+    (class -> the module the saving script defined it in): what `plugins:` must load."""
+    out: dict[str, str] = {}
+    libraries = plugins(saved := read_config(path))
+    for node in _mappings(saved):
+        module, name = node.get("module"), node.get("class_name")
+        if not isinstance(module, str) or not isinstance(name, str):
+            continue
+        top = module.split(".")[0]
+        if top not in ("keras", "builtins") and top not in libraries:
+            out.setdefault(_class_name(node), module)
+    return out
+
+
+def text(config: dict[str, Any], source: Path, own: dict[str, str] | None = None) -> str:
+    """The config as a YAML file, with a first line that says where it came from; `own`
+    (own_classes) names the classes a plugin must define, and their modules."""
+    if own:
+        named = ", ".join(f"{name} (module {module})" for name, module in own.items())
+        return (
+            f"# Written by kinit export-config from {source}. Not Keras's: {named}; add the\n"
+            "# file that defines them under plugins: (or load it with --plugin), and data:\n"
+            "# for what to train it on.\n" + dump(config)
+        )
     if config.get("plugins"):
         return (
             f"# Written by kinit export-config from {source}. Its plugins: are the libraries\n"
@@ -243,7 +267,8 @@ def _call(node: dict[str, Any], several: set[str]) -> dict[str, Any]:
     """A node's arguments as an entry's `inputs` (its first argument, where that is a
     structure of tensors), `args` (the other positional ones) and `kwargs`."""
     args = list(node.get("args") or [])
-    kwargs = node.get("kwargs") or {}
+    # Keras records `mask=None` for every layer that supports masking: the default.
+    kwargs = {k: v for k, v in (node.get("kwargs") or {}).items() if (k, v) != ("mask", None)}
     out: dict[str, Any] = {}
     if args and _only_tensors(args[0]):
         out["inputs"] = _argument(args.pop(0), several, bare=True)
@@ -328,7 +353,7 @@ def _layer(layer: dict[str, Any], named: bool = True) -> dict[str, Any]:
     """A serialized layer as a spec; `named`: its config keeps the layer's name. A Keras
     model used as a layer keeps the config Keras wrote, which its from_config reads."""
     if _keras_model(layer):  # its name too: Keras's from_config requires one
-        return {"class_name": _class_name(layer), "config": copy.deepcopy(layer["config"])}
+        return {"class_name": _class_name(layer), "config": _unshared(layer["config"])}
     spec = {"class_name": _class_name(layer), "config": _plain(layer.get("config") or {})}
     if not named:
         spec["config"].pop("name", None)
@@ -336,6 +361,31 @@ def _layer(layer: dict[str, Any], named: bool = True) -> dict[str, Any]:
         if isinstance(value, dict) and _module_of(key, "layers") != "layers":
             spec["config"][key] = _lean(value, _module_of(key, "layers"))
     return _lean(spec, "layers")
+
+
+def _unshared(config: dict[str, Any]) -> dict[str, Any]:
+    """A copy of a nested model's config with its `shared_object_id`s (memory addresses of
+    the saving process) numbered 1, 2, ... as the walk meets them: one that occurs once
+    ties nothing together and goes; the others mark an object used twice, as before. The
+    same model then exports to the same text."""
+    config = copy.deepcopy(config)
+    found: list[dict[str, Any]] = []
+    stack: list[Any] = [config]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if "shared_object_id" in node:
+                found.append(node)
+            stack += node.values()
+        elif isinstance(node, list):
+            stack += node
+    counts = Counter(node["shared_object_id"] for node in found)
+    numbers: dict[Any, int] = {}
+    for node in found:
+        key = node.pop("shared_object_id")
+        if counts[key] > 1:
+            node["shared_object_id"] = numbers.setdefault(key, len(numbers) + 1)
+    return config
 
 
 def _keras_model(serialized: dict[str, Any]) -> bool:

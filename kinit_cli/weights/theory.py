@@ -130,6 +130,15 @@ def _resolve(initializer: Any) -> tuple[Any, str]:
         record = isinstance(initializer, dict)
         obj = k.initializers.get(copy.deepcopy(initializer) if record else initializer)
     except Exception as exc:  # a plugin's constructor may raise anything
+        if "Could not interpret initializer identifier" in str(exc) and ">" not in str(
+            initializer.get("class_name") if isinstance(initializer, dict) else initializer
+        ):
+            # A function of the layer's own code (LSTM's unit_forget_bias bias_initializer):
+            # Keras's message repeats the record; say what it means.
+            return None, (
+                f"{_label(initializer)} is not an initializer Keras can make again (a "
+                "function of the layer's own code), so no theory describes its values"
+            )
         return None, f"cannot resolve the initializer {_label(initializer)}: {exc}"
     if not isinstance(obj, k.initializers.Initializer):
         return None, f"{_label(initializer)} is not an Initializer, so it has no theory"

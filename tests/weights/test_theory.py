@@ -490,3 +490,13 @@ def test_empty_variables():
     assert check("glorot_uniform", np.zeros((0, 3), np.float32)).reasons == ["no values to test"]
     assert check("zeros", np.zeros((0, 3), np.float32)).status == "PASS"
     assert check("orthogonal", np.zeros((4, 0), np.float32)).status == "PASS"
+
+
+def test_a_function_of_a_layers_own_code_has_no_theory_said_plainly():
+    # LSTM's unit_forget_bias draws its bias with a local function named bias_initializer.
+    found, why = theory.theory_with_reason({"class_name": "bias_initializer", "config": {}}, (16,))
+    assert found is None
+    assert why == (
+        "'bias_initializer' is not an initializer Keras can make again (a function of the "
+        "layer's own code), so no theory describes its values"
+    )
