@@ -93,14 +93,16 @@ def test_owned_initializer_reads_the_innermost_layers_config(tmp_path):
 
     from kinit_cli.model.variables import config_initializer, owned_initializer, weight_infos
 
+    layers = keras.layers
     inputs = keras.Input((4, 8))
-    x = keras.layers.MultiHeadAttention(2, 4, kernel_initializer="he_uniform")(inputs, inputs)
-    x = keras.layers.LayerNormalization(gamma_initializer="ones")(x)
-    x = keras.layers.DepthwiseConv1D(3, depthwise_initializer="orthogonal")(x)
-    model = keras.Model(inputs, keras.layers.BatchNormalization()(x))
+    mha = layers.MultiHeadAttention(2, 4, kernel_initializer="he_uniform", name="mha")
+    x = mha(inputs, inputs)
+    x = layers.LayerNormalization(gamma_initializer="ones", name="layer_normalization")(x)
+    x = layers.DepthwiseConv1D(3, depthwise_initializer="orthogonal", name="depthwise_conv1d")(x)
+    model = keras.Model(inputs, layers.BatchNormalization(name="batch_normalization")(x))
     made = {w.path: (w.initializer or {}).get("class_name") for w in weight_infos(model)}
-    assert made["multi_head_attention/query/kernel"] == "HeUniform"
-    assert made["multi_head_attention/attention_output/bias"] == "Zeros"
+    assert made["mha/query/kernel"] == "HeUniform"
+    assert made["mha/attention_output/bias"] == "Zeros"
     assert made["layer_normalization/gamma"] == "Ones"
     assert made["depthwise_conv1d/kernel"] == "Orthogonal"  # its depthwise_initializer
     assert made["batch_normalization/moving_variance"] == "Ones"
