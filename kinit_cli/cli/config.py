@@ -160,8 +160,7 @@ def export_config(model_file: str, output: str | None, overwrite: bool) -> None:
     from kinit_cli.model import export
     from kinit_cli.output import render
 
-    source = Path(model_file)
-    content = export.text(export.export(source), source, export.own_classes(source))
+    content = export.document(Path(model_file))
     if output is None:
         click.echo(content, nl=False)
         return

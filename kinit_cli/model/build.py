@@ -244,7 +244,9 @@ def _local_name(class_name: str, taken: set[str]) -> str:
 
 
 def snake_case(name: str) -> str:
-    """Keras's own rule: SimpleDense -> simple_dense, LSTM -> lstm, SimpleRNN -> simple_rnn."""
+    """Keras's own rule (keras.src.utils.naming.to_snake_case): SimpleDense -> simple_dense,
+    LSTM -> lstm, SimpleRNN -> simple_rnn."""
+    name = re.sub(r"\W+", "", name)
     name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
     return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
 

@@ -43,6 +43,18 @@ NESTED = {
 
 def export(path: Path) -> dict[str, Any]:
     """The kinit config (name, model, compile) that rebuilds the model saved at `path`."""
+    return _config(path, _saved(path))
+
+
+def document(path: Path) -> str:
+    """export-config's YAML for the model saved at `path`: the config, with a header naming
+    the classes a plugin must define (config.json read once)."""
+    saved = _saved(path)
+    return text(_config(path, saved), path, own_classes(saved))
+
+
+def _saved(path: Path) -> dict[str, Any]:
+    """config.json of the saved model at `path`; UsageError for what is not one."""
     if path.is_dir() or path.suffix != ".keras":
         hint = (
             f"; a run directory has its config already: {path / 'config.yaml'}"
@@ -53,7 +65,10 @@ def export(path: Path) -> dict[str, Any]:
     if not path.exists():
         raise UsageError(f"{path} does not exist")
     check_archive(path)
-    saved = read_config(path)
+    return read_config(path)
+
+
+def _config(path: Path, saved: dict[str, Any]) -> dict[str, Any]:
     if holders := python_code(saved):
         raise UsageError(
             f"{path} holds Python code a config cannot carry (a lambda, saved as compiled "
@@ -126,24 +141,16 @@ def _name_of(layer: Any) -> str:
 
 
 def _holds_lambda(node: Any) -> bool:
-    """Whether `node` holds `{class_name: __lambda__}` anywhere, walked without recursion."""
-    stack = [node]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, dict):
-            if node.get("class_name") == "__lambda__":
-                return True
-            stack += node.values()
-        elif isinstance(node, list):
-            stack += node
-    return False
+    """Whether `node` holds `{class_name: __lambda__}` anywhere."""
+    return any(m.get("class_name") == "__lambda__" for m in _mappings(node))
 
 
-def own_classes(path: Path) -> dict[str, str]:
-    """The classes of a saved model that neither Keras nor an installed library defines
-    (class -> the module the saving script defined it in): what `plugins:` must load."""
+def own_classes(saved: dict[str, Any]) -> dict[str, str]:
+    """The classes of a serialized model that neither Keras nor an installed library
+    defines (class -> the module the saving script defined it in): what `plugins:` must
+    load."""
     out: dict[str, str] = {}
-    libraries = plugins(saved := read_config(path))
+    libraries = plugins(saved)
     for node in _mappings(saved):
         module, name = node.get("module"), node.get("class_name")
         if not isinstance(module, str) or not isinstance(name, str):
@@ -369,16 +376,7 @@ def _unshared(config: dict[str, Any]) -> dict[str, Any]:
     ties nothing together and goes; the others mark an object used twice, as before. The
     same model then exports to the same text."""
     config = copy.deepcopy(config)
-    found: list[dict[str, Any]] = []
-    stack: list[Any] = [config]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, dict):
-            if "shared_object_id" in node:
-                found.append(node)
-            stack += node.values()
-        elif isinstance(node, list):
-            stack += node
+    found = [node for node in _mappings(config) if "shared_object_id" in node]
     counts = Counter(node["shared_object_id"] for node in found)
     numbers: dict[Any, int] = {}
     for node in found:

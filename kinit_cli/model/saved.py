@@ -65,11 +65,19 @@ class Loaded:
             yield w, self.array(w.variable)
 
 
-def read_keras(path: Path, kind: str, source: str, unsafe: bool = False) -> Loaded:
+def read_keras(
+    path: Path,
+    kind: str,
+    source: str,
+    unsafe: bool = False,
+    config: dict[str, Any] | None = None,
+) -> Loaded:
     """The model a .keras file holds and its weights; ModelFileError for a file that is not
-    one, or that holds Python code (a Lambda layer) when `unsafe` is not given."""
-    check_archive(path)
-    config = check_contents(path)
+    one, or that holds Python code (a Lambda layer) when `unsafe` is not given. `config`:
+    what check_contents returned for it already (each check made once)."""
+    if config is None:
+        check_archive(path)
+        config = check_contents(path)
     with room_for(mappings_in(config)):
         return _read_keras(path, config, kind, source, unsafe)
 

@@ -455,14 +455,16 @@ def read(
     if path.name.endswith(".weights.h5"):
         return _checkpoint(path, trust, by_path, requested)
     if path.suffix == ".keras":
+        saved.check_archive(path)
+        config = saved.check_contents(path)  # every declared size, before any value is read
         if files_only and not trust.plugins:
-            direct = weights_file.read(path, "model", str(path))
+            direct = weights_file.read(path, config, "model", str(path))
             if direct is not None:
                 return direct
         if requested and backend.started() is None:
             backend.use(requested)  # before the plugins import Keras
         trust.load_user()
-        return saved.read_keras(path, "model", str(path), trust.unsafe)
+        return saved.read_keras(path, "model", str(path), trust.unsafe, config)
     if path.suffix in config_mod.SUFFIXES:
         prepared = prepare(path, overrides, trust, own=own, requested=requested)
         built = prepared.built

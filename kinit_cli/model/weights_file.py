@@ -9,7 +9,6 @@ still inspected. Anything else (a plugin's layer, a nested model, a Lambda) goes
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -18,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from kinit_cli.errors import DeclaredSizeError
 from kinit_cli.model import builtin_layers, saved
+from kinit_cli.model.build import snake_case
 from kinit_cli.model.saved import Loaded
 from kinit_cli.model.variables import WeightInfo
 from kinit_cli.storage import bounded
@@ -52,17 +51,17 @@ class FileLoaded(Loaded):
         return self._open[1]
 
 
-def read(path: Path, kind: str, source: str) -> FileLoaded | None:
-    """`path`'s variables named from config.json, with their values left in the file; None
-    when a layer (or an initializer) is not one of Keras's own that model.builtin_layers
-    knows, or the file stores other variables than the config implies: Keras reads it."""
-    saved.check_archive(path)
-    config = saved.check_contents(path)  # every declared size, before any value is read
+def read(path: Path, config: dict[str, Any], kind: str, source: str) -> FileLoaded | None:
+    """`path`'s variables named from its `config` (config.json, as saved.check_contents
+    returns it once every declared size is checked), with their values left in the file;
+    None when a layer (or an initializer) is not one of Keras's own that
+    model.builtin_layers knows, or the file stores other variables than the config implies:
+    Keras reads it."""
     planned = _plan(config)
     if planned is None:
         return None
     with saved._weights_file(path) as store:
-        stored = _stored(path, store)
+        stored = _stored(store)
         expected = {w.variable for w in planned}
         if set(stored) != expected:
             return None  # nested layers, or a class that stores more than its table says
@@ -133,7 +132,7 @@ def _group_names(layers: list[dict[str, Any]]) -> list[str | None]:
         if isinstance(module, str) and module.startswith("keras.src.ops."):
             out.append(None)
             continue
-        name = _snake_case(str(entry.get("class_name")))
+        name = snake_case(str(entry.get("class_name")))
         if name in used:
             used[name] += 1
             name = f"{name}_{used[name]}"
@@ -143,30 +142,7 @@ def _group_names(layers: list[dict[str, Any]]) -> list[str | None]:
     return out
 
 
-def _snake_case(name: str) -> str:
-    """keras.src.utils.naming.to_snake_case."""
-    name = re.sub(r"\W+", "", name)
-    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
-    return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
-
-
-def _stored(path: Path, store: Any) -> dict[str, Any]:
-    """The model's datasets by name (the optimizer's left out), each checked to store what
-    it declares and to fit in memory by itself: they are read one at a time."""
-    found = {}
-    for name, dataset in bounded.datasets(store):
-        if name.startswith("optimizer/"):
-            continue
-        size = bounded.declared_bytes(dataset)
-        held = dataset.id.get_storage_size()
-        if size and dataset.compression is None and held < size:
-            raise DeclaredSizeError(
-                f"{path}: the dataset {name} declares {size:,} bytes but stores {held:,}; "
-                "the file is damaged or was not written by Keras",
-                str(path),
-                size,
-                held,
-            )
-        bounded.refuse_memory(path, f"its variable {name} declares {{size}}", size)
-        found[name] = dataset
-    return found
+def _stored(store: Any) -> dict[str, Any]:
+    """The model's datasets by name, the optimizer's left out (saved.check_contents has
+    checked that each stores what it declares)."""
+    return {n: d for n, d in bounded.datasets(store) if not n.startswith("optimizer/")}

@@ -2,17 +2,10 @@
 
 from __future__ import annotations
 
-import keras
 import pytest
 
 from tests.corpus.published import APPLICATIONS
 from tests.corpus.roundtrip import assert_no_failure, assert_same_architecture, round_trip
-
-
-@pytest.fixture(autouse=True)
-def _fresh_session():
-    yield
-    keras.backend.clear_session()
 
 
 @pytest.mark.slow

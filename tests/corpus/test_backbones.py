@@ -3,18 +3,11 @@ themselves from registered layers. Exported in the one-class form with their plu
 
 from __future__ import annotations
 
-import keras
 import pytest
 import yaml
 
 from tests.corpus.published import BACKBONES
 from tests.corpus.roundtrip import assert_no_failure, round_trip
-
-
-@pytest.fixture(autouse=True)
-def _fresh_session():
-    yield
-    keras.backend.clear_session()
 
 
 @pytest.mark.slow

@@ -219,7 +219,7 @@ def test_a_tutorial_layer_exports_to_a_config_that_builds(write, tmp_path):
     keras.saving.get_custom_objects().pop("myscript>Linear")
     config = export.export(tmp_path / "lin.keras")
     assert config["model"]["layers"][0] == {"class_name": "Linear", "config": {"units": 16}}
-    header = export.text(config, tmp_path / "lin.keras", export.own_classes(tmp_path / "lin.keras"))
+    header = export.document(tmp_path / "lin.keras")
     assert header.splitlines()[0].endswith("Not Keras's: Linear (module tut_layers); add the")
     text = "plugins: [tut_layers.py]\n" + config_mod.dump(config)
     built = prepare(write("lin.yaml", text)).built

@@ -12,7 +12,7 @@ import keras
 import numpy as np
 import pytest
 
-from kinit_cli.model import builtin_layers, weights_file
+from kinit_cli.model import builtin_layers, saved, weights_file
 from kinit_cli.model.variables import describe_initializer
 from kinit_cli.weights import report, theory
 from kinit_cli.weights.builtin_initializers import builtin
@@ -236,7 +236,7 @@ def test_a_class_outside_the_table_is_read_through_keras(tmp_path):
     inner = keras.Sequential([L.Dense(3)], name="inner")
     path = tmp_path / "nested.keras"
     keras.Model(inputs, inner(inputs)).save(path)
-    assert weights_file.read(path, "model", str(path)) is None
+    assert weights_file.read(path, saved.read_config(path), "model", str(path)) is None
     loaded = report.inspect(str(path)).loaded
     assert loaded.model is not None
 
