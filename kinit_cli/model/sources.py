@@ -191,6 +191,10 @@ def prepare(
         withheld = trust.load_named(
             list(settings.plugins), config.base_dir, str(config.file), running=running
         )
+    if withheld and (examples := pack_names(settings)):
+        # kinit's own examples (Linear, SimpleDense) share the tutorials' names: a class of
+        # the plugin not imported would be built as the example, and its weights refused.
+        raise trust.refusal(str(config.file), withheld, examples)
     try:
         return _resolve(
             config, settings, loaded, trust, training, scope, init, callbacks, requested
@@ -294,6 +298,28 @@ def unresolved(settings: Settings) -> list[str]:
             if where[-1] == "class_name" and not _resolves(registry, name):
                 out.append(name)
     return list(dict.fromkeys(out))
+
+
+def pack_names(settings: Settings) -> list[str]:
+    """The `class_name`s of a config that one of kinit's own examples answers to: what a
+    plugin's class of the same name may be instead."""
+    registry = Registry()
+    out = []
+    for section in ("model", "compile"):
+        for where, name in _class_names(getattr(settings, section), (section,)):
+            if where[-1] == "class_name" and _an_example(registry, name):
+                out.append(name)
+    return list(dict.fromkeys(out))
+
+
+def _an_example(registry: Registry, name: str) -> bool:
+    for kind in KINDS:
+        try:
+            if registry.resolve(kind, name).pack:
+                return True
+        except KinitError:
+            continue
+    return False
 
 
 def _resolves(registry: Registry, name: str) -> bool:

@@ -509,3 +509,55 @@ def test_an_init_from_chain_longer_than_the_limit_is_refused(runner, write):
     assert str(raised.value) == expected
     result = runner.invoke(cli, ["validate", str(config)])
     assert (result.exit_code, result.stderr) == (2, f"error: {expected}\n")
+
+
+TUTORIAL_LINEAR = """\
+import pathlib
+import tensorflow as tf
+from tensorflow import keras
+
+pathlib.Path(__file__).with_name("SENTINEL").write_text("ran")
+
+
+class Linear(keras.layers.Layer):
+    def __init__(self, units=32):
+        super().__init__()
+        self.units = units
+
+    def build(self, input_shape):
+        self.w = self.add_weight(shape=(input_shape[-1], self.units), initializer="random_normal")
+        self.b = self.add_weight(shape=(self.units,), initializer="zeros")
+
+    def call(self, inputs):
+        return tf.nn.relu(tf.matmul(inputs, self.w) + self.b)
+"""
+
+
+@pytest.mark.slow
+def test_a_plugins_class_named_like_a_kinit_example_is_not_built_as_the_example(runner, tmp_path):
+    """The Keras guide's Linear in a run's own plugin, which the reader did not allow: kinit's
+    example of the same name (units=32) is not put in its place; the stored values are shown
+    by their paths, and the plugin never runs."""
+    (tmp_path / "tut.py").write_text(TUTORIAL_LINEAR)
+    (tmp_path / "c.yaml").write_text(
+        CONFIG.replace("MyDense", "Linear")
+        .replace("  callbacks: [{class_name: MyCb}]", "")
+        .replace(", callbacks: [{class_name: MyCb}]", "")
+    )
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(tmp_path)
+        trained = runner.invoke(cli, ["train", "c.yaml", "--plugin", "tut.py", "-o", "run", "-q"])
+    assert trained.exit_code == 0, trained.output
+    forget({"tut"})
+    (tmp_path / "SENTINEL").unlink()
+    result = runner.invoke(cli, ["inspect-weights", str(tmp_path / "run"), "--json"])
+    assert result.exit_code == 0, result.output
+    assert "its model uses Linear, which kinit cannot rebuild without them" in result.stderr
+    assert not (tmp_path / "SENTINEL").exists()
+    shapes = {v["path"]: v["shape"] for v in json.loads(result.stdout)["variables"]}
+    assert shapes == {
+        "linear/variable": [64, 8],
+        "linear/variable_1": [8],
+        "dense/kernel": [8, 10],
+        "dense/bias": [10],
+    }
